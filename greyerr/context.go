@@ -1,0 +1,8 @@
+package greyerr
+
+import "context"
+
+var (
+	errCanceled = context.Canceled
+	errDeadline = context.DeadlineExceeded
+)

@@ -1,0 +1,183 @@
+package task
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Type is the execution model of a task.
+type Type string
+
+// The task types of DESIGN §5.
+const (
+	// Stateless tasks run independently (the default).
+	Stateless Type = "stateless"
+	// Stateful tasks share a StateKey: one runs at a time per key, in order.
+	Stateful Type = "stateful"
+	// Pipeline tasks run when all tasks in DependsOn completed.
+	Pipeline Type = "pipeline"
+)
+
+// Priority bounds; higher runs first within a tenant.
+const (
+	MinPriority     = 0
+	MaxPriority     = 10
+	DefaultPriority = 5
+)
+
+// Constraints restrict where a task may run.
+type Constraints struct {
+	// Labels must all be present, with equal values, on the worker
+	// (e.g. gpu=true, tee=sgx).
+	Labels map[string]string `json:"labels,omitempty"`
+	// CPU is the requested CPU in cores (used for cost attribution).
+	CPU float64 `json:"cpu,omitempty"`
+	// MemoryMB is the requested memory in MiB.
+	MemoryMB int64 `json:"memory_mb,omitempty"`
+}
+
+// Satisfied reports whether a worker with labels may run a task with c.
+func (c Constraints) Satisfied(labels map[string]string) bool {
+	for k, v := range c.Labels {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Error is the error recorded for a failed attempt.
+type Error struct {
+	// Message says what went wrong.
+	Message string `json:"message"`
+	// Retryable says whether another attempt may succeed.
+	Retryable bool `json:"retryable"`
+	// Code is a short machine-readable class (timeout, lease_expired,
+	// dependency_failed, executor, unknown_kind, ...).
+	Code string `json:"code,omitempty"`
+}
+
+// Attempt records one execution attempt.
+type Attempt struct {
+	// N is the attempt number, from 1.
+	N int `json:"n"`
+	// WorkerID is the worker that held the lease.
+	WorkerID string `json:"worker_id"`
+	// LeasedAt is when the lease was granted.
+	LeasedAt time.Time `json:"leased_at"`
+	// StartedAt is when the worker reported the start.
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	// FinishedAt is when the attempt ended.
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// Error is why the attempt failed, if it did.
+	Error *Error `json:"error,omitempty"`
+}
+
+// Lease is the current lease on an active task.
+type Lease struct {
+	// WorkerID holds the lease.
+	WorkerID string `json:"worker_id"`
+	// Attempt fences outcomes: only this attempt's report is accepted.
+	Attempt int `json:"attempt"`
+	// Deadline is when the lease expires without a heartbeat.
+	Deadline time.Time `json:"deadline"`
+}
+
+// Task is one unit of work and everything Grey knows about it.
+type Task struct {
+	// ID is a UUIDv7.
+	ID ID `json:"id"`
+	// TenantID owns the task.
+	TenantID string `json:"tenant_id"`
+	Spec
+	// Status is the lifecycle state.
+	Status Status `json:"status"`
+	// Attempt is the number of the latest attempt (0 before the first lease).
+	Attempt int `json:"attempt"`
+	// Lease is set while the task is leased or running.
+	Lease *Lease `json:"lease,omitempty"`
+	// Result is the output of a completed task.
+	Result json.RawMessage `json:"result,omitempty"`
+	// Error is the last error (the reason of a failed task).
+	Error *Error `json:"error,omitempty"`
+	// Attempts is the history of attempts.
+	Attempts []Attempt `json:"attempts,omitempty"`
+	// CreatedAt is when the task was accepted.
+	CreatedAt time.Time `json:"created_at"`
+	// UpdatedAt is the last state change.
+	UpdatedAt time.Time `json:"updated_at"`
+	// StartedAt is when the latest attempt started.
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	// FinishedAt is when the task reached a terminal status.
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// NextAttemptAt is when a retrying task becomes eligible again.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	// WaitingReason says why a pending task does not run yet (not stored;
+	// filled in by the API from the scheduler's view).
+	WaitingReason string `json:"waiting_reason,omitempty"`
+	// Index is the Raft index of the last change.
+	Index uint64 `json:"index"`
+}
+
+// Clone returns a copy that shares no mutable memory with t.
+func (t *Task) Clone() *Task {
+	c := *t
+	if t.Lease != nil {
+		l := *t.Lease
+		c.Lease = &l
+	}
+	if t.Error != nil {
+		e := *t.Error
+		c.Error = &e
+	}
+	if t.Attempts != nil {
+		c.Attempts = append([]Attempt(nil), t.Attempts...)
+	}
+	return &c
+}
+
+// Spec is what a client submits.
+type Spec struct {
+	// Kind selects the executor or worker type.
+	Kind string `json:"kind"`
+	// Type is stateless (default), stateful or pipeline.
+	Type Type `json:"type,omitempty"`
+	// Payload is the task's input, any JSON value.
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// Priority is 0–10, default 5; higher first within a tenant.
+	Priority *int `json:"priority,omitempty"`
+	// IdempotencyKey makes a resubmission return the existing task.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// StateKey serialises stateful tasks: one runs at a time per key, FIFO.
+	StateKey string `json:"state_key,omitempty"`
+	// DependsOn lists parents that must complete first.
+	DependsOn []ID `json:"depends_on,omitempty"`
+	// Constraints restrict where it runs.
+	Constraints *Constraints `json:"constraints,omitempty"`
+	// Timeout bounds one attempt's run time; 0 = the configured default.
+	Timeout Duration `json:"timeout,omitempty"`
+	// Retry overrides the global retry policy.
+	Retry *RetryPolicy `json:"retry,omitempty"`
+	// RequireProof asks for a signed proof artifact (nil = the setting).
+	RequireProof *bool `json:"require_proof,omitempty"`
+	// RunAt delays the first attempt.
+	RunAt *time.Time `json:"run_at,omitempty"`
+	// Headers carry metadata (e.g. traceparent) to the worker.
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// Prio returns the effective priority.
+func (s *Spec) Prio() int {
+	if s.Priority == nil {
+		return DefaultPriority
+	}
+	return *s.Priority
+}
+
+// Labels returns the required worker labels (nil when none).
+func (s *Spec) Labels() map[string]string {
+	if s.Constraints == nil {
+		return nil
+	}
+	return s.Constraints.Labels
+}

@@ -1,0 +1,137 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/grey-distributed/grey/task"
+)
+
+// Coordinator is the server side of the lease protocol. The engine implements
+// it in-process; the Go client implements it over HTTP
+// (POST /api/v1/workers/lease, /heartbeat, /complete). A Pool works the same
+// with either, so the in-process worker and a remote one share one protocol.
+type Coordinator interface {
+	// Lease grants up to req.Max tasks matching the worker's kinds and
+	// labels, waiting up to req.Wait for work to appear (long poll).
+	Lease(ctx context.Context, req *LeaseRequest) (*LeaseResponse, error)
+	// Heartbeat extends the worker's leases and tells it which it lost.
+	Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error)
+	// Complete records starts and outcomes, fenced by attempt number.
+	Complete(ctx context.Context, req *CompleteRequest) (*CompleteResponse, error)
+}
+
+// LeaseRequest asks for work.
+type LeaseRequest struct {
+	// WorkerID identifies the worker (stable across its leases).
+	WorkerID string `json:"worker_id"`
+	// Kinds the worker can execute.
+	Kinds []string `json:"kinds"`
+	// Labels the worker offers (matched against task constraints).
+	Labels map[string]string `json:"labels,omitempty"`
+	// Platform is the worker's execution platform (software, sgx, ...).
+	Platform string `json:"platform,omitempty"`
+	// Max is the most tasks to return (1–1000).
+	Max int `json:"max"`
+	// Wait is how long to hold the request open when nothing is ready.
+	Wait task.Duration `json:"wait,omitempty"`
+}
+
+// Assignment is a leased task as handed to a worker.
+type Assignment struct {
+	// TaskID of the leased task.
+	TaskID task.ID `json:"task_id"`
+	// TenantID owning it.
+	TenantID string `json:"tenant_id"`
+	// Kind to execute.
+	Kind string `json:"kind"`
+	// Payload is the input.
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// Attempt number; echo it in every report.
+	Attempt int `json:"attempt"`
+	// Timeout bounds this attempt's execution.
+	Timeout task.Duration `json:"timeout"`
+	// LeaseDeadline is when the lease lapses without a heartbeat.
+	LeaseDeadline time.Time `json:"lease_deadline"`
+	// Headers carry the task's metadata.
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// LeaseResponse carries the granted tasks.
+type LeaseResponse struct {
+	// Tasks granted, possibly none.
+	Tasks []Assignment `json:"tasks"`
+	// LeaseTTL is how long a lease lives without a heartbeat.
+	LeaseTTL task.Duration `json:"lease_ttl"`
+}
+
+// LeaseRef names one lease.
+type LeaseRef struct {
+	// TaskID of the leased task.
+	TaskID task.ID `json:"task_id"`
+	// Attempt of the lease.
+	Attempt int `json:"attempt"`
+}
+
+// HeartbeatRequest lists the leases a worker still holds.
+type HeartbeatRequest struct {
+	// WorkerID identifies the worker.
+	WorkerID string `json:"worker_id"`
+	// Leases still being worked on.
+	Leases []LeaseRef `json:"leases"`
+}
+
+// HeartbeatResponse lists leases the worker no longer holds (cancelled,
+// expired, or unknown); it must stop working on them.
+type HeartbeatResponse struct {
+	// Lost leases, each with the reason.
+	Lost []LostLease `json:"lost"`
+}
+
+// LostLease is a lease the worker must give up.
+type LostLease struct {
+	LeaseRef
+	// Reason is cancelled, expired, or unknown.
+	Reason string `json:"reason"`
+}
+
+// Report is one event of a leased task.
+type Report struct {
+	// TaskID of the task.
+	TaskID task.ID `json:"task_id"`
+	// Attempt of the lease; reports for another attempt are refused.
+	Attempt int `json:"attempt"`
+	// Status is running (started), completed or failed.
+	Status task.Status `json:"status"`
+	// Result of a completed task.
+	Result json.RawMessage `json:"result,omitempty"`
+	// Error of a failed attempt.
+	Error *task.Error `json:"error,omitempty"`
+	// At is when the worker observed the event.
+	At time.Time `json:"at"`
+}
+
+// CompleteRequest carries a batch of reports.
+type CompleteRequest struct {
+	// WorkerID identifies the worker.
+	WorkerID string `json:"worker_id"`
+	// Reports in the order they happened.
+	Reports []Report `json:"reports"`
+}
+
+// ReportResult says whether one report was recorded.
+type ReportResult struct {
+	// TaskID of the report.
+	TaskID task.ID `json:"task_id"`
+	// Accepted is false when the report was refused (stale attempt, ...).
+	Accepted bool `json:"accepted"`
+	// Reason a refused report was refused.
+	Reason string `json:"reason,omitempty"`
+}
+
+// CompleteResponse answers a CompleteRequest, one result per report.
+type CompleteResponse struct {
+	// Results in request order.
+	Results []ReportResult `json:"results"`
+}
