@@ -216,6 +216,15 @@ func raftError(err error, t MsgType) error {
 // IsLeader reports whether this node leads.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
+// ID returns this node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// LeaderID returns the current leader's id ("" when unknown).
+func (n *Node) LeaderID() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
 // LeaderCh signals leadership changes (true = gained).
 func (n *Node) LeaderCh() <-chan bool { return n.raft.LeaderCh() }
 

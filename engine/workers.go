@@ -38,8 +38,18 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 	resp := &worker.LeaseResponse{Tasks: []worker.Assignment{}, LeaseTTL: task.Duration(e.cfg.LeaseTTL)}
 	deadline := time.Now().Add(req.Wait.D())
 	for {
-		if !e.node.IsLeader() {
-			return nil, &greyerr.Error{Code: greyerr.Unavailable, Message: "not the leader", RetryAfter: time.Second}
+		if !e.sched.Enabled() {
+			// Not leading (yet): during an election wait within the long
+			// poll rather than make the worker back off.
+			if leader := e.node.LeaderID(); time.Until(deadline) <= 0 || (leader != "" && leader != e.node.ID()) {
+				return nil, &greyerr.Error{Code: greyerr.Unavailable, Message: "not the leader", RetryAfter: time.Second}
+			}
+			select {
+			case <-time.After(20 * time.Millisecond):
+				continue
+			case <-ctx.Done():
+				return resp, nil
+			}
 		}
 		wake := e.sched.Wake()
 		now := time.Now().UTC()

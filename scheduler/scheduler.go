@@ -114,6 +114,14 @@ func (s *Scheduler) Enable(now time.Time, grace time.Duration) {
 	s.observe(state.Change{Tasks: all})
 }
 
+// Enabled reports whether the scheduler is serving (this node leads and
+// has caught up).
+func (s *Scheduler) Enabled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.enabled
+}
+
 // Disable drops the queues (leadership lost).
 func (s *Scheduler) Disable() {
 	s.mu.Lock()
