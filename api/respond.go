@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,6 +74,28 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return greyerr.Invalid("body", "must hold exactly one JSON value")
 	}
 	return nil
+}
+
+// decodeItem strictly decodes one element of a request array (already known
+// to be well-formed JSON) into v; error fields are prefixed with prefix, as
+// in "tasks[3].priority".
+func decodeItem(raw json.RawMessage, v any, prefix string) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
+	}
+	err = decodeError(err, 0)
+	var ge *greyerr.Error
+	if errors.As(err, &ge) {
+		if ge.Field == "" || ge.Field == "body" {
+			ge.Field = prefix
+		} else {
+			ge.Field = prefix + "." + ge.Field
+		}
+	}
+	return err
 }
 
 // decodeError turns encoding/json's errors into InvalidArgument/TooLarge.

@@ -34,8 +34,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, res.Tasks[0])
 }
 
+// batchRequest holds the items raw so that each is decoded on its own and a
+// decoding error can name the item ("tasks[3].priority"): encoding/json's
+// own errors name the path without the index ("tasks.priority").
 type batchRequest struct {
-	Tasks []task.Spec `json:"tasks"`
+	Tasks []json.RawMessage `json:"tasks"`
 }
 
 type batchResponse struct {
@@ -53,7 +56,14 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.eng.Submit(r.Context(), ten, req.Tasks, true)
+	specs := make([]task.Spec, len(req.Tasks))
+	for i, raw := range req.Tasks {
+		if err := decodeItem(raw, &specs[i], "tasks["+strconv.Itoa(i)+"]"); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	res, err := s.eng.Submit(r.Context(), ten, specs, true)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -68,6 +68,7 @@ type scenario func(ctx context.Context, a *app, cfg benchConfig) (*benchResult, 
 // scenarios are the benchmarks --scenario can name.
 var scenarios = map[string]scenario{
 	"throughput": runThroughput,
+	"latency":    runLatency,
 }
 
 func newBenchCmd(a *app) *cobra.Command {
