@@ -128,7 +128,7 @@ func decodeError(err error, max int64) error {
 }
 
 // tenant returns the caller's tenant (dev mode: the X-Grey-Tenant header).
-func tenant(r *http.Request) (string, error) {
+func tenantOf(r *http.Request) (string, error) {
 	t := r.Header.Get(TenantHeader)
 	if t == "" {
 		return DefaultTenant, nil

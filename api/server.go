@@ -27,6 +27,9 @@ type Options struct {
 	APIAddr string
 	// Logger receives request errors.
 	Logger *slog.Logger
+	// AdminToken, when set, is required (Authorization: Bearer) on the
+	// admin routes (tenants, usage). Without it they are open (dev mode).
+	AdminToken string
 }
 
 // Server is the HTTP API of one greyd server.
@@ -64,6 +67,12 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/workers/complete", s.complete)
 	m.HandleFunc("GET /api/v1/cluster", s.cluster)
 	m.HandleFunc("GET /api/v1/cluster/nodes", s.nodes)
+	m.HandleFunc("POST /api/v1/tenants", s.admin(s.createTenant))
+	m.HandleFunc("GET /api/v1/tenants", s.admin(s.listTenants))
+	m.HandleFunc("GET /api/v1/tenants/{id}", s.admin(s.getTenant))
+	m.HandleFunc("PUT /api/v1/tenants/{id}", s.admin(s.updateTenant))
+	m.HandleFunc("DELETE /api/v1/tenants/{id}", s.admin(s.deleteTenant))
+	m.HandleFunc("GET /api/v1/cluster/usage", s.admin(s.usage))
 	m.HandleFunc("GET /api/v1/openapi.yaml", s.openapi)
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)

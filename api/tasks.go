@@ -12,7 +12,7 @@ import (
 )
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
-	ten, err := tenant(r)
+	ten, err := tenantOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -46,7 +46,7 @@ type batchResponse struct {
 }
 
 func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
-	ten, err := tenant(r)
+	ten, err := tenantOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -77,7 +77,7 @@ type listResponse struct {
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
-	ten, err := tenant(r)
+	ten, err := tenantOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -109,7 +109,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
-	ten, err := tenant(r)
+	ten, err := tenantOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -123,7 +123,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
-	ten, err := tenant(r)
+	ten, err := tenantOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -137,7 +137,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
-	ten, err := tenant(r)
+	ten, err := tenantOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -161,7 +161,7 @@ func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
 
 // watch streams the tenant's task changes as server-sent events.
 func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
-	ten, err := tenant(r)
+	ten, err := tenantOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

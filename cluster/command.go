@@ -33,6 +33,10 @@ const (
 	GCMsg MsgType = 9
 	// BatchMsg carries several commands applied in order in one entry.
 	BatchMsg MsgType = 10
+	// TenantPutMsg carries a state.TenantPutRequest.
+	TenantPutMsg MsgType = 11
+	// TenantDeleteMsg carries a state.TenantDeleteRequest.
+	TenantDeleteMsg MsgType = 12
 )
 
 // IgnoreUnknownTypeFlag marks a command that an older server may skip if it
@@ -62,6 +66,10 @@ func (t MsgType) String() string {
 		return "gc"
 	case BatchMsg:
 		return "batch"
+	case TenantPutMsg:
+		return "tenant_put"
+	case TenantDeleteMsg:
+		return "tenant_delete"
 	}
 	return fmt.Sprintf("msg(%d)", uint8(t))
 }

@@ -90,6 +90,22 @@ func (f *FSM) apply(index uint64, t MsgType, data []byte) any {
 		var r state.GCRequest
 		dec(&r)
 		return f.store.GC(index, &r)
+	case TenantPutMsg:
+		var r state.TenantPutRequest
+		dec(&r)
+		t, err := f.store.PutTenant(index, &r)
+		if err != nil {
+			return err
+		}
+		return t
+	case TenantDeleteMsg:
+		var r state.TenantDeleteRequest
+		dec(&r)
+		t, err := f.store.DeleteTenant(index, &r)
+		if err != nil {
+			return err
+		}
+		return t
 	case BatchMsg:
 		var cmds []Command
 		dec(&cmds)

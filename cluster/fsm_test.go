@@ -14,6 +14,7 @@ import (
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/tenant"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -46,7 +47,7 @@ func history(t *testing.T) [][]byte {
 	start, _ := cluster.NewCommand(cluster.StartMsg, &state.StartRequest{Now: t0, WorkerID: "w1", Items: []state.StartItem{{Ref: state.Ref{TaskID: idA, Attempt: 1}, At: t0}}})
 	retryAt := t0.Add(time.Second)
 	return [][]byte{
-		enc(cluster.SubmitMsg, &state.SubmitRequest{Now: t0, Tasks: []*task.Task{
+		enc(cluster.SubmitMsg, &state.SubmitRequest{Now: t0, AutoCreate: &tenant.Tenant{ID: "acme"}, Tasks: []*task.Task{
 			mkTask(idA, "acme", nil),
 			mkTask(idB, "acme", func(x *task.Task) { x.DependsOn = []string{idA}; x.Type = task.Pipeline }),
 			mkTask(idC, "acme", func(x *task.Task) { x.StateKey = "k"; x.Type = task.Stateful }),

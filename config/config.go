@@ -51,6 +51,8 @@ type Config struct {
 	Monitoring MonitoringConfig `yaml:"monitoring"`
 	// Log configures the process log.
 	Log LogConfig `yaml:"log"`
+	// Tenants configures tenancy, default quotas and cost attribution.
+	Tenants TenantsConfig `yaml:"tenants"`
 
 	// origins records where loaded values came from, for error messages.
 	origins map[string]origin
@@ -258,6 +260,12 @@ func Default() *Config {
 			OpenTelemetry: OpenTelemetryConfig{SampleRate: 0.1},
 		},
 		Log: LogConfig{Level: LogInfo, Format: LogText},
+		Tenants: TenantsConfig{
+			AutoCreate:    true,
+			EnforceQuotas: true,
+			DefaultQuota:  QuotaConfig{Weight: 1},
+			Cost:          CostConfig{Environment: "development"},
+		},
 	}
 }
 
@@ -293,4 +301,62 @@ func (c *Config) WriteEffective(w io.Writer) error {
 		return fmt.Errorf("config: write: %w", err)
 	}
 	return nil
+}
+
+// TenantsConfig configures tenancy.
+type TenantsConfig struct {
+	// AutoCreate creates an unknown tenant, with the default quota, on its
+	// first submit (dev mode, the default); false refuses unknown tenants.
+	AutoCreate bool `yaml:"auto_create"`
+	// EnforceQuotas applies tenants' quotas (default true; false is a
+	// benchmark baseline).
+	EnforceQuotas bool `yaml:"enforce_quotas"`
+	// DefaultQuota is the quota of auto-created tenants.
+	DefaultQuota QuotaConfig `yaml:"default_quota"`
+	// Cost configures cost attribution.
+	Cost CostConfig `yaml:"cost"`
+}
+
+// QuotaConfig is a tenant quota in the config file (0 = no limit).
+type QuotaConfig struct {
+	// Weight is the fair-share weight (default 1).
+	Weight float64 `yaml:"weight"`
+	// MaxRunning bounds leased + running tasks.
+	MaxRunning int `yaml:"max_running"`
+	// MaxQueued bounds unfinished tasks.
+	MaxQueued int `yaml:"max_queued"`
+	// SubmitRate is tasks per second.
+	SubmitRate float64 `yaml:"submit_rate"`
+	// SubmitBurst is the burst in tasks.
+	SubmitBurst int `yaml:"submit_burst"`
+	// MaxPayloadBytes bounds one payload (0 = tasks.max_payload_bytes).
+	MaxPayloadBytes int64 `yaml:"max_payload_bytes"`
+	// MaxStorageBytes bounds payload + result bytes held.
+	MaxStorageBytes int64 `yaml:"max_storage_bytes"`
+	// AllowedKinds restricts kinds (all when empty).
+	AllowedKinds []string `yaml:"allowed_kinds"`
+	// MaxTaskTimeout bounds a task's timeout (0 = tasks.max_timeout).
+	MaxTaskTimeout Duration `yaml:"max_task_timeout"`
+}
+
+// CostConfig configures cost attribution.
+type CostConfig struct {
+	// Environment is the grey-environment cost tag.
+	Environment string `yaml:"environment"`
+	// Tags are extra cost tags on every task (the seed's cost_tags).
+	Tags map[string]string `yaml:"tags"`
+	// Prices is the price table in USD.
+	Prices PricesConfig `yaml:"prices"`
+}
+
+// PricesConfig is the price table.
+type PricesConfig struct {
+	// CPUSecondUSD is the price of one CPU-second.
+	CPUSecondUSD float64 `yaml:"cpu_second_usd"`
+	// GBMonthUSD is the price of storing 1 GB for 30 days.
+	GBMonthUSD float64 `yaml:"gb_month_usd"`
+	// GBMovedUSD is the price of moving 1 GB in or out.
+	GBMovedUSD float64 `yaml:"gb_moved_usd"`
+	// TaskUSD is the price of one task.
+	TaskUSD float64 `yaml:"task_usd"`
 }

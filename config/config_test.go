@@ -129,6 +129,23 @@ monitoring:
 log:
   level: debug
   format: json
+tenants:
+  auto_create: false
+  enforce_quotas: false
+  default_quota:
+    weight: 2
+    max_running: 10
+    max_queued: 1000
+    submit_rate: 50
+    submit_burst: 100
+    max_payload_bytes: 4096
+    max_storage_bytes: 1000000
+    allowed_kinds: [noop]
+    max_task_timeout: 1m
+  cost:
+    environment: production
+    tags: {project: grey, team: platform}
+    prices: {cpu_second_usd: 0.00001, gb_month_usd: 0.023, gb_moved_usd: 0.09, task_usd: 0.000001}
 `
 
 func TestFullFileRoundTrips(t *testing.T) {

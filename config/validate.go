@@ -133,6 +133,30 @@ func (c *Config) Validate() error {
 
 	v.oneOf("log.level", c.Log.Level, LogDebug, LogInfo, LogWarn, LogError)
 	v.oneOf("log.format", c.Log.Format, LogText, LogJSON)
+
+	q := &c.Tenants.DefaultQuota
+	if q.Weight <= 0 || q.Weight > 1000 || math.IsNaN(q.Weight) {
+		v.fail("tenants.default_quota.weight", "must be greater than 0 and at most 1000, got %g", q.Weight)
+	}
+	between(&v, "tenants.default_quota.max_running", q.MaxRunning, 0, 1<<30)
+	between(&v, "tenants.default_quota.max_queued", q.MaxQueued, 0, 1<<30)
+	if q.SubmitRate < 0 || q.SubmitRate > 1e7 || math.IsNaN(q.SubmitRate) {
+		v.fail("tenants.default_quota.submit_rate", "must be between 0 (no limit) and 1e7 tasks/s, got %g", q.SubmitRate)
+	}
+	between(&v, "tenants.default_quota.submit_burst", q.SubmitBurst, 0, 1<<30)
+	if q.SubmitRate > 0 && q.SubmitBurst < 1 {
+		v.fail("tenants.default_quota.submit_burst", "must be at least 1 when submit_rate is set")
+	}
+	between(&v, "tenants.default_quota.max_payload_bytes", q.MaxPayloadBytes, 0, 64*MiB)
+	between(&v, "tenants.default_quota.max_storage_bytes", q.MaxStorageBytes, 0, 1<<50)
+	v.nonNegative("tenants.default_quota.max_task_timeout", q.MaxTaskTimeout)
+	pr := &c.Tenants.Cost.Prices
+	for key, val := range map[string]float64{"cpu_second_usd": pr.CPUSecondUSD, "gb_month_usd": pr.GBMonthUSD, "gb_moved_usd": pr.GBMovedUSD, "task_usd": pr.TaskUSD} {
+		if val < 0 || val > 1e9 || math.IsNaN(val) {
+			v.fail("tenants.cost.prices."+key, "must be a price between 0 and 1e9 USD, got %g", val)
+		}
+	}
+	v.labels("tenants.cost.tags", c.Tenants.Cost.Tags)
 	return errors.Join(v.errs...)
 }
 

@@ -39,6 +39,8 @@ type Config struct {
 	Policy scheduler.Policy
 	// Kinds are accepted at submit besides those workers have asked for.
 	Kinds []string
+	// Tenants configures tenancy, quotas and costs.
+	Tenants TenantsConfig
 }
 
 func (c *Config) defaults() {
@@ -78,6 +80,8 @@ type Engine struct {
 	kindsMu sync.RWMutex
 	kinds   map[string]bool
 
+	limits limiters
+
 	stop     chan struct{}
 	loopDone chan struct{}
 	stopOnce sync.Once
@@ -89,6 +93,9 @@ func New(cfg Config, node *cluster.Node, store *state.Store, logger *slog.Logger
 	cfg.defaults()
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Policy == nil {
+		cfg.Policy = policy{store: store}
 	}
 	e := &Engine{
 		cfg:      cfg,

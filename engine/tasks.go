@@ -59,6 +59,11 @@ func (e *Engine) Submit(ctx context.Context, tenant string, specs []task.Spec, b
 		}
 		req.Tasks[i] = &task.Task{ID: id, TenantID: tenant, Spec: sp, Status: task.Pending, CreatedAt: now, UpdatedAt: now}
 	}
+	if err := e.admit(tenant, req.Tasks, now); err != nil {
+		return nil, err
+	}
+	req.AutoCreate = e.autoCreate(tenant)
+	req.Enforce = !e.cfg.Tenants.DisableQuotas
 	res, err := e.node.Apply(ctx, cluster.SubmitMsg, req)
 	if err != nil {
 		if batch {
@@ -92,6 +97,7 @@ func (e *Engine) Get(ctx context.Context, tenant, id string) (*task.Task, error)
 }
 
 func (e *Engine) decorate(t *task.Task) *task.Task {
+	t = e.costOf(t)
 	if t.Status != task.Pending && t.Status != task.Retrying {
 		return t
 	}
@@ -105,9 +111,8 @@ func (e *Engine) decorate(t *task.Task) *task.Task {
 	if reason == "" {
 		return t
 	}
-	c := *t
-	c.WaitingReason = reason
-	return &c
+	t.WaitingReason = reason
+	return t
 }
 
 // ListOptions filter List.
@@ -127,6 +132,9 @@ func (e *Engine) List(ctx context.Context, tenant string, opts ListOptions) ([]*
 		}
 	}
 	ts, next := e.store.List(tenant, opts)
+	for i, t := range ts {
+		ts[i] = e.costOf(t)
+	}
 	return ts, next, nil
 }
 
@@ -163,7 +171,7 @@ func (e *Engine) Wait(ctx context.Context, tenant, id string, timeout time.Durat
 	defer timer.Stop()
 	select {
 	case t := <-ch:
-		return t, nil
+		return e.decorate(t), nil
 	case <-timer.C:
 	case <-ctx.Done():
 	}

@@ -197,7 +197,9 @@ func (s *Scheduler) observe(c state.Change) {
 		default:
 			delete(s.tracked, t.ID)
 			delete(s.queued, t.ID)
-			s.untrackActive(t.ID)
+			if s.untrackActive(t.ID) {
+				woke = true // a tenant held at max_running may go on
+			}
 		}
 	}
 	if woke {
@@ -213,13 +215,20 @@ func (s *Scheduler) trackActive(t *task.Task) {
 	s.tenant(t.TenantID).active++
 }
 
-func (s *Scheduler) untrackActive(id string) {
-	if ten, ok := s.activeOf[id]; ok {
-		delete(s.activeOf, id)
-		if q := s.tenants[ten]; q != nil {
-			q.active--
-		}
+// untrackActive forgets an active task; it reports whether its tenant has
+// queued work that a freed slot could let through.
+func (s *Scheduler) untrackActive(id string) bool {
+	ten, ok := s.activeOf[id]
+	if !ok {
+		return false
 	}
+	delete(s.activeOf, id)
+	q := s.tenants[ten]
+	if q == nil {
+		return false
+	}
+	q.active--
+	return q.size > 0 && s.policy.MaxRunning(ten) > 0
 }
 
 // gate returns when t becomes eligible, or zero if it already is (relative

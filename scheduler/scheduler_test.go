@@ -2,12 +2,14 @@ package scheduler_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/grey-distributed/grey/scheduler"
 	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/tenant"
 )
 
 var now = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -18,19 +20,19 @@ type fill struct {
 	n   int
 }
 
-func (f *fill) add(t *testing.T, tenant string, count int, mod func(*task.Task)) {
+func (f *fill) add(t *testing.T, tenantID string, count int, mod func(*task.Task)) {
 	t.Helper()
 	var ts []*task.Task
 	for i := 0; i < count; i++ {
 		f.n++
-		tk := &task.Task{ID: fmt.Sprintf("01900000-0000-7000-8000-%012d", f.n), TenantID: tenant, Spec: task.Spec{Kind: "noop"}, Status: task.Pending, CreatedAt: now}
+		tk := &task.Task{ID: fmt.Sprintf("01900000-0000-7000-8000-%012d", f.n), TenantID: tenantID, Spec: task.Spec{Kind: "noop"}, Status: task.Pending, CreatedAt: now}
 		if mod != nil {
 			mod(tk)
 		}
 		ts = append(ts, tk)
 	}
 	f.idx++
-	if _, err := f.st.Submit(f.idx, &state.SubmitRequest{Now: now, Tasks: ts}); err != nil {
+	if _, err := f.st.Submit(f.idx, &state.SubmitRequest{Now: now, Tasks: ts, AutoCreate: &tenant.Tenant{ID: tenantID, Quota: tenant.Quota{Weight: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -156,3 +158,47 @@ type limit map[string]int
 
 func (l limit) Weight(string) float64   { return 1 }
 func (l limit) MaxRunning(t string) int { return l[t] }
+
+// TestFairShareProperty: for random weights and random lease sizes, over
+// every window of dispatches at least 10 rounds long (a round is Σweights
+// dispatches) while all tenants stay backlogged, each tenant's share is
+// within 10% of weight/Σweights.
+func TestFairShareProperty(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for c := 0; c < 60; c++ {
+		nt := 2 + rng.IntN(5)
+		w := weights{}
+		sum := 0.0
+		for i := 0; i < nt; i++ {
+			w[fmt.Sprintf("t%d", i)] = float64(1 + rng.IntN(8))
+			sum += w[fmt.Sprintf("t%d", i)]
+		}
+		f := &fill{st: state.New()}
+		s := scheduler.New(f.st, scheduler.Options{Policy: w})
+		s.Enable(now, time.Minute)
+		total := int(sum) * 40
+		for i := 0; i < nt; i++ {
+			f.add(t, fmt.Sprintf("t%d", i), total, nil) // enough to stay backlogged
+		}
+		var seq []string
+		for len(seq) < total {
+			for _, tk := range take(s, 1+rng.IntN(50), nil) {
+				seq = append(seq, tk.TenantID)
+			}
+		}
+		window := int(sum) * 10
+		for start := 0; start+window <= len(seq); start += 1 + rng.IntN(int(sum)) {
+			counts := map[string]int{}
+			for _, id := range seq[start : start+window] {
+				counts[id]++
+			}
+			for id, wt := range w {
+				want := float64(window) * wt / sum
+				if got := float64(counts[id]); got < want*0.9 || got > want*1.1 {
+					t.Fatalf("case %d weights %v: window [%d,%d) tenant %s got %v, want %.1f ±10%%", c, w, start, start+window, id, got, want)
+				}
+			}
+		}
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/grey-distributed/grey/executor"
 	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/tenant"
 	"github.com/grey-distributed/grey/worker"
 )
 
@@ -111,9 +112,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		GCInterval: cfg.Tasks.GCInterval.Std(),
 		FIFO:       !cfg.Tasks.FairShare,
 		Kinds:      kinds,
+		Tenants:    tenantsConfig(cfg),
 	}, node, s.store, logger)
 
-	s.api = api.New(s.eng, api.Options{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: httpLn.Addr().String(), Logger: logger})
+	s.api = api.New(s.eng, api.Options{AdminToken: string(cfg.HTTP.AdminToken), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: httpLn.Addr().String(), Logger: logger})
 	s.httpSrv = &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -239,4 +241,25 @@ func lockDataDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("data dir %s is in use by another greyd: %w", dir, err)
 	}
 	return f, nil
+}
+
+func tenantsConfig(cfg *config.Config) engine.TenantsConfig {
+	t := cfg.Tenants
+	q := t.DefaultQuota
+	return engine.TenantsConfig{
+		AutoCreate:    t.AutoCreate,
+		DisableQuotas: !t.EnforceQuotas,
+		DefaultQuota: tenant.Quota{
+			Weight: q.Weight, MaxRunning: q.MaxRunning, MaxQueued: q.MaxQueued,
+			SubmitRate: q.SubmitRate, SubmitBurst: q.SubmitBurst,
+			MaxPayloadBytes: q.MaxPayloadBytes, MaxStorageBytes: q.MaxStorageBytes,
+			AllowedKinds: q.AllowedKinds, MaxTaskTimeout: task.Duration(q.MaxTaskTimeout.Std()),
+		},
+		Prices: tenant.Prices{
+			CPUSecond: t.Cost.Prices.CPUSecondUSD, GBMonth: t.Cost.Prices.GBMonthUSD,
+			GBMoved: t.Cost.Prices.GBMovedUSD, Task: t.Cost.Prices.TaskUSD,
+		},
+		Environment: t.Cost.Environment,
+		CostTags:    t.Cost.Tags,
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/tenant"
 )
 
 // The write requests. Each carries Now, the leader's clock when it proposed
@@ -15,6 +16,10 @@ type SubmitRequest struct {
 	Now time.Time `json:"now"`
 	// Tasks are complete (id, tenant, status pending, created_at stamped).
 	Tasks []*task.Task `json:"tasks"`
+	// AutoCreate, when set, creates the tenant if it does not exist.
+	AutoCreate *tenant.Tenant `json:"auto_create,omitempty"`
+	// Enforce applies the tenant's quota.
+	Enforce bool `json:"enforce,omitempty"`
 }
 
 // SubmitResult returns the stored tasks in request order.

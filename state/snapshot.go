@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"time"
 
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/tenant"
 )
 
 const snapshotVersion = 1
@@ -21,6 +23,16 @@ type snapshotRecord struct {
 	Tenant  string     `json:"tenant,omitempty"`
 	Key     string     `json:"key,omitempty"`
 	Queue   []string   `json:"queue,omitempty"`
+	// Tenant records: the tenant (nil if it has none), the ledger and the
+	// time storage was last integrated.
+	TenantState *tenantRecord `json:"tenant_state,omitempty"`
+}
+
+type tenantRecord struct {
+	ID       string                  `json:"id"`
+	Tenant   *tenant.Tenant          `json:"tenant,omitempty"`
+	StoredAt time.Time               `json:"stored_at"`
+	Usage    map[int64]*tenant.Usage `json:"usage,omitempty"`
 }
 
 // Snapshot is a point-in-time copy of the store, cheap to take (it copies
@@ -29,6 +41,7 @@ type Snapshot struct {
 	index uint64
 	tasks []*task.Task
 	keys  map[tenantKey][]string
+	ten   []*tenantRecord
 }
 
 // Snapshot captures the current state.
@@ -42,6 +55,15 @@ func (s *Store) Snapshot() *Snapshot {
 	for k, q := range s.keys {
 		sn.keys[k] = append([]string(nil), q...)
 	}
+	for id, ts := range s.tenantsByID {
+		r := &tenantRecord{ID: id, Tenant: ts.t, StoredAt: ts.storedAt, Usage: make(map[int64]*tenant.Usage, len(ts.usage))}
+		for h, u := range ts.usage {
+			c := *u
+			r.Usage[h] = &c
+		}
+		sn.ten = append(sn.ten, r)
+	}
+	sort.Slice(sn.ten, func(i, j int) bool { return sn.ten[i].ID < sn.ten[j].ID })
 	return sn
 }
 
@@ -59,8 +81,23 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 			return cw.n, err
 		}
 	}
-	for k, q := range sn.keys {
-		if err := enc.Encode(snapshotRecord{Tenant: k.tenant, Key: k.key, Queue: q}); err != nil {
+	keys := make([]tenantKey, 0, len(sn.keys))
+	for k := range sn.keys {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].tenant != keys[j].tenant {
+			return keys[i].tenant < keys[j].tenant
+		}
+		return keys[i].key < keys[j].key
+	})
+	for _, k := range keys {
+		if err := enc.Encode(snapshotRecord{Tenant: k.tenant, Key: k.key, Queue: sn.keys[k]}); err != nil {
+			return cw.n, err
+		}
+	}
+	for _, r := range sn.ten {
+		if err := enc.Encode(snapshotRecord{TenantState: r}); err != nil {
 			return cw.n, err
 		}
 	}
@@ -91,7 +128,7 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	fresh := New()
 	fresh.index = hdr.Index
-	x := &txn{s: fresh, index: hdr.Index}
+	x := &txn{s: fresh, index: hdr.Index, restoring: true}
 	for {
 		var rec snapshotRecord
 		err := dec.Decode(&rec)
@@ -115,6 +152,21 @@ func (s *Store) Restore(r io.Reader) error {
 			}
 		case rec.Key != "":
 			fresh.keys[tenantKey{rec.Tenant, rec.Key}] = rec.Queue
+		case rec.TenantState != nil:
+			r := rec.TenantState
+			ts := fresh.tstate(r.ID)
+			ts.t, ts.storedAt = r.Tenant, r.StoredAt
+			for h, u := range r.Usage {
+				ts.usage[h] = u
+			}
+		}
+	}
+	// Per-tenant counters are derived from the tasks.
+	for _, t := range fresh.tasks {
+		ts := fresh.tstate(t.TenantID)
+		ts.stored += int64(len(t.Payload) + len(t.Result))
+		if !t.Status.Terminal() {
+			ts.queued++
 		}
 	}
 	// Dependencies are derived: a missing parent was collected after it
@@ -135,6 +187,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.tasks, s.byTenant, s.idem = fresh.tasks, fresh.byTenant, fresh.idem
 	s.children, s.deps, s.keys = fresh.children, fresh.deps, fresh.keys
 	s.finished, s.counts = fresh.finished, fresh.counts
+	s.tenantsByID = fresh.tenantsByID
 	s.mu.Unlock()
 	return nil
 }

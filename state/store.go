@@ -22,6 +22,8 @@ type Change struct {
 	Tasks []*task.Task
 	// Removed are tasks collected by GC.
 	Removed []*task.Task
+	// Tenants is true when a tenant record changed.
+	Tenants bool
 }
 
 // Observer receives changes after each write, outside the store's lock, in
@@ -47,6 +49,8 @@ type Store struct {
 	keys     map[tenantKey][]string           // (tenant, state key) → non-terminal ids, FIFO
 	finished *btree.BTreeG[finishedItem]      // terminal tasks by finish time (for GC)
 	counts   map[task.Status]int
+
+	tenantsByID map[string]*tenantState
 
 	obsMu     sync.RWMutex
 	observers []Observer
@@ -74,6 +78,7 @@ func (s *Store) reset() {
 		return a.id < b.id
 	})
 	s.counts = make(map[task.Status]int)
+	s.tenantsByID = make(map[string]*tenantState)
 }
 
 // Observe registers fn to receive every change from now on.
@@ -84,7 +89,7 @@ func (s *Store) Observe(fn Observer) {
 }
 
 func (s *Store) notify(c Change) {
-	if len(c.Tasks) == 0 && len(c.Removed) == 0 {
+	if len(c.Tasks) == 0 && len(c.Removed) == 0 && !c.Tenants {
 		return
 	}
 	s.obsMu.RLock()

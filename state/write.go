@@ -17,6 +17,9 @@ type txn struct {
 	changed []*task.Task
 	seen    map[string]int
 	removed []*task.Task
+
+	tenantsChanged bool
+	restoring      bool
 }
 
 func (s *Store) begin(index uint64, now time.Time) *txn {
@@ -29,7 +32,7 @@ func (s *Store) begin(index uint64, now time.Time) *txn {
 
 // commit releases the lock and notifies observers.
 func (x *txn) commit() {
-	c := Change{Index: x.index, Tasks: x.changed, Removed: x.removed}
+	c := Change{Index: x.index, Tasks: x.changed, Removed: x.removed, Tenants: x.tenantsChanged}
 	x.s.mu.Unlock()
 	x.s.notify(c)
 }
@@ -39,6 +42,9 @@ func (x *txn) put(t *task.Task) {
 	s := x.s
 	t.Index = x.index
 	old := s.tasks[t.ID]
+	if !x.restoring {
+		x.account(old, t)
+	}
 	if old != nil {
 		s.counts[old.Status]--
 	} else {
@@ -108,6 +114,11 @@ func (s *Store) Submit(index uint64, req *SubmitRequest) (*SubmitResult, error) 
 			}
 		}
 		inBatch[t.ID] = t
+	}
+	if len(inBatch) > 0 {
+		if err := s.admitLocked(x, req, inBatch); err != nil {
+			return nil, err
+		}
 	}
 	res := &SubmitResult{Tasks: make([]*task.Task, len(req.Tasks)), Created: make([]bool, len(req.Tasks))}
 	for i, in := range req.Tasks {
@@ -454,6 +465,7 @@ func (s *Store) GC(index uint64, req *GCRequest) int {
 			continue
 		}
 		delete(s.tasks, v.id)
+		x.unaccount(t)
 		s.counts[t.Status]--
 		if ids := s.byTenant[t.TenantID]; ids != nil {
 			ids.Delete(t.ID)
@@ -470,4 +482,71 @@ func (s *Store) GC(index uint64, req *GCRequest) int {
 		x.removed = append(x.removed, t)
 	}
 	return len(victims)
+}
+
+// admitLocked checks the submitting tenant: it must exist (or be created
+// from req.AutoCreate) and, when req.Enforce, the new tasks must fit its
+// quota. All tasks of one submit belong to one tenant.
+func (s *Store) admitLocked(x *txn, req *SubmitRequest, fresh map[string]*task.Task) error {
+	tenantID := req.Tasks[0].TenantID
+	for _, t := range req.Tasks {
+		if t.TenantID != tenantID {
+			return greyerr.Invalid("tenant", "one submit must hold one tenant's tasks")
+		}
+	}
+	ts := s.tenantsByID[tenantID]
+	if ts == nil || ts.t == nil {
+		if req.AutoCreate == nil || req.AutoCreate.ID != tenantID {
+			e := greyerr.Invalid("tenant", "unknown tenant %q: create it first (POST /api/v1/tenants)", tenantID)
+			e.Reason = "unknown_tenant"
+			return e
+		}
+		ts = s.tstate(tenantID)
+		t := *req.AutoCreate
+		t.CreatedAt, t.UpdatedAt, t.AutoCreated = req.Now, req.Now, true
+		ts.t = &t
+		x.tenantsChanged = true
+	}
+	if !req.Enforce {
+		return nil
+	}
+	var c SubmitCheck
+	var list []*task.Task
+	for _, t := range req.Tasks {
+		if fresh[t.ID] != nil {
+			c.New++
+			c.Bytes += int64(len(t.Payload))
+			list = append(list, t)
+		}
+	}
+	return checkQuota(ts.t.Quota, ts, list, c)
+}
+
+// CheckSubmit runs the same admission checks as Submit without writing, so
+// the API can refuse a doomed submit before it reaches the log.
+func (s *Store) CheckSubmit(tenantID string, tasks []*task.Task, autoCreate bool) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ts := s.tenantsByID[tenantID]
+	if ts == nil || ts.t == nil {
+		if autoCreate {
+			return nil
+		}
+		e := greyerr.Invalid("tenant", "unknown tenant %q: create it first (POST /api/v1/tenants)", tenantID)
+		e.Reason = "unknown_tenant"
+		return e
+	}
+	var c SubmitCheck
+	var list []*task.Task
+	for _, t := range tasks {
+		if t.IdempotencyKey != "" {
+			if _, ok := s.idem[tenantKey{tenantID, t.IdempotencyKey}]; ok {
+				continue
+			}
+		}
+		c.New++
+		c.Bytes += int64(len(t.Payload))
+		list = append(list, t)
+	}
+	return checkQuota(ts.t.Quota, ts, list, c)
 }

@@ -3,6 +3,7 @@ package task
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -36,6 +37,12 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &ms); err != nil {
 		return fmt.Errorf("invalid duration %s: want a string like \"1.5s\" or milliseconds", b)
 	}
-	*d = Duration(ms * float64(time.Millisecond))
+	// Converting an out-of-range float to an integer is implementation
+	// defined (on amd64 every huge value becomes the most negative one).
+	ns := ms * float64(time.Millisecond)
+	if ns >= math.MaxInt64 || ns < math.MinInt64 {
+		return fmt.Errorf("invalid duration %s: out of range (at most about 292 years)", b)
+	}
+	*d = Duration(ns)
 	return nil
 }

@@ -39,12 +39,26 @@ type Node struct {
 	Engine *engine.Engine
 	cfg    engine.Config
 	t      testing.TB
+	// RequireTenants keeps Tenants.AutoCreate as configured.
+	RequireTenants bool
 }
 
-// NewNode starts a single-node engine; it stops at the end of the test.
+// NewNode starts a single-node engine that auto-creates tenants (dev
+// mode); it stops at the end of the test.
 func NewNode(t testing.TB, cfg engine.Config) *Node {
 	t.Helper()
-	n := &Node{Dir: t.TempDir(), cfg: cfg, t: t}
+	return newNode(t, cfg, false)
+}
+
+// NewStrictNode is NewNode with cfg.Tenants.AutoCreate as given.
+func NewStrictNode(t testing.TB, cfg engine.Config) *Node {
+	t.Helper()
+	return newNode(t, cfg, true)
+}
+
+func newNode(t testing.TB, cfg engine.Config, strict bool) *Node {
+	t.Helper()
+	n := &Node{Dir: t.TempDir(), cfg: cfg, t: t, RequireTenants: strict}
 	n.open()
 	t.Cleanup(n.Close)
 	return n
@@ -69,6 +83,9 @@ func (n *Node) open() {
 		t.Fatalf("no leader: %v", err)
 	}
 	cfg := n.cfg
+	if !n.RequireTenants {
+		cfg.Tenants.AutoCreate = true
+	}
 	for k := range executor.Builtins() {
 		cfg.Kinds = append(cfg.Kinds, k)
 	}
