@@ -119,7 +119,11 @@ func decodeError(err error, max int64) error {
 		if field == "" {
 			field = "body"
 		}
-		return greyerr.Invalid(field, "must be %s, got JSON %s", typ.Type, typ.Value)
+		want := typ.Type.String()
+		if want == "task.Duration" {
+			want = "a duration such as \"1.5s\" (or milliseconds)"
+		}
+		return greyerr.Invalid(field, "must be %s, got JSON %s", want, typ.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return greyerr.Invalid(f, "unknown field %q", f)

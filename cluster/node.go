@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -59,6 +60,9 @@ type Node struct {
 	store     *state.Store
 	fsm       *FSM
 	logger    *slog.Logger
+
+	shutdownCh   chan struct{}
+	shutdownOnce sync.Once
 }
 
 // Open starts a Raft node over store, restoring its state from the latest
@@ -141,7 +145,7 @@ func Open(cfg Config, store *state.Store) (*Node, error) {
 	rc.NoSnapshotRestoreOnStart = false
 
 	fsm := NewFSM(store, cfg.Logger)
-	n := &Node{cfg: cfg, wal: wal, meta: meta, transport: trans, snaps: snaps, store: store, fsm: fsm, logger: cfg.Logger}
+	n := &Node{shutdownCh: make(chan struct{}), cfg: cfg, wal: wal, meta: meta, transport: trans, snaps: snaps, store: store, fsm: fsm, logger: cfg.Logger}
 
 	has, err := raft.HasExistingState(wal, wal, snaps)
 	if err != nil {
@@ -187,8 +191,19 @@ func (n *Node) Apply(ctx context.Context, t MsgType, msg any) (any, error) {
 		}
 	}
 	f := n.raft.Apply(b, timeout)
-	if err := f.Error(); err != nil {
-		return nil, raftError(err, t)
+	// Raft may have queued the command where nobody reads it any more (a
+	// shutdown), so the wait also ends with ctx.
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, raftError(err, t)
+		}
+	case <-ctx.Done():
+		return nil, greyerr.Wrap(greyerr.Unavailable, ctx.Err(), "%s not confirmed before the request ended; it may still apply", t)
+	case <-n.shutdownCh:
+		return nil, &greyerr.Error{Code: greyerr.Unavailable, Message: "shutting down; " + t.String() + " may not apply"}
 	}
 	resp := f.Response()
 	if err, ok := resp.(error); ok {
@@ -319,6 +334,7 @@ func lower(s string) string {
 
 // Shutdown stops the node, taking a snapshot first when snapshot is true.
 func (n *Node) Shutdown(snapshot bool) error {
+	n.shutdownOnce.Do(func() { close(n.shutdownCh) })
 	var errs []error
 	if snapshot && n.raft.State() != raft.Shutdown {
 		if err := n.Snapshot(); err != nil {
