@@ -94,10 +94,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	in := s.eng.Node().Info()
-	if in.LeaderID == "" {
+	if ok, why := s.eng.Ready(); !ok {
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Code: "unavailable", Message: "no Raft leader yet"})
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Code: "unavailable", Message: why})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

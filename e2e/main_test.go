@@ -6,8 +6,7 @@
 //
 //	GREY_E2E=1 go test -count=1 ./e2e/
 //
-// Without it every test skips and nothing is built. Checks of known greyd
-// bugs only log "KNOWN BUG" unless GREY_E2E_KNOWN_BUGS=1 as well.
+// Without it every test skips and nothing is built.
 package e2e
 
 import (
@@ -85,22 +84,6 @@ func moduleRoot() (string, error) {
 		return "", fmt.Errorf("go env GOMOD: not inside a module")
 	}
 	return filepath.Dir(gomod), nil
-}
-
-// strictKnownBugs turns checks of known, not yet fixed greyd bugs into
-// failures (GREY_E2E_KNOWN_BUGS=1); by default they are only logged.
-var strictKnownBugs = os.Getenv("GREY_E2E_KNOWN_BUGS") == "1"
-
-// knownBug reports a check that failed because of a known greyd bug: an
-// error with GREY_E2E_KNOWN_BUGS=1, otherwise a log line starting with
-// "KNOWN BUG", so the suite stays usable until the bug is fixed.
-func knownBug(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if strictKnownBugs {
-		t.Errorf(format, args...)
-		return
-	}
-	t.Logf("KNOWN BUG (GREY_E2E_KNOWN_BUGS=1 makes this fail): "+format, args...)
 }
 
 // requireE2E skips t unless GREY_E2E=1.

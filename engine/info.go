@@ -66,3 +66,22 @@ func (e *Engine) Cluster(apiAddr string) *ClusterInfo {
 	ci.QuorumSize = voters/2 + 1
 	return ci
 }
+
+// Ready reports whether this server can serve reads and writes, and if not
+// why: a leader must have applied every entry of earlier terms (its
+// scheduler is enabled only then); a follower must know a leader and have
+// applied up to its commit index.
+func (e *Engine) Ready() (bool, string) {
+	in := e.node.Info()
+	switch {
+	case in.LeaderID == "":
+		return false, "no Raft leader yet"
+	case in.LeaderID == in.NodeID:
+		if !e.sched.Enabled() {
+			return false, "leader is replaying its log"
+		}
+	case in.AppliedIndex < in.CommitIndex:
+		return false, "follower is catching up"
+	}
+	return true, ""
+}
