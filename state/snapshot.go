@@ -26,6 +26,9 @@ type snapshotRecord struct {
 	// Tenant records: the tenant (nil if it has none), the ledger and the
 	// time storage was last integrated.
 	TenantState *tenantRecord `json:"tenant_state,omitempty"`
+	// Node is a registered member; ClusterID the cluster's id (header).
+	Node      *Node  `json:"node,omitempty"`
+	ClusterID string `json:"cluster_id,omitempty"`
 }
 
 type tenantRecord struct {
@@ -42,6 +45,8 @@ type Snapshot struct {
 	tasks []*task.Task
 	keys  map[tenantKey][]string
 	ten   []*tenantRecord
+	nodes []Node
+	cid   string
 }
 
 // Snapshot captures the current state.
@@ -64,6 +69,11 @@ func (s *Store) Snapshot() *Snapshot {
 		sn.ten = append(sn.ten, r)
 	}
 	sort.Slice(sn.ten, func(i, j int) bool { return sn.ten[i].ID < sn.ten[j].ID })
+	for _, n := range s.nodes {
+		sn.nodes = append(sn.nodes, *n)
+	}
+	sort.Slice(sn.nodes, func(i, j int) bool { return sn.nodes[i].ID < sn.nodes[j].ID })
+	sn.cid = s.clusterID
 	return sn
 }
 
@@ -72,7 +82,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	cw := &countWriter{w: bw}
 	enc := json.NewEncoder(cw)
-	if err := enc.Encode(snapshotRecord{Version: snapshotVersion, Index: sn.index}); err != nil {
+	if err := enc.Encode(snapshotRecord{Version: snapshotVersion, Index: sn.index, ClusterID: sn.cid}); err != nil {
 		return cw.n, err
 	}
 	sort.Slice(sn.tasks, func(i, j int) bool { return sn.tasks[i].ID < sn.tasks[j].ID })
@@ -98,6 +108,11 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	}
 	for _, r := range sn.ten {
 		if err := enc.Encode(snapshotRecord{TenantState: r}); err != nil {
+			return cw.n, err
+		}
+	}
+	for i := range sn.nodes {
+		if err := enc.Encode(snapshotRecord{Node: &sn.nodes[i]}); err != nil {
 			return cw.n, err
 		}
 	}
@@ -128,6 +143,7 @@ func (s *Store) Restore(r io.Reader) error {
 	}
 	fresh := New()
 	fresh.index = hdr.Index
+	fresh.clusterID = hdr.ClusterID
 	x := &txn{s: fresh, index: hdr.Index, restoring: true}
 	for {
 		var rec snapshotRecord
@@ -152,6 +168,8 @@ func (s *Store) Restore(r io.Reader) error {
 			}
 		case rec.Key != "":
 			fresh.keys[tenantKey{rec.Tenant, rec.Key}] = rec.Queue
+		case rec.Node != nil:
+			fresh.nodes[rec.Node.ID] = rec.Node
 		case rec.TenantState != nil:
 			r := rec.TenantState
 			ts := fresh.tstate(r.ID)
@@ -188,6 +206,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.children, s.deps, s.keys = fresh.children, fresh.deps, fresh.keys
 	s.finished, s.counts = fresh.finished, fresh.counts
 	s.tenantsByID = fresh.tenantsByID
+	s.nodes, s.clusterID = fresh.nodes, fresh.clusterID
 	s.mu.Unlock()
 	return nil
 }

@@ -51,6 +51,8 @@ type Store struct {
 	counts   map[task.Status]int
 
 	tenantsByID map[string]*tenantState
+	nodes       map[string]*Node
+	clusterID   string
 
 	obsMu     sync.RWMutex
 	observers []Observer
@@ -79,6 +81,8 @@ func (s *Store) reset() {
 	})
 	s.counts = make(map[task.Status]int)
 	s.tenantsByID = make(map[string]*tenantState)
+	s.nodes = make(map[string]*Node)
+	s.clusterID = ""
 }
 
 // Observe registers fn to receive every change from now on.

@@ -67,13 +67,20 @@ func (x *txn) account(old, n *task.Task) {
 	ts := x.s.tstate(n.TenantID)
 	now := x.now
 	u := ts.bucket(now)
-	if n.Usage == nil {
-		n.Usage = &task.Usage{}
+	// Tasks carry a Usage only once there is something to record (pending
+	// tasks without payload stay small: a million of them are held).
+	usage := func() *task.Usage {
+		if n.Usage == nil {
+			n.Usage = &task.Usage{}
+		}
+		return n.Usage
 	}
 	if old == nil {
 		u.TasksSubmitted++
 		u.BytesIn += int64(len(n.Payload))
-		n.Usage.BytesIn = int64(len(n.Payload))
+		if len(n.Payload) > 0 {
+			usage().BytesIn = int64(len(n.Payload))
+		}
 		ts.integrate(now)
 		ts.stored += int64(len(n.Payload))
 		if !n.Status.Terminal() {
@@ -84,6 +91,7 @@ func (x *txn) account(old, n *task.Task) {
 		ts.queued--
 		switch n.Status {
 		case task.Completed:
+			usage()
 			u.TasksCompleted++
 		case task.Failed:
 			u.TasksFailed++
@@ -106,8 +114,8 @@ func (x *txn) account(old, n *task.Task) {
 		}
 		u.ExecSeconds += d
 		u.CPUSeconds += d * n.CPU()
-		n.Usage.ExecSeconds += d
-		n.Usage.CPUSeconds += d * n.CPU()
+		usage().ExecSeconds += d
+		usage().CPUSeconds += d * n.CPU()
 	}
 	oldOut := 0
 	if old != nil {
@@ -117,7 +125,7 @@ func (x *txn) account(old, n *task.Task) {
 		if d > 0 {
 			u.BytesOut += int64(d)
 		}
-		n.Usage.BytesOut = int64(len(n.Result))
+		usage().BytesOut = int64(len(n.Result))
 		ts.integrate(now)
 		ts.stored += int64(d)
 	}

@@ -1,0 +1,118 @@
+package state
+
+import (
+	"sort"
+	"time"
+
+	"github.com/grey-distributed/grey/greyerr"
+)
+
+// Node is a registered member: a server (Raft voter) or a worker-only node.
+type Node struct {
+	// ID is the node id (the Raft server id for servers).
+	ID string `json:"id"`
+	// RaftAddr is the Raft transport address (servers only).
+	RaftAddr string `json:"raft_addr,omitempty"`
+	// APIAddr is the base URL of the node's REST API.
+	APIAddr string `json:"api_addr,omitempty"`
+	// Role is server or worker.
+	Role string `json:"role"`
+	// Labels offered by the node.
+	Labels map[string]string `json:"labels,omitempty"`
+	// RegisteredAt is the first registration.
+	RegisteredAt time.Time `json:"registered_at"`
+	// UpdatedAt is the last registration.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// NodeRegisterRequest registers or refreshes a node.
+type NodeRegisterRequest struct {
+	Now  time.Time `json:"now"`
+	Node Node      `json:"node"`
+}
+
+// NodeRemoveRequest forgets a node.
+type NodeRemoveRequest struct {
+	Now time.Time `json:"now"`
+	ID  string    `json:"id"`
+}
+
+// ClusterInitRequest sets the cluster id once.
+type ClusterInitRequest struct {
+	Now       time.Time `json:"now"`
+	ClusterID string    `json:"cluster_id"`
+}
+
+// RegisterNode stores a node record. A different node already using the
+// same Raft address is refused.
+func (s *Store) RegisterNode(index uint64, req *NodeRegisterRequest) (*Node, error) {
+	x := s.begin(index, req.Now)
+	defer x.commit()
+	n := req.Node
+	if n.RaftAddr != "" {
+		for id, o := range s.nodes {
+			if id != n.ID && o.RaftAddr == n.RaftAddr {
+				return nil, greyerr.New(greyerr.AlreadyExists, "raft address %s is already used by node %s", n.RaftAddr, id)
+			}
+		}
+	}
+	if old := s.nodes[n.ID]; old != nil {
+		n.RegisteredAt = old.RegisteredAt
+	} else {
+		n.RegisteredAt = req.Now
+	}
+	n.UpdatedAt = req.Now
+	s.nodes[n.ID] = &n
+	return &n, nil
+}
+
+// RemoveNode forgets a node record.
+func (s *Store) RemoveNode(index uint64, req *NodeRemoveRequest) error {
+	x := s.begin(index, req.Now)
+	defer x.commit()
+	if s.nodes[req.ID] == nil {
+		return greyerr.New(greyerr.NotFound, "node %s not found", req.ID)
+	}
+	delete(s.nodes, req.ID)
+	return nil
+}
+
+// InitCluster sets the cluster id if none is set; it returns the id in force.
+func (s *Store) InitCluster(index uint64, req *ClusterInitRequest) string {
+	x := s.begin(index, req.Now)
+	defer x.commit()
+	if s.clusterID == "" {
+		s.clusterID = req.ClusterID
+	}
+	return s.clusterID
+}
+
+// ClusterID returns the cluster id ("" before initialisation).
+func (s *Store) ClusterID() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.clusterID
+}
+
+// Node returns a registered node, or nil.
+func (s *Store) Node(id string) *Node {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if n := s.nodes[id]; n != nil {
+		c := *n
+		return &c
+	}
+	return nil
+}
+
+// Nodes lists registered nodes by id.
+func (s *Store) Nodes() []Node {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Node, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		out = append(out, *n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
