@@ -8,6 +8,7 @@
 #   scripts/services.sh down [NAME...]    stop what this script started (by pid, verified)
 #   scripts/services.sh install [NAME...] only install
 #   scripts/services.sh list              names of all services
+#   scripts/services.sh stats [NAME...]   resident memory (RSS) of each running service
 #   scripts/services.sh logs NAME         tail of the service's log
 #
 # Runtime data (databases, logs, pid files) lives in .services/ in the repo root
@@ -345,6 +346,16 @@ installed() {
 	esac
 }
 
+# Directory with a completion marker, for services installed into the cache.
+install_dir() {
+	case $1 in
+	kafka) echo "$CACHE/kafka-$KAFKA_VERSION" ;;
+	cassandra) echo "$CACHE/cassandra-$CASSANDRA_VERSION" ;;
+	s3 | tensorflow) echo "$CACHE/venv" ;;
+	azblob) echo "$CACHE/azurite-$AZURITE_VERSION" ;;
+	esac
+}
+
 # Install steps that may run in parallel with each other (no shared lock).
 install() {
 	local svc=$1
@@ -376,7 +387,7 @@ $deps
   </dependencies>
 </project>
 EOF
-	(cd "$dir" && mvn -B -q dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dir/lib")
+	(cd "$dir" && mvn -B -q -Dstyle.color=never dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dir/lib")
 }
 
 install_kafka() {
@@ -623,6 +634,9 @@ disk_optimization_strategy: ssd
 key_cache_size: 8MiB
 counter_cache_size: 4MiB
 auto_snapshot: false
+file_cache_size: 32MiB
+networking_cache_size: 16MiB
+index_summary_capacity: 8MiB
 EOF
 	cat >"$d/logback.xml" <<'EOF'
 <configuration scan="false">
@@ -724,7 +738,8 @@ launch_cmd() {
 	cassandra)
 		local lib=$CACHE/cassandra-$CASSANDRA_VERSION/lib jamm
 		jamm=$(ls "$lib"/jamm-*.jar | head -1)
-		CMD=("$(JAVA_BIN)" -Xms512m -Xmx512m -Xmn128m -Xss512k -XX:+UseG1GC -XX:MaxGCPauseMillis=300
+		CMD=("$(JAVA_BIN)" -Xms256m -Xmx512m -Xss512k -XX:MaxDirectMemorySize=256m -XX:ReservedCodeCacheSize=96m
+			-XX:+UseG1GC -XX:MaxGCPauseMillis=300 -XX:+ExitOnOutOfMemoryError
 			-XX:+ParallelRefProcEnabled -XX:+HeapDumpOnOutOfMemoryError -XX:HeapDumpPath="$d/logs"
 			-XX:+UseStringDeduplication
 			-Djdk.attach.allowAttachSelf=true
@@ -1023,6 +1038,10 @@ install_names() { # already expanded names, dependencies included
 	local failed=0
 	for n in $names; do
 		installed "$n" && continue
+		local idir; idir=$(install_dir "$n")
+		if [[ -n $idir && -d $idir && ! -f $idir/.grey-installed ]]; then
+			say "$n: $idir is half-installed (no completion marker, e.g. an interrupted download); installing it again"
+		fi
 		say "installing $n (log: $DATA/install/$n.log)"
 		(
 			t0=$(now)
@@ -1142,8 +1161,24 @@ cmd_env() {
 	echo "export GREY_SERVICES_PYTHON='$CACHE/venv/bin/python'"
 }
 
+# stats: resident memory of each running service (all processes of the
+# session it was started in, e.g. beam under the rabbitmq-server wrapper).
+cmd_stats() {
+	local n pid kb total=0
+	printf '%-11s %8s %10s\n' NAME PID RSS_MiB
+	for n in $(with_deps $(expand_names "$@")); do
+		[[ $(kind "$n") == python ]] && continue
+		running "$n" || continue
+		pid=$(read_pid "$n")
+		kb=$(ps -o rss= -s "$pid" 2>/dev/null | awk '{s+=$1} END {print s+0}')
+		total=$((total + kb))
+		printf '%-11s %8s %10s\n' "$n" "$pid" "$(awk -v k="$kb" 'BEGIN {printf "%.1f", k/1024}')"
+	done
+	printf '%-11s %8s %10s\n' total - "$(awk -v k="$total" 'BEGIN {printf "%.1f", k/1024}')"
+}
+
 usage() {
-	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 }
 
@@ -1157,6 +1192,7 @@ main() {
 	env) cmd_env "$@" ;;
 	install) cmd_install "$@" ;;
 	list) echo "${ALL_SERVICES[@]}" ;;
+	stats) cmd_stats "$@" ;;
 	logs) [[ -n ${1:-} ]] || usage; show_log_tail "$1" "${2:-50}" ;;
 	-h | --help | help | "") usage ;;
 	*) say "unknown command '$cmd'"; usage ;;
