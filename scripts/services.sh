@@ -285,15 +285,24 @@ pg_bindir() {
 pg_bin() { local b; b=$(pg_bindir); [[ -n $b ]] || return 1; "$b/$1" "${@:2}"; }
 torch_python() { echo "${GREY_TORCH_PYTHON:-/usr/bin/python3}"; }
 
-APT_UPDATED=""
-apt_install() { # packages...
+# apt_install PKG...: installs the missing ones. Serialised by a lock, since
+# parallel install jobs may each need a package and dpkg has a single lock;
+# `apt-get update` runs at most once an hour.
+apt_install() {
+	mkdir -p "$CACHE"
+	(
+		flock 8
+		apt_install_locked "$@"
+	) 8>"$CACHE/.apt.lock"
+}
+apt_install_locked() {
 	local missing=() p
 	for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 	((${#missing[@]})) || return 0
 	command -v apt-get >/dev/null || { say "apt-get not found; install ${missing[*]} by hand"; return 1; }
-	if [[ -z $APT_UPDATED ]]; then
+	if [[ -z $(find "$CACHE/.apt-updated" -mmin -60 2>/dev/null) ]]; then
 		as_root apt-get update -qq || return 1
-		APT_UPDATED=1
+		touch "$CACHE/.apt-updated"
 	fi
 	# policy-rc.d keeps Debian from starting the system-wide rabbitmq/prometheus.
 	local prc=/usr/sbin/policy-rc.d made_prc=""
@@ -1020,24 +1029,30 @@ cmd_install() { install_names $(with_deps $(expand_names "$@")); }
 install_names() { # already expanded names, dependencies included
 	local names="$*"
 	mkdir -p "$DATA/install" "$CACHE"
-	# apt first, in one go (dpkg has one lock)
-	local pkgs=() n p
-	for n in $names; do
-		installed "$n" && continue
-		for p in $(apt_pkgs "$n"); do dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p"); done
-	done
-	if ((${#pkgs[@]})); then
-		local t0; t0=$(now)
-		say "installing Debian packages: $(printf '%s\n' "${pkgs[@]}" | sort -u | tr '\n' ' ')"
-		apt_install $(printf '%s\n' "${pkgs[@]}" | sort -u) >"$DATA/install/apt.log" 2>&1 ||
-			{ say "apt-get install failed; see $DATA/install/apt.log"; tail -n 15 "$DATA/install/apt.log" >&2; }
-		say "Debian packages done in $(($(now) - t0))s"
-	fi
-	# the rest in parallel
+	# Debian packages in one apt-get run, in the background alongside the
+	# other installs (Go builds, Maven, pip, npm), which take longer.
+	local pkgs=() n p apt_only=()
 	local -A jobs=()
 	local failed=0
 	for n in $names; do
 		installed "$n" && continue
+		for p in $(apt_pkgs "$n"); do dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p"); done
+		case $n in postgres | postgres2 | postgres3 | epmd | rabbitmq | prometheus | pytorch) apt_only+=("$n") ;; esac
+	done
+	if ((${#pkgs[@]})); then
+		say "installing Debian packages: $(printf '%s\n' "${pkgs[@]}" | sort -u | tr '\n' ' ')(log: $DATA/install/debian.log)"
+		(
+			t0=$(now)
+			apt_install $(printf '%s\n' "${pkgs[@]}" | sort -u)
+			rc=$?
+			echo "=== install debian packages rc=$rc in $(($(now) - t0))s"
+			exit $rc
+		) >"$DATA/install/debian.log" 2>&1 &
+		jobs[debian]=$!
+	fi
+	for n in $names; do
+		installed "$n" && continue
+		[[ " ${apt_only[*]-} " == *" $n "* ]] && continue
 		local idir; idir=$(install_dir "$n")
 		if [[ -n $idir && -d $idir && ! -f $idir/.grey-installed ]]; then
 			say "$n: $idir is half-installed (no completion marker, e.g. an interrupted download); installing it again"
@@ -1053,7 +1068,7 @@ install_names() { # already expanded names, dependencies included
 		jobs[$n]=$!
 	done
 	for n in "${!jobs[@]}"; do
-		if wait "${jobs[$n]}"; then
+		if wait "${jobs[$n]}" && { [[ $n == debian ]] || installed "$n"; }; then
 			say "$n: installed ($(tail -n 1 "$DATA/install/$n.log" | sed 's/^=== //'))"
 		else
 			say "$n: install FAILED; last lines of $DATA/install/$n.log:"
