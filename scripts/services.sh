@@ -19,6 +19,9 @@
 # The script is idempotent: `up` twice leaves one instance of each service, and
 # `down` only ever signals a pid from its own pid files whose command line (and,
 # where readable, environment tag GREY_SERVICE_ID) matches what it started.
+# Service lists are passed around as words on purpose (names never contain
+# spaces); PORT_* variables are read indirectly via ${!p}.
+# shellcheck disable=SC2046,SC2034,SC2206
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -339,7 +342,7 @@ reset_half_installed() {
 installed() {
 	case $1 in
 	postgres | postgres2 | postgres3) [[ -n $(pg_bindir) ]] ;;
-	epmd) have_cmd epmd || [[ -x /usr/lib/erlang/erts-*/bin/epmd ]] ;;
+	epmd) have_cmd epmd || compgen -G '/usr/lib/erlang/erts-*/bin/epmd' >/dev/null ;;
 	rabbitmq) [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] ;;
 	kafka) have_cmd java && is_done "$CACHE/kafka-$KAFKA_VERSION" ;;
 	cassandra) have_cmd java && is_done "$CACHE/cassandra-$CASSANDRA_VERSION" ;;
@@ -442,7 +445,7 @@ install_go_fork() { # ferretdb
 	[[ -x $out ]] && return 0
 	have_cmd go || { say "go is not installed"; return 1; }
 	local src=$CACHE/src/ferretdb-$ver dir
-	dir=$(GOFLAGS= go mod download -json "github.com/FerretDB/FerretDB@$ver" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	dir=$(GOFLAGS='' go mod download -json "github.com/FerretDB/FerretDB@$ver" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 	[[ -d $dir ]] || { say "go mod download github.com/FerretDB/FerretDB@$ver failed"; return 1; }
 	rm -rf "$src" && mkdir -p "$(dirname "$src")" && cp -r "$dir" "$src" && chmod -R u+w "$src" || return 1
 	echo "$ver" >"$src/build/version/version.txt"
@@ -1062,7 +1065,7 @@ install_names() { # already expanded names, dependencies included
 			t0=$(now)
 			install "$n" && installed "$n"
 			rc=$?
-			echo "=== install $n rc=$rc in $(($(now) - t0))s"
+			printf "\n=== install %s rc=%s in %ss\n" "$n" "$rc" "$(($(now) - t0))"
 			exit $rc
 		) >"$DATA/install/$n.log" 2>&1 &
 		jobs[$n]=$!
