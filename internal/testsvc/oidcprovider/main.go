@@ -485,6 +485,28 @@ func asSlice(v any) []any {
 	return s
 }
 
+// newHandler builds the provider for issuer with the given fixtures.
+func newHandler(issuer string, fx fixtures) (http.Handler, error) {
+	st, err := newStorage(fx)
+	if err != nil {
+		return nil, err
+	}
+	var cryptoKey [32]byte
+	if _, err := rand.Read(cryptoKey[:]); err != nil {
+		return nil, err
+	}
+	cfg := &op.Config{
+		CryptoKey:       cryptoKey,
+		AuthMethodPost:  true,
+		SupportedClaims: append(slices.Clone(op.DefaultSupportedClaims), "grey_tenant_id", "grey_roles"),
+	}
+	provider, err := op.NewProvider(cfg, st, op.StaticIssuer(issuer), op.WithAllowInsecure())
+	if err != nil {
+		return nil, err
+	}
+	return &server{issuer: issuer, st: st, provider: provider}, nil
+}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9096", "listen address (host:port)")
 	issuer := flag.String("issuer", "", "issuer URL (default http://ADDR)")
@@ -505,20 +527,7 @@ func main() {
 	if *issuer == "" {
 		*issuer = "http://" + *addr
 	}
-	st, err := newStorage(fx)
-	if err != nil {
-		log.Fatal(err)
-	}
-	var cryptoKey [32]byte
-	if _, err := rand.Read(cryptoKey[:]); err != nil {
-		log.Fatal(err)
-	}
-	cfg := &op.Config{
-		CryptoKey:       cryptoKey,
-		AuthMethodPost:  true,
-		SupportedClaims: append(slices.Clone(op.DefaultSupportedClaims), "grey_tenant_id", "grey_roles"),
-	}
-	provider, err := op.NewProvider(cfg, st, op.StaticIssuer(*issuer), op.WithAllowInsecure())
+	handler, err := newHandler(*issuer, fx)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -526,7 +535,7 @@ func main() {
 	if err != nil {
 		log.Fatalf("listen %s: %v", *addr, err)
 	}
-	srv := &http.Server{Handler: &server{issuer: *issuer, st: st, provider: provider}, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
