@@ -2,9 +2,13 @@ package task
 
 import (
 	"encoding/json"
-	"fmt"
+	"math"
+	"reflect"
+	"strconv"
 	"time"
 )
+
+var durationType = reflect.TypeFor[Duration]()
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration
 // string ("1.5s", "100ms"); a bare JSON number is read as milliseconds.
@@ -27,15 +31,22 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		}
 		v, err := time.ParseDuration(s)
 		if err != nil {
-			return fmt.Errorf("invalid duration %q: %w", s, err)
+			// A type error lets encoding/json name the field.
+			return &json.UnmarshalTypeError{Value: "string " + strconv.Quote(s), Type: durationType}
 		}
 		*d = Duration(v)
 		return nil
 	}
 	var ms float64
 	if err := json.Unmarshal(b, &ms); err != nil {
-		return fmt.Errorf("invalid duration %s: want a string like \"1.5s\" or milliseconds", b)
+		return &json.UnmarshalTypeError{Value: string(b), Type: durationType}
 	}
-	*d = Duration(ms * float64(time.Millisecond))
+	// Converting an out-of-range float to an integer is implementation
+	// defined (on amd64 every huge value becomes the most negative one).
+	ns := ms * float64(time.Millisecond)
+	if ns >= math.MaxInt64 || ns < math.MinInt64 {
+		return &json.UnmarshalTypeError{Value: "number " + string(b) + " (out of range)", Type: durationType}
+	}
+	*d = Duration(ns)
 	return nil
 }

@@ -112,6 +112,15 @@ type Task struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// NextAttemptAt is when a retrying task becomes eligible again.
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	// Usage is what the task used so far (set by the state machine).
+	Usage *Usage `json:"usage,omitempty"`
+	// CostTags label the task for cost attribution (grey-tenant-id,
+	// grey-task-id, grey-environment and configured extras); filled in on
+	// read.
+	CostTags map[string]string `json:"cost_tags,omitempty"`
+	// CostUSD is the task's cost under the configured price table, once
+	// finished; filled in on read.
+	CostUSD *float64 `json:"cost_usd,omitempty"`
 	// WaitingReason says why a pending task does not run yet (not stored;
 	// filled in by the API from the scheduler's view).
 	WaitingReason string `json:"waiting_reason,omitempty"`
@@ -132,6 +141,10 @@ func (t *Task) Clone() *Task {
 	}
 	if t.Attempts != nil {
 		c.Attempts = append([]Attempt(nil), t.Attempts...)
+	}
+	if t.Usage != nil {
+		u := *t.Usage
+		c.Usage = &u
 	}
 	return &c
 }
@@ -180,4 +193,24 @@ func (s *Spec) Labels() map[string]string {
 		return nil
 	}
 	return s.Constraints.Labels
+}
+
+// Usage is what one task used, recorded as its attempts finish.
+type Usage struct {
+	// ExecSeconds is wall time spent executing, over all attempts.
+	ExecSeconds float64 `json:"exec_seconds"`
+	// CPUSeconds is ExecSeconds × the requested CPU (1 when unset).
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// BytesIn is the payload size.
+	BytesIn int64 `json:"bytes_in"`
+	// BytesOut is the result size.
+	BytesOut int64 `json:"bytes_out"`
+}
+
+// CPU returns the requested CPU (1 when unset).
+func (s *Spec) CPU() float64 {
+	if s.Constraints == nil || s.Constraints.CPU <= 0 {
+		return 1
+	}
+	return s.Constraints.CPU
 }

@@ -112,6 +112,13 @@ func (s *Spec) Validate(prefix string, lim Limits) error {
 	if lim.MaxTimeout > 0 && s.Timeout > lim.MaxTimeout {
 		return invalid(prefix+"timeout", "%s exceeds the limit %s", s.Timeout.D(), lim.MaxTimeout.D())
 	}
+	if s.RunAt != nil {
+		// Stored in UTC, which must stay a year JSON can carry: an offset
+		// can push 9999-12-31 or 0000-01-01 out of [0, 9999].
+		if y := s.RunAt.UTC().Year(); y < 0 || y > 9999 {
+			return invalid(prefix+"run_at", "is out of range (year %d in UTC)", y)
+		}
+	}
 	if s.Retry != nil {
 		if err := s.Retry.Validate(prefix + "retry"); err != nil {
 			return err

@@ -1,0 +1,161 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/task"
+)
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+// writeError renders err with the one code→status mapping.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ge *greyerr.Error
+	if !errors.As(err, &ge) {
+		ge = &greyerr.Error{Code: greyerr.CodeOf(err), Message: err.Error()}
+		if ge.Code == greyerr.Unknown {
+			ge.Code = greyerr.Internal
+		}
+	}
+	status := greyerr.HTTPStatus(ge.Code)
+	if status >= 500 && ge.Code != greyerr.Unavailable {
+		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if ge.RetryAfter > 0 || status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		secs := int(ge.RetryAfter.Seconds() + 0.999)
+		if secs < 1 {
+			secs = 1
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	msg := ge.Message
+	if ge.Err != nil && ge.Code != greyerr.Internal {
+		msg += ": " + ge.Err.Error()
+	}
+	writeJSON(w, status, errorBody{Code: string(ge.Code), Message: msg, Field: ge.Field, Reason: ge.Reason})
+}
+
+// decode reads a JSON body strictly: bounded size, unknown fields refused,
+// one value only. Errors name the field where the decoder can.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return greyerr.Invalid("Content-Type", "must be application/json, got %q", ct)
+	}
+	body := http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err, s.opts.MaxBodyBytes)
+	}
+	if dec.More() {
+		return greyerr.Invalid("body", "must hold exactly one JSON value")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return greyerr.Invalid("body", "must hold exactly one JSON value")
+	}
+	return nil
+}
+
+// decodeItem strictly decodes one element of a request array (already known
+// to be well-formed JSON) into v; error fields are prefixed with prefix, as
+// in "tasks[3].priority".
+func decodeItem(raw json.RawMessage, v any, prefix string) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
+	}
+	err = decodeError(err, 0)
+	var ge *greyerr.Error
+	if errors.As(err, &ge) {
+		if ge.Field == "" || ge.Field == "body" {
+			ge.Field = prefix
+		} else {
+			ge.Field = prefix + "." + ge.Field
+		}
+	}
+	return err
+}
+
+// decodeError turns encoding/json's errors into InvalidArgument/TooLarge.
+func decodeError(err error, max int64) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		e := greyerr.New(greyerr.TooLarge, "request body exceeds %d bytes", max)
+		e.Field = "body"
+		return e
+	case errors.Is(err, io.EOF):
+		return greyerr.Invalid("body", "is empty; a JSON object is required")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return greyerr.Invalid("body", "malformed JSON: unexpected end of input")
+	case errors.As(err, &syn):
+		return greyerr.Invalid("body", "malformed JSON at byte %d: %v", syn.Offset, syn)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		want := typ.Type.String()
+		if want == "task.Duration" {
+			want = "a duration such as \"1.5s\" (or milliseconds)"
+		}
+		return greyerr.Invalid(field, "must be %s, got JSON %s", want, typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return greyerr.Invalid(f, "unknown field %q", f)
+	}
+	return greyerr.Invalid("body", "%v", err)
+}
+
+// tenant returns the caller's tenant (dev mode: the X-Grey-Tenant header).
+func tenantOf(r *http.Request) (string, error) {
+	t := r.Header.Get(TenantHeader)
+	if t == "" {
+		return DefaultTenant, nil
+	}
+	if !task.ValidTenant(t) {
+		return "", greyerr.Invalid(TenantHeader, "%q is not a valid tenant id (lower-case letters, digits, '-', '_')", t)
+	}
+	return t, nil
+}
+
+func parseStatuses(v string) ([]task.Status, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var out []task.Status
+	for _, p := range strings.Split(v, ",") {
+		st := task.Status(strings.TrimSpace(p))
+		if !st.Valid() {
+			return nil, greyerr.Invalid("status", "unknown status %q", st)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func fmtInt(n int) string { return fmt.Sprint(n) }

@@ -1,0 +1,111 @@
+// Package api serves Grey's REST API under /api/v1 (described by
+// openapi.yaml, which is embedded and served at /api/v1/openapi.yaml):
+// tasks, the worker lease protocol, cluster facts, health and readiness.
+// Errors are JSON {code, message, field?, reason?} with the status from
+// greyerr.HTTPStatus; every task route is scoped to the caller's tenant.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/grey-distributed/grey/engine"
+)
+
+// TenantHeader carries the tenant in dev mode (no authentication).
+const TenantHeader = "X-Grey-Tenant"
+
+// DefaultTenant is the tenant of requests without TenantHeader.
+const DefaultTenant = "default"
+
+// Options configure the API server.
+type Options struct {
+	// MaxBodyBytes bounds request bodies (default 8 MiB).
+	MaxBodyBytes int64
+	// APIAddr is this node's advertised API address (for cluster facts).
+	APIAddr string
+	// Logger receives request errors.
+	Logger *slog.Logger
+	// AdminToken, when set, is required (Authorization: Bearer) on the
+	// admin routes (tenants, usage). Without it they are open (dev mode).
+	AdminToken string
+}
+
+// Server is the HTTP API of one greyd server.
+type Server struct {
+	eng    *engine.Engine
+	opts   Options
+	mux    *http.ServeMux
+	logger *slog.Logger
+}
+
+// New returns the API over eng.
+func New(eng *engine.Engine, opts Options) *Server {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 8 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Server{eng: eng, opts: opts, mux: http.NewServeMux(), logger: opts.Logger}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("POST /api/v1/tasks", s.submit)
+	m.HandleFunc("POST /api/v1/tasks/batch", s.submitBatch)
+	m.HandleFunc("GET /api/v1/tasks", s.list)
+	m.HandleFunc("GET /api/v1/tasks/watch", s.watch)
+	m.HandleFunc("GET /api/v1/tasks/{id}", s.get)
+	m.HandleFunc("DELETE /api/v1/tasks/{id}", s.cancel)
+	m.HandleFunc("GET /api/v1/tasks/{id}/wait", s.wait)
+	m.HandleFunc("POST /api/v1/workers/lease", s.lease)
+	m.HandleFunc("POST /api/v1/workers/heartbeat", s.heartbeat)
+	m.HandleFunc("POST /api/v1/workers/complete", s.complete)
+	m.HandleFunc("GET /api/v1/cluster", s.cluster)
+	m.HandleFunc("GET /api/v1/cluster/nodes", s.nodes)
+	m.HandleFunc("POST /api/v1/tenants", s.admin(s.createTenant))
+	m.HandleFunc("GET /api/v1/tenants", s.admin(s.listTenants))
+	m.HandleFunc("GET /api/v1/tenants/{id}", s.admin(s.getTenant))
+	m.HandleFunc("PUT /api/v1/tenants/{id}", s.admin(s.updateTenant))
+	m.HandleFunc("DELETE /api/v1/tenants/{id}", s.admin(s.deleteTenant))
+	m.HandleFunc("GET /api/v1/cluster/usage", s.admin(s.usage))
+	m.HandleFunc("GET /api/v1/openapi.yaml", s.openapi)
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /readyz", s.readyz)
+	m.HandleFunc("/", s.notFound)
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(Spec())
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	in := s.eng.Node().Info()
+	if in.LeaderID == "" {
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Code: "unavailable", Message: "no Raft leader yet"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusNotFound, errorBody{Code: "not_found", Message: "no route for " + r.Method + " " + r.URL.Path})
+}
+
+// serverTimeout caps long polls so a stuck client cannot hold a handler forever.
+const serverTimeout = 5 * time.Minute

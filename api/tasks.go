@@ -1,0 +1,242 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/grey-distributed/grey/engine"
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/task"
+)
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	ten, err := tenantOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var spec task.Spec
+	if err := s.decode(w, r, &spec); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.eng.Submit(r.Context(), ten, []task.Spec{spec}, false)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status := http.StatusCreated
+	if !res.Created[0] {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, res.Tasks[0])
+}
+
+// batchRequest holds the items raw so that each is decoded on its own and a
+// decoding error can name the item ("tasks[3].priority"): encoding/json's
+// own errors name the path without the index ("tasks.priority").
+type batchRequest struct {
+	Tasks []json.RawMessage `json:"tasks"`
+}
+
+type batchResponse struct {
+	Tasks []*task.Task `json:"tasks"`
+}
+
+func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
+	ten, err := tenantOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req batchRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	specs := make([]task.Spec, len(req.Tasks))
+	for i, raw := range req.Tasks {
+		if err := decodeItem(raw, &specs[i], "tasks["+strconv.Itoa(i)+"]"); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	res, err := s.eng.Submit(r.Context(), ten, specs, true)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, batchResponse{Tasks: res.Tasks})
+}
+
+type listResponse struct {
+	Tasks      []*task.Task `json:"tasks"`
+	NextCursor string       `json:"next_cursor"`
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	ten, err := tenantOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	sts, err := parseStatuses(q.Get("status"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			s.writeError(w, r, greyerr.Invalid("limit", "must be an integer between 1 and 1000"))
+			return
+		}
+		limit = n
+	}
+	ts, next, err := s.eng.List(r.Context(), ten, engine.ListOptions{Statuses: sts, Kind: q.Get("kind"), Limit: limit, Before: q.Get("cursor")})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if ts == nil {
+		ts = []*task.Task{}
+	}
+	writeJSON(w, http.StatusOK, listResponse{Tasks: ts, NextCursor: next})
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) {
+	ten, err := tenantOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	t, err := s.eng.Get(r.Context(), ten, r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
+	ten, err := tenantOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	t, err := s.eng.Cancel(r.Context(), ten, r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
+	ten, err := tenantOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	timeout := 30 * time.Second
+	if v := r.URL.Query().Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > serverTimeout {
+			s.writeError(w, r, greyerr.Invalid("timeout", "must be a duration between 0s and %s, got %q", serverTimeout, v))
+			return
+		}
+		timeout = d
+	}
+	t, err := s.eng.Wait(r.Context(), ten, r.PathValue("id"), timeout)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+// watch streams the tenant's task changes as server-sent events.
+func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
+	ten, err := tenantOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sts, err := parseStatuses(r.URL.Query().Get("status"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		s.writeError(w, r, greyerr.New(greyerr.Unimplemented, "streaming is not supported by this connection"))
+		return
+	}
+	wt, err := s.eng.Watch(ten, engine.WatchOptions{Statuses: sts, Kind: r.URL.Query().Get("kind")})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer s.eng.Unwatch(wt)
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(": watching\n\n"))
+	fl.Flush()
+	ping := time.NewTicker(15 * time.Second)
+	defer ping.Stop()
+	buf := make([]byte, 0, 4096)
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-ping.C:
+			if _, err := w.Write([]byte(": ping\n\n")); err != nil {
+				return
+			}
+			fl.Flush()
+		case t, ok := <-wt.C():
+			if !ok {
+				if wt.Overflowed() {
+					_, _ = w.Write([]byte("event: error\ndata: {\"code\":\"resource_exhausted\",\"message\":\"watcher fell behind; reconnect\"}\n\n"))
+					fl.Flush()
+				}
+				return
+			}
+			buf = buf[:0]
+			for {
+				buf = appendEvent(buf, t)
+				select {
+				case t, ok = <-wt.C():
+					if ok {
+						continue
+					}
+				default:
+				}
+				break
+			}
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			fl.Flush()
+			if !ok {
+				return
+			}
+		}
+	}
+}
+
+func appendEvent(buf []byte, t *task.Task) []byte {
+	c := *t
+	c.Payload, c.Result = nil, nil
+	b, _ := json.Marshal(&c)
+	buf = append(buf, "event: task\ndata: "...)
+	buf = append(buf, b...)
+	return append(buf, "\n\n"...)
+}

@@ -1,0 +1,211 @@
+package client
+
+import (
+	"context"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grey-distributed/grey/task"
+)
+
+// Submit submits one task and returns it as created. When spec carries an
+// IdempotencyKey that matches an existing task of the tenant, the existing
+// task is returned instead and nothing is created.
+func (c *Client) Submit(ctx context.Context, spec task.Spec) (*task.Task, error) {
+	var t task.Task
+	if err := c.do(ctx, http.MethodPost, "/api/v1/tasks", nil, &spec, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// batchRequest is the body of POST /api/v1/tasks/batch.
+type batchRequest struct {
+	Tasks []task.Spec `json:"tasks"`
+}
+
+// batchResponse is the answer to POST /api/v1/tasks/batch.
+type batchResponse struct {
+	Tasks []*task.Task `json:"tasks"`
+}
+
+// SubmitBatch submits 1 to 1000 tasks at once and returns them in the order
+// of specs. It is all or nothing: when one spec is invalid nothing is created
+// and the InvalidArgument error's Field names it as "tasks[i].<field>".
+func (c *Client) SubmitBatch(ctx context.Context, specs []task.Spec) ([]*task.Task, error) {
+	var resp batchResponse
+	if err := c.do(ctx, http.MethodPost, "/api/v1/tasks/batch", nil, &batchRequest{Tasks: specs}, &resp); err != nil {
+		return nil, err
+	}
+	return resp.Tasks, nil
+}
+
+// Get returns a task of the tenant. An unknown id, or another tenant's, is a
+// NotFound error.
+func (c *Client) Get(ctx context.Context, id task.ID) (*task.Task, error) {
+	path, err := taskPath(id, "")
+	if err != nil {
+		return nil, err
+	}
+	var t task.Task
+	if err := c.do(ctx, http.MethodGet, path, nil, nil, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// ListOptions filters and pages List.
+type ListOptions struct {
+	// Status keeps only tasks in one of these statuses (all when empty).
+	Status []task.Status
+	// Kind keeps only tasks of this kind (all when empty).
+	Kind string
+	// Limit is the page size, 1–1000 (0 = the server's default, 100).
+	Limit int
+	// Cursor is the NextCursor of the previous page ("" = the first page).
+	Cursor string
+}
+
+// query renders the options as query parameters.
+func (o ListOptions) query() url.Values {
+	q := statusQuery(o.Status, o.Kind)
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Cursor != "" {
+		q.Set("cursor", o.Cursor)
+	}
+	return q
+}
+
+// statusQuery renders the status and kind filters shared by list and watch.
+func statusQuery(status []task.Status, kind string) url.Values {
+	q := url.Values{}
+	if len(status) > 0 {
+		s := make([]string, len(status))
+		for i, st := range status {
+			s[i] = string(st)
+		}
+		q.Set("status", strings.Join(s, ","))
+	}
+	if kind != "" {
+		q.Set("kind", kind)
+	}
+	return q
+}
+
+// TaskPage is one page of List.
+type TaskPage struct {
+	// Tasks of the page, newest first.
+	Tasks []*task.Task `json:"tasks"`
+	// NextCursor fetches the next page; empty on the last page.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// List returns one page of the tenant's tasks, newest first.
+func (c *Client) List(ctx context.Context, opts ListOptions) (*TaskPage, error) {
+	var p TaskPage
+	if err := c.do(ctx, http.MethodGet, "/api/v1/tasks", opts.query(), nil, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// ListAll iterates over all of the tenant's tasks matching opts, newest
+// first, fetching pages of opts.Limit from opts.Cursor on as needed. An error
+// ends the iteration after it is yielded.
+func (c *Client) ListAll(ctx context.Context, opts ListOptions) iter.Seq2[*task.Task, error] {
+	return func(yield func(*task.Task, error) bool) {
+		for {
+			p, err := c.List(ctx, opts)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, t := range p.Tasks {
+				if !yield(t, nil) {
+					return
+				}
+			}
+			if p.NextCursor == "" || len(p.Tasks) == 0 {
+				return
+			}
+			opts.Cursor = p.NextCursor
+		}
+	}
+}
+
+// Cancel cancels a task and returns it, now cancelled. A task that already
+// finished (completed, failed or cancelled) is a FailedPrecondition error.
+func (c *Client) Cancel(ctx context.Context, id task.ID) (*task.Task, error) {
+	path, err := taskPath(id, "")
+	if err != nil {
+		return nil, err
+	}
+	var t task.Task
+	if err := c.do(ctx, http.MethodDelete, path, nil, nil, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Wait blocks until the task is terminal (completed, failed or cancelled) and
+// returns it; check its Status and Error. It long-polls the server's wait
+// endpoint and rides out transient errors (unavailable servers, leader
+// changes, rate limits) with backoff. When ctx ends first, Wait returns ctx's
+// error together with the task as last seen (nil if it was never seen).
+func (c *Client) Wait(ctx context.Context, id task.ID) (*task.Task, error) {
+	path, err := taskPath(id, "/wait")
+	if err != nil {
+		return nil, err
+	}
+	var (
+		last  *task.Task
+		retry backoff
+		early backoff
+	)
+	for {
+		poll := c.waitPoll
+		if dl, ok := ctx.Deadline(); ok {
+			// End the last poll a little before ctx does, so that its answer
+			// (the task as last seen) still arrives.
+			rem := time.Until(dl)
+			poll = min(poll, (rem - min(rem/5, time.Second)).Round(time.Millisecond))
+		}
+		if poll <= 0 {
+			<-ctx.Done()
+			return last, ctx.Err()
+		}
+		began := time.Now()
+		var t task.Task
+		err := c.do(ctx, http.MethodGet, path, url.Values{"timeout": {poll.String()}}, nil, &t)
+		switch {
+		case err == nil:
+			last = &t
+			if t.Status.Terminal() {
+				return &t, nil
+			}
+			retry.reset()
+			// The server answers a non-terminal task only when the poll
+			// timed out; if it answered much sooner, do not spin.
+			if time.Since(began) < poll/10 {
+				err = sleep(ctx, early.delay(nil))
+			} else {
+				early.reset()
+			}
+		case ctx.Err() != nil:
+			return last, ctx.Err()
+		case transient(err):
+			err = sleep(ctx, retry.delay(err))
+		default:
+			return last, err
+		}
+		if err != nil {
+			return last, err
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package cluster_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/grey-distributed/grey/cluster"
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/state"
+	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/tenant"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func mkTask(id, tenant string, mod func(*task.Task)) *task.Task {
+	t := &task.Task{ID: id, TenantID: tenant, Spec: task.Spec{Kind: "noop", Type: task.Stateless}, Status: task.Pending, CreatedAt: t0}
+	if mod != nil {
+		mod(t)
+	}
+	return t
+}
+
+const (
+	idA = "01900000-0000-7000-8000-00000000000a"
+	idB = "01900000-0000-7000-8000-00000000000b"
+	idC = "01900000-0000-7000-8000-00000000000c"
+)
+
+// history is a fixed command log exercising every message type.
+func history(t *testing.T) [][]byte {
+	t.Helper()
+	enc := func(mt cluster.MsgType, v any) []byte {
+		b, err := cluster.Encode(mt, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	done, _ := cluster.NewCommand(cluster.CompleteMsg, &state.CompleteRequest{Now: t0, WorkerID: "w1", Items: []state.CompleteItem{{Ref: state.Ref{TaskID: idA, Attempt: 1}, Result: json.RawMessage(`42`), At: t0}}})
+	start, _ := cluster.NewCommand(cluster.StartMsg, &state.StartRequest{Now: t0, WorkerID: "w1", Items: []state.StartItem{{Ref: state.Ref{TaskID: idA, Attempt: 1}, At: t0}}})
+	retryAt := t0.Add(time.Second)
+	return [][]byte{
+		enc(cluster.SubmitMsg, &state.SubmitRequest{Now: t0, AutoCreate: &tenant.Tenant{ID: "acme"}, Tasks: []*task.Task{
+			mkTask(idA, "acme", nil),
+			mkTask(idB, "acme", func(x *task.Task) { x.DependsOn = []string{idA}; x.Type = task.Pipeline }),
+			mkTask(idC, "acme", func(x *task.Task) { x.StateKey = "k"; x.Type = task.Stateful }),
+		}}),
+		enc(cluster.LeaseMsg, &state.LeaseRequest{Now: t0, WorkerID: "w1", Deadline: t0.Add(time.Minute), Items: []state.Ref{{TaskID: idA, Attempt: 1}, {TaskID: idB, Attempt: 1}, {TaskID: idC, Attempt: 1}}}),
+		enc(cluster.HeartbeatMsg, &state.HeartbeatRequest{Now: t0, WorkerID: "w1", Deadline: t0.Add(2 * time.Minute), Items: []state.Ref{{TaskID: idA, Attempt: 1}}}),
+		enc(cluster.BatchMsg, []cluster.Command{start, done}),
+		enc(cluster.RetryMsg, &state.FailRequest{Now: t0, Items: []state.FailItem{{Ref: state.Ref{TaskID: idC, Attempt: 1}, Error: task.Error{Message: "lease expired", Retryable: true, Code: "lease_expired"}, RetryAt: &retryAt, At: t0}}}),
+		enc(cluster.CancelMsg, &state.CancelRequest{Now: t0, TenantID: "acme", TaskID: idC}),
+		enc(cluster.GCMsg, &state.GCRequest{Now: t0, Before: t0.Add(-time.Hour)}),
+	}
+}
+
+func apply(t *testing.T, logs [][]byte) (*state.Store, []any) {
+	t.Helper()
+	st := state.New()
+	fsm := cluster.NewFSM(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var out []any
+	for i, b := range logs {
+		out = append(out, fsm.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: b}))
+	}
+	return st, out
+}
+
+func snapshotBytes(t *testing.T, st *state.Store) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := st.Snapshot().WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestFSMAppliesHistory(t *testing.T) {
+	t.Parallel()
+	st, out := apply(t, history(t))
+	lease := out[1].(*state.LeaseResult)
+	// B waits for A; C is first on its key: A and C leased, B refused.
+	if len(lease.Leased) != 2 || len(lease.Refused) != 1 || lease.Refused[0] != idB {
+		t.Fatalf("lease = %+v", lease)
+	}
+	a, _ := st.Get("acme", idA)
+	if a.Status != task.Completed || string(a.Result) != "42" || a.Lease != nil {
+		t.Fatalf("A = %+v", a)
+	}
+	if !st.Ready(idB) {
+		t.Fatal("B not ready after A completed")
+	}
+	c, _ := st.Get("acme", idC)
+	if c.Status != task.Cancelled || len(c.Attempts) != 1 {
+		t.Fatalf("C = %+v", c)
+	}
+	if _, err := st.Get("globex", idA); !greyerr.Is(err, greyerr.NotFound) {
+		t.Fatal("another tenant sees the task")
+	}
+}
+
+func TestFSMIsDeterministicAndSnapshotsRoundTrip(t *testing.T) {
+	t.Parallel()
+	h := history(t)
+	s1, _ := apply(t, h)
+	s2, _ := apply(t, h)
+	b1, b2 := snapshotBytes(t, s1), snapshotBytes(t, s2)
+	if !bytes.Equal(b1, b2) {
+		t.Fatal("same log, different state")
+	}
+	restored := state.New()
+	if err := restored.Restore(bytes.NewReader(b1)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(snapshotBytes(t, restored), b1) {
+		t.Fatal("restore changed the state")
+	}
+	if !restored.Ready(idB) || restored.Index() != s1.Index() {
+		t.Fatal("derived indexes not rebuilt")
+	}
+}
+
+func TestRestoreRejectsGarbage(t *testing.T) {
+	t.Parallel()
+	st := state.New()
+	for _, in := range []string{"", "not json", `{"version":99}` + "\n", `{"version":1}` + "\n{broken"} {
+		if err := st.Restore(bytes.NewReader([]byte(in))); err == nil {
+			t.Errorf("restore %q: no error", in)
+		}
+	}
+}
+
+func TestFSMPanicsOnUnknownCommand(t *testing.T) {
+	t.Parallel()
+	fsm := cluster.NewFSM(state.New(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// Unknown but flagged ignorable: skipped.
+	if r := fsm.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{byte(cluster.IgnoreUnknownTypeFlag | 77), '{', '}'}}); r != nil {
+		t.Fatalf("ignorable command returned %v", r)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("unknown command did not panic")
+		}
+	}()
+	fsm.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: []byte{77, '{', '}'}})
+}

@@ -1,0 +1,349 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/state"
+)
+
+// Config configures a Raft node.
+type Config struct {
+	// NodeID is the Raft server id.
+	NodeID string
+	// DataDir holds raft/wal and raft/snapshots.
+	DataDir string
+	// BindAddr is the Raft transport's listen address.
+	BindAddr string
+	// Advertise is the address peers dial ("" = the bound address).
+	Advertise string
+	// Bootstrap forms a one-voter cluster when there is no state yet.
+	Bootstrap bool
+	// SnapshotThreshold is how many log entries trigger a snapshot.
+	SnapshotThreshold uint64
+	// SnapshotInterval is how often the threshold is checked.
+	SnapshotInterval time.Duration
+	// SnapshotRetain is how many snapshots are kept.
+	SnapshotRetain int
+	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout tune Raft.
+	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
+	// MaxAppendEntries bounds entries per append batch (one fsync each).
+	MaxAppendEntries int
+	// Logger receives the node's logs.
+	Logger *slog.Logger
+	// LogOutput receives raft's own logs (nil = discarded below warnings to stderr).
+	LogOutput io.Writer
+}
+
+// Node is a Raft server holding the replicated state.
+type Node struct {
+	cfg       Config
+	raft      *raft.Raft
+	wal       *raftwal.WAL
+	meta      *metadb.BoltMetaDB
+	transport *raft.NetworkTransport
+	snaps     *raft.FileSnapshotStore
+	store     *state.Store
+	fsm       *FSM
+	logger    *slog.Logger
+
+	shutdownCh   chan struct{}
+	shutdownOnce sync.Once
+}
+
+// Open starts a Raft node over store, restoring its state from the latest
+// snapshot and replaying the log.
+func Open(cfg Config, store *state.Store) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.NodeID == "" {
+		return nil, greyerr.Invalid("node.id", "is required")
+	}
+	dir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o700); err != nil {
+		return nil, fmt.Errorf("create raft dir: %w", err)
+	}
+	out := cfg.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: out})
+
+	// raft-wal's Close leaves its meta store open (and bolt's file lock
+	// held), so the node owns the meta store and closes it itself.
+	meta := &metadb.BoltMetaDB{}
+	wal, err := raftwal.Open(filepath.Join(dir, "wal"), raftwal.WithMetaStore(meta))
+	if err != nil {
+		_ = meta.Close()
+		return nil, fmt.Errorf("open raft-wal in %s: %w", dir, err)
+	}
+	retain := cfg.SnapshotRetain
+	if retain <= 0 {
+		retain = 2
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, retain, hl.Named("snapshots"))
+	if err != nil {
+		_ = wal.Close()
+		_ = meta.Close()
+		return nil, fmt.Errorf("open snapshot store: %w", err)
+	}
+	var adv net.Addr
+	if cfg.Advertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
+		if err != nil {
+			_ = wal.Close()
+			_ = meta.Close()
+			return nil, greyerr.Invalid("raft.advertise", "%v", err)
+		}
+		adv = a
+	}
+	trans, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 8, 10*time.Second, hl.Named("transport"))
+	if err != nil {
+		_ = wal.Close()
+		_ = meta.Close()
+		return nil, fmt.Errorf("raft transport on %s: %w", cfg.BindAddr, err)
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hl
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
+	if cfg.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	}
+	if cfg.ElectionTimeout > 0 {
+		rc.ElectionTimeout = cfg.ElectionTimeout
+	}
+	if cfg.LeaderLeaseTimeout > 0 {
+		rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	}
+	if cfg.MaxAppendEntries > 0 {
+		rc.MaxAppendEntries = cfg.MaxAppendEntries
+	}
+	rc.TrailingLogs = 10240
+	rc.BatchApplyCh = true
+	rc.NoSnapshotRestoreOnStart = false
+
+	fsm := NewFSM(store, cfg.Logger)
+	n := &Node{shutdownCh: make(chan struct{}), cfg: cfg, wal: wal, meta: meta, transport: trans, snaps: snaps, store: store, fsm: fsm, logger: cfg.Logger}
+
+	has, err := raft.HasExistingState(wal, wal, snaps)
+	if err != nil {
+		n.closeStores()
+		return nil, fmt.Errorf("inspect raft state: %w", err)
+	}
+	r, err := raft.NewRaft(rc, fsm, wal, wal, snaps, trans)
+	if err != nil {
+		n.closeStores()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	if !has && cfg.Bootstrap {
+		conf := raft.Configuration{Servers: []raft.Server{{
+			ID: rc.LocalID, Address: trans.LocalAddr(), Suffrage: raft.Voter,
+		}}}
+		if err := r.BootstrapCluster(conf).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			_ = n.Shutdown(false)
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	return n, nil
+}
+
+func (n *Node) closeStores() {
+	_ = n.transport.Close()
+	_ = n.wal.Close()
+	_ = n.meta.Close()
+}
+
+// Apply replicates one command and returns the FSM's response. It returns
+// an Unavailable error when this node is not the leader.
+func (n *Node) Apply(ctx context.Context, t MsgType, msg any) (any, error) {
+	b, err := Encode(t, msg)
+	if err != nil {
+		return nil, greyerr.Wrap(greyerr.Internal, err, "encode command")
+	}
+	timeout := 30 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+		if timeout <= 0 {
+			return nil, greyerr.New(greyerr.DeadlineExceeded, "deadline passed before %s was applied", t)
+		}
+	}
+	f := n.raft.Apply(b, timeout)
+	// Raft may have queued the command where nobody reads it any more (a
+	// shutdown), so the wait also ends with ctx.
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, raftError(err, t)
+		}
+	case <-ctx.Done():
+		return nil, greyerr.Wrap(greyerr.Unavailable, ctx.Err(), "%s not confirmed before the request ended; it may still apply", t)
+	case <-n.shutdownCh:
+		return nil, &greyerr.Error{Code: greyerr.Unavailable, Message: "shutting down; " + t.String() + " may not apply"}
+	}
+	resp := f.Response()
+	if err, ok := resp.(error); ok {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func raftError(err error, t MsgType) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		e := greyerr.New(greyerr.Unavailable, "not the leader; %s not applied", t)
+		e.Err = err
+		e.RetryAfter = time.Second
+		return e
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return &greyerr.Error{Code: greyerr.Unavailable, Message: "shutting down", Err: err}
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return &greyerr.Error{Code: greyerr.Unavailable, Message: "raft is overloaded", Err: err, RetryAfter: time.Second}
+	}
+	return greyerr.Wrap(greyerr.Internal, err, "apply %s", t)
+}
+
+// IsLeader reports whether this node leads.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// ID returns this node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// LeaderID returns the current leader's id ("" when unknown).
+func (n *Node) LeaderID() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// LeaderCh signals leadership changes (true = gained).
+func (n *Node) LeaderCh() <-chan bool { return n.raft.LeaderCh() }
+
+// WaitLeader blocks until some node leads or ctx ends.
+func (n *Node) WaitLeader(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if addr, _ := n.raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return greyerr.Wrap(greyerr.Unavailable, ctx.Err(), "no leader elected")
+		case <-t.C:
+		}
+	}
+}
+
+// Barrier waits until every command committed before it is applied here.
+func (n *Node) Barrier(ctx context.Context) error {
+	timeout := 30 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if err := n.raft.Barrier(timeout).Error(); err != nil {
+		return raftError(err, 0)
+	}
+	return nil
+}
+
+// Snapshot takes a snapshot now.
+func (n *Node) Snapshot() error {
+	err := n.raft.Snapshot().Error()
+	if err != nil && errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return nil
+	}
+	return err
+}
+
+// Info describes the node's view of the cluster.
+type Info struct {
+	NodeID            string
+	State             string
+	LeaderID          string
+	LeaderAddr        string
+	Term              uint64
+	CommitIndex       uint64
+	AppliedIndex      uint64
+	LastSnapshotIndex uint64
+	Servers           []raft.Server
+	LastContact       time.Time
+}
+
+// Info returns the node's view of the cluster.
+func (n *Node) Info() Info {
+	addr, id := n.raft.LeaderWithID()
+	st := n.raft.Stats()
+	var servers []raft.Server
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		servers = f.Configuration().Servers
+	}
+	snapIdx := uint64(0)
+	fmt.Sscan(st["last_snapshot_index"], &snapIdx)
+	term := uint64(0)
+	fmt.Sscan(st["term"], &term)
+	commit := uint64(0)
+	fmt.Sscan(st["commit_index"], &commit)
+	return Info{
+		NodeID:            n.cfg.NodeID,
+		State:             lower(n.raft.State().String()),
+		LeaderID:          string(id),
+		LeaderAddr:        string(addr),
+		Term:              term,
+		CommitIndex:       commit,
+		AppliedIndex:      n.raft.AppliedIndex(),
+		LastSnapshotIndex: snapIdx,
+		Servers:           servers,
+		LastContact:       n.raft.LastContact(),
+	}
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
+// Shutdown stops the node, taking a snapshot first when snapshot is true.
+func (n *Node) Shutdown(snapshot bool) error {
+	n.shutdownOnce.Do(func() { close(n.shutdownCh) })
+	var errs []error
+	if snapshot && n.raft.State() != raft.Shutdown {
+		if err := n.Snapshot(); err != nil {
+			errs = append(errs, fmt.Errorf("final snapshot: %w", err))
+		}
+	}
+	if err := n.raft.Shutdown().Error(); err != nil {
+		errs = append(errs, err)
+	}
+	n.closeStores()
+	return errors.Join(errs...)
+}

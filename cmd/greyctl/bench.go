@@ -1,0 +1,505 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/grey-distributed/grey/client"
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/task"
+)
+
+// benchConfig is what the bench flags ask for.
+type benchConfig struct {
+	// Scenario names the benchmark (a key of scenarios).
+	Scenario string
+	// Tasks is the total number of tasks.
+	Tasks int
+	// Tenants is the number of tenants (bench-1..bench-N) sharing them.
+	Tenants int
+	// Kind of every task.
+	Kind string
+	// Payload of every task (nil for none).
+	Payload json.RawMessage
+	// Batch is the number of tasks per submit request.
+	Batch int
+	// Concurrency is the number of concurrent submitters.
+	Concurrency int
+	// Timeout bounds the whole run.
+	Timeout time.Duration
+	// Progress is the interval of progress lines on stderr (0 = none).
+	Progress time.Duration
+}
+
+// benchResult is the single JSON line a benchmark prints.
+type benchResult struct {
+	// Tasks is the number of tasks asked for.
+	Tasks int `json:"tasks"`
+	// Seconds is the time from the first submit to the last completion.
+	Seconds float64 `json:"seconds"`
+	// TasksPerSecond is the finished tasks over Seconds.
+	TasksPerSecond float64 `json:"tasks_per_second"`
+	// P50Ms and P99Ms are percentiles of the submit → completion latency.
+	P50Ms float64 `json:"p50_ms"`
+	P99Ms float64 `json:"p99_ms"`
+	// Failed counts tasks that finished failed or cancelled.
+	Failed int `json:"failed"`
+}
+
+// scenario runs one benchmark. It returns the result to print (nil when
+// nothing could be measured) and an error when the run went wrong (timeout,
+// rejected submissions, broken watch); failed tasks are reported in the
+// result, not as an error.
+type scenario func(ctx context.Context, a *app, cfg benchConfig) (*benchResult, error)
+
+// scenarios are the benchmarks --scenario can name.
+var scenarios = map[string]scenario{
+	"throughput": runThroughput,
+	"latency":    runLatency,
+}
+
+func newBenchCmd(a *app) *cobra.Command {
+	var (
+		cfg     benchConfig
+		payload string
+		quiet   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Benchmark the cluster and print one JSON line of results",
+		Long: `Benchmark the cluster and print one JSON line of results:
+
+  {"tasks":N,"seconds":S,"tasks_per_second":R,"p50_ms":…,"p99_ms":…,"failed":F}
+
+Scenario "throughput" spreads --tasks over --tenants tenants (bench-1..bench-M).
+It first opens a watch per tenant, then submits in batches of --batch from
+--concurrency concurrent submitters. Latency runs from just before a task's
+batch request was sent to the arrival of its completion event; seconds run
+from the first submit to the last completion. The exit code is 1 when a task
+failed or the run timed out.`,
+		Example: `  greyctl bench --tasks 100000 --tenants 4 --kind noop --batch 500 --concurrency 8`,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sc, ok := scenarios[cfg.Scenario]
+			if !ok {
+				return usageErrorf("--scenario %q: want one of %s", cfg.Scenario, strings.Join(slices.Sorted(maps.Keys(scenarios)), ", "))
+			}
+			switch {
+			case cfg.Tasks < 1:
+				return usageErrorf("--tasks must be at least 1")
+			case cfg.Tenants < 1:
+				return usageErrorf("--tenants must be at least 1")
+			case cfg.Batch < 1 || cfg.Batch > 1000:
+				return usageErrorf("--batch must be between 1 and 1000")
+			case cfg.Concurrency < 1:
+				return usageErrorf("--concurrency must be at least 1")
+			case cfg.Timeout <= 0:
+				return usageErrorf("--timeout must be positive")
+			case cfg.Kind == "":
+				return usageErrorf("--kind must not be empty")
+			}
+			var err error
+			if cfg.Payload, err = parsePayload(payload, os.ReadFile, a.stdin); err != nil {
+				return err
+			}
+			if quiet {
+				cfg.Progress = 0
+			}
+			if a.httpClient == nil {
+				a.httpClient = &http.Client{Transport: benchTransport(cfg.Concurrency + cfg.Tenants)}
+			}
+			res, runErr := sc(cmd.Context(), a, cfg)
+			if res != nil {
+				if err := writeJSONLine(a.stdout, res); err != nil {
+					return err
+				}
+			}
+			if runErr != nil {
+				return failure(runErr)
+			}
+			if res != nil && res.Failed > 0 {
+				return failure(fmt.Errorf("%d of %d tasks failed or were cancelled", res.Failed, res.Tasks))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Scenario, "scenario", "throughput", "benchmark to run")
+	f.IntVar(&cfg.Tasks, "tasks", 1000, "total number of tasks")
+	f.IntVar(&cfg.Tenants, "tenants", 1, "number of tenants (bench-1..bench-M)")
+	f.StringVar(&cfg.Kind, "kind", "noop", "task kind")
+	f.StringVar(&payload, "payload", "", "task payload: JSON, @FILE or @-")
+	f.IntVar(&cfg.Batch, "batch", 500, "tasks per submit request (1-1000)")
+	f.IntVar(&cfg.Concurrency, "concurrency", 4, "concurrent submitters")
+	f.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "give up after this long")
+	f.DurationVar(&cfg.Progress, "progress", 5*time.Second, "interval of progress lines on stderr (0 = none)")
+	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
+	return cmd
+}
+
+// benchTransport keeps enough idle connections for conns concurrent requests.
+func benchTransport(conns int) http.RoundTripper {
+	t, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return http.DefaultTransport
+	}
+	t = t.Clone()
+	t.MaxIdleConns = conns + 16
+	t.MaxIdleConnsPerHost = conns + 16
+	return t
+}
+
+// terminal lists the statuses the benchmark watches for.
+var terminal = []task.Status{task.Completed, task.Failed, task.Cancelled}
+
+// runThroughput is the "throughput" scenario.
+func runThroughput(ctx context.Context, a *app, cfg benchConfig) (*benchResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+
+	clients := make([]*client.Client, cfg.Tenants)
+	for i := range clients {
+		c, err := a.client(fmt.Sprintf("bench-%d", i+1))
+		if err != nil {
+			return nil, err
+		}
+		clients[i] = c
+	}
+
+	// Watch every tenant before the first submit, so no completion is missed.
+	tr := newTracker(cfg.Tasks)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	watchErr := make(chan error, len(clients))
+	var connected sync.WaitGroup
+	for _, c := range clients {
+		connected.Add(1)
+		var once sync.Once
+		var wasConnected atomic.Bool
+		opts := client.WatchOptions{
+			Status: terminal,
+			OnConnect: func() {
+				wasConnected.Store(true)
+				once.Do(connected.Done)
+			},
+			// Completions missed while reconnecting would never be counted.
+			OnDisconnect: func(err error) {
+				if !wasConnected.Load() {
+					return // not open yet: nothing missed, keep trying
+				}
+				select {
+				case watchErr <- fmt.Errorf("watch of tenant %s broke, completions may be lost: %w", c.Tenant(), err):
+				default:
+				}
+			},
+		}
+		go func() {
+			err := c.Watch(watchCtx, opts, tr.observe)
+			if watchCtx.Err() == nil {
+				select {
+				case watchErr <- fmt.Errorf("watch of tenant %s: %w", c.Tenant(), err):
+				default:
+				}
+			}
+		}()
+	}
+	allConnected := make(chan struct{})
+	go func() { connected.Wait(); close(allConnected) }()
+	select {
+	case <-allConnected:
+	case err := <-watchErr:
+		return nil, err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("watch streams did not open: %w", ctx.Err())
+	}
+
+	s := &submitter{clients: clients, cfg: cfg, tr: tr}
+	submitErr := make(chan error, 1)
+	go func() { submitErr <- s.run(ctx) }()
+
+	var tick <-chan time.Time
+	if cfg.Progress > 0 {
+		t := time.NewTicker(cfg.Progress)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-tr.done:
+			return tr.result(), nil
+		case err := <-submitErr:
+			if err != nil {
+				return tr.result(), fmt.Errorf("submit: %w", err)
+			}
+			submitErr = nil // all submitted; keep waiting for completions
+		case err := <-watchErr:
+			return tr.result(), err
+		case <-ctx.Done():
+			what := "timed out"
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				what = "interrupted"
+			}
+			sub, fin := tr.progress()
+			return tr.result(), fmt.Errorf("%s after %s: %d of %d tasks submitted, %d finished", what, cfg.Timeout, sub, cfg.Tasks, fin)
+		case <-tick:
+			sub, fin := tr.progress()
+			fmt.Fprintf(a.stderr, "bench: %d/%d submitted, %d finished, %d submit retries\n", sub, cfg.Tasks, fin, s.retries.Load())
+		}
+	}
+}
+
+// batchJob is one submit request: n tasks for tenant (an index of clients).
+type batchJob struct {
+	tenant int
+	n      int
+}
+
+// planBatches splits tasks evenly over tenants and each tenant's share into
+// batches, interleaving tenants so they are submitted side by side.
+func planBatches(tasks, tenants, batch int) []batchJob {
+	var perTenant [][]batchJob
+	for i := range tenants {
+		n := tasks / tenants
+		if i < tasks%tenants {
+			n++
+		}
+		var jobs []batchJob
+		for n > 0 {
+			b := min(n, batch)
+			jobs = append(jobs, batchJob{tenant: i, n: b})
+			n -= b
+		}
+		perTenant = append(perTenant, jobs)
+	}
+	var out []batchJob
+	for round := 0; ; round++ {
+		added := false
+		for _, jobs := range perTenant {
+			if round < len(jobs) {
+				out = append(out, jobs[round])
+				added = true
+			}
+		}
+		if !added {
+			return out
+		}
+	}
+}
+
+// submitter sends the batches with cfg.Concurrency workers.
+type submitter struct {
+	clients []*client.Client
+	cfg     benchConfig
+	tr      *tracker
+	retries atomic.Int64
+}
+
+// run submits every batch; the first error that a retry cannot fix stops it.
+func (s *submitter) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	jobs := make(chan batchJob)
+	var wg sync.WaitGroup
+	for range s.cfg.Concurrency {
+		wg.Go(func() {
+			for j := range jobs {
+				if err := s.submit(ctx, j); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		})
+	}
+feed:
+	for _, j := range planBatches(s.cfg.Tasks, len(s.clients), s.cfg.Batch) {
+		select {
+		case jobs <- j:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// submit sends one batch, retrying while the server pushes back (rate limits,
+// quotas, leader changes): those answers mean nothing was created.
+func (s *submitter) submit(ctx context.Context, j batchJob) error {
+	specs := make([]task.Spec, j.n)
+	for i := range specs {
+		specs[i] = task.Spec{Kind: s.cfg.Kind, Payload: s.cfg.Payload}
+	}
+	delay := 50 * time.Millisecond
+	for {
+		at := time.Now()
+		ts, err := s.clients[j.tenant].SubmitBatch(ctx, specs)
+		if err == nil {
+			if len(ts) != len(specs) {
+				return fmt.Errorf("submitted %d tasks, server returned %d", len(specs), len(ts))
+			}
+			s.tr.submitted(at, ts)
+			return nil
+		}
+		if !greyerr.Is(err, greyerr.ResourceExhausted) && !greyerr.Is(err, greyerr.Unavailable) {
+			return err
+		}
+		s.retries.Add(1)
+		wait := delay
+		var ge *greyerr.Error
+		if errors.As(err, &ge) && ge.RetryAfter > 0 {
+			wait = min(ge.RetryAfter, 10*time.Second)
+		}
+		delay = min(2*delay, 2*time.Second)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// tracker matches submissions with completion events. An event may arrive
+// before the submit response that names its task; it is kept until then.
+type tracker struct {
+	mu        sync.Mutex
+	want      int
+	pending   map[task.ID]time.Time   // submitted, not finished: submit time
+	early     map[task.ID]finishEvent // finished, submit response not yet seen
+	finished  map[task.ID]bool
+	submitN   int
+	latencies []time.Duration
+	failed    int
+	first     time.Time // first submit
+	last      time.Time // last completion
+	done      chan struct{}
+}
+
+type finishEvent struct {
+	at     time.Time
+	status task.Status
+}
+
+func newTracker(want int) *tracker {
+	return &tracker{
+		want:     want,
+		pending:  make(map[task.ID]time.Time, want),
+		early:    map[task.ID]finishEvent{},
+		finished: make(map[task.ID]bool, want),
+		done:     make(chan struct{}),
+	}
+}
+
+// submitted records tasks whose batch request was sent at at.
+func (tr *tracker) submitted(at time.Time, ts []*task.Task) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.first.IsZero() || at.Before(tr.first) {
+		tr.first = at
+	}
+	for _, t := range ts {
+		tr.submitN++
+		if ev, ok := tr.early[t.ID]; ok {
+			delete(tr.early, t.ID)
+			tr.finish(t.ID, at, ev)
+			continue
+		}
+		tr.pending[t.ID] = at
+	}
+}
+
+// observe is the Watch callback: it records a terminal event.
+func (tr *tracker) observe(t *task.Task) error {
+	if !t.Status.Terminal() {
+		return nil
+	}
+	ev := finishEvent{at: time.Now(), status: t.Status}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.finished[t.ID] {
+		return nil
+	}
+	if at, ok := tr.pending[t.ID]; ok {
+		delete(tr.pending, t.ID)
+		tr.finish(t.ID, at, ev)
+		return nil
+	}
+	if _, ok := tr.early[t.ID]; !ok {
+		tr.early[t.ID] = ev
+	}
+	return nil
+}
+
+// finish counts one finished task; tr.mu is held.
+func (tr *tracker) finish(id task.ID, submitted time.Time, ev finishEvent) {
+	tr.finished[id] = true
+	tr.latencies = append(tr.latencies, max(ev.at.Sub(submitted), 0))
+	if ev.status != task.Completed {
+		tr.failed++
+	}
+	if ev.at.After(tr.last) {
+		tr.last = ev.at
+	}
+	if len(tr.finished) == tr.want {
+		close(tr.done)
+	}
+}
+
+// progress returns how many tasks were submitted and finished so far.
+func (tr *tracker) progress() (submitted, finished int) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.submitN, len(tr.finished)
+}
+
+// result summarises the run so far.
+func (tr *tracker) result() *benchResult {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	r := &benchResult{Tasks: tr.want, Failed: tr.failed}
+	n := len(tr.latencies)
+	if n == 0 {
+		return r
+	}
+	secs := tr.last.Sub(tr.first).Seconds()
+	r.Seconds = round(secs, 3)
+	if secs > 0 {
+		r.TasksPerSecond = round(float64(n)/secs, 1)
+	}
+	lat := slices.Clone(tr.latencies)
+	slices.Sort(lat)
+	r.P50Ms = round(ms(percentile(lat, 0.50)), 2)
+	r.P99Ms = round(ms(percentile(lat, 0.99)), 2)
+	return r
+}
+
+// percentile returns the nearest-rank p-th percentile of sorted values.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func round(v float64, places int) float64 {
+	p := math.Pow(10, float64(places))
+	return math.Round(v*p) / p
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/grey-distributed/grey/client"
+)
+
+// userAgent is sent with every request.
+const userAgent = "greyctl/1"
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// exitError ends greyctl with a given exit code; err (if any) is printed.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit code %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErrorf returns an error that exits with exitUsage.
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// failure returns an error that exits with exitFailure.
+func failure(err error) error { return &exitError{code: exitFailure, err: err} }
+
+// app holds the global flags and the process's streams.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	server string
+	tenant string
+	token  string
+	output string
+
+	// httpClient, when set, is shared by the clients greyctl creates.
+	httpClient *http.Client
+}
+
+// run executes greyctl with args and returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	root := newRootCmd(a)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "greyctl:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "greyctl:", err)
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// newRootCmd builds the command tree.
+func newRootCmd(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "greyctl",
+		Short: "Command-line client of Grey, the multi-tenant distributed task platform",
+		Long: `greyctl talks to a Grey cluster over its HTTP API.
+
+The global flags fall back to environment variables:
+  --server  GREY_SERVER  (default http://127.0.0.1:8080; a comma-separated list fails over)
+  --tenant  GREY_TENANT  (default "default")
+  --token   GREY_TOKEN   (bearer token, when auth is on)`,
+		RunE:          groupRun,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.applyEnv(cmd)
+		},
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&a.server, "server", "http://127.0.0.1:8080", "server base URL(s), comma-separated (env GREY_SERVER)")
+	f.StringVar(&a.tenant, "tenant", "default", "tenant to act for (env GREY_TENANT)")
+	f.StringVar(&a.token, "token", "", "bearer token (env GREY_TOKEN)")
+	f.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: exitUsage, err: err}
+	})
+	root.AddCommand(newTaskCmd(a), newClusterCmd(a), newBenchCmd(a))
+	return root
+}
+
+// applyEnv fills the global flags that were not given from the environment
+// and checks them.
+func (a *app) applyEnv(cmd *cobra.Command) error {
+	for flag, env := range map[string]*struct {
+		name string
+		dst  *string
+	}{
+		"server": {"GREY_SERVER", &a.server},
+		"tenant": {"GREY_TENANT", &a.tenant},
+		"token":  {"GREY_TOKEN", &a.token},
+	} {
+		if cmd.Flags().Changed(flag) {
+			continue
+		}
+		if v := a.getenv(env.name); v != "" {
+			*env.dst = v
+		}
+	}
+	switch a.output {
+	case "table", "json":
+	default:
+		return usageErrorf("--output must be table or json, got %q", a.output)
+	}
+	return nil
+}
+
+// client returns a client for the global flags, acting for tenant.
+func (a *app) client(tenant string) (*client.Client, error) {
+	opts := []client.Option{client.WithTenant(tenant), client.WithUserAgent(userAgent)}
+	if a.token != "" {
+		opts = append(opts, client.WithToken(a.token))
+	}
+	if a.httpClient != nil {
+		opts = append(opts, client.WithHTTPClient(a.httpClient))
+	}
+	c, err := client.New(a.server, opts...)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	return c, nil
+}
+
+// exactArgs is cobra.ExactArgs with a usage exit code.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf("%s takes %d argument(s), got %d (see --help)", cmd.CommandPath(), n, len(args))
+		}
+		return nil
+	}
+}
+
+// groupRun is the RunE of a command that only groups subcommands: it shows
+// the help, or a usage error for an unknown subcommand.
+func groupRun(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("unknown command %q for %q", args[0], cmd.CommandPath())
+	}
+	return cmd.Help()
+}
+
+// noArgs is cobra.NoArgs with a usage exit code.
+func noArgs(cmd *cobra.Command, args []string) error { return exactArgs(0)(cmd, args) }

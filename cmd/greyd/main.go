@@ -1,0 +1,104 @@
+// Command greyd runs a Grey node. With no configuration it is the embedded
+// default: one Raft voter, data in ./grey-data, the API on 127.0.0.1:8080,
+// metrics on 127.0.0.1:9090/metrics, built-in workers, no authentication.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/grey-distributed/grey/config"
+	"github.com/grey-distributed/grey/server"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("greyd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfgPath     = fs.String("config", "", "path of grey.yaml (none: embedded defaults)")
+		dataDir     = fs.String("data-dir", "", "data directory (default ./grey-data)")
+		httpAddr    = fs.String("http-addr", "", "API listen address (default 127.0.0.1:8080)")
+		metricsAddr = fs.String("metrics-addr", "", "Prometheus listen address host:port (default 127.0.0.1:9090)")
+		raftAddr    = fs.String("raft-addr", "", "Raft listen address (default 127.0.0.1:7000)")
+		nodeID      = fs.String("node-id", "", "node id (default node-1)")
+		logFormat   = fs.String("log-format", "", "log format: text or json")
+		logLevel    = fs.String("log-level", "", "log level: debug, info, warn, error")
+		printConfig = fs.Bool("print-config", false, "print the effective configuration (secrets masked) and exit")
+	)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "greyd: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	cfg, err := config.Load(*cfgPath, os.LookupEnv)
+	if err != nil {
+		fmt.Fprintf(stderr, "greyd: %v\n", err)
+		return 2
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&cfg.Node.DataDir, *dataDir)
+	set(&cfg.HTTP.Addr, *httpAddr)
+	set(&cfg.Raft.Addr, *raftAddr)
+	set(&cfg.Node.ID, *nodeID)
+	set(&cfg.Log.Format, *logFormat)
+	set(&cfg.Log.Level, *logLevel)
+	if *metricsAddr != "" {
+		if err := cfg.SetMetricsAddr(*metricsAddr); err != nil {
+			fmt.Fprintf(stderr, "greyd: --metrics-addr: %v\n", err)
+			return 2
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "greyd: %v\n", err)
+		return 2
+	}
+	if *printConfig {
+		if err := cfg.WriteEffective(stdout); err != nil {
+			fmt.Fprintf(stderr, "greyd: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	logger := newLogger(cfg, stderr)
+	if !isLoopback(cfg.HTTP.Addr) {
+		logger.Warn("the API has no authentication in this mode and listens beyond loopback", "addr", cfg.HTTP.Addr)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	srv, err := server.New(cfg, logger)
+	if err != nil {
+		logger.Error("start-up failed", "err", err)
+		return 1
+	}
+	if err := srv.Run(ctx); err != nil {
+		logger.Error("greyd failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Log.Format == config.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,362 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Node roles.
+const (
+	// RoleServer runs the API, Raft and the scheduler, but no workers.
+	RoleServer = "server"
+	// RoleWorker runs workers only, leasing tasks from node.servers.
+	RoleWorker = "worker"
+	// RoleBoth runs a server and in-process workers (the default).
+	RoleBoth = "both"
+)
+
+// Log levels and formats.
+const (
+	// LogDebug, LogInfo, LogWarn and LogError are the values of log.level.
+	LogDebug = "debug"
+	LogInfo  = "info"
+	LogWarn  = "warn"
+	LogError = "error"
+	// LogText and LogJSON are the values of log.format.
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// MiB is one mebibyte, the unit of the byte-size defaults and limits.
+const MiB = 1 << 20
+
+// Config is greyd's whole configuration; its YAML form is grey.yaml.
+type Config struct {
+	// Node identifies this process and says which parts of Grey it runs.
+	Node NodeConfig `yaml:"node"`
+	// HTTP configures the REST API listener.
+	HTTP HTTPConfig `yaml:"http"`
+	// Raft configures the replicated state machine.
+	Raft RaftConfig `yaml:"raft"`
+	// Tasks holds the limits and timings that apply to every task.
+	Tasks TasksConfig `yaml:"tasks"`
+	// Worker configures the in-process (or worker-role) task runners.
+	Worker WorkerConfig `yaml:"worker"`
+	// Monitoring configures metrics and tracing.
+	Monitoring MonitoringConfig `yaml:"monitoring"`
+	// Log configures the process log.
+	Log LogConfig `yaml:"log"`
+	// Tenants configures tenancy, default quotas and cost attribution.
+	Tenants TenantsConfig `yaml:"tenants"`
+
+	// origins records where loaded values came from, for error messages.
+	origins map[string]origin
+}
+
+// NodeConfig identifies the node.
+type NodeConfig struct {
+	// ID is the node's stable identity (the Raft server id).
+	ID string `yaml:"id"`
+	// DataDir holds Raft's log and snapshots, keys and file blobs.
+	DataDir string `yaml:"data_dir"`
+	// Role is RoleServer, RoleWorker or RoleBoth.
+	Role string `yaml:"role"`
+	// Servers are the API addresses (host:port or http(s) URLs) a worker-role
+	// node leases tasks from; only valid with RoleWorker.
+	Servers []string `yaml:"servers"`
+	// Labels describe the node to the scheduler (e.g. gpu: "true").
+	Labels map[string]string `yaml:"labels"`
+}
+
+// HTTPConfig configures the REST API listener.
+type HTTPConfig struct {
+	// Addr is the listen address (host:port).
+	Addr string `yaml:"addr"`
+	// MaxBodyBytes bounds a request body.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ReadTimeout bounds reading one request.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// ShutdownGrace is how long in-flight requests may finish on shutdown.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// AdminToken, when set, is the bearer token of the admin API.
+	AdminToken Secret `yaml:"admin_token"`
+}
+
+// RaftConfig configures the Raft node.
+type RaftConfig struct {
+	// Addr is the Raft transport's listen address (host:port).
+	Addr string `yaml:"addr"`
+	// Advertise is the address peers dial; "" means Addr.
+	Advertise string `yaml:"advertise"`
+	// Bootstrap forms a one-voter cluster when there is no state yet.
+	Bootstrap bool `yaml:"bootstrap"`
+	// Join lists API addresses of existing members to join through.
+	Join []string `yaml:"join"`
+	// SnapshotThreshold is how many log entries trigger a snapshot.
+	SnapshotThreshold uint64 `yaml:"snapshot_threshold"`
+	// SnapshotInterval is how often the threshold is checked.
+	SnapshotInterval Duration `yaml:"snapshot_interval"`
+	// SnapshotRetain is how many snapshots are kept.
+	SnapshotRetain int `yaml:"snapshot_retain"`
+	// HeartbeatTimeout is how long a follower waits for the leader.
+	HeartbeatTimeout Duration `yaml:"heartbeat_timeout"`
+	// ElectionTimeout is how long a candidate waits before a new election.
+	ElectionTimeout Duration `yaml:"election_timeout"`
+	// LeaderLeaseTimeout is how long a leader stays without a quorum contact.
+	LeaderLeaseTimeout Duration `yaml:"leader_lease_timeout"`
+	// MaxAppendEntries bounds entries per append batch (one fsync each).
+	MaxAppendEntries int `yaml:"max_append_entries"`
+}
+
+// TasksConfig holds limits and timings that apply to every task.
+type TasksConfig struct {
+	// MaxPayloadBytes bounds an inline task payload.
+	MaxPayloadBytes int64 `yaml:"max_payload_bytes"`
+	// Retention is how long a finished task stays in Raft after archiving.
+	Retention Duration `yaml:"retention"`
+	// GCInterval is how often expired tasks are collected.
+	GCInterval Duration `yaml:"gc_interval"`
+	// DefaultTimeout applies to a task that sets none.
+	DefaultTimeout Duration `yaml:"default_timeout"`
+	// MaxTimeout is the largest timeout a task may ask for.
+	MaxTimeout Duration `yaml:"max_timeout"`
+	// LeaseTTL is how long a worker's lease lasts without a heartbeat.
+	LeaseTTL Duration `yaml:"lease_ttl"`
+	// MaxDependsOn bounds a task's depends_on list.
+	MaxDependsOn int `yaml:"max_depends_on"`
+	// Kinds are task kinds accepted at submit besides the built-in ones and
+	// those a connected worker has asked for (custom worker kinds that may
+	// be submitted before their worker starts).
+	Kinds []string `yaml:"kinds"`
+	// FairShare serves tenants by weighted deficit round robin (default
+	// true); false dispatches in one global priority/age order, a FIFO
+	// baseline for benchmarks.
+	FairShare bool `yaml:"fair_share"`
+	// Retry is the default retry policy.
+	Retry RetryConfig `yaml:"retry"`
+}
+
+// RetryConfig is an exponential-backoff retry policy.
+type RetryConfig struct {
+	// MaxRetries is how many times a failed task is retried (0 = never).
+	MaxRetries int `yaml:"max_retries"`
+	// BaseDelay is the delay before the first retry.
+	BaseDelay Duration `yaml:"base_delay"`
+	// MaxDelay caps the delay between retries.
+	MaxDelay Duration `yaml:"max_delay"`
+}
+
+// WorkerConfig configures task runners.
+type WorkerConfig struct {
+	// Enabled runs in-process workers on a RoleBoth node.
+	Enabled bool `yaml:"enabled"`
+	// Concurrency is how many tasks run at once.
+	Concurrency int `yaml:"concurrency"`
+	// Kinds restricts the task kinds run here; empty means all built-in kinds.
+	Kinds []string `yaml:"kinds"`
+	// Labels are matched against task constraints, on top of node.labels.
+	Labels map[string]string `yaml:"labels"`
+	// LeaseBatch bounds how many tasks one lease request takes.
+	LeaseBatch int `yaml:"lease_batch"`
+	// ShutdownGrace is how long running tasks may finish on shutdown.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+}
+
+// MonitoringConfig configures metrics and tracing.
+type MonitoringConfig struct {
+	// Prometheus configures the metrics endpoint.
+	Prometheus PrometheusConfig `yaml:"prometheus"`
+	// OpenTelemetry configures trace export.
+	OpenTelemetry OpenTelemetryConfig `yaml:"opentelemetry"`
+}
+
+// PrometheusConfig configures the Prometheus metrics endpoint.
+type PrometheusConfig struct {
+	// Enabled serves metrics.
+	Enabled bool `yaml:"enabled"`
+	// Port is the metrics listener's port.
+	Port int `yaml:"port"`
+	// Host is the metrics listener's host ("" = all interfaces).
+	Host string `yaml:"host"`
+	// Path is the metrics URL path.
+	Path string `yaml:"path"`
+	// Buckets are the task-duration histogram buckets, in seconds.
+	Buckets []float64 `yaml:"buckets"`
+}
+
+// OpenTelemetryConfig configures OpenTelemetry trace export.
+type OpenTelemetryConfig struct {
+	// Endpoint is the OTLP collector URL; "" disables export.
+	Endpoint string `yaml:"endpoint"`
+	// SampleRate is the fraction of traces sampled, 0 to 1.
+	SampleRate float64 `yaml:"sample_rate"`
+}
+
+// LogConfig configures the process log.
+type LogConfig struct {
+	// Level is LogDebug, LogInfo, LogWarn or LogError.
+	Level string `yaml:"level"`
+	// Format is LogText or LogJSON.
+	Format string `yaml:"format"`
+}
+
+// Default returns the embedded configuration: one node running server and
+// workers, data in ./grey-data, the API on 127.0.0.1:8080 and metrics on
+// 127.0.0.1:9090/metrics.
+func Default() *Config {
+	return &Config{
+		Node: NodeConfig{ID: "node-1", DataDir: "./grey-data", Role: RoleBoth},
+		HTTP: HTTPConfig{
+			Addr:          "127.0.0.1:8080",
+			MaxBodyBytes:  8 * MiB,
+			ReadTimeout:   Duration(30 * time.Second),
+			ShutdownGrace: Duration(30 * time.Second),
+		},
+		Raft: RaftConfig{
+			Addr:               "127.0.0.1:7000",
+			Bootstrap:          true,
+			SnapshotThreshold:  8192,
+			SnapshotInterval:   Duration(2 * time.Minute),
+			SnapshotRetain:     2,
+			HeartbeatTimeout:   Duration(time.Second),
+			ElectionTimeout:    Duration(time.Second),
+			LeaderLeaseTimeout: Duration(500 * time.Millisecond),
+			MaxAppendEntries:   1024,
+		},
+		Tasks: TasksConfig{
+			MaxPayloadBytes: 1 * MiB,
+			Retention:       Duration(24 * time.Hour),
+			GCInterval:      Duration(time.Minute),
+			DefaultTimeout:  Duration(5 * time.Minute),
+			MaxTimeout:      Duration(24 * time.Hour),
+			LeaseTTL:        Duration(30 * time.Second),
+			MaxDependsOn:    100,
+			FairShare:       true,
+			Retry: RetryConfig{
+				MaxRetries: 5,
+				BaseDelay:  Duration(100 * time.Millisecond),
+				MaxDelay:   Duration(30 * time.Second),
+			},
+		},
+		Worker: WorkerConfig{
+			Enabled:       true,
+			Concurrency:   64,
+			LeaseBatch:    256,
+			ShutdownGrace: Duration(30 * time.Second),
+		},
+		Monitoring: MonitoringConfig{
+			Prometheus: PrometheusConfig{
+				Enabled: true,
+				Port:    9090,
+				Host:    "127.0.0.1",
+				Path:    "/metrics",
+				Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+			},
+			OpenTelemetry: OpenTelemetryConfig{SampleRate: 0.1},
+		},
+		Log: LogConfig{Level: LogInfo, Format: LogText},
+		Tenants: TenantsConfig{
+			AutoCreate:    true,
+			EnforceQuotas: true,
+			DefaultQuota:  QuotaConfig{Weight: 1},
+			Cost:          CostConfig{Environment: "development"},
+		},
+	}
+}
+
+// MetricsAddr is the Prometheus listener's address, host:port.
+func (c *Config) MetricsAddr() string {
+	return net.JoinHostPort(c.Monitoring.Prometheus.Host, strconv.Itoa(c.Monitoring.Prometheus.Port))
+}
+
+// SetMetricsAddr sets the Prometheus listener from host:port (the
+// --metrics-addr flag).
+func (c *Config) SetMetricsAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port: %w", err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("port %q is not a number", port)
+	}
+	c.Monitoring.Prometheus.Host, c.Monitoring.Prometheus.Port = host, n
+	return nil
+}
+
+// WriteEffective writes the configuration as YAML, with secrets masked (for
+// greyd --print-config). Any literal "${" is written as "$${", so the output
+// loads back to the same configuration.
+func (c *Config) WriteEffective(w io.Writer) error {
+	out, err := yaml.MarshalWithOptions(c, yaml.Indent(2), yaml.IndentSequence(true))
+	if err != nil {
+		return fmt.Errorf("config: encode: %w", err)
+	}
+	if _, err := w.Write(escape(out)); err != nil {
+		return fmt.Errorf("config: write: %w", err)
+	}
+	return nil
+}
+
+// TenantsConfig configures tenancy.
+type TenantsConfig struct {
+	// AutoCreate creates an unknown tenant, with the default quota, on its
+	// first submit (dev mode, the default); false refuses unknown tenants.
+	AutoCreate bool `yaml:"auto_create"`
+	// EnforceQuotas applies tenants' quotas (default true; false is a
+	// benchmark baseline).
+	EnforceQuotas bool `yaml:"enforce_quotas"`
+	// DefaultQuota is the quota of auto-created tenants.
+	DefaultQuota QuotaConfig `yaml:"default_quota"`
+	// Cost configures cost attribution.
+	Cost CostConfig `yaml:"cost"`
+}
+
+// QuotaConfig is a tenant quota in the config file (0 = no limit).
+type QuotaConfig struct {
+	// Weight is the fair-share weight (default 1).
+	Weight float64 `yaml:"weight"`
+	// MaxRunning bounds leased + running tasks.
+	MaxRunning int `yaml:"max_running"`
+	// MaxQueued bounds unfinished tasks.
+	MaxQueued int `yaml:"max_queued"`
+	// SubmitRate is tasks per second.
+	SubmitRate float64 `yaml:"submit_rate"`
+	// SubmitBurst is the burst in tasks.
+	SubmitBurst int `yaml:"submit_burst"`
+	// MaxPayloadBytes bounds one payload (0 = tasks.max_payload_bytes).
+	MaxPayloadBytes int64 `yaml:"max_payload_bytes"`
+	// MaxStorageBytes bounds payload + result bytes held.
+	MaxStorageBytes int64 `yaml:"max_storage_bytes"`
+	// AllowedKinds restricts kinds (all when empty).
+	AllowedKinds []string `yaml:"allowed_kinds"`
+	// MaxTaskTimeout bounds a task's timeout (0 = tasks.max_timeout).
+	MaxTaskTimeout Duration `yaml:"max_task_timeout"`
+}
+
+// CostConfig configures cost attribution.
+type CostConfig struct {
+	// Environment is the grey-environment cost tag.
+	Environment string `yaml:"environment"`
+	// Tags are extra cost tags on every task (the seed's cost_tags).
+	Tags map[string]string `yaml:"tags"`
+	// Prices is the price table in USD.
+	Prices PricesConfig `yaml:"prices"`
+}
+
+// PricesConfig is the price table.
+type PricesConfig struct {
+	// CPUSecondUSD is the price of one CPU-second.
+	CPUSecondUSD float64 `yaml:"cpu_second_usd"`
+	// GBMonthUSD is the price of storing 1 GB for 30 days.
+	GBMonthUSD float64 `yaml:"gb_month_usd"`
+	// GBMovedUSD is the price of moving 1 GB in or out.
+	GBMovedUSD float64 `yaml:"gb_moved_usd"`
+	// TaskUSD is the price of one task.
+	TaskUSD float64 `yaml:"task_usd"`
+}

@@ -1,0 +1,488 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// env is a lookupEnv over kv pairs.
+func env(kv ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// wantErr fails unless err is non-nil and its message contains every part.
+func wantErr(t *testing.T, err error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got no error, want one containing %q", parts)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error %q does not contain %q", err, p)
+		}
+	}
+}
+
+// effective is c.WriteEffective as a string.
+func effective(t *testing.T, c *Config) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := c.WriteEffective(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestDefaultIsValid(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.MetricsAddr(); got != "127.0.0.1:9090" {
+		t.Errorf("MetricsAddr = %q", got)
+	}
+	if !c.Raft.Bootstrap || c.Node.Role != RoleBoth {
+		t.Errorf("unexpected defaults: %+v", c.Raft)
+	}
+	// No file at all is the embedded default, plus environment overrides.
+	d, err := Load("", env("GREY_NODE_ID", "n7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Node.ID != "n7" || d.HTTP.Addr != "127.0.0.1:8080" {
+		t.Errorf("Load(\"\") = %+v", d.Node)
+	}
+}
+
+const fullYAML = `
+node:
+  id: w-3
+  data_dir: /var/lib/grey
+  role: worker
+  servers: [10.0.0.1:8080, "https://grey.example.com"]
+  labels: {gpu: "true", zone: eu-1}
+http:
+  addr: 0.0.0.0:8443
+  max_body_bytes: 16777216
+  read_timeout: 10s
+  shutdown_grace: 1m
+  admin_token: ""
+raft:
+  addr: 0.0.0.0:7100
+  advertise: w-3.grey:7100
+  bootstrap: false
+  join: [s-1.grey:8080]
+  snapshot_threshold: 100
+  snapshot_interval: 30s
+  snapshot_retain: 3
+  heartbeat_timeout: 2s
+  election_timeout: 3s
+  leader_lease_timeout: 1s
+  max_append_entries: 64
+tasks:
+  max_payload_bytes: 2097152
+  retention: 1h30m
+  gc_interval: 10s
+  default_timeout: 1m
+  max_timeout: 2h
+  lease_ttl: 15s
+  max_depends_on: 10
+  kinds: [resize]
+  fair_share: false
+  retry:
+    max_retries: 0
+    base_delay: 1s
+    max_delay: 1s
+worker:
+  enabled: false
+  concurrency: 8
+  kinds: [noop, http]
+  labels: {tee: sgx}
+  lease_batch: 16
+  shutdown_grace: 0s
+monitoring:
+  prometheus:
+    enabled: false
+    port: 9100
+    host: ""
+    path: /m
+    buckets: [0.5, 1]
+  opentelemetry:
+    endpoint: http://collector:4317
+    sample_rate: 1
+log:
+  level: debug
+  format: json
+tenants:
+  auto_create: false
+  enforce_quotas: false
+  default_quota:
+    weight: 2
+    max_running: 10
+    max_queued: 1000
+    submit_rate: 50
+    submit_burst: 100
+    max_payload_bytes: 4096
+    max_storage_bytes: 1000000
+    allowed_kinds: [noop]
+    max_task_timeout: 1m
+  cost:
+    environment: production
+    tags: {project: grey, team: platform}
+    prices: {cpu_second_usd: 0.00001, gb_month_usd: 0.023, gb_moved_usd: 0.09, task_usd: 0.000001}
+`
+
+func TestFullFileRoundTrips(t *testing.T) {
+	t.Parallel()
+	c, err := LoadBytes([]byte(fullYAML), "grey.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"node.servers", c.Node.Servers, []string{"10.0.0.1:8080", "https://grey.example.com"}},
+		{"node.labels", c.Node.Labels, map[string]string{"gpu": "true", "zone": "eu-1"}},
+		{"tasks.retention", c.Tasks.Retention.Std(), 90 * time.Minute},
+		{"worker.shutdown_grace", c.Worker.ShutdownGrace, Duration(0)},
+		{"monitoring.prometheus.buckets", c.Monitoring.Prometheus.Buckets, []float64{0.5, 1}},
+		{"metrics addr", c.MetricsAddr(), ":9100"},
+		{"log.format", c.Log.Format, LogJSON},
+	}
+	for _, tc := range checks {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("%s = %#v, want %#v", tc.name, tc.got, tc.want)
+		}
+	}
+	// Every key in the file is a leaf the file changed from its default.
+	leaves, def := leafValues(c), leafValues(Default())
+	for key, v := range leaves {
+		if key != "http.admin_token" && reflect.DeepEqual(v.Interface(), def[key].Interface()) {
+			t.Errorf("%s: fullYAML leaves the default %v", key, v)
+		}
+	}
+	out := effective(t, c)
+	c2, err := LoadBytes([]byte(out), "effective.yaml", nil)
+	if err != nil {
+		t.Fatalf("reloading effective config: %v\n%s", err, out)
+	}
+	c.origins, c2.origins = nil, nil
+	if !reflect.DeepEqual(c, c2) {
+		t.Errorf("round trip changed the config:\n%+v\n%+v", c, c2)
+	}
+}
+
+func TestExampleFileLoads(t *testing.T) {
+	t.Parallel()
+	c, err := Load("grey.example.yaml", env("GREY_ZONE", "eu-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Node.Labels["zone"] != "eu-2" {
+		t.Errorf("zone = %q", c.Node.Labels["zone"])
+	}
+	// The example documents every key.
+	data, err := os.ReadFile("grey.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := newKeyIndex()
+	ast.Walk(keys, f.Docs[0].Body)
+	for key := range leafValues(c) {
+		if keys.lines[key] == 0 {
+			t.Errorf("grey.example.yaml lacks %s", key)
+		}
+	}
+	// Apart from the labels it sets, the example is the default.
+	c.Node.Labels, c.Worker.Labels = nil, nil
+	if got, want := effective(t, c), effective(t, Default()); got != want {
+		t.Errorf("example differs from Default:\n%s", got)
+	}
+}
+
+func TestExpand(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, src string
+		env       func(string) (string, bool)
+		wantID    string
+		wantErr   []string
+	}{
+		{"set", "node:\n  id: ${ID}\n", env("ID", "a-1"), "a-1", nil},
+		{"inside text", "node:\n  id: n-${N}-x\n", env("N", "7"), "n-7-x", nil},
+		{"default when unset", "node:\n  id: ${ID:-dflt}\n", nil, "dflt", nil},
+		{"default when empty", "node:\n  id: ${ID:-dflt}\n", env("ID", ""), "dflt", nil},
+		{"set wins over default", "node:\n  id: ${ID:-dflt}\n", env("ID", "real"), "real", nil},
+		{"typed after expansion", "monitoring:\n  prometheus:\n    port: ${P}\n", env("P", "9191"), "node-1", nil},
+		{"escaped", "node:\n  labels: {a: \"$${X}\"}\n", nil, "node-1", nil},
+		{"comment line ignored", "# id: ${NOPE}\nnode:\n  # ${NOPE}\n  id: x\n", nil, "x", nil},
+		{"unset", "node:\n  data_dir: /d\n  id: ${GREY_NODE_NAME}\n", nil, "", []string{"grey.yaml:3:7:", "GREY_NODE_NAME", "not set"}},
+		{"unset in trailing comment", "node:\n  id: x # ${NOPE}\n", nil, "", []string{"grey.yaml:2:11:", "NOPE"}},
+		{"two unset", "node:\n  id: ${A}\n  data_dir: ${B}\n", nil, "", []string{"grey.yaml:2:7:", "A is not set", "grey.yaml:3:13:", "B is not set"}},
+		{"bad name", "node:\n  id: ${1X}\n", nil, "", []string{"grey.yaml:2:7:", `invalid environment variable name "1X"`}},
+		{"unterminated", "node:\n  id: ${X\n", env("X", "x"), "", []string{"grey.yaml:2:7:", "unterminated"}},
+		{"line break injected", "node:\n  id: ${X}\n", env("X", "a\nb: c"), "", []string{"grey.yaml:2:7:", "X contains a line break"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := LoadBytes([]byte(tc.src), "grey.yaml", tc.env)
+			if tc.wantErr != nil {
+				wantErr(t, err, tc.wantErr...)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Node.ID != tc.wantID {
+				t.Errorf("node.id = %q, want %q", c.Node.ID, tc.wantID)
+			}
+		})
+	}
+	c, err := LoadBytes([]byte("node:\n  labels: {a: \"$${X}\"}\nmonitoring:\n  prometheus:\n    port: ${P}\n"), "", env("P", "9191"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Node.Labels["a"] != "${X}" || c.Monitoring.Prometheus.Port != 9191 {
+		t.Errorf("labels %v, port %d", c.Node.Labels, c.Monitoring.Prometheus.Port)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, src string
+		want      []string
+	}{
+		{"unknown top-level key", "node:\n  id: a\nfoo: 1\n", []string{"grey.yaml:3:1:", `unknown field "foo"`}},
+		{"unknown nested key", "tasks:\n  retry:\n    max_retrys: 3\n", []string{"grey.yaml:3:5:", "tasks.retry.max_retrys", `unknown field "max_retrys"`}},
+		{"seed section not ours", "database:\n  postgres:\n    url: x\n", []string{"grey.yaml:1:1:", `unknown field "database"`}},
+		{"bad duration", "tasks:\n  retry:\n    base_delay: 5 seconds\n", []string{"grey.yaml:3:17:", "tasks.retry.base_delay", "duration"}},
+		{"duration without unit", "http:\n  read_timeout: 30\n", []string{"grey.yaml:2:17:", "http.read_timeout", "missing unit"}},
+		{"duration as list", "http:\n  read_timeout: [1s]\n", []string{"grey.yaml:2:17:", "http.read_timeout", "must be a duration"}},
+		{"string for int", "worker:\n  concurrency: many\n", []string{"grey.yaml:2:16:", "worker.concurrency", "cannot use a string as an integer"}},
+		{"mapping for string", "http:\n  addr:\n    host: x\n", []string{"grey.yaml:3:", "http.addr", "cannot use a mapping as a string"}},
+		{"list for section", "raft: [1]\n", []string{"grey.yaml:1:7:", "raft", "sequence was used where mapping is expected"}},
+		{"overflow", "raft:\n  snapshot_threshold: -1\n", []string{"grey.yaml:2:23:", "raft.snapshot_threshold", "overflow"}},
+		{"duplicate key", "node:\n  id: a\n  id: b\n", []string{"grey.yaml:3:3:", "already defined"}},
+		{"syntax", "node:\n  id: [a\n", []string{"grey.yaml:2:"}},
+		{"two documents", "node:\n  id: a\n---\nlog:\n  level: debug\n", []string{"grey.yaml:", "only one YAML document"}},
+		{"empty tag", "monitoring:\n  prometheus:\n    buckets: ! \n", []string{"grey.yaml:3:14:", "monitoring.prometheus.buckets", "tags such as ! are not supported"}},
+		{"tag", "worker:\n  kinds: !!str x\n", []string{"grey.yaml:2:10:", "worker.kinds", "tags such as !!str are not supported"}},
+		{"not a mapping", "just text\n", []string{"grey.yaml:1:1:"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := LoadBytes([]byte(tc.src), "grey.yaml", nil)
+			wantErr(t, err, tc.want...)
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Line == 0 {
+				t.Errorf("error %v is not an *Error with a line", err)
+			}
+		})
+	}
+}
+
+func TestValidateNamesKeyAndLine(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, src string
+		key       string
+		line      int
+		want      string
+	}{
+		{"port", "monitoring:\n  prometheus:\n    port: 70000\n", "monitoring.prometheus.port", 3, "between 1 and 65535"},
+		{"role", "node:\n  role: boss\n", "node.role", 2, `got "boss"`},
+		{"worker without servers", "node:\n  role: worker\n", "node.servers", 0, "at least one server"},
+		{"servers without worker", "node:\n  servers: [a:1]\n", "node.servers", 2, "only used"},
+		{"bad server", "node:\n  role: worker\n  servers: [nohost]\n", "node.servers", 3, "host:port"},
+		{"addr", "http:\n  addr: localhost\n", "http.addr", 2, "host:port"},
+		{"addr port", "raft:\n  addr: localhost:0\n", "raft.addr", 2, "between 1 and 65535"},
+		{"advertise wildcard", "raft:\n  addr: 0.0.0.0:7000\n", "raft.advertise", 0, "required"},
+		{"join with bootstrap", "raft:\n  join: [a:8080]\n", "raft.join", 2, "bootstrap"},
+		{"retry delays", "tasks:\n  retry:\n    base_delay: 1m\n", "tasks.retry.base_delay", 3, "must be <= tasks.retry.max_delay"},
+		{"negative duration", "tasks:\n  gc_interval: -1s\n", "tasks.gc_interval", 2, "positive"},
+		{"lease timeout", "raft:\n  leader_lease_timeout: 2s\n", "raft.leader_lease_timeout", 2, "<= raft.heartbeat_timeout"},
+		{"payload", "tasks:\n  max_payload_bytes: 0\n", "tasks.max_payload_bytes", 2, "between 1 and 67108864"},
+		{"payload over body", "tasks:\n  max_payload_bytes: 67108864\n", "http.max_body_bytes", 0, ">= tasks.max_payload_bytes"},
+		{"concurrency", "worker:\n  concurrency: 10001\n", "worker.concurrency", 2, "between 1 and 10000"},
+		{"sample rate", "monitoring:\n  opentelemetry:\n    sample_rate: 1.5\n", "monitoring.opentelemetry.sample_rate", 3, "between 0 and 1"},
+		{"sample rate NaN", "monitoring:\n  opentelemetry:\n    sample_rate: .nan\n", "monitoring.opentelemetry.sample_rate", 0, "between 0 and 1"},
+		{"endpoint", "monitoring:\n  opentelemetry:\n    endpoint: collector\n", "monitoring.opentelemetry.endpoint", 3, "URL"},
+		{"buckets", "monitoring:\n  prometheus:\n    buckets: [1, 0.5]\n", "monitoring.prometheus.buckets", 3, "increasing"},
+		{"path", "monitoring:\n  prometheus:\n    path: metrics\n", "monitoring.prometheus.path", 3, "starting with '/'"},
+		{"log level", "log:\n  level: loud\n", "log.level", 2, "debug, info, warn, error"},
+		{"log format", "log:\n  format: xml\n", "log.format", 2, "text, json"},
+		{"node id", "node:\n  id: a b\n", "node.id", 2, "letters"},
+		{"admin token", "http:\n  admin_token: short\n", "http.admin_token", 2, "16 characters"},
+		{"duplicate kind", "worker:\n  kinds: [noop, noop]\n", "worker.kinds", 2, "twice"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := LoadBytes([]byte(tc.src), "grey.yaml", nil)
+			wantErr(t, err, "config grey.yaml: ", tc.key, tc.want)
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("%v is not an *Error", err)
+			}
+			if ce.Key != tc.key || ce.Line != tc.line {
+				t.Errorf("first error %q: key %q line %d, want %q line %d", ce, ce.Key, ce.Line, tc.key, tc.line)
+			}
+			if tc.line > 0 {
+				wantErr(t, err, fmt.Sprintf("%s (line %d): ", tc.key, tc.line))
+			}
+		})
+	}
+}
+
+func TestValidateJoinsAllErrors(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Node.Role, c.Log.Level, c.Worker.Concurrency = "boss", "loud", 0
+	err := c.Validate()
+	wantErr(t, err, "node.role: ", "log.level: ", "worker.concurrency: ")
+	if n := len(err.(interface{ Unwrap() []error }).Unwrap()); n != 3 {
+		t.Errorf("got %d errors, want 3: %v", n, err)
+	}
+}
+
+func TestLineDroppedAfterFlagChange(t *testing.T) {
+	t.Parallel()
+	c, err := LoadBytes([]byte("log:\n  level: debug\n"), "grey.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Log.Level = "verbose" // as a --log-level flag would
+	err = c.Validate()
+	wantErr(t, err, `log.level: must be one of`)
+	if strings.Contains(err.Error(), "line") {
+		t.Errorf("error %q blames the file for a flag value", err)
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	t.Parallel()
+	file := "monitoring:\n  prometheus:\n    port: 9300\nlog:\n  level: warn\n"
+	tests := []struct {
+		name    string
+		env     func(string) (string, bool)
+		check   func(*Config) bool
+		wantErr []string
+	}{
+		{"file only", nil, func(c *Config) bool { return c.Monitoring.Prometheus.Port == 9300 && c.Log.Level == LogWarn }, nil},
+		{"port", env("GREY_PROMETHEUS_PORT", "9400"), func(c *Config) bool { return c.Monitoring.Prometheus.Port == 9400 }, nil},
+		{"otel", env("GREY_OTEL_ENDPOINT", "http://collector:4317"), func(c *Config) bool { return c.Monitoring.OpenTelemetry.Endpoint == "http://collector:4317" }, nil},
+		{"strings", env("GREY_DATA_DIR", "/d", "GREY_HTTP_ADDR", "127.0.0.1:1", "GREY_NODE_ID", "n2", "GREY_RAFT_ADDR", "127.0.0.1:2", "GREY_LOG_LEVEL", "error", "GREY_LOG_FORMAT", "json"), func(c *Config) bool {
+			return c.Node.DataDir == "/d" && c.HTTP.Addr == "127.0.0.1:1" && c.Node.ID == "n2" && c.Raft.Addr == "127.0.0.1:2" && c.Log.Level == LogError && c.Log.Format == LogJSON
+		}, nil},
+		{"metrics addr", env("GREY_METRICS_ADDR", "0.0.0.0:9500"), func(c *Config) bool { return c.MetricsAddr() == "0.0.0.0:9500" }, nil},
+		{"port wins over metrics addr", env("GREY_METRICS_ADDR", "10.1.1.1:9500", "GREY_PROMETHEUS_PORT", "9600"), func(c *Config) bool { return c.MetricsAddr() == "10.1.1.1:9600" }, nil},
+		{"bad port", env("GREY_PROMETHEUS_PORT", "abc"), nil, []string{"GREY_PROMETHEUS_PORT", `"abc"`, "monitoring.prometheus.port"}},
+		{"port out of range", env("GREY_PROMETHEUS_PORT", "70000"), nil, []string{"monitoring.prometheus.port (from GREY_PROMETHEUS_PORT): must be between 1 and 65535"}},
+		{"bad metrics addr", env("GREY_METRICS_ADDR", "nocolon"), nil, []string{"GREY_METRICS_ADDR", "host:port"}},
+		{"bad log level", env("GREY_LOG_LEVEL", "LOUD"), nil, []string{"log.level (from GREY_LOG_LEVEL)"}},
+		{"bad otel", env("GREY_OTEL_ENDPOINT", "collector:4317"), nil, []string{"monitoring.opentelemetry.endpoint (from GREY_OTEL_ENDPOINT)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := LoadBytes([]byte(file), "grey.yaml", tc.env)
+			if tc.wantErr != nil {
+				wantErr(t, err, tc.wantErr...)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Errorf("override not applied:\n%s", effective(t, c))
+			}
+		})
+	}
+}
+
+func TestSecretsAreMasked(t *testing.T) {
+	t.Parallel()
+	const token = "s3cr3t-t0ken-0123456789"
+	c, err := LoadBytes([]byte("http:\n  admin_token: ${TOKEN}\n"), "grey.yaml", env("TOKEN", token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(c.HTTP.AdminToken) != token {
+		t.Fatalf("admin_token = %q", string(c.HTTP.AdminToken))
+	}
+	out := effective(t, c)
+	for _, s := range []string{out, fmt.Sprint(c.HTTP.AdminToken), fmt.Sprintf("%v %+v %#v", c.HTTP, c.HTTP, c.HTTP)} {
+		if strings.Contains(s, token) {
+			t.Errorf("secret leaked: %s", s)
+		}
+	}
+	if !strings.Contains(out, `admin_token: "****"`) {
+		t.Errorf("masked token missing:\n%s", out)
+	}
+	if Secret("").String() != "" {
+		t.Error("empty secret should print empty")
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "nope.yaml")
+	_, err := Load(path, nil)
+	wantErr(t, err, "config: open ", path, "no such file")
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%v is not fs.ErrNotExist", err)
+	}
+}
+
+func TestDuration(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want time.Duration
+		str  string
+	}{
+		{"100ms", 100 * time.Millisecond, "100ms"},
+		{"2m", 2 * time.Minute, "2m"},
+		{"1h30m", 90 * time.Minute, "1h30m"},
+		{"24h", 24 * time.Hour, "24h"},
+		{"1m30s", 90 * time.Second, "1m30s"},
+		{"0", 0, "0s"},
+	}
+	for _, tc := range tests {
+		var d Duration
+		if err := d.Set(tc.in); err != nil {
+			t.Fatal(err)
+		}
+		if d.Std() != tc.want || d.String() != tc.str {
+			t.Errorf("%q: got %v %q, want %v %q", tc.in, d.Std(), d, tc.want, tc.str)
+		}
+	}
+	var d Duration
+	if err := d.Set("soon"); err == nil {
+		t.Error("Set(soon) succeeded")
+	}
+}

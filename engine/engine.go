@@ -1,0 +1,328 @@
+package engine
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/grey-distributed/grey/cluster"
+	"github.com/grey-distributed/grey/scheduler"
+	"github.com/grey-distributed/grey/state"
+	"github.com/grey-distributed/grey/task"
+)
+
+// Config holds the engine's task settings.
+type Config struct {
+	// MaxPayloadBytes bounds inline payloads.
+	MaxPayloadBytes int
+	// MaxDependsOn bounds a task's parents.
+	MaxDependsOn int
+	// DefaultTimeout applies to tasks without a timeout.
+	DefaultTimeout time.Duration
+	// MaxTimeout bounds a task's timeout.
+	MaxTimeout time.Duration
+	// LeaseTTL is how long a lease lives without a heartbeat.
+	LeaseTTL time.Duration
+	// Retry is the global retry policy.
+	Retry task.RetryPolicy
+	// Retention is how long finished tasks are kept.
+	Retention time.Duration
+	// GCInterval is how often finished tasks are collected.
+	GCInterval time.Duration
+	// FIFO switches fair share off (baseline for benchmarks).
+	FIFO bool
+	// Policy gives tenants' weights and limits (nil = equal shares).
+	Policy scheduler.Policy
+	// Kinds are accepted at submit besides those workers have asked for.
+	Kinds []string
+	// Tenants configures tenancy, quotas and costs.
+	Tenants TenantsConfig
+}
+
+func (c *Config) defaults() {
+	if c.MaxPayloadBytes == 0 {
+		c.MaxPayloadBytes = 1 << 20
+	}
+	if c.MaxDependsOn == 0 {
+		c.MaxDependsOn = 100
+	}
+	if c.DefaultTimeout == 0 {
+		c.DefaultTimeout = 5 * time.Minute
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 30 * time.Second
+	}
+	c.Retry = c.Retry.Merge(task.DefaultRetryPolicy())
+	if c.Retention == 0 {
+		c.Retention = 24 * time.Hour
+	}
+	if c.GCInterval == 0 {
+		c.GCInterval = time.Minute
+	}
+}
+
+// Engine is the task service of one greyd server.
+type Engine struct {
+	cfg    Config
+	node   *cluster.Node
+	store  *state.Store
+	sched  *scheduler.Scheduler
+	logger *slog.Logger
+	hub    *hub
+
+	rndMu sync.Mutex
+	rnd   *rand.Rand
+
+	kindsMu sync.RWMutex
+	kinds   map[string]bool
+
+	limits limiters
+
+	stop     chan struct{}
+	loopDone chan struct{}
+	stopOnce sync.Once
+}
+
+// New returns an engine over a Raft node and its store, and starts the
+// goroutine that follows leadership.
+func New(cfg Config, node *cluster.Node, store *state.Store, logger *slog.Logger) *Engine {
+	cfg.defaults()
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Policy == nil {
+		cfg.Policy = policy{store: store}
+	}
+	e := &Engine{
+		cfg:      cfg,
+		node:     node,
+		store:    store,
+		sched:    scheduler.New(store, scheduler.Options{Policy: cfg.Policy, FIFO: cfg.FIFO}),
+		logger:   logger,
+		hub:      newHub(),
+		rnd:      rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x9e3779b97f4a7c15)),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+		kinds:    make(map[string]bool),
+	}
+	e.RegisterKinds(cfg.Kinds...)
+	store.Observe(e.hub.observe)
+	go e.followLeadership()
+	return e
+}
+
+// Close stops the engine's loops (not the Raft node).
+func (e *Engine) Close() {
+	e.stopOnce.Do(func() { close(e.stop) })
+	<-e.loopDone
+	e.hub.closeAll()
+}
+
+// Store returns the state store (read-only use).
+func (e *Engine) Store() *state.Store { return e.store }
+
+// Node returns the Raft node.
+func (e *Engine) Node() *cluster.Node { return e.node }
+
+// Scheduler returns the leader's scheduler.
+func (e *Engine) Scheduler() *scheduler.Scheduler { return e.sched }
+
+// LeaseTTL returns the lease time-to-live.
+func (e *Engine) LeaseTTL() time.Duration { return e.cfg.LeaseTTL }
+
+// Limits returns the task validation limits.
+func (e *Engine) Limits() task.Limits {
+	return task.Limits{MaxPayloadBytes: e.cfg.MaxPayloadBytes, MaxDependsOn: e.cfg.MaxDependsOn, MaxTimeout: task.Duration(e.cfg.MaxTimeout)}
+}
+
+func (e *Engine) timeoutOf(t *task.Task) time.Duration {
+	if t.Timeout > 0 {
+		return t.Timeout.D()
+	}
+	return e.cfg.DefaultTimeout
+}
+
+func (e *Engine) retryPolicy(t *task.Task) task.RetryPolicy {
+	if t.Retry == nil {
+		return e.cfg.Retry
+	}
+	return t.Retry.Merge(e.cfg.Retry)
+}
+
+// retryAt decides whether attempt number t.Attempt may be retried and when.
+func (e *Engine) retryAt(t *task.Task, retryable bool, now time.Time) *time.Time {
+	if !retryable {
+		return nil
+	}
+	p := e.retryPolicy(t)
+	if t.Attempt > p.Retries() {
+		return nil
+	}
+	e.rndMu.Lock()
+	d := p.Delay(t.Attempt, e.rnd)
+	e.rndMu.Unlock()
+	at := now.Add(d)
+	return &at
+}
+
+// followLeadership enables the scheduler and leader loops while this node
+// leads.
+func (e *Engine) followLeadership() {
+	defer close(e.loopDone)
+	var cancel context.CancelFunc
+	var loopWG sync.WaitGroup
+	stopLoop := func() {
+		if cancel != nil {
+			cancel()
+			loopWG.Wait()
+			cancel = nil
+		}
+		e.sched.Disable()
+	}
+	start := func() {
+		stopLoop()
+		ctx, c := context.WithCancel(context.Background())
+		cancel = c
+		loopWG.Add(1)
+		go func() {
+			defer loopWG.Done()
+			e.leaderLoop(ctx)
+		}()
+	}
+	if e.node.IsLeader() {
+		start()
+	}
+	ch := e.node.LeaderCh()
+	for {
+		select {
+		case <-e.stop:
+			stopLoop()
+			return
+		case isLeader := <-ch:
+			if isLeader {
+				start()
+			} else {
+				stopLoop()
+			}
+		}
+	}
+}
+
+func (e *Engine) leaderLoop(ctx context.Context) {
+	// Apply everything committed by earlier terms before scheduling.
+	for ctx.Err() == nil {
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := e.node.Barrier(bctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		e.logger.Warn("leader barrier failed", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	e.sched.Enable(time.Now(), e.cfg.LeaseTTL)
+	e.logger.Info("leadership gained; scheduler enabled")
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	gc := time.NewTicker(e.cfg.GCInterval)
+	defer gc.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			now := time.Now()
+			e.sched.Promote(now)
+			if due := e.sched.Due(now, e.timeoutOf); len(due) > 0 {
+				e.expire(ctx, due, now)
+			}
+		case <-gc.C:
+			e.collect(ctx)
+		}
+	}
+}
+
+// expire retries or fails tasks whose lease or timeout ran out.
+func (e *Engine) expire(ctx context.Context, due []scheduler.Expiry, now time.Time) {
+	req := &state.FailRequest{Now: now}
+	for _, d := range due {
+		msg := "lease expired: the worker stopped heartbeating"
+		if d.Code == "timeout" {
+			msg = "attempt exceeded its timeout of " + e.timeoutOf(d.Task).String()
+		}
+		req.Items = append(req.Items, state.FailItem{
+			Ref:     state.Ref{TaskID: d.Task.ID, Attempt: d.Task.Attempt},
+			Error:   task.Error{Message: msg, Retryable: true, Code: d.Code},
+			RetryAt: e.retryAt(d.Task, true, now),
+			At:      now,
+		})
+	}
+	if _, err := e.node.Apply(ctx, cluster.RetryMsg, req); err != nil {
+		e.logger.Warn("expire leases", "tasks", len(req.Items), "err", err)
+	}
+}
+
+// collect removes finished tasks older than the retention.
+func (e *Engine) collect(ctx context.Context) {
+	now := time.Now()
+	for {
+		res, err := e.node.Apply(ctx, cluster.GCMsg, &state.GCRequest{Now: now, Before: now.Add(-e.cfg.Retention), Max: 10000})
+		if err != nil {
+			e.logger.Warn("gc", "err", err)
+			return
+		}
+		n, _ := res.(int)
+		if n > 0 {
+			e.logger.Debug("collected finished tasks", "count", n)
+		}
+		if n < 10000 {
+			return
+		}
+	}
+}
+
+// RegisterKinds makes kinds acceptable at submit. Built-in executors are
+// registered by greyd; a worker's lease request registers its kinds.
+func (e *Engine) RegisterKinds(kinds ...string) {
+	e.kindsMu.RLock()
+	known := true
+	for _, k := range kinds {
+		known = known && e.kinds[k]
+	}
+	e.kindsMu.RUnlock()
+	if known {
+		return
+	}
+	e.kindsMu.Lock()
+	for _, k := range kinds {
+		e.kinds[k] = true
+	}
+	e.kindsMu.Unlock()
+}
+
+// KnownKind reports whether kind was registered.
+func (e *Engine) KnownKind(kind string) bool {
+	e.kindsMu.RLock()
+	defer e.kindsMu.RUnlock()
+	return e.kinds[kind]
+}
+
+// Kinds returns the registered kinds, sorted.
+func (e *Engine) Kinds() []string {
+	e.kindsMu.RLock()
+	defer e.kindsMu.RUnlock()
+	out := make([]string, 0, len(e.kinds))
+	for k := range e.kinds {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

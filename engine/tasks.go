@@ -1,0 +1,212 @@
+package engine
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/grey-distributed/grey/cluster"
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/state"
+	"github.com/grey-distributed/grey/task"
+)
+
+// MaxBatch is the largest number of tasks in one submit.
+const MaxBatch = 1000
+
+// SubmitResult is the outcome of a submit.
+type SubmitResult struct {
+	// Tasks in request order.
+	Tasks []*task.Task
+	// Created is false where an idempotency key matched an existing task.
+	Created []bool
+}
+
+// Submit validates and stores tasks for tenant, all or none. Field names in
+// errors are prefixed with "tasks[i]." when batch is true.
+func (e *Engine) Submit(ctx context.Context, tenant string, specs []task.Spec, batch bool) (*SubmitResult, error) {
+	if len(specs) == 0 {
+		return nil, greyerr.Invalid("tasks", "at least one task is required")
+	}
+	if len(specs) > MaxBatch {
+		return nil, greyerr.Invalid("tasks", "at most %d tasks per batch, got %d", MaxBatch, len(specs))
+	}
+	if !task.ValidTenant(tenant) {
+		return nil, greyerr.Invalid("tenant", "%q is not a valid tenant id", tenant)
+	}
+	lim := e.Limits()
+	now := time.Now().UTC()
+	req := &state.SubmitRequest{Now: now, Tasks: make([]*task.Task, len(specs))}
+	for i := range specs {
+		prefix := ""
+		if batch {
+			prefix = "tasks[" + itoa(i) + "]."
+		}
+		sp := specs[i]
+		if err := sp.Validate(prefix, lim); err != nil {
+			return nil, err
+		}
+		if !e.KnownKind(sp.Kind) {
+			return nil, greyerr.Invalid(prefix+"kind", "unknown kind %q: no executor or worker provides it (known: %s; list extra kinds in tasks.kinds or start a worker for it first)", sp.Kind, strings.Join(e.Kinds(), ", "))
+		}
+		id, err := task.NewID()
+		if err != nil {
+			return nil, greyerr.Wrap(greyerr.Internal, err, "new task id")
+		}
+		if sp.RunAt != nil {
+			r := sp.RunAt.UTC()
+			sp.RunAt = &r
+		}
+		req.Tasks[i] = &task.Task{ID: id, TenantID: tenant, Spec: sp, Status: task.Pending, CreatedAt: now, UpdatedAt: now}
+	}
+	if err := e.admit(tenant, req.Tasks, now); err != nil {
+		return nil, err
+	}
+	req.AutoCreate = e.autoCreate(tenant)
+	req.Enforce = !e.cfg.Tenants.DisableQuotas
+	res, err := e.node.Apply(ctx, cluster.SubmitMsg, req)
+	if err != nil {
+		if batch {
+			return nil, err
+		}
+		return nil, unbatchField(err)
+	}
+	r := res.(*state.SubmitResult)
+	return &SubmitResult{Tasks: r.Tasks, Created: r.Created}, nil
+}
+
+func unbatchField(err error) error { return err }
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}
+
+// Get returns the tenant's task with its waiting reason filled in.
+func (e *Engine) Get(ctx context.Context, tenant, id string) (*task.Task, error) {
+	if !task.ValidID(id) {
+		return nil, greyerr.New(greyerr.NotFound, "task %s not found", id)
+	}
+	t, err := e.store.Get(tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	return e.decorate(t), nil
+}
+
+func (e *Engine) decorate(t *task.Task) *task.Task {
+	t = e.costOf(t)
+	if t.Status != task.Pending && t.Status != task.Retrying {
+		return t
+	}
+	reason := e.store.Blocked(t.ID)
+	if reason == "" && t.Status == task.Pending && t.RunAt != nil && t.RunAt.After(time.Now()) {
+		reason = "scheduled for " + t.RunAt.Format(time.RFC3339Nano)
+	}
+	if reason == "" && t.Status == task.Pending {
+		reason = "queued"
+	}
+	if reason == "" {
+		return t
+	}
+	t.WaitingReason = reason
+	return t
+}
+
+// ListOptions filter List.
+type ListOptions = state.ListFilter
+
+// List returns a page of the tenant's tasks, newest first.
+func (e *Engine) List(ctx context.Context, tenant string, opts ListOptions) ([]*task.Task, string, error) {
+	if opts.Limit < 0 || opts.Limit > 1000 {
+		return nil, "", greyerr.Invalid("limit", "must be between 1 and 1000")
+	}
+	if opts.Before != "" && !task.ValidID(opts.Before) {
+		return nil, "", greyerr.Invalid("cursor", "is not a cursor returned by this API")
+	}
+	for _, s := range opts.Statuses {
+		if !s.Valid() {
+			return nil, "", greyerr.Invalid("status", "unknown status %q", s)
+		}
+	}
+	ts, next := e.store.List(tenant, opts)
+	for i, t := range ts {
+		ts[i] = e.costOf(t)
+	}
+	return ts, next, nil
+}
+
+// Cancel cancels the tenant's task. A running task's worker learns it at
+// its next heartbeat and its context is cancelled.
+func (e *Engine) Cancel(ctx context.Context, tenant, id string) (*task.Task, error) {
+	if !task.ValidID(id) {
+		return nil, greyerr.New(greyerr.NotFound, "task %s not found", id)
+	}
+	if _, err := e.store.Get(tenant, id); err != nil {
+		return nil, err
+	}
+	res, err := e.node.Apply(ctx, cluster.CancelMsg, &state.CancelRequest{Now: time.Now().UTC(), TenantID: tenant, TaskID: id})
+	if err != nil {
+		return nil, err
+	}
+	return res.(*task.Task), nil
+}
+
+// Wait returns the tenant's task once it is terminal, or as it is when
+// timeout passes or ctx ends.
+func (e *Engine) Wait(ctx context.Context, tenant, id string, timeout time.Duration) (*task.Task, error) {
+	t, err := e.Get(ctx, tenant, id)
+	if err != nil || t.Status.Terminal() {
+		return t, err
+	}
+	ch := e.hub.wait(id)
+	defer e.hub.unwait(id, ch)
+	// Re-read: it may have finished between Get and registering.
+	if t, err = e.Get(ctx, tenant, id); err != nil || t.Status.Terminal() {
+		return t, err
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case t := <-ch:
+		return e.decorate(t), nil
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return e.Get(context.Background(), tenant, id)
+}
+
+// WatchOptions filter a watch.
+type WatchOptions struct {
+	// Statuses to deliver (all when empty).
+	Statuses []task.Status
+	// Kind to deliver (all when empty).
+	Kind string
+	// Buffer is the channel size; a reader that falls this far behind is
+	// dropped (Overflowed).
+	Buffer int
+}
+
+// Watch subscribes to the tenant's task changes from now on. Call Unwatch
+// when done.
+func (e *Engine) Watch(tenant string, opts WatchOptions) (*Watcher, error) {
+	w := &Watcher{tenant: tenant, kind: opts.Kind, statuses: map[task.Status]bool{}}
+	for _, s := range opts.Statuses {
+		if !s.Valid() {
+			return nil, greyerr.Invalid("status", "unknown status %q", s)
+		}
+		w.statuses[s] = true
+	}
+	buf := opts.Buffer
+	if buf <= 0 {
+		buf = 1 << 16
+	}
+	w.ch = make(chan *task.Task, buf)
+	e.hub.watch(w)
+	return w, nil
+}
+
+// Unwatch ends a watch.
+func (e *Engine) Unwatch(w *Watcher) { e.hub.unwatch(w) }

@@ -1,0 +1,246 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/grey-distributed/grey/cluster"
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/scheduler"
+	"github.com/grey-distributed/grey/state"
+	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/worker"
+)
+
+var _ worker.Coordinator = (*Engine)(nil)
+
+// MaxLease is the most tasks one lease call grants.
+const MaxLease = 1000
+
+// MaxLeaseWait bounds a lease long poll.
+const MaxLeaseWait = 60 * time.Second
+
+// Lease implements worker.Coordinator.
+func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.LeaseResponse, error) {
+	if req.WorkerID == "" || len(req.WorkerID) > 200 {
+		return nil, greyerr.Invalid("worker_id", "is required (at most 200 bytes)")
+	}
+	if len(req.Kinds) == 0 {
+		return nil, greyerr.Invalid("kinds", "at least one kind is required")
+	}
+	if req.Max < 1 || req.Max > MaxLease {
+		return nil, greyerr.Invalid("max", "must be between 1 and %d", MaxLease)
+	}
+	if req.Wait < 0 || req.Wait.D() > MaxLeaseWait {
+		return nil, greyerr.Invalid("wait", "must be between 0 and %s", MaxLeaseWait)
+	}
+	e.RegisterKinds(req.Kinds...)
+	resp := &worker.LeaseResponse{Tasks: []worker.Assignment{}, LeaseTTL: task.Duration(e.cfg.LeaseTTL)}
+	deadline := time.Now().Add(req.Wait.D())
+	for {
+		if !e.sched.Enabled() {
+			// Not leading (yet): during an election wait within the long
+			// poll rather than make the worker back off.
+			if leader := e.node.LeaderID(); time.Until(deadline) <= 0 || (leader != "" && leader != e.node.ID()) {
+				return nil, &greyerr.Error{Code: greyerr.Unavailable, Message: "not the leader", RetryAfter: time.Second}
+			}
+			select {
+			case <-time.After(20 * time.Millisecond):
+				continue
+			case <-ctx.Done():
+				return resp, nil
+			}
+		}
+		wake := e.sched.Wake()
+		now := time.Now().UTC()
+		taken := e.sched.Take(scheduler.TakeRequest{Kinds: req.Kinds, Labels: req.Labels, Max: req.Max, Now: now})
+		if len(taken) > 0 {
+			leased, err := e.grant(ctx, req.WorkerID, taken, now)
+			if err != nil {
+				return nil, err
+			}
+			for _, t := range leased {
+				resp.Tasks = append(resp.Tasks, worker.Assignment{
+					TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Payload: t.Payload,
+					Attempt: t.Attempt, Timeout: task.Duration(e.timeoutOf(t)),
+					LeaseDeadline: t.Lease.Deadline, Headers: t.Headers,
+				})
+			}
+			if len(resp.Tasks) > 0 {
+				return resp, nil
+			}
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return resp, nil
+		}
+		timer := time.NewTimer(left)
+		select {
+		case <-wake:
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return resp, nil
+		}
+		timer.Stop()
+	}
+}
+
+// grant proposes leases for taken tasks and returns those granted; the rest
+// go back to the scheduler.
+func (e *Engine) grant(ctx context.Context, workerID string, taken []*task.Task, now time.Time) ([]*task.Task, error) {
+	lr := &state.LeaseRequest{Now: now, WorkerID: workerID, Deadline: now.Add(e.cfg.LeaseTTL), Items: make([]state.Ref, len(taken))}
+	for i, t := range taken {
+		lr.Items[i] = state.Ref{TaskID: t.ID, Attempt: t.Attempt + 1}
+	}
+	res, err := e.node.Apply(ctx, cluster.LeaseMsg, lr)
+	if err != nil {
+		e.sched.Return(taken)
+		return nil, err
+	}
+	r := res.(*state.LeaseResult)
+	if len(r.Refused) > 0 {
+		refused := make(map[string]bool, len(r.Refused))
+		for _, id := range r.Refused {
+			refused[id] = true
+		}
+		var back []*task.Task
+		for _, t := range taken {
+			if refused[t.ID] {
+				back = append(back, t)
+			}
+		}
+		e.sched.Return(back)
+	}
+	return r.Leased, nil
+}
+
+// Heartbeat implements worker.Coordinator. Leases are extended through Raft
+// only when they are past half their life, so frequent heartbeats are cheap.
+func (e *Engine) Heartbeat(ctx context.Context, req *worker.HeartbeatRequest) (*worker.HeartbeatResponse, error) {
+	if req.WorkerID == "" {
+		return nil, greyerr.Invalid("worker_id", "is required")
+	}
+	now := time.Now().UTC()
+	resp := &worker.HeartbeatResponse{Lost: []worker.LostLease{}}
+	hr := &state.HeartbeatRequest{Now: now, WorkerID: req.WorkerID, Deadline: now.Add(e.cfg.LeaseTTL)}
+	for _, l := range req.Leases {
+		t := e.store.Lookup(l.TaskID)
+		switch {
+		case t == nil:
+			resp.Lost = append(resp.Lost, worker.LostLease{LeaseRef: l, Reason: "unknown"})
+		case t.Status == task.Cancelled:
+			resp.Lost = append(resp.Lost, worker.LostLease{LeaseRef: l, Reason: "cancelled"})
+		case !t.Status.Active() || t.Attempt != l.Attempt || t.Lease == nil || t.Lease.WorkerID != req.WorkerID:
+			resp.Lost = append(resp.Lost, worker.LostLease{LeaseRef: l, Reason: "expired"})
+		case t.Lease.Deadline.Sub(now) < e.cfg.LeaseTTL/2:
+			hr.Items = append(hr.Items, state.Ref{TaskID: l.TaskID, Attempt: l.Attempt})
+		}
+	}
+	if len(hr.Items) == 0 {
+		return resp, nil
+	}
+	res, err := e.node.Apply(ctx, cluster.HeartbeatMsg, hr)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range res.([]state.Lost) {
+		resp.Lost = append(resp.Lost, worker.LostLease{LeaseRef: worker.LeaseRef{TaskID: l.TaskID, Attempt: l.Attempt}, Reason: "expired"})
+	}
+	return resp, nil
+}
+
+// Complete implements worker.Coordinator: starts, completions and failures
+// of one batch go into one Raft entry.
+func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*worker.CompleteResponse, error) {
+	if req.WorkerID == "" {
+		return nil, greyerr.Invalid("worker_id", "is required")
+	}
+	if len(req.Reports) > 10*MaxLease {
+		return nil, greyerr.Invalid("reports", "at most %d reports per request", 10*MaxLease)
+	}
+	now := time.Now().UTC()
+	starts := &state.StartRequest{Now: now, WorkerID: req.WorkerID}
+	dones := &state.CompleteRequest{Now: now, WorkerID: req.WorkerID}
+	fails := &state.FailRequest{Now: now, WorkerID: req.WorkerID}
+	type slot struct{ cmd, idx int }
+	slots := make([]slot, len(req.Reports))
+	for i, r := range req.Reports {
+		at := r.At.UTC()
+		if at.IsZero() || at.After(now) {
+			at = now
+		}
+		ref := state.Ref{TaskID: r.TaskID, Attempt: r.Attempt}
+		switch r.Status {
+		case task.Running:
+			slots[i] = slot{0, len(starts.Items)}
+			starts.Items = append(starts.Items, state.StartItem{Ref: ref, At: at})
+		case task.Completed:
+			if e.cfg.MaxPayloadBytes > 0 && len(r.Result) > e.cfg.MaxPayloadBytes {
+				slots[i] = slot{2, len(fails.Items)}
+				fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: "result exceeds the payload limit", Code: "result_too_large"}, now, at))
+				continue
+			}
+			slots[i] = slot{1, len(dones.Items)}
+			dones.Items = append(dones.Items, state.CompleteItem{Ref: ref, Result: r.Result, At: at})
+		case task.Failed:
+			te := task.Error{Message: "failed", Retryable: true}
+			if r.Error != nil {
+				te = *r.Error
+			}
+			slots[i] = slot{2, len(fails.Items)}
+			fails.Items = append(fails.Items, e.failItem(ref, te, now, at))
+		default:
+			return nil, greyerr.Invalid("reports["+itoa(i)+"].status", "must be running, completed or failed")
+		}
+	}
+	var cmds []cluster.Command
+	var kinds []int
+	add := func(kind int, t cluster.MsgType, msg any, n int) error {
+		if n == 0 {
+			return nil
+		}
+		c, err := cluster.NewCommand(t, msg)
+		if err != nil {
+			return err
+		}
+		cmds = append(cmds, c)
+		kinds = append(kinds, kind)
+		return nil
+	}
+	if err := add(0, cluster.StartMsg, starts, len(starts.Items)); err != nil {
+		return nil, err
+	}
+	if err := add(1, cluster.CompleteMsg, dones, len(dones.Items)); err != nil {
+		return nil, err
+	}
+	if err := add(2, cluster.FailMsg, fails, len(fails.Items)); err != nil {
+		return nil, err
+	}
+	resp := &worker.CompleteResponse{Results: make([]worker.ReportResult, len(req.Reports))}
+	if len(cmds) == 0 {
+		return resp, nil
+	}
+	res, err := e.node.Apply(ctx, cluster.BatchMsg, cmds)
+	if err != nil {
+		return nil, err
+	}
+	outs := make([][]state.Outcome, 3)
+	for i, r := range res.([]any) {
+		outs[kinds[i]] = r.([]state.Outcome)
+	}
+	for i, s := range slots {
+		o := outs[s.cmd][s.idx]
+		resp.Results[i] = worker.ReportResult{TaskID: o.TaskID, Accepted: o.Accepted, Reason: o.Reason}
+	}
+	return resp, nil
+}
+
+// failItem decides retry or failure for a failed attempt.
+func (e *Engine) failItem(ref state.Ref, te task.Error, now, at time.Time) state.FailItem {
+	it := state.FailItem{Ref: ref, Error: te, At: at}
+	if t := e.store.Lookup(ref.TaskID); t != nil && t.Attempt == ref.Attempt {
+		it.RetryAt = e.retryAt(t, te.Retryable, now)
+	}
+	return it
+}

@@ -1,0 +1,80 @@
+// Package executor holds Grey's built-in task kinds, run by the in-process
+// worker pool: noop, echo, sleep and fail, for tests and benchmarks. Later
+// executors (http, wasm, inference) live here too, each a worker.Handler.
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/grey-distributed/grey/worker"
+)
+
+// Builtins returns the built-in handlers by kind.
+func Builtins() map[string]worker.Handler {
+	return map[string]worker.Handler{
+		"noop":  worker.HandlerFunc(noop),
+		"echo":  worker.HandlerFunc(echo),
+		"sleep": worker.HandlerFunc(sleep),
+		"fail":  worker.HandlerFunc(fail),
+	}
+}
+
+func noop(context.Context, *worker.Job) (any, error) { return nil, nil }
+
+// echo returns its payload as the result.
+func echo(_ context.Context, j *worker.Job) (any, error) { return j.Payload, nil }
+
+// SleepPayload is the payload of the sleep kind.
+type SleepPayload struct {
+	// MS is how long to sleep, in milliseconds.
+	MS int64 `json:"ms"`
+}
+
+func sleep(ctx context.Context, j *worker.Job) (any, error) {
+	var p SleepPayload
+	if err := j.Decode(&p); err != nil {
+		return nil, err
+	}
+	if p.MS < 0 {
+		return nil, worker.Permanent(errors.New("sleep: ms must not be negative"))
+	}
+	t := time.NewTimer(time.Duration(p.MS) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return json.RawMessage(`{"slept_ms":` + itoa(p.MS) + `}`), nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// FailPayload is the payload of the fail kind.
+type FailPayload struct {
+	// Message is the error message.
+	Message string `json:"message"`
+	// Retryable says whether Grey should retry.
+	Retryable bool `json:"retryable"`
+}
+
+func fail(_ context.Context, j *worker.Job) (any, error) {
+	var p FailPayload
+	if err := j.Decode(&p); err != nil {
+		return nil, err
+	}
+	if p.Message == "" {
+		p.Message = "failed on purpose"
+	}
+	err := errors.New(p.Message)
+	if !p.Retryable {
+		return nil, worker.Permanent(err)
+	}
+	return nil, err
+}
+
+func itoa(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

@@ -1,0 +1,510 @@
+package scheduler
+
+import (
+	"container/heap"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/grey-distributed/grey/state"
+	"github.com/grey-distributed/grey/task"
+)
+
+// Policy supplies per-tenant scheduling parameters. Both methods must be
+// cheap and safe for concurrent use.
+type Policy interface {
+	// Weight is the tenant's fair-share weight (> 0).
+	Weight(tenant string) float64
+	// MaxRunning is how many active tasks the tenant may have (0 = no limit).
+	MaxRunning(tenant string) int
+}
+
+// EqualShare is the Policy where every tenant weighs 1 with no limit.
+type EqualShare struct{}
+
+// Weight implements Policy.
+func (EqualShare) Weight(string) float64 { return 1 }
+
+// MaxRunning implements Policy.
+func (EqualShare) MaxRunning(string) int { return 0 }
+
+type class struct {
+	kind   string
+	labels map[string]string
+	ready  readyHeap
+}
+
+type tenantQueue struct {
+	id      string
+	classes map[string]*class
+	size    int
+	deficit float64
+	active  int // leased or running
+}
+
+// Scheduler holds the leader's queues. It is inert until Enable.
+type Scheduler struct {
+	store  *state.Store
+	policy Policy
+	fifo   bool
+
+	mu        sync.Mutex
+	enabled   bool
+	tenants   map[string]*tenantQueue
+	ring      []string
+	pos       int
+	queued    map[string]int // id → attempt for which it sits in a ready or delay heap
+	delayed   timeHeap
+	tracked   map[string]int // id → attempt whose deadline is watched
+	activeOf  map[string]string
+	deadlines timeHeap
+	graceTill time.Time
+	wake      chan struct{}
+}
+
+// Options configure a Scheduler.
+type Options struct {
+	// Policy gives weights and limits (nil = EqualShare).
+	Policy Policy
+	// FIFO disables fair share: tasks go out in global (priority, age)
+	// order regardless of tenant. For baselines in benchmarks.
+	FIFO bool
+}
+
+// New returns a scheduler reading store. Call Enable on leadership.
+func New(store *state.Store, opts Options) *Scheduler {
+	p := opts.Policy
+	if p == nil {
+		p = EqualShare{}
+	}
+	s := &Scheduler{store: store, policy: p, fifo: opts.FIFO, wake: make(chan struct{})}
+	s.clear()
+	store.Observe(s.observe)
+	return s
+}
+
+func (s *Scheduler) clear() {
+	s.tenants = make(map[string]*tenantQueue)
+	s.ring = nil
+	s.pos = 0
+	s.queued = make(map[string]int)
+	s.delayed = nil
+	s.tracked = make(map[string]int)
+	s.activeOf = make(map[string]string)
+	s.deadlines = nil
+}
+
+// Enable rebuilds the queues from the store and starts tracking changes.
+// Leases already out get grace until now+grace before they can expire, so
+// workers that could not heartbeat during an election keep their work.
+func (s *Scheduler) Enable(now time.Time, grace time.Duration) {
+	s.mu.Lock()
+	s.clear()
+	s.enabled = true
+	s.graceTill = now.Add(grace)
+	s.mu.Unlock()
+	var all []*task.Task
+	s.store.Each(func(t *task.Task) {
+		if !t.Status.Terminal() {
+			all = append(all, t)
+		}
+	})
+	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
+	s.observe(state.Change{Tasks: all})
+}
+
+// Enabled reports whether the scheduler is serving (this node leads and
+// has caught up).
+func (s *Scheduler) Enabled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.enabled
+}
+
+// Disable drops the queues (leadership lost).
+func (s *Scheduler) Disable() {
+	s.mu.Lock()
+	s.enabled = false
+	s.clear()
+	s.broadcastLocked()
+	s.mu.Unlock()
+}
+
+// Wake returns a channel closed when new work may be ready.
+func (s *Scheduler) Wake() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wake
+}
+
+func (s *Scheduler) broadcastLocked() {
+	close(s.wake)
+	s.wake = make(chan struct{})
+}
+
+func classKey(kind string, labels map[string]string) string {
+	if len(labels) == 0 {
+		return kind
+	}
+	ks := make([]string, 0, len(labels))
+	for k, v := range labels {
+		ks = append(ks, k+"="+v)
+	}
+	sort.Strings(ks)
+	return kind + "\x00" + strings.Join(ks, "\x00")
+}
+
+func (s *Scheduler) tenantKey(t *task.Task) string {
+	if s.fifo {
+		return ""
+	}
+	return t.TenantID
+}
+
+// observe feeds a store change into the queues.
+func (s *Scheduler) observe(c state.Change) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.enabled {
+		return
+	}
+	woke := false
+	for _, t := range c.Tasks {
+		switch {
+		case t.Status == task.Pending || t.Status == task.Retrying:
+			s.untrackActive(t.ID)
+			if q, ok := s.queued[t.ID]; ok && q == t.Attempt {
+				continue
+			}
+			if s.store.Blocked(t.ID) != "" {
+				continue
+			}
+			if at := gate(t); !at.IsZero() {
+				s.queued[t.ID] = t.Attempt
+				pushTimed(&s.delayed, timedItem{at: at, id: t.ID, attempt: t.Attempt})
+				woke = true // the delay loop may need an earlier wake-up
+				continue
+			}
+			s.pushReady(t)
+			woke = true
+		case t.Status.Active():
+			if s.tracked[t.ID] != t.Attempt {
+				s.tracked[t.ID] = t.Attempt
+				s.trackActive(t)
+				pushTimed(&s.deadlines, timedItem{at: t.Lease.Deadline, id: t.ID, attempt: t.Attempt})
+			}
+		default:
+			delete(s.tracked, t.ID)
+			delete(s.queued, t.ID)
+			if s.untrackActive(t.ID) {
+				woke = true // a tenant held at max_running may go on
+			}
+		}
+	}
+	if woke {
+		s.broadcastLocked()
+	}
+}
+
+func (s *Scheduler) trackActive(t *task.Task) {
+	if _, ok := s.activeOf[t.ID]; ok {
+		return
+	}
+	s.activeOf[t.ID] = t.TenantID
+	s.tenant(t.TenantID).active++
+}
+
+// untrackActive forgets an active task; it reports whether its tenant has
+// queued work that a freed slot could let through.
+func (s *Scheduler) untrackActive(id string) bool {
+	ten, ok := s.activeOf[id]
+	if !ok {
+		return false
+	}
+	delete(s.activeOf, id)
+	q := s.tenants[ten]
+	if q == nil {
+		return false
+	}
+	q.active--
+	return q.size > 0 && s.policy.MaxRunning(ten) > 0
+}
+
+// gate returns when t becomes eligible, or zero if it already is (relative
+// to nothing: the caller compares against its clock when taking).
+func gate(t *task.Task) time.Time {
+	if t.Status == task.Retrying && t.NextAttemptAt != nil {
+		return *t.NextAttemptAt
+	}
+	if t.Status == task.Pending && t.RunAt != nil {
+		return *t.RunAt
+	}
+	return time.Time{}
+}
+
+func (s *Scheduler) tenant(id string) *tenantQueue {
+	q := s.tenants[id]
+	if q == nil {
+		q = &tenantQueue{id: id, classes: make(map[string]*class)}
+		s.tenants[id] = q
+	}
+	return q
+}
+
+func (s *Scheduler) pushReady(t *task.Task) {
+	q := s.tenant(s.tenantKey(t))
+	labels := t.Labels()
+	ck := classKey(t.Kind, labels)
+	c := q.classes[ck]
+	if c == nil {
+		c = &class{kind: t.Kind, labels: labels}
+		q.classes[ck] = c
+	}
+	heap.Push(&c.ready, readyItem{prio: t.Prio(), id: t.ID, attempt: t.Attempt})
+	if q.size == 0 {
+		s.ring = append(s.ring, q.id)
+	}
+	q.size++
+	s.queued[t.ID] = t.Attempt
+}
+
+// Promote moves delayed tasks whose time has come into the ready queues and
+// returns when the next one is due (zero if none).
+func (s *Scheduler) Promote(now time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	moved := false
+	for {
+		it, ok := peekTimed(&s.delayed)
+		if !ok {
+			break
+		}
+		if it.at.After(now) {
+			if moved {
+				s.broadcastLocked()
+			}
+			return it.at
+		}
+		heap.Pop(&s.delayed)
+		if s.queued[it.id] != it.attempt {
+			continue
+		}
+		delete(s.queued, it.id)
+		t := s.store.Lookup(it.id)
+		if t == nil || t.Attempt != it.attempt || (t.Status != task.Pending && t.Status != task.Retrying) {
+			continue
+		}
+		s.pushReady(t)
+		moved = true
+	}
+	if moved {
+		s.broadcastLocked()
+	}
+	return time.Time{}
+}
+
+// TakeRequest describes the worker asking for tasks.
+type TakeRequest struct {
+	// Kinds the worker runs.
+	Kinds []string
+	// Labels the worker offers.
+	Labels map[string]string
+	// Max tasks to take.
+	Max int
+	// Now is the leader's clock.
+	Now time.Time
+}
+
+// Take removes up to req.Max ready tasks for the worker, by weighted
+// deficit round robin over tenants. The caller must propose leases for them
+// and Return those it could not lease.
+func (s *Scheduler) Take(req TakeRequest) []*task.Task {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.enabled || req.Max <= 0 {
+		return nil
+	}
+	kinds := make(map[string]bool, len(req.Kinds))
+	for _, k := range req.Kinds {
+		kinds[k] = true
+	}
+	var out []*task.Task
+	idle := 0 // consecutive tenants visited without a dispatch
+	for len(out) < req.Max && len(s.ring) > 0 && idle < len(s.ring) {
+		if s.pos >= len(s.ring) {
+			s.pos = 0
+		}
+		q := s.tenants[s.ring[s.pos]]
+		if max := s.policy.MaxRunning(q.id); !s.fifo && max > 0 && q.active >= max {
+			s.pos++
+			idle++
+			continue
+		}
+		if q.deficit < 1 {
+			w := s.policy.Weight(q.id)
+			if s.fifo || w <= 0 {
+				w = 1
+			}
+			q.deficit += w
+		}
+		took := 0
+		for q.deficit >= 1 && len(out) < req.Max {
+			t := s.popBest(q, kinds, req)
+			if t == nil {
+				break
+			}
+			out = append(out, t)
+			q.deficit--
+			took++
+			if max := s.policy.MaxRunning(q.id); !s.fifo && max > 0 && q.active >= max {
+				break
+			}
+		}
+		if q.size == 0 {
+			q.deficit = 0
+			s.ring = append(s.ring[:s.pos], s.ring[s.pos+1:]...)
+			idle = 0
+			continue
+		}
+		if took == 0 {
+			idle++
+		} else {
+			idle = 0
+		}
+		if q.deficit < 1 || took == 0 {
+			s.pos++
+		}
+	}
+	return out
+}
+
+// popBest pops the best valid task of q that the worker can run.
+func (s *Scheduler) popBest(q *tenantQueue, kinds map[string]bool, req TakeRequest) *task.Task {
+	for {
+		var best *class
+		for _, c := range q.classes {
+			if len(c.ready) == 0 || !kinds[c.kind] || !(task.Constraints{Labels: c.labels}).Satisfied(req.Labels) {
+				continue
+			}
+			if best == nil || c.ready.Less2(best.ready) {
+				best = c
+			}
+		}
+		if best == nil {
+			return nil
+		}
+		it := heap.Pop(&best.ready).(readyItem)
+		q.size--
+		if s.queued[it.id] != it.attempt {
+			continue
+		}
+		delete(s.queued, it.id)
+		t := s.store.Lookup(it.id)
+		if t == nil || t.Attempt != it.attempt || (t.Status != task.Pending && t.Status != task.Retrying) || s.store.Blocked(it.id) != "" {
+			continue
+		}
+		if at := gate(t); !at.IsZero() && at.After(req.Now) {
+			s.queued[t.ID] = t.Attempt
+			pushTimed(&s.delayed, timedItem{at: at, id: t.ID, attempt: t.Attempt})
+			continue
+		}
+		s.trackActive(t)
+		return t
+	}
+}
+
+// Less2 reports whether h's head sorts before o's head.
+func (h readyHeap) Less2(o readyHeap) bool {
+	a, b := h[0], o[0]
+	if a.prio != b.prio {
+		return a.prio > b.prio
+	}
+	return a.id < b.id
+}
+
+// Return puts back tasks taken but not leased.
+func (s *Scheduler) Return(ts []*task.Task) {
+	if len(ts) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.enabled {
+		return
+	}
+	for _, t := range ts {
+		s.untrackActive(t.ID)
+		cur := s.store.Lookup(t.ID)
+		if cur == nil || (cur.Status != task.Pending && cur.Status != task.Retrying) {
+			continue
+		}
+		if _, ok := s.queued[cur.ID]; ok {
+			continue
+		}
+		s.pushReady(cur)
+	}
+	s.broadcastLocked()
+}
+
+// Expiry is an active task whose lease or timeout ran out.
+type Expiry struct {
+	Task *task.Task
+	// Code is lease_expired or timeout.
+	Code string
+}
+
+// Due returns active tasks whose lease deadline or timeout passed at now.
+// timeoutOf gives each task's effective per-attempt timeout.
+func (s *Scheduler) Due(now time.Time, timeoutOf func(*task.Task) time.Duration) []Expiry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Expiry
+	for {
+		it, ok := peekTimed(&s.deadlines)
+		if !ok || it.at.After(now) {
+			break
+		}
+		heap.Pop(&s.deadlines)
+		if s.tracked[it.id] != it.attempt {
+			continue
+		}
+		t := s.store.Lookup(it.id)
+		if t == nil || t.Attempt != it.attempt || !t.Status.Active() || t.Lease == nil {
+			delete(s.tracked, it.id)
+			continue
+		}
+		next := t.Lease.Deadline
+		if next.Before(s.graceTill) {
+			next = s.graceTill
+		}
+		code := "lease_expired"
+		if t.StartedAt != nil {
+			if d := timeoutOf(t); d > 0 {
+				if to := t.StartedAt.Add(d); to.Before(next) {
+					next, code = to, "timeout"
+				}
+			}
+		}
+		if next.After(now) {
+			pushTimed(&s.deadlines, timedItem{at: next, id: t.ID, attempt: t.Attempt})
+			continue
+		}
+		delete(s.tracked, it.id)
+		out = append(out, Expiry{Task: t, Code: code})
+	}
+	return out
+}
+
+// Pending returns how many tasks sit in ready queues per tenant.
+func (s *Scheduler) Pending() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.tenants))
+	for id, q := range s.tenants {
+		if q.size > 0 {
+			out[id] = q.size
+		}
+	}
+	return out
+}

@@ -1,0 +1,265 @@
+// Package server assembles one greyd process from its configuration: the
+// Raft node and state store, the engine, the REST API, the metrics listener
+// and the in-process worker pool; and runs them until the context ends,
+// then shuts down in order (stop leasing and drain workers, stop the API,
+// snapshot, close Raft).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/grey-distributed/grey/api"
+	"github.com/grey-distributed/grey/cluster"
+	"github.com/grey-distributed/grey/config"
+	"github.com/grey-distributed/grey/engine"
+	"github.com/grey-distributed/grey/executor"
+	"github.com/grey-distributed/grey/state"
+	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/tenant"
+	"github.com/grey-distributed/grey/worker"
+)
+
+// Server is one greyd process.
+type Server struct {
+	cfg    *config.Config
+	logger *slog.Logger
+
+	store *state.Store
+	node  *cluster.Node
+	eng   *engine.Engine
+	api   *api.Server
+
+	httpLn    net.Listener
+	httpSrv   *http.Server
+	metricsLn net.Listener
+	metricsSv *http.Server
+	pool      *worker.Pool
+}
+
+// New opens the node's state and listeners. Nothing runs until Run.
+func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
+	if cfg.Node.Role == config.RoleWorker {
+		return nil, errors.New("role worker: run greyd with --role worker through RunWorker")
+	}
+	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.Node.DataDir, err)
+	}
+	s := &Server{cfg: cfg, logger: logger, store: state.New()}
+	lock, err := lockDataDir(cfg.Node.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	_ = lock // released when the process exits
+
+	httpLn, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("http.addr %s: %w", cfg.HTTP.Addr, err)
+	}
+	s.httpLn = httpLn
+
+	node, err := cluster.Open(cluster.Config{
+		NodeID:             cfg.Node.ID,
+		DataDir:            cfg.Node.DataDir,
+		BindAddr:           cfg.Raft.Addr,
+		Advertise:          cfg.Raft.Advertise,
+		Bootstrap:          cfg.Raft.Bootstrap,
+		SnapshotThreshold:  cfg.Raft.SnapshotThreshold,
+		SnapshotInterval:   cfg.Raft.SnapshotInterval.Std(),
+		SnapshotRetain:     cfg.Raft.SnapshotRetain,
+		HeartbeatTimeout:   cfg.Raft.HeartbeatTimeout.Std(),
+		ElectionTimeout:    cfg.Raft.ElectionTimeout.Std(),
+		LeaderLeaseTimeout: cfg.Raft.LeaderLeaseTimeout.Std(),
+		MaxAppendEntries:   cfg.Raft.MaxAppendEntries,
+		Logger:             logger,
+	}, s.store)
+	if err != nil {
+		_ = httpLn.Close()
+		return nil, err
+	}
+	s.node = node
+
+	builtins := executor.Builtins()
+	kinds := append([]string(nil), cfg.Tasks.Kinds...)
+	for k := range builtins {
+		kinds = append(kinds, k)
+	}
+	maxRetries := cfg.Tasks.Retry.MaxRetries
+	s.eng = engine.New(engine.Config{
+		MaxPayloadBytes: int(cfg.Tasks.MaxPayloadBytes),
+		MaxDependsOn:    cfg.Tasks.MaxDependsOn,
+		DefaultTimeout:  cfg.Tasks.DefaultTimeout.Std(),
+		MaxTimeout:      cfg.Tasks.MaxTimeout.Std(),
+		LeaseTTL:        cfg.Tasks.LeaseTTL.Std(),
+		Retry: task.RetryPolicy{
+			MaxRetries: &maxRetries,
+			BaseDelay:  task.Duration(cfg.Tasks.Retry.BaseDelay.Std()),
+			MaxDelay:   task.Duration(cfg.Tasks.Retry.MaxDelay.Std()),
+		},
+		Retention:  cfg.Tasks.Retention.Std(),
+		GCInterval: cfg.Tasks.GCInterval.Std(),
+		FIFO:       !cfg.Tasks.FairShare,
+		Kinds:      kinds,
+		Tenants:    tenantsConfig(cfg),
+	}, node, s.store, logger)
+
+	s.api = api.New(s.eng, api.Options{AdminToken: string(cfg.HTTP.AdminToken), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: httpLn.Addr().String(), Logger: logger})
+	s.httpSrv = &http.Server{
+		Handler:           s.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.HTTP.ReadTimeout.Std(),
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	if cfg.Monitoring.Prometheus.Enabled {
+		ln, err := net.Listen("tcp", cfg.MetricsAddr())
+		if err != nil {
+			s.closeEarly()
+			return nil, fmt.Errorf("monitoring.prometheus %s: %w", cfg.MetricsAddr(), err)
+		}
+		s.metricsLn = ln
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		mux := http.NewServeMux()
+		mux.Handle(cfg.Monitoring.Prometheus.Path, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		s.metricsSv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+
+	if cfg.Worker.Enabled {
+		s.pool = worker.NewPool(s.eng, worker.Options{
+			WorkerID:      cfg.Node.ID + "/builtin",
+			Kinds:         cfg.Worker.Kinds,
+			Labels:        cfg.Worker.Labels,
+			Concurrency:   cfg.Worker.Concurrency,
+			ShutdownGrace: cfg.Worker.ShutdownGrace.Std(),
+			Logger:        logger.With("component", "worker"),
+		})
+		for k, h := range builtins {
+			s.pool.Handle(k, h)
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) closeEarly() {
+	s.eng.Close()
+	_ = s.node.Shutdown(false)
+	_ = s.httpLn.Close()
+}
+
+// HTTPAddr is the API's bound address.
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// MetricsAddr is the metrics listener's bound address ("" if disabled).
+func (s *Server) MetricsAddr() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return s.metricsLn.Addr().String()
+}
+
+// Engine returns the task engine.
+func (s *Server) Engine() *engine.Engine { return s.eng }
+
+// Run serves until ctx ends, then shuts down gracefully: the worker pool
+// stops leasing and drains (running tasks get worker.shutdown_grace), the
+// API stops, a snapshot is taken and Raft closes.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 3)
+	go func() {
+		if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("api server: %w", err)
+		}
+	}()
+	if s.metricsSv != nil {
+		go func() {
+			if err := s.metricsSv.Serve(s.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics server: %w", err)
+			}
+		}()
+	}
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	if s.pool != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.pool.Run(wctx); err != nil {
+				errc <- fmt.Errorf("worker pool: %w", err)
+			}
+		}()
+	}
+	s.logger.Info("greyd running", "node", s.cfg.Node.ID, "api", "http://"+s.HTTPAddr(), "metrics", s.MetricsAddr(), "data_dir", s.cfg.Node.DataDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.logger.Info("shutting down: draining workers")
+	stopWorkers()
+	wg.Wait()
+	grace := s.cfg.HTTP.ShutdownGrace.Std()
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := s.httpSrv.Shutdown(sctx); err != nil {
+		_ = s.httpSrv.Close()
+	}
+	if s.metricsSv != nil {
+		_ = s.metricsSv.Shutdown(sctx)
+	}
+	s.eng.Close()
+	if err := s.node.Shutdown(true); err != nil {
+		s.logger.Warn("raft shutdown", "err", err)
+	}
+	s.logger.Info("greyd stopped")
+	return runErr
+}
+
+// lockDataDir refuses to open a data dir another greyd holds.
+func lockDataDir(dir string) (*os.File, error) {
+	p := filepath.Join(dir, "LOCK")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", p, err)
+	}
+	if err := flock(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another greyd: %w", dir, err)
+	}
+	return f, nil
+}
+
+func tenantsConfig(cfg *config.Config) engine.TenantsConfig {
+	t := cfg.Tenants
+	q := t.DefaultQuota
+	return engine.TenantsConfig{
+		AutoCreate:    t.AutoCreate,
+		DisableQuotas: !t.EnforceQuotas,
+		DefaultQuota: tenant.Quota{
+			Weight: q.Weight, MaxRunning: q.MaxRunning, MaxQueued: q.MaxQueued,
+			SubmitRate: q.SubmitRate, SubmitBurst: q.SubmitBurst,
+			MaxPayloadBytes: q.MaxPayloadBytes, MaxStorageBytes: q.MaxStorageBytes,
+			AllowedKinds: q.AllowedKinds, MaxTaskTimeout: task.Duration(q.MaxTaskTimeout.Std()),
+		},
+		Prices: tenant.Prices{
+			CPUSecond: t.Cost.Prices.CPUSecondUSD, GBMonth: t.Cost.Prices.GBMonthUSD,
+			GBMoved: t.Cost.Prices.GBMovedUSD, Task: t.Cost.Prices.TaskUSD,
+		},
+		Environment: t.Cost.Environment,
+		CostTags:    t.Cost.Tags,
+	}
+}

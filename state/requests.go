@@ -1,0 +1,131 @@
+package state
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/tenant"
+)
+
+// The write requests. Each carries Now, the leader's clock when it proposed
+// the write; the store never reads a clock itself.
+
+// SubmitRequest adds tasks, all or none.
+type SubmitRequest struct {
+	Now time.Time `json:"now"`
+	// Tasks are complete (id, tenant, status pending, created_at stamped).
+	Tasks []*task.Task `json:"tasks"`
+	// AutoCreate, when set, creates the tenant if it does not exist.
+	AutoCreate *tenant.Tenant `json:"auto_create,omitempty"`
+	// Enforce applies the tenant's quota.
+	Enforce bool `json:"enforce,omitempty"`
+}
+
+// SubmitResult returns the stored tasks in request order.
+type SubmitResult struct {
+	Tasks []*task.Task
+	// Created is false where an idempotency key matched an existing task.
+	Created []bool
+}
+
+// Ref names one attempt of one task.
+type Ref struct {
+	TaskID  string `json:"task_id"`
+	Attempt int    `json:"attempt"`
+}
+
+// LeaseRequest grants leases; Attempt is the new attempt number.
+type LeaseRequest struct {
+	Now      time.Time `json:"now"`
+	WorkerID string    `json:"worker_id"`
+	Deadline time.Time `json:"deadline"`
+	Items    []Ref     `json:"items"`
+}
+
+// LeaseResult lists the granted and refused leases.
+type LeaseResult struct {
+	Leased  []*task.Task
+	Refused []string
+}
+
+// StartItem reports that the worker began an attempt.
+type StartItem struct {
+	Ref
+	At time.Time `json:"at"`
+}
+
+// StartRequest records starts.
+type StartRequest struct {
+	Now      time.Time   `json:"now"`
+	WorkerID string      `json:"worker_id"`
+	Items    []StartItem `json:"items"`
+}
+
+// CompleteItem is a successful outcome.
+type CompleteItem struct {
+	Ref
+	Result json.RawMessage `json:"result,omitempty"`
+	At     time.Time       `json:"at"`
+}
+
+// CompleteRequest records successful outcomes.
+type CompleteRequest struct {
+	Now      time.Time      `json:"now"`
+	WorkerID string         `json:"worker_id"`
+	Items    []CompleteItem `json:"items"`
+}
+
+// FailItem is an unsuccessful attempt. RetryAt, set by the leader from the
+// task's retry policy, makes the task retrying; nil makes it failed.
+type FailItem struct {
+	Ref
+	Error   task.Error `json:"error"`
+	RetryAt *time.Time `json:"retry_at,omitempty"`
+	At      time.Time  `json:"at"`
+}
+
+// FailRequest records failed attempts reported by a worker. The same shape
+// serves the leader's own retries (expired leases, timeouts), with an empty
+// WorkerID.
+type FailRequest struct {
+	Now      time.Time  `json:"now"`
+	WorkerID string     `json:"worker_id,omitempty"`
+	Items    []FailItem `json:"items"`
+}
+
+// HeartbeatRequest extends the worker's leases to Deadline.
+type HeartbeatRequest struct {
+	Now      time.Time `json:"now"`
+	WorkerID string    `json:"worker_id"`
+	Deadline time.Time `json:"deadline"`
+	Items    []Ref     `json:"items"`
+}
+
+// Lost is a lease a worker no longer holds.
+type Lost struct {
+	Ref
+	Reason string
+}
+
+// CancelRequest cancels one task of a tenant.
+type CancelRequest struct {
+	Now      time.Time `json:"now"`
+	TenantID string    `json:"tenant_id"`
+	TaskID   string    `json:"task_id"`
+	Reason   string    `json:"reason,omitempty"`
+}
+
+// GCRequest removes terminal tasks finished before Before, at most Max.
+type GCRequest struct {
+	Now    time.Time `json:"now"`
+	Before time.Time `json:"before"`
+	Max    int       `json:"max"`
+}
+
+// Outcome says what happened to one item of a batch write.
+type Outcome struct {
+	TaskID   string
+	Accepted bool
+	Reason   string
+}

@@ -1,0 +1,193 @@
+package state
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/tenant"
+)
+
+const snapshotVersion = 1
+
+// snapshotRecord is one line of a snapshot: a header, a task, or a state
+// key's queue (kept verbatim because its FIFO order is apply order).
+type snapshotRecord struct {
+	Version int        `json:"version,omitempty"`
+	Index   uint64     `json:"index,omitempty"`
+	Task    *task.Task `json:"task,omitempty"`
+	Tenant  string     `json:"tenant,omitempty"`
+	Key     string     `json:"key,omitempty"`
+	Queue   []string   `json:"queue,omitempty"`
+	// Tenant records: the tenant (nil if it has none), the ledger and the
+	// time storage was last integrated.
+	TenantState *tenantRecord `json:"tenant_state,omitempty"`
+}
+
+type tenantRecord struct {
+	ID       string                  `json:"id"`
+	Tenant   *tenant.Tenant          `json:"tenant,omitempty"`
+	StoredAt time.Time               `json:"stored_at"`
+	Usage    map[int64]*tenant.Usage `json:"usage,omitempty"`
+}
+
+// Snapshot is a point-in-time copy of the store, cheap to take (it copies
+// pointers to immutable tasks) and written out later by WriteTo.
+type Snapshot struct {
+	index uint64
+	tasks []*task.Task
+	keys  map[tenantKey][]string
+	ten   []*tenantRecord
+}
+
+// Snapshot captures the current state.
+func (s *Store) Snapshot() *Snapshot {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	sn := &Snapshot{index: s.index, tasks: make([]*task.Task, 0, len(s.tasks)), keys: make(map[tenantKey][]string, len(s.keys))}
+	for _, t := range s.tasks {
+		sn.tasks = append(sn.tasks, t)
+	}
+	for k, q := range s.keys {
+		sn.keys[k] = append([]string(nil), q...)
+	}
+	for id, ts := range s.tenantsByID {
+		r := &tenantRecord{ID: id, Tenant: ts.t, StoredAt: ts.storedAt, Usage: make(map[int64]*tenant.Usage, len(ts.usage))}
+		for h, u := range ts.usage {
+			c := *u
+			r.Usage[h] = &c
+		}
+		sn.ten = append(sn.ten, r)
+	}
+	sort.Slice(sn.ten, func(i, j int) bool { return sn.ten[i].ID < sn.ten[j].ID })
+	return sn
+}
+
+// WriteTo writes the snapshot as JSON lines.
+func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	cw := &countWriter{w: bw}
+	enc := json.NewEncoder(cw)
+	if err := enc.Encode(snapshotRecord{Version: snapshotVersion, Index: sn.index}); err != nil {
+		return cw.n, err
+	}
+	sort.Slice(sn.tasks, func(i, j int) bool { return sn.tasks[i].ID < sn.tasks[j].ID })
+	for _, t := range sn.tasks {
+		if err := enc.Encode(snapshotRecord{Task: t}); err != nil {
+			return cw.n, err
+		}
+	}
+	keys := make([]tenantKey, 0, len(sn.keys))
+	for k := range sn.keys {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].tenant != keys[j].tenant {
+			return keys[i].tenant < keys[j].tenant
+		}
+		return keys[i].key < keys[j].key
+	})
+	for _, k := range keys {
+		if err := enc.Encode(snapshotRecord{Tenant: k.tenant, Key: k.key, Queue: sn.keys[k]}); err != nil {
+			return cw.n, err
+		}
+	}
+	for _, r := range sn.ten {
+		if err := enc.Encode(snapshotRecord{TenantState: r}); err != nil {
+			return cw.n, err
+		}
+	}
+	return cw.n, bw.Flush()
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Restore replaces the store's contents with a snapshot written by WriteTo.
+// On error the store is left empty-but-consistent and the error says why.
+func (s *Store) Restore(r io.Reader) error {
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<20))
+	var hdr snapshotRecord
+	if err := dec.Decode(&hdr); err != nil {
+		return fmt.Errorf("snapshot header: %w", err)
+	}
+	if hdr.Version != snapshotVersion {
+		return fmt.Errorf("snapshot version %d not supported (want %d)", hdr.Version, snapshotVersion)
+	}
+	fresh := New()
+	fresh.index = hdr.Index
+	x := &txn{s: fresh, index: hdr.Index, restoring: true}
+	for {
+		var rec snapshotRecord
+		err := dec.Decode(&rec)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("snapshot record: %w", err)
+		}
+		switch {
+		case rec.Task != nil:
+			t := rec.Task
+			idx := t.Index
+			x.put(t)
+			t.Index = idx
+			if t.IdempotencyKey != "" {
+				fresh.idem[tenantKey{t.TenantID, t.IdempotencyKey}] = t.ID
+			}
+			if t.Status.Terminal() && t.FinishedAt != nil {
+				fresh.finished.ReplaceOrInsert(finishedItem{at: *t.FinishedAt, id: t.ID})
+			}
+		case rec.Key != "":
+			fresh.keys[tenantKey{rec.Tenant, rec.Key}] = rec.Queue
+		case rec.TenantState != nil:
+			r := rec.TenantState
+			ts := fresh.tstate(r.ID)
+			ts.t, ts.storedAt = r.Tenant, r.StoredAt
+			for h, u := range r.Usage {
+				ts.usage[h] = u
+			}
+		}
+	}
+	// Per-tenant counters are derived from the tasks.
+	for _, t := range fresh.tasks {
+		ts := fresh.tstate(t.TenantID)
+		ts.stored += int64(len(t.Payload) + len(t.Result))
+		if !t.Status.Terminal() {
+			ts.queued++
+		}
+	}
+	// Dependencies are derived: a missing parent was collected after it
+	// finished, and a failed one would already have failed its children.
+	for _, t := range fresh.tasks {
+		if t.Status.Terminal() || len(t.DependsOn) == 0 {
+			continue
+		}
+		for _, p := range t.DependsOn {
+			if pt := fresh.tasks[p]; pt != nil && pt.Status != task.Completed {
+				fresh.deps[t.ID]++
+				fresh.children[p] = append(fresh.children[p], t.ID)
+			}
+		}
+	}
+	s.mu.Lock()
+	s.index = fresh.index
+	s.tasks, s.byTenant, s.idem = fresh.tasks, fresh.byTenant, fresh.idem
+	s.children, s.deps, s.keys = fresh.children, fresh.deps, fresh.keys
+	s.finished, s.counts = fresh.finished, fresh.counts
+	s.tenantsByID = fresh.tenantsByID
+	s.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,63 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Job is a leased task as its handler sees it.
+type Job struct {
+	Assignment
+}
+
+// Decode unmarshals the payload into v.
+func (j *Job) Decode(v any) error {
+	if len(j.Payload) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(j.Payload, v); err != nil {
+		return Permanent(fmt.Errorf("decode %s payload: %w", j.Kind, err))
+	}
+	return nil
+}
+
+// Handler executes tasks of one kind. The result is marshalled to JSON
+// (a json.RawMessage or []byte holding JSON is used as is). A returned error
+// fails the attempt; it is retried unless it is Permanent.
+type Handler interface {
+	Work(ctx context.Context, j *Job) (any, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, j *Job) (any, error)
+
+// Work implements Handler.
+func (f HandlerFunc) Work(ctx context.Context, j *Job) (any, error) { return f(ctx, j) }
+
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }
+
+// Permanent marks err as not worth retrying: the task fails at once.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err was marked Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+// CodedError lets a handler give its failure a short machine-readable code.
+type CodedError interface {
+	error
+	// Code is a short class such as "executor" or "http_4xx".
+	Code() string
+}

@@ -1,0 +1,390 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/task"
+)
+
+// Options configure a Pool.
+type Options struct {
+	// WorkerID identifies the worker (default: hostname-pid-random).
+	WorkerID string
+	// Kinds to lease (default: the kinds with handlers).
+	Kinds []string
+	// Labels offered to task constraints.
+	Labels map[string]string
+	// Platform is reported with leases (default "software").
+	Platform string
+	// Concurrency is how many tasks run at once (default 16).
+	Concurrency int
+	// LeaseWait is the long-poll wait of a lease call (default 30s).
+	LeaseWait time.Duration
+	// HeartbeatInterval is how often leases are renewed and checked for
+	// cancellation (default 1s).
+	HeartbeatInterval time.Duration
+	// MaxReportBatch bounds reports per Complete call (default 1000).
+	MaxReportBatch int
+	// ShutdownGrace is how long running tasks may finish after the pool's
+	// context ends; then they are cancelled and released (default 30s).
+	ShutdownGrace time.Duration
+	// Logger receives the pool's logs.
+	Logger *slog.Logger
+}
+
+// Pool leases tasks from a Coordinator and runs them with handlers.
+type Pool struct {
+	coord    Coordinator
+	opts     Options
+	handlers map[string]Handler
+
+	mu      sync.Mutex
+	active  map[string]*running // task id → run
+	reports chan Report
+	slots   chan struct{}
+}
+
+type running struct {
+	ref    LeaseRef
+	cancel context.CancelCauseFunc
+	lost   bool
+}
+
+var errLeaseLost = errors.New("lease lost")
+
+// NewPool returns a pool over c.
+func NewPool(c Coordinator, opts Options) *Pool {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 16
+	}
+	if opts.LeaseWait <= 0 {
+		opts.LeaseWait = 30 * time.Second
+	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = time.Second
+	}
+	if opts.MaxReportBatch <= 0 {
+		opts.MaxReportBatch = 1000
+	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 30 * time.Second
+	}
+	if opts.Platform == "" {
+		opts.Platform = "software"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.WorkerID == "" {
+		h, _ := os.Hostname()
+		opts.WorkerID = fmt.Sprintf("%s-%d-%04x", h, os.Getpid(), rand.IntN(1<<16))
+	}
+	return &Pool{coord: c, opts: opts, handlers: make(map[string]Handler), active: make(map[string]*running)}
+}
+
+// Handle registers h for kind. Call before Run.
+func (p *Pool) Handle(kind string, h Handler) { p.handlers[kind] = h }
+
+// HandleFunc registers f for kind. Call before Run.
+func (p *Pool) HandleFunc(kind string, f func(ctx context.Context, j *Job) (any, error)) {
+	p.Handle(kind, HandlerFunc(f))
+}
+
+// WorkerID returns the pool's worker id.
+func (p *Pool) WorkerID() string { return p.opts.WorkerID }
+
+// Run leases and executes tasks until ctx ends, then drains: no new leases,
+// running tasks get ShutdownGrace to finish, the rest are cancelled and
+// released (reported as retryable failures), and every outcome is flushed.
+func (p *Pool) Run(ctx context.Context) error {
+	kinds := p.opts.Kinds
+	if len(kinds) == 0 {
+		for k := range p.handlers {
+			kinds = append(kinds, k)
+		}
+		sort.Strings(kinds)
+	}
+	if len(kinds) == 0 {
+		return errors.New("worker pool: no handlers registered")
+	}
+	for _, k := range kinds {
+		if p.handlers[k] == nil {
+			return fmt.Errorf("worker pool: no handler for kind %q", k)
+		}
+	}
+	p.reports = make(chan Report, 4*p.opts.Concurrency+p.opts.MaxReportBatch)
+	p.slots = make(chan struct{}, p.opts.Concurrency)
+
+	// Handlers run under their own context so the drain can outlive ctx.
+	runCtx, cancelRuns := context.WithCancelCause(context.Background())
+	defer cancelRuns(nil)
+	reporterDone := make(chan struct{})
+	go func() { defer close(reporterDone); p.reportLoop() }()
+	hbCtx, stopHB := context.WithCancel(context.Background())
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); p.heartbeatLoop(hbCtx) }()
+
+	var wg sync.WaitGroup
+	p.leaseLoop(ctx, runCtx, kinds, &wg)
+
+	// Drain.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(p.opts.ShutdownGrace):
+		p.opts.Logger.Warn("shutdown grace over; releasing running tasks", "running", len(p.slots))
+		cancelRuns(errShutdown)
+		<-done
+	}
+	stopHB()
+	<-hbDone
+	close(p.reports)
+	<-reporterDone
+	return nil
+}
+
+var errShutdown = errors.New("worker shutting down")
+
+func (p *Pool) leaseLoop(ctx, runCtx context.Context, kinds []string, wg *sync.WaitGroup) {
+	failures := 0
+	for ctx.Err() == nil {
+		// Wait for at least one free slot.
+		select {
+		case p.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		free := 1
+	fill:
+		for free < cap(p.slots) {
+			select {
+			case p.slots <- struct{}{}:
+				free++
+			default:
+				break fill
+			}
+		}
+		resp, err := p.coord.Lease(ctx, &LeaseRequest{
+			WorkerID: p.opts.WorkerID, Kinds: kinds, Labels: p.opts.Labels, Platform: p.opts.Platform,
+			Max: free, Wait: task.Duration(p.opts.LeaseWait),
+		})
+		got := 0
+		if resp != nil {
+			got = len(resp.Tasks)
+		}
+		for i := got; i < free; i++ {
+			<-p.slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			d := backoffDelay(failures)
+			p.opts.Logger.Warn("lease failed", "err", err, "retry_in", d)
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		failures = 0
+		for i := range resp.Tasks {
+			a := resp.Tasks[i]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-p.slots }()
+				p.execute(runCtx, a)
+			}()
+		}
+	}
+}
+
+func backoffDelay(n int) time.Duration {
+	p := task.RetryPolicy{BaseDelay: task.Duration(100 * time.Millisecond), MaxDelay: task.Duration(5 * time.Second)}
+	d := p.Cap(n)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func (p *Pool) execute(parent context.Context, a Assignment) {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	run := &running{ref: LeaseRef{TaskID: a.TaskID, Attempt: a.Attempt}, cancel: cancel}
+	p.mu.Lock()
+	p.active[a.TaskID] = run
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.active, a.TaskID)
+		p.mu.Unlock()
+	}()
+
+	p.reports <- Report{TaskID: a.TaskID, Attempt: a.Attempt, Status: task.Running, At: time.Now().UTC()}
+	h := p.handlers[a.Kind]
+	var tctx context.Context = ctx
+	if a.Timeout > 0 {
+		var c context.CancelFunc
+		tctx, c = context.WithTimeout(ctx, a.Timeout.D())
+		defer c()
+	}
+	res, err := safeWork(tctx, h, &Job{Assignment: a})
+	p.mu.Lock()
+	lost := run.lost
+	p.mu.Unlock()
+	if lost {
+		return // cancelled or expired: the server refuses any outcome
+	}
+	r := Report{TaskID: a.TaskID, Attempt: a.Attempt, At: time.Now().UTC()}
+	if err == nil {
+		b, merr := marshalResult(res)
+		if merr != nil {
+			err = Permanent(fmt.Errorf("encode result: %w", merr))
+		} else {
+			r.Status, r.Result = task.Completed, b
+		}
+	}
+	if err != nil {
+		r.Status = task.Failed
+		r.Error = classify(tctx, ctx, err)
+	}
+	p.reports <- r
+}
+
+func safeWork(ctx context.Context, h Handler, j *Job) (res any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return h.Work(ctx, j)
+}
+
+func marshalResult(v any) (json.RawMessage, error) {
+	switch r := v.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		if len(r) > 0 && !json.Valid(r) {
+			return nil, errors.New("result is not valid JSON")
+		}
+		return r, nil
+	case []byte:
+		if !json.Valid(r) {
+			return nil, errors.New("result is not valid JSON")
+		}
+		return r, nil
+	}
+	return json.Marshal(v)
+}
+
+func classify(tctx, ctx context.Context, err error) *task.Error {
+	te := &task.Error{Message: err.Error(), Retryable: !IsPermanent(err), Code: "executor"}
+	var ce CodedError
+	if errors.As(err, &ce) {
+		te.Code = ce.Code()
+	}
+	switch {
+	case errors.Is(context.Cause(ctx), errShutdown):
+		te.Code, te.Retryable, te.Message = "worker_shutdown", true, "released: worker shut down before the task finished"
+	case tctx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
+		te.Code, te.Retryable = "timeout", true
+		te.Message = "attempt exceeded its timeout: " + err.Error()
+	}
+	return te
+}
+
+// reportLoop sends reports in batches: whatever accumulated while the last
+// call was in flight goes in the next one.
+func (p *Pool) reportLoop() {
+	for r := range p.reports {
+		batch := []Report{r}
+	drain:
+		for len(batch) < p.opts.MaxReportBatch {
+			select {
+			case r, ok := <-p.reports:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		p.send(batch)
+	}
+}
+
+// send delivers a batch, retrying while the cluster is unavailable (for
+// example during an election) for up to a minute.
+func (p *Pool) send(batch []Report) {
+	deadline := time.Now().Add(time.Minute)
+	for n := 1; ; n++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		resp, err := p.coord.Complete(ctx, &CompleteRequest{WorkerID: p.opts.WorkerID, Reports: batch})
+		cancel()
+		if err == nil {
+			for _, r := range resp.Results {
+				if !r.Accepted {
+					p.opts.Logger.Debug("report refused", "task", r.TaskID, "reason", r.Reason)
+				}
+			}
+			return
+		}
+		code := greyerr.CodeOf(err)
+		if code == greyerr.InvalidArgument || time.Now().After(deadline) {
+			p.opts.Logger.Error("reports dropped; the leases will expire and the tasks be retried", "reports", len(batch), "err", err)
+			return
+		}
+		time.Sleep(backoffDelay(n))
+	}
+}
+
+func (p *Pool) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(p.opts.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		refs := make([]LeaseRef, 0, len(p.active))
+		for _, r := range p.active {
+			refs = append(refs, r.ref)
+		}
+		p.mu.Unlock()
+		if len(refs) == 0 {
+			continue
+		}
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := p.coord.Heartbeat(hctx, &HeartbeatRequest{WorkerID: p.opts.WorkerID, Leases: refs})
+		cancel()
+		if err != nil {
+			p.opts.Logger.Warn("heartbeat failed", "err", err)
+			continue
+		}
+		p.mu.Lock()
+		for _, l := range resp.Lost {
+			if r := p.active[l.TaskID]; r != nil && r.ref.Attempt == l.Attempt {
+				r.lost = true
+				r.cancel(fmt.Errorf("%w: %s", errLeaseLost, l.Reason))
+			}
+		}
+		p.mu.Unlock()
+	}
+}
