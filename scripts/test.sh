@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite (what `make test` and CI run): start the real services
-# the integration tests need, export their URLs, run every Go test with the
-# race detector (end-to-end tests included), then a short fuzz run.
+# the integration tests need and export their URLs, run every Go test with the
+# race detector (end-to-end tests included), the Python smoke tests, then a
+# short fuzz run. In CI (CI=true) a test whose service is missing fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -x scripts/services.sh ]; then
-  scripts/services.sh up
-  eval "$(scripts/services.sh env)"
-fi
+scripts/services.sh up
+eval "$(scripts/services.sh env)"
 
 export GREY_E2E=1
 go vet ./...
-go test -race -count=1 -timeout 30m ./...
-scripts/fuzz.sh "${GREY_FUZZTIME:-10s}"
+go test -race -count=1 -timeout 45m ./...
+"${GREY_SERVICES_PYTHON:-python3}" -B -m pytest -q -p no:cacheprovider test/smoke/python
+scripts/fuzz.sh "${GREY_FUZZTIME:-200000x}"
