@@ -37,6 +37,12 @@ const (
 	TenantPutMsg MsgType = 11
 	// TenantDeleteMsg carries a state.TenantDeleteRequest.
 	TenantDeleteMsg MsgType = 12
+	// NodeRegisterMsg carries a state.NodeRegisterRequest.
+	NodeRegisterMsg MsgType = 13
+	// NodeRemoveMsg carries a state.NodeRemoveRequest.
+	NodeRemoveMsg MsgType = 14
+	// ClusterInitMsg carries a state.ClusterInitRequest.
+	ClusterInitMsg MsgType = 15
 )
 
 // IgnoreUnknownTypeFlag marks a command that an older server may skip if it
@@ -70,6 +76,12 @@ func (t MsgType) String() string {
 		return "tenant_put"
 	case TenantDeleteMsg:
 		return "tenant_delete"
+	case NodeRegisterMsg:
+		return "node_register"
+	case NodeRemoveMsg:
+		return "node_remove"
+	case ClusterInitMsg:
+		return "cluster_init"
 	}
 	return fmt.Sprintf("msg(%d)", uint8(t))
 }

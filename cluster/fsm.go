@@ -106,6 +106,25 @@ func (f *FSM) apply(index uint64, t MsgType, data []byte) any {
 			return err
 		}
 		return t
+	case NodeRegisterMsg:
+		var r state.NodeRegisterRequest
+		dec(&r)
+		n, err := f.store.RegisterNode(index, &r)
+		if err != nil {
+			return err
+		}
+		return n
+	case NodeRemoveMsg:
+		var r state.NodeRemoveRequest
+		dec(&r)
+		if err := f.store.RemoveNode(index, &r); err != nil {
+			return err
+		}
+		return nil
+	case ClusterInitMsg:
+		var r state.ClusterInitRequest
+		dec(&r)
+		return f.store.InitCluster(index, &r)
 	case BatchMsg:
 		var cmds []Command
 		dec(&cmds)
