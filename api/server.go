@@ -27,6 +27,8 @@ type Options struct {
 	APIAddr string
 	// Logger receives request errors.
 	Logger *slog.Logger
+	// NodeID names this server in forwarded requests.
+	NodeID string
 	// AdminToken, when set, is required (Authorization: Bearer) on the
 	// admin routes (tenants, usage). Without it they are open (dev mode).
 	AdminToken string
@@ -38,6 +40,8 @@ type Server struct {
 	opts   Options
 	mux    *http.ServeMux
 	logger *slog.Logger
+	fwd    forwarder
+	h      http.Handler
 }
 
 // New returns the API over eng.
@@ -50,6 +54,7 @@ func New(eng *engine.Engine, opts Options) *Server {
 	}
 	s := &Server{eng: eng, opts: opts, mux: http.NewServeMux(), logger: opts.Logger}
 	s.routes()
+	s.h = s.forward(s.mux)
 	return s
 }
 
@@ -67,6 +72,9 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/workers/complete", s.complete)
 	m.HandleFunc("GET /api/v1/cluster", s.cluster)
 	m.HandleFunc("GET /api/v1/cluster/nodes", s.nodes)
+	m.HandleFunc("GET /api/v1/cluster/self", s.self)
+	m.HandleFunc("POST /api/v1/cluster/join", s.admin(s.join))
+	m.HandleFunc("DELETE /api/v1/cluster/nodes/{id}", s.admin(s.removeNode))
 	m.HandleFunc("POST /api/v1/tenants", s.admin(s.createTenant))
 	m.HandleFunc("GET /api/v1/tenants", s.admin(s.listTenants))
 	m.HandleFunc("GET /api/v1/tenants/{id}", s.admin(s.getTenant))
@@ -81,8 +89,12 @@ func (s *Server) routes() {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mux.ServeHTTP(w, r)
+	s.h.ServeHTTP(w, r)
 }
+
+// Mux returns the route multiplexer without forwarding, for middleware
+// that needs the matched pattern.
+func (s *Server) Mux() *http.ServeMux { return s.mux }
 
 func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/yaml")

@@ -280,6 +280,42 @@ func (n *Node) Snapshot() error {
 	return err
 }
 
+// AddVoter adds (or re-adds with a new address) a voting server and waits
+// for the configuration change to commit.
+func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
+	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeoutOf(ctx)).Error(); err != nil {
+		return raftError(err, 0)
+	}
+	return nil
+}
+
+// RemoveServer removes a server from the configuration.
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, timeoutOf(ctx)).Error(); err != nil {
+		return raftError(err, 0)
+	}
+	return nil
+}
+
+// Servers returns the current Raft configuration.
+func (n *Node) Servers() ([]raft.Server, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, raftError(err, 0)
+	}
+	return f.Configuration().Servers, nil
+}
+
+// LocalAddr is the Raft transport's address.
+func (n *Node) LocalAddr() string { return string(n.transport.LocalAddr()) }
+
+func timeoutOf(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d)
+	}
+	return 30 * time.Second
+}
+
 // Info describes the node's view of the cluster.
 type Info struct {
 	NodeID            string

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml"
@@ -77,6 +78,9 @@ type NodeConfig struct {
 type HTTPConfig struct {
 	// Addr is the listen address (host:port).
 	Addr string `yaml:"addr"`
+	// Advertise is the API base URL other nodes use to reach this one
+	// (default http://<addr>; required when addr listens on all interfaces).
+	Advertise string `yaml:"advertise"`
 	// MaxBodyBytes bounds a request body.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// ReadTimeout bounds reading one request.
@@ -111,6 +115,9 @@ type RaftConfig struct {
 	LeaderLeaseTimeout Duration `yaml:"leader_lease_timeout"`
 	// MaxAppendEntries bounds entries per append batch (one fsync each).
 	MaxAppendEntries int `yaml:"max_append_entries"`
+	// DeadServerTimeout removes a server the leader could not reach for
+	// this long, while the rest keep quorum (0 = never).
+	DeadServerTimeout Duration `yaml:"dead_server_timeout"`
 }
 
 // TasksConfig holds limits and timings that apply to every task.
@@ -227,6 +234,7 @@ func Default() *Config {
 			ElectionTimeout:    Duration(time.Second),
 			LeaderLeaseTimeout: Duration(500 * time.Millisecond),
 			MaxAppendEntries:   1024,
+			DeadServerTimeout:  Duration(10 * time.Minute),
 		},
 		Tasks: TasksConfig{
 			MaxPayloadBytes: 1 * MiB,
@@ -272,6 +280,14 @@ func Default() *Config {
 // MetricsAddr is the Prometheus listener's address, host:port.
 func (c *Config) MetricsAddr() string {
 	return net.JoinHostPort(c.Monitoring.Prometheus.Host, strconv.Itoa(c.Monitoring.Prometheus.Port))
+}
+
+// APIAdvertise is the API base URL other nodes use for this one.
+func (c *Config) APIAdvertise() string {
+	if c.HTTP.Advertise != "" {
+		return strings.TrimRight(c.HTTP.Advertise, "/")
+	}
+	return "http://" + c.HTTP.Addr
 }
 
 // SetMetricsAddr sets the Prometheus listener from host:port (the

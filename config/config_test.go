@@ -83,6 +83,7 @@ http:
   read_timeout: 10s
   shutdown_grace: 1m
   admin_token: ""
+  advertise: http://w-3.grey:8443
 raft:
   addr: 0.0.0.0:7100
   advertise: w-3.grey:7100
@@ -95,6 +96,7 @@ raft:
   election_timeout: 3s
   leader_lease_timeout: 1s
   max_append_entries: 64
+  dead_server_timeout: 1m
 tasks:
   max_payload_bytes: 2097152
   retention: 1h30m

@@ -35,6 +35,13 @@ func (c *Config) Validate() error {
 	v.labels("node.labels", n.Labels)
 
 	v.hostPort("http.addr", h.Addr, false)
+	if h.Advertise != "" {
+		if u, err := url.Parse(h.Advertise); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.fail("http.advertise", "must be an http(s) base URL such as http://10.0.0.5:8080, got %q", h.Advertise)
+		}
+	} else if host, _, err := net.SplitHostPort(h.Addr); err == nil && unspecified(host) {
+		v.fail("http.advertise", "is required when http.addr %q listens on all interfaces", h.Addr)
+	}
 	between(&v, "http.max_body_bytes", h.MaxBodyBytes, 1, 1<<30)
 	if h.MaxBodyBytes < t.MaxPayloadBytes {
 		v.fail("http.max_body_bytes", "must be >= tasks.max_payload_bytes (%d), got %d", t.MaxPayloadBytes, h.MaxBodyBytes)
@@ -55,6 +62,7 @@ func (c *Config) Validate() error {
 		v.fail("raft.join", "cannot be used with raft.bootstrap: true (set bootstrap to false to join a cluster)")
 	}
 	v.peers("raft.join", r.Join)
+	v.nonNegative("raft.dead_server_timeout", r.DeadServerTimeout)
 	if r.SnapshotThreshold == 0 {
 		v.fail("raft.snapshot_threshold", "must be at least 1")
 	}

@@ -41,6 +41,10 @@ type Config struct {
 	Kinds []string
 	// Tenants configures tenancy, quotas and costs.
 	Tenants TenantsConfig
+	// Self is this server's registration (id, API address, labels).
+	Self state.Node
+	// DeadServerTimeout removes servers unreachable this long (0 = never).
+	DeadServerTimeout time.Duration
 }
 
 func (c *Config) defaults() {
@@ -80,7 +84,8 @@ type Engine struct {
 	kindsMu sync.RWMutex
 	kinds   map[string]bool
 
-	limits limiters
+	limits  limiters
+	members members
 
 	stop     chan struct{}
 	loopDone chan struct{}
@@ -230,8 +235,11 @@ func (e *Engine) leaderLoop(ctx context.Context) {
 	}
 	e.sched.Enable(time.Now(), e.cfg.LeaseTTL)
 	e.logger.Info("leadership gained; scheduler enabled")
+	e.ensureMembership(ctx)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	probe := time.NewTicker(2 * time.Second)
+	defer probe.Stop()
 	gc := time.NewTicker(e.cfg.GCInterval)
 	defer gc.Stop()
 	for {
@@ -246,6 +254,8 @@ func (e *Engine) leaderLoop(ctx context.Context) {
 			}
 		case <-gc.C:
 			e.collect(ctx)
+		case <-probe.C:
+			e.probe(ctx)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 // ClusterInfo is the API's view of the cluster (GET /api/v1/cluster).
 type ClusterInfo struct {
 	NodeID            string              `json:"node_id"`
+	ClusterID         string              `json:"cluster_id"`
 	State             string              `json:"state"`
 	LeaderID          string              `json:"leader_id"`
 	LeaderAddr        string              `json:"leader_addr"`
@@ -53,17 +54,37 @@ func (e *Engine) Cluster(apiAddr string) *ClusterInfo {
 			st = "leader"
 		}
 		ni := NodeInfo{ID: string(s.ID), RaftAddr: string(s.Address), Role: "server", Suffrage: suff, State: st}
-		if string(s.ID) == in.NodeID {
-			ni.APIAddr = apiAddr
+		if reg := e.store.Node(string(s.ID)); reg != nil {
+			ni.APIAddr, ni.Labels = reg.APIAddr, reg.Labels
+		}
+		switch {
+		case string(s.ID) == in.NodeID:
+			if apiAddr != "" {
+				ni.APIAddr = apiAddr
+			}
 			now := time.Now().UTC()
 			ni.LastContact = &now
-		} else if !in.LastContact.IsZero() && string(s.ID) == in.LeaderID {
+		case in.NodeID == in.LeaderID:
+			if lc := e.lastContact(string(s.ID)); !lc.IsZero() {
+				lc = lc.UTC()
+				ni.LastContact = &lc
+			}
+		case string(s.ID) == in.LeaderID && !in.LastContact.IsZero():
 			lc := in.LastContact.UTC()
 			ni.LastContact = &lc
 		}
 		ci.Members = append(ci.Members, ni)
 	}
 	ci.QuorumSize = voters/2 + 1
+	if api := e.LeaderAPI(); api != "" {
+		ci.LeaderAddr = api
+	}
+	for _, n := range e.store.Nodes() {
+		if n.Role == "worker" {
+			ci.Members = append(ci.Members, NodeInfo{ID: n.ID, APIAddr: n.APIAddr, Role: "worker", Suffrage: "nonvoter", State: "worker", Labels: n.Labels})
+		}
+	}
+	ci.ClusterID = e.store.ClusterID()
 	return ci
 }
 

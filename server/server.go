@@ -113,9 +113,12 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		FIFO:       !cfg.Tasks.FairShare,
 		Kinds:      kinds,
 		Tenants:    tenantsConfig(cfg),
+		Self:       state.Node{ID: cfg.Node.ID, APIAddr: cfg.APIAdvertise(), Role: "server", Labels: cfg.Node.Labels},
+
+		DeadServerTimeout: cfg.Raft.DeadServerTimeout.Std(),
 	}, node, s.store, logger)
 
-	s.api = api.New(s.eng, api.Options{AdminToken: string(cfg.HTTP.AdminToken), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: httpLn.Addr().String(), Logger: logger})
+	s.api = api.New(s.eng, api.Options{NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), Logger: logger})
 	s.httpSrv = &http.Server{
 		Handler:           s.api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -139,7 +142,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	}
 
 	if cfg.Worker.Enabled {
-		s.pool = worker.NewPool(s.eng, worker.Options{
+		s.pool = worker.NewPool(newRouter(s.eng, string(cfg.HTTP.AdminToken)), worker.Options{
 			WorkerID:      cfg.Node.ID + "/builtin",
 			Kinds:         cfg.Worker.Kinds,
 			Labels:        cfg.Worker.Labels,
@@ -201,6 +204,18 @@ func (s *Server) Run(ctx context.Context) error {
 				errc <- fmt.Errorf("worker pool: %w", err)
 			}
 		}()
+	}
+	if len(s.cfg.Raft.Join) > 0 {
+		if err := s.joinCluster(ctx); err != nil {
+			runErr := fmt.Errorf("join: %w", err)
+			s.logger.Error("could not join the cluster", "err", err)
+			stopWorkers()
+			wg.Wait()
+			_ = s.httpSrv.Close()
+			s.eng.Close()
+			_ = s.node.Shutdown(false)
+			return runErr
+		}
 	}
 	s.logger.Info("greyd running", "node", s.cfg.Node.ID, "api", "http://"+s.HTTPAddr(), "metrics", s.MetricsAddr(), "data_dir", s.cfg.Node.DataDir)
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/grey-distributed/grey/config"
@@ -34,6 +35,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logFormat   = fs.String("log-format", "", "log format: text or json")
 		logLevel    = fs.String("log-level", "", "log level: debug, info, warn, error")
 		printConfig = fs.Bool("print-config", false, "print the effective configuration (secrets masked) and exit")
+		bootstrap   = fs.Bool("bootstrap", false, "form a new cluster with this server as its first voter")
+		join        = fs.String("join", "", "comma-separated API URLs of servers of the cluster to join")
+		role        = fs.String("role", "", "server, worker or both (default both: a server with built-in workers)")
+		servers     = fs.String("servers", "", "worker role: comma-separated API URLs of the servers")
+		labels      = fs.String("labels", "", "node labels k=v,k=v offered to task constraints")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -58,6 +64,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 	set(&cfg.Node.ID, *nodeID)
 	set(&cfg.Log.Format, *logFormat)
 	set(&cfg.Log.Level, *logLevel)
+	set(&cfg.Node.Role, *role)
+	if *bootstrap {
+		cfg.Raft.Bootstrap = true
+	}
+	if *join != "" {
+		cfg.Raft.Join = splitList(*join)
+		cfg.Raft.Bootstrap = false
+	}
+	if *servers != "" {
+		cfg.Node.Servers = splitList(*servers)
+	}
+	if *labels != "" {
+		if cfg.Node.Labels == nil {
+			cfg.Node.Labels = map[string]string{}
+		}
+		for _, kv := range splitList(*labels) {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				fmt.Fprintf(stderr, "greyd: --labels: %q is not k=v\n", kv)
+				return 2
+			}
+			cfg.Node.Labels[k] = v
+		}
+	}
 	if *metricsAddr != "" {
 		if err := cfg.SetMetricsAddr(*metricsAddr); err != nil {
 			fmt.Fprintf(stderr, "greyd: --metrics-addr: %v\n", err)
@@ -81,6 +111,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if cfg.Node.Role == config.RoleWorker {
+		if err := server.RunWorker(ctx, cfg, logger); err != nil {
+			logger.Error("worker failed", "err", err)
+			return 1
+		}
+		return 0
+	}
 	srv, err := server.New(cfg, logger)
 	if err != nil {
 		logger.Error("start-up failed", "err", err)
@@ -101,4 +138,14 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

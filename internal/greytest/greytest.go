@@ -90,7 +90,7 @@ func (n *Node) open() {
 		cfg.Kinds = append(cfg.Kinds, k)
 	}
 	n.Engine = engine.New(cfg, rn, n.Store, Logger(t))
-	Eventually(t, 10*time.Second, func() bool { return n.Engine.Node().IsLeader() })
+	Eventually(t, 10*time.Second, func() bool { ok, _ := n.Engine.Ready(); return ok && n.Engine.Node().IsLeader() })
 }
 
 // Close stops the engine and the Raft node (idempotent).

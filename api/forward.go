@@ -1,0 +1,88 @@
+package api
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/grey-distributed/grey/greyerr"
+)
+
+// ForwardedHeader marks a request a follower forwarded to the leader; a
+// server that receives one and is not the leader answers 503 rather than
+// forward it again.
+const ForwardedHeader = "X-Grey-Forwarded-By"
+
+// forwarder sends requests a follower cannot serve to the leader.
+type forwarder struct {
+	mu      sync.Mutex
+	proxies map[string]*httputil.ReverseProxy
+}
+
+// local reports whether r is served here whatever the leadership: health,
+// readiness, the spec, this node's own facts, and stale reads.
+func local(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/healthz", "/readyz", "/api/v1/openapi.yaml", "/api/v1/cluster/self":
+		return true
+	}
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Query().Get("consistency") == "stale"
+}
+
+// forward wraps next: on a follower, writes and (by default linearizable)
+// reads go to the leader through a reverse proxy, so clients never need to
+// know who leads. Streams (watch, long polls) flow through unbuffered.
+func (s *Server) forward(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if local(r) || s.eng.IsLeader() {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if v := r.URL.Query().Get("consistency"); v != "" && v != "stale" && v != "default" && v != "linearizable" {
+			s.writeError(w, r, greyerr.Invalid("consistency", "must be default, linearizable or stale, got %q", v))
+			return
+		}
+		leader := s.eng.LeaderAPI()
+		if leader == "" && r.Method == http.MethodGet && (r.URL.Path == "/api/v1/cluster" || r.URL.Path == "/api/v1/cluster/nodes") {
+			// No leader: the local view is the only one there is.
+			next.ServeHTTP(w, r)
+			return
+		}
+		if leader == "" || r.Header.Get(ForwardedHeader) != "" {
+			s.writeError(w, r, &greyerr.Error{Code: greyerr.Unavailable, Message: "no leader to forward to (election in progress)", RetryAfter: time.Second})
+			return
+		}
+		p, err := s.fwd.proxy(leader, s)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		r.Header.Set(ForwardedHeader, s.opts.NodeID)
+		p.ServeHTTP(w, r)
+	})
+}
+
+func (f *forwarder) proxy(leader string, s *Server) (*httputil.ReverseProxy, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p := f.proxies[leader]; p != nil {
+		return p, nil
+	}
+	u, err := url.Parse(strings.TrimRight(leader, "/"))
+	if err != nil {
+		return nil, greyerr.Wrap(greyerr.Internal, err, "leader address %q", leader)
+	}
+	p := httputil.NewSingleHostReverseProxy(u)
+	p.FlushInterval = -1
+	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		s.writeError(w, r, &greyerr.Error{Code: greyerr.Unavailable, Message: "leader " + leader + " unreachable", Err: err, RetryAfter: time.Second})
+	}
+	if f.proxies == nil {
+		f.proxies = make(map[string]*httputil.ReverseProxy)
+	}
+	f.proxies[leader] = p
+	return p, nil
+}

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/grey-distributed/grey/client"
+	"github.com/grey-distributed/grey/engine"
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/worker"
+)
+
+// router is the in-process worker pool's Coordinator: the local engine
+// while this server leads, the leader's API (through the Go client, the
+// same protocol remote workers speak) while it follows.
+type router struct {
+	eng   *engine.Engine
+	token string
+
+	mu      sync.Mutex
+	clients map[string]*client.Client
+}
+
+var _ worker.Coordinator = (*router)(nil)
+
+func newRouter(eng *engine.Engine, token string) *router {
+	return &router{eng: eng, token: token, clients: make(map[string]*client.Client)}
+}
+
+// target returns the coordinator to use now.
+func (r *router) target() (worker.Coordinator, error) {
+	if r.eng.IsLeader() {
+		return r.eng, nil
+	}
+	addr := r.eng.LeaderAPI()
+	if addr == "" {
+		// Election in progress: the engine waits within its long poll.
+		return r.eng, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.clients[addr]
+	if c == nil {
+		var err error
+		opts := []client.Option{}
+		if r.token != "" {
+			opts = append(opts, client.WithToken(r.token))
+		}
+		if c, err = client.New(addr, opts...); err != nil {
+			return nil, greyerr.Wrap(greyerr.Internal, err, "client for leader %s", addr)
+		}
+		r.clients[addr] = c
+	}
+	return c, nil
+}
+
+func (r *router) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.LeaseResponse, error) {
+	t, err := r.target()
+	if err != nil {
+		return nil, err
+	}
+	if t == worker.Coordinator(r.eng) && !r.eng.IsLeader() && req.Wait > 0 {
+		// Not leading and no leader known: wait a little, then let the
+		// pool ask again (maybe of a new leader).
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return &worker.LeaseResponse{}, nil
+	}
+	return t.Lease(ctx, req)
+}
+
+func (r *router) Heartbeat(ctx context.Context, req *worker.HeartbeatRequest) (*worker.HeartbeatResponse, error) {
+	t, err := r.target()
+	if err != nil {
+		return nil, err
+	}
+	return t.Heartbeat(ctx, req)
+}
+
+func (r *router) Complete(ctx context.Context, req *worker.CompleteRequest) (*worker.CompleteResponse, error) {
+	t, err := r.target()
+	if err != nil {
+		return nil, err
+	}
+	return t.Complete(ctx, req)
+}

@@ -1,0 +1,51 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/grey-distributed/grey/client"
+	"github.com/grey-distributed/grey/config"
+	"github.com/grey-distributed/grey/executor"
+	"github.com/grey-distributed/grey/worker"
+)
+
+// RunWorker runs a worker-only node (node.role: worker): a pool of the
+// built-in executors leasing from node.servers over HTTP (the client fails
+// over between them and any server forwards to the leader) until ctx ends,
+// then drains: no new leases, running tasks get worker.shutdown_grace,
+// outcomes are flushed.
+func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	opts := []client.Option{}
+	if cfg.HTTP.AdminToken != "" {
+		opts = append(opts, client.WithToken(string(cfg.HTTP.AdminToken)))
+	}
+	c, err := client.New(strings.Join(cfg.Node.Servers, ","), opts...)
+	if err != nil {
+		return fmt.Errorf("node.servers: %w", err)
+	}
+	labels := map[string]string{}
+	for k, v := range cfg.Node.Labels {
+		labels[k] = v
+	}
+	for k, v := range cfg.Worker.Labels {
+		labels[k] = v
+	}
+	pool := worker.NewPool(c, worker.Options{
+		WorkerID:      cfg.Node.ID,
+		Kinds:         cfg.Worker.Kinds,
+		Labels:        labels,
+		Concurrency:   cfg.Worker.Concurrency,
+		ShutdownGrace: cfg.Worker.ShutdownGrace.Std(),
+		Logger:        logger.With("component", "worker"),
+	})
+	for k, h := range executor.Builtins() {
+		pool.Handle(k, h)
+	}
+	logger.Info("worker node running", "node", cfg.Node.ID, "servers", cfg.Node.Servers, "labels", labels)
+	err = pool.Run(ctx)
+	logger.Info("worker node stopped")
+	return err
+}
