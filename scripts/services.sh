@@ -547,7 +547,8 @@ prepare_postgres() {
 		chown postgres:postgres "$d" "$d/sock"
 		# the postgres user must be able to reach the data dir
 		local p=$d
-		while [[ $p != / ]]; do p=$(dirname "$p"); [[ -x $p ]] || chmod o+x "$p"; done
+		# (checked as that user: root passes every -x test itself)
+		while [[ $p != / ]]; do p=$(dirname "$p"); as_pg_user test -x "$p" || chmod o+x "$p"; done
 	fi
 	if [[ -d $d/data && ! -f $d/data/PG_VERSION ]]; then
 		say "$svc: $d/data is half-initialised (no PG_VERSION); removing it and running initdb again"
