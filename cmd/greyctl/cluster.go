@@ -1,7 +1,12 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/spf13/cobra"
+
+	"github.com/grey-distributed/grey/client"
 )
 
 func newClusterCmd(a *app) *cobra.Command {
@@ -42,6 +47,70 @@ func newClusterCmd(a *app) *cobra.Command {
 			return a.printNodes(ns)
 		},
 	}
-	cmd.AddCommand(status, nodes)
+	leader := &cobra.Command{
+		Use:   "leader",
+		Short: "Print the leader's node id",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client(a.tenant)
+			if err != nil {
+				return err
+			}
+			ci, err := c.Cluster(cmd.Context())
+			if err != nil {
+				return failure(err)
+			}
+			if ci.LeaderID == "" {
+				return failure(errors.New("no leader (election in progress?)"))
+			}
+			if a.json() {
+				return writeJSON(a.stdout, map[string]string{"leader_id": ci.LeaderID, "leader_addr": ci.LeaderAddr})
+			}
+			fmt.Fprintln(a.stdout, ci.LeaderID)
+			return nil
+		},
+	}
+	var join client.JoinRequest
+	joinCmd := &cobra.Command{
+		Use:   "join --node-id ID --raft-addr HOST:PORT --api-addr URL",
+		Short: "Admit a server as a Raft voter (greyd --join does this itself)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client(a.tenant)
+			if err != nil {
+				return err
+			}
+			resp, err := c.Join(cmd.Context(), &join)
+			if err != nil {
+				return failure(err)
+			}
+			if a.json() {
+				return writeJSON(a.stdout, resp)
+			}
+			fmt.Fprintf(a.stdout, "%s joined cluster %s (leader %s)\n", join.NodeID, resp.ClusterID, resp.LeaderID)
+			return nil
+		},
+	}
+	joinCmd.Flags().StringVar(&join.NodeID, "node-id", "", "the joining node's id")
+	joinCmd.Flags().StringVar(&join.RaftAddr, "raft-addr", "", "its Raft address host:port")
+	joinCmd.Flags().StringVar(&join.APIAddr, "api-addr", "", "its API base URL")
+	joinCmd.Flags().StringVar(&join.Role, "role", "server", "server or worker")
+	remove := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a server from the Raft configuration (or a worker's registration)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(a.tenant)
+			if err != nil {
+				return err
+			}
+			if err := c.RemoveNode(cmd.Context(), args[0]); err != nil {
+				return failure(err)
+			}
+			fmt.Fprintf(a.stdout, "removed %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(status, nodes, leader, joinCmd, remove)
 	return cmd
 }
