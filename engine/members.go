@@ -60,7 +60,9 @@ func (e *Engine) Join(ctx context.Context, req *JoinRequest) (*JoinResponse, err
 	if req.Role != "server" && req.Role != "worker" {
 		return nil, greyerr.Invalid("role", "must be server or worker")
 	}
-	if _, err := url.ParseRequestURI(req.APIAddr); err != nil || !strings.HasPrefix(req.APIAddr, "http") {
+	if req.Role == "worker" && req.APIAddr == "" {
+		// Worker-only nodes have no API.
+	} else if _, err := url.ParseRequestURI(req.APIAddr); err != nil || !strings.HasPrefix(req.APIAddr, "http") {
 		return nil, greyerr.Invalid("api_addr", "must be an http(s) base URL, got %q", req.APIAddr)
 	}
 	if !e.node.IsLeader() {

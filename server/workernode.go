@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/config"
@@ -44,6 +45,15 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 	for k, h := range executor.Builtins() {
 		pool.Handle(k, h)
 	}
+	// Register for visibility in GET /cluster/nodes (best effort: the
+	// pool works without it).
+	go func() {
+		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if _, err := c.Join(jctx, &client.JoinRequest{NodeID: cfg.Node.ID, Role: "worker", Labels: labels}); err != nil {
+			logger.Warn("could not register with the cluster", "err", err)
+		}
+	}()
 	logger.Info("worker node running", "node", cfg.Node.ID, "servers", cfg.Node.Servers, "labels", labels)
 	err = pool.Run(ctx)
 	logger.Info("worker node stopped")
