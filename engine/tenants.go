@@ -178,9 +178,9 @@ func (e *Engine) DeleteTenant(ctx context.Context, id string) (*tenant.Tenant, e
 
 // TenantUsage is one tenant's usage and cost over a period.
 type TenantUsage struct {
-	TenantID string          `json:"tenant_id"`
-	Usage    tenant.Usage    `json:"usage"`
-	Cost     tenant.Cost     `json:"cost"`
+	TenantID string           `json:"tenant_id"`
+	Usage    tenant.Usage     `json:"usage"`
+	Cost     tenant.Cost      `json:"cost"`
 	Load     state.TenantLoad `json:"load"`
 }
 

@@ -46,10 +46,10 @@ type Quota struct {
 
 // Limits on quota values, to refuse absurd ones.
 const (
-	MaxWeight      = 1000
-	maxCount       = 1 << 30
-	maxRate        = 1e7
-	maxBytes int64 = 1 << 50
+	MaxWeight       = 1000
+	maxCount        = 1 << 30
+	maxRate         = 1e7
+	maxBytes  int64 = 1 << 50
 )
 
 // Normalize fills defaults (weight 1).
