@@ -142,7 +142,7 @@ func (c *Client) Servers() []string {
 // request is one API call, independent of the server it goes to.
 type request struct {
 	method string
-	path   string // starts with "/"
+	path   string // escaped; starts with "/"
 	query  url.Values
 	body   []byte // nil: no body
 	accept string
@@ -191,7 +191,14 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 
 func (c *Client) newRequest(ctx context.Context, base *url.URL, r *request) (*http.Request, error) {
 	u := *base
-	u.Path = base.Path + r.path
+	// r.path is escaped (ids go through url.PathEscape): keep its escapes,
+	// so that an escaped '/' stays inside its segment.
+	p, err := url.PathUnescape(r.path)
+	if err != nil {
+		return nil, greyerr.Wrap(greyerr.InvalidArgument, err, "%s %s: bad path", r.method, r.path)
+	}
+	u.Path = base.Path + p
+	u.RawPath = base.EscapedPath() + r.path
 	if len(r.query) > 0 {
 		u.RawQuery = r.query.Encode()
 	}

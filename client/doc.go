@@ -21,6 +21,15 @@
 // has code Unavailable; when ctx ends, it is ctx's error (code Canceled or
 // DeadlineExceeded).
 //
+// # Tenants and usage
+//
+// CreateTenant, GetTenant, ListTenants, UpdateTenant and DeleteTenant manage
+// tenants and their quotas (tenant.Quota), and Usage reports usage and cost
+// per tenant. These are admin routes: where the server has an admin token,
+// pass it with WithToken; without it they fail with code Unauthenticated.
+// Quota refusals of submits carry the quota's name in the error's Reason
+// (e.g. "max_queued", "submit_rate") and, for 429s, RetryAfter.
+//
 // # Workers
 //
 // Client implements worker.Coordinator over the /api/v1/workers endpoints, so

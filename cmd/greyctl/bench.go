@@ -42,6 +42,9 @@ type benchConfig struct {
 	Timeout time.Duration
 	// Progress is the interval of progress lines on stderr (0 = none).
 	Progress time.Duration
+	// ATasks and BTasks are the tasks of the noisy and the quiet tenant of
+	// the noisy-neighbor scenario (BTasks 0: the noisy tenant alone).
+	ATasks, BTasks int
 }
 
 // benchResult is the single JSON line a benchmark prints.
@@ -67,8 +70,9 @@ type scenario func(ctx context.Context, a *app, cfg benchConfig) (*benchResult, 
 
 // scenarios are the benchmarks --scenario can name.
 var scenarios = map[string]scenario{
-	"throughput": runThroughput,
-	"latency":    runLatency,
+	"throughput":     runThroughput,
+	"latency":        runLatency,
+	"noisy-neighbor": runNoisyNeighbor,
 }
 
 func newBenchCmd(a *app) *cobra.Command {
@@ -89,9 +93,24 @@ It first opens a watch per tenant, then submits in batches of --batch from
 --concurrency concurrent submitters. Latency runs from just before a task's
 batch request was sent to the arrival of its completion event; seconds run
 from the first submit to the last completion. The exit code is 1 when a task
-failed or the run timed out.`,
-		Example: `  greyctl bench --tasks 100000 --tenants 4 --kind noop --batch 500 --concurrency 8`,
-		Args:    noArgs,
+failed or the run timed out.
+
+Scenario "latency" submits --tasks tasks one at a time, each after the
+previous finished; p50_ms/p99_ms are submit → start from the server's stamps.
+
+Scenario "noisy-neighbor" measures fair share. Tenant noisy-a submits
+--a-tasks tasks at once (batches of --batch, default 1000 here, from
+--concurrency submitters) while tenant quiet-b submits --b-tasks tasks, one
+every 10 ms from the same moment. It prints its own line:
+
+  {"scenario":"noisy-neighbor","b_p50_ms":…,"b_p99_ms":…,"b_max_ms":…,"a_seconds":…}
+
+B's latency is submit → start from the server's created_at and started_at
+stamps; a_seconds runs from A's first submit to A's last completion. With
+--b-tasks 0 the b_* fields are null (A alone, the baseline of a_seconds).`,
+		Example: `  greyctl bench --tasks 100000 --tenants 4 --kind noop --batch 500 --concurrency 8
+  greyctl bench --scenario noisy-neighbor --a-tasks 20000 --b-tasks 100`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sc, ok := scenarios[cfg.Scenario]
 			if !ok {
@@ -110,6 +129,13 @@ failed or the run timed out.`,
 				return usageErrorf("--timeout must be positive")
 			case cfg.Kind == "":
 				return usageErrorf("--kind must not be empty")
+			case cfg.ATasks < 1:
+				return usageErrorf("--a-tasks must be at least 1")
+			case cfg.BTasks < 0:
+				return usageErrorf("--b-tasks must not be negative")
+			}
+			if cfg.Scenario == "noisy-neighbor" && !cmd.Flags().Changed("batch") {
+				cfg.Batch = 1000
 			}
 			var err error
 			if cfg.Payload, err = parsePayload(payload, os.ReadFile, a.stdin); err != nil {
@@ -147,6 +173,8 @@ failed or the run timed out.`,
 	f.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "give up after this long")
 	f.DurationVar(&cfg.Progress, "progress", 5*time.Second, "interval of progress lines on stderr (0 = none)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
+	f.IntVar(&cfg.ATasks, "a-tasks", 20000, "noisy-neighbor: tasks of the noisy tenant (noisy-a)")
+	f.IntVar(&cfg.BTasks, "b-tasks", 100, "noisy-neighbor: tasks of the quiet tenant (quiet-b), one every 10ms; 0 = the noisy tenant alone")
 	return cmd
 }
 
@@ -183,6 +211,52 @@ func runThroughput(ctx context.Context, a *app, cfg benchConfig) (*benchResult, 
 	tr := newTracker(cfg.Tasks)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
+	watchErr, err := watchCompletions(ctx, watchCtx, clients, tr)
+	if err != nil {
+		return nil, err
+	}
+
+	s := &submitter{clients: clients, cfg: cfg, tr: tr}
+	submitErr := make(chan error, 1)
+	go func() { submitErr <- s.run(ctx) }()
+
+	var tick <-chan time.Time
+	if cfg.Progress > 0 {
+		t := time.NewTicker(cfg.Progress)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-tr.done:
+			return tr.result(), nil
+		case err := <-submitErr:
+			if err != nil {
+				return tr.result(), fmt.Errorf("submit: %w", err)
+			}
+			submitErr = nil // all submitted; keep waiting for completions
+		case err := <-watchErr:
+			return tr.result(), err
+		case <-ctx.Done():
+			what := "timed out"
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				what = "interrupted"
+			}
+			sub, fin := tr.progress()
+			return tr.result(), fmt.Errorf("%s after %s: %d of %d tasks submitted, %d finished", what, cfg.Timeout, sub, cfg.Tasks, fin)
+		case <-tick:
+			sub, fin := tr.progress()
+			fmt.Fprintf(a.stderr, "bench: %d/%d submitted, %d finished, %d submit retries\n", sub, cfg.Tasks, fin, s.retries.Load())
+		}
+	}
+}
+
+// watchCompletions opens a watch of terminal changes per client, feeding
+// tr, and returns once all are open (or with the first error, or when ctx
+// ends). Errors of the watches later on (a broken stream may have lost
+// completions) arrive on the returned channel; the watches end with
+// watchCtx.
+func watchCompletions(ctx, watchCtx context.Context, clients []*client.Client, tr *tracker) (<-chan error, error) {
 	watchErr := make(chan error, len(clients))
 	var connected sync.WaitGroup
 	for _, c := range clients {
@@ -220,44 +294,11 @@ func runThroughput(ctx context.Context, a *app, cfg benchConfig) (*benchResult, 
 	go func() { connected.Wait(); close(allConnected) }()
 	select {
 	case <-allConnected:
+		return watchErr, nil
 	case err := <-watchErr:
 		return nil, err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("watch streams did not open: %w", ctx.Err())
-	}
-
-	s := &submitter{clients: clients, cfg: cfg, tr: tr}
-	submitErr := make(chan error, 1)
-	go func() { submitErr <- s.run(ctx) }()
-
-	var tick <-chan time.Time
-	if cfg.Progress > 0 {
-		t := time.NewTicker(cfg.Progress)
-		defer t.Stop()
-		tick = t.C
-	}
-	for {
-		select {
-		case <-tr.done:
-			return tr.result(), nil
-		case err := <-submitErr:
-			if err != nil {
-				return tr.result(), fmt.Errorf("submit: %w", err)
-			}
-			submitErr = nil // all submitted; keep waiting for completions
-		case err := <-watchErr:
-			return tr.result(), err
-		case <-ctx.Done():
-			what := "timed out"
-			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				what = "interrupted"
-			}
-			sub, fin := tr.progress()
-			return tr.result(), fmt.Errorf("%s after %s: %d of %d tasks submitted, %d finished", what, cfg.Timeout, sub, cfg.Tasks, fin)
-		case <-tick:
-			sub, fin := tr.progress()
-			fmt.Fprintf(a.stderr, "bench: %d/%d submitted, %d finished, %d submit retries\n", sub, cfg.Tasks, fin, s.retries.Load())
-		}
 	}
 }
 
@@ -354,7 +395,7 @@ func (s *submitter) submit(ctx context.Context, j batchJob) error {
 			s.tr.submitted(at, ts)
 			return nil
 		}
-		if !greyerr.Is(err, greyerr.ResourceExhausted) && !greyerr.Is(err, greyerr.Unavailable) {
+		if !retryable(err) {
 			return err
 		}
 		s.retries.Add(1)
@@ -372,6 +413,17 @@ func (s *submitter) submit(ctx context.Context, j batchJob) error {
 		case <-t.C:
 		}
 	}
+}
+
+// retryable reports whether a refused submit may pass later: the server
+// pushed back (a rate limit, a quota, a leader change), except for a batch
+// larger than the tenant's submit_burst, which never passes.
+func retryable(err error) bool {
+	var ge *greyerr.Error
+	if errors.As(err, &ge) && ge.Reason == "submit_burst" {
+		return false
+	}
+	return greyerr.Is(err, greyerr.ResourceExhausted) || greyerr.Is(err, greyerr.Unavailable)
 }
 
 // tracker matches submissions with completion events. An event may arrive

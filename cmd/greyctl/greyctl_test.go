@@ -180,6 +180,9 @@ func (f *fakeGrey) create(tenant string, specs []task.Spec) ([]*task.Task, *grey
 func (f *fakeGrey) finish(t *task.Task, st task.Status) {
 	now := time.Now().UTC()
 	t.Status, t.UpdatedAt, t.FinishedAt = st, now, &now
+	if st != task.Cancelled {
+		t.StartedAt = &now
+	}
 	if st == task.Failed {
 		t.Error = &task.Error{Message: "boom", Code: "executor"}
 	}

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/grey-distributed/grey/client"
+	"github.com/grey-distributed/grey/greyerr"
 )
 
 // userAgent is sent with every request.
@@ -76,15 +78,31 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(stderr, "greyctl:", ee.err)
+			fmt.Fprintln(stderr, "greyctl:", errText(ee.err))
 		}
 		return ee.code
 	}
-	fmt.Fprintln(stderr, "greyctl:", err)
+	fmt.Fprintln(stderr, "greyctl:", errText(err))
 	if strings.HasPrefix(err.Error(), "unknown command") {
 		return exitUsage
 	}
 	return exitFailure
+}
+
+// errText renders err for stderr: a server error also names its reason
+// (which quota refused a submit) and when to retry.
+func errText(err error) string {
+	s := err.Error()
+	var ge *greyerr.Error
+	if errors.As(err, &ge) {
+		if ge.Reason != "" {
+			s += " [reason: " + ge.Reason + "]"
+		}
+		if ge.RetryAfter > 0 {
+			s += fmt.Sprintf(" [retry after %s]", ge.RetryAfter)
+		}
+	}
+	return s
 }
 
 // newRootCmd builds the command tree.
@@ -97,7 +115,8 @@ func newRootCmd(a *app) *cobra.Command {
 The global flags fall back to environment variables:
   --server  GREY_SERVER  (default http://127.0.0.1:8080; a comma-separated list fails over)
   --tenant  GREY_TENANT  (default "default")
-  --token   GREY_TOKEN   (bearer token, when auth is on)`,
+  --token   GREY_TOKEN   (bearer token, when auth is on; the admin token for
+                         the tenant and cost commands where the server has one)`,
 		RunE:          groupRun,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -109,11 +128,11 @@ The global flags fall back to environment variables:
 	f.StringVar(&a.server, "server", "http://127.0.0.1:8080", "server base URL(s), comma-separated (env GREY_SERVER)")
 	f.StringVar(&a.tenant, "tenant", "default", "tenant to act for (env GREY_TENANT)")
 	f.StringVar(&a.token, "token", "", "bearer token (env GREY_TOKEN)")
-	f.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	f.StringVarP(&a.output, "output", "o", "table", "output format: table or json (cost report: also csv)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
-	root.AddCommand(newTaskCmd(a), newClusterCmd(a), newBenchCmd(a))
+	root.AddCommand(newTaskCmd(a), newTenantCmd(a), newCostCmd(a), newClusterCmd(a), newBenchCmd(a))
 	return root
 }
 
@@ -135,12 +154,23 @@ func (a *app) applyEnv(cmd *cobra.Command) error {
 			*env.dst = v
 		}
 	}
-	switch a.output {
-	case "table", "json":
-	default:
-		return usageErrorf("--output must be table or json, got %q", a.output)
+	formats := outputFormats(cmd)
+	if !slices.Contains(formats, a.output) {
+		return usageErrorf("--output must be %s, got %q", strings.Join(formats, " or "), a.output)
 	}
 	return nil
+}
+
+// outputAnnotation lists, in a command's Annotations, the --output formats
+// it supports when they differ from table and json.
+const outputAnnotation = "greyctl/output"
+
+// outputFormats returns the --output formats cmd supports.
+func outputFormats(cmd *cobra.Command) []string {
+	if f, ok := cmd.Annotations[outputAnnotation]; ok {
+		return strings.Split(f, ",")
+	}
+	return []string{"table", "json"}
 }
 
 // client returns a client for the global flags, acting for tenant.
