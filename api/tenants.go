@@ -14,8 +14,8 @@ import (
 func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.opts.AdminToken != "" {
-			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(tok), []byte(s.opts.AdminToken)) != 1 {
+			scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(tok), []byte(s.opts.AdminToken)) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="grey-admin"`)
 				s.writeError(w, r, greyerr.New(greyerr.Unauthenticated, "this route needs the admin token"))
 				return
@@ -62,7 +62,7 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
 
 // updateTenantRequest is the body of PUT /tenants/{id}: the new quota.
 type updateTenantRequest struct {
-	Quota tenant.Quota `json:"quota"`
+	Quota *tenant.Quota `json:"quota"`
 }
 
 func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
@@ -71,12 +71,16 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if req.Quota == nil {
+		s.writeError(w, r, greyerr.Invalid("quota", "is required: PUT replaces the whole quota (omitted fields mean no limit)"))
+		return
+	}
 	id := r.PathValue("id")
 	if err := tenant.ValidID("id", id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	out, err := s.eng.UpdateTenant(r.Context(), &tenant.Tenant{ID: id, Quota: req.Quota})
+	out, err := s.eng.UpdateTenant(r.Context(), &tenant.Tenant{ID: id, Quota: *req.Quota})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

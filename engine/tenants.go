@@ -96,10 +96,16 @@ func (e *Engine) admit(tenantID string, tasks []*task.Task, now time.Time) error
 	if _, err := e.store.Tenant(tenantID); err != nil {
 		q = e.cfg.Tenants.DefaultQuota
 	}
-	if ok, wait := e.limits.allow(tenantID, q, len(tasks), now); !ok {
+	// Idempotent replays create nothing and take no tokens.
+	fresh := e.store.NewTasks(tenantID, tasks)
+	if fresh == 0 {
+		return nil
+	}
+	if ok, wait := e.limits.allow(tenantID, q, fresh, now); !ok {
 		if wait < 0 {
-			e := greyerr.New(greyerr.ResourceExhausted, "a batch of %d exceeds the tenant's submit_burst %d", len(tasks), q.SubmitBurst)
-			e.Reason, e.Field = "submit_burst", "tasks"
+			// Never satisfiable: a client must split the batch, not retry.
+			e := greyerr.Invalid("tasks", "a batch of %d new tasks exceeds the tenant's submit_burst %d; split it", fresh, q.SubmitBurst)
+			e.Reason = "submit_burst"
 			return e
 		}
 		err := greyerr.New(greyerr.ResourceExhausted, "tenant %s exceeds its submit_rate of %g tasks/s", tenantID, q.SubmitRate)

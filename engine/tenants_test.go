@@ -86,7 +86,7 @@ func TestQuotaEnforcement(t *testing.T) {
 		t.Fatalf("retry after %s", ge.RetryAfter)
 	}
 	_, err = e.Submit(ctx, "slow", []task.Spec{{Kind: "noop"}, {Kind: "noop"}, {Kind: "noop"}}, true)
-	wantErr(t, err, greyerr.ResourceExhausted, "submit_burst")
+	wantErr(t, err, greyerr.InvalidArgument, "submit_burst")
 
 	// Draining the queue frees the quota.
 	n.StartWorkers(t, worker.Options{Concurrency: 4}, nil)

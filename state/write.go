@@ -550,3 +550,20 @@ func (s *Store) CheckSubmit(tenantID string, tasks []*task.Task, autoCreate bool
 	}
 	return checkQuota(ts.t.Quota, ts, list, c)
 }
+
+// NewTasks counts the tasks of a prospective submit that an idempotency key
+// would not map to an existing task.
+func (s *Store) NewTasks(tenantID string, tasks []*task.Task) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, t := range tasks {
+		if t.IdempotencyKey != "" {
+			if _, ok := s.idem[tenantKey{tenantID, t.IdempotencyKey}]; ok {
+				continue
+			}
+		}
+		n++
+	}
+	return n
+}
