@@ -30,6 +30,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError renders err with the one code→status mapping.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if s.opts.Refused != nil {
+		if ten, terr := tenantOf(r); terr == nil {
+			s.opts.Refused(ten, err)
+		}
+	}
 	var ge *greyerr.Error
 	if !errors.As(err, &ge) {
 		ge = &greyerr.Error{Code: greyerr.CodeOf(err), Message: err.Error()}

@@ -27,6 +27,9 @@ type Options struct {
 	APIAddr string
 	// Logger receives request errors.
 	Logger *slog.Logger
+	// Refused, when set, is called with the caller's tenant for every error
+	// response (metrics count quota refusals).
+	Refused func(tenant string, err error)
 	// NodeID names this server in forwarded requests.
 	NodeID string
 	// AdminToken, when set, is required (Authorization: Bearer) on the

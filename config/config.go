@@ -118,6 +118,21 @@ type RaftConfig struct {
 	// DeadServerTimeout removes a server the leader could not reach for
 	// this long, while the rest keep quorum (0 = never).
 	DeadServerTimeout Duration `yaml:"dead_server_timeout"`
+	// Backup configures periodic snapshot backups to a blob bucket.
+	Backup BackupConfig `yaml:"backup"`
+}
+
+// BackupConfig configures periodic snapshot backups: while a server leads,
+// it writes a snapshot file grey-snapshot-<UTC time>-<index>.snap to the
+// bucket every interval and deletes the oldest beyond retain.
+type BackupConfig struct {
+	// URL is the bucket (gocloud.dev blob URL, e.g. file:///var/backups/grey);
+	// "" turns backups off.
+	URL string `yaml:"url"`
+	// Interval is the time between backups.
+	Interval Duration `yaml:"interval"`
+	// Retain is how many backup files are kept.
+	Retain int `yaml:"retain"`
 }
 
 // TasksConfig holds limits and timings that apply to every task.
@@ -194,6 +209,10 @@ type PrometheusConfig struct {
 	Path string `yaml:"path"`
 	// Buckets are the task-duration histogram buckets, in seconds.
 	Buckets []float64 `yaml:"buckets"`
+	// IncludeTenantLabels puts tenant ids in the tenant label of the
+	// grey_* families; false sets it to "" everywhere (aggregated), for
+	// clusters with many tenants (label cardinality).
+	IncludeTenantLabels bool `yaml:"include_tenant_labels"`
 }
 
 // OpenTelemetryConfig configures OpenTelemetry trace export.
@@ -235,6 +254,7 @@ func Default() *Config {
 			LeaderLeaseTimeout: Duration(500 * time.Millisecond),
 			MaxAppendEntries:   1024,
 			DeadServerTimeout:  Duration(10 * time.Minute),
+			Backup:             BackupConfig{Interval: Duration(time.Hour), Retain: 24},
 		},
 		Tasks: TasksConfig{
 			MaxPayloadBytes: 1 * MiB,
@@ -259,11 +279,12 @@ func Default() *Config {
 		},
 		Monitoring: MonitoringConfig{
 			Prometheus: PrometheusConfig{
-				Enabled: true,
-				Port:    9090,
-				Host:    "127.0.0.1",
-				Path:    "/metrics",
-				Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+				Enabled:             true,
+				Port:                9090,
+				Host:                "127.0.0.1",
+				Path:                "/metrics",
+				Buckets:             []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+				IncludeTenantLabels: true,
 			},
 			OpenTelemetry: OpenTelemetryConfig{SampleRate: 0.1},
 		},

@@ -97,6 +97,10 @@ raft:
   leader_lease_timeout: 1s
   max_append_entries: 64
   dead_server_timeout: 1m
+  backup:
+    url: file:///var/backups/grey
+    interval: 10m
+    retain: 5
 tasks:
   max_payload_bytes: 2097152
   retention: 1h30m
@@ -125,6 +129,7 @@ monitoring:
     host: ""
     path: /m
     buckets: [0.5, 1]
+    include_tenant_labels: false
   opentelemetry:
     endpoint: http://collector:4317
     sample_rate: 1
@@ -165,6 +170,7 @@ func TestFullFileRoundTrips(t *testing.T) {
 		{"tasks.retention", c.Tasks.Retention.Std(), 90 * time.Minute},
 		{"worker.shutdown_grace", c.Worker.ShutdownGrace, Duration(0)},
 		{"monitoring.prometheus.buckets", c.Monitoring.Prometheus.Buckets, []float64{0.5, 1}},
+		{"monitoring.prometheus.include_tenant_labels", c.Monitoring.Prometheus.IncludeTenantLabels, false},
 		{"metrics addr", c.MetricsAddr(), ":9100"},
 		{"log.format", c.Log.Format, LogJSON},
 	}
@@ -284,6 +290,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"duration without unit", "http:\n  read_timeout: 30\n", []string{"grey.yaml:2:17:", "http.read_timeout", "missing unit"}},
 		{"duration as list", "http:\n  read_timeout: [1s]\n", []string{"grey.yaml:2:17:", "http.read_timeout", "must be a duration"}},
 		{"string for int", "worker:\n  concurrency: many\n", []string{"grey.yaml:2:16:", "worker.concurrency", "cannot use a string as an integer"}},
+		{"string for bool", "monitoring:\n  prometheus:\n    include_tenant_labels: sometimes\n", []string{"grey.yaml:3:28:", "monitoring.prometheus.include_tenant_labels", "cannot use a string as a boolean"}},
 		{"mapping for string", "http:\n  addr:\n    host: x\n", []string{"grey.yaml:3:", "http.addr", "cannot use a mapping as a string"}},
 		{"list for section", "raft: [1]\n", []string{"grey.yaml:1:7:", "raft", "sequence was used where mapping is expected"}},
 		{"overflow", "raft:\n  snapshot_threshold: -1\n", []string{"grey.yaml:2:23:", "raft.snapshot_threshold", "overflow"}},
@@ -324,6 +331,8 @@ func TestValidateNamesKeyAndLine(t *testing.T) {
 		{"addr port", "raft:\n  addr: localhost:0\n", "raft.addr", 2, "between 1 and 65535"},
 		{"advertise wildcard", "raft:\n  addr: 0.0.0.0:7000\n", "raft.advertise", 0, "required"},
 		{"join with bootstrap", "raft:\n  join: [a:8080]\n", "raft.join", 2, "bootstrap"},
+		{"backup url", "raft:\n  backup:\n    url: file://backups\n", "raft.backup.url", 3, "absolute path"},
+		{"backup retain", "raft:\n  backup:\n    retain: 0\n", "raft.backup.retain", 3, "between 1 and 100000"},
 		{"retry delays", "tasks:\n  retry:\n    base_delay: 1m\n", "tasks.retry.base_delay", 3, "must be <= tasks.retry.max_delay"},
 		{"negative duration", "tasks:\n  gc_interval: -1s\n", "tasks.gc_interval", 2, "positive"},
 		{"lease timeout", "raft:\n  leader_lease_timeout: 2s\n", "raft.leader_lease_timeout", 2, "<= raft.heartbeat_timeout"},

@@ -78,6 +78,13 @@ func (c *Config) Validate() error {
 		v.fail("raft.leader_lease_timeout", "must be <= raft.heartbeat_timeout (%s), got %s", r.HeartbeatTimeout, r.LeaderLeaseTimeout)
 	}
 	between(&v, "raft.max_append_entries", r.MaxAppendEntries, 1, 1024)
+	if b := r.Backup; b.URL != "" {
+		if u, err := url.Parse(b.URL); err != nil || u.Scheme == "" || (u.Scheme == "file" && (u.Host != "" || !strings.HasPrefix(u.Path, "/"))) {
+			v.fail("raft.backup.url", "must be a bucket URL such as file:///var/backups/grey (an absolute path), got %q", b.URL)
+		}
+	}
+	v.atLeast("raft.backup.interval", r.Backup.Interval, 10*time.Millisecond)
+	between(&v, "raft.backup.retain", r.Backup.Retain, 1, 100000)
 
 	between(&v, "tasks.max_payload_bytes", t.MaxPayloadBytes, 1, 64*MiB)
 	v.positive("tasks.retention", t.Retention)

@@ -28,6 +28,7 @@ import (
 	"github.com/grey-distributed/grey/executor"
 	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/telemetry"
 	"github.com/grey-distributed/grey/tenant"
 	"github.com/grey-distributed/grey/worker"
 )
@@ -47,6 +48,7 @@ type Server struct {
 	metricsLn net.Listener
 	metricsSv *http.Server
 	pool      *worker.Pool
+	metrics   *telemetry.Metrics
 }
 
 // New opens the node's state and listeners. Nothing runs until Run.
@@ -58,6 +60,25 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.Node.DataDir, err)
 	}
 	s := &Server{cfg: cfg, logger: logger, store: state.New()}
+	// Metrics observe the store from the start, so a log replay counts
+	// the same way on every restart.
+	var reg *prometheus.Registry
+	if cfg.Monitoring.Prometheus.Enabled {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m, err := telemetry.NewMetrics(reg, telemetry.Options{
+			IncludeTenantLabels: cfg.Monitoring.Prometheus.IncludeTenantLabels,
+			Buckets:             cfg.Monitoring.Prometheus.Buckets,
+			NodeID:              cfg.Node.ID,
+			Prices:              tenantsConfig(cfg).Prices,
+			Store:               s.store,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		s.metrics = m
+		s.store.Observe(m.Observe)
+	}
 	lock, err := lockDataDir(cfg.Node.DataDir)
 	if err != nil {
 		return nil, err
@@ -90,6 +111,9 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.node = node
+	if s.metrics != nil {
+		s.metrics.SetCluster(node)
+	}
 
 	builtins := executor.Builtins()
 	kinds := append([]string(nil), cfg.Tasks.Kinds...)
@@ -118,9 +142,13 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		DeadServerTimeout: cfg.Raft.DeadServerTimeout.Std(),
 	}, node, s.store, logger)
 
-	s.api = api.New(s.eng, api.Options{NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), Logger: logger})
+	s.api = api.New(s.eng, api.Options{Refused: s.refused, NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), Logger: logger})
+	var handler http.Handler = s.api
+	if s.metrics != nil {
+		handler = s.metrics.HTTP(func(r *http.Request) string { return r.Pattern }, handler)
+	}
 	s.httpSrv = &http.Server{
-		Handler:           s.api,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       cfg.HTTP.ReadTimeout.Std(),
 		IdleTimeout:       2 * time.Minute,
@@ -134,8 +162,6 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("monitoring.prometheus %s: %w", cfg.MetricsAddr(), err)
 		}
 		s.metricsLn = ln
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
 		mux.Handle(cfg.Monitoring.Prometheus.Path, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 		s.metricsSv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -150,7 +176,14 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 			ShutdownGrace: cfg.Worker.ShutdownGrace.Std(),
 			Logger:        logger.With("component", "worker"),
 		})
+		var slots *telemetry.WorkerSlots
+		if s.metrics != nil {
+			slots = s.metrics.WorkerSlots(cfg.Worker.Concurrency)
+		}
 		for k, h := range builtins {
+			if slots != nil {
+				h = slots.Wrap(h)
+			}
 			s.pool.Handle(k, h)
 		}
 	}
@@ -276,5 +309,12 @@ func tenantsConfig(cfg *config.Config) engine.TenantsConfig {
 		},
 		Environment: t.Cost.Environment,
 		CostTags:    t.Cost.Tags,
+	}
+}
+
+// refused counts quota refusals in the metrics.
+func (s *Server) refused(tenantID string, err error) {
+	if s.metrics != nil {
+		s.metrics.Refused(tenantID, err)
 	}
 }
