@@ -87,6 +87,9 @@ type Engine struct {
 	limits  limiters
 	members members
 
+	slotsMu sync.Mutex
+	slots   map[string]chan struct{}
+
 	stop     chan struct{}
 	loopDone chan struct{}
 	stopOnce sync.Once
@@ -113,6 +116,7 @@ func New(cfg Config, node *cluster.Node, store *state.Store, logger *slog.Logger
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 		kinds:    make(map[string]bool),
+		slots:    make(map[string]chan struct{}),
 	}
 	e.RegisterKinds(cfg.Kinds...)
 	store.Observe(e.hub.observe)

@@ -64,7 +64,15 @@ func (e *Engine) Submit(ctx context.Context, tenant string, specs []task.Spec, b
 	}
 	req.AutoCreate = e.autoCreate(tenant)
 	req.Enforce = !e.cfg.Tenants.DisableQuotas
+	// A tenant has at most submitSlots submits in the Raft pipeline at a
+	// time, so one tenant's flood of large batches cannot queue the log
+	// (and everyone's leases and submits behind it) deeply.
+	release, err := e.submitSlot(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
 	res, err := e.node.Apply(ctx, cluster.SubmitMsg, req)
+	release()
 	if err != nil {
 		if batch {
 			return nil, err
@@ -210,3 +218,23 @@ func (e *Engine) Watch(tenant string, opts WatchOptions) (*Watcher, error) {
 
 // Unwatch ends a watch.
 func (e *Engine) Unwatch(w *Watcher) { e.hub.unwatch(w) }
+
+// submitSlots is how many submits of one tenant may be in the Raft
+// pipeline at once.
+const submitSlots = 2
+
+func (e *Engine) submitSlot(ctx context.Context, tenant string) (func(), error) {
+	e.slotsMu.Lock()
+	ch := e.slots[tenant]
+	if ch == nil {
+		ch = make(chan struct{}, submitSlots)
+		e.slots[tenant] = ch
+	}
+	e.slotsMu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, greyerr.Wrap(greyerr.Unavailable, ctx.Err(), "submit not started")
+	}
+}
