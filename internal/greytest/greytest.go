@@ -41,6 +41,7 @@ type Node struct {
 	t      testing.TB
 	// RequireTenants keeps Tenants.AutoCreate as configured.
 	RequireTenants bool
+	pools          []func()
 }
 
 // NewNode starts a single-node engine that auto-creates tenants (dev
@@ -104,8 +105,14 @@ func (n *Node) Close() {
 }
 
 // Restart closes the node and opens it again on the same data dir.
+// Worker pools started with StartWorkers are stopped first (they are bound
+// to the old engine).
 func (n *Node) Restart(snapshot bool) {
 	n.t.Helper()
+	for _, stop := range n.pools {
+		stop()
+	}
+	n.pools = nil
 	n.Engine.Close()
 	if err := n.Raft.Shutdown(snapshot); err != nil {
 		n.t.Fatalf("shutdown: %v", err)
@@ -141,7 +148,8 @@ func (n *Node) StartWorkers(t testing.TB, opts worker.Options, extra map[string]
 		<-done
 	}
 	t.Cleanup(stop)
-	return p, func() { cancel(); <-done }
+	n.pools = append(n.pools, stop)
+	return p, stop
 }
 
 // Eventually polls cond every 5ms until it holds or the timeout passes.
