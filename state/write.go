@@ -133,7 +133,7 @@ func (s *Store) Submit(index uint64, req *SubmitRequest) (*SubmitResult, error) 
 				continue
 			}
 		}
-		t := in.Clone()
+		t := in // decoded for this write alone: no copy needed
 		t.Status = task.Pending
 		t.UpdatedAt = req.Now
 		x.put(t)
