@@ -1,6 +1,8 @@
 package api
 
 import (
+	"errors"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -8,7 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/telemetry/tracing"
 )
 
 // ForwardedHeader marks a request a follower forwarded to the leader; a
@@ -37,7 +43,18 @@ func local(r *http.Request) bool {
 // know who leads. Streams (watch, long polls) flow through unbuffered.
 func (s *Server) forward(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if local(r) || s.eng.IsLeader() {
+		if local(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if s.eng.IsLeader() {
+			// A new leader serves nothing until it has applied every
+			// entry of earlier terms: its replica could miss acknowledged
+			// writes.
+			if ok, why := s.eng.Ready(); !ok {
+				s.writeError(w, r, &greyerr.Error{Code: greyerr.Unavailable, Message: why, RetryAfter: time.Second})
+				return
+			}
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -61,6 +78,10 @@ func (s *Server) forward(next http.Handler) http.Handler {
 			return
 		}
 		r.Header.Set(ForwardedHeader, s.opts.NodeID)
+		if trace.SpanContextFromContext(r.Context()).IsValid() {
+			// The leader's server span becomes a child of this one.
+			tracing.Propagator.Inject(r.Context(), propagation.HeaderCarrier(r.Header))
+		}
 		p.ServeHTTP(w, r)
 	})
 }
@@ -77,8 +98,23 @@ func (f *forwarder) proxy(leader string, s *Server) (*httputil.ReverseProxy, err
 	}
 	p := httputil.NewSingleHostReverseProxy(u)
 	p.FlushInterval = -1
+	// An unreachable (partitioned) old leader must not hold requests for
+	// long: connections fail fast and the client tries another server.
+	p.Transport = &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+	}
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
-		s.writeError(w, r, &greyerr.Error{Code: greyerr.Unavailable, Message: "leader " + leader + " unreachable", Err: err, RetryAfter: time.Second})
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" || r.Method == http.MethodGet || r.Method == http.MethodHead {
+			s.writeError(w, r, &greyerr.Error{Code: greyerr.Unavailable, Message: "leader " + leader + " unreachable", Err: err, RetryAfter: time.Second})
+			return
+		}
+		// The leader may have received the request: its outcome is
+		// unknown, and a blind retry could apply it twice.
+		s.writeError(w, r, &greyerr.Error{Code: greyerr.DeadlineExceeded, Message: "lost the leader " + leader + " mid-request; the outcome is unknown (retry with an idempotency key)", Err: err})
 	}
 	if f.proxies == nil {
 		f.proxies = make(map[string]*httputil.ReverseProxy)

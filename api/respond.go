@@ -44,7 +44,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status := greyerr.HTTPStatus(ge.Code)
 	if status >= 500 && ge.Code != greyerr.Unavailable {
-		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	if ge.RetryAfter > 0 || status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 		secs := int(ge.RetryAfter.Seconds() + 0.999)

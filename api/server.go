@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/grey-distributed/grey/engine"
+	"github.com/grey-distributed/grey/modules"
+	"github.com/grey-distributed/grey/telemetry/tracing"
 )
 
 // TenantHeader carries the tenant in dev mode (no authentication).
@@ -35,6 +37,9 @@ type Options struct {
 	// AdminToken, when set, is required (Authorization: Bearer) on the
 	// admin routes (tenants, usage). Without it they are open (dev mode).
 	AdminToken string
+	// Modules is the wasm module store behind /api/v1/modules (issue #4);
+	// nil answers those routes 501.
+	Modules *modules.Store
 }
 
 // Server is the HTTP API of one greyd server.
@@ -57,7 +62,8 @@ func New(eng *engine.Engine, opts Options) *Server {
 	}
 	s := &Server{eng: eng, opts: opts, mux: http.NewServeMux(), logger: opts.Logger}
 	s.routes()
-	s.h = s.forward(s.mux)
+	// Trace context and a server span for every request (telemetry/tracing).
+	s.h = tracing.Handler(s.forward(s.mux))
 	return s
 }
 
@@ -84,6 +90,11 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /api/v1/tenants/{id}", s.admin(s.updateTenant))
 	m.HandleFunc("DELETE /api/v1/tenants/{id}", s.admin(s.deleteTenant))
 	m.HandleFunc("GET /api/v1/cluster/usage", s.admin(s.usage))
+	m.HandleFunc("GET /api/v1/cluster/snapshot", s.admin(s.saveSnapshot))
+	m.HandleFunc("POST /api/v1/cluster/snapshot", s.admin(s.restoreSnapshot))
+	m.HandleFunc("POST /api/v1/modules", s.uploadModule)                  // issue #4: wasm modules
+	m.HandleFunc("GET /api/v1/modules/{digest}", s.getModule)             // issue #4
+	m.HandleFunc("GET /api/v1/modules/{digest}/content", s.moduleContent) // issue #4
 	m.HandleFunc("GET /api/v1/openapi.yaml", s.openapi)
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)

@@ -17,6 +17,12 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	release, err := s.eng.SubmitSlot(r.Context(), ten)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer release()
 	var spec task.Spec
 	if err := s.decode(w, r, &spec); err != nil {
 		s.writeError(w, r, err)
@@ -51,6 +57,12 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	release, err := s.eng.SubmitSlot(r.Context(), ten)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer release()
 	var req batchRequest
 	if err := s.decode(w, r, &req); err != nil {
 		s.writeError(w, r, err)

@@ -13,8 +13,9 @@ import (
 
 // FSM applies committed commands to the state store.
 type FSM struct {
-	store  *state.Store
-	logger *slog.Logger
+	store   *state.Store
+	logger  *slog.Logger
+	inBatch bool // applying a batch entry (only the FSM goroutine touches it)
 }
 
 // NewFSM returns an FSM over store.
@@ -129,6 +130,13 @@ func (f *FSM) apply(index uint64, t MsgType, data []byte) any {
 		var cmds []Command
 		dec(&cmds)
 		out := make([]any, len(cmds))
+		// One Raft entry is one atomic write: no reader sees a task
+		// started but not yet completed by the same entry.
+		if !f.inBatch {
+			f.inBatch = true
+			f.store.BeginBatch(index)
+			defer func() { f.inBatch = false; f.store.EndBatch() }()
+		}
 		for i, c := range cmds {
 			out[i] = f.apply(index, c.Type, c.Data)
 		}

@@ -16,9 +16,11 @@ import (
 	"github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/state"
+	"github.com/grey-distributed/grey/telemetry/tracing"
 )
 
 // Config configures a Raft node.
@@ -177,8 +179,19 @@ func (n *Node) closeStores() {
 }
 
 // Apply replicates one command and returns the FSM's response. It returns
-// an Unavailable error when this node is not the leader.
+// an Unavailable error when this node is not the leader. Inside a trace it
+// runs in a grey.raft.apply span.
 func (n *Node) Apply(ctx context.Context, t MsgType, msg any) (any, error) {
+	if !trace.SpanContextFromContext(ctx).IsValid() || !tracing.Enabled() {
+		return n.apply(ctx, t, msg)
+	}
+	ctx, span := tracing.Tracer().Start(ctx, tracing.SpanRaftApply, trace.WithAttributes(tracing.RaftMsgType.String(t.String())))
+	res, err := n.apply(ctx, t, msg)
+	tracing.End(span, err)
+	return res, err
+}
+
+func (n *Node) apply(ctx context.Context, t MsgType, msg any) (any, error) {
 	b, err := Encode(t, msg)
 	if err != nil {
 		return nil, greyerr.Wrap(greyerr.Internal, err, "encode command")
@@ -214,8 +227,11 @@ func (n *Node) Apply(ctx context.Context, t MsgType, msg any) (any, error) {
 
 func raftError(err error, t MsgType) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// The entry may still commit under the next leader (raft's own
+		// documentation): the outcome is unknown, not "not applied".
+		return &greyerr.Error{Code: greyerr.DeadlineExceeded, Message: "leadership lost while applying " + t.String() + "; it may or may not have committed (retry with an idempotency key)", Err: err}
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		e := greyerr.New(greyerr.Unavailable, "not the leader; %s not applied", t)
 		e.Err = err
 		e.RetryAfter = time.Second
@@ -265,10 +281,20 @@ func (n *Node) Barrier(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	if err := n.raft.Barrier(timeout).Error(); err != nil {
-		return raftError(err, 0)
+	f := n.raft.Barrier(timeout)
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return raftError(err, 0)
+		}
+		return nil
+	case <-ctx.Done():
+		return greyerr.Wrap(greyerr.Unavailable, ctx.Err(), "barrier")
+	case <-n.shutdownCh:
+		return &greyerr.Error{Code: greyerr.Unavailable, Message: "shutting down"}
 	}
-	return nil
 }
 
 // Snapshot takes a snapshot now.

@@ -54,6 +54,8 @@ type Config struct {
 	Log LogConfig `yaml:"log"`
 	// Tenants configures tenancy, default quotas and cost attribution.
 	Tenants TenantsConfig `yaml:"tenants"`
+	// Executors configures the wasm and http task kinds (docs/EXECUTORS.md).
+	Executors ExecutorsConfig `yaml:"executors"`
 
 	// origins records where loaded values came from, for error messages.
 	origins map[string]origin
@@ -219,6 +221,9 @@ type PrometheusConfig struct {
 type OpenTelemetryConfig struct {
 	// Endpoint is the OTLP collector URL; "" disables export.
 	Endpoint string `yaml:"endpoint"`
+	// Protocol is the OTLP transport, "grpc" or "http"; "" picks HTTP for
+	// an endpoint on port 4318 or with a /v1/traces path, gRPC otherwise.
+	Protocol string `yaml:"protocol"`
 	// SampleRate is the fraction of traces sampled, 0 to 1.
 	SampleRate float64 `yaml:"sample_rate"`
 }
@@ -294,6 +299,10 @@ func Default() *Config {
 			EnforceQuotas: true,
 			DefaultQuota:  QuotaConfig{Weight: 1},
 			Cost:          CostConfig{Environment: "development"},
+		},
+		Executors: ExecutorsConfig{
+			Wasm: WasmConfig{MaxModuleBytes: 32 * MiB, MaxMemoryPages: 256, MaxOutputBytes: 1 * MiB, CacheModules: 64},
+			HTTP: HTTPExecutorConfig{MaxResponseBytes: 1 * MiB},
 		},
 	}
 }
@@ -396,4 +405,57 @@ type PricesConfig struct {
 	GBMovedUSD float64 `yaml:"gb_moved_usd"`
 	// TaskUSD is the price of one task.
 	TaskUSD float64 `yaml:"task_usd"`
+}
+
+// ExecutorsConfig configures the wasm and http task kinds (issue #4; see
+// docs/EXECUTORS.md).
+type ExecutorsConfig struct {
+	// Wasm configures the wasm kind and the module store.
+	Wasm WasmConfig `yaml:"wasm"`
+	// HTTP configures the http kind.
+	HTTP HTTPExecutorConfig `yaml:"http"`
+}
+
+// WasmConfig configures the wasm kind: WebAssembly (WASI) modules uploaded
+// to the module store, run on wazero.
+type WasmConfig struct {
+	// ModuleURL is the module store's bucket (gocloud.dev blob URL); ""
+	// means file://<node.data_dir>/modules. Servers of one cluster should
+	// share a bucket; otherwise followers fetch modules from the leader.
+	ModuleURL string `yaml:"module_url"`
+	// MaxModuleBytes bounds an uploaded module.
+	MaxModuleBytes int64 `yaml:"max_module_bytes"`
+	// MaxMemoryPages bounds a module instance's memory, in 64 KiB pages
+	// (256 = 16 MiB; at most 65536).
+	MaxMemoryPages int `yaml:"max_memory_pages"`
+	// TenantMaxMemoryPages overrides max_memory_pages per tenant.
+	TenantMaxMemoryPages map[string]int `yaml:"tenant_max_memory_pages"`
+	// MaxOutputBytes bounds a module's stdout (its result).
+	MaxOutputBytes int64 `yaml:"max_output_bytes"`
+	// Allow lists the capabilities tasks may ask for: clock, random.
+	// Empty: modules get wazero's deterministic fake clock and randomness.
+	Allow []string `yaml:"allow"`
+	// CacheModules bounds the compiled modules kept in memory.
+	CacheModules int `yaml:"cache_modules"`
+	// CacheDir, when set, keeps wazero's compiled code on disk there, so
+	// restarts skip compiling; "" keeps it in memory only.
+	CacheDir string `yaml:"cache_dir"`
+}
+
+// HTTPExecutorConfig configures the http kind. Requests may only go to
+// allowed hosts, and never to private, loopback or link-local addresses
+// unless AllowPrivate.
+type HTTPExecutorConfig struct {
+	// AllowHosts are the hosts every tenant's tasks may call: exact names
+	// or IP addresses, "*.example.com" for subdomains, each optionally
+	// with ":port". Empty (and no tenant entry): the http kind refuses
+	// every URL.
+	AllowHosts []string `yaml:"allow_hosts"`
+	// TenantAllowHosts adds hosts per tenant (moves to the tenant quota
+	// later).
+	TenantAllowHosts map[string][]string `yaml:"tenant_allow_hosts"`
+	// AllowPrivate permits private, loopback and link-local addresses.
+	AllowPrivate bool `yaml:"allow_private"`
+	// MaxResponseBytes bounds a response body (the task's result).
+	MaxResponseBytes int64 `yaml:"max_response_bytes"`
 }

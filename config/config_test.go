@@ -132,6 +132,7 @@ monitoring:
     include_tenant_labels: false
   opentelemetry:
     endpoint: http://collector:4317
+    protocol: grpc
     sample_rate: 1
 log:
   level: debug
@@ -153,6 +154,21 @@ tenants:
     environment: production
     tags: {project: grey, team: platform}
     prices: {cpu_second_usd: 0.00001, gb_month_usd: 0.023, gb_moved_usd: 0.09, task_usd: 0.000001}
+executors:
+  wasm:
+    module_url: file:///var/lib/grey/modules
+    max_module_bytes: 1048576
+    max_memory_pages: 64
+    tenant_max_memory_pages: {acme: 512}
+    max_output_bytes: 65536
+    allow: [clock, random]
+    cache_modules: 8
+    cache_dir: /var/cache/grey/wasm
+  http:
+    allow_hosts: [api.example.com, "*.hooks.example.com:8443"]
+    tenant_allow_hosts: {acme: [api.acme.com]}
+    allow_private: true
+    max_response_bytes: 4096
 `
 
 func TestFullFileRoundTrips(t *testing.T) {
@@ -342,6 +358,7 @@ func TestValidateNamesKeyAndLine(t *testing.T) {
 		{"sample rate", "monitoring:\n  opentelemetry:\n    sample_rate: 1.5\n", "monitoring.opentelemetry.sample_rate", 3, "between 0 and 1"},
 		{"sample rate NaN", "monitoring:\n  opentelemetry:\n    sample_rate: .nan\n", "monitoring.opentelemetry.sample_rate", 0, "between 0 and 1"},
 		{"endpoint", "monitoring:\n  opentelemetry:\n    endpoint: collector\n", "monitoring.opentelemetry.endpoint", 3, "URL"},
+		{"otlp protocol", "monitoring:\n  opentelemetry:\n    protocol: thrift\n", "monitoring.opentelemetry.protocol", 3, "grpc, http"},
 		{"buckets", "monitoring:\n  prometheus:\n    buckets: [1, 0.5]\n", "monitoring.prometheus.buckets", 3, "increasing"},
 		{"path", "monitoring:\n  prometheus:\n    path: metrics\n", "monitoring.prometheus.path", 3, "starting with '/'"},
 		{"log level", "log:\n  level: loud\n", "log.level", 2, "debug, info, warn, error"},
@@ -416,6 +433,8 @@ func TestEnvOverrides(t *testing.T) {
 		{"bad metrics addr", env("GREY_METRICS_ADDR", "nocolon"), nil, []string{"GREY_METRICS_ADDR", "host:port"}},
 		{"bad log level", env("GREY_LOG_LEVEL", "LOUD"), nil, []string{"log.level (from GREY_LOG_LEVEL)"}},
 		{"bad otel", env("GREY_OTEL_ENDPOINT", "collector:4317"), nil, []string{"monitoring.opentelemetry.endpoint (from GREY_OTEL_ENDPOINT)"}},
+		{"otel protocol", env("GREY_OTEL_PROTOCOL", "http"), func(c *Config) bool { return c.Monitoring.OpenTelemetry.Protocol == "http" }, nil},
+		{"bad otel protocol", env("GREY_OTEL_PROTOCOL", "udp"), nil, []string{"monitoring.opentelemetry.protocol (from GREY_OTEL_PROTOCOL)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

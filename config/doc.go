@@ -21,6 +21,7 @@
 //	GREY_METRICS_ADDR     monitoring.prometheus.host and .port (host:port)
 //	GREY_PROMETHEUS_PORT  monitoring.prometheus.port
 //	GREY_OTEL_ENDPOINT    monitoring.opentelemetry.endpoint
+//	GREY_OTEL_PROTOCOL    monitoring.opentelemetry.protocol
 //
 // Other variables from the integration guide (GREY_PG_URL, GREY_KAFKA_BROKERS,
 // …) are used through ${VAR} references in the file.

@@ -331,6 +331,7 @@ func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) error {
 			return nil
 		}},
 		{"GREY_OTEL_ENDPOINT", []string{"monitoring.opentelemetry.endpoint"}, str(&c.Monitoring.OpenTelemetry.Endpoint)},
+		{"GREY_OTEL_PROTOCOL", []string{"monitoring.opentelemetry.protocol"}, str(&c.Monitoring.OpenTelemetry.Protocol)},
 	}
 	if c.origins == nil {
 		c.origins = map[string]origin{}

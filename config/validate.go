@@ -142,6 +142,9 @@ func (c *Config) Validate() error {
 			v.fail("monitoring.opentelemetry.endpoint", "must be an http:// or https:// URL such as http://collector:4317, got %q", o.Endpoint)
 		}
 	}
+	if o.Protocol != "" {
+		v.oneOf("monitoring.opentelemetry.protocol", o.Protocol, "grpc", "http")
+	}
 	if !(o.SampleRate >= 0 && o.SampleRate <= 1) {
 		v.fail("monitoring.opentelemetry.sample_rate", "must be between 0 and 1, got %v", o.SampleRate)
 	}
@@ -172,6 +175,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	v.labels("tenants.cost.tags", c.Tenants.Cost.Tags)
+	v.executors(&c.Executors)
 	return errors.Join(v.errs...)
 }
 
@@ -298,4 +302,90 @@ func validID(s string) bool {
 func unspecified(host string) bool {
 	ip := net.ParseIP(host)
 	return host == "" || (ip != nil && ip.IsUnspecified())
+}
+
+// executors checks the executors section.
+func (v *validator) executors(e *ExecutorsConfig) {
+	wc, hc := &e.Wasm, &e.HTTP
+	if wc.ModuleURL != "" {
+		if u, err := url.Parse(wc.ModuleURL); err != nil || u.Scheme == "" || (u.Scheme == "file" && (u.Host != "" || !strings.HasPrefix(u.Path, "/"))) {
+			v.fail("executors.wasm.module_url", "must be a bucket URL such as file:///var/lib/grey/modules (an absolute path), got %q", wc.ModuleURL)
+		}
+	}
+	between(v, "executors.wasm.max_module_bytes", wc.MaxModuleBytes, 1, 1<<30)
+	between(v, "executors.wasm.max_memory_pages", wc.MaxMemoryPages, 1, 65536)
+	for t, p := range wc.TenantMaxMemoryPages {
+		if !validTenant(t) {
+			v.fail("executors.wasm.tenant_max_memory_pages", "%q is not a valid tenant id", t)
+		}
+		if p < 1 || p > 65536 {
+			v.fail("executors.wasm.tenant_max_memory_pages", "tenant %s: must be between 1 and 65536 pages, got %d", t, p)
+		}
+	}
+	between(v, "executors.wasm.max_output_bytes", wc.MaxOutputBytes, 1, 64*MiB)
+	seen := map[string]bool{}
+	for _, a := range wc.Allow {
+		switch {
+		case a != "clock" && a != "random":
+			v.fail("executors.wasm.allow", "must list only clock and random, got %q", a)
+		case seen[a]:
+			v.fail("executors.wasm.allow", "lists %q twice", a)
+		}
+		seen[a] = true
+	}
+	between(v, "executors.wasm.cache_modules", wc.CacheModules, 1, 100000)
+	for _, h := range hc.AllowHosts {
+		if msg := hostPatternProblem(h); msg != "" {
+			v.fail("executors.http.allow_hosts", "%q: %s", h, msg)
+		}
+	}
+	for t, hosts := range hc.TenantAllowHosts {
+		if !validTenant(t) {
+			v.fail("executors.http.tenant_allow_hosts", "%q is not a valid tenant id", t)
+		}
+		for _, h := range hosts {
+			if msg := hostPatternProblem(h); msg != "" {
+				v.fail("executors.http.tenant_allow_hosts", "tenant %s: %q: %s", t, h, msg)
+			}
+		}
+	}
+	between(v, "executors.http.max_response_bytes", hc.MaxResponseBytes, 1, 64*MiB)
+}
+
+// validTenant mirrors the tenant id rule (task.ValidTenant), which config
+// does not import.
+func validTenant(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		if !('a' <= r && r <= 'z') && !('0' <= r && r <= '9') && (i == 0 || (r != '-' && r != '_')) {
+			return false
+		}
+	}
+	return true
+}
+
+// hostPatternProblem says what is wrong with an allow_hosts entry ("" if
+// nothing): a host name or IP address, optionally "*." before a name and
+// ":port" after.
+func hostPatternProblem(h string) string {
+	if strings.TrimSpace(h) == "" {
+		return "must not be empty"
+	}
+	if strings.Contains(h, "://") || strings.ContainsAny(h, "/?#@ \t") {
+		return "must be a host such as api.example.com, *.example.com or api.example.com:8443, not a URL"
+	}
+	host := h
+	if hp, port, err := net.SplitHostPort(h); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "port must be between 1 and 65535"
+		}
+		host = hp
+	}
+	host = strings.TrimPrefix(host, "*.")
+	if host == "" || strings.Contains(host, "*") {
+		return "a wildcard is only allowed as a leading \"*.\""
+	}
+	return ""
 }

@@ -212,9 +212,13 @@ func (e *Engine) followLeadership() {
 			stopLoop()
 			return
 		case isLeader := <-ch:
-			if isLeader {
+			switch {
+			case isLeader && cancel == nil:
 				start()
-			} else {
+			case isLeader:
+				// Already leading (the initial notification raced our own
+				// IsLeader check): keep the running loop.
+			default:
 				stopLoop()
 			}
 		}
@@ -272,6 +276,8 @@ func (e *Engine) expire(ctx context.Context, due []scheduler.Expiry, now time.Ti
 		if d.Code == "timeout" {
 			msg = "attempt exceeded its timeout of " + e.timeoutOf(d.Task).String()
 		}
+		e.logger.LogAttrs(ctx, slog.LevelDebug, "attempt expired", slog.String("task_id", d.Task.ID), slog.String("tenant_id", d.Task.TenantID),
+			slog.Int("attempt", d.Task.Attempt), slog.String("code", d.Code))
 		req.Items = append(req.Items, state.FailItem{
 			Ref:     state.Ref{TaskID: d.Task.ID, Attempt: d.Task.Attempt},
 			Error:   task.Error{Message: msg, Retryable: true, Code: d.Code},

@@ -5,10 +5,13 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/telemetry/tracing"
 )
 
 // MaxBatch is the largest number of tasks in one submit.
@@ -23,8 +26,23 @@ type SubmitResult struct {
 }
 
 // Submit validates and stores tasks for tenant, all or none. Field names in
-// errors are prefixed with "tasks[i]." when batch is true.
+// errors are prefixed with "tasks[i]." when batch is true. It runs in a
+// grey.submit span; each stored task's headers get the span's trace context
+// and baggage (unless the spec carries its own traceparent).
 func (e *Engine) Submit(ctx context.Context, tenant string, specs []task.Spec, batch bool) (*SubmitResult, error) {
+	ctx, span := tracing.Start(ctx, tracing.SpanSubmit, trace.WithAttributes(tracing.TenantID.String(tenant), tracing.TaskCount.Int(len(specs))))
+	res, err := e.submit(ctx, tenant, specs, batch)
+	if span.IsRecording() && len(specs) == 1 {
+		span.SetAttributes(tracing.Kind.String(specs[0].Kind))
+		if res != nil {
+			span.SetAttributes(tracing.TaskID.String(res.Tasks[0].ID))
+		}
+	}
+	tracing.End(span, err)
+	return res, err
+}
+
+func (e *Engine) submit(ctx context.Context, tenant string, specs []task.Spec, batch bool) (*SubmitResult, error) {
 	if len(specs) == 0 {
 		return nil, greyerr.Invalid("tasks", "at least one task is required")
 	}
@@ -37,6 +55,7 @@ func (e *Engine) Submit(ctx context.Context, tenant string, specs []task.Spec, b
 	lim := e.Limits()
 	now := time.Now().UTC()
 	req := &state.SubmitRequest{Now: now, Tasks: make([]*task.Task, len(specs))}
+	traceHeaders := tracing.SubmitHeaders(ctx)
 	for i := range specs {
 		prefix := ""
 		if batch {
@@ -57,6 +76,7 @@ func (e *Engine) Submit(ctx context.Context, tenant string, specs []task.Spec, b
 			r := sp.RunAt.UTC()
 			sp.RunAt = &r
 		}
+		sp.Headers = tracing.AddHeaders(sp.Headers, traceHeaders)
 		req.Tasks[i] = &task.Task{ID: id, TenantID: tenant, Spec: sp, Status: task.Pending, CreatedAt: now, UpdatedAt: now}
 	}
 	if err := e.admit(tenant, req.Tasks, now); err != nil {
@@ -64,15 +84,7 @@ func (e *Engine) Submit(ctx context.Context, tenant string, specs []task.Spec, b
 	}
 	req.AutoCreate = e.autoCreate(tenant)
 	req.Enforce = !e.cfg.Tenants.DisableQuotas
-	// A tenant has at most submitSlots submits in the Raft pipeline at a
-	// time, so one tenant's flood of large batches cannot queue the log
-	// (and everyone's leases and submits behind it) deeply.
-	release, err := e.submitSlot(ctx, tenant)
-	if err != nil {
-		return nil, err
-	}
 	res, err := e.node.Apply(ctx, cluster.SubmitMsg, req)
-	release()
 	if err != nil {
 		if batch {
 			return nil, err
@@ -219,11 +231,16 @@ func (e *Engine) Watch(tenant string, opts WatchOptions) (*Watcher, error) {
 // Unwatch ends a watch.
 func (e *Engine) Unwatch(w *Watcher) { e.hub.unwatch(w) }
 
-// submitSlots is how many submits of one tenant may be in the Raft
-// pipeline at once.
+// submitSlots is how many submits of one tenant may be in progress on a
+// server at once.
 const submitSlots = 2
 
-func (e *Engine) submitSlot(ctx context.Context, tenant string) (func(), error) {
+// SubmitSlot admits one submit request of tenant, waiting while the tenant
+// already has submitSlots in progress; call the returned release when done.
+// The API takes it before decoding the body, so one tenant's flood of large
+// batches can neither hog the CPU spent decoding nor queue the Raft log
+// (and every other tenant's submits and the workers' leases) deeply.
+func (e *Engine) SubmitSlot(ctx context.Context, tenant string) (func(), error) {
 	e.slotsMu.Lock()
 	ch := e.slots[tenant]
 	if ch == nil {

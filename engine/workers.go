@@ -4,11 +4,15 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/scheduler"
 	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/telemetry/tracing"
 	"github.com/grey-distributed/grey/worker"
 )
 
@@ -16,6 +20,9 @@ var _ worker.Coordinator = (*Engine)(nil)
 
 // MaxLease is the most tasks one lease call grants.
 const MaxLease = 1000
+
+// electionWait bounds how long a lease call waits for a leader to appear.
+const electionWait = 2 * time.Second
 
 // MaxLeaseWait bounds a lease long poll.
 const MaxLeaseWait = 60 * time.Second
@@ -36,12 +43,16 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 	}
 	e.RegisterKinds(req.Kinds...)
 	resp := &worker.LeaseResponse{Tasks: []worker.Assignment{}, LeaseTTL: task.Duration(e.cfg.LeaseTTL)}
-	deadline := time.Now().Add(req.Wait.D())
+	start := time.Now()
+	deadline := start.Add(req.Wait.D())
 	for {
 		if !e.sched.Enabled() {
 			// Not leading (yet): during an election wait within the long
 			// poll rather than make the worker back off.
-			if leader := e.node.LeaderID(); time.Until(deadline) <= 0 || (leader != "" && leader != e.node.ID()) {
+			// Waiting for an election is bounded: a server cut off from
+			// the majority never learns a leader, and its workers must
+			// move to another server.
+			if leader := e.node.LeaderID(); time.Until(deadline) <= 0 || time.Since(start) > electionWait || (leader != "" && leader != e.node.ID()) {
 				return nil, &greyerr.Error{Code: greyerr.Unavailable, Message: "not the leader", RetryAfter: time.Second}
 			}
 			select {
@@ -59,11 +70,16 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 			if err != nil {
 				return nil, err
 			}
+			traced := tracing.Enabled()
 			for _, t := range leased {
+				headers := t.Headers
+				if traced && tracing.HasTraceContext(t.Headers) {
+					headers = leaseSpan(ctx, req.WorkerID, t, now)
+				}
 				resp.Tasks = append(resp.Tasks, worker.Assignment{
 					TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Payload: t.Payload,
 					Attempt: t.Attempt, Timeout: task.Duration(e.timeoutOf(t)),
-					LeaseDeadline: t.Lease.Deadline, Headers: t.Headers,
+					LeaseDeadline: t.Lease.Deadline, Headers: headers,
 				})
 			}
 			if len(resp.Tasks) > 0 {
@@ -84,6 +100,39 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 		}
 		timer.Stop()
 	}
+}
+
+// leaseSpan records a grey.lease span for a leased task, child of the
+// task's stored trace context and linked to the lease call's span, from
+// the take (at) to now. It returns the headers for the Assignment: the
+// task's, with the lease span as parent when the span is sampled (so the
+// worker's grey.execute span is its child). Only tasks that carry a trace
+// context get one, and not when that trace is not sampled (the sampler is
+// parent-based).
+func leaseSpan(ctx context.Context, workerID string, t *task.Task, at time.Time) map[string]string {
+	if tracing.UnsampledHeaders(t.Headers) {
+		return t.Headers
+	}
+	parent := tracing.ExtractTrace(context.Background(), t.Headers)
+	opts := []trace.SpanStartOption{
+		trace.WithTimestamp(at),
+		trace.WithAttributes(tracing.TaskAttrs(t.TenantID, t.ID, t.Kind)...),
+		trace.WithAttributes(tracing.Attempt.Int(t.Attempt), tracing.WorkerID.String(workerID)),
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+	}
+	sctx, span := tracing.Tracer().Start(parent, tracing.SpanLease, opts...)
+	span.End()
+	if !span.SpanContext().IsSampled() {
+		return t.Headers // not sampled: the stored parent says so already
+	}
+	h := make(map[string]string, len(t.Headers))
+	for k, v := range t.Headers {
+		h[k] = v
+	}
+	tracing.Inject(sctx, h)
+	return h
 }
 
 // grant proposes leases for taken tasks and returns those granted; the rest
@@ -233,7 +282,44 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 		o := outs[s.cmd][s.idx]
 		resp.Results[i] = worker.ReportResult{TaskID: o.TaskID, Accepted: o.Accepted, Reason: o.Reason}
 	}
+	if tracing.Enabled() {
+		e.completeSpans(ctx, req, resp, now)
+	}
 	return resp, nil
+}
+
+// completeSpans records a grey.complete span for each outcome report (not
+// for starts) of a task that carries a sampled trace context, as applied,
+// child of that context and linked to the complete call's span.
+func (e *Engine) completeSpans(ctx context.Context, req *worker.CompleteRequest, resp *worker.CompleteResponse, at time.Time) {
+	var links []trace.Link
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		links = []trace.Link{{SpanContext: sc}}
+	}
+	for i, r := range req.Reports {
+		if r.Status != task.Completed && r.Status != task.Failed {
+			continue
+		}
+		t := e.store.Lookup(r.TaskID)
+		if t == nil || !tracing.HasTraceContext(t.Headers) || tracing.UnsampledHeaders(t.Headers) {
+			continue
+		}
+		_, span := tracing.Tracer().Start(tracing.ExtractTrace(context.Background(), t.Headers), tracing.SpanComplete,
+			trace.WithTimestamp(at), trace.WithLinks(links...),
+			trace.WithAttributes(tracing.TaskAttrs(t.TenantID, t.ID, t.Kind)...),
+			trace.WithAttributes(tracing.Attempt.Int(r.Attempt), tracing.WorkerID.String(req.WorkerID),
+				tracing.Status.String(string(t.Status)), tracing.Accepted.Bool(resp.Results[i].Accepted)))
+		if span.IsRecording() {
+			if reason := resp.Results[i].Reason; reason != "" {
+				span.SetAttributes(tracing.Reason.String(reason))
+			}
+			if r.Status == task.Failed && r.Error != nil {
+				span.SetAttributes(tracing.ErrorCode.String(r.Error.Code))
+				span.SetStatus(codes.Error, r.Error.Message)
+			}
+		}
+		span.End()
+	}
 }
 
 // failItem decides retry or failure for a failed attempt.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -26,6 +27,8 @@ import (
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/engine"
 	"github.com/grey-distributed/grey/executor"
+	"github.com/grey-distributed/grey/executor/httpexec"
+	wasmexec "github.com/grey-distributed/grey/executor/wasm"
 	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
 	"github.com/grey-distributed/grey/telemetry"
@@ -49,12 +52,17 @@ type Server struct {
 	metricsSv *http.Server
 	pool      *worker.Pool
 	metrics   *telemetry.Metrics
+	// stopTracing flushes and stops trace export (telemetry.SetupTracing).
+	stopTracing func(context.Context) error
 }
 
 // New opens the node's state and listeners. Nothing runs until Run.
 func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	if cfg.Node.Role == config.RoleWorker {
 		return nil, errors.New("role worker: run greyd with --role worker through RunWorker")
+	}
+	if err := checkBackupURL(cfg.Raft.Backup.URL); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.Node.DataDir, err)
@@ -84,6 +92,21 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	_ = lock // released when the process exits
+	// Issue #4 executors: the module store and the wasm and http kinds. A
+	// follower's workers fetch modules its bucket lacks from the leader.
+	mods, wasmH, err := wasmexec.Setup(context.Background(), cfg, wasmexec.LeaderSource(func() string {
+		if s.eng == nil || s.eng.IsLeader() {
+			return ""
+		}
+		return s.eng.LeaderAPI()
+	}, string(cfg.HTTP.AdminToken)), logger.With("component", "wasm"))
+	if err != nil {
+		return nil, err
+	}
+	httpH, err := httpexec.FromConfig(cfg.Executors.HTTP)
+	if err != nil {
+		return nil, fmt.Errorf("executors.http: %w", err)
+	}
 
 	httpLn, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -116,6 +139,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	}
 
 	builtins := executor.Builtins()
+	builtins[wasmexec.Kind], builtins[httpexec.Kind] = wasmH, httpH // issue #4
 	kinds := append([]string(nil), cfg.Tasks.Kinds...)
 	for k := range builtins {
 		kinds = append(kinds, k)
@@ -142,7 +166,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		DeadServerTimeout: cfg.Raft.DeadServerTimeout.Std(),
 	}, node, s.store, logger)
 
-	s.api = api.New(s.eng, api.Options{Refused: s.refused, NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), Logger: logger})
+	s.api = api.New(s.eng, api.Options{Refused: s.refused, NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), Modules: mods, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), Logger: logger})
 	var handler http.Handler = s.api
 	if s.metrics != nil {
 		handler = s.metrics.HTTP(func(r *http.Request) string { return r.Pattern }, handler)
@@ -163,6 +187,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		}
 		s.metricsLn = ln
 		mux := http.NewServeMux()
+		// Profiles for operators, on the metrics listener (loopback by default).
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		mux.Handle(cfg.Monitoring.Prometheus.Path, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 		s.metricsSv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
@@ -186,6 +214,12 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 			}
 			s.pool.Handle(k, h)
 		}
+	}
+	// OpenTelemetry spans (off without monitoring.opentelemetry.endpoint);
+	// flushed at the end of Run.
+	if s.stopTracing, err = telemetry.SetupTracing(context.Background(), telemetry.TracingConfig(cfg.Monitoring.OpenTelemetry, "greyd", cfg.Node.ID)); err != nil {
+		s.closeEarly()
+		return nil, fmt.Errorf("monitoring.opentelemetry: %w", err)
 	}
 	return s, nil
 }
@@ -214,6 +248,7 @@ func (s *Server) Engine() *engine.Engine { return s.eng }
 // stops leasing and drains (running tasks get worker.shutdown_grace), the
 // API stops, a snapshot is taken and Raft closes.
 func (s *Server) Run(ctx context.Context) error {
+	defer telemetry.FlushTracing(s.stopTracing, s.logger)
 	errc := make(chan error, 3)
 	go func() {
 		if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -251,12 +286,14 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.logger.Info("greyd running", "node", s.cfg.Node.ID, "api", "http://"+s.HTTPAddr(), "metrics", s.MetricsAddr(), "data_dir", s.cfg.Node.DataDir)
+	stopBackups := s.startBackups()
 
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
+	stopBackups()
 	s.logger.Info("shutting down: draining workers")
 	stopWorkers()
 	wg.Wait()

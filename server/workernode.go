@@ -10,6 +10,7 @@ import (
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/executor"
+	"github.com/grey-distributed/grey/telemetry"
 	"github.com/grey-distributed/grey/worker"
 )
 
@@ -19,6 +20,13 @@ import (
 // then drains: no new leases, running tasks get worker.shutdown_grace,
 // outcomes are flushed.
 func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	// grey.execute spans join the submitter's trace through the tasks'
+	// headers (off without monitoring.opentelemetry.endpoint).
+	stopTracing, err := telemetry.SetupTracing(ctx, telemetry.TracingConfig(cfg.Monitoring.OpenTelemetry, "greyd-worker", cfg.Node.ID))
+	if err != nil {
+		return fmt.Errorf("monitoring.opentelemetry: %w", err)
+	}
+	defer telemetry.FlushTracing(stopTracing, logger)
 	opts := []client.Option{}
 	if cfg.HTTP.AdminToken != "" {
 		opts = append(opts, client.WithToken(string(cfg.HTTP.AdminToken)))

@@ -53,6 +53,7 @@ type Store struct {
 	tenantsByID map[string]*tenantState
 	nodes       map[string]*Node
 	clusterID   string
+	batch       *txn // the open BeginBatch write, if any
 
 	obsMu     sync.RWMutex
 	observers []Observer

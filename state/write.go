@@ -23,6 +23,11 @@ type txn struct {
 }
 
 func (s *Store) begin(index uint64, now time.Time) *txn {
+	if b := s.batch; b != nil && b.index == index {
+		// Inside BeginBatch: the FSM goroutine already holds the lock.
+		b.now = now
+		return b
+	}
 	s.mu.Lock()
 	if index > s.index {
 		s.index = index
@@ -30,11 +35,34 @@ func (s *Store) begin(index uint64, now time.Time) *txn {
 	return &txn{s: s, index: index, now: now}
 }
 
-// commit releases the lock and notifies observers.
+// commit releases the lock and notifies observers (at EndBatch for a
+// write inside a batch).
 func (x *txn) commit() {
+	if x == x.s.batch {
+		return
+	}
 	c := Change{Index: x.index, Tasks: x.changed, Removed: x.removed, Tenants: x.tenantsChanged}
 	x.s.mu.Unlock()
 	x.s.notify(c)
+}
+
+// BeginBatch makes the writes until EndBatch one atomic write at index:
+// readers see all or none of them, and observers get one Change with each
+// task's final version. It is for the FSM, applying the commands of one
+// Raft entry; only the FSM goroutine may write in between.
+func (s *Store) BeginBatch(index uint64) {
+	s.mu.Lock()
+	if index > s.index {
+		s.index = index
+	}
+	s.batch = &txn{s: s, index: index}
+}
+
+// EndBatch ends a batch begun with BeginBatch.
+func (s *Store) EndBatch() {
+	x := s.batch
+	s.batch = nil
+	x.commit()
 }
 
 // put publishes t (a fresh clone) and records the change.

@@ -34,7 +34,14 @@
 // "" (the label sets stay the same; Prometheus treats an empty value as
 // absent) and per-tenant values are aggregated.
 //
+// Tracing: [SetupTracing] installs the OpenTelemetry SDK with an OTLP
+// exporter (gRPC or HTTP) and parent-based ratio sampling, from
+// monitoring.opentelemetry; [NewLogHandler] adds trace_id, span_id,
+// tenant_id and task_id to slog records logged with a context. The spans
+// themselves are made by the engine, the Raft node, the API and the worker
+// pool through package telemetry/tracing (API only, no SDK).
+//
 // docs/metrics.md lists every family; docs/monitoring.md explains scraping,
-// the Grafana dashboards in telemetry/dashboards and the alert rules in
-// telemetry/alerts.
+// the Grafana dashboards in telemetry/dashboards, the alert rules in
+// telemetry/alerts, and tracing.
 package telemetry

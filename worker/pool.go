@@ -13,8 +13,13 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/telemetry/tracing"
 )
 
 // Options configure a Pool.
@@ -57,6 +62,7 @@ type Pool struct {
 
 type running struct {
 	ref    LeaseRef
+	tenant string
 	cancel context.CancelCauseFunc
 	lost   bool
 }
@@ -223,7 +229,7 @@ func backoffDelay(n int) time.Duration {
 func (p *Pool) execute(parent context.Context, a Assignment) {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
-	run := &running{ref: LeaseRef{TaskID: a.TaskID, Attempt: a.Attempt}, cancel: cancel}
+	run := &running{ref: LeaseRef{TaskID: a.TaskID, Attempt: a.Attempt}, tenant: a.TenantID, cancel: cancel}
 	p.mu.Lock()
 	p.active[a.TaskID] = run
 	p.mu.Unlock()
@@ -241,11 +247,28 @@ func (p *Pool) execute(parent context.Context, a Assignment) {
 		tctx, c = context.WithTimeout(ctx, a.Timeout.D())
 		defer c()
 	}
-	res, err := safeWork(tctx, h, &Job{Assignment: a})
+	// A task that carries a trace context runs its handler in a
+	// grey.execute span, child of that context (none when the trace is not
+	// sampled), with the grey.tenant_id baggage member; the handler's
+	// context names the task for logs.
+	hctx := tracing.Extract(tctx, a.Headers)
+	var span trace.Span = noop.Span{}
+	if trace.SpanContextFromContext(hctx).IsValid() {
+		hctx = tracing.WithTenantBaggage(hctx, a.TenantID)
+		if !tracing.Unsampled(hctx) {
+			hctx, span = tracing.Start(hctx, tracing.SpanExecute, trace.WithSpanKind(trace.SpanKindConsumer),
+				trace.WithAttributes(tracing.TaskAttrs(a.TenantID, a.TaskID, a.Kind)...),
+				trace.WithAttributes(tracing.Attempt.Int(a.Attempt), tracing.WorkerID.String(p.opts.WorkerID)))
+		}
+	}
+	defer span.End()
+	hctx = tracing.WithTask(hctx, a.TenantID, a.TaskID)
+	res, err := safeWork(hctx, h, &Job{Assignment: a})
 	p.mu.Lock()
 	lost := run.lost
 	p.mu.Unlock()
 	if lost {
+		span.SetAttributes(tracing.Reason.String("lease lost"))
 		return // cancelled or expired: the server refuses any outcome
 	}
 	r := Report{TaskID: a.TaskID, Attempt: a.Attempt, At: time.Now().UTC()}
@@ -260,7 +283,12 @@ func (p *Pool) execute(parent context.Context, a Assignment) {
 	if err != nil {
 		r.Status = task.Failed
 		r.Error = classify(tctx, ctx, err)
+		span.SetStatus(codes.Error, r.Error.Message)
+		span.SetAttributes(tracing.ErrorCode.String(r.Error.Code))
+		p.opts.Logger.LogAttrs(hctx, slog.LevelDebug, "task failed", slog.String("task_id", a.TaskID), slog.String("tenant_id", a.TenantID),
+			slog.String("kind", a.Kind), slog.Int("attempt", a.Attempt), slog.String("code", r.Error.Code), slog.Bool("retryable", r.Error.Retryable), slog.String("err", r.Error.Message))
 	}
+	span.SetAttributes(tracing.Status.String(string(r.Status)))
 	p.reports <- r
 }
 
@@ -339,7 +367,7 @@ func (p *Pool) send(batch []Report) {
 		if err == nil {
 			for _, r := range resp.Results {
 				if !r.Accepted {
-					p.opts.Logger.Debug("report refused", "task", r.TaskID, "reason", r.Reason)
+					p.opts.Logger.Debug("report refused", "task_id", r.TaskID, "reason", r.Reason)
 				}
 			}
 			return
@@ -381,6 +409,7 @@ func (p *Pool) heartbeatLoop(ctx context.Context) {
 		p.mu.Lock()
 		for _, l := range resp.Lost {
 			if r := p.active[l.TaskID]; r != nil && r.ref.Attempt == l.Attempt {
+				p.opts.Logger.Debug("lease lost; cancelling the task", "task_id", l.TaskID, "tenant_id", r.tenant, "attempt", l.Attempt, "reason", l.Reason)
 				r.lost = true
 				r.cancel(fmt.Errorf("%w: %s", errLeaseLost, l.Reason))
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/server"
+	"github.com/grey-distributed/grey/telemetry"
 )
 
 func main() {
@@ -142,10 +143,12 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: lvl}
+	// Records logged with a context get its trace_id and span_id (and a
+	// task's tenant_id and task_id).
 	if cfg.Log.Format == config.LogJSON {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(telemetry.NewLogHandler(slog.NewTextHandler(w, opts)))
 }
 
 func splitList(s string) []string {

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// newModuleCmd is "greyctl module": the tenant's WebAssembly modules for
+// the wasm task kind (issue #4).
+func newModuleCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "module",
+		Short: "Upload and inspect WebAssembly modules for the wasm task kind",
+		Long: `Modules are WASI command modules (for example built with
+GOOS=wasip1 GOARCH=wasm go build) stored per tenant and named by the SHA-256
+of their bytes. A task of kind wasm names one:
+
+  greyctl task submit --kind wasm --payload '{"module":"sha256:…","input":"some text"}'
+
+See docs/EXECUTORS.md.`,
+		RunE: groupRun,
+	}
+	push := &cobra.Command{
+		Use:   "push FILE",
+		Short: "Upload a .wasm module (- for stdin) and print its digest",
+		Long: `Upload a .wasm module for the tenant and print its digest
+("sha256:<hex>"), which tasks of kind wasm name in their payload. The server
+compiles the module first and refuses one it cannot run. Pushing the same
+bytes again is harmless and prints the same digest.`,
+		Example: `  GOOS=wasip1 GOARCH=wasm go build -o wordcount.wasm ./examples/wasm/wordcount
+  greyctl module push wordcount.wasm`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(a.tenant)
+			if err != nil {
+				return err
+			}
+			var data []byte
+			if args[0] == "-" {
+				data, err = io.ReadAll(a.stdin)
+			} else {
+				data, err = os.ReadFile(args[0])
+			}
+			if err != nil {
+				return failure(err)
+			}
+			m, err := c.PushModule(cmd.Context(), data)
+			if err != nil {
+				return failure(err)
+			}
+			if a.json() {
+				return writeJSON(a.stdout, m)
+			}
+			fmt.Fprintln(a.stdout, m.Digest)
+			return nil
+		},
+	}
+	get := &cobra.Command{
+		Use:   "get DIGEST",
+		Short: "Describe one of the tenant's modules",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(a.tenant)
+			if err != nil {
+				return err
+			}
+			m, err := c.GetModule(cmd.Context(), args[0])
+			if err != nil {
+				return failure(err)
+			}
+			if a.json() {
+				return writeJSON(a.stdout, m)
+			}
+			tw := newTabWriter(a.stdout)
+			fmt.Fprintf(tw, "DIGEST\tSIZE\tTENANT\tCREATED\n%s\t%d\t%s\t%s\n", m.Digest, m.Size, m.TenantID, m.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
+			return tw.Flush()
+		},
+	}
+	cmd.AddCommand(push, get)
+	return cmd
+}

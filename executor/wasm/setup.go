@@ -1,0 +1,66 @@
+package wasmexec
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+
+	"github.com/tetratelabs/wazero"
+	"gocloud.dev/blob"
+
+	"github.com/grey-distributed/grey/config"
+	"github.com/grey-distributed/grey/modules"
+)
+
+// Setup builds what a greyd server needs for the wasm kind from its
+// configuration: the module store (executors.wasm.module_url, default
+// file://<node.data_dir>/modules) with the executor as its upload check,
+// and the executor, reading modules from the store and then from fallback
+// (nil: none; a follower passes LeaderSource).
+func Setup(ctx context.Context, cfg *config.Config, fallback Source, logger *slog.Logger) (*modules.Store, *Executor, error) {
+	wc := cfg.Executors.Wasm
+	u := wc.ModuleURL
+	if u == "" {
+		var err error
+		if u, err = modules.DefaultURL(cfg.Node.DataDir); err != nil {
+			return nil, nil, err
+		}
+	}
+	if pu, err := url.Parse(u); err != nil || !blob.DefaultURLMux().ValidBucketScheme(pu.Scheme) {
+		return nil, nil, fmt.Errorf("executors.wasm.module_url: bucket URL %q is not supported by this build (file:// is)", u)
+	}
+	store, err := modules.Open(ctx, u, modules.Options{MaxBytes: wc.MaxModuleBytes})
+	if err != nil {
+		return nil, nil, fmt.Errorf("executors.wasm.module_url: %w", err)
+	}
+	ecfg := Config{
+		Source:         Chain(store, fallback),
+		MaxMemoryPages: uint32(wc.MaxMemoryPages),
+		MaxOutputBytes: wc.MaxOutputBytes,
+		Allow:          wc.Allow,
+		CacheModules:   wc.CacheModules,
+		Logger:         logger,
+	}
+	if len(wc.TenantMaxMemoryPages) > 0 {
+		ecfg.TenantMaxMemoryPages = make(map[string]uint32, len(wc.TenantMaxMemoryPages))
+		for t, p := range wc.TenantMaxMemoryPages {
+			ecfg.TenantMaxMemoryPages[t] = uint32(p)
+		}
+	}
+	if wc.CacheDir != "" {
+		cc, err := wazero.NewCompilationCacheWithDir(wc.CacheDir)
+		if err != nil {
+			_ = store.Close()
+			return nil, nil, fmt.Errorf("executors.wasm.cache_dir: %w", err)
+		}
+		ecfg.CompilationCache = cc
+	}
+	ex, err := New(ctx, ecfg)
+	if err != nil {
+		_ = store.Close()
+		return nil, nil, err
+	}
+	store.SetValidator(ex.Validate)
+	return store, ex, nil
+}

@@ -1,0 +1,119 @@
+package modules_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gocloud.dev/blob/fileblob"
+
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/modules"
+)
+
+func newStore(t *testing.T, opts modules.Options) (*modules.Store, string) {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := fileblob.OpenBucket(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := modules.New(b, opts)
+	t.Cleanup(func() { _ = s.Close() })
+	return s, dir
+}
+
+func TestPutStatGet(t *testing.T) {
+	t.Parallel()
+	var validated int
+	s, dir := newStore(t, modules.Options{MaxBytes: 100, Validate: func(_ context.Context, tenant, digest string, b []byte) error {
+		validated++
+		if strings.HasPrefix(string(b), "bad") {
+			return greyerr.Invalid("body", "not a module")
+		}
+		return nil
+	}})
+	ctx := t.Context()
+	data := []byte("\x00asm module bytes")
+	m, created, err := s.Put(ctx, "acme", data)
+	if err != nil || !created {
+		t.Fatalf("Put: %v %v", created, err)
+	}
+	if m.Digest != modules.Digest(data) || m.Size != int64(len(data)) || m.TenantID != "acme" || m.CreatedAt.IsZero() {
+		t.Errorf("Put = %+v", m)
+	}
+	// Content-addressed under <tenant>/<hex>.
+	if _, err := os.Stat(filepath.Join(dir, "acme", strings.TrimPrefix(m.Digest, "sha256:"))); err != nil {
+		t.Errorf("blob key: %v", err)
+	}
+	// Same bytes again: not created, not validated again.
+	if _, created, err := s.Put(ctx, "acme", data); err != nil || created || validated != 1 {
+		t.Errorf("second Put: created %v err %v validated %d", created, err, validated)
+	}
+	// Upper-case and bare hex digests are accepted.
+	if _, err := s.Stat(ctx, "acme", strings.ToUpper(strings.TrimPrefix(m.Digest, "sha256:"))); err != nil {
+		t.Errorf("bare upper-case digest: %v", err)
+	}
+	got, err := s.Get(ctx, "acme", m.Digest)
+	if err != nil || string(got) != string(data) {
+		t.Fatalf("Get: %q %v", got, err)
+	}
+	// Another tenant has nothing.
+	if _, err := s.Get(ctx, "other", m.Digest); !greyerr.Is(err, greyerr.NotFound) {
+		t.Errorf("other tenant Get: %v", err)
+	}
+	if _, err := s.Stat(ctx, "other", m.Digest); !greyerr.Is(err, greyerr.NotFound) {
+		t.Errorf("other tenant Stat: %v", err)
+	}
+	// Refusals.
+	if _, _, err := s.Put(ctx, "acme", []byte("bad module")); !greyerr.Is(err, greyerr.InvalidArgument) {
+		t.Errorf("invalid module: %v", err)
+	}
+	if _, _, err := s.Put(ctx, "acme", make([]byte, 101)); !greyerr.Is(err, greyerr.TooLarge) {
+		t.Errorf("large module: %v", err)
+	}
+	if _, _, err := s.Put(ctx, "acme", nil); !greyerr.Is(err, greyerr.InvalidArgument) {
+		t.Errorf("empty module: %v", err)
+	}
+	if _, _, err := s.Put(ctx, "Not A Tenant", data); !greyerr.Is(err, greyerr.InvalidArgument) {
+		t.Errorf("bad tenant: %v", err)
+	}
+	for _, d := range []string{"", "sha256:", "sha256:xyz", "md5:" + strings.Repeat("0", 64), strings.Repeat("g", 64)} {
+		if _, err := s.Get(ctx, "acme", d); !greyerr.Is(err, greyerr.InvalidArgument) {
+			t.Errorf("digest %q: %v", d, err)
+		}
+	}
+	// A damaged blob is refused, not served.
+	p := filepath.Join(dir, "acme", strings.TrimPrefix(m.Digest, "sha256:"))
+	if err := os.WriteFile(p, []byte("tampered"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "acme", m.Digest); !greyerr.Is(err, greyerr.Internal) || !strings.Contains(err.Error(), "do not match") {
+		t.Errorf("damaged blob: %v", err)
+	}
+}
+
+func TestDefaultURL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	u, err := modules.DefaultURL(filepath.Join(dir, "data dir"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := modules.Open(t.Context(), u, modules.Options{})
+	if err != nil {
+		t.Fatalf("Open(%s): %v", u, err)
+	}
+	defer s.Close()
+	if _, _, err := s.Put(t.Context(), "acme", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data dir", "modules", "acme")); err != nil {
+		t.Errorf("module not under <data dir>/modules: %v", err)
+	}
+	if _, err := modules.Open(t.Context(), "nosuch://bucket", modules.Options{}); err == nil {
+		t.Errorf("unknown scheme opened")
+	}
+}
