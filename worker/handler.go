@@ -61,3 +61,30 @@ type CodedError interface {
 	// Code is a short class such as "executor" or "http_4xx".
 	Code() string
 }
+
+// Fail returns a handler error carrying a task error code (see CodedError):
+// message, then ": cause" when cause is not nil. It is retried unless
+// wrapped in Permanent.
+func Fail(code, message string, cause error) error {
+	return &codedError{code: code, msg: message, err: cause}
+}
+
+type codedError struct {
+	code string
+	msg  string
+	err  error
+}
+
+func (e *codedError) Error() string {
+	if e.err != nil {
+		return e.msg + ": " + e.err.Error()
+	}
+	return e.msg
+}
+
+func (e *codedError) Unwrap() error { return e.err }
+
+// Code implements CodedError.
+func (e *codedError) Code() string { return e.code }
+
+var _ CodedError = (*codedError)(nil)

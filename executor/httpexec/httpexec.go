@@ -329,15 +329,15 @@ func (e *Executor) Work(ctx context.Context, j *worker.Job) (any, error) {
 
 // transportError classifies a failed round trip.
 func transportError(ctx context.Context, err error) error {
-	var ce *codedError
+	var ce worker.CodedError
 	if errors.As(err, &ce) {
 		// Our own refusal (address check or redirect policy), wrapped by
 		// net/http: keep its code and permanence.
 		msg := err.Error()
 		if worker.IsPermanent(err) {
-			return worker.Permanent(&codedError{code: ce.code, msg: msg})
+			return worker.Permanent(worker.Fail(ce.Code(), msg, nil))
 		}
-		return &codedError{code: ce.code, msg: msg}
+		return worker.Fail(ce.Code(), msg, nil)
 	}
 	if ctx.Err() != nil {
 		// Timeout or cancellation: the pool classifies (timeout, retried).
@@ -452,37 +452,16 @@ func nonPublic(ip netip.Addr) string {
 	return ""
 }
 
-// codedError is an executor failure with a task.Error code.
-type codedError struct {
-	code string
-	msg  string
-	err  error
-}
-
-func (e *codedError) Error() string {
-	if e.err != nil {
-		return e.msg + ": " + e.err.Error()
-	}
-	return e.msg
-}
-
-func (e *codedError) Unwrap() error { return e.err }
-
-// Code implements worker.CodedError.
-func (e *codedError) Code() string { return e.code }
-
-var _ worker.CodedError = (*codedError)(nil)
-
 func permanent(code, format string, args ...any) error {
-	return worker.Permanent(&codedError{code: code, msg: "http: " + fmt.Sprintf(format, args...)})
+	return worker.Permanent(worker.Fail(code, "http: "+fmt.Sprintf(format, args...), nil))
 }
 
 func permanentWrap(code string, err error, format string, args ...any) error {
-	return worker.Permanent(&codedError{code: code, msg: "http: " + fmt.Sprintf(format, args...), err: err})
+	return worker.Permanent(worker.Fail(code, "http: "+fmt.Sprintf(format, args...), err))
 }
 
 func retryable(code string, err error, format string, args ...any) error {
-	return &codedError{code: code, msg: "http: " + fmt.Sprintf(format, args...), err: err}
+	return worker.Fail(code, "http: "+fmt.Sprintf(format, args...), err)
 }
 
 // CodeOf returns the code of an error returned by Work ("" if it has none).

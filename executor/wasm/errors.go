@@ -31,40 +31,19 @@ const (
 	CodeOutputTooLarge = "output_too_large"
 )
 
-// codedError is an executor failure with a task.Error code.
-type codedError struct {
-	code string
-	msg  string
-	err  error
-}
-
-func (e *codedError) Error() string {
-	if e.err != nil {
-		return e.msg + ": " + e.err.Error()
-	}
-	return e.msg
-}
-
-func (e *codedError) Unwrap() error { return e.err }
-
-// Code implements worker.CodedError.
-func (e *codedError) Code() string { return e.code }
-
-var _ worker.CodedError = (*codedError)(nil)
-
 // permanent returns a coded error the pool does not retry.
 func permanent(code string, format string, args ...any) error {
-	return worker.Permanent(&codedError{code: code, msg: "wasm: " + fmt.Sprintf(format, args...)})
+	return worker.Permanent(worker.Fail(code, "wasm: "+fmt.Sprintf(format, args...), nil))
 }
 
 // permanentWrap is permanent with a cause.
 func permanentWrap(code string, err error, format string, args ...any) error {
-	return worker.Permanent(&codedError{code: code, msg: "wasm: " + fmt.Sprintf(format, args...), err: err})
+	return worker.Permanent(worker.Fail(code, "wasm: "+fmt.Sprintf(format, args...), err))
 }
 
 // retryable returns a coded error the pool retries.
 func retryable(code string, err error, format string, args ...any) error {
-	return &codedError{code: code, msg: "wasm: " + fmt.Sprintf(format, args...), err: err}
+	return worker.Fail(code, "wasm: "+fmt.Sprintf(format, args...), err)
 }
 
 // CodeOf returns the code of an error returned by Work ("" if it has none).
