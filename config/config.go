@@ -161,6 +161,10 @@ type TasksConfig struct {
 	// true); false dispatches in one global priority/age order, a FIFO
 	// baseline for benchmarks.
 	FairShare bool `yaml:"fair_share"`
+	// SubmitSlotsPerTenant is how many submit requests of one tenant a
+	// server decodes and applies at once; the rest wait. 1 (the default)
+	// keeps a tenant flooding large batches from delaying the others.
+	SubmitSlotsPerTenant int `yaml:"submit_slots_per_tenant"`
 	// Retry is the default retry policy.
 	Retry RetryConfig `yaml:"retry"`
 }
@@ -270,6 +274,8 @@ func Default() *Config {
 			LeaseTTL:        Duration(30 * time.Second),
 			MaxDependsOn:    100,
 			FairShare:       true,
+
+			SubmitSlotsPerTenant: 1,
 			Retry: RetryConfig{
 				MaxRetries: 5,
 				BaseDelay:  Duration(100 * time.Millisecond),

@@ -111,6 +111,7 @@ tasks:
   max_depends_on: 10
   kinds: [resize]
   fair_share: false
+  submit_slots_per_tenant: 3
   retry:
     max_retries: 0
     base_delay: 1s

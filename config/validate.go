@@ -96,6 +96,7 @@ func (c *Config) Validate() error {
 	}
 	v.atLeast("tasks.lease_ttl", t.LeaseTTL, time.Second)
 	between(&v, "tasks.max_depends_on", t.MaxDependsOn, 0, 10000)
+	between(&v, "tasks.submit_slots_per_tenant", t.SubmitSlotsPerTenant, 1, 1000)
 	between(&v, "tasks.retry.max_retries", t.Retry.MaxRetries, 0, 1000)
 	v.positive("tasks.retry.base_delay", t.Retry.BaseDelay)
 	v.positive("tasks.retry.max_delay", t.Retry.MaxDelay)

@@ -39,6 +39,9 @@ type Config struct {
 	Policy scheduler.Policy
 	// Kinds are accepted at submit besides those workers have asked for.
 	Kinds []string
+	// SubmitSlots is how many submit requests of one tenant a server
+	// handles at once (default 1); further ones wait their turn.
+	SubmitSlots int
 	// Tenants configures tenancy, quotas and costs.
 	Tenants TenantsConfig
 	// Self is this server's registration (id, API address, labels).
@@ -66,6 +69,9 @@ func (c *Config) defaults() {
 	}
 	if c.GCInterval == 0 {
 		c.GCInterval = time.Minute
+	}
+	if c.SubmitSlots <= 0 {
+		c.SubmitSlots = 1
 	}
 }
 

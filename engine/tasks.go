@@ -231,12 +231,8 @@ func (e *Engine) Watch(tenant string, opts WatchOptions) (*Watcher, error) {
 // Unwatch ends a watch.
 func (e *Engine) Unwatch(w *Watcher) { e.hub.unwatch(w) }
 
-// submitSlots is how many submits of one tenant may be in progress on a
-// server at once.
-const submitSlots = 2
-
 // SubmitSlot admits one submit request of tenant, waiting while the tenant
-// already has submitSlots in progress; call the returned release when done.
+// already has Config.SubmitSlots in progress; call the returned release when done.
 // The API takes it before decoding the body, so one tenant's flood of large
 // batches can neither hog the CPU spent decoding nor queue the Raft log
 // (and every other tenant's submits and the workers' leases) deeply.
@@ -244,7 +240,7 @@ func (e *Engine) SubmitSlot(ctx context.Context, tenant string) (func(), error) 
 	e.slotsMu.Lock()
 	ch := e.slots[tenant]
 	if ch == nil {
-		ch = make(chan struct{}, submitSlots)
+		ch = make(chan struct{}, e.cfg.SubmitSlots)
 		e.slots[tenant] = ch
 	}
 	e.slotsMu.Unlock()

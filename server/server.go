@@ -159,9 +159,11 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		Retention:  cfg.Tasks.Retention.Std(),
 		GCInterval: cfg.Tasks.GCInterval.Std(),
 		FIFO:       !cfg.Tasks.FairShare,
-		Kinds:      kinds,
-		Tenants:    tenantsConfig(cfg),
-		Self:       state.Node{ID: cfg.Node.ID, APIAddr: cfg.APIAdvertise(), Role: "server", Labels: cfg.Node.Labels},
+
+		SubmitSlots: cfg.Tasks.SubmitSlotsPerTenant,
+		Kinds:       kinds,
+		Tenants:     tenantsConfig(cfg),
+		Self:        state.Node{ID: cfg.Node.ID, APIAddr: cfg.APIAdvertise(), Role: "server", Labels: cfg.Node.Labels},
 
 		DeadServerTimeout: cfg.Raft.DeadServerTimeout.Std(),
 	}, node, s.store, logger)
