@@ -10,6 +10,8 @@ import (
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/executor"
+	"github.com/grey-distributed/grey/executor/httpexec"
+	wasmexec "github.com/grey-distributed/grey/executor/wasm"
 	"github.com/grey-distributed/grey/telemetry"
 	"github.com/grey-distributed/grey/worker"
 )
@@ -53,6 +55,23 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 	for k, h := range executor.Builtins() {
 		pool.Handle(k, h)
 	}
+	// The wasm kind fetches modules from the servers' API; http needs
+	// nothing local.
+	wcfg, err := wasmexec.ConfigFrom(cfg, wasmexec.ClientSource(c), logger.With("component", "wasm"))
+	if err != nil {
+		return err
+	}
+	wasmH, err := wasmexec.New(ctx, wcfg)
+	if err != nil {
+		return fmt.Errorf("wasm executor: %w", err)
+	}
+	defer wasmH.Close(context.Background())
+	httpH, err := httpexec.FromConfig(cfg.Executors.HTTP)
+	if err != nil {
+		return fmt.Errorf("executors.http: %w", err)
+	}
+	pool.Handle(wasmexec.Kind, wasmH)
+	pool.Handle(httpexec.Kind, httpH)
 	// Register for visibility in GET /cluster/nodes (best effort: the
 	// pool works without it).
 	go func() {

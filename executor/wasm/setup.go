@@ -34,8 +34,26 @@ func Setup(ctx context.Context, cfg *config.Config, fallback Source, logger *slo
 	if err != nil {
 		return nil, nil, fmt.Errorf("executors.wasm.module_url: %w", err)
 	}
+	ecfg, err := ConfigFrom(cfg, Chain(store, fallback), logger)
+	if err != nil {
+		_ = store.Close()
+		return nil, nil, err
+	}
+	ex, err := New(ctx, ecfg)
+	if err != nil {
+		_ = store.Close()
+		return nil, nil, err
+	}
+	store.SetValidator(ex.Validate)
+	return store, ex, nil
+}
+
+// ConfigFrom builds the executor's Config from executors.wasm, reading
+// modules from src. Worker-only nodes use it with ClientSource.
+func ConfigFrom(cfg *config.Config, src Source, logger *slog.Logger) (Config, error) {
+	wc := cfg.Executors.Wasm
 	ecfg := Config{
-		Source:         Chain(store, fallback),
+		Source:         src,
 		MaxMemoryPages: uint32(wc.MaxMemoryPages),
 		MaxOutputBytes: wc.MaxOutputBytes,
 		Allow:          wc.Allow,
@@ -51,16 +69,9 @@ func Setup(ctx context.Context, cfg *config.Config, fallback Source, logger *slo
 	if wc.CacheDir != "" {
 		cc, err := wazero.NewCompilationCacheWithDir(wc.CacheDir)
 		if err != nil {
-			_ = store.Close()
-			return nil, nil, fmt.Errorf("executors.wasm.cache_dir: %w", err)
+			return Config{}, fmt.Errorf("executors.wasm.cache_dir: %w", err)
 		}
 		ecfg.CompilationCache = cc
 	}
-	ex, err := New(ctx, ecfg)
-	if err != nil {
-		_ = store.Close()
-		return nil, nil, err
-	}
-	store.SetValidator(ex.Validate)
-	return store, ex, nil
+	return ecfg, nil
 }
