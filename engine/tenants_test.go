@@ -226,3 +226,16 @@ func TestTenantCRUDBadInput(t *testing.T) {
 	_, err = e.GetTenant(ctx, "acme")
 	wantErr(t, err, greyerr.NotFound, "")
 }
+
+func TestRefusedSubmitGivesRateTokensBack(t *testing.T) {
+	t.Parallel()
+	n := greytest.NewStrictNode(t, engine.Config{})
+	mustTenant(t, n.Engine, "slow", tenant.Quota{SubmitRate: 0.001, SubmitBurst: 1})
+	// The state machine refuses this one (its parent does not exist)...
+	_, err := n.Engine.Submit(context.Background(), "slow", []task.Spec{{Kind: "noop", DependsOn: []string{"0190b1b2-0000-7000-8000-000000000000"}}}, false)
+	wantErr(t, err, greyerr.InvalidArgument, "")
+	// ...so the only token is still there for a valid submit.
+	submit(t, n.Engine, "slow", task.Spec{Kind: "noop"})
+	_, err = n.Engine.Submit(context.Background(), "slow", []task.Spec{{Kind: "noop"}}, false)
+	wantErr(t, err, greyerr.ResourceExhausted, "submit_rate")
+}

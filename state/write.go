@@ -555,6 +555,17 @@ func (s *Store) admitLocked(x *txn, req *SubmitRequest, fresh map[string]*task.T
 func (s *Store) CheckSubmit(tenantID string, tasks []*task.Task, autoCreate bool) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	// Parents must exist (the tenant's, or earlier in the batch): checked
+	// here too so that a doomed submit spends no submit-rate tokens.
+	earlier := make(map[string]bool, len(tasks))
+	for i, t := range tasks {
+		for _, p := range t.DependsOn {
+			if pt := s.tasks[p]; (pt == nil || pt.TenantID != tenantID) && !earlier[p] {
+				return greyerr.Invalid(fieldOf(i, len(tasks), "depends_on"), "parent task %s not found", p)
+			}
+		}
+		earlier[t.ID] = true
+	}
 	ts := s.tenantsByID[tenantID]
 	if ts == nil || ts.t == nil {
 		if autoCreate {
