@@ -3,36 +3,14 @@ package engine
 import (
 	"time"
 
-	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/membership"
 )
 
 // ClusterInfo is the API's view of the cluster (GET /api/v1/cluster).
-type ClusterInfo struct {
-	NodeID            string              `json:"node_id"`
-	ClusterID         string              `json:"cluster_id"`
-	State             string              `json:"state"`
-	LeaderID          string              `json:"leader_id"`
-	LeaderAddr        string              `json:"leader_addr"`
-	Term              uint64              `json:"term"`
-	CommitIndex       uint64              `json:"commit_index"`
-	AppliedIndex      uint64              `json:"applied_index"`
-	LastSnapshotIndex uint64              `json:"last_snapshot_index"`
-	QuorumSize        int                 `json:"quorum_size"`
-	Members           []NodeInfo          `json:"members"`
-	Tasks             map[task.Status]int `json:"tasks"`
-}
+type ClusterInfo = membership.ClusterInfo
 
 // NodeInfo describes one member (GET /api/v1/cluster/nodes).
-type NodeInfo struct {
-	ID          string            `json:"id"`
-	RaftAddr    string            `json:"raft_addr"`
-	APIAddr     string            `json:"api_addr,omitempty"`
-	Role        string            `json:"role"`
-	Suffrage    string            `json:"suffrage"`
-	State       string            `json:"state"`
-	LastContact *time.Time        `json:"last_contact"`
-	Labels      map[string]string `json:"labels,omitempty"`
-}
+type NodeInfo = membership.NodeInfo
 
 // Cluster returns the cluster facts.
 func (e *Engine) Cluster(apiAddr string) *ClusterInfo {

@@ -1,0 +1,106 @@
+// Package membership holds the wire types of cluster membership shared by
+// the server (engine, api) and the Go client: the cluster facts of GET
+// /api/v1/cluster, the members of GET /api/v1/cluster/nodes, and the join
+// request and answer. It is a leaf package: no server code comes with it.
+package membership
+
+import (
+	"time"
+
+	"github.com/grey-distributed/grey/task"
+)
+
+// Raft states of a server node (ClusterInfo.State).
+const (
+	StateLeader    = "leader"
+	StateFollower  = "follower"
+	StateCandidate = "candidate"
+	// StateShutdown is reported by a server while it stops.
+	StateShutdown = "shutdown"
+	// StateUnknown is a node state (NodeInfo.State) the answering node cannot tell.
+	StateUnknown = "unknown"
+)
+
+// Node roles (NodeInfo.Role).
+const (
+	RoleServer = "server"
+	RoleWorker = "worker"
+)
+
+// Raft suffrage of a server (NodeInfo.Suffrage).
+const (
+	SuffrageVoter    = "voter"
+	SuffrageNonvoter = "nonvoter"
+)
+
+// ClusterInfo is the answering node's view of the Raft cluster.
+type ClusterInfo struct {
+	// NodeID is the answering node.
+	NodeID string `json:"node_id"`
+	// ClusterID identifies the cluster (set once by its first leader).
+	ClusterID string `json:"cluster_id"`
+	// State is its Raft state: leader, follower, candidate (or shutdown).
+	State string `json:"state"`
+	// LeaderID is the current leader (empty while none is known).
+	LeaderID string `json:"leader_id"`
+	// LeaderAddr is the leader's API address (empty while none is known).
+	LeaderAddr string `json:"leader_addr"`
+	// Term is the current Raft term.
+	Term uint64 `json:"term"`
+	// CommitIndex is the highest log index known to be committed.
+	CommitIndex uint64 `json:"commit_index"`
+	// AppliedIndex is the highest log index applied to the state machine.
+	AppliedIndex uint64 `json:"applied_index"`
+	// LastSnapshotIndex is the log index of the latest snapshot.
+	LastSnapshotIndex uint64 `json:"last_snapshot_index"`
+	// QuorumSize is the number of voters needed for a majority.
+	QuorumSize int `json:"quorum_size"`
+	// Members are the Raft servers.
+	Members []NodeInfo `json:"members"`
+	// Tasks counts the tasks held in Raft by status.
+	Tasks map[task.Status]int `json:"tasks"`
+}
+
+// NodeInfo describes one server or worker.
+type NodeInfo struct {
+	// ID is the node id.
+	ID string `json:"id"`
+	// RaftAddr is its Raft transport address (servers).
+	RaftAddr string `json:"raft_addr,omitempty"`
+	// APIAddr is its HTTP API address.
+	APIAddr string `json:"api_addr,omitempty"`
+	// Role is server or worker.
+	Role string `json:"role"`
+	// Suffrage is voter or nonvoter (servers).
+	Suffrage string `json:"suffrage,omitempty"`
+	// State is leader, follower or unknown.
+	State string `json:"state"`
+	// LastContact is when the answering node last heard from it (nil if never).
+	LastContact *time.Time `json:"last_contact"`
+	// Labels are the node's labels (matched against task constraints).
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// JoinRequest asks the cluster to admit a node (POST /api/v1/cluster/join).
+type JoinRequest struct {
+	// NodeID is the joining node's id.
+	NodeID string `json:"node_id"`
+	// RaftAddr is its Raft address (servers).
+	RaftAddr string `json:"raft_addr,omitempty"`
+	// APIAddr is the base URL of its API.
+	APIAddr string `json:"api_addr"`
+	// Role is server (a Raft voter) or worker.
+	Role string `json:"role"`
+	// ClusterID is the cluster the node already belongs to ("" if new).
+	ClusterID string `json:"cluster_id,omitempty"`
+	// Labels the node offers.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// JoinResponse answers a join.
+type JoinResponse struct {
+	// ClusterID of the cluster joined.
+	ClusterID string `json:"cluster_id"`
+	// LeaderID is the leader that admitted the node.
+	LeaderID string `json:"leader_id"`
+}
