@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,8 @@ type Config struct {
 	Tenants TenantsConfig `yaml:"tenants"`
 	// Executors configures the wasm and http task kinds (docs/EXECUTORS.md).
 	Executors ExecutorsConfig `yaml:"executors"`
+	// Proofs configures signed execution proofs (docs/PROOFS.md).
+	Proofs ProofsConfig `yaml:"proofs"`
 
 	// origins records where loaded values came from, for error messages.
 	origins map[string]origin
@@ -310,6 +313,7 @@ func Default() *Config {
 			Wasm: WasmConfig{MaxModuleBytes: 32 * MiB, MaxMemoryPages: 256, MaxOutputBytes: 1 * MiB, CacheModules: 64},
 			HTTP: HTTPExecutorConfig{MaxResponseBytes: 1 * MiB},
 		},
+		Proofs: ProofsConfig{Enabled: true, Attester: "software"},
 	}
 }
 
@@ -411,6 +415,28 @@ type PricesConfig struct {
 	GBMovedUSD float64 `yaml:"gb_moved_usd"`
 	// TaskUSD is the price of one task.
 	TaskUSD float64 `yaml:"task_usd"`
+}
+
+// ProofsConfig configures signed execution proofs (issue #4; see
+// docs/PROOFS.md).
+type ProofsConfig struct {
+	// Enabled asks workers to sign a proof for every completed task (tasks
+	// and tenants may override with require_proof).
+	Enabled bool `yaml:"enabled"`
+	// KeyFile is the node's ed25519 key, created on first start with mode
+	// 0600 ("" = <data_dir>/node.key).
+	KeyFile string `yaml:"key_file"`
+	// Attester is the platform attester: software, auto (the detected TEE,
+	// else software), sgx, tdx, sev-snp or nitro.
+	Attester string `yaml:"attester"`
+}
+
+// KeyPath is the node key's path.
+func (c *Config) KeyPath() string {
+	if c.Proofs.KeyFile != "" {
+		return c.Proofs.KeyFile
+	}
+	return filepath.Join(c.Node.DataDir, "node.key")
 }
 
 // ExecutorsConfig configures the wasm and http task kinds (issue #4; see

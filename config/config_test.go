@@ -170,6 +170,10 @@ executors:
     tenant_allow_hosts: {acme: [api.acme.com]}
     allow_private: true
     max_response_bytes: 4096
+proofs:
+  enabled: false
+  key_file: /etc/grey/node.key
+  attester: auto
 `
 
 func TestFullFileRoundTrips(t *testing.T) {
@@ -185,6 +189,7 @@ func TestFullFileRoundTrips(t *testing.T) {
 		{"node.servers", c.Node.Servers, []string{"10.0.0.1:8080", "https://grey.example.com"}},
 		{"node.labels", c.Node.Labels, map[string]string{"gpu": "true", "zone": "eu-1"}},
 		{"tasks.retention", c.Tasks.Retention.Std(), 90 * time.Minute},
+		{"proofs", c.Proofs, ProofsConfig{Enabled: false, KeyFile: "/etc/grey/node.key", Attester: "auto"}},
 		{"worker.shutdown_grace", c.Worker.ShutdownGrace, Duration(0)},
 		{"monitoring.prometheus.buckets", c.Monitoring.Prometheus.Buckets, []float64{0.5, 1}},
 		{"monitoring.prometheus.include_tenant_labels", c.Monitoring.Prometheus.IncludeTenantLabels, false},

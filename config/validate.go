@@ -177,6 +177,7 @@ func (c *Config) Validate() error {
 	}
 	v.labels("tenants.cost.tags", c.Tenants.Cost.Tags)
 	v.executors(&c.Executors)
+	v.oneOf("proofs.attester", c.Proofs.Attester, "software", "auto", "sgx", "tdx", "sev-snp", "nitro")
 	return errors.Join(v.errs...)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/grey-distributed/grey/scheduler"
 	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/worker"
 )
 
 // Config holds the engine's task settings.
@@ -48,6 +49,13 @@ type Config struct {
 	Self state.Node
 	// DeadServerTimeout removes servers unreachable this long (0 = never).
 	DeadServerTimeout time.Duration
+	// ProofsOff stops asking workers for proofs, except for tasks and
+	// tenants with require_proof (the cluster's proofs setting, on by
+	// default).
+	ProofsOff bool
+	// Replay holds the handlers this server can replay tasks with, by kind
+	// (only worker.Deterministic ones replay).
+	Replay map[string]worker.Handler
 }
 
 func (c *Config) defaults() {
@@ -96,6 +104,9 @@ type Engine struct {
 	slotsMu sync.Mutex
 	slots   map[string]chan struct{}
 
+	replays   chan struct{} // replay slots
+	platforms platforms
+
 	stop     chan struct{}
 	loopDone chan struct{}
 	stopOnce sync.Once
@@ -118,6 +129,7 @@ func New(cfg Config, node *cluster.Node, store *state.Store, logger *slog.Logger
 		sched:    scheduler.New(store, scheduler.Options{Policy: cfg.Policy, FIFO: cfg.FIFO}),
 		logger:   logger,
 		hub:      newHub(),
+		replays:  make(chan struct{}, maxReplays),
 		rnd:      rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x9e3779b97f4a7c15)),
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),

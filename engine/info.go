@@ -33,7 +33,7 @@ func (e *Engine) Cluster(apiAddr string) *ClusterInfo {
 		}
 		ni := NodeInfo{ID: string(s.ID), RaftAddr: string(s.Address), Role: "server", Suffrage: suff, State: st}
 		if reg := e.store.Node(string(s.ID)); reg != nil {
-			ni.APIAddr, ni.Labels = reg.APIAddr, reg.Labels
+			ni.APIAddr, ni.Labels, ni.KeyID = reg.APIAddr, reg.Labels, reg.KeyID
 		}
 		switch {
 		case string(s.ID) == in.NodeID:
@@ -59,7 +59,7 @@ func (e *Engine) Cluster(apiAddr string) *ClusterInfo {
 	}
 	for _, n := range e.store.Nodes() {
 		if n.Role == "worker" {
-			ci.Members = append(ci.Members, NodeInfo{ID: n.ID, APIAddr: n.APIAddr, Role: "worker", Suffrage: "nonvoter", State: "worker", Labels: n.Labels})
+			ci.Members = append(ci.Members, NodeInfo{ID: n.ID, APIAddr: n.APIAddr, Role: "worker", Suffrage: "nonvoter", State: "worker", Labels: n.Labels, KeyID: n.KeyID})
 		}
 	}
 	ci.ClusterID = e.store.ClusterID()

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/ed25519"
 	"net"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/membership"
+	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/state"
 )
 
@@ -85,6 +87,12 @@ func (e *Engine) Join(ctx context.Context, req *JoinRequest) (*JoinResponse, err
 		}
 	}
 	node := state.Node{ID: req.NodeID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, Role: req.Role, Labels: req.Labels}
+	if len(req.PublicKey) > 0 {
+		if len(req.PublicKey) != ed25519.PublicKeySize {
+			return nil, greyerr.Invalid("public_key", "must be a raw ed25519 public key of %d bytes (base64), got %d bytes", ed25519.PublicKeySize, len(req.PublicKey))
+		}
+		node.PublicKey, node.KeyID = req.PublicKey, proof.KeyIDOf(req.PublicKey)
+	}
 	if _, err := e.node.Apply(ctx, cluster.NodeRegisterMsg, &state.NodeRegisterRequest{Now: time.Now().UTC(), Node: node}); err != nil {
 		return nil, err
 	}
@@ -163,7 +171,7 @@ func (e *Engine) ensureMembership(ctx context.Context) {
 		return
 	}
 	self.RaftAddr = e.node.LocalAddr()
-	if cur := e.store.Node(self.ID); cur != nil && cur.APIAddr == self.APIAddr && cur.RaftAddr == self.RaftAddr {
+	if cur := e.store.Node(self.ID); cur != nil && cur.APIAddr == self.APIAddr && cur.RaftAddr == self.RaftAddr && cur.KeyID == self.KeyID {
 		return
 	}
 	if self.Role == "" {

@@ -42,6 +42,7 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 		return nil, greyerr.Invalid("wait", "must be between 0 and %s", MaxLeaseWait)
 	}
 	e.RegisterKinds(req.Kinds...)
+	labels := e.leaseLabels(req)
 	resp := &worker.LeaseResponse{Tasks: []worker.Assignment{}, LeaseTTL: task.Duration(e.cfg.LeaseTTL)}
 	start := time.Now()
 	deadline := start.Add(req.Wait.D())
@@ -64,7 +65,7 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 		}
 		wake := e.sched.Wake()
 		now := time.Now().UTC()
-		taken := e.sched.Take(scheduler.TakeRequest{Kinds: req.Kinds, Labels: req.Labels, Max: req.Max, Now: now})
+		taken := e.sched.Take(scheduler.TakeRequest{Kinds: req.Kinds, Labels: labels, Max: req.Max, Now: now})
 		if len(taken) > 0 {
 			leased, err := e.grant(ctx, req.WorkerID, taken, now)
 			if err != nil {
@@ -72,6 +73,7 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 			}
 			traced := tracing.Enabled()
 			for _, t := range leased {
+				prove, _ := e.proofPolicy(t)
 				headers := t.Headers
 				if traced && tracing.HasTraceContext(t.Headers) {
 					headers = leaseSpan(ctx, req.WorkerID, t, now)
@@ -79,7 +81,7 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 				resp.Tasks = append(resp.Tasks, worker.Assignment{
 					TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Payload: t.Payload,
 					Attempt: t.Attempt, Timeout: task.Duration(e.timeoutOf(t)),
-					LeaseDeadline: t.Lease.Deadline, Headers: headers,
+					LeaseDeadline: t.Lease.Deadline, Headers: headers, Prove: prove,
 				})
 			}
 			if len(resp.Tasks) > 0 {
@@ -230,8 +232,13 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 				fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: "result exceeds the payload limit", Code: "result_too_large"}, now, at))
 				continue
 			}
+			if code, msg := e.checkProof(e.store.Lookup(r.TaskID), r.Proof); code != "" {
+				slots[i] = slot{2, len(fails.Items)}
+				fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: msg, Code: code, Retryable: true}, now, at))
+				continue
+			}
 			slots[i] = slot{1, len(dones.Items)}
-			dones.Items = append(dones.Items, state.CompleteItem{Ref: ref, Result: r.Result, At: at})
+			dones.Items = append(dones.Items, state.CompleteItem{Ref: ref, Result: r.Result, Proof: r.Proof, At: at})
 		case task.Failed:
 			te := task.Error{Message: "failed", Retryable: true}
 			if r.Error != nil {

@@ -12,15 +12,26 @@ import (
 	"github.com/grey-distributed/grey/worker"
 )
 
-// Builtins returns the built-in handlers by kind.
+// Builtins returns the built-in handlers by kind. All four are
+// deterministic (worker.Deterministic): their output depends only on the
+// payload, so their tasks can be replayed.
 func Builtins() map[string]worker.Handler {
 	return map[string]worker.Handler{
-		"noop":  worker.HandlerFunc(noop),
-		"echo":  worker.HandlerFunc(echo),
-		"sleep": worker.HandlerFunc(sleep),
-		"fail":  worker.HandlerFunc(fail),
+		"noop":  deterministic(noop),
+		"echo":  deterministic(echo),
+		"sleep": deterministic(sleep),
+		"fail":  deterministic(fail),
 	}
 }
+
+// deterministic is a handler whose output depends only on its job.
+type deterministic worker.HandlerFunc
+
+// Work implements worker.Handler.
+func (d deterministic) Work(ctx context.Context, j *worker.Job) (any, error) { return d(ctx, j) }
+
+// Deterministic implements worker.Deterministic.
+func (deterministic) Deterministic(*worker.Job) bool { return true }
 
 func noop(context.Context, *worker.Job) (any, error) { return nil, nil }
 

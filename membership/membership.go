@@ -79,6 +79,8 @@ type NodeInfo struct {
 	LastContact *time.Time `json:"last_contact"`
 	// Labels are the node's labels (matched against task constraints).
 	Labels map[string]string `json:"labels,omitempty"`
+	// KeyID names the node's proof-signing key ("" when it has none).
+	KeyID string `json:"key_id,omitempty"`
 }
 
 // JoinRequest asks the cluster to admit a node (POST /api/v1/cluster/join).
@@ -95,6 +97,9 @@ type JoinRequest struct {
 	ClusterID string `json:"cluster_id,omitempty"`
 	// Labels the node offers.
 	Labels map[string]string `json:"labels,omitempty"`
+	// PublicKey is the node's ed25519 proof-signing public key (base64 in
+	// JSON); the cluster registers it under its key id.
+	PublicKey []byte `json:"public_key,omitempty"`
 }
 
 // JoinResponse answers a join.

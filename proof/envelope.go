@@ -151,6 +151,20 @@ type Short struct {
 	Timestamp int64 `json:"timestamp"`
 }
 
+// DecodeStatement returns env's statement without verifying anything:
+// call [Verify] to trust it.
+func DecodeStatement(env *Envelope) (*Statement, error) {
+	body, err := decodeBase64(env.Payload)
+	if err != nil {
+		return nil, errors.New("payload is not valid base64")
+	}
+	var st Statement
+	if err := json.Unmarshal(body, &st); err != nil {
+		return nil, fmt.Errorf("payload is not an in-toto statement: %w", err)
+	}
+	return &st, nil
+}
+
 // ShortForm returns the short form of env. It does not verify the
 // envelope: call [Verify] first.
 func ShortForm(env *Envelope) (Short, error) {
@@ -160,13 +174,9 @@ func ShortForm(env *Envelope) (Short, error) {
 	if len(env.Signatures) == 0 {
 		return Short{}, errors.New("envelope has no signatures")
 	}
-	body, err := decodeBase64(env.Payload)
+	st, err := DecodeStatement(env)
 	if err != nil {
-		return Short{}, errors.New("payload is not valid base64")
-	}
-	var st Statement
-	if err := json.Unmarshal(body, &st); err != nil {
-		return Short{}, fmt.Errorf("payload is not an in-toto statement: %w", err)
+		return Short{}, err
 	}
 	return Short{
 		TaskID:      st.Predicate.TaskID,

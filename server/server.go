@@ -107,6 +107,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("executors.http: %w", err)
 	}
+	signer, err := newSigner(cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	httpLn, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -163,7 +167,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		SubmitSlots: cfg.Tasks.SubmitSlotsPerTenant,
 		Kinds:       kinds,
 		Tenants:     tenantsConfig(cfg),
-		Self:        state.Node{ID: cfg.Node.ID, APIAddr: cfg.APIAdvertise(), Role: "server", Labels: cfg.Node.Labels},
+		Self: state.Node{ID: cfg.Node.ID, APIAddr: cfg.APIAdvertise(), Role: "server", Labels: cfg.Node.Labels,
+			KeyID: signer.Key.KeyID(), PublicKey: signer.Key.Public()},
+		ProofsOff: !cfg.Proofs.Enabled,
+		Replay:    builtins,
 
 		DeadServerTimeout: cfg.Raft.DeadServerTimeout.Std(),
 	}, node, s.store, logger)
@@ -204,6 +211,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 			Labels:        cfg.Worker.Labels,
 			Concurrency:   cfg.Worker.Concurrency,
 			ShutdownGrace: cfg.Worker.ShutdownGrace.Std(),
+			Signer:        signer,
 			Logger:        logger.With("component", "worker"),
 		})
 		var slots *telemetry.WorkerSlots

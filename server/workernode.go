@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/cenkalti/backoff/v5"
 	"log/slog"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/grey-distributed/grey/executor"
 	"github.com/grey-distributed/grey/executor/httpexec"
 	wasmexec "github.com/grey-distributed/grey/executor/wasm"
+	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/telemetry"
 	"github.com/grey-distributed/grey/worker"
 )
@@ -44,12 +46,17 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 	for k, v := range cfg.Worker.Labels {
 		labels[k] = v
 	}
+	signer, err := newSigner(cfg)
+	if err != nil {
+		return err
+	}
 	pool := worker.NewPool(c, worker.Options{
 		WorkerID:      cfg.Node.ID,
 		Kinds:         cfg.Worker.Kinds,
 		Labels:        labels,
 		Concurrency:   cfg.Worker.Concurrency,
 		ShutdownGrace: cfg.Worker.ShutdownGrace.Std(),
+		Signer:        signer,
 		Logger:        logger.With("component", "worker"),
 	})
 	for k, h := range executor.Builtins() {
@@ -72,17 +79,35 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 	}
 	pool.Handle(wasmexec.Kind, wasmH)
 	pool.Handle(httpexec.Kind, httpH)
-	// Register for visibility in GET /cluster/nodes (best effort: the
-	// pool works without it).
-	go func() {
-		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if _, err := c.Join(jctx, &client.JoinRequest{NodeID: cfg.Node.ID, Role: "worker", Labels: labels}); err != nil {
-			logger.Warn("could not register with the cluster", "err", err)
-		}
-	}()
+	// Register for GET /cluster/nodes and, above all, register the proof
+	// key so this node's proofs verify. The pool works meanwhile; its
+	// proofs verify once the key is in.
+	go register(ctx, c, &client.JoinRequest{NodeID: cfg.Node.ID, Role: "worker", Labels: labels, PublicKey: signer.Key.Public()}, logger)
 	logger.Info("worker node running", "node", cfg.Node.ID, "servers", cfg.Node.Servers, "labels", labels)
 	err = pool.Run(ctx)
 	logger.Info("worker node stopped")
 	return err
+}
+
+// register joins the cluster as a worker, retrying with backoff until it
+// succeeds or ctx ends.
+func register(ctx context.Context, c *client.Client, req *client.JoinRequest, logger *slog.Logger) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = 200*time.Millisecond, 10*time.Second
+	for {
+		jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err := c.Join(jctx, req)
+		cancel()
+		if err == nil {
+			logger.Info("registered with the cluster", "node", req.NodeID, "key_id", proof.KeyIDOf(req.PublicKey))
+			return
+		}
+		d := b.NextBackOff()
+		logger.Warn("could not register with the cluster; retrying", "err", err, "retry_in", d)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/proof"
 )
 
 // Node is a registered member: a server (Raft voter) or a worker-only node.
@@ -19,11 +20,19 @@ type Node struct {
 	Role string `json:"role"`
 	// Labels offered by the node.
 	Labels map[string]string `json:"labels,omitempty"`
+	// KeyID names the node's proof-signing key (see proof.KeyIDOf).
+	KeyID string `json:"key_id,omitempty"`
+	// PublicKey is the node's ed25519 public key (base64 in JSON).
+	PublicKey []byte `json:"public_key,omitempty"`
 	// RegisteredAt is the first registration.
 	RegisteredAt time.Time `json:"registered_at"`
 	// UpdatedAt is the last registration.
 	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// SigningKey is a node's proof-signing public key; keys outlive their
+// node's registration.
+type SigningKey = proof.NodeKey
 
 // NodeRegisterRequest registers or refreshes a node.
 type NodeRegisterRequest struct {
@@ -61,8 +70,16 @@ func (s *Store) RegisterNode(index uint64, req *NodeRegisterRequest) (*Node, err
 	} else {
 		n.RegisteredAt = req.Now
 	}
+	if n.KeyID != "" {
+		if k := s.signingKeys[n.KeyID]; k != nil && k.NodeID != n.ID {
+			return nil, greyerr.New(greyerr.AlreadyExists, "signing key %s is already registered by node %s", n.KeyID, k.NodeID)
+		}
+	}
 	n.UpdatedAt = req.Now
 	s.nodes[n.ID] = &n
+	if n.KeyID != "" && s.signingKeys[n.KeyID] == nil {
+		s.signingKeys[n.KeyID] = &SigningKey{KeyID: n.KeyID, NodeID: n.ID, PublicKey: n.PublicKey, AddedAt: req.Now}
+	}
 	return &n, nil
 }
 
@@ -115,4 +132,27 @@ func (s *Store) Nodes() []Node {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// SigningKeys lists every proof-signing key ever registered, by key id.
+func (s *Store) SigningKeys() []SigningKey {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]SigningKey, 0, len(s.signingKeys))
+	for _, k := range s.signingKeys {
+		out = append(out, *k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].KeyID < out[j].KeyID })
+	return out
+}
+
+// SigningKey returns a registered key, or nil.
+func (s *Store) SigningKey(id string) *SigningKey {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if k := s.signingKeys[id]; k != nil {
+		c := *k
+		return &c
+	}
+	return nil
 }

@@ -66,6 +66,8 @@ type StartRequest struct {
 type CompleteItem struct {
 	Ref
 	Result json.RawMessage `json:"result,omitempty"`
+	// Proof is the worker's signed proof envelope, when one was required.
+	Proof json.RawMessage `json:"proof,omitempty"`
 	At     time.Time       `json:"at"`
 }
 

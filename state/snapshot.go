@@ -29,6 +29,8 @@ type snapshotRecord struct {
 	// Node is a registered member; ClusterID the cluster's id (header).
 	Node      *Node  `json:"node,omitempty"`
 	ClusterID string `json:"cluster_id,omitempty"`
+	// SigningKey is a registered proof-signing key.
+	SigningKey *SigningKey `json:"signing_key,omitempty"`
 }
 
 type tenantRecord struct {
@@ -46,6 +48,7 @@ type Snapshot struct {
 	keys  map[tenantKey][]string
 	ten   []*tenantRecord
 	nodes []Node
+	sks   []SigningKey
 	cid   string
 }
 
@@ -73,6 +76,10 @@ func (s *Store) Snapshot() *Snapshot {
 		sn.nodes = append(sn.nodes, *n)
 	}
 	sort.Slice(sn.nodes, func(i, j int) bool { return sn.nodes[i].ID < sn.nodes[j].ID })
+	for _, k := range s.signingKeys {
+		sn.sks = append(sn.sks, *k)
+	}
+	sort.Slice(sn.sks, func(i, j int) bool { return sn.sks[i].KeyID < sn.sks[j].KeyID })
 	sn.cid = s.clusterID
 	return sn
 }
@@ -113,6 +120,11 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	}
 	for i := range sn.nodes {
 		if err := enc.Encode(snapshotRecord{Node: &sn.nodes[i]}); err != nil {
+			return cw.n, err
+		}
+	}
+	for i := range sn.sks {
+		if err := enc.Encode(snapshotRecord{SigningKey: &sn.sks[i]}); err != nil {
 			return cw.n, err
 		}
 	}
@@ -170,6 +182,8 @@ func (s *Store) Restore(r io.Reader) error {
 			fresh.keys[tenantKey{rec.Tenant, rec.Key}] = rec.Queue
 		case rec.Node != nil:
 			fresh.nodes[rec.Node.ID] = rec.Node
+		case rec.SigningKey != nil:
+			fresh.signingKeys[rec.SigningKey.KeyID] = rec.SigningKey
 		case rec.TenantState != nil:
 			r := rec.TenantState
 			ts := fresh.tstate(r.ID)
@@ -206,7 +220,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.children, s.deps, s.keys = fresh.children, fresh.deps, fresh.keys
 	s.finished, s.counts = fresh.finished, fresh.counts
 	s.tenantsByID = fresh.tenantsByID
-	s.nodes, s.clusterID = fresh.nodes, fresh.clusterID
+	s.nodes, s.clusterID, s.signingKeys = fresh.nodes, fresh.clusterID, fresh.signingKeys
 	s.mu.Unlock()
 	return nil
 }

@@ -52,6 +52,7 @@ type Store struct {
 
 	tenantsByID map[string]*tenantState
 	nodes       map[string]*Node
+	signingKeys map[string]*SigningKey
 	clusterID   string
 	batch       *txn // the open BeginBatch write, if any
 
@@ -83,6 +84,7 @@ func (s *Store) reset() {
 	s.counts = make(map[task.Status]int)
 	s.tenantsByID = make(map[string]*tenantState)
 	s.nodes = make(map[string]*Node)
+	s.signingKeys = make(map[string]*SigningKey)
 	s.clusterID = ""
 }
 

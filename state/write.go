@@ -335,6 +335,7 @@ func (s *Store) Complete(index uint64, req *CompleteRequest) []Outcome {
 			n.StartedAt = &at
 		}
 		n.Result = it.Result
+		n.Proof = it.Proof
 		n.Error = nil
 		n.Lease = nil
 		if k := len(n.Attempts) - 1; k >= 0 {

@@ -112,6 +112,12 @@ type Task struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// NextAttemptAt is when a retrying task becomes eligible again.
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	// Proof is the DSSE envelope (JSON) signed by the worker that completed
+	// the task, when a proof was required. The API serves it at
+	// /tasks/{id}/proof, not in the task itself.
+	Proof json.RawMessage `json:"proof,omitempty"`
+	// HasProof says a proof is stored (set on read, not stored).
+	HasProof bool `json:"has_proof,omitempty"`
 	// Usage is what the task used so far (set by the state machine).
 	Usage *Usage `json:"usage,omitempty"`
 	// CostTags label the task for cost attribution (grey-tenant-id,
@@ -171,8 +177,13 @@ type Spec struct {
 	Timeout Duration `json:"timeout,omitempty"`
 	// Retry overrides the global retry policy.
 	Retry *RetryPolicy `json:"retry,omitempty"`
-	// RequireProof asks for a signed proof artifact (nil = the setting).
+	// RequireProof asks for a signed proof artifact (nil = the tenant's or
+	// the cluster's setting).
 	RequireProof *bool `json:"require_proof,omitempty"`
+	// RequireTEE names the TEE platform (sgx, tdx, sev-snp, nitro) the task
+	// must run on; it waits until a worker on that platform leases it and
+	// never runs elsewhere.
+	RequireTEE string `json:"require_tee,omitempty"`
 	// RunAt delays the first attempt.
 	RunAt *time.Time `json:"run_at,omitempty"`
 	// Headers carry metadata (e.g. traceparent) to the worker.
@@ -187,12 +198,30 @@ func (s *Spec) Prio() int {
 	return *s.Priority
 }
 
-// Labels returns the required worker labels (nil when none).
+// PlatformLabel is the worker label that carries the worker's execution
+// platform (software, sgx, tdx, sev-snp, nitro). The server sets it from the
+// lease request; a task's RequireTEE becomes a constraint on it.
+const PlatformLabel = "grey.platform"
+
+// TEEPlatforms are the platforms RequireTEE may name.
+var TEEPlatforms = []string{"sgx", "tdx", "sev-snp", "nitro"}
+
+// Labels returns the required worker labels (nil when none), including the
+// PlatformLabel constraint of RequireTEE.
 func (s *Spec) Labels() map[string]string {
-	if s.Constraints == nil {
-		return nil
+	var l map[string]string
+	if s.Constraints != nil {
+		l = s.Constraints.Labels
 	}
-	return s.Constraints.Labels
+	if s.RequireTEE == "" {
+		return l
+	}
+	m := make(map[string]string, len(l)+1)
+	for k, v := range l {
+		m[k] = v
+	}
+	m[PlatformLabel] = s.RequireTEE
+	return m
 }
 
 // Usage is what one task used, recorded as its attempts finish.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/grey-distributed/grey/greyerr"
 )
@@ -134,6 +136,12 @@ func (s *Spec) Validate(prefix string, lim Limits) error {
 		if len(s.Constraints.Labels) > 32 {
 			return invalid(prefix+"constraints.labels", "at most 32 labels")
 		}
+		if _, ok := s.Constraints.Labels[PlatformLabel]; ok {
+			return invalid(prefix+"constraints.labels", "%q is set by the server from the worker's platform; use require_tee", PlatformLabel)
+		}
+	}
+	if s.RequireTEE != "" && !slices.Contains(TEEPlatforms, s.RequireTEE) {
+		return invalid(prefix+"require_tee", "must be one of %s, got %q", strings.Join(TEEPlatforms, ", "), s.RequireTEE)
 	}
 	if len(s.Headers) > 64 {
 		return invalid(prefix+"headers", "at most 64 headers")

@@ -42,6 +42,11 @@ type Quota struct {
 	AllowedKinds []string `json:"allowed_kinds,omitempty"`
 	// MaxTaskTimeout bounds a task's timeout.
 	MaxTaskTimeout task.Duration `json:"max_task_timeout"`
+	// RequireProof is the tenant's proof policy: true makes a signed proof
+	// mandatory for every task (a completion without one is refused),
+	// false turns proofs off unless a task asks, nil follows the cluster's
+	// proofs setting.
+	RequireProof *bool `json:"require_proof,omitempty"`
 }
 
 // Limits on quota values, to refuse absurd ones.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/grey-distributed/grey/proof"
 )
 
 // Job is a leased task as its handler sees it.
@@ -28,6 +30,21 @@ func (j *Job) Decode(v any) error {
 // fails the attempt; it is retried unless it is Permanent.
 type Handler interface {
 	Work(ctx context.Context, j *Job) (any, error)
+}
+
+// Measurer is implemented by handlers that can say exactly what code runs a
+// job (for example a wasm module's digest): the measurement in its proof.
+// A handler without it is measured as the worker binary (see
+// Options.Executor).
+type Measurer interface {
+	Measure(j *Job) proof.Executor
+}
+
+// Deterministic is implemented by handlers whose output depends only on the
+// job (kind, payload, and what the payload names); only such jobs can be
+// replayed to check a proof's output digest.
+type Deterministic interface {
+	Deterministic(j *Job) bool
 }
 
 // HandlerFunc adapts a function to Handler.

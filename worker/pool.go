@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/task"
 	"github.com/grey-distributed/grey/telemetry/tracing"
 )
@@ -30,8 +31,16 @@ type Options struct {
 	Kinds []string
 	// Labels offered to task constraints.
 	Labels map[string]string
-	// Platform is reported with leases (default "software").
+	// Platform is reported with leases (default: the Signer's platform,
+	// else "software").
 	Platform string
+	// Signer signs proofs of completed attempts whose assignment asks for
+	// one. Without it completions carry no proof, and the server refuses
+	// those of tasks that require one (code proof_missing).
+	Signer *proof.Signer
+	// Executor is the measurement of handlers that are not Measurers
+	// (default: "grey-worker" with the digest of the running binary).
+	Executor *proof.Executor
 	// Concurrency is how many tasks run at once (default 16).
 	Concurrency int
 	// LeaseWait is the long-poll wait of a lease call (default 30s).
@@ -58,6 +67,9 @@ type Pool struct {
 	active  map[string]*running // task id → run
 	reports chan Report
 	slots   chan struct{}
+
+	selfOnce sync.Once
+	self     proof.Executor // measurement of the binary (binaryExecutor)
 }
 
 type running struct {
@@ -87,7 +99,10 @@ func NewPool(c Coordinator, opts Options) *Pool {
 		opts.ShutdownGrace = 30 * time.Second
 	}
 	if opts.Platform == "" {
-		opts.Platform = "software"
+		opts.Platform = proof.PlatformSoftware
+		if opts.Signer != nil {
+			opts.Platform = opts.Signer.Platform()
+		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -239,7 +254,8 @@ func (p *Pool) execute(parent context.Context, a Assignment) {
 		p.mu.Unlock()
 	}()
 
-	p.reports <- Report{TaskID: a.TaskID, Attempt: a.Attempt, Status: task.Running, At: time.Now().UTC()}
+	started := time.Now().UTC()
+	p.reports <- Report{TaskID: a.TaskID, Attempt: a.Attempt, Status: task.Running, At: started}
 	h := p.handlers[a.Kind]
 	var tctx context.Context = ctx
 	if a.Timeout > 0 {
@@ -273,11 +289,14 @@ func (p *Pool) execute(parent context.Context, a Assignment) {
 	}
 	r := Report{TaskID: a.TaskID, Attempt: a.Attempt, At: time.Now().UTC()}
 	if err == nil {
-		b, merr := marshalResult(res)
+		b, merr := EncodeResult(res)
 		if merr != nil {
 			err = Permanent(fmt.Errorf("encode result: %w", merr))
 		} else {
 			r.Status, r.Result = task.Completed, b
+			if a.Prove && p.opts.Signer != nil {
+				r.Proof, err = p.prove(hctx, h, &a, b, started, r.At)
+			}
 		}
 	}
 	if err != nil {
@@ -292,6 +311,38 @@ func (p *Pool) execute(parent context.Context, a Assignment) {
 	p.reports <- r
 }
 
+// binaryExecutor measures the worker binary once.
+func (p *Pool) binaryExecutor() proof.Executor {
+	p.selfOnce.Do(func() {
+		var err error
+		if p.self, err = proof.BinaryExecutor("grey-worker"); err != nil {
+			p.opts.Logger.Warn("cannot measure the worker binary; proofs name no digest", "err", err)
+			p.self = proof.Executor{Name: "grey-worker", Version: "unknown", Digest: "unknown"}
+		}
+	})
+	return p.self
+}
+
+// prove signs the proof of a completed attempt.
+func (p *Pool) prove(ctx context.Context, h Handler, a *Assignment, result []byte, started, finished time.Time) (json.RawMessage, error) {
+	var exec proof.Executor
+	if m, ok := h.(Measurer); ok {
+		exec = m.Measure(&Job{Assignment: *a})
+	} else if p.opts.Executor != nil {
+		exec = *p.opts.Executor
+	} else {
+		exec = p.binaryExecutor()
+	}
+	env, err := p.opts.Signer.Sign(ctx, proof.Run{
+		TaskID: a.TaskID, TenantID: a.TenantID, Kind: a.Kind, Payload: a.Payload, Output: result,
+		Attempt: a.Attempt, Executor: exec, StartedAt: started, FinishedAt: finished,
+	})
+	if err != nil {
+		return nil, Fail("proof_error", "signing the proof failed", err)
+	}
+	return env, nil
+}
+
 func safeWork(ctx context.Context, h Handler, j *Job) (res any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -301,20 +352,20 @@ func safeWork(ctx context.Context, h Handler, j *Job) (res any, err error) {
 	return h.Work(ctx, j)
 }
 
-func marshalResult(v any) (json.RawMessage, error) {
+// EncodeResult encodes a handler's result as the bytes the server will
+// store: JSON in encoding/json's canonical form (compact, HTML-escaped), so
+// the digest a proof signs is the digest of the stored result.
+func EncodeResult(v any) (json.RawMessage, error) {
 	switch r := v.(type) {
 	case nil:
 		return nil, nil
 	case json.RawMessage:
-		if len(r) > 0 && !json.Valid(r) {
-			return nil, errors.New("result is not valid JSON")
+		if len(r) == 0 {
+			return nil, nil
 		}
-		return r, nil
+		return json.Marshal(r)
 	case []byte:
-		if !json.Valid(r) {
-			return nil, errors.New("result is not valid JSON")
-		}
-		return r, nil
+		return json.Marshal(json.RawMessage(r))
 	}
 	return json.Marshal(v)
 }

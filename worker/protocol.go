@@ -56,6 +56,9 @@ type Assignment struct {
 	LeaseDeadline time.Time `json:"lease_deadline"`
 	// Headers carry the task's metadata.
 	Headers map[string]string `json:"headers,omitempty"`
+	// Prove asks the worker to sign a proof of the completed attempt and
+	// send it with the completed report (Report.Proof).
+	Prove bool `json:"prove,omitempty"`
 }
 
 // LeaseResponse carries the granted tasks.
@@ -108,6 +111,9 @@ type Report struct {
 	Result json.RawMessage `json:"result,omitempty"`
 	// Error of a failed attempt.
 	Error *task.Error `json:"error,omitempty"`
+	// Proof is the DSSE envelope (JSON) of a completed attempt whose
+	// assignment asked for one.
+	Proof json.RawMessage `json:"proof,omitempty"`
 	// At is when the worker observed the event.
 	At time.Time `json:"at"`
 }

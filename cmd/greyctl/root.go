@@ -132,7 +132,7 @@ The global flags fall back to environment variables:
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
-	root.AddCommand(newTaskCmd(a), newTenantCmd(a), newCostCmd(a), newClusterCmd(a), newSnapshotCmd(a), newModuleCmd(a), newBenchCmd(a)) // module: issue #4
+	root.AddCommand(newTaskCmd(a), newTenantCmd(a), newCostCmd(a), newClusterCmd(a), newSnapshotCmd(a), newModuleCmd(a), newProofCmd(a), newBenchCmd(a)) // module: issue #4
 	return root
 }
 

@@ -19,10 +19,10 @@ import (
 func newTaskCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "task",
-		Short: "Submit, inspect, list, cancel and wait for tasks",
+		Short: "Submit, inspect, list, cancel, wait for and replay tasks",
 		RunE:  groupRun,
 	}
-	cmd.AddCommand(newSubmitCmd(a), newGetCmd(a), newListCmd(a), newCancelCmd(a), newWaitCmd(a))
+	cmd.AddCommand(newSubmitCmd(a), newGetCmd(a), newListCmd(a), newCancelCmd(a), newWaitCmd(a), newReplayCmd(a))
 	return cmd
 }
 

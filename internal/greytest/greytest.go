@@ -12,6 +12,7 @@ import (
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/engine"
 	"github.com/grey-distributed/grey/executor"
+	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/worker"
 )
@@ -41,7 +42,10 @@ type Node struct {
 	t      testing.TB
 	// RequireTenants keeps Tenants.AutoCreate as configured.
 	RequireTenants bool
-	pools          []func()
+	// Signer is the node's proof signer; StartWorkers gives it to pools
+	// that have none. Its key is registered as the node's.
+	Signer *proof.Signer
+	pools  []func()
 }
 
 // NewNode starts a single-node engine that auto-creates tenants (dev
@@ -60,6 +64,18 @@ func NewStrictNode(t testing.TB, cfg engine.Config) *Node {
 func newNode(t testing.TB, cfg engine.Config, strict bool) *Node {
 	t.Helper()
 	n := &Node{Dir: t.TempDir(), cfg: cfg, t: t, RequireTenants: strict}
+	key, err := proof.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Signer = &proof.Signer{Key: key, NodeID: "test-1"}
+	if n.cfg.Self.ID == "" {
+		n.cfg.Self = state.Node{ID: "test-1", Role: "server", APIAddr: "http://127.0.0.1:0"}
+	}
+	n.cfg.Self.KeyID, n.cfg.Self.PublicKey = key.KeyID(), key.Public()
+	if n.cfg.Replay == nil {
+		n.cfg.Replay = executor.Builtins()
+	}
 	n.open()
 	t.Cleanup(n.Close)
 	return n
@@ -127,6 +143,9 @@ func (n *Node) StartWorkers(t testing.TB, opts worker.Options, extra map[string]
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = Logger(t)
+	}
+	if opts.Signer == nil {
+		opts.Signer = n.Signer
 	}
 	p := worker.NewPool(n.Engine, opts)
 	for k, h := range executor.Builtins() {

@@ -1,0 +1,216 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grey-distributed/grey/engine"
+	"github.com/grey-distributed/grey/executor"
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/internal/greytest"
+	"github.com/grey-distributed/grey/proof"
+	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/tenant"
+	"github.com/grey-distributed/grey/worker"
+)
+
+func boolp(b bool) *bool { return &b }
+
+// Every completed task gets a proof by default; it verifies with the
+// cluster's registered key against the stored payload and result, and the
+// task view says only that it has one.
+func TestProofSignedForCompletedTask(t *testing.T) {
+	t.Parallel()
+	n := greytest.NewNode(t, engine.Config{})
+	n.StartWorkers(t, worker.Options{Concurrency: 2}, nil)
+	// Non-canonical JSON in and out: the digests must still match what is
+	// stored.
+	tk := submit(t, n.Engine, "acme", task.Spec{Kind: "echo", Payload: json.RawMessage(`{ "b": "<&>",  "a": [1, 2] }`)})[0]
+	got := wait(t, n.Engine, "acme", tk.ID)
+	if got.Status != task.Completed || !got.HasProof || len(got.Proof) != 0 {
+		t.Fatalf("task = status %s has_proof %v proof %d bytes; want completed, has_proof, no inline proof", got.Status, got.HasProof, len(got.Proof))
+	}
+	rec, err := n.Engine.Proof(context.Background(), "acme", tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Verified || rec.Problem != "" || rec.NodeID != "test-1" {
+		t.Fatalf("record = verified %v problem %q node %q", rec.Verified, rec.Problem, rec.NodeID)
+	}
+	if rec.Short.TaskID != tk.ID || rec.Short.Platform != proof.PlatformSoftware || !strings.HasPrefix(rec.Short.Measurement, "sha256:") || rec.Short.Signature == "" || rec.Short.Timestamp == 0 {
+		t.Fatalf("short form = %+v", rec.Short)
+	}
+	// Independently: the envelope verifies with the key from SigningKeys
+	// and binds this task's digests.
+	keys := n.Engine.SigningKeys()
+	if len(keys) != 1 || keys[0].KeyID != n.Signer.Key.KeyID() || keys[0].NodeID != "test-1" {
+		t.Fatalf("signing keys = %+v", keys)
+	}
+	st, err := proof.Verify(rec.Envelope, proof.NewKeyRing(keys[0].PublicKey), proof.Expect{
+		TaskID: tk.ID, TenantID: "acme", InputDigest: proof.Digest(got.Payload), OutputDigest: proof.Digest(got.Result),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := st.Predicate
+	if p.Kind != "echo" || p.Attempt != 1 || p.NodeID != "test-1" || p.Executor.Name != "grey-worker" || p.FinishedAt.Before(p.StartedAt) {
+		t.Fatalf("predicate = %+v", p)
+	}
+	// Another tenant learns nothing.
+	if _, err := n.Engine.Proof(context.Background(), "globex", tk.ID); !greyerr.Is(err, greyerr.NotFound) {
+		t.Fatalf("other tenant's proof: %v, want not found", err)
+	}
+}
+
+// A worker whose proof does not match what it reported is caught by the
+// server's check, naming what differs.
+func TestProofMismatchIsReported(t *testing.T) {
+	t.Parallel()
+	n := greytest.NewNode(t, engine.Config{})
+	ctx := context.Background()
+	tk := submit(t, n.Engine, "acme", task.Spec{Kind: "echo", Payload: json.RawMessage(`"in"`)})[0]
+	lr, err := n.Engine.Lease(ctx, &worker.LeaseRequest{WorkerID: "w1", Kinds: []string{"echo"}, Max: 1, Wait: task.Duration(5 * time.Second)})
+	if err != nil || len(lr.Tasks) != 1 || !lr.Tasks[0].Prove {
+		t.Fatalf("lease = %+v, %v; want one task asking for a proof", lr, err)
+	}
+	a := lr.Tasks[0]
+	now := time.Now().UTC()
+	env, err := n.Signer.Sign(ctx, proof.Run{TaskID: a.TaskID, TenantID: a.TenantID, Kind: a.Kind, Payload: a.Payload,
+		Output: []byte(`"something else"`), Attempt: a.Attempt, StartedAt: now, FinishedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := n.Engine.Complete(ctx, &worker.CompleteRequest{WorkerID: "w1", Reports: []worker.Report{
+		{TaskID: a.TaskID, Attempt: a.Attempt, Status: task.Completed, Result: json.RawMessage(`"in"`), Proof: env, At: now},
+	}})
+	if err != nil || !res.Results[0].Accepted {
+		t.Fatalf("complete = %+v, %v", res, err)
+	}
+	rec, err := n.Engine.Proof(ctx, "acme", tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Verified || !strings.Contains(rec.Problem, "output digest differs") {
+		t.Fatalf("record = verified %v problem %q; want an output digest mismatch", rec.Verified, rec.Problem)
+	}
+}
+
+// require_proof makes a proof mandatory: a worker without a key cannot
+// complete the task; proofs off leave other tasks without one, and the 404
+// says why.
+func TestRequireProofAndProofsOff(t *testing.T) {
+	t.Parallel()
+	n := greytest.NewNode(t, engine.Config{ProofsOff: true, Retry: fastRetry()})
+	// A pool without a signer (an application's own worker).
+	ctx, stop := context.WithCancel(context.Background())
+	pool := worker.NewPool(n.Engine, worker.Options{Concurrency: 2, Logger: greytest.Logger(t)})
+	pool.Handle("echo", executor.Builtins()["echo"])
+	done := make(chan error, 1)
+	go func() { done <- pool.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	plain := submit(t, n.Engine, "acme", task.Spec{Kind: "echo", Payload: json.RawMessage(`1`)})[0]
+	strict := submit(t, n.Engine, "acme", task.Spec{Kind: "echo", Payload: json.RawMessage(`2`), RequireProof: boolp(true)})[0]
+	if got := wait(t, n.Engine, "acme", plain.ID); got.Status != task.Completed || got.HasProof {
+		t.Fatalf("plain task = %s has_proof %v; want completed without proof", got.Status, got.HasProof)
+	}
+	if _, err := n.Engine.Proof(ctx, "acme", plain.ID); !greyerr.Is(err, greyerr.NotFound) || !strings.Contains(err.Error(), "proofs were off") {
+		t.Fatalf("proof of plain task: %v; want not found because proofs were off", err)
+	}
+	got := wait(t, n.Engine, "acme", strict.ID)
+	if got.Status != task.Failed || got.Error == nil || got.Error.Code != "proof_missing" {
+		t.Fatalf("strict task = %s %+v; want failed for want of a proof", got.Status, got.Error)
+	}
+}
+
+// A tenant's require_proof true makes proofs mandatory even when the
+// cluster's setting is off; the signing pool then proves every task.
+func TestTenantRequireProof(t *testing.T) {
+	t.Parallel()
+	n := greytest.NewNode(t, engine.Config{ProofsOff: true})
+	ctx := context.Background()
+	if _, err := n.Engine.CreateTenant(ctx, &tenant.Tenant{ID: "bank", Quota: tenant.Quota{RequireProof: boolp(true)}}); err != nil {
+		t.Fatal(err)
+	}
+	n.StartWorkers(t, worker.Options{Concurrency: 2}, nil)
+	tk := submit(t, n.Engine, "bank", task.Spec{Kind: "echo", Payload: json.RawMessage(`"x"`), RequireProof: boolp(false)})[0]
+	if got := wait(t, n.Engine, "bank", tk.ID); got.Status != task.Completed || !got.HasProof {
+		t.Fatalf("task = %s has_proof %v; want a proof (the tenant requires it)", got.Status, got.HasProof)
+	}
+}
+
+// Replays re-run deterministic kinds and compare digests; other kinds and
+// unfinished tasks are refused.
+func TestReplay(t *testing.T) {
+	t.Parallel()
+	n := greytest.NewNode(t, engine.Config{})
+	custom := worker.HandlerFunc(func(ctx context.Context, j *worker.Job) (any, error) { return time.Now().UnixNano(), nil })
+	n.StartWorkers(t, worker.Options{Concurrency: 2}, map[string]worker.Handler{"clock": custom})
+	ctx := context.Background()
+	tk := submit(t, n.Engine, "acme", task.Spec{Kind: "echo", Payload: json.RawMessage(`{"n":[1,2,3]}`)})[0]
+	wait(t, n.Engine, "acme", tk.ID)
+	r, err := n.Engine.Replay(ctx, "acme", tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Match || r.ReplayDigest != r.StoredDigest || r.ProofDigest != r.StoredDigest || r.Error != "" {
+		t.Fatalf("replay = %+v; want a match with the stored and proven digests", r)
+	}
+	nd := submit(t, n.Engine, "acme", task.Spec{Kind: "clock"})[0]
+	wait(t, n.Engine, "acme", nd.ID)
+	if _, err := n.Engine.Replay(ctx, "acme", nd.ID); !greyerr.Is(err, greyerr.FailedPrecondition) || !strings.Contains(err.Error(), "cannot be replayed") {
+		t.Fatalf("replay of a non-deterministic kind: %v", err)
+	}
+	if _, err := n.Engine.Replay(ctx, "globex", tk.ID); !greyerr.Is(err, greyerr.NotFound) {
+		t.Fatalf("replay by another tenant: %v, want not found", err)
+	}
+}
+
+// A task with require_tee waits with a visible reason and never runs on a
+// software worker; a worker on that platform runs it.
+func TestRequireTEE(t *testing.T) {
+	t.Parallel()
+	n := greytest.NewNode(t, engine.Config{})
+	n.StartWorkers(t, worker.Options{Concurrency: 2}, nil) // software
+	ctx := context.Background()
+	tk := submit(t, n.Engine, "acme", task.Spec{Kind: "echo", Payload: json.RawMessage(`"secret"`), RequireTEE: "sgx"})[0]
+	plain := submit(t, n.Engine, "acme", task.Spec{Kind: "echo", Payload: json.RawMessage(`"plain"`)})[0]
+	wait(t, n.Engine, "acme", plain.ID) // the software worker is working
+	got, err := n.Engine.Get(ctx, "acme", tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != task.Pending || !strings.Contains(got.WaitingReason, "TEE platform sgx") {
+		t.Fatalf("tee task = %s (%q); want pending, waiting for sgx", got.Status, got.WaitingReason)
+	}
+	sgx := &proof.Signer{Key: n.Signer.Key, NodeID: "test-1", Attester: fakeAttester{"sgx"}}
+	n.StartWorkers(t, worker.Options{Concurrency: 1, Signer: sgx, WorkerID: "enclave-1"}, nil)
+	done := wait(t, n.Engine, "acme", tk.ID)
+	if done.Status != task.Completed || done.Attempts[0].WorkerID != "enclave-1" {
+		t.Fatalf("tee task = %s on %+v; want completed by enclave-1", done.Status, done.Attempts)
+	}
+	rec, err := n.Engine.Proof(ctx, "acme", tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := proof.DecodeStatement(rec.Envelope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Verified || st.Predicate.Platform != "sgx" || string(st.Predicate.TEEQuote) != "quote" {
+		t.Fatalf("tee proof: verified %v platform %q quote %q", rec.Verified, st.Predicate.Platform, st.Predicate.TEEQuote)
+	}
+	if _, err := n.Engine.Submit(ctx, "acme", []task.Spec{{Kind: "echo", RequireTEE: "enclave"}}, false); !greyerr.Is(err, greyerr.InvalidArgument) {
+		t.Fatalf("unknown platform: %v, want invalid", err)
+	}
+}
+
+// fakeAttester stands in for TEE hardware in the scheduler test.
+type fakeAttester struct{ platform string }
+
+func (f fakeAttester) Platform() string { return f.platform }
+func (f fakeAttester) Quote(context.Context, []byte) ([]byte, error) {
+	return []byte("quote"), nil
+}

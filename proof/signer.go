@@ -1,0 +1,156 @@
+package proof
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"time"
+)
+
+// Run describes one finished execution to be proven: what a worker knows
+// when an attempt completes.
+type Run struct {
+	// TaskID is the task's id.
+	TaskID string
+	// TenantID owns the task.
+	TenantID string
+	// Kind is the task's kind.
+	Kind string
+	// Payload is the input bytes exactly as leased.
+	Payload []byte
+	// Output is the result bytes exactly as reported (canonical JSON).
+	Output []byte
+	// Attempt is the attempt number.
+	Attempt int
+	// Executor is what ran it (the measurement).
+	Executor Executor
+	// StartedAt and FinishedAt bound the attempt.
+	StartedAt, FinishedAt time.Time
+}
+
+// Signer signs proofs on a node: its key, its id and its platform's
+// attester. It is safe for concurrent use.
+type Signer struct {
+	// Key is the node's signing key.
+	Key *Key
+	// NodeID is put in every predicate.
+	NodeID string
+	// Attester gives the platform and quotes; nil means [Software].
+	Attester Attester
+}
+
+// Platform is the signer's platform name.
+func (s *Signer) Platform() string {
+	if s.Attester == nil {
+		return PlatformSoftware
+	}
+	return s.Attester.Platform()
+}
+
+// Sign builds the statement for r and returns its envelope encoded as JSON.
+// When the attester has a quote, it is taken over [ReportData] of the
+// statement without the quote (see statementReportData) and embedded in the
+// predicate.
+func (s *Signer) Sign(ctx context.Context, r Run) (json.RawMessage, error) {
+	if s == nil || s.Key == nil {
+		return nil, errors.New("proof: no signing key")
+	}
+	st := NewStatement(r.Output, Predicate{
+		TaskID:      r.TaskID,
+		TenantID:    r.TenantID,
+		Kind:        r.Kind,
+		InputDigest: Digest(r.Payload),
+		Executor:    r.Executor,
+		NodeID:      s.NodeID,
+		Platform:    s.Platform(),
+		Attempt:     r.Attempt,
+		StartedAt:   r.StartedAt,
+		FinishedAt:  r.FinishedAt,
+	})
+	if s.Attester != nil && s.Platform() != PlatformSoftware {
+		rd, err := statementReportData(s.Key.KeyID(), st)
+		if err != nil {
+			return nil, err
+		}
+		q, err := s.Attester.Quote(ctx, rd)
+		if err != nil {
+			return nil, fmt.Errorf("proof: %s quote: %w", s.Platform(), err)
+		}
+		st.Predicate.TEEQuote = q
+	}
+	env, err := Sign(s.Key, st)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(env)
+}
+
+// ParseEnvelope decodes a DSSE envelope from JSON, refusing trailing data
+// and envelopes without payload or signatures.
+func ParseEnvelope(b []byte) (*Envelope, error) {
+	var env Envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return nil, fmt.Errorf("envelope is not DSSE JSON: %w", err)
+	}
+	if env.PayloadType == "" || env.Payload == "" {
+		return nil, errors.New("envelope has no payloadType or payload")
+	}
+	if len(env.Signatures) == 0 {
+		return nil, errors.New("envelope has no signatures")
+	}
+	return &env, nil
+}
+
+// statementReportData is what a TEE quote binds: SHA-512 over
+// "grey-proof-v1", the key id and the SHA-256 of the statement's JSON
+// without its quote, NUL-separated. A verifier recomputes it from the
+// envelope's statement (quote removed) and the signing key id.
+func statementReportData(keyID string, st *Statement) ([]byte, error) {
+	c := *st
+	c.Predicate.TEEQuote = nil
+	body, err := json.Marshal(&c)
+	if err != nil {
+		return nil, err
+	}
+	d := sha256.Sum256(body)
+	h := sha512.New()
+	h.Write([]byte("grey-proof-v1\x00" + keyID + "\x00"))
+	h.Write(d[:])
+	return h.Sum(nil), nil
+}
+
+// BinaryExecutor measures the running program: name, the main module's
+// version (with the VCS revision when the build recorded one) and the
+// SHA-256 of the executable file. Built-in kinds are measured this way.
+func BinaryExecutor(name string) (Executor, error) {
+	version := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version = bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				version += "+" + s.Value
+			}
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return Executor{}, fmt.Errorf("measure executable: %w", err)
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		return Executor{}, fmt.Errorf("measure executable: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return Executor{}, fmt.Errorf("measure executable %s: %w", exe, err)
+	}
+	return Executor{Name: name, Version: version, Digest: DigestAlgorithm + ":" + hex.EncodeToString(h.Sum(nil))}, nil
+}
