@@ -68,7 +68,7 @@ type CompleteItem struct {
 	Result json.RawMessage `json:"result,omitempty"`
 	// Proof is the worker's signed proof envelope, when one was required.
 	Proof json.RawMessage `json:"proof,omitempty"`
-	At     time.Time       `json:"at"`
+	At    time.Time       `json:"at"`
 }
 
 // CompleteRequest records successful outcomes.
