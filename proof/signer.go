@@ -3,7 +3,6 @@ package proof
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -56,8 +55,8 @@ func (s *Signer) Platform() string {
 
 // Sign builds the statement for r and returns its envelope encoded as JSON.
 // When the attester has a quote, it is taken over [ReportData] of the
-// statement without the quote (see statementReportData) and embedded in the
-// predicate.
+// statement without the quote ([QuoteReportData] of
+// [StatementDigestForQuote]) and embedded in the predicate.
 func (s *Signer) Sign(ctx context.Context, r Run) (json.RawMessage, error) {
 	if s == nil || s.Key == nil {
 		return nil, errors.New("proof: no signing key")
@@ -75,10 +74,11 @@ func (s *Signer) Sign(ctx context.Context, r Run) (json.RawMessage, error) {
 		FinishedAt:  r.FinishedAt,
 	})
 	if s.Attester != nil && s.Platform() != PlatformSoftware {
-		rd, err := statementReportData(s.Key.KeyID(), st)
+		d, err := StatementDigestForQuote(st)
 		if err != nil {
 			return nil, err
 		}
+		rd := QuoteReportData(s.Key.KeyID(), d)
 		q, err := s.Attester.Quote(ctx, rd)
 		if err != nil {
 			return nil, fmt.Errorf("proof: %s quote: %w", s.Platform(), err)
@@ -106,24 +106,6 @@ func ParseEnvelope(b []byte) (*Envelope, error) {
 		return nil, errors.New("envelope has no signatures")
 	}
 	return &env, nil
-}
-
-// statementReportData is what a TEE quote binds: SHA-512 over
-// "grey-proof-v1", the key id and the SHA-256 of the statement's JSON
-// without its quote, NUL-separated. A verifier recomputes it from the
-// envelope's statement (quote removed) and the signing key id.
-func statementReportData(keyID string, st *Statement) ([]byte, error) {
-	c := *st
-	c.Predicate.TEEQuote = nil
-	body, err := json.Marshal(&c)
-	if err != nil {
-		return nil, err
-	}
-	d := sha256.Sum256(body)
-	h := sha512.New()
-	h.Write([]byte("grey-proof-v1\x00" + keyID + "\x00"))
-	h.Write(d[:])
-	return h.Sum(nil), nil
 }
 
 // BinaryExecutor measures the running program: name, the main module's

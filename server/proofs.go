@@ -5,6 +5,7 @@ import (
 
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/proof"
+	"github.com/grey-distributed/grey/proof/tee"
 )
 
 // newSigner loads (or creates) the node's proof key and picks the
@@ -14,17 +15,9 @@ func newSigner(cfg *config.Config) (*proof.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proofs.key_file: %w", err)
 	}
-	att, err := newAttester(cfg.Proofs.Attester)
+	att, err := tee.NewAttester(cfg.Proofs.Attester)
 	if err != nil {
 		return nil, fmt.Errorf("proofs.attester: %w", err)
 	}
 	return &proof.Signer{Key: key, NodeID: cfg.Node.ID, Attester: att}, nil
-}
-
-func newAttester(name string) (proof.Attester, error) {
-	switch name {
-	case "", proof.PlatformSoftware:
-		return proof.Software{}, nil
-	}
-	return nil, fmt.Errorf("attester %q is not available", name)
 }
