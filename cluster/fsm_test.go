@@ -150,3 +150,56 @@ func TestFSMPanicsOnUnknownCommand(t *testing.T) {
 	}()
 	fsm.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: []byte{77, '{', '}'}})
 }
+
+// Proof envelopes shared by a batch are stored once, survive snapshots, and
+// go when the last task that refers to them is collected; signing keys
+// outlive their node.
+func TestFSMProofsAndKeys(t *testing.T) {
+	t.Parallel()
+	enc := func(mt cluster.MsgType, v any) []byte {
+		b, err := cluster.Encode(mt, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	env := json.RawMessage(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"keyid":"k","sig":"AA=="}]}`)
+	ref := func(id string) state.Ref { return state.Ref{TaskID: id, Attempt: 1} }
+	logs := [][]byte{
+		enc(cluster.NodeRegisterMsg, &state.NodeRegisterRequest{Now: t0, Node: state.Node{ID: "w9", Role: "worker", KeyID: "k9", PublicKey: []byte("0123456789abcdef0123456789abcdef")}}),
+		enc(cluster.SubmitMsg, &state.SubmitRequest{Now: t0, AutoCreate: &tenant.Tenant{ID: "acme"}, Tasks: []*task.Task{mkTask(idA, "acme", nil), mkTask(idB, "acme", nil), mkTask(idC, "acme", nil)}}),
+		enc(cluster.LeaseMsg, &state.LeaseRequest{Now: t0, WorkerID: "w1", Deadline: t0.Add(time.Minute), Items: []state.Ref{ref(idA), ref(idB), ref(idC)}}),
+		// A and B share proof 1; C finishes an hour later with its own.
+		enc(cluster.CompleteMsg, &state.CompleteRequest{Now: t0, WorkerID: "w1", Proofs: []json.RawMessage{env},
+			Items: []state.CompleteItem{{Ref: ref(idA), Proof: 1, At: t0}, {Ref: ref(idB), Proof: 1, At: t0}}}),
+		enc(cluster.CompleteMsg, &state.CompleteRequest{Now: t0.Add(time.Hour), WorkerID: "w1", Proofs: []json.RawMessage{json.RawMessage(`{"other":1}`)},
+			Items: []state.CompleteItem{{Ref: ref(idC), Proof: 1, At: t0.Add(time.Hour)}}}),
+		enc(cluster.NodeRemoveMsg, &state.NodeRemoveRequest{Now: t0, ID: "w9"}),
+	}
+	st, _ := apply(t, logs)
+	a, _ := st.Get("acme", idA)
+	b, _ := st.Get("acme", idB)
+	c, _ := st.Get("acme", idC)
+	if a.ProofID == "" || a.ProofID != b.ProofID || c.ProofID == a.ProofID || st.ProofCount() != 2 {
+		t.Fatalf("proof ids A %q B %q C %q, %d stored; want A=B≠C, 2 stored", a.ProofID, b.ProofID, c.ProofID, st.ProofCount())
+	}
+	if string(st.Proof(a.ProofID)) != string(env) {
+		t.Fatalf("stored envelope = %s", st.Proof(a.ProofID))
+	}
+	if k := st.SigningKey("k9"); k == nil || k.NodeID != "w9" || st.Node("w9") != nil {
+		t.Fatalf("key after node removal = %+v (node %+v); want the key kept, the node gone", k, st.Node("w9"))
+	}
+	restored := state.New()
+	if err := restored.Restore(bytes.NewReader(snapshotBytes(t, st))); err != nil {
+		t.Fatal(err)
+	}
+	if restored.ProofCount() != 2 || string(restored.Proof(a.ProofID)) != string(env) || restored.SigningKey("k9") == nil {
+		t.Fatal("proofs or keys lost in the snapshot")
+	}
+	// Collect A and B (finished at t0), not C: A and B's proof goes.
+	fsm := cluster.NewFSM(restored, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	fsm.Apply(&raft.Log{Index: restored.Index() + 1, Type: raft.LogCommand, Data: enc(cluster.GCMsg, &state.GCRequest{Now: t0.Add(2 * time.Hour), Before: t0.Add(time.Minute)})})
+	if restored.ProofCount() != 1 || restored.Proof(a.ProofID) != nil || restored.Proof(c.ProofID) == nil {
+		t.Fatalf("after GC: %d proofs, A's %v, C's %v; want only C's", restored.ProofCount(), restored.Proof(a.ProofID) != nil, restored.Proof(c.ProofID) != nil)
+	}
+}

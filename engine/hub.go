@@ -43,7 +43,6 @@ func (h *hub) observe(c state.Change) {
 		return
 	}
 	for _, t := range c.Tasks {
-		t := withoutProof(t)
 		if t.Status.Terminal() {
 			if ws := h.waiters[t.ID]; len(ws) > 0 {
 				for _, ch := range ws {

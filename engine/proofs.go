@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"sync"
 	"time"
 
@@ -12,8 +13,9 @@ import (
 	"github.com/grey-distributed/grey/worker"
 )
 
-// MaxProofBytes bounds one proof envelope (room for a TEE quote).
-const MaxProofBytes = 64 << 10
+// MaxProofBytes bounds one proof envelope: proof.MaxBatch tasks and a TEE
+// quote.
+const MaxProofBytes = 256 << 10
 
 // maxReplays bounds replays running at once on one server.
 const maxReplays = 4
@@ -36,27 +38,22 @@ func (e *Engine) proofPolicy(t *task.Task) (want, strict bool) {
 	return !e.cfg.ProofsOff, false
 }
 
-// checkProof decides what happens to a completed report: "" keeps it, a
-// code turns it into a failed attempt with message msg.
-func (e *Engine) checkProof(t *task.Task, p []byte) (code, msg string) {
-	if len(p) > MaxProofBytes {
+// checkProof decides what happens to a completed report whose proof is
+// proofs[ref-1] (ref 0: none): "" keeps it, a code turns it into a failed
+// attempt with message msg.
+func (e *Engine) checkProof(t *task.Task, ref int, proofs []json.RawMessage) (code, msg string) {
+	switch {
+	case ref < 0 || ref > len(proofs):
+		return "proof_invalid", "the report refers to proof " + itoa(ref) + " of " + itoa(len(proofs))
+	case ref > 0 && len(proofs[ref-1]) > MaxProofBytes:
 		return "proof_too_large", "the worker's proof exceeds " + itoa(MaxProofBytes) + " bytes"
-	}
-	if len(p) > 0 || t == nil {
+	case ref > 0 || t == nil:
 		return "", ""
 	}
 	if _, strict := e.proofPolicy(t); strict {
 		return "proof_missing", "the task requires a signed proof and the worker sent none (its pool has no signing key)"
 	}
 	return "", ""
-}
-
-// stored returns the tenant's task as stored, proof included.
-func (e *Engine) stored(tenant, id string) (*task.Task, error) {
-	if !task.ValidID(id) {
-		return nil, greyerr.New(greyerr.NotFound, "task %s not found", id)
-	}
-	return e.store.Get(tenant, id)
 }
 
 // platforms remembers when a worker of each platform last asked for work.
@@ -123,7 +120,7 @@ func (e *Engine) Proof(ctx context.Context, tenant, id string) (*proof.Record, e
 	if err != nil {
 		return nil, err
 	}
-	if len(t.Proof) == 0 {
+	if t.ProofID == "" {
 		why := "task " + t.ID + " has no proof: "
 		switch {
 		case t.Status != task.Completed:
@@ -137,12 +134,12 @@ func (e *Engine) Proof(ctx context.Context, tenant, id string) (*proof.Record, e
 		}
 		return nil, greyerr.New(greyerr.NotFound, "%s", why)
 	}
-	env, err := proof.ParseEnvelope(t.Proof)
+	env, err := proof.ParseEnvelope(e.store.Proof(t.ProofID))
 	if err != nil {
-		return nil, greyerr.New(greyerr.Internal, "task %s: stored proof: %v", t.ID, err)
+		return nil, greyerr.New(greyerr.Internal, "task %s: stored proof %s: %v", t.ID, t.ProofID, err)
 	}
-	rec := &proof.Record{TaskID: t.ID, Envelope: env}
-	if rec.Short, err = proof.ShortForm(env); err != nil {
+	rec := &proof.Record{TaskID: t.ID, ProofID: t.ProofID, Envelope: env}
+	if rec.Short, err = proof.ShortForm(env, t.ID); err != nil {
 		rec.Problem = err.Error()
 		return rec, nil
 	}
@@ -191,10 +188,12 @@ func (e *Engine) Replay(ctx context.Context, tenant, id string) (*proof.Replay, 
 		return nil, ctx.Err()
 	}
 	out := &proof.Replay{TaskID: t.ID, Kind: t.Kind, StoredDigest: proof.Digest(t.Result), Node: e.node.ID()}
-	if len(t.Proof) > 0 {
-		if env, err := proof.ParseEnvelope(t.Proof); err == nil {
+	if t.ProofID != "" {
+		if env, err := proof.ParseEnvelope(e.store.Proof(t.ProofID)); err == nil {
 			if st, err := proof.DecodeStatement(env); err == nil {
-				out.ProofDigest = st.OutputDigest()
+				if _, d, ok := st.Find(t.ID); ok {
+					out.ProofDigest = d
+				}
 			}
 		}
 	}
@@ -215,4 +214,12 @@ func (e *Engine) Replay(ctx context.Context, tenant, id string) (*proof.Replay, 
 	}
 	out.Match = out.ReplayDigest == out.StoredDigest && (out.ProofDigest == "" || out.ProofDigest == out.ReplayDigest)
 	return out, nil
+}
+
+// stored returns the tenant's task as stored.
+func (e *Engine) stored(tenant, id string) (*task.Task, error) {
+	if !task.ValidID(id) {
+		return nil, greyerr.New(greyerr.NotFound, "task %s not found", id)
+	}
+	return e.store.Get(tenant, id)
 }

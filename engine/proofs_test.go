@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -30,14 +31,14 @@ func TestProofSignedForCompletedTask(t *testing.T) {
 	// stored.
 	tk := submit(t, n.Engine, "acme", task.Spec{Kind: "echo", Payload: json.RawMessage(`{ "b": "<&>",  "a": [1, 2] }`)})[0]
 	got := wait(t, n.Engine, "acme", tk.ID)
-	if got.Status != task.Completed || !got.HasProof || len(got.Proof) != 0 {
-		t.Fatalf("task = status %s has_proof %v proof %d bytes; want completed, has_proof, no inline proof", got.Status, got.HasProof, len(got.Proof))
+	if got.Status != task.Completed || len(got.ProofID) != 64 {
+		t.Fatalf("task = status %s proof_id %q; want completed with a proof id", got.Status, got.ProofID)
 	}
 	rec, err := n.Engine.Proof(context.Background(), "acme", tk.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rec.Verified || rec.Problem != "" || rec.NodeID != "test-1" {
+	if !rec.Verified || rec.Problem != "" || rec.NodeID != "test-1" || rec.ProofID != got.ProofID {
 		t.Fatalf("record = verified %v problem %q node %q", rec.Verified, rec.Problem, rec.NodeID)
 	}
 	if rec.Short.TaskID != tk.ID || rec.Short.Platform != proof.PlatformSoftware || !strings.HasPrefix(rec.Short.Measurement, "sha256:") || rec.Short.Signature == "" || rec.Short.Timestamp == 0 {
@@ -55,9 +56,9 @@ func TestProofSignedForCompletedTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := st.Predicate
-	if p.Kind != "echo" || p.Attempt != 1 || p.NodeID != "test-1" || p.Executor.Name != "grey-worker" || p.FinishedAt.Before(p.StartedAt) {
-		t.Fatalf("predicate = %+v", p)
+	x, _, ok := st.Find(tk.ID)
+	if !ok || st.Predicate.TenantID != "acme" || st.Predicate.NodeID != "test-1" || x.Kind != "echo" || x.Attempt != 1 || x.Executor.Name != "grey-worker" || x.FinishedAt.Before(x.StartedAt) {
+		t.Fatalf("predicate = %+v", st.Predicate)
 	}
 	// Another tenant learns nothing.
 	if _, err := n.Engine.Proof(context.Background(), "globex", tk.ID); !greyerr.Is(err, greyerr.NotFound) {
@@ -78,14 +79,14 @@ func TestProofMismatchIsReported(t *testing.T) {
 	}
 	a := lr.Tasks[0]
 	now := time.Now().UTC()
-	env, err := n.Signer.Sign(ctx, proof.Run{TaskID: a.TaskID, TenantID: a.TenantID, Kind: a.Kind, Payload: a.Payload,
+	env, err := n.Signer.Sign(ctx, a.TenantID, proof.Run{TaskID: a.TaskID, Kind: a.Kind, Payload: a.Payload,
 		Output: []byte(`"something else"`), Attempt: a.Attempt, StartedAt: now, FinishedAt: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	res, err := n.Engine.Complete(ctx, &worker.CompleteRequest{WorkerID: "w1", Reports: []worker.Report{
-		{TaskID: a.TaskID, Attempt: a.Attempt, Status: task.Completed, Result: json.RawMessage(`"in"`), Proof: env, At: now},
-	}})
+		{TaskID: a.TaskID, Attempt: a.Attempt, Status: task.Completed, Result: json.RawMessage(`"in"`), Proof: 1, At: now},
+	}, Proofs: []json.RawMessage{env}})
 	if err != nil || !res.Results[0].Accepted {
 		t.Fatalf("complete = %+v, %v", res, err)
 	}
@@ -113,8 +114,8 @@ func TestRequireProofAndProofsOff(t *testing.T) {
 	t.Cleanup(func() { stop(); <-done })
 	plain := submit(t, n.Engine, "acme", task.Spec{Kind: "echo", Payload: json.RawMessage(`1`)})[0]
 	strict := submit(t, n.Engine, "acme", task.Spec{Kind: "echo", Payload: json.RawMessage(`2`), RequireProof: boolp(true)})[0]
-	if got := wait(t, n.Engine, "acme", plain.ID); got.Status != task.Completed || got.HasProof {
-		t.Fatalf("plain task = %s has_proof %v; want completed without proof", got.Status, got.HasProof)
+	if got := wait(t, n.Engine, "acme", plain.ID); got.Status != task.Completed || got.ProofID != "" {
+		t.Fatalf("plain task = %s proof %q; want completed without proof", got.Status, got.ProofID)
 	}
 	if _, err := n.Engine.Proof(ctx, "acme", plain.ID); !greyerr.Is(err, greyerr.NotFound) || !strings.Contains(err.Error(), "proofs were off") {
 		t.Fatalf("proof of plain task: %v; want not found because proofs were off", err)
@@ -136,8 +137,8 @@ func TestTenantRequireProof(t *testing.T) {
 	}
 	n.StartWorkers(t, worker.Options{Concurrency: 2}, nil)
 	tk := submit(t, n.Engine, "bank", task.Spec{Kind: "echo", Payload: json.RawMessage(`"x"`), RequireProof: boolp(false)})[0]
-	if got := wait(t, n.Engine, "bank", tk.ID); got.Status != task.Completed || !got.HasProof {
-		t.Fatalf("task = %s has_proof %v; want a proof (the tenant requires it)", got.Status, got.HasProof)
+	if got := wait(t, n.Engine, "bank", tk.ID); got.Status != task.Completed || got.ProofID == "" {
+		t.Fatalf("task = %s proof %q; want a proof (the tenant requires it)", got.Status, got.ProofID)
 	}
 }
 
@@ -213,4 +214,49 @@ type fakeAttester struct{ platform string }
 func (f fakeAttester) Platform() string { return f.platform }
 func (f fakeAttester) Quote(context.Context, []byte) ([]byte, error) {
 	return []byte("quote"), nil
+}
+
+// One signature covers a batch of one tenant's tasks: every task's proof
+// verifies for that task, and no envelope shows another tenant's task.
+func TestProofBatchesPerTenant(t *testing.T) {
+	t.Parallel()
+	n := greytest.NewNode(t, engine.Config{})
+	ctx := context.Background()
+	var specs []task.Spec
+	for i := range 100 {
+		specs = append(specs, task.Spec{Kind: "echo", Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))})
+	}
+	var ids []struct{ tenant, id string }
+	for _, ten := range []string{"acme", "globex"} {
+		res, err := n.Engine.Submit(ctx, ten, specs, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range res.Tasks {
+			ids = append(ids, struct{ tenant, id string }{ten, tk.ID})
+		}
+	}
+	n.StartWorkers(t, worker.Options{Concurrency: 32}, nil)
+	proofs := map[string]bool{}
+	for _, x := range ids {
+		got := wait(t, n.Engine, x.tenant, x.id)
+		rec, err := n.Engine.Proof(ctx, x.tenant, x.id)
+		if err != nil || !rec.Verified {
+			t.Fatalf("task %s: %v %+v", x.id, err, rec)
+		}
+		st, err := proof.DecodeStatement(rec.Envelope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Predicate.TenantID != x.tenant || len(st.Predicate.Executions) > proof.MaxBatch {
+			t.Fatalf("task %s of %s: proof of tenant %s with %d tasks", x.id, x.tenant, st.Predicate.TenantID, len(st.Predicate.Executions))
+		}
+		for _, e := range st.Predicate.Executions {
+			if _, err := n.Engine.Get(ctx, x.tenant, e.TaskID); err != nil {
+				t.Fatalf("proof of %s covers %s, not a task of %s: %v", x.id, e.TaskID, x.tenant, err)
+			}
+		}
+		proofs[got.ProofID] = true
+	}
+	t.Logf("%d tasks, %d proofs", len(ids), len(proofs))
 }

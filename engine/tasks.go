@@ -118,7 +118,6 @@ func (e *Engine) Get(ctx context.Context, tenant, id string) (*task.Task, error)
 
 func (e *Engine) decorate(t *task.Task) *task.Task {
 	t = e.costOf(t)
-	t = withoutProof(t)
 	if t.Status != task.Pending && t.Status != task.Retrying {
 		return t
 	}
@@ -157,7 +156,7 @@ func (e *Engine) List(ctx context.Context, tenant string, opts ListOptions) ([]*
 	}
 	ts, next := e.store.List(tenant, opts)
 	for i, t := range ts {
-		ts[i] = withoutProof(e.costOf(t))
+		ts[i] = e.costOf(t)
 	}
 	return ts, next, nil
 }
@@ -254,15 +253,4 @@ func (e *Engine) SubmitSlot(ctx context.Context, tenant string) (func(), error) 
 	case <-ctx.Done():
 		return nil, greyerr.Wrap(greyerr.Unavailable, ctx.Err(), "submit not started")
 	}
-}
-
-// withoutProof moves the proof out of a task view: the envelope is served
-// at /tasks/{id}/proof, and the task says only that it has one.
-func withoutProof(t *task.Task) *task.Task {
-	if len(t.Proof) == 0 {
-		return t
-	}
-	c := *t
-	c.Proof, c.HasProof = nil, true
-	return &c
 }

@@ -210,10 +210,22 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 	if len(req.Reports) > 10*MaxLease {
 		return nil, greyerr.Invalid("reports", "at most %d reports per request", 10*MaxLease)
 	}
+	if len(req.Proofs) > len(req.Reports) {
+		return nil, greyerr.Invalid("proofs", "%d proofs for %d reports", len(req.Proofs), len(req.Reports))
+	}
 	now := time.Now().UTC()
 	starts := &state.StartRequest{Now: now, WorkerID: req.WorkerID}
 	dones := &state.CompleteRequest{Now: now, WorkerID: req.WorkerID}
 	fails := &state.FailRequest{Now: now, WorkerID: req.WorkerID}
+	used := map[int]int{} // worker's proof index → index in dones.Proofs (1-based)
+	proofIndex := func(k int) int {
+		if j, ok := used[k]; ok {
+			return j
+		}
+		dones.Proofs = append(dones.Proofs, req.Proofs[k-1])
+		used[k] = len(dones.Proofs)
+		return used[k]
+	}
 	type slot struct{ cmd, idx int }
 	slots := make([]slot, len(req.Reports))
 	for i, r := range req.Reports {
@@ -232,13 +244,17 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 				fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: "result exceeds the payload limit", Code: "result_too_large"}, now, at))
 				continue
 			}
-			if code, msg := e.checkProof(e.store.Lookup(r.TaskID), r.Proof); code != "" {
+			if code, msg := e.checkProof(e.store.Lookup(r.TaskID), r.Proof, req.Proofs); code != "" {
 				slots[i] = slot{2, len(fails.Items)}
 				fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: msg, Code: code, Retryable: true}, now, at))
 				continue
 			}
+			item := state.CompleteItem{Ref: ref, Result: r.Result, At: at}
+			if r.Proof > 0 {
+				item.Proof = proofIndex(r.Proof)
+			}
 			slots[i] = slot{1, len(dones.Items)}
-			dones.Items = append(dones.Items, state.CompleteItem{Ref: ref, Result: r.Result, Proof: r.Proof, At: at})
+			dones.Items = append(dones.Items, item)
 		case task.Failed:
 			te := task.Error{Message: "failed", Retryable: true}
 			if r.Error != nil {

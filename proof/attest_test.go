@@ -2,33 +2,49 @@ package proof
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// attestStatement is a statement of this file's own, so that these tests
-// do not depend on the rest of the package's fixtures.
-func attestStatement() *Statement {
+// attestRuns are runs of this file's own, so that these tests do not
+// depend on the rest of the package's fixtures.
+func attestRuns() []Run {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	return NewStatement([]byte(`{"ok":true}`), Predicate{
-		TaskID:      "0195a3b4-0000-7000-8000-000000000001",
-		TenantID:    "acme",
-		Kind:        "wasm",
-		InputDigest: Digest([]byte("payload")),
-		Executor:    Executor{Name: "wasm", Version: "v0.3.0", Digest: "sha256:" + Digest([]byte("module"))},
-		NodeID:      "node-1",
-		Platform:    PlatformTDX,
-		Attempt:     2,
-		StartedAt:   t0,
-		FinishedAt:  t0.Add(1500 * time.Millisecond),
-	})
+	return []Run{{
+		TaskID:     "0195a3b4-0000-7000-8000-000000000001",
+		Kind:       "wasm",
+		Payload:    []byte("payload"),
+		Output:     []byte(`{"ok":true}`),
+		Attempt:    2,
+		Executor:   Executor{Name: "wasm", Version: "v0.3.0", Digest: "sha256:" + Digest([]byte("module"))},
+		StartedAt:  t0,
+		FinishedAt: t0.Add(1500 * time.Millisecond),
+	}, {
+		TaskID:     "0195a3b4-0000-7000-8000-000000000002",
+		Kind:       "echo",
+		Payload:    []byte("payload 2"),
+		Output:     []byte(`{"ok":false}`),
+		Attempt:    1,
+		Executor:   Executor{Name: "echo", Version: "v0.3.0", Digest: "sha256:" + Digest([]byte("greyd"))},
+		StartedAt:  t0,
+		FinishedAt: t0.Add(2 * time.Second),
+	}}
+}
+
+// attestStatement is a two-task TDX statement.
+func attestStatement() *Statement {
+	return NewStatement("acme", "node-1", PlatformTDX, attestRuns()...)
 }
 
 func TestQuoteReportDataVector(t *testing.T) {
@@ -134,13 +150,119 @@ func TestStatementDigestForQuote(t *testing.T) {
 		t.Errorf("report data %x, want %x", rd, h)
 	}
 
-	// Every other field is covered.
-	st.Predicate.Attempt++
+	// Every other field is covered, of every task.
+	st.Predicate.Executions[1].Attempt++
 	if d4, _ := StatementDigestForQuote(st); bytes.Equal(d, d4) {
-		t.Error("the digest does not cover the attempt")
+		t.Error("the digest does not cover the second task's attempt")
+	}
+	st.Predicate.Executions[1].Attempt--
+	st.Subject[1].Digest = map[string]string{DigestAlgorithm: Digest(nil)}
+	if d4, _ := StatementDigestForQuote(st); bytes.Equal(d, d4) {
+		t.Error("the digest does not cover the second task's output")
 	}
 	if _, err := StatementDigestForQuote(nil); err == nil {
 		t.Error("nil statement accepted")
+	}
+}
+
+// recordingAttester stands in for a TEE: it records the report data it was
+// asked to quote and returns a quote derived from it.
+type recordingAttester struct {
+	platform string
+	err      error
+
+	mu     sync.Mutex
+	called [][]byte
+}
+
+func (a *recordingAttester) Platform() string { return a.platform }
+
+func (a *recordingAttester) Quote(_ context.Context, reportData []byte) ([]byte, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.called = append(a.called, bytes.Clone(reportData))
+	if a.err != nil {
+		return nil, a.err
+	}
+	return append([]byte("quote:"), reportData...), nil
+}
+
+// A Signer with a TEE attester embeds a quote over the report data that
+// binds its key and the batch statement.
+func TestSignerEmbedsQuote(t *testing.T) {
+	k, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	att := &recordingAttester{platform: PlatformTDX}
+	s := &Signer{Key: k, NodeID: "node-1", Attester: att}
+	if s.Platform() != PlatformTDX {
+		t.Fatalf("Platform = %q", s.Platform())
+	}
+	runs := attestRuns()
+	raw, err := s.Sign(context.Background(), "acme", runs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := ParseEnvelope(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st *Statement
+	for _, r := range runs {
+		st, err = Verify(env, NewKeyRing(k.Public()), Expect{TaskID: r.TaskID, TenantID: "acme", InputDigest: Digest(r.Payload), OutputDigest: Digest(r.Output)})
+		if err != nil {
+			t.Fatalf("task %s: %v", r.TaskID, err)
+		}
+	}
+	if len(att.called) != 1 {
+		t.Fatalf("attester called %d times for one batch, want 1", len(att.called))
+	}
+	rd := att.called[0]
+	if st.Predicate.Platform != PlatformTDX || !bytes.Equal(st.Predicate.TEEQuote, append([]byte("quote:"), rd...)) {
+		t.Errorf("platform %q, quote %q; want tdx and the attester's quote", st.Predicate.Platform, st.Predicate.TEEQuote)
+	}
+	// The verifier's recomputation from the envelope alone.
+	d, err := StatementDigestForQuote(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := QuoteReportData(k.KeyID(), d); !bytes.Equal(rd, want) || len(rd) != ReportDataSize {
+		t.Errorf("quoted report data %x, want %x", rd, want)
+	}
+	if want := QuoteReportData(env.Signatures[0].KeyID, d); !bytes.Equal(rd, want) {
+		t.Error("report data is not bound to the envelope's key id")
+	}
+	// The statement the signer quoted is the one it signed, quote aside.
+	if dw, _ := StatementDigestForQuote(NewStatement("acme", "node-1", PlatformTDX, runs...)); !bytes.Equal(dw, d) {
+		t.Error("the quoted digest is not that of the runs' statement")
+	}
+
+	// A failing quote fails the signing, naming the platform.
+	att.err = errors.New("no quoting service")
+	_, err = s.Sign(context.Background(), "acme", runs...)
+	if err == nil || !strings.Contains(err.Error(), "tdx quote: no quoting service") {
+		t.Errorf("err = %v, want the tdx quote error", err)
+	}
+
+	// Software signers never ask for a quote.
+	for _, a := range []Attester{nil, Software{}, &recordingAttester{platform: PlatformSoftware}} {
+		s := &Signer{Key: k, NodeID: "node-1", Attester: a}
+		raw, err := s.Sign(context.Background(), "acme", runs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, _ := ParseEnvelope(raw)
+		st, err := DecodeStatement(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Predicate.Platform != PlatformSoftware || st.Predicate.TEEQuote != nil {
+			t.Errorf("%T: platform %q, quote %q", a, st.Predicate.Platform, st.Predicate.TEEQuote)
+		}
+		if r, ok := a.(*recordingAttester); ok && len(r.called) != 0 {
+			t.Error("software attester was asked for a quote")
+		}
 	}
 }
 

@@ -38,13 +38,15 @@ func Sign(key *Key, stmt *Statement) (*Envelope, error) {
 
 // Expect lists what the verifier knows independently of the envelope; each
 // non-empty field must match the statement. Digests are lower-case or
-// upper-case hex SHA-256, optionally prefixed "sha256:".
+// upper-case hex SHA-256, optionally prefixed "sha256:". The digests are
+// those of TaskID's execution; without TaskID they need a one-task
+// statement.
 type Expect struct {
 	// OutputDigest is the SHA-256 of the output bytes the verifier holds.
 	OutputDigest string
 	// InputDigest is the SHA-256 of the payload bytes the verifier holds.
 	InputDigest string
-	// TaskID is the task the proof must be about.
+	// TaskID is the task the proof must cover.
 	TaskID string
 	// TenantID is the tenant that must own the task.
 	TenantID string
@@ -76,24 +78,47 @@ func Verify(env *Envelope, ring KeyRing, want Expect) (*Statement, error) {
 	if err := st.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid statement: %w", err)
 	}
-	p := &st.Predicate
-	for _, c := range []struct{ what, got, want string }{
-		{"task id", p.TaskID, want.TaskID},
-		{"tenant id", p.TenantID, want.TenantID},
-	} {
-		if c.want != "" && c.got != c.want {
-			return nil, fmt.Errorf("%s differs: envelope says %q, expected %q", c.what, c.got, c.want)
+	if want.TenantID != "" && st.Predicate.TenantID != want.TenantID {
+		return nil, fmt.Errorf("tenant id differs: envelope says %q, expected %q", st.Predicate.TenantID, want.TenantID)
+	}
+	if want.TaskID == "" && want.InputDigest == "" && want.OutputDigest == "" {
+		return &st, nil
+	}
+	var e *Execution
+	var out string
+	switch {
+	case want.TaskID != "":
+		var ok bool
+		if e, out, ok = st.Find(want.TaskID); !ok {
+			return nil, fmt.Errorf("task id differs: the envelope covers %s, not %q", taskList(&st), want.TaskID)
 		}
+	case len(st.Predicate.Executions) == 1:
+		e, out = &st.Predicate.Executions[0], st.Subject[0].Digest[DigestAlgorithm]
+	default:
+		return nil, fmt.Errorf("the envelope covers %d tasks: name the task whose digests to check", len(st.Predicate.Executions))
 	}
 	for _, c := range []struct{ what, got, want string }{
-		{"output digest", st.OutputDigest(), want.OutputDigest},
-		{"input digest", p.InputDigest, want.InputDigest},
+		{"output digest", out, want.OutputDigest},
+		{"input digest", e.InputDigest, want.InputDigest},
 	} {
 		if c.want != "" && c.got != normDigest(c.want) {
 			return nil, fmt.Errorf("%s differs: envelope says %s, task has %s", c.what, c.got, normDigest(c.want))
 		}
 	}
 	return &st, nil
+}
+
+// taskList names a statement's tasks for an error (the first few).
+func taskList(st *Statement) string {
+	ids := make([]string, 0, 3)
+	for i, e := range st.Predicate.Executions {
+		if i == 3 {
+			ids = append(ids, fmt.Sprintf("and %d more", len(st.Predicate.Executions)-3))
+			break
+		}
+		ids = append(ids, fmt.Sprintf("%q", e.TaskID))
+	}
+	return "task " + strings.Join(ids, ", ")
 }
 
 func normDigest(d string) string {
@@ -137,17 +162,18 @@ func verifySignatures(env *Envelope, body []byte, ring KeyRing) error {
 	return errors.Join(errs...)
 }
 
-// Short is the seed's short form of a proof: a view over the envelope.
+// Short is the seed's short form of a proof: a view over the envelope for
+// one task.
 type Short struct {
-	// TaskID is the predicate's task id.
+	// TaskID is the task.
 	TaskID string `json:"task_id"`
 	// Platform is the predicate's platform.
 	Platform string `json:"platform"`
-	// Measurement is the executor digest.
+	// Measurement is the task's executor digest.
 	Measurement string `json:"measurement"`
 	// Signature is the base64 signature of the envelope's first signature.
 	Signature string `json:"signature"`
-	// Timestamp is finished_at in Unix seconds.
+	// Timestamp is the task's finished_at in Unix seconds.
 	Timestamp int64 `json:"timestamp"`
 }
 
@@ -165,9 +191,9 @@ func DecodeStatement(env *Envelope) (*Statement, error) {
 	return &st, nil
 }
 
-// ShortForm returns the short form of env. It does not verify the
-// envelope: call [Verify] first.
-func ShortForm(env *Envelope) (Short, error) {
+// ShortForm returns the short form of env for taskID ("" = the first
+// task). It does not verify the envelope: call [Verify] first.
+func ShortForm(env *Envelope, taskID string) (Short, error) {
 	if env == nil {
 		return Short{}, errors.New("no envelope")
 	}
@@ -178,11 +204,21 @@ func ShortForm(env *Envelope) (Short, error) {
 	if err != nil {
 		return Short{}, err
 	}
+	if len(st.Predicate.Executions) == 0 {
+		return Short{}, errors.New("statement has no executions")
+	}
+	e := &st.Predicate.Executions[0]
+	if taskID != "" {
+		var ok bool
+		if e, _, ok = st.Find(taskID); !ok {
+			return Short{}, fmt.Errorf("the envelope does not cover task %q", taskID)
+		}
+	}
 	return Short{
-		TaskID:      st.Predicate.TaskID,
+		TaskID:      e.TaskID,
 		Platform:    st.Predicate.Platform,
-		Measurement: st.Predicate.Executor.Digest,
+		Measurement: e.Executor.Digest,
 		Signature:   env.Signatures[0].Sig,
-		Timestamp:   st.Predicate.FinishedAt.Unix(),
+		Timestamp:   e.FinishedAt.Unix(),
 	}, nil
 }

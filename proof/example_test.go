@@ -1,6 +1,7 @@
 package proof_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,32 +18,43 @@ func Example() {
 		panic(err)
 	}
 
+	// A node signs the tasks of one tenant it finished together: one
+	// statement, one signature.
 	input, output := []byte(`{"n":1}`), []byte(`{"ok":true}`)
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	st := proof.NewStatement(output, proof.Predicate{
-		TaskID: "t-1", TenantID: "acme", Kind: "echo",
-		InputDigest: proof.Digest(input),
-		Executor:    proof.Executor{Name: "echo", Version: "dev", Digest: "sha256:00"},
-		NodeID:      "node-1", Attempt: 1,
-		StartedAt: start, FinishedAt: start.Add(time.Second),
-	})
-	env, err := proof.Sign(key, st)
+	exec := proof.Executor{Name: "echo", Version: "dev", Digest: "sha256:00"}
+	signer := &proof.Signer{Key: key, NodeID: "node-1"}
+	raw, err := signer.Sign(context.Background(), "acme",
+		proof.Run{TaskID: "t-1", Kind: "echo", Payload: input, Output: output, Attempt: 1,
+			Executor: exec, StartedAt: start, FinishedAt: start.Add(time.Second)},
+		proof.Run{TaskID: "t-2", Kind: "echo", Payload: []byte(`{"n":2}`), Output: []byte(`{"ok":2}`), Attempt: 1,
+			Executor: exec, StartedAt: start, FinishedAt: start.Add(2 * time.Second)},
+	)
+	if err != nil {
+		panic(err)
+	}
+	env, err := proof.ParseEnvelope(raw)
 	if err != nil {
 		panic(err)
 	}
 
-	// A verifier holds the node's public key (e.g. from the Raft state).
+	// A verifier holds the node's public key (from GET
+	// /api/v1/cluster/keys) and checks the one task it cares about.
 	pub, _ := proof.ParsePublicKey(string(key.PublicPEM()))
 	ring := proof.NewKeyRing(pub)
-	got, err := proof.Verify(env, ring, proof.Expect{
-		OutputDigest: proof.Digest(output), InputDigest: proof.Digest(input), TaskID: "t-1",
+	st, err := proof.Verify(env, ring, proof.Expect{
+		OutputDigest: proof.Digest(output), InputDigest: proof.Digest(input), TaskID: "t-1", TenantID: "acme",
 	})
-	fmt.Println(got.Predicate.TaskID, got.Predicate.Platform, err)
+	if err != nil {
+		panic(err)
+	}
+	e, _, _ := st.Find("t-1")
+	fmt.Println(e.TaskID, st.Predicate.Platform, err)
 
-	_, err = proof.Verify(env, ring, proof.Expect{OutputDigest: proof.Digest([]byte(`{"ok":false}`))})
+	_, err = proof.Verify(env, ring, proof.Expect{TaskID: "t-1", OutputDigest: proof.Digest([]byte(`{"ok":false}`))})
 	fmt.Println(err != nil)
 
-	short, _ := proof.ShortForm(env)
+	short, _ := proof.ShortForm(env, "t-1")
 	fmt.Println(short.TaskID, short.Platform, short.Measurement, short.Timestamp)
 	// Output:
 	// t-1 software <nil>

@@ -10,29 +10,12 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
-	"time"
 )
 
-// Run describes one finished execution to be proven: what a worker knows
-// when an attempt completes.
-type Run struct {
-	// TaskID is the task's id.
-	TaskID string
-	// TenantID owns the task.
-	TenantID string
-	// Kind is the task's kind.
-	Kind string
-	// Payload is the input bytes exactly as leased.
-	Payload []byte
-	// Output is the result bytes exactly as reported (canonical JSON).
-	Output []byte
-	// Attempt is the attempt number.
-	Attempt int
-	// Executor is what ran it (the measurement).
-	Executor Executor
-	// StartedAt and FinishedAt bound the attempt.
-	StartedAt, FinishedAt time.Time
-}
+// MaxBatch is the most tasks one statement covers; it bounds an envelope
+// (about 680 bytes of envelope per task with UUID task ids, so about
+// 44 KB for a full batch) while one signature serves the batch.
+const MaxBatch = 64
 
 // Signer signs proofs on a node: its key, its id and its platform's
 // attester. It is safe for concurrent use.
@@ -53,26 +36,19 @@ func (s *Signer) Platform() string {
 	return s.Attester.Platform()
 }
 
-// Sign builds the statement for r and returns its envelope encoded as JSON.
-// When the attester has a quote, it is taken over [ReportData] of the
-// statement without the quote ([QuoteReportData] of
+// Sign builds the statement for runs (tasks of one tenant, at most
+// [MaxBatch]) and returns its envelope encoded as JSON.
+// When the attester has a quote, it is taken over the statement without
+// the quote ([QuoteReportData] of
 // [StatementDigestForQuote]) and embedded in the predicate.
-func (s *Signer) Sign(ctx context.Context, r Run) (json.RawMessage, error) {
+func (s *Signer) Sign(ctx context.Context, tenantID string, runs ...Run) (json.RawMessage, error) {
 	if s == nil || s.Key == nil {
 		return nil, errors.New("proof: no signing key")
 	}
-	st := NewStatement(r.Output, Predicate{
-		TaskID:      r.TaskID,
-		TenantID:    r.TenantID,
-		Kind:        r.Kind,
-		InputDigest: Digest(r.Payload),
-		Executor:    r.Executor,
-		NodeID:      s.NodeID,
-		Platform:    s.Platform(),
-		Attempt:     r.Attempt,
-		StartedAt:   r.StartedAt,
-		FinishedAt:  r.FinishedAt,
-	})
+	if len(runs) == 0 || len(runs) > MaxBatch {
+		return nil, fmt.Errorf("proof: %d runs in one statement (1 to %d)", len(runs), MaxBatch)
+	}
+	st := NewStatement(tenantID, s.NodeID, s.Platform(), runs...)
 	if s.Attester != nil && s.Platform() != PlatformSoftware {
 		d, err := StatementDigestForQuote(st)
 		if err != nil {

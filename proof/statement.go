@@ -19,8 +19,6 @@ const (
 	PredicateType = "https://grey.dev/task-execution/v1"
 	// PayloadType is the DSSE payload type of an in-toto statement.
 	PayloadType = "application/vnd.in-toto+json"
-	// SubjectName is the name of the statement's one subject, the output.
-	SubjectName = "task-output"
 	// DigestAlgorithm is the digest algorithm used for subject and input
 	// digests (the key in the subject's digest set).
 	DigestAlgorithm = "sha256"
@@ -31,21 +29,29 @@ const (
 // Statement (github.com/in-toto/attestation/go/v1), with a typed predicate
 // and deterministic encoding; the tests check that the payload parses and
 // validates as that protobuf.
+//
+// One statement covers the tasks of one tenant that a node finished
+// together (often one): subject i is task i's output, named
+// [SubjectPrefix]+task id, and Predicate.Executions[i] describes how it was
+// made. Signing a batch once is what keeps proofs cheap; a verifier looks
+// up the one task it cares about ([Statement.Find]).
 type Statement struct {
 	// Type is the statement type; always [StatementType].
 	Type string `json:"_type"`
-	// Subject is what the statement is about: one [SubjectName] entry with
-	// the output's SHA-256.
+	// Subject lists the outputs, one per execution, in the same order.
 	Subject []Subject `json:"subject"`
 	// PredicateType is always [PredicateType].
 	PredicateType string `json:"predicateType"`
-	// Predicate describes the execution.
+	// Predicate describes the executions.
 	Predicate Predicate `json:"predicate"`
 }
 
+// SubjectPrefix starts every subject's name; the task id follows.
+const SubjectPrefix = "task-output/"
+
 // Subject is an in-toto resource descriptor reduced to name and digest set.
 type Subject struct {
-	// Name names the artifact ([SubjectName]).
+	// Name is [SubjectPrefix] followed by the task id.
 	Name string `json:"name"`
 	// Digest maps algorithm ("sha256") to the lower-case hex digest.
 	Digest map[string]string `json:"digest"`
@@ -62,30 +68,56 @@ type Executor struct {
 	Digest string `json:"digest"`
 }
 
-// Predicate is the task-execution predicate ([PredicateType]).
+// Predicate is the task-execution predicate ([PredicateType]): who ran the
+// executions, where, and each execution.
 type Predicate struct {
+	// TenantID owns every task of the statement.
+	TenantID string `json:"tenant_id"`
+	// NodeID is the node that ran the tasks and signed the proof.
+	NodeID string `json:"node_id"`
+	// Platform is "software" ([PlatformSoftware]) or a TEE platform.
+	Platform string `json:"platform"`
+	// Executions describe the tasks, in subject order.
+	Executions []Execution `json:"executions"`
+	// TEEQuote is the attester's quote, when there is one (base64 in JSON).
+	TEEQuote []byte `json:"tee_quote,omitempty"`
+}
+
+// Execution is one task's attempt that produced its subject's output.
+type Execution struct {
 	// TaskID is the task's id.
 	TaskID string `json:"task_id"`
-	// TenantID owns the task.
-	TenantID string `json:"tenant_id"`
 	// Kind is the task's kind.
 	Kind string `json:"kind"`
 	// InputDigest is the lower-case hex SHA-256 of the payload bytes.
 	InputDigest string `json:"input_digest"`
 	// Executor is what ran the task (the measurement).
 	Executor Executor `json:"executor"`
-	// NodeID is the node that ran the task and signed the proof.
-	NodeID string `json:"node_id"`
-	// Platform is "software" ([PlatformSoftware]) or a TEE platform.
-	Platform string `json:"platform"`
 	// Attempt is the attempt number that produced the output (from 1).
 	Attempt int `json:"attempt"`
 	// StartedAt is when the attempt started (UTC).
 	StartedAt time.Time `json:"started_at"`
 	// FinishedAt is when the attempt finished (UTC).
 	FinishedAt time.Time `json:"finished_at"`
-	// TEEQuote is the attester's quote, when there is one (base64 in JSON).
-	TEEQuote []byte `json:"tee_quote,omitempty"`
+}
+
+// Run describes one finished execution to be proven: what a worker knows
+// when an attempt completes.
+type Run struct {
+	// TaskID is the task's id.
+	TaskID string
+	// Kind is the task's kind.
+	Kind string
+	// Payload is the input bytes exactly as leased.
+	Payload []byte
+	// Output is the result bytes exactly as reported (canonical JSON).
+	Output []byte
+	// Attempt is the attempt number.
+	Attempt int
+	// Executor is what ran it (the measurement).
+	Executor Executor
+	// StartedAt and FinishedAt bound the attempt.
+	StartedAt, FinishedAt time.Time
 }
 
 // Digest returns the lower-case hex SHA-256 of b.
@@ -94,60 +126,55 @@ func Digest(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// NewStatement returns the statement for a task whose output bytes are
-// output. It sets the type, the subject (SHA-256 of output) and the
-// predicate type; p.Platform defaults to [PlatformSoftware] and the times are
-// converted to UTC. The caller fills p.InputDigest (see [Digest]).
-func NewStatement(output []byte, p Predicate) *Statement {
-	if p.Platform == "" {
-		p.Platform = PlatformSoftware
+// NewStatement returns the statement for runs of one tenant on one node.
+// platform "" means [PlatformSoftware]; times are converted to UTC.
+func NewStatement(tenantID, nodeID, platform string, runs ...Run) *Statement {
+	if platform == "" {
+		platform = PlatformSoftware
 	}
-	p.StartedAt = p.StartedAt.UTC()
-	p.FinishedAt = p.FinishedAt.UTC()
-	return &Statement{
+	st := &Statement{
 		Type:          StatementType,
-		Subject:       []Subject{{Name: SubjectName, Digest: map[string]string{DigestAlgorithm: Digest(output)}}},
+		Subject:       make([]Subject, len(runs)),
 		PredicateType: PredicateType,
-		Predicate:     p,
+		Predicate:     Predicate{TenantID: tenantID, NodeID: nodeID, Platform: platform, Executions: make([]Execution, len(runs))},
 	}
+	for i, r := range runs {
+		st.Subject[i] = Subject{Name: SubjectPrefix + r.TaskID, Digest: map[string]string{DigestAlgorithm: Digest(r.Output)}}
+		st.Predicate.Executions[i] = Execution{
+			TaskID: r.TaskID, Kind: r.Kind, InputDigest: Digest(r.Payload), Executor: r.Executor,
+			Attempt: r.Attempt, StartedAt: r.StartedAt.UTC(), FinishedAt: r.FinishedAt.UTC(),
+		}
+	}
+	return st
 }
 
-// ForTask returns the statement for a finished task: output is t.Result,
-// the input digest covers t.Payload, the attempt and times come from the
-// task. exec and nodeID say what ran it and where.
+// ForTask returns the one-task statement for a finished task: output is
+// t.Result, the input digest covers t.Payload, the attempt and times come
+// from the task. exec and nodeID say what ran it and where.
 func ForTask(t *task.Task, exec Executor, nodeID string) (*Statement, error) {
 	if t.FinishedAt == nil {
 		return nil, fmt.Errorf("task %s has not finished", t.ID)
 	}
-	p := Predicate{
-		TaskID:      t.ID,
-		TenantID:    t.TenantID,
-		Kind:        t.Kind,
-		InputDigest: Digest(t.Payload),
-		Executor:    exec,
-		NodeID:      nodeID,
-		Attempt:     t.Attempt,
-		FinishedAt:  *t.FinishedAt,
-	}
+	r := Run{TaskID: t.ID, Kind: t.Kind, Payload: t.Payload, Output: t.Result, Attempt: t.Attempt, Executor: exec, FinishedAt: *t.FinishedAt}
 	if t.StartedAt != nil {
-		p.StartedAt = *t.StartedAt
+		r.StartedAt = *t.StartedAt
 	}
-	return NewStatement(t.Result, p), nil
+	return NewStatement(t.TenantID, nodeID, "", r), nil
 }
 
-// OutputDigest returns the subject's SHA-256 ("" when there is none).
-func (s *Statement) OutputDigest() string {
-	for _, sub := range s.Subject {
-		if sub.Name == SubjectName {
-			return sub.Digest[DigestAlgorithm]
+// Find returns the execution of taskID and its output digest.
+func (s *Statement) Find(taskID string) (e *Execution, outputDigest string, ok bool) {
+	for i := range s.Predicate.Executions {
+		if s.Predicate.Executions[i].TaskID == taskID && i < len(s.Subject) {
+			return &s.Predicate.Executions[i], s.Subject[i].Digest[DigestAlgorithm], true
 		}
 	}
-	return ""
+	return nil, "", false
 }
 
 // Validate checks the statement's structure: the type and predicate type,
-// one task-output subject with a valid SHA-256, a valid input digest, a task
-// id and a platform.
+// one subject per execution named after its task with a valid SHA-256,
+// distinct task ids, valid input digests, a tenant and a platform.
 func (s *Statement) Validate() error {
 	if s.Type != StatementType {
 		return fmt.Errorf("statement _type is %q, want %q", s.Type, StatementType)
@@ -155,20 +182,37 @@ func (s *Statement) Validate() error {
 	if s.PredicateType != PredicateType {
 		return fmt.Errorf("predicateType is %q, want %q", s.PredicateType, PredicateType)
 	}
-	if len(s.Subject) != 1 || s.Subject[0].Name != SubjectName {
-		return fmt.Errorf("statement must have exactly one subject named %q", SubjectName)
+	p := &s.Predicate
+	if len(p.Executions) == 0 {
+		return errors.New("predicate has no executions")
 	}
-	if err := checkHex(s.OutputDigest()); err != nil {
-		return fmt.Errorf("output digest: %w", err)
+	if len(s.Subject) != len(p.Executions) {
+		return fmt.Errorf("statement has %d subjects for %d executions", len(s.Subject), len(p.Executions))
 	}
-	if err := checkHex(s.Predicate.InputDigest); err != nil {
-		return fmt.Errorf("input digest: %w", err)
+	if p.TenantID == "" {
+		return errors.New("predicate has no tenant_id")
 	}
-	if s.Predicate.TaskID == "" {
-		return errors.New("predicate has no task_id")
-	}
-	if s.Predicate.Platform == "" {
+	if p.Platform == "" {
 		return errors.New("predicate has no platform")
+	}
+	seen := make(map[string]bool, len(p.Executions))
+	for i, e := range p.Executions {
+		if e.TaskID == "" {
+			return fmt.Errorf("execution %d has no task_id", i)
+		}
+		if seen[e.TaskID] {
+			return fmt.Errorf("task %s appears twice", e.TaskID)
+		}
+		seen[e.TaskID] = true
+		if s.Subject[i].Name != SubjectPrefix+e.TaskID {
+			return fmt.Errorf("subject %d is named %q, want %q", i, s.Subject[i].Name, SubjectPrefix+e.TaskID)
+		}
+		if err := checkHex(s.Subject[i].Digest[DigestAlgorithm]); err != nil {
+			return fmt.Errorf("task %s output digest: %w", e.TaskID, err)
+		}
+		if err := checkHex(e.InputDigest); err != nil {
+			return fmt.Errorf("task %s input digest: %w", e.TaskID, err)
+		}
 	}
 	return nil
 }

@@ -22,7 +22,11 @@ type NodeKey struct {
 type Record struct {
 	// TaskID is the task.
 	TaskID string `json:"task_id"`
-	// Envelope is the DSSE envelope signed by the worker's node.
+	// ProofID is the envelope's id (its SHA-256); tasks proven in one
+	// batch share it.
+	ProofID string `json:"proof_id"`
+	// Envelope is the DSSE envelope signed by the worker's node; it may
+	// cover other tasks of the same tenant.
 	Envelope *Envelope `json:"envelope"`
 	// Short is the seed's short form (task_id, platform, measurement,
 	// signature, timestamp).

@@ -66,9 +66,10 @@ type StartRequest struct {
 type CompleteItem struct {
 	Ref
 	Result json.RawMessage `json:"result,omitempty"`
-	// Proof is the worker's signed proof envelope, when one was required.
-	Proof json.RawMessage `json:"proof,omitempty"`
-	At    time.Time       `json:"at"`
+	// Proof is the 1-based index of the item's proof envelope in the
+	// request's Proofs (0: none).
+	Proof int       `json:"proof,omitempty"`
+	At    time.Time `json:"at"`
 }
 
 // CompleteRequest records successful outcomes.
@@ -76,6 +77,9 @@ type CompleteRequest struct {
 	Now      time.Time      `json:"now"`
 	WorkerID string         `json:"worker_id"`
 	Items    []CompleteItem `json:"items"`
+	// Proofs are the signed envelopes the items refer to; one may cover
+	// several items.
+	Proofs []json.RawMessage `json:"proofs,omitempty"`
 }
 
 // FailItem is an unsuccessful attempt. RetryAt, set by the leader from the

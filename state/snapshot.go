@@ -31,6 +31,13 @@ type snapshotRecord struct {
 	ClusterID string `json:"cluster_id,omitempty"`
 	// SigningKey is a registered proof-signing key.
 	SigningKey *SigningKey `json:"signing_key,omitempty"`
+	// Proof is a stored proof envelope.
+	Proof *proofRecord `json:"proof,omitempty"`
+}
+
+type proofRecord struct {
+	ID       string          `json:"id"`
+	Envelope json.RawMessage `json:"envelope"`
 }
 
 type tenantRecord struct {
@@ -49,6 +56,7 @@ type Snapshot struct {
 	ten   []*tenantRecord
 	nodes []Node
 	sks   []SigningKey
+	prfs  []proofRecord
 	cid   string
 }
 
@@ -80,6 +88,10 @@ func (s *Store) Snapshot() *Snapshot {
 		sn.sks = append(sn.sks, *k)
 	}
 	sort.Slice(sn.sks, func(i, j int) bool { return sn.sks[i].KeyID < sn.sks[j].KeyID })
+	for id, b := range s.proofs {
+		sn.prfs = append(sn.prfs, proofRecord{ID: id, Envelope: b.env})
+	}
+	sort.Slice(sn.prfs, func(i, j int) bool { return sn.prfs[i].ID < sn.prfs[j].ID })
 	sn.cid = s.clusterID
 	return sn
 }
@@ -125,6 +137,11 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	}
 	for i := range sn.sks {
 		if err := enc.Encode(snapshotRecord{SigningKey: &sn.sks[i]}); err != nil {
+			return cw.n, err
+		}
+	}
+	for i := range sn.prfs {
+		if err := enc.Encode(snapshotRecord{Proof: &sn.prfs[i]}); err != nil {
 			return cw.n, err
 		}
 	}
@@ -184,6 +201,8 @@ func (s *Store) Restore(r io.Reader) error {
 			fresh.nodes[rec.Node.ID] = rec.Node
 		case rec.SigningKey != nil:
 			fresh.signingKeys[rec.SigningKey.KeyID] = rec.SigningKey
+		case rec.Proof != nil:
+			fresh.proofs[rec.Proof.ID] = &proofBlob{env: rec.Proof.Envelope}
 		case rec.TenantState != nil:
 			r := rec.TenantState
 			ts := fresh.tstate(r.ID)
@@ -193,12 +212,20 @@ func (s *Store) Restore(r io.Reader) error {
 			}
 		}
 	}
-	// Per-tenant counters are derived from the tasks.
+	// Per-tenant counters and proof references are derived from the tasks.
 	for _, t := range fresh.tasks {
+		if b := fresh.proofs[t.ProofID]; b != nil {
+			b.refs++
+		}
 		ts := fresh.tstate(t.TenantID)
 		ts.stored += int64(len(t.Payload) + len(t.Result))
 		if !t.Status.Terminal() {
 			ts.queued++
+		}
+	}
+	for id, b := range fresh.proofs {
+		if b.refs == 0 {
+			delete(fresh.proofs, id) // no task refers to it any more
 		}
 	}
 	// Dependencies are derived: a missing parent was collected after it
@@ -220,7 +247,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.children, s.deps, s.keys = fresh.children, fresh.deps, fresh.keys
 	s.finished, s.counts = fresh.finished, fresh.counts
 	s.tenantsByID = fresh.tenantsByID
-	s.nodes, s.clusterID, s.signingKeys = fresh.nodes, fresh.clusterID, fresh.signingKeys
+	s.nodes, s.clusterID, s.signingKeys, s.proofs = fresh.nodes, fresh.clusterID, fresh.signingKeys, fresh.proofs
 	s.mu.Unlock()
 	return nil
 }

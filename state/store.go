@@ -53,6 +53,7 @@ type Store struct {
 	tenantsByID map[string]*tenantState
 	nodes       map[string]*Node
 	signingKeys map[string]*SigningKey
+	proofs      map[string]*proofBlob
 	clusterID   string
 	batch       *txn // the open BeginBatch write, if any
 
@@ -85,6 +86,7 @@ func (s *Store) reset() {
 	s.tenantsByID = make(map[string]*tenantState)
 	s.nodes = make(map[string]*Node)
 	s.signingKeys = make(map[string]*SigningKey)
+	s.proofs = make(map[string]*proofBlob)
 	s.clusterID = ""
 }
 

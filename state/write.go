@@ -322,6 +322,7 @@ func (s *Store) Complete(index uint64, req *CompleteRequest) []Outcome {
 	x := s.begin(index, req.Now)
 	defer x.commit()
 	out := make([]Outcome, len(req.Items))
+	proofIDs := make([]string, len(req.Proofs))
 	for i, it := range req.Items {
 		t := s.tasks[it.TaskID]
 		ok, why := holds(t, req.WorkerID, it.Ref)
@@ -335,7 +336,13 @@ func (s *Store) Complete(index uint64, req *CompleteRequest) []Outcome {
 			n.StartedAt = &at
 		}
 		n.Result = it.Result
-		n.Proof = it.Proof
+		if k := it.Proof - 1; k >= 0 && k < len(req.Proofs) {
+			if proofIDs[k] == "" {
+				proofIDs[k] = x.addProof(req.Proofs[k])
+			}
+			n.ProofID = proofIDs[k]
+			s.proofs[n.ProofID].refs++
+		}
 		n.Error = nil
 		n.Lease = nil
 		if k := len(n.Attempts) - 1; k >= 0 {
@@ -495,6 +502,7 @@ func (s *Store) GC(index uint64, req *GCRequest) int {
 		}
 		delete(s.tasks, v.id)
 		x.unaccount(t)
+		s.releaseProof(t.ProofID)
 		s.counts[t.Status]--
 		if ids := s.byTenant[t.TenantID]; ids != nil {
 			ids.Delete(t.ID)

@@ -112,12 +112,11 @@ type Task struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// NextAttemptAt is when a retrying task becomes eligible again.
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
-	// Proof is the DSSE envelope (JSON) signed by the worker that completed
-	// the task, when a proof was required. The API serves it at
-	// /tasks/{id}/proof, not in the task itself.
-	Proof json.RawMessage `json:"proof,omitempty"`
-	// HasProof says a proof is stored (set on read, not stored).
-	HasProof bool `json:"has_proof,omitempty"`
+	// ProofID names the signed proof of a completed task (the SHA-256 of
+	// its DSSE envelope, which may cover other tasks of the tenant finished
+	// in the same batch); GET /tasks/{id}/proof serves it. Empty when the
+	// task has no proof.
+	ProofID string `json:"proof_id,omitempty"`
 	// Usage is what the task used so far (set by the state machine).
 	Usage *Usage `json:"usage,omitempty"`
 	// CostTags label the task for cost attribution (grey-tenant-id,

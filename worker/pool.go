@@ -38,6 +38,10 @@ type Options struct {
 	// one. Without it completions carry no proof, and the server refuses
 	// those of tasks that require one (code proof_missing).
 	Signer *proof.Signer
+	// ProofLinger is how long a batch of reports that holds completions to
+	// prove waits for more before it is signed and sent, so one signature
+	// covers more tasks (default 2ms; negative: no wait).
+	ProofLinger time.Duration
 	// Executor is the measurement of handlers that are not Measurers
 	// (default: "grey-worker" with the digest of the running binary).
 	Executor *proof.Executor
@@ -97,6 +101,9 @@ func NewPool(c Coordinator, opts Options) *Pool {
 	}
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = 30 * time.Second
+	}
+	if opts.ProofLinger == 0 {
+		opts.ProofLinger = 2 * time.Millisecond
 	}
 	if opts.Platform == "" {
 		opts.Platform = proof.PlatformSoftware
@@ -293,9 +300,10 @@ func (p *Pool) execute(parent context.Context, a Assignment) {
 		if merr != nil {
 			err = Permanent(fmt.Errorf("encode result: %w", merr))
 		} else {
-			r.Status, r.Result = task.Completed, b
+			r.Status, r.Result, r.tenant = task.Completed, b, a.TenantID
 			if a.Prove && p.opts.Signer != nil {
-				r.Proof, err = p.prove(hctx, h, &a, b, started, r.At)
+				r.run = &proof.Run{TaskID: a.TaskID, Kind: a.Kind, Payload: a.Payload, Output: b,
+					Attempt: a.Attempt, Executor: p.measure(h, &a), StartedAt: started, FinishedAt: r.At}
 			}
 		}
 	}
@@ -323,24 +331,59 @@ func (p *Pool) binaryExecutor() proof.Executor {
 	return p.self
 }
 
-// prove signs the proof of a completed attempt.
-func (p *Pool) prove(ctx context.Context, h Handler, a *Assignment, result []byte, started, finished time.Time) (json.RawMessage, error) {
-	var exec proof.Executor
+// measure is what a proof names as having run a's task.
+func (p *Pool) measure(h Handler, a *Assignment) proof.Executor {
 	if m, ok := h.(Measurer); ok {
-		exec = m.Measure(&Job{Assignment: *a})
-	} else if p.opts.Executor != nil {
-		exec = *p.opts.Executor
-	} else {
-		exec = p.binaryExecutor()
+		return m.Measure(&Job{Assignment: *a})
 	}
-	env, err := p.opts.Signer.Sign(ctx, proof.Run{
-		TaskID: a.TaskID, TenantID: a.TenantID, Kind: a.Kind, Payload: a.Payload, Output: result,
-		Attempt: a.Attempt, Executor: exec, StartedAt: started, FinishedAt: finished,
-	})
-	if err != nil {
-		return nil, Fail("proof_error", "signing the proof failed", err)
+	if p.opts.Executor != nil {
+		return *p.opts.Executor
 	}
-	return env, nil
+	return p.binaryExecutor()
+}
+
+// prove signs the proofs of a batch's completed reports that asked for one:
+// one envelope per tenant and proof.MaxBatch tasks. A report whose proof
+// cannot be signed becomes a retryable failure (code proof_error).
+func (p *Pool) prove(req *CompleteRequest) {
+	groups := map[string][]int{}
+	var order []string
+	for i := range req.Reports {
+		r := &req.Reports[i]
+		if r.run == nil || r.Status != task.Completed {
+			continue
+		}
+		if groups[r.tenant] == nil {
+			order = append(order, r.tenant)
+		}
+		groups[r.tenant] = append(groups[r.tenant], i)
+	}
+	for _, tenant := range order {
+		idx := groups[tenant]
+		for len(idx) > 0 {
+			n := min(len(idx), proof.MaxBatch)
+			chunk := idx[:n]
+			idx = idx[n:]
+			runs := make([]proof.Run, n)
+			for k, i := range chunk {
+				runs[k] = *req.Reports[i].run
+			}
+			env, err := p.opts.Signer.Sign(context.Background(), tenant, runs...)
+			if err != nil {
+				p.opts.Logger.Error("signing proofs failed; the attempts fail and will be retried", "tenant", tenant, "tasks", n, "err", err)
+				for _, i := range chunk {
+					r := &req.Reports[i]
+					r.Status, r.Result = task.Failed, nil
+					r.Error = &task.Error{Code: "proof_error", Retryable: true, Message: "signing the proof failed: " + err.Error()}
+				}
+				continue
+			}
+			req.Proofs = append(req.Proofs, env)
+			for _, i := range chunk {
+				req.Reports[i].Proof = len(req.Proofs)
+			}
+		}
+	}
 }
 
 func safeWork(ctx context.Context, h Handler, j *Job) (res any, err error) {
@@ -403,17 +446,53 @@ func (p *Pool) reportLoop() {
 				break drain
 			}
 		}
+		if p.opts.Signer != nil && p.opts.ProofLinger > 0 && len(batch) < p.opts.MaxReportBatch && needsProof(batch) {
+			batch = p.linger(batch)
+		}
 		p.send(batch)
 	}
+}
+
+// needsProof reports whether a batch holds a completion to prove.
+func needsProof(batch []Report) bool {
+	for i := range batch {
+		if batch[i].run != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// linger collects reports for up to ProofLinger more, so that one
+// signature covers more tasks.
+func (p *Pool) linger(batch []Report) []Report {
+	t := time.NewTimer(p.opts.ProofLinger)
+	defer t.Stop()
+	for len(batch) < p.opts.MaxReportBatch {
+		select {
+		case r, ok := <-p.reports:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		case <-t.C:
+			return batch
+		}
+	}
+	return batch
 }
 
 // send delivers a batch, retrying while the cluster is unavailable (for
 // example during an election) for up to a minute.
 func (p *Pool) send(batch []Report) {
+	req := &CompleteRequest{WorkerID: p.opts.WorkerID, Reports: batch}
+	if p.opts.Signer != nil {
+		p.prove(req)
+	}
 	deadline := time.Now().Add(time.Minute)
 	for n := 1; ; n++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		resp, err := p.coord.Complete(ctx, &CompleteRequest{WorkerID: p.opts.WorkerID, Reports: batch})
+		resp, err := p.coord.Complete(ctx, req)
 		cancel()
 		if err == nil {
 			for _, r := range resp.Results {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/task"
 )
 
@@ -111,9 +112,12 @@ type Report struct {
 	Result json.RawMessage `json:"result,omitempty"`
 	// Error of a failed attempt.
 	Error *task.Error `json:"error,omitempty"`
-	// Proof is the DSSE envelope (JSON) of a completed attempt whose
-	// assignment asked for one.
-	Proof json.RawMessage `json:"proof,omitempty"`
+	// Proof is the 1-based index in CompleteRequest.Proofs of the envelope
+	// that proves this completed attempt (0: none).
+	Proof int `json:"proof,omitempty"`
+
+	tenant string     // for grouping proofs by tenant
+	run    *proof.Run // what to prove, when the assignment asked
 	// At is when the worker observed the event.
 	At time.Time `json:"at"`
 }
@@ -124,6 +128,9 @@ type CompleteRequest struct {
 	WorkerID string `json:"worker_id"`
 	// Reports in the order they happened.
 	Reports []Report `json:"reports"`
+	// Proofs are DSSE envelopes of the completed reports that asked for
+	// one; each covers up to proof.MaxBatch tasks of one tenant.
+	Proofs []json.RawMessage `json:"proofs,omitempty"`
 }
 
 // ReportResult says whether one report was recorded.

@@ -136,15 +136,16 @@ Exit code 0 when valid, 1 with the reason otherwise.`,
 				return failure(fmt.Errorf("proof of task %s is INVALID: %w", id, verr))
 			}
 			p := st.Predicate
+			x, out, _ := st.Find(t.ID)
 			rep.Valid, rep.Statement = true, st
 			rep.Checks = append(rep.Checks,
 				"signature: valid ed25519 DSSE signature by key "+env.Signatures[0].KeyID,
-				"statement: "+proof.StatementType+" with predicate "+proof.PredicateType,
-				"task: "+p.TaskID+" of tenant "+p.TenantID,
-				"input digest: sha256:"+p.InputDigest+" matches the stored payload",
-				"output digest: sha256:"+st.OutputDigest()+" matches the stored result",
+				fmt.Sprintf("statement: %s with predicate %s covering %d task(s) of tenant %s", proof.StatementType, proof.PredicateType, len(p.Executions), p.TenantID),
+				"task: "+x.TaskID+" of tenant "+p.TenantID,
+				"input digest: sha256:"+x.InputDigest+" matches the stored payload",
+				"output digest: sha256:"+out+" matches the stored result",
 				fmt.Sprintf("ran: %s by %s %s (measurement %s) on node %s, platform %s, attempt %d, finished %s",
-					p.Kind, p.Executor.Name, p.Executor.Version, p.Executor.Digest, p.NodeID, p.Platform, p.Attempt, p.FinishedAt.Format(time.RFC3339Nano)),
+					x.Kind, x.Executor.Name, x.Executor.Version, x.Executor.Digest, p.NodeID, p.Platform, x.Attempt, x.FinishedAt.Format(time.RFC3339Nano)),
 			)
 			if len(p.TEEQuote) > 0 {
 				rep.Checks = append(rep.Checks, fmt.Sprintf("tee quote: %d bytes from %s (not verified against the vendor's roots)", len(p.TEEQuote), p.Platform))

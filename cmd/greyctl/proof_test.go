@@ -25,11 +25,11 @@ func proofTask(t *testing.T) (string, map[string]string, *proof.Key) {
 		t.Fatalf("submit: %d %s", r.code, r.stderr)
 	}
 	var tk struct {
-		ID       string `json:"id"`
-		HasProof bool   `json:"has_proof"`
+		ID      string `json:"id"`
+		ProofID string `json:"proof_id"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &tk); err != nil || !tk.HasProof {
-		t.Fatalf("submitted task %s (%v): want has_proof", r.stdout, err)
+	if err := json.Unmarshal([]byte(r.stdout), &tk); err != nil || tk.ProofID == "" {
+		t.Fatalf("submitted task %s (%v): want a proof_id", r.stdout, err)
 	}
 	return tk.ID, env, n.Signer.Key
 }
@@ -53,7 +53,7 @@ func TestProofVerify(t *testing.T) {
 	}
 	r = greyctl(t, env, "proof", "verify", id, "-o", "json")
 	var rep verifyReport
-	if err := json.Unmarshal([]byte(r.stdout), &rep); r.code != 0 || err != nil || !rep.Valid || rep.Statement == nil || rep.Statement.Predicate.TaskID != id {
+	if err := json.Unmarshal([]byte(r.stdout), &rep); r.code != 0 || err != nil || !rep.Valid || rep.Statement == nil || rep.Statement.Predicate.Executions[0].TaskID != id {
 		t.Fatalf("verify -o json: %d %v %s", r.code, err, r.stdout)
 	}
 
@@ -104,7 +104,7 @@ func TestProofVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.Subject[0].Digest["sha256"] = proof.Digest([]byte(`"forged"`))
+	st.Subject[0].Digest["sha256"] = proof.Digest([]byte(`"forged"`)) // a one-task batch
 	forged, err := proof.Sign(key, st)
 	if err != nil {
 		t.Fatal(err)
