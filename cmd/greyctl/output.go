@@ -70,6 +70,7 @@ func (a *app) printTask(t *task.Task) error {
 		row("Lease", fmt.Sprintf("worker %s, attempt %d, until %s", t.Lease.WorkerID, t.Lease.Attempt, formatTime(t.Lease.Deadline)))
 	}
 	row("Waiting", t.WaitingReason)
+	row("Proof", t.ProofID)
 	row("Created", formatTime(t.CreatedAt))
 	row("Updated", formatTime(t.UpdatedAt))
 	if t.StartedAt != nil {
