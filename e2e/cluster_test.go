@@ -154,7 +154,7 @@ func startCluster(t *testing.T, nt *netnsTopo, workers int) *testCluster {
 	}
 	for i := range workers {
 		id := fmt.Sprintf("w%d", i+1)
-		w := newNodeProc(t, c.dir, id, "", "--role", "worker", "--config", wcfg, "--node-id", id,
+		w := newNodeProc(t, c.dir, id, "", "--role", "worker", "--config", wcfg, "--node-id", id, "--data-dir", filepath.Join(c.dir, id),
 			"--servers", strings.Join(c.URLs(), ","), "--labels", "pool=e2e")
 		w.Start()
 		c.Workers = append(c.Workers, w)

@@ -260,3 +260,32 @@ func TestProofBatchesPerTenant(t *testing.T) {
 	}
 	t.Logf("%d tasks, %d proofs", len(ids), len(proofs))
 }
+
+// A worker node's key is registered when it joins; another node presenting
+// the same key is refused, a malformed key is invalid, and the key stays
+// after its node is removed.
+func TestJoinRegistersSigningKey(t *testing.T) {
+	t.Parallel()
+	n := greytest.NewNode(t, engine.Config{})
+	ctx := context.Background()
+	k, _ := proof.GenerateKey()
+	if _, err := n.Engine.Join(ctx, &engine.JoinRequest{NodeID: "w1", Role: "worker", PublicKey: k.Public()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Engine.Join(ctx, &engine.JoinRequest{NodeID: "w2", Role: "worker", PublicKey: k.Public()}); !greyerr.Is(err, greyerr.AlreadyExists) || !strings.Contains(err.Error(), "already registered by node w1") {
+		t.Fatalf("same key, other node: %v", err)
+	}
+	if _, err := n.Engine.Join(ctx, &engine.JoinRequest{NodeID: "w3", Role: "worker", PublicKey: []byte("short")}); !greyerr.Is(err, greyerr.InvalidArgument) {
+		t.Fatalf("malformed key: %v", err)
+	}
+	if err := n.Engine.RemoveMember(ctx, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, sk := range n.Engine.SigningKeys() {
+		found = found || (sk.KeyID == k.KeyID() && sk.NodeID == "w1")
+	}
+	if !found {
+		t.Fatalf("w1's key gone after removal: %+v", n.Engine.SigningKeys())
+	}
+}

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/services.sh up
+scripts/services.sh tools
 eval "$(scripts/services.sh env)"
 
 export GREY_E2E=1

@@ -13,6 +13,7 @@ import (
 	"github.com/grey-distributed/grey/executor"
 	"github.com/grey-distributed/grey/executor/httpexec"
 	wasmexec "github.com/grey-distributed/grey/executor/wasm"
+	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/telemetry"
 	"github.com/grey-distributed/grey/worker"
@@ -80,9 +81,10 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 	pool.Handle(wasmexec.Kind, wasmH)
 	pool.Handle(httpexec.Kind, httpH)
 	// Register for GET /cluster/nodes and, above all, register the proof
-	// key so this node's proofs verify. The pool works meanwhile; its
-	// proofs verify once the key is in.
-	go register(ctx, c, &client.JoinRequest{NodeID: cfg.Node.ID, Role: "worker", Labels: labels, PublicKey: signer.Key.Public()}, logger)
+	// key before leasing, so every proof this node signs verifies.
+	if err := register(ctx, c, &client.JoinRequest{NodeID: cfg.Node.ID, Role: "worker", Labels: labels, PublicKey: signer.Key.Public()}, logger); err != nil {
+		return err
+	}
 	logger.Info("worker node running", "node", cfg.Node.ID, "servers", cfg.Node.Servers, "labels", labels)
 	err = pool.Run(ctx)
 	logger.Info("worker node stopped")
@@ -90,8 +92,9 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 }
 
 // register joins the cluster as a worker, retrying with backoff until it
-// succeeds or ctx ends.
-func register(ctx context.Context, c *client.Client, req *client.JoinRequest, logger *slog.Logger) {
+// succeeds or ctx ends. A refusal that retrying cannot fix (another node
+// has this id or key, a bad request) is returned.
+func register(ctx context.Context, c *client.Client, req *client.JoinRequest, logger *slog.Logger) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval = 200*time.Millisecond, 10*time.Second
 	for {
@@ -100,13 +103,19 @@ func register(ctx context.Context, c *client.Client, req *client.JoinRequest, lo
 		cancel()
 		if err == nil {
 			logger.Info("registered with the cluster", "node", req.NodeID, "key_id", proof.KeyIDOf(req.PublicKey))
-			return
+			return nil
+		}
+		switch greyerr.CodeOf(err) {
+		case greyerr.AlreadyExists:
+			return fmt.Errorf("register worker node %s: %w (each node needs its own node.data_dir or proofs.key_file)", req.NodeID, err)
+		case greyerr.InvalidArgument, greyerr.PermissionDenied, greyerr.Unauthenticated:
+			return fmt.Errorf("register worker node %s: %w", req.NodeID, err)
 		}
 		d := b.NextBackOff()
 		logger.Warn("could not register with the cluster; retrying", "err", err, "retry_in", d)
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-time.After(d):
 		}
 	}

@@ -45,6 +45,10 @@ type benchConfig struct {
 	// ATasks and BTasks are the tasks of the noisy and the quiet tenant of
 	// the noisy-neighbor scenario (BTasks 0: the noisy tenant alone).
 	ATasks, BTasks int
+	// Module is the path of a .wasm module (--module; "-" = stdin) pushed
+	// for every tenant before the run and named in every task's payload;
+	// "" for none.
+	Module string
 }
 
 // benchResult is the single JSON line a benchmark prints.
@@ -60,6 +64,11 @@ type benchResult struct {
 	P99Ms float64 `json:"p99_ms"`
 	// Failed counts tasks that finished failed or cancelled.
 	Failed int `json:"failed"`
+	// Module is the digest of the module --module pushed ("" without).
+	Module string `json:"module,omitempty"`
+	// ModulePushMs is how long the first push of the module took: on a
+	// server that had not seen it, its cold compile plus the upload.
+	ModulePushMs float64 `json:"module_push_ms,omitempty"`
 }
 
 // scenario runs one benchmark. It returns the result to print (nil when
@@ -107,9 +116,18 @@ every 10 ms from the same moment. It prints its own line:
 
 B's latency is submit → start from the server's created_at and started_at
 stamps; a_seconds runs from A's first submit to A's last completion. With
---b-tasks 0 the b_* fields are null (A alone, the baseline of a_seconds).`,
+--b-tasks 0 the b_* fields are null (A alone, the baseline of a_seconds).
+
+--module FILE runs wasm tasks (it implies --kind wasm): the module is pushed
+for every tenant of the scenario first (as "greyctl module push" does) and
+every task's payload names its digest; --payload, if given, is the rest of
+the wasm payload (for example '{"input":"hello"}'). The throughput and
+latency lines then end with "module":"sha256:…" and "module_push_ms":…, the
+first push's duration: on a server that had not seen the module, its cold
+compile (a server compiles a module when it is uploaded) plus the upload.`,
 		Example: `  greyctl bench --tasks 100000 --tenants 4 --kind noop --batch 500 --concurrency 8
-  greyctl bench --scenario noisy-neighbor --a-tasks 20000 --b-tasks 100`,
+  greyctl bench --scenario noisy-neighbor --a-tasks 20000 --b-tasks 100
+  greyctl bench --tasks 50000 --module examples/wasm/echo/echo.wasm --payload '{"input":"hello"}'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sc, ok := scenarios[cfg.Scenario]
@@ -133,6 +151,10 @@ stamps; a_seconds runs from A's first submit to A's last completion. With
 				return usageErrorf("--a-tasks must be at least 1")
 			case cfg.BTasks < 0:
 				return usageErrorf("--b-tasks must not be negative")
+			case cfg.Module != "" && cmd.Flags().Changed("kind") && cfg.Kind != wasmKind:
+				return usageErrorf("--module runs wasm tasks, not --kind %s", cfg.Kind)
+			case cfg.Module == "-" && payload == "@-":
+				return usageErrorf("--module - and --payload @- cannot both read stdin")
 			}
 			if cfg.Scenario == "noisy-neighbor" && !cmd.Flags().Changed("batch") {
 				cfg.Batch = 1000
@@ -141,13 +163,39 @@ stamps; a_seconds runs from A's first submit to A's last completion. With
 			if cfg.Payload, err = parsePayload(payload, os.ReadFile, a.stdin); err != nil {
 				return err
 			}
+			var mod *benchModule
+			if cfg.Module != "" {
+				if mod, err = readBenchModule(cfg.Module, os.ReadFile, a.stdin); err != nil {
+					return err
+				}
+				if cfg.Payload, err = wasmPayload(cfg.Payload, mod.digest); err != nil {
+					return err
+				}
+				cfg.Kind = wasmKind
+			}
 			if quiet {
 				cfg.Progress = 0
 			}
 			if a.httpClient == nil {
 				a.httpClient = &http.Client{Transport: benchTransport(cfg.Concurrency + cfg.Tenants)}
 			}
+			var pushed time.Duration
+			if mod != nil {
+				pctx, cancel := context.WithTimeout(cmd.Context(), cfg.Timeout)
+				pushed, err = pushBenchModule(pctx, a, scenarioTenants(cfg), mod)
+				cancel()
+				if err != nil {
+					return failure(err)
+				}
+				if cfg.Progress > 0 {
+					fmt.Fprintf(a.stderr, "bench: pushed %s (%s, %d bytes) in %s\n", cfg.Module, mod.digest, len(mod.wasm), pushed.Round(time.Microsecond))
+				}
+			}
 			res, runErr := sc(cmd.Context(), a, cfg)
+			if res != nil && mod != nil {
+				res.Module = mod.digest
+				res.ModulePushMs = round(ms(pushed), 3)
+			}
 			if res != nil {
 				if err := writeJSONLine(a.stdout, res); err != nil {
 					return err
@@ -175,6 +223,7 @@ stamps; a_seconds runs from A's first submit to A's last completion. With
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
 	f.IntVar(&cfg.ATasks, "a-tasks", 20000, "noisy-neighbor: tasks of the noisy tenant (noisy-a)")
 	f.IntVar(&cfg.BTasks, "b-tasks", 100, "noisy-neighbor: tasks of the quiet tenant (quiet-b), one every 10ms; 0 = the noisy tenant alone")
+	f.StringVar(&cfg.Module, "module", "", "wasm: push this .wasm module (- for stdin) for every tenant and name it in each task's payload (implies --kind wasm)")
 	return cmd
 }
 

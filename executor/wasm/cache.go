@@ -22,10 +22,28 @@ type moduleCache struct {
 }
 
 type cacheEntry struct {
-	key     string
-	cm      wazero.CompiledModule
+	key string
+	cm  wazero.CompiledModule
+	// mems are the module's exported memories and their initial sizes,
+	// read once rather than per task.
+	mems    []memoryMin
 	refs    int
 	evicted bool
+}
+
+// memoryMin is an exported memory's name and initial size in pages.
+type memoryMin struct {
+	name  string
+	pages uint32
+}
+
+// newCacheEntry returns an entry for cm holding one reference.
+func newCacheEntry(key string, cm wazero.CompiledModule) *cacheEntry {
+	e := &cacheEntry{key: key, cm: cm, refs: 1}
+	for name, m := range cm.ExportedMemories() {
+		e.mems = append(e.mems, memoryMin{name: name, pages: m.Min()})
+	}
+	return e
 }
 
 func newModuleCache(max int) *moduleCache {
@@ -65,7 +83,7 @@ func (c *moduleCache) add(key string, cm wazero.CompiledModule) *cacheEntry {
 		_ = cm.Close(context.Background())
 		return e
 	}
-	e := &cacheEntry{key: key, cm: cm, refs: 1}
+	e := newCacheEntry(key, cm)
 	c.items[key] = c.order.PushFront(e)
 	var closing []wazero.CompiledModule
 	for c.order.Len() > c.max {

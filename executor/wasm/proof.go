@@ -1,9 +1,11 @@
 package wasmexec
 
 import (
+	"encoding/json"
 	"runtime/debug"
 	"sync"
 
+	"github.com/grey-distributed/grey/modules"
 	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/worker"
 )
@@ -25,8 +27,15 @@ var wazeroVersion = sync.OnceValue(func() string {
 // module's content address, run by wazero.
 func (e *Executor) Measure(j *worker.Job) proof.Executor {
 	x := proof.Executor{Name: Kind, Version: wazeroVersion(), Digest: "unknown"}
-	if ts, err := e.decode(j); err == nil {
-		x.Digest = ts.digest // "sha256:<hex>"
+	// Only the module matters here: a light decode (the task ran, so the
+	// payload is valid).
+	var p struct {
+		Module string `json:"module"`
+	}
+	if json.Unmarshal(j.Payload, &p) == nil {
+		if d, _, err := modules.ParseDigest("module", p.Module); err == nil {
+			x.Digest = d // "sha256:<hex>"
+		}
 	}
 	return x
 }

@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mathrand "math/rand"
 	"slices"
 	"strings"
 	"time"
@@ -120,6 +121,11 @@ type Executor struct {
 	cache    *moduleCache
 	flight   singleflight.Group
 	allow    map[string]bool
+	// pools recycles small linear memories between instances.
+	pools memoryPools
+	// baseConfig is every instance's module configuration before the
+	// task's own settings.
+	baseConfig wazero.ModuleConfig
 }
 
 var _ worker.Handler = (*Executor)(nil)
@@ -155,7 +161,8 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		}
 		allow[c] = true
 	}
-	e := &Executor{cfg: cfg, hardCap: hardCap, cache: newModuleCache(cfg.CacheModules), allow: allow}
+	e := &Executor{cfg: cfg, hardCap: hardCap, cache: newModuleCache(cfg.CacheModules), allow: allow,
+		baseConfig: wazero.NewModuleConfig().WithName("")}
 	e.ccache = cfg.CompilationCache
 	if e.ccache == nil {
 		e.ccache, e.ownCache = wazero.NewCompilationCache(), true
@@ -174,6 +181,8 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 
 // Close releases the runtime and the compiled modules.
 func (e *Executor) Close(ctx context.Context) error {
+	// Closing the runtime frees the memories of instances still running.
+	e.pools.off.Store(true)
 	e.cache.closeAll()
 	err := e.rt.Close(ctx)
 	if e.ownCache {
@@ -289,7 +298,7 @@ func (e *Executor) Work(ctx context.Context, j *worker.Job) (any, error) {
 		return nil, err
 	}
 	defer e.cache.release(ent)
-	return e.run(ctx, ent.cm, ts)
+	return e.run(ctx, ent, ts)
 }
 
 // compiled returns the tenant's module, compiled, from the cache or the
@@ -307,7 +316,9 @@ func (e *Executor) compiled(ctx context.Context, tenant, digest string) (*cacheE
 			if err != nil {
 				return nil, err
 			}
-			return &cacheEntry{key: key, cm: cm, refs: 1, evicted: true}, nil
+			ent := newCacheEntry(key, cm)
+			ent.evicted = true
+			return ent, nil
 		}
 		ch := e.flight.DoChan(key, func() (any, error) {
 			// Shared by every waiter: not bound to the first one's context.
@@ -427,25 +438,42 @@ func invalidModule(err error) error {
 	return greyerr.Invalid("body", "must be a WASI command module the wasm kind can run, but %s", msg)
 }
 
+// fakeRandSeed is the seed of wazero's default random source
+// (internal/platform.NewFakeRandSource in wazero v1.12.0).
+const fakeRandSeed = 42
+
+// fakeRand is wazero's default, deterministic random source (math/rand
+// seeded with fakeRandSeed), created at the first read: seeding it costs
+// more than running a small module, and most modules never call
+// random_get. One instance reads it, from one goroutine.
+type fakeRand struct{ r io.Reader }
+
+// Read implements io.Reader.
+func (f *fakeRand) Read(p []byte) (int, error) {
+	if f.r == nil {
+		f.r = mathrand.New(mathrand.NewSource(fakeRandSeed))
+	}
+	return f.r.Read(p)
+}
+
 // errOutputTooLarge stops a module whose stdout outgrew the limit.
 var errOutputTooLarge = errors.New("output too large")
 
-// run instantiates cm once, feeding ts.stdin, and turns stdout into the
-// result.
-func (e *Executor) run(parent context.Context, cm wazero.CompiledModule, ts *taskSpec) (res any, err error) {
+// run instantiates the module once, feeding ts.stdin, and turns stdout
+// into the result.
+func (e *Executor) run(parent context.Context, ent *cacheEntry, ts *taskSpec) (res any, err error) {
 	limitBytes := uint64(ts.pages) * pageSize
-	for name, m := range cm.ExportedMemories() {
-		if m.Min() > ts.pages {
-			return nil, permanent(CodeOOM, "memory %q needs %d pages (%s) at start, over this task's limit of %d pages (%s)", name, m.Min(), pagesBytes(m.Min()), ts.pages, pagesBytes(ts.pages))
+	for _, m := range ent.mems {
+		if m.pages > ts.pages {
+			return nil, permanent(CodeOOM, "memory %q needs %d pages (%s) at start, over this task's limit of %d pages (%s)", m.name, m.pages, pagesBytes(m.pages), ts.pages, pagesBytes(ts.pages))
 		}
 	}
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	out := &limitedWriter{max: e.cfg.MaxOutputBytes, onOverflow: func() { cancel(errOutputTooLarge) }}
 	stderr := &headWriter{max: stderrKeep}
-	lim := &memoryLimiter{limit: limitBytes}
-	mc := wazero.NewModuleConfig().
-		WithName("").
+	lim := &memoryLimiter{limit: limitBytes, pools: &e.pools}
+	mc := e.baseConfig.
 		WithArgs(ts.args...).
 		WithStdin(bytes.NewReader(ts.stdin)).
 		WithStdout(out).
@@ -455,6 +483,8 @@ func (e *Executor) run(parent context.Context, cm wazero.CompiledModule, ts *tas
 	}
 	if ts.random {
 		mc = mc.WithRandSource(rand.Reader)
+	} else {
+		mc = mc.WithRandSource(&fakeRand{})
 	}
 	defer func() {
 		// wazero panics if an allocator cannot give a memory its minimum;
@@ -463,7 +493,7 @@ func (e *Executor) run(parent context.Context, cm wazero.CompiledModule, ts *tas
 			res, err = nil, permanent(CodeOOM, "could not allocate the module's memory (limit %d pages): %v", ts.pages, r)
 		}
 	}()
-	mod, err := e.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, lim), cm, mc)
+	mod, err := e.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, lim), ent.cm, mc)
 	if mod != nil {
 		_ = mod.Close(context.Background())
 	}

@@ -1,6 +1,7 @@
 package wasmexec_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/grey-distributed/grey/client"
 	wasmexec "github.com/grey-distributed/grey/executor/wasm"
@@ -240,6 +244,22 @@ func TestSandboxIsDeterministicUnlessAllowed(t *testing.T) {
 	if a != b {
 		t.Errorf("two sandboxed runs differ: %+v and %+v", a, b)
 	}
+	// The same as wazero's own defaults (the executor supplies its own
+	// copy of the fake random source).
+	var out bytes.Buffer
+	rt := wazero.NewRuntime(t.Context())
+	defer rt.Close(context.Background())
+	wasi_snapshot_preview1.MustInstantiate(t.Context(), rt)
+	if _, err := rt.InstantiateWithConfig(t.Context(), readModule(t, "misbehave"), wazero.NewModuleConfig().WithArgs("module", "entropy").WithStdout(&out)); err != nil {
+		t.Fatal(err)
+	}
+	var plain entropy
+	if err := json.Unmarshal(out.Bytes(), &plain); err != nil {
+		t.Fatalf("plain wazero run printed %q: %v", out.Bytes(), err)
+	}
+	if plain != a {
+		t.Errorf("sandboxed run %+v, plain wazero defaults %+v", a, plain)
+	}
 	// wazero's fake wall clock starts at 2022-01-01 and never reads the host's.
 	if now := time.Unix(0, a.Now); now.Year() != 2022 {
 		t.Errorf("sandboxed time.Now() = %s, want wazero's fake 2022 epoch", now)
@@ -319,9 +339,9 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 }
 
-// BenchmarkWasmCached runs the wordcount module from the compiled-module
-// cache on a tiny input: the executor's per-task cost (a fresh instance,
-// WASI, the Go runtime's start-up, stdout capture).
+// BenchmarkWasmCached runs modules from the compiled-module cache on a
+// tiny input: the executor's per-task cost (a fresh instance, WASI, stdout
+// capture, and for the Go wordcount module the Go runtime's start-up).
 func BenchmarkWasmCached(b *testing.B) {
 	ctx := context.Background()
 	wasm := readModule(b, "wordcount")
@@ -341,6 +361,28 @@ func BenchmarkWasmCached(b *testing.B) {
 		for b.Loop() {
 			if _, err := ex.Work(ctx, job); err != nil {
 				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+	})
+	// The hand-written echo module (examples/wasm/echo): reads stdin and
+	// writes it to stdout, no language runtime to start.
+	b.Run("echo", func(b *testing.B) {
+		echo := readEcho(b)
+		ex, err := wasmexec.New(ctx, wasmexec.Config{Source: wasmexec.SourceFunc(func(context.Context, string, string) ([]byte, error) { return echo, nil })})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ex.Close(ctx)
+		job := &worker.Job{Assignment: worker.Assignment{TaskID: "t", TenantID: "acme", Kind: "wasm",
+			Payload: payload(b, wasmexec.Payload{Module: modules.Digest(echo), Input: json.RawMessage(`"one two three"`)})}}
+		for b.Loop() {
+			res, err := ex.Work(ctx, job)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if string(res.(json.RawMessage)) != `"one two three"` {
+				b.Fatalf("result %s", res)
 			}
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
