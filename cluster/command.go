@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 )
@@ -43,6 +44,12 @@ const (
 	NodeRemoveMsg MsgType = 14
 	// ClusterInitMsg carries a state.ClusterInitRequest.
 	ClusterInitMsg MsgType = 15
+	// FramedBatchMsg carries several commands applied in order in one
+	// entry, framed in binary: for each, its type byte, its length as a
+	// uvarint and its payload. Unlike BatchMsg (a JSON array, which the
+	// encoder had to re-validate and the decoder re-scan), the payloads are
+	// copied once and sliced without parsing. Encode writes it for BatchMsg.
+	FramedBatchMsg MsgType = 16
 )
 
 // IgnoreUnknownTypeFlag marks a command that an older server may skip if it
@@ -82,6 +89,8 @@ func (t MsgType) String() string {
 		return "node_remove"
 	case ClusterInitMsg:
 		return "cluster_init"
+	case FramedBatchMsg:
+		return "framed_batch"
 	}
 	return fmt.Sprintf("msg(%d)", uint8(t))
 }
@@ -101,8 +110,12 @@ func NewCommand(t MsgType, msg any) (Command, error) {
 	return Command{Type: t, Data: b}, nil
 }
 
-// Encode writes the type byte followed by the JSON payload.
+// Encode writes the type byte followed by the JSON payload; a BatchMsg of
+// []Command is written as a FramedBatchMsg.
 func Encode(t MsgType, msg any) ([]byte, error) {
+	if cmds, ok := msg.([]Command); ok && t == BatchMsg {
+		return encodeFramed(cmds), nil
+	}
 	b, err := json.Marshal(msg)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", t, err)
@@ -111,4 +124,37 @@ func Encode(t MsgType, msg any) ([]byte, error) {
 	out[0] = byte(t)
 	copy(out[1:], b)
 	return out, nil
+}
+
+// encodeFramed writes cmds as a FramedBatchMsg entry.
+func encodeFramed(cmds []Command) []byte {
+	n := 1
+	for _, c := range cmds {
+		n += 1 + binary.MaxVarintLen64 + len(c.Data)
+	}
+	out := make([]byte, 1, n)
+	out[0] = byte(FramedBatchMsg)
+	for _, c := range cmds {
+		out = append(out, byte(c.Type))
+		out = binary.AppendUvarint(out, uint64(len(c.Data)))
+		out = append(out, c.Data...)
+	}
+	return out
+}
+
+// decodeFramed splits a FramedBatchMsg payload into its commands; their
+// Data alias b.
+func decodeFramed(b []byte) ([]Command, error) {
+	var cmds []Command
+	for len(b) > 0 {
+		t := MsgType(b[0])
+		n, k := binary.Uvarint(b[1:])
+		if k <= 0 || uint64(len(b)-1-k) < n {
+			return nil, fmt.Errorf("framed batch: command %d is truncated", len(cmds))
+		}
+		start := 1 + k
+		cmds = append(cmds, Command{Type: t, Data: b[start : start+int(n)]})
+		b = b[start+int(n):]
+	}
+	return cmds, nil
 }

@@ -126,9 +126,16 @@ func (f *FSM) apply(index uint64, t MsgType, data []byte) any {
 		var r state.ClusterInitRequest
 		dec(&r)
 		return f.store.InitCluster(index, &r)
-	case BatchMsg:
+	case BatchMsg, FramedBatchMsg:
 		var cmds []Command
-		dec(&cmds)
+		if t == FramedBatchMsg {
+			var err error
+			if cmds, err = decodeFramed(data); err != nil {
+				panic(fmt.Sprintf("grey fsm: index %d: %v", index, err))
+			}
+		} else {
+			dec(&cmds)
+		}
 		out := make([]any, len(cmds))
 		// One Raft entry is one atomic write: no reader sees a task
 		// started but not yet completed by the same entry.

@@ -170,9 +170,9 @@ func TestFSMProofsAndKeys(t *testing.T) {
 		enc(cluster.SubmitMsg, &state.SubmitRequest{Now: t0, AutoCreate: &tenant.Tenant{ID: "acme"}, Tasks: []*task.Task{mkTask(idA, "acme", nil), mkTask(idB, "acme", nil), mkTask(idC, "acme", nil)}}),
 		enc(cluster.LeaseMsg, &state.LeaseRequest{Now: t0, WorkerID: "w1", Deadline: t0.Add(time.Minute), Items: []state.Ref{ref(idA), ref(idB), ref(idC)}}),
 		// A and B share proof 1; C finishes an hour later with its own.
-		enc(cluster.CompleteMsg, &state.CompleteRequest{Now: t0, WorkerID: "w1", Proofs: []json.RawMessage{env},
+		enc(cluster.CompleteMsg, &state.CompleteRequest{Now: t0, WorkerID: "w1", Proofs: [][]byte{env},
 			Items: []state.CompleteItem{{Ref: ref(idA), Proof: 1, At: t0}, {Ref: ref(idB), Proof: 1, At: t0}}}),
-		enc(cluster.CompleteMsg, &state.CompleteRequest{Now: t0.Add(time.Hour), WorkerID: "w1", Proofs: []json.RawMessage{json.RawMessage(`{"other":1}`)},
+		enc(cluster.CompleteMsg, &state.CompleteRequest{Now: t0.Add(time.Hour), WorkerID: "w1", Proofs: [][]byte{[]byte(`{"other":1}`)},
 			Items: []state.CompleteItem{{Ref: ref(idC), Proof: 1, At: t0.Add(time.Hour)}}}),
 		enc(cluster.NodeRemoveMsg, &state.NodeRemoveRequest{Now: t0, ID: "w9"}),
 	}
@@ -201,5 +201,34 @@ func TestFSMProofsAndKeys(t *testing.T) {
 	fsm.Apply(&raft.Log{Index: restored.Index() + 1, Type: raft.LogCommand, Data: enc(cluster.GCMsg, &state.GCRequest{Now: t0.Add(2 * time.Hour), Before: t0.Add(time.Minute)})})
 	if restored.ProofCount() != 1 || restored.Proof(a.ProofID) != nil || restored.Proof(c.ProofID) == nil {
 		t.Fatalf("after GC: %d proofs, A's %v, C's %v; want only C's", restored.ProofCount(), restored.Proof(a.ProofID) != nil, restored.Proof(c.ProofID) != nil)
+	}
+}
+
+// Batches are written framed; the JSON batches of earlier versions still
+// apply the same way (their entries stay in old logs).
+func TestBatchEncodingsApplyAlike(t *testing.T) {
+	t.Parallel()
+	h := history(t)
+	framed := -1
+	for i, b := range h {
+		if cluster.MsgType(b[0]) == cluster.FramedBatchMsg {
+			framed = i
+		}
+	}
+	if framed < 0 {
+		t.Fatal("history has no framed batch: Encode(BatchMsg) should frame")
+	}
+	start, _ := cluster.NewCommand(cluster.StartMsg, &state.StartRequest{Now: t0, WorkerID: "w1", Items: []state.StartItem{{Ref: state.Ref{TaskID: idA, Attempt: 1}, At: t0}}})
+	done, _ := cluster.NewCommand(cluster.CompleteMsg, &state.CompleteRequest{Now: t0, WorkerID: "w1", Items: []state.CompleteItem{{Ref: state.Ref{TaskID: idA, Attempt: 1}, Result: json.RawMessage(`42`), At: t0}}})
+	js, err := json.Marshal([]cluster.Command{start, done})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := append([][]byte(nil), h...)
+	old[framed] = append([]byte{byte(cluster.BatchMsg)}, js...)
+	a, _ := apply(t, h)
+	b, _ := apply(t, old)
+	if !bytes.Equal(snapshotBytes(t, a), snapshotBytes(t, b)) {
+		t.Fatal("a JSON batch and a framed batch of the same commands applied differently")
 	}
 }

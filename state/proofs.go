@@ -15,7 +15,7 @@ type proofBlob struct {
 
 // addProof stores env (if new) and returns its id, the hex SHA-256 of its
 // bytes. The caller takes a reference.
-func (x *txn) addProof(env json.RawMessage) string {
+func (x *txn) addProof(env []byte) string {
 	sum := sha256.Sum256(env)
 	id := hex.EncodeToString(sum[:])
 	if x.s.proofs[id] == nil {
