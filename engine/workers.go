@@ -53,7 +53,12 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 			// Waiting for an election is bounded: a server cut off from
 			// the majority never learns a leader, and its workers must
 			// move to another server.
-			if leader := e.node.LeaderID(); time.Until(deadline) <= 0 || time.Since(start) > electionWait || (leader != "" && leader != e.node.ID()) {
+			// A server that has just won (it leads but is still catching
+			// up) keeps the poll open: its scheduler opens within moments,
+			// and a refusal would send the worker into a backoff.
+			leader := e.node.LeaderID()
+			self := leader != "" && leader == e.node.ID()
+			if time.Until(deadline) <= 0 || (!self && time.Since(start) > electionWait) || (leader != "" && !self) {
 				return nil, &greyerr.Error{Code: greyerr.Unavailable, Message: "not the leader", RetryAfter: time.Second}
 			}
 			select {

@@ -61,11 +61,18 @@ func (r *router) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 		return nil, err
 	}
 	if t == worker.Coordinator(r.eng) && !r.eng.IsLeader() && req.Wait > 0 {
-		// Not leading and no leader known: wait a little, then let the
-		// pool ask again (maybe of a new leader).
-		select {
-		case <-time.After(200 * time.Millisecond):
-		case <-ctx.Done():
+		// Not leading and no leader known: wait up to 200ms for one (this
+		// node or another), checking often so the pool asks again as soon
+		// as there is one.
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		until := time.Now().Add(200 * time.Millisecond)
+		for !r.eng.IsLeader() && r.eng.LeaderAPI() == "" && time.Now().Before(until) {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return &worker.LeaseResponse{}, nil
+			}
 		}
 		return &worker.LeaseResponse{}, nil
 	}
