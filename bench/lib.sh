@@ -15,6 +15,7 @@
 #                            JSON line as {"run":NAME,...}, keeps WORK/NAME.json
 #   field NAME KEY           a number from a run's JSON line
 #   ratio A B                A/B with 3 decimals (null when B is 0)
+#   median X...              the median of the numbers
 #
 # Needs curl.
 set -euo pipefail
@@ -65,22 +66,32 @@ free_ports() {
 }
 
 start_greyd() {
-	local name=$1 cfg=${2:-} http raft metrics args
-	read -r http raft metrics <<<"$(free_ports 3)"
-	URL="http://127.0.0.1:$http"
+	local name=$1 cfg=${2:-} http raft metrics args try i
 	LOG="$WORK/$name.log"
-	args=(--data-dir "$WORK/$name.data" --http-addr "127.0.0.1:$http" --raft-addr "127.0.0.1:$raft"
-		--metrics-addr "127.0.0.1:$metrics" --log-level warn)
-	[[ -n $cfg ]] && args+=(--config "$cfg")
-	"$WORK/greyd" "${args[@]}" >"$LOG" 2>&1 &
-	PID=$!
-	local i
-	for ((i = 0; i < 600; i++)); do
-		curl -fsS -o /dev/null --max-time 1 "$URL/readyz" 2>/dev/null && return 0
-		kill -0 "$PID" 2>/dev/null || die "greyd ($name) exited while starting"
-		sleep 0.05
+	# A port found free can be taken before greyd binds it: try new ones.
+	for try in 1 2 3; do
+		read -r http raft metrics <<<"$(free_ports 3)"
+		URL="http://127.0.0.1:$http"
+		args=(--data-dir "$WORK/$name.data" --http-addr "127.0.0.1:$http" --raft-addr "127.0.0.1:$raft"
+			--metrics-addr "127.0.0.1:$metrics" --log-level warn)
+		[[ -n $cfg ]] && args+=(--config "$cfg")
+		"$WORK/greyd" "${args[@]}" >>"$LOG" 2>&1 &
+		PID=$!
+		for ((i = 0; i < 600; i++)); do
+			curl -fsS -o /dev/null --max-time 1 "$URL/readyz" 2>/dev/null && return 0
+			kill -0 "$PID" 2>/dev/null || break
+			sleep 0.05
+		done
+		if kill -0 "$PID" 2>/dev/null; then
+			die "greyd ($name) not ready after 30s"
+		fi
+		wait "$PID" 2>/dev/null || true
+		PID=""
+		grep -q "address already in use" "$LOG" || die "greyd ($name) exited while starting"
+		log "$name: a port was taken meanwhile; retrying with others"
+		rm -rf "$WORK/$name.data"
 	done
-	die "greyd ($name) not ready after 30s"
+	die "greyd ($name) could not bind free ports"
 }
 
 stop_greyd() {
@@ -112,3 +123,4 @@ field() {
 	echo "$v"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "null"; else printf "%.3f", a / b }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

@@ -34,7 +34,6 @@ for ((i = 1; i <= PAIRS; i++)); do
 	run "off$i" "$WORK/off.yaml" "${thr[@]}"
 	off+=("$(field "off$i" tasks_per_second)")
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 mon=$(median "${on[@]}")
 moff=$(median "${off[@]}")
 printf '{"summary":true,"on_median":%s,"off_median":%s,"on_over_off":%s}\n' "$mon" "$moff" "$(ratio "$mon" "$moff")"

@@ -52,11 +52,6 @@ MODULE="$ROOT/examples/wasm/echo/echo.wasm"
 [[ -f $MODULE ]] || die "$MODULE is missing"
 [[ -z $CONFIG || -f $CONFIG ]] || die "GREYD_CONFIG=$CONFIG is not a file"
 
-# median V...: the median of the numbers.
-median() {
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 thr=(--tasks "$TASKS" --tenants 4 --concurrency "$CONCURRENCY")
 noops=() wasms=() pushes=() pairs=()
 for ((i = 1; i <= PAIRS; i++)); do
