@@ -50,6 +50,11 @@ const (
 	// encoder had to re-validate and the decoder re-scan), the payloads are
 	// copied once and sliced without parsing. Encode writes it for BatchMsg.
 	FramedBatchMsg MsgType = 16
+	// ProofBlobMsg carries raw bytes, not JSON: a proof envelope that a
+	// CompleteMsg later in the same FramedBatchMsg names by position (its
+	// items' Proof, 1-based over the batch's blobs). Only valid inside a
+	// framed batch; the bytes are copied and sliced, never parsed.
+	ProofBlobMsg MsgType = 17
 )
 
 // IgnoreUnknownTypeFlag marks a command that an older server may skip if it
@@ -91,6 +96,8 @@ func (t MsgType) String() string {
 		return "cluster_init"
 	case FramedBatchMsg:
 		return "framed_batch"
+	case ProofBlobMsg:
+		return "proof_blob"
 	}
 	return fmt.Sprintf("msg(%d)", uint8(t))
 }

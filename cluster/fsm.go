@@ -15,7 +15,8 @@ import (
 type FSM struct {
 	store   *state.Store
 	logger  *slog.Logger
-	inBatch bool // applying a batch entry (only the FSM goroutine touches it)
+	inBatch bool     // applying a batch entry (only the FSM goroutine touches it)
+	blobs   [][]byte // the current batch's ProofBlobMsg payloads
 }
 
 // NewFSM returns an FSM over store.
@@ -74,6 +75,9 @@ func (f *FSM) apply(index uint64, t MsgType, data []byte) any {
 	case CompleteMsg:
 		var r state.CompleteRequest
 		dec(&r)
+		if len(r.Proofs) == 0 {
+			r.Proofs = f.blobs // the proof blobs earlier in its batch
+		}
 		return f.store.Complete(index, &r)
 	case FailMsg, RetryMsg:
 		var r state.FailRequest
@@ -144,7 +148,14 @@ func (f *FSM) apply(index uint64, t MsgType, data []byte) any {
 			f.store.BeginBatch(index)
 			defer func() { f.inBatch = false; f.store.EndBatch() }()
 		}
+		f.blobs = f.blobs[:0]
+		defer func() { f.blobs = f.blobs[:0] }()
 		for i, c := range cmds {
+			if c.Type == ProofBlobMsg {
+				// Copied: the entry's buffer is not ours to keep.
+				f.blobs = append(f.blobs, append([]byte(nil), c.Data...))
+				continue
+			}
 			out[i] = f.apply(index, c.Type, c.Data)
 		}
 		return out

@@ -36,13 +36,7 @@ const (
 // history is a fixed command log exercising every message type.
 func history(t *testing.T) [][]byte {
 	t.Helper()
-	enc := func(mt cluster.MsgType, v any) []byte {
-		b, err := cluster.Encode(mt, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	enc := func(mt cluster.MsgType, v any) []byte { return encode(t, mt, v) }
 	done, _ := cluster.NewCommand(cluster.CompleteMsg, &state.CompleteRequest{Now: t0, WorkerID: "w1", Items: []state.CompleteItem{{Ref: state.Ref{TaskID: idA, Attempt: 1}, Result: json.RawMessage(`42`), At: t0}}})
 	start, _ := cluster.NewCommand(cluster.StartMsg, &state.StartRequest{Now: t0, WorkerID: "w1", Items: []state.StartItem{{Ref: state.Ref{TaskID: idA, Attempt: 1}, At: t0}}})
 	retryAt := t0.Add(time.Second)
@@ -156,13 +150,7 @@ func TestFSMPanicsOnUnknownCommand(t *testing.T) {
 // outlive their node.
 func TestFSMProofsAndKeys(t *testing.T) {
 	t.Parallel()
-	enc := func(mt cluster.MsgType, v any) []byte {
-		b, err := cluster.Encode(mt, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	enc := func(mt cluster.MsgType, v any) []byte { return encode(t, mt, v) }
 	env := json.RawMessage(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"keyid":"k","sig":"AA=="}]}`)
 	ref := func(id string) state.Ref { return state.Ref{TaskID: id, Attempt: 1} }
 	logs := [][]byte{
@@ -231,4 +219,41 @@ func TestBatchEncodingsApplyAlike(t *testing.T) {
 	if !bytes.Equal(snapshotBytes(t, a), snapshotBytes(t, b)) {
 		t.Fatal("a JSON batch and a framed batch of the same commands applied differently")
 	}
+}
+
+// Proof envelopes travel as raw blob commands in a framed batch, named by
+// position by the completion that follows.
+func TestFSMProofBlobsInBatch(t *testing.T) {
+	t.Parallel()
+	enc := func(mt cluster.MsgType, v any) []byte { return encode(t, mt, v) }
+	ref := func(id string) state.Ref { return state.Ref{TaskID: id, Attempt: 1} }
+	blob1, blob2 := []byte(`{"envelope":1}`), []byte(`{"envelope":2}`)
+	done, _ := cluster.NewCommand(cluster.CompleteMsg, &state.CompleteRequest{Now: t0, WorkerID: "w1",
+		Items: []state.CompleteItem{{Ref: ref(idA), Proof: 2, At: t0}, {Ref: ref(idB), Proof: 1, At: t0}, {Ref: ref(idC), At: t0}}})
+	logs := [][]byte{
+		enc(cluster.SubmitMsg, &state.SubmitRequest{Now: t0, AutoCreate: &tenant.Tenant{ID: "acme"}, Tasks: []*task.Task{mkTask(idA, "acme", nil), mkTask(idB, "acme", nil), mkTask(idC, "acme", nil)}}),
+		enc(cluster.LeaseMsg, &state.LeaseRequest{Now: t0, WorkerID: "w1", Deadline: t0.Add(time.Minute), Items: []state.Ref{ref(idA), ref(idB), ref(idC)}}),
+		enc(cluster.BatchMsg, []cluster.Command{{Type: cluster.ProofBlobMsg, Data: blob1}, {Type: cluster.ProofBlobMsg, Data: blob2}, done}),
+	}
+	st, out := apply(t, logs)
+	res := out[2].([]any)
+	if len(res) != 3 || res[0] != nil || res[1] != nil {
+		t.Fatalf("batch results = %#v; want nothing for the blobs", res)
+	}
+	a, _ := st.Get("acme", idA)
+	b, _ := st.Get("acme", idB)
+	c, _ := st.Get("acme", idC)
+	if string(st.Proof(a.ProofID)) != string(blob2) || string(st.Proof(b.ProofID)) != string(blob1) || c.ProofID != "" {
+		t.Fatalf("A's proof %q, B's %q, C's id %q", st.Proof(a.ProofID), st.Proof(b.ProofID), c.ProofID)
+	}
+}
+
+// encode is cluster.Encode for tests.
+func encode(t *testing.T, mt cluster.MsgType, v any) []byte {
+	t.Helper()
+	b, err := cluster.Encode(mt, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -273,6 +273,15 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 	}
 	var cmds []cluster.Command
 	var kinds []int
+	// The proofs the completions refer to go first, as raw blobs: the
+	// completion command names them by position (dones.Proofs is not
+	// encoded in its JSON).
+	for _, env := range dones.Proofs {
+		cmds = append(cmds, cluster.Command{Type: cluster.ProofBlobMsg, Data: env})
+		kinds = append(kinds, -1)
+	}
+	blobs := dones.Proofs
+	dones.Proofs = nil
 	add := func(kind int, t cluster.MsgType, msg any, n int) error {
 		if n == 0 {
 			return nil
@@ -291,6 +300,9 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 	if err := add(1, cluster.CompleteMsg, dones, len(dones.Items)); err != nil {
 		return nil, err
 	}
+	if len(dones.Items) == 0 && len(blobs) > 0 {
+		cmds, kinds = cmds[len(blobs):], kinds[len(blobs):] // nothing refers to them
+	}
 	if err := add(2, cluster.FailMsg, fails, len(fails.Items)); err != nil {
 		return nil, err
 	}
@@ -304,7 +316,9 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 	}
 	outs := make([][]state.Outcome, 3)
 	for i, r := range res.([]any) {
-		outs[kinds[i]] = r.([]state.Outcome)
+		if kinds[i] >= 0 {
+			outs[kinds[i]] = r.([]state.Outcome)
+		}
 	}
 	for i, s := range slots {
 		o := outs[s.cmd][s.idx]

@@ -78,9 +78,10 @@ type CompleteRequest struct {
 	WorkerID string         `json:"worker_id"`
 	Items    []CompleteItem `json:"items"`
 	// Proofs are the signed envelopes (JSON) the items refer to; one may
-	// cover several items. They travel as opaque bytes (base64 in the
-	// command's JSON), which is much cheaper to encode and decode than
-	// nested JSON.
+	// cover several items. The engine sends them as raw proof-blob commands
+	// ahead of this one in the same batch entry (no JSON, no base64), and
+	// the FSM fills them in; a command that carries them itself (base64)
+	// is applied the same way.
 	Proofs [][]byte `json:"proofs,omitempty"`
 }
 

@@ -433,21 +433,10 @@ func classify(tctx, ctx context.Context, err error) *task.Error {
 // call was in flight goes in the next one.
 func (p *Pool) reportLoop() {
 	for r := range p.reports {
-		batch := []Report{r}
-	drain:
-		for len(batch) < p.opts.MaxReportBatch {
-			select {
-			case r, ok := <-p.reports:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		if p.opts.Signer != nil && p.opts.ProofLinger > 0 && len(batch) < p.opts.MaxReportBatch && needsProof(batch) {
-			batch = p.linger(batch)
+		batch := p.collect([]Report{r}, 0)
+		if p.opts.Signer != nil && p.opts.ProofLinger > 0 && needsProof(batch) {
+			// One signature covers more tasks if the batch waits a moment.
+			batch = p.collect(batch, p.opts.ProofLinger)
 		}
 		p.send(batch)
 	}
@@ -463,21 +452,35 @@ func needsProof(batch []Report) bool {
 	return false
 }
 
-// linger collects reports for up to ProofLinger more, so that one
-// signature covers more tasks.
-func (p *Pool) linger(batch []Report) []Report {
-	t := time.NewTimer(p.opts.ProofLinger)
-	defer t.Stop()
+// collect adds queued reports to batch, up to MaxReportBatch: those already
+// queued when wait is 0, else those that arrive within wait.
+func (p *Pool) collect(batch []Report, wait time.Duration) []Report {
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
 	for len(batch) < p.opts.MaxReportBatch {
-		select {
-		case r, ok := <-p.reports:
-			if !ok {
+		var r Report
+		var ok bool
+		if wait > 0 {
+			select {
+			case r, ok = <-p.reports:
+			case <-timeout:
 				return batch
 			}
-			batch = append(batch, r)
-		case <-t.C:
+		} else {
+			select {
+			case r, ok = <-p.reports:
+			default:
+				return batch
+			}
+		}
+		if !ok {
 			return batch
 		}
+		batch = append(batch, r)
 	}
 	return batch
 }
