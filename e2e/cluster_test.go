@@ -98,6 +98,12 @@ type testCluster struct {
 // With nt the servers run in its namespaces; otherwise on 127.0.0.11-13.
 func startCluster(t *testing.T, nt *netnsTopo, workers int) *testCluster {
 	t.Helper()
+	return startClusterWith(t, nt, workers, clusterServerConfig)
+}
+
+// startClusterWith is startCluster with the servers' config.
+func startClusterWith(t *testing.T, nt *netnsTopo, workers int, serverConfig string) *testCluster {
+	t.Helper()
 	began := time.Now()
 	c := &testCluster{t: t, dir: t.TempDir(), Net: nt, hc: &http.Client{Timeout: time.Second}}
 	const n = 3
@@ -118,7 +124,7 @@ func startCluster(t *testing.T, nt *netnsTopo, workers int) *testCluster {
 		c.Servers = append(c.Servers, s)
 	}
 	for i, s := range c.Servers {
-		cfg := clusterServerConfig
+		cfg := serverConfig
 		if nt != nil {
 			cfg += "http:\n  advertise: " + s.PeerURL + "\n"
 		}

@@ -21,6 +21,7 @@ func (s *Server) joinCluster(ctx context.Context) error {
 	req := &client.JoinRequest{
 		NodeID: s.cfg.Node.ID, RaftAddr: s.node.LocalAddr(), APIAddr: s.cfg.APIAdvertise(),
 		Role: "server", ClusterID: s.store.ClusterID(), Labels: s.cfg.Node.Labels,
+		PublicKey: s.signer.Key.Public(),
 	}
 	if s.cfg.Raft.Advertise != "" {
 		req.RaftAddr = s.cfg.Raft.Advertise

@@ -29,6 +29,7 @@ import (
 	"github.com/grey-distributed/grey/executor"
 	"github.com/grey-distributed/grey/executor/httpexec"
 	wasmexec "github.com/grey-distributed/grey/executor/wasm"
+	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
 	"github.com/grey-distributed/grey/telemetry"
@@ -52,6 +53,7 @@ type Server struct {
 	metricsSv *http.Server
 	pool      *worker.Pool
 	metrics   *telemetry.Metrics
+	signer    *proof.Signer // this node's proof key and attester
 	// stopTracing flushes and stops trace export (telemetry.SetupTracing).
 	stopTracing func(context.Context) error
 }
@@ -111,6 +113,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.signer = signer
 
 	httpLn, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
