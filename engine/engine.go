@@ -56,6 +56,9 @@ type Config struct {
 	// Replay holds the handlers this server can replay tasks with, by kind
 	// (only worker.Deterministic ones replay).
 	Replay map[string]worker.Handler
+	// ProofChecked, if set, is told the platform and outcome ("verified",
+	// "rejected" or "error") of every proof this server checks on read.
+	ProofChecked func(platform, result string)
 }
 
 func (c *Config) defaults() {

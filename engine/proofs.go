@@ -136,11 +136,13 @@ func (e *Engine) Proof(ctx context.Context, tenant, id string) (*proof.Record, e
 	}
 	env, err := proof.ParseEnvelope(e.store.Proof(t.ProofID))
 	if err != nil {
+		e.proofChecked("", "error")
 		return nil, greyerr.New(greyerr.Internal, "task %s: stored proof %s: %v", t.ID, t.ProofID, err)
 	}
 	rec := &proof.Record{TaskID: t.ID, ProofID: t.ProofID, Envelope: env}
 	if rec.Short, err = proof.ShortForm(env, t.ID); err != nil {
 		rec.Problem = err.Error()
+		e.proofChecked("", "rejected")
 		return rec, nil
 	}
 	ring, owner := e.keyRing()
@@ -154,10 +156,18 @@ func (e *Engine) Proof(ctx context.Context, tenant, id string) (*proof.Record, e
 		OutputDigest: proof.Digest(t.Result), InputDigest: proof.Digest(t.Payload),
 	}); err != nil {
 		rec.Problem = err.Error()
+		e.proofChecked(rec.Short.Platform, "rejected")
 		return rec, nil
 	}
 	rec.Verified = true
+	e.proofChecked(rec.Short.Platform, "verified")
 	return rec, nil
+}
+
+func (e *Engine) proofChecked(platform, result string) {
+	if e.cfg.ProofChecked != nil {
+		e.cfg.ProofChecked(platform, result)
+	}
 }
 
 // Replay re-runs the tenant's completed task on this server with the same

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"time"
 )
 
 // MaxBatch is the most tasks one statement covers; it bounds an envelope
@@ -26,6 +27,12 @@ type Signer struct {
 	NodeID string
 	// Attester gives the platform and quotes; nil means [Software].
 	Attester Attester
+	// OnQuote, if set, is told each TEE quote's platform, outcome and
+	// duration (for metrics).
+	OnQuote func(platform string, err error, d time.Duration)
+	// OnSign, if set, is told each signed statement's platform, how many
+	// tasks it covers, and the error when signing failed (for metrics).
+	OnSign func(platform string, tasks int, err error)
 }
 
 // Platform is the signer's platform name.
@@ -41,7 +48,10 @@ func (s *Signer) Platform() string {
 // When the attester has a quote, it is taken over the statement without
 // the quote ([QuoteReportData] of
 // [StatementDigestForQuote]) and embedded in the predicate.
-func (s *Signer) Sign(ctx context.Context, tenantID string, runs ...Run) (json.RawMessage, error) {
+func (s *Signer) Sign(ctx context.Context, tenantID string, runs ...Run) (env json.RawMessage, err error) {
+	if s != nil && s.OnSign != nil {
+		defer func() { s.OnSign(s.Platform(), len(runs), err) }()
+	}
 	if s == nil || s.Key == nil {
 		return nil, errors.New("proof: no signing key")
 	}
@@ -55,17 +65,21 @@ func (s *Signer) Sign(ctx context.Context, tenantID string, runs ...Run) (json.R
 			return nil, err
 		}
 		rd := QuoteReportData(s.Key.KeyID(), d)
+		began := time.Now()
 		q, err := s.Attester.Quote(ctx, rd)
+		if s.OnQuote != nil {
+			s.OnQuote(s.Platform(), err, time.Since(began))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("proof: %s quote: %w", s.Platform(), err)
 		}
 		st.Predicate.TEEQuote = q
 	}
-	env, err := Sign(s.Key, st)
+	e, err := Sign(s.Key, st)
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(env)
+	return json.Marshal(e)
 }
 
 // ParseEnvelope decodes a DSSE envelope from JSON, refusing trailing data

@@ -114,6 +114,18 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.signer = signer
+	if m := s.metrics; m != nil {
+		signer.OnSign = func(platform string, tasks int, err error) {
+			if err != nil {
+				m.Proof(platform, telemetry.ProofError)
+				return
+			}
+			for range tasks {
+				m.Proof(platform, telemetry.ProofGenerated)
+			}
+		}
+		signer.OnQuote = func(platform string, err error, d time.Duration) { m.Attestation(platform, err == nil, d) }
+	}
 
 	httpLn, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
@@ -173,7 +185,12 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		Self: state.Node{ID: cfg.Node.ID, APIAddr: cfg.APIAdvertise(), Role: "server", Labels: cfg.Node.Labels,
 			KeyID: signer.Key.KeyID(), PublicKey: signer.Key.Public()},
 		ProofsOff: !cfg.Proofs.Enabled,
-		Replay:    builtins,
+		ProofChecked: func(platform, result string) {
+			if s.metrics != nil {
+				s.metrics.Proof(platform, result)
+			}
+		},
+		Replay: builtins,
 
 		DeadServerTimeout: cfg.Raft.DeadServerTimeout.Std(),
 	}, node, s.store, logger)
