@@ -464,9 +464,12 @@ type WasmConfig struct {
 	TenantMaxMemoryPages map[string]int `yaml:"tenant_max_memory_pages"`
 	// MaxOutputBytes bounds a module's stdout (its result).
 	MaxOutputBytes int64 `yaml:"max_output_bytes"`
-	// Allow lists the capabilities tasks may ask for: clock, random.
-	// Empty: modules get wazero's deterministic fake clock and randomness.
+	// Allow lists the capabilities every tenant's tasks may ask for: clock,
+	// random. Empty: modules get wazero's deterministic fake clock and
+	// randomness.
 	Allow []string `yaml:"allow"`
+	// TenantAllow adds capabilities per tenant, e.g. {acme: [clock]}.
+	TenantAllow map[string][]string `yaml:"tenant_allow"`
 	// CacheModules bounds the compiled modules kept in memory.
 	CacheModules int `yaml:"cache_modules"`
 	// CacheDir, when set, keeps wazero's compiled code on disk there, so

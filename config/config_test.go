@@ -163,6 +163,7 @@ executors:
     tenant_max_memory_pages: {acme: 512}
     max_output_bytes: 65536
     allow: [clock, random]
+    tenant_allow: {acme: [clock]}
     cache_modules: 8
     cache_dir: /var/cache/grey/wasm
   http:

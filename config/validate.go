@@ -325,15 +325,12 @@ func (v *validator) executors(e *ExecutorsConfig) {
 		}
 	}
 	between(v, "executors.wasm.max_output_bytes", wc.MaxOutputBytes, 1, 64*MiB)
-	seen := map[string]bool{}
-	for _, a := range wc.Allow {
-		switch {
-		case a != "clock" && a != "random":
-			v.fail("executors.wasm.allow", "must list only clock and random, got %q", a)
-		case seen[a]:
-			v.fail("executors.wasm.allow", "lists %q twice", a)
+	v.capabilities("executors.wasm.allow", wc.Allow)
+	for t, caps := range wc.TenantAllow {
+		if !validTenant(t) {
+			v.fail("executors.wasm.tenant_allow", "%q is not a valid tenant id", t)
 		}
-		seen[a] = true
+		v.capabilities("executors.wasm.tenant_allow."+t, caps)
 	}
 	between(v, "executors.wasm.cache_modules", wc.CacheModules, 1, 100000)
 	for _, h := range hc.AllowHosts {
@@ -390,4 +387,18 @@ func hostPatternProblem(h string) string {
 		return "a wildcard is only allowed as a leading \"*.\""
 	}
 	return ""
+}
+
+// capabilities checks a list of wasm capabilities (clock, random).
+func (v *validator) capabilities(key string, caps []string) {
+	seen := map[string]bool{}
+	for _, a := range caps {
+		switch {
+		case a != "clock" && a != "random":
+			v.fail(key, "must list only clock and random, got %q", a)
+		case seen[a]:
+			v.fail(key, "lists %q twice", a)
+		}
+		seen[a] = true
+	}
 }

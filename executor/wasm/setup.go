@@ -57,6 +57,7 @@ func ConfigFrom(cfg *config.Config, src Source, logger *slog.Logger) (Config, er
 		MaxMemoryPages: uint32(wc.MaxMemoryPages),
 		MaxOutputBytes: wc.MaxOutputBytes,
 		Allow:          wc.Allow,
+		TenantAllow:    wc.TenantAllow,
 		CacheModules:   wc.CacheModules,
 		Logger:         logger,
 	}

@@ -97,9 +97,11 @@ type Config struct {
 	// MaxOutputBytes bounds stdout (default 1 MiB); more fails the task
 	// with output_too_large.
 	MaxOutputBytes int64
-	// Allow lists the capabilities tasks may ask for (CapClock, CapRandom);
-	// empty: none.
+	// Allow lists the capabilities every tenant's tasks may ask for
+	// (CapClock, CapRandom); empty: none.
 	Allow []string
+	// TenantAllow adds capabilities per tenant.
+	TenantAllow map[string][]string
 	// CacheModules bounds the compiled modules kept in memory (default 64).
 	CacheModules int
 	// CompilationCache, when set, is wazero's compilation cache (for
@@ -121,6 +123,8 @@ type Executor struct {
 	cache    *moduleCache
 	flight   singleflight.Group
 	allow    map[string]bool
+	// tenantAllow holds the capabilities granted per tenant.
+	tenantAllow map[string]map[string]bool
 	// pools recycles small linear memories between instances.
 	pools memoryPools
 	// baseConfig is every instance's module configuration before the
@@ -161,7 +165,17 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		}
 		allow[c] = true
 	}
-	e := &Executor{cfg: cfg, hardCap: hardCap, cache: newModuleCache(cfg.CacheModules), allow: allow,
+	tenantAllow := map[string]map[string]bool{}
+	for t, caps := range cfg.TenantAllow {
+		tenantAllow[t] = map[string]bool{}
+		for _, c := range caps {
+			if c != CapClock && c != CapRandom {
+				return nil, fmt.Errorf("wasm: tenant %s: unknown capability %q (want %s or %s)", t, c, CapClock, CapRandom)
+			}
+			tenantAllow[t][c] = true
+		}
+	}
+	e := &Executor{cfg: cfg, hardCap: hardCap, cache: newModuleCache(cfg.CacheModules), allow: allow, tenantAllow: tenantAllow,
 		baseConfig: wazero.NewModuleConfig().WithName("")}
 	e.ccache = cfg.CompilationCache
 	if e.ccache == nil {
@@ -266,8 +280,8 @@ func (e *Executor) decode(j *worker.Job) (*taskSpec, error) {
 		default:
 			return nil, permanent(CodeInvalidPayload, "bad payload: unknown capability %q in allow (want %q or %q)", c, CapClock, CapRandom)
 		}
-		if !e.allow[c] {
-			return nil, permanent(CodeCapabilityDenied, "the task asks for %q but executors.wasm.allow does not grant it", c)
+		if !e.allow[c] && !e.tenantAllow[j.TenantID][c] {
+			return nil, permanent(CodeCapabilityDenied, "the task asks for %q but neither executors.wasm.allow nor tenant_allow.%s grants it", c, j.TenantID)
 		}
 		ts.clock = ts.clock || c == CapClock
 		ts.random = ts.random || c == CapRandom

@@ -170,7 +170,7 @@ func TestFailuresAreClassifiedAndTheWorkerKeepsRunning(t *testing.T) {
 		{"task memory limit", wasmexec.Payload{Module: mb, Args: []string{"alloc", "8"}, MaxMemoryPages: 64}, 0, wasmexec.CodeOOM, false, "limit 64 pages (4 MiB)"},
 		{"infinite loop", wasmexec.Payload{Module: mb, Args: []string{"loop"}}, 200 * time.Millisecond, "timeout", true, "exceeded its timeout"},
 		{"huge output", wasmexec.Payload{Module: mb, Args: []string{"flood"}}, 0, wasmexec.CodeOutputTooLarge, false, "output exceeds 65536 bytes"},
-		{"capability not granted", wasmexec.Payload{Module: mb, Args: []string{"entropy"}, Allow: []string{"clock"}}, 0, wasmexec.CodeCapabilityDenied, false, "executors.wasm.allow"},
+		{"capability not granted", wasmexec.Payload{Module: mb, Args: []string{"entropy"}, Allow: []string{"clock"}}, 0, wasmexec.CodeCapabilityDenied, false, "nor tenant_allow.acme grants it"},
 		{"bad payload", wasmexec.Payload{Module: "sha256:nope"}, 0, wasmexec.CodeInvalidPayload, false, "module digest"},
 		{"unknown module", wasmexec.Payload{Module: modules.Digest([]byte("x"))}, 0, wasmexec.CodeModuleNotFound, false, "has no module"},
 	}
@@ -414,4 +414,23 @@ func BenchmarkWasmCached(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
 	})
+}
+
+// A capability granted to one tenant (tenant_allow) is not granted to
+// another.
+func TestTenantAllow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, wasmexec.Config{TenantAllow: map[string][]string{"acme": {wasmexec.CapClock}}})
+	m := readModule(t, "misbehave")
+	ma, mg := e.push(t, "acme", m), e.push(t, "globex", m)
+	if tk := e.run(t, "acme", wasmexec.Payload{Module: ma, Args: []string{"entropy"}, Allow: []string{wasmexec.CapClock}}, 0, 0); tk.Status != task.Completed {
+		t.Fatalf("acme with clock: %s %+v", tk.Status, tk.Error)
+	}
+	tk := e.run(t, "globex", wasmexec.Payload{Module: mg, Args: []string{"entropy"}, Allow: []string{wasmexec.CapClock}}, 0, 0)
+	if tk.Status != task.Failed || tk.Error == nil || tk.Error.Code != wasmexec.CodeCapabilityDenied || !strings.Contains(tk.Error.Message, "tenant_allow.globex") {
+		t.Fatalf("globex with clock: %s %+v; want capability_denied", tk.Status, tk.Error)
+	}
+	if tk := e.run(t, "acme", wasmexec.Payload{Module: ma, Args: []string{"entropy"}, Allow: []string{wasmexec.CapRandom}}, 0, 0); tk.Status != task.Failed || tk.Error.Code != wasmexec.CodeCapabilityDenied {
+		t.Fatalf("acme with random (not granted): %s %+v", tk.Status, tk.Error)
+	}
 }
