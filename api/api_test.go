@@ -18,6 +18,7 @@ import (
 	"github.com/grey-distributed/grey/engine"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/internal/greytest"
+	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/task"
 	"github.com/grey-distributed/grey/worker"
 )
@@ -1156,4 +1157,45 @@ func TestUnavailableWithoutLeader(t *testing.T) {
 		t.Errorf("cluster after shutdown = %s, leader %q", ci.State, ci.LeaderID)
 	}
 	e.ok(t, call{method: "GET", path: "/healthz"}, http.StatusOK, nil)
+}
+
+// The proof and replay routes are tenant-scoped like every task route, and
+// their answers match the spec.
+func TestProofRoutes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, engine.Config{}, api.Options{})
+	e.node.StartWorkers(t, worker.Options{LeaseWait: time.Second}, nil)
+	a := e.submit(t, "acme", map[string]any{"kind": "echo", "payload": map[string]any{"secret": "<&>"}})
+	by := "/api/v1/tasks/" + a.ID
+	var fin task.Task
+	e.ok(t, call{method: "GET", path: by + "/wait?timeout=10s", tenant: "acme"}, http.StatusOK, &fin)
+	if fin.Status != task.Completed || fin.ProofID == "" {
+		t.Fatalf("task = %s, proof %q", fin.Status, fin.ProofID)
+	}
+	var rec proof.Record
+	e.ok(t, call{method: "GET", path: by + "/proof", tenant: "acme"}, http.StatusOK, &rec)
+	if !rec.Verified || rec.ProofID != fin.ProofID || rec.Short.TaskID != a.ID {
+		t.Fatalf("proof record = %+v", rec)
+	}
+	var rp proof.Replay
+	e.ok(t, call{method: "POST", path: by + "/replay", tenant: "acme"}, http.StatusOK, &rp)
+	if !rp.Match {
+		t.Fatalf("replay = %+v", rp)
+	}
+	var keys struct {
+		Keys []proof.NodeKey `json:"keys"`
+	}
+	e.ok(t, call{method: "GET", path: "/api/v1/cluster/keys", tenant: "acme"}, http.StatusOK, &keys)
+	if len(keys.Keys) != 1 || keys.Keys[0].KeyID != e.node.Signer.Key.KeyID() {
+		t.Fatalf("keys = %+v", keys)
+	}
+	e.fail(t, call{method: "GET", path: by + "/proof", tenant: "globex"}, 404, greyerr.NotFound, "")
+	e.fail(t, call{method: "POST", path: by + "/replay", tenant: "globex"}, 404, greyerr.NotFound, "")
+	// A pending task has no proof yet; the 404 says why.
+	p := e.submit(t, "acme", map[string]any{"kind": "echo", "run_at": time.Now().Add(time.Hour)})
+	eb := e.fail(t, call{method: "GET", path: "/api/v1/tasks/" + p.ID + "/proof", tenant: "acme"}, 404, greyerr.NotFound, "")
+	if !strings.Contains(eb.Message, "proofs are signed when a task completes") {
+		t.Errorf("404 for a pending task's proof says %q", eb.Message)
+	}
+	e.fail(t, call{method: "POST", path: "/api/v1/tasks/" + p.ID + "/replay", tenant: "acme"}, 409, greyerr.FailedPrecondition, "")
 }
