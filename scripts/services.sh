@@ -111,6 +111,37 @@ port_owner() { # best-effort description of who holds a port
 	command -v ss >/dev/null || return 0
 	ss -Hltnp "sport = :$p" 2>/dev/null | grep -o 'users:(.*)' | head -1
 }
+port_pid() { # pid of the process listening on a port ("" when unknown)
+	command -v ss >/dev/null || return 0
+	ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+}
+
+# reap_orphan SVC PID: stop PID when it is this service started by this
+# script for a checkout that no longer exists (its .services dir is gone,
+# e.g. a scratch clone deleted while its services ran), or for this one but
+# without a pid file (the .services dir was deleted and made again under
+# it). Called only when no pid file of ours names a live process. Anything
+# else is left alone.
+reap_orphan() {
+	local svc=$1 pid=$2 id i
+	[[ $pid =~ ^[0-9]+$ && -r /proc/$pid/environ ]] || return 0
+	id=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^GREY_SERVICE_ID=//p' | head -1)
+	[[ -n $id && $id == */"$svc" ]] || return 0
+	if [[ $id == "$DATA/$svc" ]]; then
+		say "$svc: pid $pid was started for this checkout but its pid file is gone; stopping it"
+	elif [[ ! -d ${id%/*} ]]; then
+		say "$svc: pid $pid was started for ${id%/*}, which no longer exists; stopping it"
+	else
+		return 0
+	fi
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 150; i++)); do
+		[[ -d /proc/$pid ]] || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	sleep 0.5
+}
 tcp_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 http_ok() { curl -fsS -o /dev/null --max-time "${2:-3}" "$1" 2>/dev/null; }
 http_any() { # any HTTP answer (even 4xx) counts
@@ -884,6 +915,9 @@ start_one() { # launch without waiting; returns non-zero on immediate failure
 		say "$svc: already running (pid $(read_pid "$svc"))"
 		return 0
 	fi
+	for p in $(ports "$svc"); do
+		port_in_use "$p" && reap_orphan "$svc" "$(port_pid "$p")"
+	done
 	for p in $(ports "$svc"); do
 		port_in_use "$p" && busy+=("$p $(port_owner "$p")")
 	done
