@@ -24,39 +24,19 @@ set -euo pipefail
 
 N=${PENDING:-1000000}
 CONCURRENCY=${CONCURRENCY:-4}
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/grey-pending1m.XXXXXX")
+NAME=pending1m
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" # WORK, log, die, cleanup; builds greyd
 LOG="$WORK/greyd.log"
-PID=""
-
-log() { printf 'pending1m: %s\n' "$*" >&2; }
-die() {
-	log "$*"
-	[[ -f $LOG ]] && { log "last lines of $LOG:"; tail -n 20 "$LOG" >&2; }
-	exit 1
-}
-cleanup() {
-	if [[ -n $PID ]] && kill -0 "$PID" 2>/dev/null; then
-		kill -KILL "$PID" 2>/dev/null || true
-		wait "$PID" 2>/dev/null || true
-	fi
-	if [[ ${KEEP:-0} == 1 ]]; then
-		log "kept $WORK"
-	else
-		rm -rf "$WORK"
-	fi
-}
-trap cleanup EXIT
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 hwm_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
-log "building greyd and helpers in $WORK"
+log "building the bench helpers in $WORK"
 (
 	cd "$ROOT"
-	go build -o "$WORK/greyd" ./cmd/greyd
 	go build -o "$WORK/fill" ./bench/cmd/fill
 	go build -o "$WORK/freeport" ./bench/cmd/freeport
 )
