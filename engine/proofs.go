@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"strconv"
 	"sync"
 	"time"
 
@@ -44,9 +45,9 @@ func (e *Engine) proofPolicy(t *task.Task) (want, strict bool) {
 func (e *Engine) checkProof(t *task.Task, ref int, proofs []json.RawMessage) (code, msg string) {
 	switch {
 	case ref < 0 || ref > len(proofs):
-		return "proof_invalid", "the report refers to proof " + itoa(ref) + " of " + itoa(len(proofs))
+		return "proof_invalid", "the report refers to proof " + strconv.Itoa(ref) + " of " + strconv.Itoa(len(proofs))
 	case ref > 0 && len(proofs[ref-1]) > MaxProofBytes:
-		return "proof_too_large", "the worker's proof exceeds " + itoa(MaxProofBytes) + " bytes"
+		return "proof_too_large", "the worker's proof exceeds " + strconv.Itoa(MaxProofBytes) + " bytes"
 	case ref > 0 || t == nil:
 		return "", ""
 	}

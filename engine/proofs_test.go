@@ -206,6 +206,9 @@ func TestRequireTEE(t *testing.T) {
 	if _, err := n.Engine.Submit(ctx, "acme", []task.Spec{{Kind: "echo", RequireTEE: "enclave"}}, false); !greyerr.Is(err, greyerr.InvalidArgument) {
 		t.Fatalf("unknown platform: %v, want invalid", err)
 	}
+	if _, err := n.Engine.Lease(ctx, &worker.LeaseRequest{WorkerID: "w", Kinds: []string{"echo"}, Max: 1, Platform: "enclave"}); !greyerr.Is(err, greyerr.InvalidArgument) {
+		t.Fatalf("lease from an unknown platform: %v, want invalid", err)
+	}
 }
 
 // fakeAttester stands in for TEE hardware in the scheduler test.

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/scheduler"
 	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
@@ -40,6 +43,9 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 	}
 	if req.Wait < 0 || req.Wait.D() > MaxLeaseWait {
 		return nil, greyerr.Invalid("wait", "must be between 0 and %s", MaxLeaseWait)
+	}
+	if p := req.Platform; p != "" && p != proof.PlatformSoftware && !slices.Contains(task.TEEPlatforms, p) {
+		return nil, greyerr.Invalid("platform", "must be %s or one of %s, got %q", proof.PlatformSoftware, strings.Join(task.TEEPlatforms, ", "), p)
 	}
 	e.RegisterKinds(req.Kinds...)
 	labels := e.leaseLabels(req)
