@@ -187,6 +187,7 @@ var errShutdown = errors.New("worker shutting down")
 
 func (p *Pool) leaseLoop(ctx, runCtx context.Context, kinds []string, wg *sync.WaitGroup) {
 	failures := 0
+	backlog := false // the last lease returned as many tasks as asked
 	for ctx.Err() == nil {
 		// Wait for at least one free slot.
 		select {
@@ -204,6 +205,11 @@ func (p *Pool) leaseLoop(ctx, runCtx context.Context, kinds []string, wg *sync.W
 				break fill
 			}
 		}
+		if backlog && free < cap(p.slots)/4 {
+			// The last lease was full, so work is queued: let a few more
+			// slots free up (briefly) rather than lease one task per call.
+			free = p.gather(ctx, free, cap(p.slots)/4, time.Millisecond)
+		}
 		resp, err := p.coord.Lease(ctx, &LeaseRequest{
 			WorkerID: p.opts.WorkerID, Kinds: kinds, Labels: p.opts.Labels, Platform: p.opts.Platform,
 			Max: free, Wait: task.Duration(p.opts.LeaseWait),
@@ -212,6 +218,7 @@ func (p *Pool) leaseLoop(ctx, runCtx context.Context, kinds []string, wg *sync.W
 		if resp != nil {
 			got = len(resp.Tasks)
 		}
+		backlog = err == nil && got == free
 		for i := got; i < free; i++ {
 			<-p.slots
 		}
@@ -240,6 +247,24 @@ func (p *Pool) leaseLoop(ctx, runCtx context.Context, kinds []string, wg *sync.W
 			}()
 		}
 	}
+}
+
+// gather takes more free slots until it holds want or wait passes; it
+// returns how many it holds.
+func (p *Pool) gather(ctx context.Context, free, want int, wait time.Duration) int {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for free < want {
+		select {
+		case p.slots <- struct{}{}:
+			free++
+		case <-t.C:
+			return free
+		case <-ctx.Done():
+			return free
+		}
+	}
+	return free
 }
 
 func backoffDelay(n int) time.Duration {
