@@ -179,6 +179,18 @@ compile (a server compiles a module when it is uploaded) plus the upload.`,
 			if a.httpClient == nil {
 				a.httpClient = &http.Client{Transport: benchTransport(cfg.Concurrency + cfg.Tenants)}
 			}
+			// A server that is down or not ready fails the bench at once
+			// (the client would otherwise retry until --timeout).
+			rc, err := a.client("")
+			if err != nil {
+				return err
+			}
+			rctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			err = rc.Ready(rctx)
+			cancel()
+			if err != nil {
+				return failure(fmt.Errorf("the server is not ready: %w", err))
+			}
 			var pushed time.Duration
 			if mod != nil {
 				pctx, cancel := context.WithTimeout(cmd.Context(), cfg.Timeout)

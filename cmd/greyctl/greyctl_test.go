@@ -68,6 +68,9 @@ func newFakeGrey(t *testing.T) *fakeGrey {
 		}
 		reply(w, http.StatusCreated, map[string]any{"tasks": ts})
 	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
 	mux.HandleFunc("GET /api/v1/tasks", f.list)
 	mux.HandleFunc("GET /api/v1/tasks/watch", f.watch)
 	mux.HandleFunc("GET /api/v1/tasks/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -509,5 +512,22 @@ func TestBench(t *testing.T) {
 	r = greyctl(t, env, "bench", "--tasks", "5", "--kind", "slow", "--timeout", "300ms", "-q")
 	if r.code != 1 || strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stderr, "timed out") {
 		t.Errorf("bench timeout: %+v", r)
+	}
+}
+
+// A bench against a server that does not answer fails at once, naming it,
+// instead of retrying until --timeout.
+func TestBenchDeadServer(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens there now
+	start := time.Now()
+	r := greyctl(t, map[string]string{"GREY_SERVER": url}, "bench", "-q", "--tasks", "10", "--timeout", "5m")
+	if r.code != 1 || !strings.Contains(r.stderr, "not ready") {
+		t.Fatalf("exit %d, stderr %q; want 1 and the server named not ready", r.code, r.stderr)
+	}
+	if el := time.Since(start); el > time.Minute {
+		t.Errorf("took %s: it waited for --timeout", el)
 	}
 }
