@@ -149,7 +149,7 @@ func (f *FSM) apply(index uint64, t MsgType, data []byte) any {
 			defer func() { f.inBatch = false; f.store.EndBatch() }()
 		}
 		f.blobs = f.blobs[:0]
-		defer func() { f.blobs = f.blobs[:0] }()
+		defer func() { clear(f.blobs); f.blobs = f.blobs[:0] }() // the store keeps its own references
 		for i, c := range cmds {
 			if c.Type == ProofBlobMsg {
 				// Copied: the entry's buffer is not ours to keep.
