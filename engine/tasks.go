@@ -79,13 +79,17 @@ func (e *Engine) submit(ctx context.Context, tenant string, specs []task.Spec, b
 		sp.Headers = tracing.AddHeaders(sp.Headers, traceHeaders)
 		req.Tasks[i] = &task.Task{ID: id, TenantID: tenant, Spec: sp, Status: task.Pending, CreatedAt: now, UpdatedAt: now}
 	}
-	if err := e.admit(tenant, req.Tasks, now); err != nil {
+	giveBack, err := e.admit(tenant, req.Tasks, now)
+	if err != nil {
 		return nil, err
 	}
 	req.AutoCreate = e.autoCreate(tenant)
 	req.Enforce = !e.cfg.Tenants.DisableQuotas
 	res, err := e.node.Apply(ctx, cluster.SubmitMsg, req)
 	if err != nil {
+		if notApplied(err) {
+			giveBack() // refused (a quota race, a parent gone): nothing was created
+		}
 		if batch {
 			return nil, err
 		}
@@ -253,4 +257,17 @@ func (e *Engine) SubmitSlot(ctx context.Context, tenant string) (func(), error) 
 	case <-ctx.Done():
 		return nil, greyerr.Wrap(greyerr.Unavailable, ctx.Err(), "submit not started")
 	}
+}
+
+// notApplied reports whether a failed Apply certainly created nothing: the
+// state machine refused the command (a quota race, a parent collected
+// meanwhile). Other failures may or may not have applied (an Apply that
+// lost its leader or its deadline), so their tokens stay spent.
+func notApplied(err error) bool {
+	switch greyerr.CodeOf(err) {
+	case greyerr.ResourceExhausted, greyerr.FailedPrecondition, greyerr.InvalidArgument,
+		greyerr.NotFound, greyerr.PermissionDenied, greyerr.TooLarge, greyerr.AlreadyExists:
+		return true
+	}
+	return false
 }

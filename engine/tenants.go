@@ -51,10 +51,12 @@ type limiter struct {
 	l     *rate.Limiter
 }
 
-// allow takes n tokens for tenant under q, or says how long to wait.
-func (ls *limiters) allow(tenantID string, q tenant.Quota, n int, now time.Time) (bool, time.Duration) {
+// allow takes n tokens for tenant under q, or says how long to wait. When
+// it takes them, giveBack returns them (for a submit the state machine
+// then refused).
+func (ls *limiters) allow(tenantID string, q tenant.Quota, n int, now time.Time) (ok bool, wait time.Duration, giveBack func()) {
 	if q.SubmitRate <= 0 {
-		return true, 0
+		return true, 0, func() {}
 	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
@@ -68,29 +70,34 @@ func (ls *limiters) allow(tenantID string, q tenant.Quota, n int, now time.Time)
 	}
 	if n > l.burst {
 		// Never satisfiable: say so rather than ask to wait forever.
-		return false, -1
+		return false, -1, nil
 	}
 	r := l.l.ReserveN(now, n)
 	if !r.OK() {
-		return false, -1
+		return false, -1, nil
 	}
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return false, d
+		return false, d, nil
 	}
-	return true, 0
+	// CancelAt restores tokens only for a time not after the reservation's
+	// (an immediate one acts at now).
+	return true, 0, func() { r.CancelAt(now) }
 }
 
-// admit runs the quota checks a submit must pass before it is proposed.
-func (e *Engine) admit(tenantID string, tasks []*task.Task, now time.Time) error {
+// admit runs the quota checks a submit must pass before it is proposed. It
+// returns giveBack, which returns the submit-rate tokens it took: call it
+// when the state machine refuses the submit.
+func (e *Engine) admit(tenantID string, tasks []*task.Task, now time.Time) (giveBack func(), err error) {
+	none := func() {}
 	if err := e.store.CheckSubmit(tenantID, tasks, e.cfg.Tenants.AutoCreate); err != nil {
 		if e.cfg.Tenants.DisableQuotas && !greyerr.Is(err, greyerr.InvalidArgument) {
-			return nil
+			return none, nil
 		}
-		return err
+		return nil, err
 	}
 	if e.cfg.Tenants.DisableQuotas {
-		return nil
+		return none, nil
 	}
 	q := e.store.Quota(tenantID)
 	if _, err := e.store.Tenant(tenantID); err != nil {
@@ -99,20 +106,21 @@ func (e *Engine) admit(tenantID string, tasks []*task.Task, now time.Time) error
 	// Idempotent replays create nothing and take no tokens.
 	fresh := e.store.NewTasks(tenantID, tasks)
 	if fresh == 0 {
-		return nil
+		return none, nil
 	}
-	if ok, wait := e.limits.allow(tenantID, q, fresh, now); !ok {
+	ok, wait, giveBack := e.limits.allow(tenantID, q, fresh, now)
+	if !ok {
 		if wait < 0 {
 			// Never satisfiable: a client must split the batch, not retry.
 			e := greyerr.Invalid("tasks", "a batch of %d new tasks exceeds the tenant's submit_burst %d; split it", fresh, q.SubmitBurst)
 			e.Reason = "submit_burst"
-			return e
+			return nil, e
 		}
 		err := greyerr.New(greyerr.ResourceExhausted, "tenant %s exceeds its submit_rate of %g tasks/s", tenantID, q.SubmitRate)
 		err.Reason, err.RetryAfter = "submit_rate", wait
-		return err
+		return nil, err
 	}
-	return nil
+	return giveBack, nil
 }
 
 func (e *Engine) autoCreate(tenantID string) *tenant.Tenant {
