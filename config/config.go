@@ -424,17 +424,23 @@ type ProofsConfig struct {
 	// and tenants may override with require_proof).
 	Enabled bool `yaml:"enabled"`
 	// KeyFile is the node's ed25519 key, created on first start with mode
-	// 0600 ("" = <data_dir>/node.key).
+	// 0600 ("" = <data_dir>/node.key; worker-only nodes
+	// <data_dir>/worker-<node id>.key).
 	KeyFile string `yaml:"key_file"`
 	// Attester is the platform attester: software, auto (the detected TEE,
 	// else software), sgx, tdx, sev-snp or nitro.
 	Attester string `yaml:"attester"`
 }
 
-// KeyPath is the node key's path.
+// KeyPath is the node key's path: proofs.key_file, else node.key in the
+// data dir, or worker-<node id>.key for a worker-only node (which may share
+// a data dir, e.g. the default ./grey-data, with a server or other workers).
 func (c *Config) KeyPath() string {
 	if c.Proofs.KeyFile != "" {
 		return c.Proofs.KeyFile
+	}
+	if c.Node.Role == RoleWorker {
+		return filepath.Join(c.Node.DataDir, "worker-"+c.Node.ID+".key")
 	}
 	return filepath.Join(c.Node.DataDir, "node.key")
 }

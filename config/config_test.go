@@ -523,3 +523,23 @@ func TestDuration(t *testing.T) {
 		t.Error("Set(soon) succeeded")
 	}
 }
+
+// Each node keeps its own proof key: servers node.key in their data dir,
+// worker-only nodes a file named after their id (they may share a data
+// dir); proofs.key_file wins.
+func TestKeyPath(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Node.DataDir = "/d"
+	if got := c.KeyPath(); got != "/d/node.key" {
+		t.Errorf("server: %s", got)
+	}
+	c.Node.Role, c.Node.ID = RoleWorker, "gpu-1"
+	if got := c.KeyPath(); got != "/d/worker-gpu-1.key" {
+		t.Errorf("worker: %s", got)
+	}
+	c.Proofs.KeyFile = "/etc/grey/k"
+	if got := c.KeyPath(); got != "/etc/grey/k" {
+		t.Errorf("key_file: %s", got)
+	}
+}
