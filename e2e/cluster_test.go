@@ -161,6 +161,7 @@ func startClusterWith(t *testing.T, nt *netnsTopo, workers int, serverConfig str
 	for i := range workers {
 		id := fmt.Sprintf("w%d", i+1)
 		w := newNodeProc(t, c.dir, id, "", "--role", "worker", "--config", wcfg, "--node-id", id, "--data-dir", filepath.Join(c.dir, id),
+			"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", freePortOn(t, "127.0.0.1")),
 			"--servers", strings.Join(c.URLs(), ","), "--labels", "pool=e2e")
 		w.Start()
 		c.Workers = append(c.Workers, w)

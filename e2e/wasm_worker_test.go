@@ -3,9 +3,13 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +36,9 @@ func TestWorkerNodeRunsWasm(t *testing.T) {
 	g.Start()
 	g.WaitReady(30 * time.Second)
 	wdir := t.TempDir()
-	w := newNodeProc(t, wdir, "w1", "", "--role", "worker", "--node-id", "w1", "--data-dir", filepath.Join(wdir, "w1"), "--servers", g.URL())
+	metrics := fmt.Sprintf("127.0.0.1:%d", freePortOn(t, "127.0.0.1"))
+	w := newNodeProc(t, wdir, "w1", "", "--role", "worker", "--node-id", "w1", "--data-dir", filepath.Join(wdir, "w1"),
+		"--metrics-addr", metrics, "--servers", g.URL())
 	w.Start()
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -94,6 +100,20 @@ func TestWorkerNodeRunsWasm(t *testing.T) {
 	rp, err := acme.Replay(ctx, tk.ID)
 	if err != nil || !rp.Match {
 		t.Fatalf("replay = %+v, %v; want a match", rp, err)
+	}
+
+	// The worker node exports its own metrics: its slots and the proofs it
+	// signed.
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatalf("worker metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`grey_workers{state="idle"}`, `grey_proofs_total{platform="software",result="generated"} 2`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("worker metrics lack %s", want)
+		}
 	}
 
 	// Another tenant naming acme's digest: the worker fetches as that

@@ -188,7 +188,7 @@ func (e *Engine) Replay(ctx context.Context, tenant, id string) (*proof.Replay, 
 		TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Payload: t.Payload,
 		Attempt: t.Attempt, Timeout: task.Duration(e.timeoutOf(t)), Headers: t.Headers,
 	}}
-	d, ok := h.(worker.Deterministic)
+	d, ok := worker.Unwrapped[worker.Deterministic](h)
 	if h == nil || !ok || !d.Deterministic(job) {
 		return nil, greyerr.New(greyerr.FailedPrecondition, "task %s (kind %s) cannot be replayed: only deterministic kinds can (wasm without clock or randomness, and the built-in kinds)", t.ID, t.Kind)
 	}

@@ -61,6 +61,26 @@ func TestServerSignsAndCountsProofs(t *testing.T) {
 	if err != nil || !rec.Verified || rec.NodeID != cfg.Node.ID {
 		t.Fatalf("proof = %+v, %v", rec, err)
 	}
+	// A wasm task run by the in-process pool (whose handlers the metrics
+	// wrap) is measured by its module, not by the greyd binary.
+	echo, err := os.ReadFile("../examples/wasm/echo/echo.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := c.PushModule(ctx, echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, err := c.Submit(ctx, task.Spec{Kind: "wasm", Payload: []byte(`{"module":"` + mod.Digest + `","input":"hi"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wt, err = c.Wait(ctx, wt.ID); err != nil || wt.Status != task.Completed {
+		t.Fatalf("wasm task = %+v, %v", wt, err)
+	}
+	if wrec, err := c.Proof(ctx, wt.ID); err != nil || !wrec.Verified || wrec.Short.Measurement != mod.Digest {
+		t.Fatalf("wasm proof = %+v, %v; want measurement %s", wrec, err, mod.Digest)
+	}
 	resp, err := http.Get("http://" + s.MetricsAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -68,8 +88,8 @@ func TestServerSignsAndCountsProofs(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`grey_proofs_total{platform="software",result="generated"} 1`,
-		`grey_proofs_total{platform="software",result="verified"} 1`,
+		`grey_proofs_total{platform="software",result="generated"} 2`,
+		`grey_proofs_total{platform="software",result="verified"} 2`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)

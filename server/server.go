@@ -12,15 +12,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/grey-distributed/grey/api"
 	"github.com/grey-distributed/grey/cluster"
@@ -74,8 +71,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	// the same way on every restart.
 	var reg *prometheus.Registry
 	if cfg.Monitoring.Prometheus.Enabled {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg = newRegistry()
 		m, err := telemetry.NewMetrics(reg, telemetry.Options{
 			IncludeTenantLabels: cfg.Monitoring.Prometheus.IncludeTenantLabels,
 			Buckets:             cfg.Monitoring.Prometheus.Buckets,
@@ -114,17 +110,8 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.signer = signer
-	if m := s.metrics; m != nil {
-		signer.OnSign = func(platform string, tasks int, err error) {
-			if err != nil {
-				m.Proof(platform, telemetry.ProofError)
-				return
-			}
-			for range tasks {
-				m.Proof(platform, telemetry.ProofGenerated)
-			}
-		}
-		signer.OnQuote = func(platform string, err error, d time.Duration) { m.Attestation(platform, err == nil, d) }
+	if s.metrics != nil {
+		instrumentSigner(signer, s.metrics)
 	}
 
 	httpLn, err := net.Listen("tcp", cfg.HTTP.Addr)
@@ -209,19 +196,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	}
 
 	if cfg.Monitoring.Prometheus.Enabled {
-		ln, err := net.Listen("tcp", cfg.MetricsAddr())
-		if err != nil {
+		if s.metricsLn, s.metricsSv, err = listenMetrics(cfg, reg); err != nil {
 			s.closeEarly()
-			return nil, fmt.Errorf("monitoring.prometheus %s: %w", cfg.MetricsAddr(), err)
+			return nil, err
 		}
-		s.metricsLn = ln
-		mux := http.NewServeMux()
-		// Profiles for operators, on the metrics listener (loopback by default).
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.Handle(cfg.Monitoring.Prometheus.Path, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		s.metricsSv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 
 	if cfg.Worker.Enabled {

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/cenkalti/backoff/v5"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -51,6 +53,35 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 	if err != nil {
 		return err
 	}
+	// Metrics of this node's own work: worker slots, the proofs it signs,
+	// its TEE quotes (plus Go and process metrics), with pprof.
+	var slots *telemetry.WorkerSlots
+	if cfg.Monitoring.Prometheus.Enabled {
+		reg := newRegistry()
+		m, err := telemetry.NewMetrics(reg, telemetry.Options{NodeID: cfg.Node.ID, Buckets: cfg.Monitoring.Prometheus.Buckets})
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		ln, srv, err := listenMetrics(cfg, reg)
+		if err != nil {
+			return err
+		}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("metrics server", "err", err)
+			}
+		}()
+		defer srv.Close()
+		slots = m.WorkerSlots(cfg.Worker.Concurrency)
+		instrumentSigner(signer, m)
+		logger.Info("metrics", "addr", ln.Addr().String(), "path", cfg.Monitoring.Prometheus.Path)
+	}
+	handle := func(p *worker.Pool, kind string, h worker.Handler) {
+		if slots != nil {
+			h = slots.Wrap(h)
+		}
+		p.Handle(kind, h)
+	}
 	pool := worker.NewPool(c, worker.Options{
 		WorkerID:      cfg.Node.ID,
 		Kinds:         cfg.Worker.Kinds,
@@ -61,7 +92,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 		Logger:        logger.With("component", "worker"),
 	})
 	for k, h := range executor.Builtins() {
-		pool.Handle(k, h)
+		handle(pool, k, h)
 	}
 	// The wasm kind fetches modules from the servers' API; http needs
 	// nothing local.
@@ -78,8 +109,8 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 	if err != nil {
 		return fmt.Errorf("executors.http: %w", err)
 	}
-	pool.Handle(wasmexec.Kind, wasmH)
-	pool.Handle(httpexec.Kind, httpH)
+	handle(pool, wasmexec.Kind, wasmH)
+	handle(pool, httpexec.Kind, httpH)
 	// Register for GET /cluster/nodes and, above all, register the proof
 	// key before leasing, so every proof this node signs verifies.
 	if err := register(ctx, c, &client.JoinRequest{NodeID: cfg.Node.ID, Role: "worker", Labels: labels, PublicKey: signer.Key.Public()}, logger); err != nil {

@@ -25,14 +25,28 @@ func (m *Metrics) WorkerSlots(slots int) *WorkerSlots {
 	return w
 }
 
-// Wrap returns h counting its runs as active slots.
+// Wrap returns h counting its runs as active slots. The pool still sees
+// h's own measurement and determinism through the wrapper
+// (worker.Wrapper).
 func (w *WorkerSlots) Wrap(h worker.Handler) worker.Handler {
-	return worker.HandlerFunc(func(ctx context.Context, j *worker.Job) (any, error) {
-		w.add(1)
-		defer w.add(-1)
-		return h.Work(ctx, j)
-	})
+	return &slotHandler{w: w, h: h}
 }
+
+// slotHandler is a handler counted by WorkerSlots.
+type slotHandler struct {
+	w *WorkerSlots
+	h worker.Handler
+}
+
+// Work implements worker.Handler.
+func (s *slotHandler) Work(ctx context.Context, j *worker.Job) (any, error) {
+	s.w.add(1)
+	defer s.w.add(-1)
+	return s.h.Work(ctx, j)
+}
+
+// Unwrap implements worker.Wrapper.
+func (s *slotHandler) Unwrap() worker.Handler { return s.h }
 
 func (w *WorkerSlots) add(d int) {
 	w.mu.Lock()

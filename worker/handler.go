@@ -47,6 +47,30 @@ type Deterministic interface {
 	Deterministic(j *Job) bool
 }
 
+// Wrapper is implemented by handlers that wrap another (middleware such as
+// metrics); the pool and replays look through them for Measurer and
+// Deterministic.
+type Wrapper interface {
+	Unwrap() Handler
+}
+
+// Unwrapped returns the first handler in h's chain of Wrappers that
+// implements T, if any.
+func Unwrapped[T any](h Handler) (T, bool) {
+	for h != nil {
+		if t, ok := h.(T); ok {
+			return t, true
+		}
+		w, ok := h.(Wrapper)
+		if !ok {
+			break
+		}
+		h = w.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, j *Job) (any, error)
 

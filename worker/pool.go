@@ -358,7 +358,7 @@ func (p *Pool) binaryExecutor() proof.Executor {
 
 // measure is what a proof names as having run a's task.
 func (p *Pool) measure(h Handler, a *Assignment) proof.Executor {
-	if m, ok := h.(Measurer); ok {
+	if m, ok := Unwrapped[Measurer](h); ok {
 		return m.Measure(&Job{Assignment: *a})
 	}
 	if p.opts.Executor != nil {
