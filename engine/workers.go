@@ -338,7 +338,8 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 
 // completeSpans records a grey.complete span for each outcome report (not
 // for starts) of a task that carries a sampled trace context, as applied,
-// child of that context and linked to the complete call's span.
+// child of the worker's grey.execute span (or, without one, of the task's
+// context) and linked to the complete call's span.
 func (e *Engine) completeSpans(ctx context.Context, req *worker.CompleteRequest, resp *worker.CompleteResponse, at time.Time) {
 	var links []trace.Link
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
@@ -352,7 +353,15 @@ func (e *Engine) completeSpans(ctx context.Context, req *worker.CompleteRequest,
 		if t == nil || !tracing.HasTraceContext(t.Headers) || tracing.UnsampledHeaders(t.Headers) {
 			continue
 		}
-		_, span := tracing.Tracer().Start(tracing.ExtractTrace(context.Background(), t.Headers), tracing.SpanComplete,
+		// The worker's grey.execute span is the parent when it sent one;
+		// else the task's stored trace context (the submit).
+		parent := tracing.ExtractTrace(context.Background(), t.Headers)
+		if r.TraceParent != "" {
+			if p := tracing.ExtractTrace(context.Background(), map[string]string{tracing.HeaderTraceparent: r.TraceParent}); trace.SpanContextFromContext(p).IsValid() {
+				parent = p
+			}
+		}
+		_, span := tracing.Tracer().Start(parent, tracing.SpanComplete,
 			trace.WithTimestamp(at), trace.WithLinks(links...),
 			trace.WithAttributes(tracing.TaskAttrs(t.TenantID, t.ID, t.Kind)...),
 			trace.WithAttributes(tracing.Attempt.Int(r.Attempt), tracing.WorkerID.String(req.WorkerID),

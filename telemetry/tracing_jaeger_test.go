@@ -142,7 +142,7 @@ func TestTracesInJaeger(t *testing.T) {
 				tracing.SpanRaftApply: tracing.SpanSubmit,
 				tracing.SpanLease:     tracing.SpanSubmit,
 				tracing.SpanExecute:   tracing.SpanLease,
-				tracing.SpanComplete:  tracing.SpanSubmit,
+				tracing.SpanComplete:  tracing.SpanExecute,
 			} {
 				wantID := ids[parent]
 				if parent == "client" {

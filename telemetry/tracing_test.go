@@ -247,7 +247,7 @@ func checkTree(t *testing.T, n *tracedNode, sr *tracetest.SpanRecorder, s submit
 	checkParent(t, spans, tracing.SpanRaftApply, tracing.SpanSubmit)
 	checkParent(t, spans, tracing.SpanLease, tracing.SpanSubmit)
 	checkParent(t, spans, tracing.SpanExecute, tracing.SpanLease)
-	checkParent(t, spans, tracing.SpanComplete, tracing.SpanSubmit)
+	checkParent(t, spans, tracing.SpanComplete, tracing.SpanExecute)
 	for _, name := range []string{tracing.SpanSubmit, tracing.SpanLease, tracing.SpanExecute, tracing.SpanComplete} {
 		checkTaskAttrs(t, spans[name], s.ID)
 	}

@@ -320,6 +320,11 @@ func (p *Pool) execute(parent context.Context, a Assignment) {
 		return // cancelled or expired: the server refuses any outcome
 	}
 	r := Report{TaskID: a.TaskID, Attempt: a.Attempt, At: time.Now().UTC()}
+	if span.SpanContext().IsSampled() {
+		tp := map[string]string{}
+		tracing.Inject(hctx, tp)
+		r.TraceParent = tp[tracing.HeaderTraceparent]
+	}
 	if err == nil {
 		b, merr := EncodeResult(res)
 		if merr != nil {

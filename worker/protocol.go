@@ -115,6 +115,10 @@ type Report struct {
 	// Proof is the 1-based index in CompleteRequest.Proofs of the envelope
 	// that proves this completed attempt (0: none).
 	Proof int `json:"proof,omitempty"`
+	// TraceParent is the W3C traceparent of the attempt's grey.execute
+	// span (when it was sampled): the server's grey.complete span becomes
+	// its child.
+	TraceParent string `json:"traceparent,omitempty"`
 
 	tenant string     // for grouping proofs by tenant
 	run    *proof.Run // what to prove, when the assignment asked
