@@ -98,6 +98,30 @@ func (s *Server) getModule(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, m)
 }
 
+// listModules serves GET /api/v1/modules: the tenant's modules.
+func (s *Server) listModules(w http.ResponseWriter, r *http.Request) {
+	ten, err := tenantOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	store := s.moduleStore(w, r)
+	if store == nil {
+		return
+	}
+	ms, err := store.List(r.Context(), ten)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, moduleList{Modules: ms})
+}
+
+// moduleList is the body of GET /api/v1/modules.
+type moduleList struct {
+	Modules []modules.Module `json:"modules"`
+}
+
 // moduleContent sends the bytes of one of the tenant's modules: how a
 // remote worker, which cannot read the servers' bucket, gets a module.
 func (s *Server) moduleContent(w http.ResponseWriter, r *http.Request) {

@@ -96,6 +96,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/cluster/snapshot", s.admin(s.saveSnapshot))
 	m.HandleFunc("POST /api/v1/cluster/snapshot", s.admin(s.restoreSnapshot))
 	m.HandleFunc("POST /api/v1/modules", s.uploadModule)                  // issue #4: wasm modules
+	m.HandleFunc("GET /api/v1/modules", s.listModules)                    // issue #4
 	m.HandleFunc("GET /api/v1/modules/{digest}", s.getModule)             // issue #4
 	m.HandleFunc("GET /api/v1/modules/{digest}/content", s.moduleContent) // issue #4
 	m.HandleFunc("GET /api/v1/openapi.yaml", s.openapi)

@@ -62,6 +62,17 @@ func (c *Client) GetModule(ctx context.Context, digest string) (*Module, error) 
 	return &m, nil
 }
 
+// ListModules returns the tenant's modules, by digest.
+func (c *Client) ListModules(ctx context.Context) ([]Module, error) {
+	var resp struct {
+		Modules []Module `json:"modules"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/v1/modules", nil, nil, &resp); err != nil {
+		return nil, err
+	}
+	return resp.Modules, nil
+}
+
 // ModuleContent downloads the bytes of one of the tenant's modules (GET
 // /api/v1/modules/{digest}/content), checked against the digest.
 func (c *Client) ModuleContent(ctx context.Context, digest string) ([]byte, error) {

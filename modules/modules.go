@@ -19,6 +19,7 @@ import (
 	"io"
 	"net/url"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -198,6 +199,35 @@ func (s *Store) Stat(ctx context.Context, tenant, digest string) (*Module, error
 		return nil, storeError(err, "stat module %s", digest)
 	}
 	return &Module{Digest: digest, Size: a.Size, TenantID: tenant, CreatedAt: a.ModTime.UTC()}, nil
+}
+
+// MaxList bounds the modules List returns.
+const MaxList = 10000
+
+// List describes the tenant's modules, by digest (at most MaxList).
+func (s *Store) List(ctx context.Context, tenant string) ([]Module, error) {
+	if err := checkTenant(tenant); err != nil {
+		return nil, err
+	}
+	out := []Module{}
+	it := s.bucket.List(&blob.ListOptions{Prefix: tenant + "/"})
+	for len(out) < MaxList {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, storeError(err, "list modules")
+		}
+		h := strings.TrimPrefix(obj.Key, tenant+"/")
+		digest, _, err := ParseDigest("digest", h)
+		if err != nil || obj.IsDir {
+			continue // not a module blob
+		}
+		out = append(out, Module{Digest: digest, Size: obj.Size, TenantID: tenant, CreatedAt: obj.ModTime.UTC()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Digest < out[j].Digest })
+	return out, nil
 }
 
 // Get returns the bytes of tenant's module digest, checked against the

@@ -117,3 +117,33 @@ func TestDefaultURL(t *testing.T) {
 		t.Errorf("unknown scheme opened")
 	}
 }
+
+// List shows the tenant's modules and nobody else's, even a tenant whose id
+// starts with another's.
+func TestList(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, modules.Options{MaxBytes: 100})
+	ctx := t.Context()
+	a1, _, _ := s.Put(ctx, "acme", []byte("\x00asm one"))
+	a2, _, _ := s.Put(ctx, "acme", []byte("\x00asm two"))
+	if _, _, err := s.Put(ctx, "acme2", []byte("\x00asm three")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.List(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{a1.Digest, a2.Digest}
+	if a2.Digest < a1.Digest {
+		want = []string{a2.Digest, a1.Digest}
+	}
+	if len(got) != 2 || got[0].Digest != want[0] || got[1].Digest != want[1] || got[0].Size != 8 || got[0].TenantID != "acme" {
+		t.Fatalf("List(acme) = %+v, want %v", got, want)
+	}
+	if got, err := s.List(ctx, "nobody"); err != nil || len(got) != 0 {
+		t.Fatalf("List(nobody) = %+v, %v", got, err)
+	}
+	if _, err := s.List(ctx, "Not A Tenant"); !greyerr.Is(err, greyerr.InvalidArgument) {
+		t.Fatalf("bad tenant: %v", err)
+	}
+}

@@ -13,7 +13,7 @@ import (
 func newModuleCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "module",
-		Short: "Upload and inspect WebAssembly modules for the wasm task kind",
+		Short: "Upload, list and inspect WebAssembly modules for the wasm task kind",
 		Long: `Modules are WASI command modules (for example built with
 GOOS=wasip1 GOARCH=wasm go build) stored per tenant and named by the SHA-256
 of their bytes. A task of kind wasm names one:
@@ -58,6 +58,35 @@ bytes again is harmless and prints the same digest.`,
 			return nil
 		},
 	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the tenant's modules",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client(a.tenant)
+			if err != nil {
+				return err
+			}
+			ms, err := c.ListModules(cmd.Context())
+			if err != nil {
+				return failure(err)
+			}
+			if a.json() {
+				for _, m := range ms {
+					if err := writeJSONLine(a.stdout, m); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			tw := newTabWriter(a.stdout)
+			fmt.Fprintf(tw, "DIGEST\tSIZE\tCREATED\n")
+			for _, m := range ms {
+				fmt.Fprintf(tw, "%s\t%d\t%s\n", m.Digest, m.Size, m.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
+			}
+			return tw.Flush()
+		},
+	}
 	get := &cobra.Command{
 		Use:   "get DIGEST",
 		Short: "Describe one of the tenant's modules",
@@ -79,6 +108,6 @@ bytes again is harmless and prints the same digest.`,
 			return tw.Flush()
 		},
 	}
-	cmd.AddCommand(push, get)
+	cmd.AddCommand(push, list, get)
 	return cmd
 }

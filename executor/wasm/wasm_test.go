@@ -100,6 +100,14 @@ func TestModuleAPI(t *testing.T) {
 		t.Fatalf("ModuleContent: %v", err)
 	}
 
+	// Listed for acme (through the client), not for another tenant.
+	if ms, err := e.client(t, "acme").ListModules(t.Context()); err != nil || len(ms) != 1 || ms[0].Digest != digest {
+		t.Fatalf("ListModules(acme) = %+v, %v", ms, err)
+	}
+	if ms, err := e.client(t, "other").ListModules(t.Context()); err != nil || len(ms) != 0 {
+		t.Fatalf("ListModules(other) = %+v, %v", ms, err)
+	}
+
 	// Tenant isolation: another tenant sees nothing.
 	for _, p := range []string{"/api/v1/modules/" + digest, "/api/v1/modules/" + digest + "/content"} {
 		if status, _, body = e.raw(t, "GET", p, "other", "", nil); status != http.StatusNotFound {
