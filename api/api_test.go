@@ -967,6 +967,8 @@ func TestErrors(t *testing.T) {
 		{"batch bad priority", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":[{"kind":"noop"},{"kind":"noop","priority":11}]}`}, 400, greyerr.InvalidArgument, "tasks[1].priority", ""},
 		{"batch wrong type", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":[{"kind":"noop"},{"kind":"noop","priority":"high"}]}`}, 400, greyerr.InvalidArgument, "tasks[1].priority", ""},
 		{"batch unknown field", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":[{"kind":"noop"},{"kind":"noop"},{"kind":"noop","bogus":true}]}`}, 400, greyerr.InvalidArgument, "tasks[2].bogus", "bogus"},
+		{"nested unknown field", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"noop","constraints":{"cpu":1,"gpus":2}}`}, 400, greyerr.InvalidArgument, "constraints.gpus", "constraints.gpus"},
+		{"batch nested unknown field", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":[{"kind":"noop"},{"kind":"noop","retry":{"max_retries":1,"jitter":true}}]}`}, 400, greyerr.InvalidArgument, "tasks[1].retry.jitter", "retry.jitter"},
 		{"batch unknown kind", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":[{"kind":"noop"},{"kind":"nope"}]}`}, 400, greyerr.InvalidArgument, "tasks[1].kind", ""},
 		{"batch unknown parent", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":[{"kind":"noop"},{"kind":"noop","depends_on":["` + zeroID + `"]}]}`}, 400, greyerr.InvalidArgument, "tasks[1].depends_on", ""},
 		{"batch payload over the limit", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":[{"kind":"noop"},{"kind":"echo","payload":"` + big(1100) + `"}]}`}, 413, greyerr.TooLarge, "tasks[1].payload", ""},

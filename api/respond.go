@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -67,10 +68,11 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return greyerr.Invalid("Content-Type", "must be application/json, got %q", ct)
 	}
 	body := http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
-	dec := json.NewDecoder(body)
+	var raw bytes.Buffer
+	dec := json.NewDecoder(io.TeeReader(body, &raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return decodeError(err, s.opts.MaxBodyBytes)
+		return withFieldPath(decodeError(err, s.opts.MaxBodyBytes), raw.Bytes(), v)
 	}
 	if dec.More() {
 		return greyerr.Invalid("body", "must hold exactly one JSON value")
@@ -91,7 +93,7 @@ func decodeItem(raw json.RawMessage, v any, prefix string) error {
 	if err == nil {
 		return nil
 	}
-	err = decodeError(err, 0)
+	err = withFieldPath(decodeError(err, 0), raw, v)
 	var ge *greyerr.Error
 	if errors.As(err, &ge) {
 		if ge.Field == "" || ge.Field == "body" {
@@ -102,6 +104,25 @@ func decodeItem(raw json.RawMessage, v any, prefix string) error {
 	}
 	return err
 }
+
+// withFieldPath gives an unknown-field error the field's whole path in the
+// document raw decoded into v (encoding/json names only the key).
+func withFieldPath(err error, raw []byte, v any) error {
+	var ge *greyerr.Error
+	if !errors.As(err, &ge) || ge.Reason != unknownFieldReason {
+		return err
+	}
+	ge.Reason = ""
+	if p := unknownFieldPath(raw, reflect.TypeOf(v), ge.Field); p != ge.Field {
+		ge.Field = p
+		ge.Message = fmt.Sprintf("unknown field %q", p)
+	}
+	return err
+}
+
+// unknownFieldReason marks decodeError's unknown-field errors for
+// withFieldPath (and is cleared there).
+const unknownFieldReason = "unknown_field"
 
 // decodeError turns encoding/json's errors into InvalidArgument/TooLarge.
 func decodeError(err error, max int64) error {
@@ -131,7 +152,9 @@ func decodeError(err error, max int64) error {
 		return greyerr.Invalid(field, "must be %s, got JSON %s", want, typ.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return greyerr.Invalid(f, "unknown field %q", f)
+		e := greyerr.Invalid(f, "unknown field %q", f)
+		e.Reason = unknownFieldReason
+		return e
 	}
 	return greyerr.Invalid("body", "%v", err)
 }

@@ -398,8 +398,8 @@ func TestTenantBadInput(t *testing.T) {
 		{"malformed max_task_timeout", create(`{"id":"x","quota":{"max_task_timeout":"soon"}}`), 400, greyerr.InvalidArgument, "quota.max_task_timeout"},
 		{"bad allowed kind", create(`{"id":"x","quota":{"allowed_kinds":["Bad Kind"]}}`), 400, greyerr.InvalidArgument, "quota.allowed_kinds"},
 		{"allowed kinds not a list", create(`{"id":"x","quota":{"allowed_kinds":"noop"}}`), 400, greyerr.InvalidArgument, "quota.allowed_kinds"},
-		// The server names the unknown field without its parent.
-		{"unknown quota field", create(`{"id":"x","quota":{"max_cpu":4}}`), 400, greyerr.InvalidArgument, "max_cpu"},
+		// The server names the unknown field with its path.
+		{"unknown quota field", create(`{"id":"x","quota":{"max_cpu":4}}`), 400, greyerr.InvalidArgument, "quota.max_cpu"},
 		{"unknown field", create(`{"id":"x","owner":"bob"}`), 400, greyerr.InvalidArgument, "owner"},
 		{"server-set field", create(`{"id":"x","created_at":"2026-01-01T00:00:00Z"}`), 400, greyerr.InvalidArgument, "created_at"},
 		{"auto_created", create(`{"id":"x","auto_created":true}`), 400, greyerr.InvalidArgument, "created_at"},
