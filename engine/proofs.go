@@ -10,6 +10,7 @@ import (
 
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/proof"
+	"github.com/grey-distributed/grey/proof/tee"
 	"github.com/grey-distributed/grey/task"
 	"github.com/grey-distributed/grey/worker"
 )
@@ -159,6 +160,13 @@ func (e *Engine) Proof(ctx context.Context, tenant, id string) (*proof.Record, e
 		rec.Problem = err.Error()
 		e.proofChecked(rec.Short.Platform, "rejected")
 		return rec, nil
+	}
+	if st, err := proof.DecodeStatement(env); err == nil && len(st.Predicate.TEEQuote) > 0 {
+		if err := tee.CheckBinding(st, env.Signatures[0].KeyID); err != nil {
+			rec.Problem = "the TEE quote does not bind this statement: " + err.Error()
+			e.proofChecked(rec.Short.Platform, "rejected")
+			return rec, nil
+		}
 	}
 	rec.Verified = true
 	e.proofChecked(rec.Short.Platform, "verified")

@@ -200,8 +200,8 @@ func TestRequireTEE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rec.Verified || st.Predicate.Platform != "sgx" || string(st.Predicate.TEEQuote) != "quote" {
-		t.Fatalf("tee proof: verified %v platform %q quote %q", rec.Verified, st.Predicate.Platform, st.Predicate.TEEQuote)
+	if !rec.Verified || st.Predicate.Platform != "sgx" || len(st.Predicate.TEEQuote) != 1024 {
+		t.Fatalf("tee proof: verified %v (%s) platform %q quote %d bytes", rec.Verified, rec.Problem, st.Predicate.Platform, len(st.Predicate.TEEQuote))
 	}
 	if _, err := n.Engine.Submit(ctx, "acme", []task.Spec{{Kind: "echo", RequireTEE: "enclave"}}, false); !greyerr.Is(err, greyerr.InvalidArgument) {
 		t.Fatalf("unknown platform: %v, want invalid", err)
@@ -211,12 +211,17 @@ func TestRequireTEE(t *testing.T) {
 	}
 }
 
-// fakeAttester stands in for TEE hardware in the scheduler test.
+// fakeAttester stands in for SGX hardware in the scheduler test: it makes
+// a quote in the SGX v3 layout (48-byte header with the version, then the
+// report body whose last 64 bytes at 320 are the report data).
 type fakeAttester struct{ platform string }
 
 func (f fakeAttester) Platform() string { return f.platform }
-func (f fakeAttester) Quote(context.Context, []byte) ([]byte, error) {
-	return []byte("quote"), nil
+func (f fakeAttester) Quote(_ context.Context, reportData []byte) ([]byte, error) {
+	q := make([]byte, 1024)
+	q[0] = 3 // version 3, little-endian
+	copy(q[48+320:], reportData)
+	return q, nil
 }
 
 // One signature covers a batch of one tenant's tasks: every task's proof
@@ -290,5 +295,29 @@ func TestJoinRegistersSigningKey(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("w1's key gone after removal: %+v", n.Engine.SigningKeys())
+	}
+}
+
+// lyingAttester's quotes carry report data that binds nothing.
+type lyingAttester struct{ fakeAttester }
+
+func (l lyingAttester) Quote(ctx context.Context, _ []byte) ([]byte, error) {
+	return l.fakeAttester.Quote(ctx, make([]byte, 64))
+}
+
+// A TEE quote that does not bind its statement and key fails the check.
+func TestTEEQuoteMustBind(t *testing.T) {
+	t.Parallel()
+	n := greytest.NewNode(t, engine.Config{})
+	liar := &proof.Signer{Key: n.Signer.Key, NodeID: "test-1", Attester: lyingAttester{fakeAttester{"sgx"}}}
+	n.StartWorkers(t, worker.Options{Concurrency: 1, Signer: liar}, nil)
+	tk := submit(t, n.Engine, "acme", task.Spec{Kind: "echo", Payload: json.RawMessage(`1`), RequireTEE: "sgx"})[0]
+	wait(t, n.Engine, "acme", tk.ID)
+	rec, err := n.Engine.Proof(context.Background(), "acme", tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Verified || !strings.Contains(rec.Problem, "does not bind") {
+		t.Fatalf("proof with an unbound quote: verified %v, problem %q", rec.Verified, rec.Problem)
 	}
 }

@@ -34,7 +34,9 @@ type Record struct {
 	// NodeID is the node whose key signed it ("" when the key is unknown).
 	NodeID string `json:"node_id,omitempty"`
 	// Verified says the server checked the signature with the cluster's
-	// keys and the digests against the stored payload and result.
+	// keys, the digests against the stored payload and result, and, when
+	// there is a TEE quote, that the quote binds the statement and key (its
+	// chain to the vendor's roots is not checked).
 	Verified bool `json:"verified"`
 	// Problem is why verification failed (empty when Verified).
 	Problem string `json:"problem,omitempty"`

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/grey-distributed/grey/proof"
+	"github.com/grey-distributed/grey/proof/tee"
 	"github.com/grey-distributed/grey/task"
 )
 
@@ -148,7 +149,15 @@ Exit code 0 when valid, 1 with the reason otherwise.`,
 					x.Kind, x.Executor.Name, x.Executor.Version, x.Executor.Digest, p.NodeID, p.Platform, x.Attempt, x.FinishedAt.Format(time.RFC3339Nano)),
 			)
 			if len(p.TEEQuote) > 0 {
-				rep.Checks = append(rep.Checks, fmt.Sprintf("tee quote: %d bytes from %s (not verified against the vendor's roots)", len(p.TEEQuote), p.Platform))
+				if err := tee.CheckBinding(st, env.Signatures[0].KeyID); err != nil {
+					rep.Valid, rep.Statement, rep.Reason = false, nil, "the TEE quote does not bind this statement: "+err.Error()
+					if a.json() {
+						_ = writeJSON(a.stdout, rep)
+						return &exitError{code: exitFailure}
+					}
+					return failure(fmt.Errorf("proof of task %s is INVALID: %s", id, rep.Reason))
+				}
+				rep.Checks = append(rep.Checks, fmt.Sprintf("tee quote: %d bytes from %s; its report data binds this statement and key (the quote's chain to the vendor's roots is not checked)", len(p.TEEQuote), p.Platform))
 			}
 			if a.json() {
 				return writeJSON(a.stdout, rep)
