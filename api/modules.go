@@ -33,16 +33,23 @@ func (s *Server) moduleStore(w http.ResponseWriter, r *http.Request) *modules.St
 	return s.opts.Modules
 }
 
-// uploadModule stores the request body, the raw .wasm bytes, after the wasm
-// executor compiled it. 201 for a new module, 200 if the tenant had it.
-func (s *Server) uploadModule(w http.ResponseWriter, r *http.Request) {
+// tenantModules returns the caller's tenant and the module store, or
+// writes the error and returns false.
+func (s *Server) tenantModules(w http.ResponseWriter, r *http.Request) (string, *modules.Store, bool) {
 	ten, err := tenantOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
-		return
+		return "", nil, false
 	}
 	store := s.moduleStore(w, r)
-	if store == nil {
+	return ten, store, store != nil
+}
+
+// uploadModule stores the request body, the raw .wasm bytes, after the wasm
+// executor compiled it. 201 for a new module, 200 if the tenant had it.
+func (s *Server) uploadModule(w http.ResponseWriter, r *http.Request) {
+	ten, store, ok := s.tenantModules(w, r)
+	if !ok {
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -81,13 +88,8 @@ func (s *Server) uploadModule(w http.ResponseWriter, r *http.Request) {
 
 // getModule describes one of the tenant's modules.
 func (s *Server) getModule(w http.ResponseWriter, r *http.Request) {
-	ten, err := tenantOf(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	store := s.moduleStore(w, r)
-	if store == nil {
+	ten, store, ok := s.tenantModules(w, r)
+	if !ok {
 		return
 	}
 	m, err := store.Stat(r.Context(), ten, r.PathValue("digest"))
@@ -100,13 +102,8 @@ func (s *Server) getModule(w http.ResponseWriter, r *http.Request) {
 
 // listModules serves GET /api/v1/modules: the tenant's modules.
 func (s *Server) listModules(w http.ResponseWriter, r *http.Request) {
-	ten, err := tenantOf(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	store := s.moduleStore(w, r)
-	if store == nil {
+	ten, store, ok := s.tenantModules(w, r)
+	if !ok {
 		return
 	}
 	ms, err := store.List(r.Context(), ten)
@@ -125,13 +122,8 @@ type moduleList struct {
 // moduleContent sends the bytes of one of the tenant's modules: how a
 // remote worker, which cannot read the servers' bucket, gets a module.
 func (s *Server) moduleContent(w http.ResponseWriter, r *http.Request) {
-	ten, err := tenantOf(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	store := s.moduleStore(w, r)
-	if store == nil {
+	ten, store, ok := s.tenantModules(w, r)
+	if !ok {
 		return
 	}
 	b, err := store.Get(r.Context(), ten, r.PathValue("digest"))
