@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"github.com/grey-distributed/grey/internal/httpstatus"
 	"net/http"
 	"strconv"
 	"time"
@@ -25,10 +26,10 @@ const Unmatched = "unmatched"
 func (m *Metrics) HTTP(route func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := httpstatus.Wrap(w)
 		defer func() {
 			p := recover()
-			code := sw.code
+			code := sw.Code()
 			switch {
 			case p != nil && code == 0:
 				code = http.StatusInternalServerError
@@ -56,34 +57,3 @@ func (m *Metrics) observeHTTP(route string, code int, d time.Duration) {
 	m.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 	m.httpDuration.WithLabelValues(route).Observe(d.Seconds())
 }
-
-// statusWriter remembers the status code written.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 && code >= 200 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-// Flush implements http.Flusher (server-sent events).
-func (w *statusWriter) Flush() {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

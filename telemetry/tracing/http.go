@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"github.com/grey-distributed/grey/internal/httpstatus"
 	"net/http"
 	"strconv"
 
@@ -57,7 +58,7 @@ func Handler(next http.Handler) http.Handler {
 		}
 		ctx, span := Tracer().Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
 		defer span.End()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := httpstatus.Wrap(w)
 		orig := r
 		r = r.WithContext(ctx)
 		defer func() {
@@ -66,7 +67,7 @@ func Handler(next http.Handler) http.Handler {
 				span.SetName(r.Method + " " + patternPath(r.Pattern))
 				span.SetAttributes(attribute.String("http.route", patternPath(r.Pattern)))
 			}
-			code := sw.code
+			code := sw.Code()
 			if p := recover(); p != nil {
 				span.SetStatus(codes.Error, "panic")
 				panic(p)
@@ -102,37 +103,3 @@ func scheme(r *http.Request) string {
 	}
 	return "http"
 }
-
-// statusWriter remembers the status code; it keeps Flush (server-sent
-// events) and Unwrap (http.ResponseController).
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 && code >= 200 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-// Flush implements http.Flusher.
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		if w.code == 0 {
-			w.code = http.StatusOK
-		}
-		f.Flush()
-	}
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
