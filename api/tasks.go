@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -120,32 +121,22 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, listResponse{Tasks: ts, NextCursor: next})
 }
 
-func (s *Server) get(w http.ResponseWriter, r *http.Request) {
-	ten, err := tenantOf(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+// byID serves a tenant-scoped route on one task: do gets the caller's
+// tenant and the {id} of the path; its result is the 200 body.
+func byID[T any](s *Server, do func(ctx context.Context, tenant, id string) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ten, err := tenantOf(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		out, err := do(r.Context(), ten, r.PathValue("id"))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
 	}
-	t, err := s.eng.Get(r.Context(), ten, r.PathValue("id"))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, t)
-}
-
-func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
-	ten, err := tenantOf(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	t, err := s.eng.Cancel(r.Context(), ten, r.PathValue("id"))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, t)
 }
 
 func (s *Server) wait(w http.ResponseWriter, r *http.Request) {
