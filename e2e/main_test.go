@@ -22,7 +22,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -119,7 +118,7 @@ func freePorts(t *testing.T, n int) []int {
 // greyd is one greyd node run as a child process; it can be stopped and
 // started again on the same data dir and addresses.
 type greyd struct {
-	t *testing.T
+	proc
 
 	dir         string // test temp dir: config, logs
 	DataDir     string
@@ -127,14 +126,6 @@ type greyd struct {
 	HTTPAddr    string
 	RaftAddr    string
 	MetricsAddr string
-
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	state   *os.ProcessState
-	logFile *os.File
-	stderr  *bytes.Buffer // stderr of the current run (also in the log file)
-	starts  int
 }
 
 // newGreyd prepares a node with fresh ports and data dir; config, when not
@@ -145,7 +136,6 @@ func newGreyd(t *testing.T, config string) *greyd {
 	dir := t.TempDir()
 	p := freePorts(t, 3)
 	g := &greyd{
-		t:           t,
 		dir:         dir,
 		DataDir:     filepath.Join(dir, "data"),
 		HTTPAddr:    fmt.Sprintf("127.0.0.1:%d", p[0]),
@@ -158,21 +148,7 @@ func newGreyd(t *testing.T, config string) *greyd {
 			t.Fatal(err)
 		}
 	}
-	lf, err := os.Create(filepath.Join(dir, "greyd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.logFile = lf
-	t.Cleanup(func() {
-		if g.Running() {
-			g.Kill()
-		}
-		_ = g.logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "greyd.log"))
-			t.Logf("greyd log (%s):\n%s", filepath.Join(dir, "greyd.log"), tail(b, 8000))
-		}
-	})
+	g.initProc(t, "greyd", logIn(dir, "greyd"), 8000)
 	return g
 }
 
@@ -194,52 +170,10 @@ func (g *greyd) args() []string {
 	return a
 }
 
-// Start starts the process (it must not be running).
+// Start starts greyd (it must not be running).
 func (g *greyd) Start() {
 	g.t.Helper()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.cmd != nil && g.state == nil {
-		g.t.Fatal("greyd is already running")
-	}
-	g.starts++
-	fmt.Fprintf(g.logFile, "==== start %d: greyd %s\n", g.starts, strings.Join(g.args(), " "))
-	cmd := exec.Command(greydBin, g.args()...)
-	cmd.Env = cleanEnv()
-	g.stderr = &bytes.Buffer{}
-	cmd.Stdout = g.logFile
-	cmd.Stderr = io.MultiWriter(g.logFile, &lockedWriter{mu: &g.mu, w: g.stderr})
-	if err := cmd.Start(); err != nil {
-		g.t.Fatalf("start greyd: %v", err)
-	}
-	g.cmd = cmd
-	g.state = nil
-	exited := make(chan struct{})
-	g.exited = exited
-	go func() {
-		_ = cmd.Wait()
-		g.mu.Lock()
-		g.state = cmd.ProcessState
-		g.mu.Unlock()
-		close(exited)
-	}()
-}
-
-// Running reports whether the process was started and has not exited.
-func (g *greyd) Running() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.cmd != nil && g.state == nil
-}
-
-// Stderr returns what the current (or last) run wrote to stderr.
-func (g *greyd) Stderr() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.stderr == nil {
-		return ""
-	}
-	return g.stderr.String()
+	g.run(exec.Command(greydBin, g.args()...))
 }
 
 // WaitReady polls /readyz until it answers 200 and returns how long that
@@ -252,7 +186,7 @@ func (g *greyd) WaitReady(timeout time.Duration) time.Duration {
 	last := ""
 	for time.Now().Before(deadline) {
 		select {
-		case <-g.exited:
+		case <-g.Exited():
 			g.t.Fatalf("greyd exited before it was ready (%s); stderr:\n%s", g.exitState(), tail([]byte(g.Stderr()), 4000))
 		default:
 		}
@@ -271,69 +205,6 @@ func (g *greyd) WaitReady(timeout time.Duration) time.Duration {
 	}
 	g.t.Fatalf("greyd not ready after %s (last: %s)", timeout, last)
 	return 0
-}
-
-// Kill sends SIGKILL and waits for the process to be gone.
-func (g *greyd) Kill() {
-	g.t.Helper()
-	g.mu.Lock()
-	cmd, exited := g.cmd, g.exited
-	g.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		g.t.Errorf("greyd pid %d did not die within 10s of SIGKILL", cmd.Process.Pid)
-	}
-}
-
-// Signal sends sig to the process.
-func (g *greyd) Signal(sig os.Signal) {
-	g.t.Helper()
-	g.mu.Lock()
-	cmd := g.cmd
-	g.mu.Unlock()
-	if err := cmd.Process.Signal(sig); err != nil {
-		g.t.Fatalf("signal %v: %v", sig, err)
-	}
-}
-
-// WaitExit waits up to timeout for the process to exit and returns its exit
-// code (-1 when killed by a signal); ok is false on timeout.
-func (g *greyd) WaitExit(timeout time.Duration) (code int, ok bool) {
-	g.mu.Lock()
-	exited := g.exited
-	g.mu.Unlock()
-	select {
-	case <-exited:
-	case <-time.After(timeout):
-		return 0, false
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.state.ExitCode(), true
-}
-
-// Pid is the current process id.
-func (g *greyd) Pid() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.cmd.Process.Pid
-}
-
-func (g *greyd) exitState() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.state == nil {
-		return "running"
-	}
-	if ws, ok := g.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "killed by " + ws.Signal().String()
-	}
-	return fmt.Sprintf("exit code %d", g.state.ExitCode())
 }
 
 // lockedWriter serialises writes to w with mu.
