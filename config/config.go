@@ -59,6 +59,10 @@ type Config struct {
 	Executors ExecutorsConfig `yaml:"executors"`
 	// Proofs configures signed execution proofs (docs/PROOFS.md).
 	Proofs ProofsConfig `yaml:"proofs"`
+	// Auth configures who may call Grey and as which tenant (docs/AUTH.md).
+	Auth AuthConfig `yaml:"auth"`
+	// TLS configures the API's TLS and mutual TLS between nodes.
+	TLS TLSConfig `yaml:"tls"`
 
 	// origins records where loaded values came from, for error messages.
 	origins map[string]origin
@@ -285,6 +289,7 @@ func Default() *Config {
 				MaxDelay:   Duration(30 * time.Second),
 			},
 		},
+		Auth: AuthConfig{Mode: AuthModes{"none"}},
 		Worker: WorkerConfig{
 			Enabled:       true,
 			Concurrency:   64,

@@ -175,6 +175,12 @@ proofs:
   enabled: false
   key_file: /etc/grey/node.key
   attester: auto
+auth:
+  mode: [oidc, apikey]
+  oidc:
+    provider: keycloak
+    issuer: https://sso.example.com/realms/grey
+    audience: [grey]
 `
 
 func TestFullFileRoundTrips(t *testing.T) {

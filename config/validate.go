@@ -178,6 +178,8 @@ func (c *Config) Validate() error {
 	v.labels("tenants.cost.tags", c.Tenants.Cost.Tags)
 	v.executors(&c.Executors)
 	v.oneOf("proofs.attester", c.Proofs.Attester, "software", "auto", "sgx", "tdx", "sev-snp", "nitro")
+	v.auth(&c.Auth)
+	v.tls(&c.TLS)
 	return errors.Join(v.errs...)
 }
 
