@@ -100,6 +100,12 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/modules/{digest}", s.getModule)             // issue #4
 	m.HandleFunc("GET /api/v1/modules/{digest}/content", s.moduleContent) // issue #4
 	m.HandleFunc("GET /api/v1/openapi.yaml", s.openapi)
+
+	// Service-account API keys; the permissions are listed in apikeys.go.
+	m.HandleFunc("POST /api/v1/apikeys", s.keysGuard(s.createAPIKey))
+	m.HandleFunc("GET /api/v1/apikeys", s.keysGuard(s.listAPIKeys))
+	m.HandleFunc("DELETE /api/v1/apikeys/{id}", s.keysGuard(s.revokeAPIKey))
+
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
 	m.HandleFunc("/", s.notFound)

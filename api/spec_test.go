@@ -110,6 +110,9 @@ func TestSpecRoutes(t *testing.T) {
 		"POST /api/v1/workers/heartbeat",
 		"POST /api/v1/workers/complete",
 		"GET /api/v1/openapi.yaml",
+		"POST /api/v1/apikeys",
+		"GET /api/v1/apikeys",
+		"DELETE /api/v1/apikeys/abcdefghijklmnop",
 	}
 	for _, r := range routes {
 		method, path, _ := strings.Cut(r, " ")

@@ -55,6 +55,13 @@ const (
 	// items' Proof, 1-based over the batch's blobs). Only valid inside a
 	// framed batch; the bytes are copied and sliced, never parsed.
 	ProofBlobMsg MsgType = 17
+	// APIKeyPutMsg carries a state.APIKeyPutRequest: a new API key.
+	APIKeyPutMsg MsgType = 18
+	// APIKeyRevokeMsg carries a state.APIKeyRevokeRequest.
+	APIKeyRevokeMsg MsgType = 19
+	// APIKeyUsedMsg carries a state.APIKeyUsedRequest: the leader's batch
+	// of keys' last-used times (at most about one per key a minute).
+	APIKeyUsedMsg MsgType = 20
 )
 
 // IgnoreUnknownTypeFlag marks a command that an older server may skip if it
@@ -98,6 +105,12 @@ func (t MsgType) String() string {
 		return "framed_batch"
 	case ProofBlobMsg:
 		return "proof_blob"
+	case APIKeyPutMsg:
+		return "apikey_put"
+	case APIKeyRevokeMsg:
+		return "apikey_revoke"
+	case APIKeyUsedMsg:
+		return "apikey_used"
 	}
 	return fmt.Sprintf("msg(%d)", uint8(t))
 }

@@ -130,6 +130,26 @@ func (f *FSM) apply(index uint64, t MsgType, data []byte) any {
 		var r state.ClusterInitRequest
 		dec(&r)
 		return f.store.InitCluster(index, &r)
+	case APIKeyPutMsg:
+		var r state.APIKeyPutRequest
+		dec(&r)
+		k, err := f.store.PutAPIKey(index, &r)
+		if err != nil {
+			return err
+		}
+		return k
+	case APIKeyRevokeMsg:
+		var r state.APIKeyRevokeRequest
+		dec(&r)
+		k, err := f.store.RevokeAPIKey(index, &r)
+		if err != nil {
+			return err
+		}
+		return k
+	case APIKeyUsedMsg:
+		var r state.APIKeyUsedRequest
+		dec(&r)
+		return f.store.MarkAPIKeysUsed(index, &r)
 	case BatchMsg, FramedBatchMsg:
 		var cmds []Command
 		if t == FramedBatchMsg {

@@ -59,6 +59,9 @@ type Config struct {
 	// ProofChecked, if set, is told the platform and outcome ("verified",
 	// "rejected" or "error") of every proof this server checks on read.
 	ProofChecked func(platform, result string)
+	// APIKeyUseInterval is how often the leader writes API keys' last-used
+	// times, and how stale one may get (default one minute).
+	APIKeyUseInterval time.Duration
 }
 
 func (c *Config) defaults() {
@@ -84,6 +87,9 @@ func (c *Config) defaults() {
 	if c.SubmitSlots <= 0 {
 		c.SubmitSlots = 1
 	}
+	if c.APIKeyUseInterval <= 0 {
+		c.APIKeyUseInterval = defaultAPIKeyUseInterval
+	}
 }
 
 // Engine is the task service of one greyd server.
@@ -103,6 +109,7 @@ type Engine struct {
 
 	limits  limiters
 	members members
+	keyUses keyUses
 
 	slotsMu sync.Mutex
 	slots   map[string]chan struct{}
@@ -271,6 +278,8 @@ func (e *Engine) leaderLoop(ctx context.Context) {
 	defer probe.Stop()
 	gc := time.NewTicker(e.cfg.GCInterval)
 	defer gc.Stop()
+	keyUse := time.NewTicker(e.cfg.APIKeyUseInterval)
+	defer keyUse.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -283,6 +292,8 @@ func (e *Engine) leaderLoop(ctx context.Context) {
 			}
 		case <-gc.C:
 			e.collect(ctx)
+		case <-keyUse.C:
+			e.flushKeyUses(ctx)
 		case <-probe.C:
 			e.probe(ctx)
 		}

@@ -33,6 +33,8 @@ type snapshotRecord struct {
 	SigningKey *SigningKey `json:"signing_key,omitempty"`
 	// Proof is a stored proof envelope.
 	Proof *proofRecord `json:"proof,omitempty"`
+	// APIKey is a service-account API key (with its secret hash).
+	APIKey *APIKey `json:"api_key,omitempty"`
 }
 
 type proofRecord struct {
@@ -57,6 +59,7 @@ type Snapshot struct {
 	nodes []Node
 	sks   []SigningKey
 	prfs  []proofRecord
+	apiKeys []*APIKey
 	cid   string
 }
 
@@ -92,6 +95,10 @@ func (s *Store) Snapshot() *Snapshot {
 		sn.prfs = append(sn.prfs, proofRecord{ID: id, Envelope: b.env})
 	}
 	sort.Slice(sn.prfs, func(i, j int) bool { return sn.prfs[i].ID < sn.prfs[j].ID })
+	for _, k := range s.apiKeys {
+		sn.apiKeys = append(sn.apiKeys, k) // records are immutable once stored
+	}
+	sortAPIKeys(sn.apiKeys)
 	sn.cid = s.clusterID
 	return sn
 }
@@ -142,6 +149,11 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	}
 	for i := range sn.prfs {
 		if err := enc.Encode(snapshotRecord{Proof: &sn.prfs[i]}); err != nil {
+			return cw.n, err
+		}
+	}
+	for _, k := range sn.apiKeys {
+		if err := enc.Encode(snapshotRecord{APIKey: k}); err != nil {
 			return cw.n, err
 		}
 	}
@@ -203,6 +215,8 @@ func (s *Store) Restore(r io.Reader) error {
 			fresh.signingKeys[rec.SigningKey.KeyID] = rec.SigningKey
 		case rec.Proof != nil:
 			fresh.proofs[rec.Proof.ID] = &proofBlob{env: rec.Proof.Envelope}
+		case rec.APIKey != nil:
+			fresh.apiKeys[rec.APIKey.ID] = rec.APIKey
 		case rec.TenantState != nil:
 			r := rec.TenantState
 			ts := fresh.tstate(r.ID)
@@ -248,6 +262,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.finished, s.counts = fresh.finished, fresh.counts
 	s.tenantsByID = fresh.tenantsByID
 	s.nodes, s.clusterID, s.signingKeys, s.proofs = fresh.nodes, fresh.clusterID, fresh.signingKeys, fresh.proofs
+	s.apiKeys = fresh.apiKeys
 	s.mu.Unlock()
 	return nil
 }

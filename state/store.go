@@ -54,6 +54,7 @@ type Store struct {
 	nodes       map[string]*Node
 	signingKeys map[string]*SigningKey
 	proofs      map[string]*proofBlob
+	apiKeys     map[string]*APIKey // id → key; records are replaced, never modified
 	clusterID   string
 	batch       *txn // the open BeginBatch write, if any
 
@@ -87,6 +88,7 @@ func (s *Store) reset() {
 	s.nodes = make(map[string]*Node)
 	s.signingKeys = make(map[string]*SigningKey)
 	s.proofs = make(map[string]*proofBlob)
+	s.apiKeys = make(map[string]*APIKey)
 	s.clusterID = ""
 }
 

@@ -1,0 +1,172 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/grey-distributed/grey/auth"
+	"github.com/grey-distributed/grey/auth/apikey"
+	"github.com/grey-distributed/grey/engine"
+	"github.com/grey-distributed/grey/greyerr"
+)
+
+// The API key routes. Permissions (for the RBAC route table):
+//
+//	POST   /api/v1/apikeys       apikeys:create  admin, or operator of the key's tenant
+//	                                             (apikey.MayCreate: admin keys only by admin)
+//	GET    /api/v1/apikeys       apikeys:read    admin (all tenants, or ?tenant=), or
+//	                                             operator of the tenant listed
+//	DELETE /api/v1/apikeys/{id}  apikeys:revoke  admin, or operator of the key's tenant
+//	                                             (another tenant's key is 404)
+//
+// The handlers read the principal from the request context. Without one
+// (auth mode none) the caller is trusted as an anonymous admin, as on every
+// route in that mode, except that the admin token guards these routes where
+// one is configured.
+
+// anonymousAdmin is the principal of a request in auth mode none.
+var anonymousAdmin = auth.Principal{
+	Subject: "anonymous",
+	Method:  auth.MethodNone,
+	Grants:  []auth.Grant{{Tenant: auth.AllTenants, Role: auth.RoleAdmin}},
+}
+
+// keysPrincipal returns the caller's principal, or the anonymous admin in
+// auth mode none.
+func keysPrincipal(r *http.Request) *auth.Principal {
+	if p := auth.FromContext(r.Context()); p != nil {
+		return p
+	}
+	p := anonymousAdmin
+	return &p
+}
+
+// keysGuard applies the admin token to the key routes of a request without
+// a principal (auth mode none with http.admin_token set).
+func (s *Server) keysGuard(h http.HandlerFunc) http.HandlerFunc {
+	guarded := s.admin(h)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if auth.FromContext(r.Context()) != nil {
+			h(w, r)
+			return
+		}
+		guarded(w, r)
+	}
+}
+
+// keysTenant is the tenant a non-admin caller's key request is about: the
+// ?tenant= query or the request's tenant.
+func keysTenant(r *http.Request) (string, error) {
+	if t := r.URL.Query().Get("tenant"); t != "" {
+		return t, nil
+	}
+	return tenantOf(r)
+}
+
+// createAPIKeyRequest is the body of POST /api/v1/apikeys.
+type createAPIKeyRequest struct {
+	Tenant      string    `json:"tenant"`
+	Role        auth.Role `json:"role"`
+	Kinds       []string  `json:"kinds"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	// ExpiresIn is a lifetime such as "90d", "12w" or "36h".
+	ExpiresIn string `json:"expires_in"`
+	// ExpiresAt is an absolute expiry (RFC 3339).
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+// createdAPIKeyResponse carries the token: the only time it is shown.
+type createdAPIKeyResponse struct {
+	Key   *apikey.Key `json:"key"`
+	Token string      `json:"token"`
+}
+
+type apiKeysResponse struct {
+	APIKeys []*apikey.Key `json:"api_keys"`
+}
+
+func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request) {
+	var req createAPIKeyRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := keysPrincipal(r)
+	if req.Tenant == "" {
+		if req.Role == auth.RoleAdmin {
+			req.Tenant = auth.AllTenants
+		} else {
+			t, err := tenantOf(r)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			req.Tenant = t
+		}
+	}
+	ereq := engine.CreateAPIKeyRequest{Tenant: req.Tenant, Role: req.Role, Kinds: req.Kinds, Name: req.Name, Description: req.Description}
+	switch {
+	case req.ExpiresIn != "" && req.ExpiresAt != nil:
+		s.writeError(w, r, greyerr.Invalid("expires_in", "give expires_in or expires_at, not both"))
+		return
+	case req.ExpiresIn != "":
+		d, err := apikey.ParseTTL(req.ExpiresIn)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		ereq.ExpiresAt = time.Now().Add(d)
+	case req.ExpiresAt != nil:
+		ereq.ExpiresAt = *req.ExpiresAt
+	}
+	out, err := s.eng.CreateAPIKey(r.Context(), p, ereq)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// The secret must not stay in caches or proxies.
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, createdAPIKeyResponse{Key: out.Key, Token: out.Token})
+}
+
+func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request) {
+	p := keysPrincipal(r)
+	tenant := r.URL.Query().Get("tenant")
+	if !apikey.IsAdmin(p) {
+		t, err := keysTenant(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !apikey.Manages(p, t) {
+			e := greyerr.New(greyerr.PermissionDenied, "listing the api keys of tenant %s needs the operator role on it", t)
+			e.Reason = "tenant_not_allowed"
+			s.writeError(w, r, e)
+			return
+		}
+		tenant = t
+	}
+	writeJSON(w, http.StatusOK, apiKeysResponse{APIKeys: s.eng.ListAPIKeys(r.Context(), tenant)})
+}
+
+func (s *Server) revokeAPIKey(w http.ResponseWriter, r *http.Request) {
+	p := keysPrincipal(r)
+	id := r.PathValue("id")
+	tenant := ""
+	if !apikey.IsAdmin(p) {
+		// Keys of tenants the caller does not manage do not exist for it.
+		k, err := s.eng.GetAPIKey(r.Context(), "", id)
+		if err != nil || !apikey.Manages(p, k.Tenant) {
+			s.writeError(w, r, greyerr.New(greyerr.NotFound, "api key %s not found", id))
+			return
+		}
+		tenant = k.Tenant
+	}
+	k, err := s.eng.RevokeAPIKey(r.Context(), tenant, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, k)
+}
