@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/task"
 )
@@ -37,6 +39,8 @@ type Client struct {
 	servers   []*url.URL
 	tenant    string
 	token     string
+	apiKey    bool               // token is an API key
+	tokens    oauth2.TokenSource // when set, the bearer token of each request
 	userAgent string
 	hc        *http.Client
 	// preferred is the index of the server that answered last.
@@ -55,8 +59,11 @@ type Option func(*Client)
 // not sent and the server uses its default tenant ("default").
 func WithTenant(tenant string) Option { return func(c *Client) { c.tenant = tenant } }
 
-// WithToken sets a bearer token sent as "Authorization: Bearer <token>".
-func WithToken(token string) Option { return func(c *Client) { c.token = token } }
+// WithToken sets a bearer token sent as "Authorization: Bearer <token>"
+// (see auth.go for the other credentials).
+func WithToken(token string) Option {
+	return func(c *Client) { c.token, c.apiKey, c.tokens = token, false, nil }
+}
 
 // WithHTTPClient sets the HTTP client used for all requests. It must not set
 // a Timeout shorter than the long polls (wait, lease) and must set none for
@@ -99,6 +106,9 @@ func New(servers string, opts ...Option) (*Client, error) {
 	}
 	for _, o := range opts {
 		o(c)
+	}
+	if err := c.checkAuth(); err != nil {
+		return nil, err
 	}
 	if c.tenant != "" && !task.ValidTenant(c.tenant) {
 		return nil, greyerr.Invalid("tenant", "%q is not a valid tenant (lower-case letters, digits, '-' and '_'; at most 63)", c.tenant)
@@ -222,8 +232,8 @@ func (c *Client) newRequest(ctx context.Context, base *url.URL, r *request) (*ht
 	if c.tenant != "" {
 		req.Header.Set(TenantHeader, c.tenant)
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	if err := c.setAuth(req); err != nil {
+		return nil, err
 	}
 	return req, nil
 }

@@ -81,6 +81,8 @@ type NodeConfig struct {
 	Servers []string `yaml:"servers"`
 	// Labels describe the node to the scheduler (e.g. gpu: "true").
 	Labels map[string]string `yaml:"labels"`
+	// Credentials authenticate a worker-role node to the servers.
+	Credentials NodeCredentials `yaml:"credentials"`
 }
 
 // HTTPConfig configures the REST API listener.

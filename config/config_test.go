@@ -77,6 +77,9 @@ node:
   role: worker
   servers: [10.0.0.1:8080, "https://grey.example.com"]
   labels: {gpu: "true", zone: eu-1}
+  credentials:
+    token_file: /var/run/grey/token
+    oauth2: {scopes: [grey]}
 http:
   addr: 0.0.0.0:8443
   max_body_bytes: 16777216
@@ -211,7 +214,10 @@ func TestFullFileRoundTrips(t *testing.T) {
 	// Every key in the file is a leaf the file changed from its default.
 	leaves, def := leafValues(c), leafValues(Default())
 	for key, v := range leaves {
-		if key != "http.admin_token" && reflect.DeepEqual(v.Interface(), def[key].Interface()) {
+		// One credential at a time: the others are checked in
+		// TestNodeCredentials.
+		other := strings.HasPrefix(key, "node.credentials.") && key != "node.credentials.token_file" && key != "node.credentials.oauth2.scopes"
+		if key != "http.admin_token" && !other && reflect.DeepEqual(v.Interface(), def[key].Interface()) {
 			t.Errorf("%s: fullYAML leaves the default %v", key, v)
 		}
 	}
@@ -547,5 +553,51 @@ func TestKeyPath(t *testing.T) {
 	c.Proofs.KeyFile = "/etc/grey/k"
 	if got := c.KeyPath(); got != "/etc/grey/k" {
 		t.Errorf("key_file: %s", got)
+	}
+}
+
+func TestNodeCredentials(t *testing.T) {
+	t.Parallel()
+	const key = "grey_aaaaaaaaaaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	worker := func(creds string) string {
+		return "node:\n  id: w-1\n  data_dir: /d\n  role: worker\n  servers: [\"127.0.0.1:8080\"]\n  credentials: " + creds + "\n"
+	}
+	good := []struct{ name, creds string }{
+		{"token file", "{token_file: /run/token}"},
+		{"api key", "{api_key: " + key + "}"},
+		{"api key file", "{api_key_file: /run/key}"},
+		{"oauth2", "{oauth2: {client_id: w, client_secret: s3cret, token_url: \"https://sso/token\", scopes: [grey]}}"},
+	}
+	for _, tc := range good {
+		c, err := LoadBytes([]byte(worker(tc.creds)), tc.name+".yaml", nil)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		out := effective(t, c)
+		if strings.Contains(out, "s3cret") || strings.Contains(out, key) {
+			t.Errorf("%s: --print-config shows a secret:\n%s", tc.name, out)
+		}
+	}
+	bad := []struct{ name, creds, want string }{
+		{"two credentials", "{token_file: /run/token, api_key_file: /run/key}", "give one credential"},
+		{"not an api key", "{api_key: hunter2}", "node.credentials.api_key"},
+		{"oauth2 without secret", "{oauth2: {client_id: w, token_url: \"https://sso/token\"}}", "client_secret"},
+		{"oauth2 without client id", "{oauth2: {client_secret: s, token_url: \"https://sso/token\"}}", "client_id"},
+		{"oauth2 bad token url", "{oauth2: {client_id: w, client_secret: s, token_url: sso/token}}", "token_url"},
+	}
+	for _, tc := range bad {
+		_, err := LoadBytes([]byte(worker(tc.creds)), tc.name+".yaml", nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one naming %q", tc.name, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: the error quotes the secret: %v", tc.name, err)
+		}
+	}
+	// Only worker-role nodes use credentials.
+	src := "node:\n  id: s-1\n  data_dir: /d\n  role: server\n  credentials: {token_file: /run/token}\n"
+	if _, err := LoadBytes([]byte(src), "server.yaml", nil); err == nil || !strings.Contains(err.Error(), "node.credentials") {
+		t.Errorf("server with credentials: err = %v", err)
 	}
 }

@@ -33,6 +33,7 @@ func (c *Config) Validate() error {
 	}
 	v.peers("node.servers", n.Servers)
 	v.labels("node.labels", n.Labels)
+	v.credentials(n)
 
 	v.hostPort("http.addr", h.Addr, false)
 	if h.Advertise != "" {

@@ -7,8 +7,11 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/config"
@@ -34,9 +37,9 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 		return fmt.Errorf("monitoring.opentelemetry: %w", err)
 	}
 	defer telemetry.FlushTracing(stopTracing, logger)
-	opts := []client.Option{}
-	if cfg.HTTP.AdminToken != "" {
-		opts = append(opts, client.WithToken(string(cfg.HTTP.AdminToken)))
+	opts, err := credentialOptions(ctx, cfg)
+	if err != nil {
+		return err
 	}
 	c, err := client.New(strings.Join(cfg.Node.Servers, ","), opts...)
 	if err != nil {
@@ -150,4 +153,35 @@ func register(ctx context.Context, c *client.Client, req *client.JoinRequest, lo
 		case <-time.After(d):
 		}
 	}
+}
+
+// credentialOptions returns the client options of a worker-role node's
+// credential (node.credentials); without one, the admin token if set.
+func credentialOptions(ctx context.Context, cfg *config.Config) ([]client.Option, error) {
+	cr := cfg.Node.Credentials
+	switch {
+	case cr.TokenFile != "":
+		return []client.Option{client.WithTokenSource(client.FileTokenSource(cr.TokenFile))}, nil
+	case cr.APIKey != "":
+		return []client.Option{client.WithAPIKey(string(cr.APIKey))}, nil
+	case cr.APIKeyFile != "":
+		b, err := os.ReadFile(cr.APIKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("node.credentials.api_key_file: %w", err)
+		}
+		return []client.Option{client.WithAPIKey(strings.TrimSpace(string(b)))}, nil
+	case cr.OAuth2.Set():
+		cc := &clientcredentials.Config{
+			ClientID:     cr.OAuth2.ClientID,
+			ClientSecret: string(cr.OAuth2.ClientSecret),
+			TokenURL:     cr.OAuth2.TokenURL,
+			Scopes:       cr.OAuth2.Scopes,
+		}
+		// The token source outlives this call: it refreshes for the
+		// node's whole life, so it gets a context that is never cancelled.
+		return []client.Option{client.WithClientCredentials(context.WithoutCancel(ctx), cc)}, nil
+	case cfg.HTTP.AdminToken != "":
+		return []client.Option{client.WithToken(string(cfg.HTTP.AdminToken))}, nil
+	}
+	return nil, nil
 }
