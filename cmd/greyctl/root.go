@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/oauth2"
 
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/greyerr"
@@ -57,7 +58,11 @@ type app struct {
 	server string
 	tenant string
 	token  string
+	apiKey string
 	output string
+	// tokenFlag and apiKeyFlag: the credential came from a flag (which
+	// beats the environment).
+	tokenFlag, apiKeyFlag bool
 
 	// httpClient, when set, is shared by the clients greyctl creates.
 	httpClient *http.Client
@@ -116,7 +121,10 @@ The global flags fall back to environment variables:
   --server  GREY_SERVER  (default http://127.0.0.1:8080; a comma-separated list fails over)
   --tenant  GREY_TENANT  (default "default")
   --token   GREY_TOKEN   (bearer token, when auth is on; the admin token for
-                         the tenant and cost commands where the server has one)`,
+                         the tenant and cost commands where the server has one)
+  --api-key GREY_API_KEY (a Grey API key, grey_<id>_<secret>)
+Without --token or --api-key, the token stored by greyctl login is used
+(and refreshed when it expires).`,
 		RunE:          groupRun,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -128,11 +136,13 @@ The global flags fall back to environment variables:
 	f.StringVar(&a.server, "server", "http://127.0.0.1:8080", "server base URL(s), comma-separated (env GREY_SERVER)")
 	f.StringVar(&a.tenant, "tenant", "default", "tenant to act for (env GREY_TENANT)")
 	f.StringVar(&a.token, "token", "", "bearer token (env GREY_TOKEN)")
+	f.StringVar(&a.apiKey, "api-key", "", "Grey API key, grey_<id>_<secret> (env GREY_API_KEY)")
 	f.StringVarP(&a.output, "output", "o", "table", "output format: table or json (cost report: also csv)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
 	root.AddCommand(newTaskCmd(a), newTenantCmd(a), newCostCmd(a), newClusterCmd(a), newSnapshotCmd(a), newModuleCmd(a), newProofCmd(a), newBenchCmd(a)) // module: issue #4
+	root.AddCommand(newAPIKeyCmd(a), newLoginCmd(a), newLogoutCmd(a))
 	return root
 }
 
@@ -143,9 +153,10 @@ func (a *app) applyEnv(cmd *cobra.Command) error {
 		name string
 		dst  *string
 	}{
-		"server": {"GREY_SERVER", &a.server},
-		"tenant": {"GREY_TENANT", &a.tenant},
-		"token":  {"GREY_TOKEN", &a.token},
+		"server":  {"GREY_SERVER", &a.server},
+		"tenant":  {"GREY_TENANT", &a.tenant},
+		"token":   {"GREY_TOKEN", &a.token},
+		"api-key": {"GREY_API_KEY", &a.apiKey},
 	} {
 		if cmd.Flags().Changed(flag) {
 			continue
@@ -154,6 +165,7 @@ func (a *app) applyEnv(cmd *cobra.Command) error {
 			*env.dst = v
 		}
 	}
+	a.tokenFlag, a.apiKeyFlag = cmd.Flags().Changed("token"), cmd.Flags().Changed("api-key")
 	formats := outputFormats(cmd)
 	if !slices.Contains(formats, a.output) {
 		return usageErrorf("--output must be %s, got %q", strings.Join(formats, " or "), a.output)
@@ -176,8 +188,12 @@ func outputFormats(cmd *cobra.Command) []string {
 // client returns a client for the global flags, acting for tenant.
 func (a *app) client(tenant string) (*client.Client, error) {
 	opts := []client.Option{client.WithTenant(tenant), client.WithUserAgent(userAgent)}
-	if a.token != "" {
-		opts = append(opts, client.WithToken(a.token))
+	cred, err := a.credential()
+	if err != nil {
+		return nil, err
+	}
+	if cred != nil {
+		opts = append(opts, cred)
 	}
 	if a.httpClient != nil {
 		opts = append(opts, client.WithHTTPClient(a.httpClient))
@@ -187,6 +203,45 @@ func (a *app) client(tenant string) (*client.Client, error) {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
 	return c, nil
+}
+
+// credential chooses the client's credential: --api-key or --token (a flag
+// beats the environment; two of the same standing are refused), else the
+// token stored by greyctl login, else none.
+func (a *app) credential() (client.Option, error) {
+	token, apiKey := a.token, a.apiKey
+	if token != "" && apiKey != "" {
+		switch {
+		case a.tokenFlag && !a.apiKeyFlag:
+			apiKey = ""
+		case a.apiKeyFlag && !a.tokenFlag:
+			token = ""
+		default:
+			return nil, usageErrorf("give --token (GREY_TOKEN) or --api-key (GREY_API_KEY), not both")
+		}
+	}
+	switch {
+	case apiKey != "":
+		return client.WithAPIKey(apiKey), nil
+	case token != "":
+		return client.WithToken(token), nil
+	}
+	path, err := a.loginPath()
+	if err != nil {
+		return nil, nil // no config directory: no stored login either
+	}
+	l, err := loadLogin(path)
+	if err != nil {
+		return nil, failure(err)
+	}
+	if l == nil {
+		return nil, nil
+	}
+	ctx := context.Background()
+	if a.httpClient != nil {
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, a.httpClient)
+	}
+	return client.WithTokenSource(newLoginTokenSource(ctx, path, l)), nil
 }
 
 // exactArgs is cobra.ExactArgs with a usage exit code.
