@@ -76,7 +76,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, r *http.Request) (*aut
 func (a *Authenticator) Verify(ctx context.Context, raw string) (*auth.Principal, error) {
 	tok, err := apikey.Parse(raw)
 	if err != nil {
-		return nil, greyerr.Wrap(greyerr.Unauthenticated, err, "invalid api key")
+		// Parse's messages never quote the token.
+		return nil, &greyerr.Error{Code: greyerr.Unauthenticated, Message: "invalid api key: " + err.Error()}
 	}
 	// An unknown id and a wrong secret give the same answer, so the answer
 	// does not tell which key ids exist.
