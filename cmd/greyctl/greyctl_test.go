@@ -273,9 +273,26 @@ type result struct {
 // greyctl runs the command against url with the given environment.
 func greyctl(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
+	return greyctlIn(t, env, "", args...)
+}
+
+// greyctlIn runs greyctl with stdin. Unless env names GREY_CONFIG_DIR, the
+// config directory is a fresh temporary one, so no test reads the login
+// stored by the user running it.
+func greyctlIn(t *testing.T, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
-	getenv := func(k string) string { return env[k] }
-	code := run(t.Context(), args, strings.NewReader(""), &out, &errb, getenv)
+	dir := ""
+	getenv := func(k string) string {
+		if v, ok := env[k]; ok || k != "GREY_CONFIG_DIR" {
+			return v
+		}
+		if dir == "" {
+			dir = t.TempDir()
+		}
+		return dir
+	}
+	code := run(t.Context(), args, strings.NewReader(stdin), &out, &errb, getenv)
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 

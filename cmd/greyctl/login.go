@@ -38,7 +38,17 @@ type storedLogin struct {
 }
 
 func (l *storedLogin) oauth2Config() *oauth2.Config {
-	return &oauth2.Config{ClientID: l.ClientID, ClientSecret: l.ClientSecret, Endpoint: oauth2.Endpoint{TokenURL: l.TokenURL}, Scopes: l.Scopes}
+	return &oauth2.Config{ClientID: l.ClientID, ClientSecret: l.ClientSecret, Endpoint: endpoint(oauth2.Endpoint{TokenURL: l.TokenURL}, l.ClientSecret), Scopes: l.Scopes}
+}
+
+// endpoint sets how the client authenticates at e: a public client (no
+// secret) sends its id in the form, rather than have oauth2 try HTTP Basic
+// first and send each password twice.
+func endpoint(e oauth2.Endpoint, secret string) oauth2.Endpoint {
+	if secret == "" {
+		e.AuthStyle = oauth2.AuthStyleInParams
+	}
+	return e
 }
 
 // loginPath is $GREY_CONFIG_DIR/token.json, by default under
@@ -188,7 +198,7 @@ then use it, refreshing it when it expires. greyctl logout removes it.`,
 			if err != nil {
 				return failure(fmt.Errorf("discover the issuer %s: %w", issuer, err))
 			}
-			conf := &oauth2.Config{ClientID: clientID, ClientSecret: clientSecret, Endpoint: p.Endpoint(), Scopes: scopes}
+			conf := &oauth2.Config{ClientID: clientID, ClientSecret: clientSecret, Endpoint: endpoint(p.Endpoint(), clientSecret), Scopes: scopes}
 			var tok *oauth2.Token
 			if device {
 				tok, err = a.deviceLogin(ctx, conf)
