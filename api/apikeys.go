@@ -10,14 +10,17 @@ import (
 	"github.com/grey-distributed/grey/greyerr"
 )
 
-// The API key routes. Permissions (for the RBAC route table):
+// The API key routes. In the RBAC route table they need a tenant-scoped
+// permission that admin and operator hold (apikey.manage: an operator
+// manages its own tenant's keys, so the cluster-wide key.admin is too
+// strict); the handlers then apply the finer rule:
 //
-//	POST   /api/v1/apikeys       apikeys:create  admin, or operator of the key's tenant
-//	                                             (apikey.MayCreate: admin keys only by admin)
-//	GET    /api/v1/apikeys       apikeys:read    admin (all tenants, or ?tenant=), or
-//	                                             operator of the tenant listed
-//	DELETE /api/v1/apikeys/{id}  apikeys:revoke  admin, or operator of the key's tenant
-//	                                             (another tenant's key is 404)
+//	POST   /api/v1/apikeys       apikey.manage: admin, or operator of the key's tenant;
+//	                             apikey.MayCreate: only an admin creates admin keys
+//	GET    /api/v1/apikeys       apikey.manage: admin (all tenants, or ?tenant=), or
+//	                             operator of the tenant listed (403 tenant_not_allowed)
+//	DELETE /api/v1/apikeys/{id}  apikey.manage: admin, or operator of the key's tenant
+//	                             (another tenant's key is 404)
 //
 // The handlers read the principal from the request context. Without one
 // (auth mode none) the caller is trusted as an anonymous admin, as on every
