@@ -52,15 +52,15 @@ type tenantRecord struct {
 // Snapshot is a point-in-time copy of the store, cheap to take (it copies
 // pointers to immutable tasks) and written out later by WriteTo.
 type Snapshot struct {
-	index uint64
-	tasks []*task.Task
-	keys  map[tenantKey][]string
-	ten   []*tenantRecord
-	nodes []Node
-	sks   []SigningKey
-	prfs  []proofRecord
+	index   uint64
+	tasks   []*task.Task
+	keys    map[tenantKey][]string
+	ten     []*tenantRecord
+	nodes   []Node
+	sks     []SigningKey
+	prfs    []proofRecord
 	apiKeys []*APIKey
-	cid   string
+	cid     string
 }
 
 // Snapshot captures the current state.

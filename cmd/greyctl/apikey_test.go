@@ -76,9 +76,9 @@ func TestAPIKeyCommands(t *testing.T) {
 		t.Errorf("operator creates an admin key: %+v", r)
 	}
 	for _, args := range [][]string{
-		{"apikey", "create"},                                        // no role
+		{"apikey", "create"}, // no role
 		{"apikey", "create", "--role", "viewer", "--expires", "9x"}, // bad lifetime
-		{"apikey", "revoke"},                                        // no id
+		{"apikey", "revoke"}, // no id
 	} {
 		if r := greyctl(t, opEnv, args...); r.code != 2 {
 			t.Errorf("%v: %+v, want a usage error", args, r)

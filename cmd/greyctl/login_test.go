@@ -49,7 +49,9 @@ func newFakeIssuer(t *testing.T) *fakeIssuer {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.grants = append(f.grants, g)
-		bad := func(code string) { writeJSONBody(w, http.StatusBadRequest, map[string]string{"error": code, "error_description": "refused"}) }
+		bad := func(code string) {
+			writeJSONBody(w, http.StatusBadRequest, map[string]string{"error": code, "error_description": "refused"})
+		}
 		switch g {
 		case "password":
 			if r.Form.Get("username") != "alice" || r.Form.Get("password") != "pw 1" || r.Form.Get("client_id") != "greyctl" {
