@@ -52,15 +52,15 @@ type tenantRecord struct {
 // Snapshot is a point-in-time copy of the store, cheap to take (it copies
 // pointers to immutable tasks) and written out later by WriteTo.
 type Snapshot struct {
-	index   uint64
-	tasks   []*task.Task
-	keys    map[tenantKey][]string
-	ten     []*tenantRecord
-	nodes   []Node
-	sks     []SigningKey
-	prfs    []proofRecord
-	apiKeys []*APIKey
-	cid     string
+	index uint64
+	tasks []*task.Task
+	keys  map[tenantKey][]string
+	ten   []*tenantRecord
+	nodes []Node
+	sks   []SigningKey
+	prfs  []proofRecord
+	aks   []*APIKey // API keys
+	cid   string
 }
 
 // Snapshot captures the current state.
@@ -96,9 +96,9 @@ func (s *Store) Snapshot() *Snapshot {
 	}
 	sort.Slice(sn.prfs, func(i, j int) bool { return sn.prfs[i].ID < sn.prfs[j].ID })
 	for _, k := range s.apiKeys {
-		sn.apiKeys = append(sn.apiKeys, k) // records are immutable once stored
+		sn.aks = append(sn.aks, k) // records are immutable once stored
 	}
-	sortAPIKeys(sn.apiKeys)
+	sortAPIKeys(sn.aks)
 	sn.cid = s.clusterID
 	return sn
 }
@@ -152,7 +152,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 			return cw.n, err
 		}
 	}
-	for _, k := range sn.apiKeys {
+	for _, k := range sn.aks {
 		if err := enc.Encode(snapshotRecord{APIKey: k}); err != nil {
 			return cw.n, err
 		}
