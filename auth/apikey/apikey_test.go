@@ -183,3 +183,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseTTL: lifetimes are positive and at most ten years, or refused
+// with an InvalidArgument error.
+func FuzzParseTTL(f *testing.F) {
+	for _, s := range []string{"90d", "12w", "36h", "0d", "-1h", "99999999999999999999d", "1.5h", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseTTL(s)
+		if err != nil {
+			if !greyerr.Is(err, greyerr.InvalidArgument) {
+				t.Fatalf("ParseTTL(%q): code %s", s, greyerr.CodeOf(err))
+			}
+			return
+		}
+		if d <= 0 || d > maxTTLDays*24*time.Hour {
+			t.Fatalf("ParseTTL(%q) = %v", s, d)
+		}
+	})
+}
