@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/grey-distributed/grey/auth/apikey"
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/executor"
@@ -163,13 +164,20 @@ func credentialOptions(ctx context.Context, cfg *config.Config) ([]client.Option
 	case cr.TokenFile != "":
 		return []client.Option{client.WithTokenSource(client.FileTokenSource(cr.TokenFile))}, nil
 	case cr.APIKey != "":
+		if _, err := apikey.Parse(string(cr.APIKey)); err != nil {
+			return nil, fmt.Errorf("node.credentials.api_key: %w", err)
+		}
 		return []client.Option{client.WithAPIKey(string(cr.APIKey))}, nil
 	case cr.APIKeyFile != "":
 		b, err := os.ReadFile(cr.APIKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("node.credentials.api_key_file: %w", err)
 		}
-		return []client.Option{client.WithAPIKey(strings.TrimSpace(string(b)))}, nil
+		key := strings.TrimSpace(string(b))
+		if _, err := apikey.Parse(key); err != nil {
+			return nil, fmt.Errorf("node.credentials.api_key_file %s: %w", cr.APIKeyFile, err)
+		}
+		return []client.Option{client.WithAPIKey(key)}, nil
 	case cr.OAuth2.Set():
 		cc := &clientcredentials.Config{
 			ClientID:     cr.OAuth2.ClientID,
