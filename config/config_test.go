@@ -181,6 +181,19 @@ auth:
     provider: keycloak
     issuer: https://sso.example.com/realms/grey
     audience: [grey]
+    algorithms: [ES256]
+    leeway: 10s
+    jwks_refresh_interval: 30s
+    jwks_max_age: 10m
+    token_cache_size: 500
+    ca_file: /etc/grey/idp-ca.pem
+  claims:
+    permissions: perms
+    tenant: tenant_id
+    roles: roles
+    username: email
+    bindings:
+      - {claim: groups, value: acme-*, tenant: acme, role: worker, kinds: [wasm]}
 `
 
 func TestFullFileRoundTrips(t *testing.T) {
