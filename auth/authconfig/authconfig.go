@@ -1,0 +1,47 @@
+// Package authconfig converts the auth blocks of config into the options
+// of the identity drivers (auth.ClaimRules, oidcauth.Options), so that the
+// drivers do not depend on config and cmd/greyd wires them in one line.
+package authconfig
+
+import (
+	"github.com/grey-distributed/grey/auth"
+	"github.com/grey-distributed/grey/auth/oidcauth"
+	"github.com/grey-distributed/grey/config"
+)
+
+// Claims returns the claim rules of auth.claims ("-" turns a source off).
+func Claims(c config.ClaimsConfig) auth.ClaimRules {
+	name := func(s string) string {
+		if s == "-" {
+			return ""
+		}
+		return s
+	}
+	r := auth.ClaimRules{
+		Permissions: name(c.Permissions), Tenant: name(c.Tenant), Roles: name(c.Roles), Username: name(c.Username),
+	}
+	for _, b := range c.Bindings {
+		r.Bindings = append(r.Bindings, auth.Binding{
+			Claim: b.Claim, Value: b.Value, Tenant: b.Tenant, Role: auth.Role(b.Role), Kinds: append([]string(nil), b.Kinds...),
+		})
+	}
+	return r
+}
+
+// OIDC returns the options of the OIDC authenticator from the auth block:
+// the issuer from GREY_IAM_PROVIDER (auth.oidc.provider) when it is a URL,
+// else from auth.oidc.issuer.
+func OIDC(a config.AuthConfig) oidcauth.Options {
+	o := a.OIDC
+	return oidcauth.Options{
+		Issuer:              o.IssuerURL(),
+		Audience:            append([]string(nil), o.Audience...),
+		Algorithms:          append([]string(nil), o.Algorithms...),
+		Leeway:              o.Leeway.Std(),
+		JWKSRefreshInterval: o.JWKSRefreshInterval.Std(),
+		JWKSMaxAge:          o.JWKSMaxAge.Std(),
+		TokenCacheSize:      o.TokenCacheSize,
+		CAFile:              o.CAFile,
+		Claims:              Claims(a.Claims),
+	}
+}

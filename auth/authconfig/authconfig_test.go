@@ -1,0 +1,56 @@
+package authconfig
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/grey-distributed/grey/auth"
+	"github.com/grey-distributed/grey/auth/oidcauth"
+	"github.com/grey-distributed/grey/config"
+)
+
+func TestDefaultsMatch(t *testing.T) {
+	c := config.Default()
+	if got := Claims(c.Auth.Claims); !reflect.DeepEqual(got, auth.DefaultClaimRules()) {
+		t.Fatalf("default claims %+v differ from auth.DefaultClaimRules %+v", got, auth.DefaultClaimRules())
+	}
+	o := OIDC(c.Auth)
+	if !reflect.DeepEqual(o.Algorithms, oidcauth.DefaultAlgorithms()) || o.JWKSRefreshInterval != oidcauth.DefaultJWKSRefreshInterval || o.JWKSMaxAge != oidcauth.DefaultJWKSMaxAge {
+		t.Fatalf("default OIDC options %+v differ from oidcauth's defaults", o)
+	}
+}
+
+func TestConvert(t *testing.T) {
+	c, err := config.LoadBytes([]byte(`
+auth:
+  mode: [oidc]
+  oidc:
+    issuer: https://sso.example.com/realms/grey
+    audience: [grey]
+    leeway: 10s
+  claims:
+    permissions: "-"
+    bindings:
+      - {value: acme-workers, tenant: acme, role: worker, kinds: [wasm]}
+`), "grey.yaml", func(k string) (string, bool) {
+		if k == "GREY_IAM_PROVIDER" {
+			return "keycloak", true
+		}
+		return "", false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := OIDC(c.Auth)
+	if o.Issuer != "https://sso.example.com/realms/grey" || o.Leeway != 10*time.Second || o.Claims.Permissions != "" {
+		t.Fatalf("options %+v", o)
+	}
+	want := []auth.Binding{{Claim: "", Value: "acme-workers", Tenant: "acme", Role: auth.RoleWorker, Kinds: []string{"wasm"}}}
+	if !reflect.DeepEqual(o.Claims.Bindings, want) {
+		t.Fatalf("bindings %+v", o.Claims.Bindings)
+	}
+	if _, err := oidcauth.New(o); err != nil {
+		t.Fatal(err)
+	}
+}
