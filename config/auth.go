@@ -71,8 +71,33 @@ func OIDCPresets() []string { return []string{"keycloak", "generic"} }
 // APIKeyConfig configures service-account API keys.
 type APIKeyConfig struct{}
 
-// SAMLConfig configures the SAML 2.0 service provider.
-type SAMLConfig struct{}
+// SAMLConfig configures the SAML 2.0 service provider (browser sign-in;
+// routes under /auth/saml/).
+type SAMLConfig struct {
+	// RootURL is Grey's external base URL, https (loopback may use http):
+	// the assertion consumer service is RootURL/auth/saml/acs.
+	RootURL string `yaml:"root_url"`
+	// EntityID is the SP's entity id, the client id at the IdP (default
+	// RootURL/auth/saml/metadata).
+	EntityID string `yaml:"entity_id"`
+	// IDPMetadata is the IdP's metadata: an http(s) URL fetched at start
+	// (for Keycloak: <issuer>/protocol/saml/descriptor), or a file path.
+	IDPMetadata string `yaml:"idp_metadata"`
+	// CertFile and KeyFile are the SP's PEM key pair (empty: an ephemeral
+	// pair per start, fine while the IdP needs no signed requests).
+	CertFile string `yaml:"cert_file"`
+	// KeyFile: see CertFile.
+	KeyFile string `yaml:"key_file"`
+	// SessionKeyFile holds the key that encrypts session cookies: 32 bytes
+	// or 64 hex digits, the same on every node (empty: a random key per
+	// process; sessions then end with it).
+	SessionKeyFile string `yaml:"session_key_file"`
+	// SessionTTL bounds a browser session (default 8h); the IdP's
+	// SessionNotOnOrAfter may shorten it.
+	SessionTTL Duration `yaml:"session_ttl"`
+	// CookieName names the session cookie (default grey_session).
+	CookieName string `yaml:"cookie_name"`
+}
 
 // ClaimsConfig maps verified claims (or SAML attributes) to grants. Every
 // source below adds grants; a principal holds their union.

@@ -66,11 +66,46 @@ func (o *OIDCConfig) IssuerURL() string {
 // no spaces (SAML attribute names are often URIs).
 var claimNameRe = regexp.MustCompile(`^[A-Za-z0-9_.:/#\-]{1,256}$`)
 
-// authIdentity validates auth.oidc and auth.claims. It is separate from the
-// mode checks in auth so that the blocks can grow independently.
+// defaultSAML is auth.saml's default.
+func defaultSAML() SAMLConfig {
+	return SAMLConfig{SessionTTL: Duration(8 * time.Hour), CookieName: "grey_session"}
+}
+
+// authIdentity validates auth.oidc, auth.saml and auth.claims. It is
+// separate from the mode checks in auth so that the blocks can grow
+// independently.
 func (v *validator) authIdentity(a *AuthConfig) {
 	v.oidc(&a.OIDC, a.Mode.Has("oidc"))
+	v.saml(&a.SAML, a.Mode.Has("saml"))
 	v.claims(&a.Claims)
+}
+
+// cookieNameRe is an RFC 6265 cookie name (a token).
+var cookieNameRe = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+
+// saml validates auth.saml; root URL and IdP metadata are required only
+// when the mode is on.
+func (v *validator) saml(s *SAMLConfig, on bool) {
+	if s.RootURL != "" {
+		v.issuer("auth.saml.root_url", s.RootURL)
+	} else if on {
+		v.fail("auth.saml.root_url", "must be set when auth.mode includes saml (Grey's external https URL)")
+	}
+	switch {
+	case strings.Contains(s.IDPMetadata, "://"):
+		v.issuer("auth.saml.idp_metadata", s.IDPMetadata)
+	case s.IDPMetadata == "" && on:
+		v.fail("auth.saml.idp_metadata", "must be set (a metadata URL or file) when auth.mode includes saml")
+	}
+	if (s.CertFile == "") != (s.KeyFile == "") {
+		v.fail("auth.saml.key_file", "cert_file and key_file go together")
+	}
+	if s.SessionTTL.Std() < time.Minute || s.SessionTTL.Std() > 7*24*time.Hour {
+		v.fail("auth.saml.session_ttl", "must be between 1m and 168h, got %s", s.SessionTTL)
+	}
+	if !cookieNameRe.MatchString(s.CookieName) {
+		v.fail("auth.saml.cookie_name", "must be a cookie name (letters, digits, -_.), got %q", s.CookieName)
+	}
 }
 
 // oidc validates auth.oidc; the issuer and audience are required only when

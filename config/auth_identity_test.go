@@ -42,6 +42,14 @@ func TestAuthIdentityValidation(t *testing.T) {
 		{"binding bad tenant", "auth:\n  claims:\n    bindings:\n      - {value: x, tenant: Acme!, role: viewer}\n", nil, "bindings[0].tenant"},
 		{"binding kinds not worker", "auth:\n  claims:\n    bindings:\n      - {value: x, tenant: acme, role: viewer, kinds: [wasm]}\n", nil, "bindings[0].kinds"},
 		{"binding bad glob", "auth:\n  claims:\n    bindings:\n      - {value: \"[\", tenant: acme, role: viewer}\n", nil, "bindings[0].value"},
+		{"saml ok", "auth:\n  mode: [saml]\n  saml:\n    root_url: https://grey.example.com\n    idp_metadata: https://sso.example.com/realms/grey/protocol/saml/descriptor\n", nil, ""},
+		{"saml metadata file", "auth:\n  mode: [saml]\n  saml:\n    root_url: https://grey.example.com\n    idp_metadata: /etc/grey/idp.xml\n", nil, ""},
+		{"saml needs root", "auth:\n  mode: [saml]\n  saml:\n    idp_metadata: /etc/grey/idp.xml\n", nil, "auth.saml.root_url"},
+		{"saml root http off loopback", "auth:\n  mode: [saml]\n  saml:\n    root_url: http://grey.example.com\n    idp_metadata: /x.xml\n", nil, "auth.saml.root_url"},
+		{"saml needs metadata", "auth:\n  mode: [saml]\n  saml:\n    root_url: https://grey.example.com\n", nil, "auth.saml.idp_metadata"},
+		{"saml cert without key", "auth:\n  saml:\n    cert_file: /a.pem\n", nil, "auth.saml.key_file"},
+		{"saml ttl", "auth:\n  saml:\n    session_ttl: 1s\n", nil, "auth.saml.session_ttl"},
+		{"saml cookie name", "auth:\n  saml:\n    cookie_name: \"a b\"\n", nil, "auth.saml.cookie_name"},
 		{"binding empty value", "auth:\n  claims:\n    bindings:\n      - {tenant: acme, role: viewer}\n", nil, "bindings[0].value"},
 	}
 	for _, tc := range cases {

@@ -289,7 +289,7 @@ func Default() *Config {
 				MaxDelay:   Duration(30 * time.Second),
 			},
 		},
-		Auth: AuthConfig{Mode: AuthModes{"none"}, OIDC: defaultOIDC(), Claims: defaultClaims()},
+		Auth: AuthConfig{Mode: AuthModes{"none"}, OIDC: defaultOIDC(), SAML: defaultSAML(), Claims: defaultClaims()},
 		Worker: WorkerConfig{
 			Enabled:       true,
 			Concurrency:   64,

@@ -1,11 +1,21 @@
 // Package authconfig converts the auth blocks of config into the options
-// of the identity drivers (auth.ClaimRules, oidcauth.Options), so that the
-// drivers do not depend on config and cmd/greyd wires them in one line.
+// of the identity drivers (auth.ClaimRules, oidcauth.Options,
+// samlauth.Options), so that the drivers do not depend on config and
+// cmd/greyd wires them in one line each:
+//
+//	oidc, err := oidcauth.New(authconfig.OIDC(cfg.Auth))
+//	opts, err := authconfig.SAML(cfg.Auth)
+//	sp, err := samlauth.New(ctx, opts) // mount sp.Handler() at samlauth.PathPrefix
 package authconfig
 
 import (
+	"fmt"
+	"os"
+	"strings"
+
 	"github.com/grey-distributed/grey/auth"
 	"github.com/grey-distributed/grey/auth/oidcauth"
+	"github.com/grey-distributed/grey/auth/samlauth"
 	"github.com/grey-distributed/grey/config"
 )
 
@@ -44,4 +54,39 @@ func OIDC(a config.AuthConfig) oidcauth.Options {
 		CAFile:              o.CAFile,
 		Claims:              Claims(a.Claims),
 	}
+}
+
+// SAML returns the options of the SAML service provider from the auth
+// block, reading the files it names (IdP metadata file, SP key pair,
+// session key).
+func SAML(a config.AuthConfig) (samlauth.Options, error) {
+	c := a.SAML
+	o := samlauth.Options{
+		RootURL: c.RootURL, EntityID: c.EntityID, SessionTTL: c.SessionTTL.Std(), CookieName: c.CookieName,
+		Claims: Claims(a.Claims),
+	}
+	if strings.Contains(c.IDPMetadata, "://") {
+		o.IDPMetadataURL = c.IDPMetadata
+	} else if c.IDPMetadata != "" {
+		b, err := os.ReadFile(c.IDPMetadata)
+		if err != nil {
+			return o, fmt.Errorf("auth.saml.idp_metadata: %w", err)
+		}
+		o.IDPMetadata = b
+	}
+	if c.CertFile != "" {
+		k, cert, err := samlauth.LoadKeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return o, fmt.Errorf("auth.saml.cert_file: %w", err)
+		}
+		o.Key, o.Certificate = k, cert
+	}
+	if c.SessionKeyFile != "" {
+		k, err := samlauth.LoadSessionKey(c.SessionKeyFile)
+		if err != nil {
+			return o, fmt.Errorf("auth.saml.session_key_file: %w", err)
+		}
+		o.SessionKey = k
+	}
+	return o, nil
 }

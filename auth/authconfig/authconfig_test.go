@@ -7,6 +7,7 @@ import (
 
 	"github.com/grey-distributed/grey/auth"
 	"github.com/grey-distributed/grey/auth/oidcauth"
+	"github.com/grey-distributed/grey/auth/samlauth"
 	"github.com/grey-distributed/grey/config"
 )
 
@@ -52,5 +53,27 @@ auth:
 	}
 	if _, err := oidcauth.New(o); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSAMLOptions(t *testing.T) {
+	c := config.Default()
+	c.Auth.SAML.RootURL = "https://grey.example.com"
+	c.Auth.SAML.IDPMetadata = "https://sso.example.com/realms/grey/protocol/saml/descriptor"
+	o, err := SAML(c.Auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.IDPMetadataURL != c.Auth.SAML.IDPMetadata || o.SessionTTL != 8*time.Hour || o.CookieName != samlauth.DefaultCookieName {
+		t.Fatalf("options %+v", o)
+	}
+	c.Auth.SAML.IDPMetadata = "/nonexistent/idp.xml"
+	if _, err := SAML(c.Auth); err == nil {
+		t.Fatal("a missing metadata file was accepted")
+	}
+	c.Auth.SAML.IDPMetadata = ""
+	c.Auth.SAML.SessionKeyFile = "/nonexistent/key"
+	if _, err := SAML(c.Auth); err == nil {
+		t.Fatal("a missing session key file was accepted")
 	}
 }
