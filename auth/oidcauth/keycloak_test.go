@@ -121,10 +121,11 @@ func TestKeycloakClientCredentials(t *testing.T) {
 	refused(t, p, err, "audience")
 }
 
-// kcAdmin calls Keycloak's admin REST API on the grey realm.
+// kcAdmin calls Keycloak's admin REST API on one realm.
 type kcAdmin struct {
 	t     *testing.T
 	base  string // http://host:port
+	realm string
 	token string
 }
 
@@ -135,7 +136,11 @@ func (k *kcAdmin) do(method, path string, body any, out any) int {
 		b, _ := json.Marshal(body)
 		rd = strings.NewReader(string(b))
 	}
-	req, _ := http.NewRequest(method, k.base+"/admin/realms/"+testenv.KeycloakRealm+path, rd)
+	u := k.base + "/admin/realms"
+	if k.realm != "" {
+		u += "/" + k.realm
+	}
+	req, _ := http.NewRequest(method, u+path, rd)
 	req.Header.Set("Authorization", "Bearer "+k.token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -174,13 +179,37 @@ type kcKeys struct {
 	} `json:"keys"`
 }
 
-// TestKeycloakKeyRotation rotates the realm's RS256 key through the admin
+// TestKeycloakKeyRotation rotates a realm's RS256 key through the admin
 // API: a new rsa-generated provider with a higher priority, the old one
 // removed. A token signed by the old key is refused afterwards, one by the
-// new key accepted.
+// new key accepted. It runs on a realm of its own, made and removed here,
+// so that tests using the grey realm at the same time are not disturbed.
 func TestKeycloakKeyRotation(t *testing.T) {
-	iss := testenv.KeycloakIssuer(t)
-	base := strings.TrimSuffix(iss, "/realms/"+testenv.KeycloakRealm)
+	kc := strings.TrimRight(testenv.ServiceURL(t, "keycloak"), "/")
+	// the master realm's bootstrap admin of scripts/services.sh
+	adminToken := kcToken(t, kc+"/realms/master", url.Values{
+		"grant_type": {"password"}, "client_id": {"admin-cli"}, "username": {"admin"}, "password": {"admin"}})
+	name := fmt.Sprintf("grey-rotation-%d", time.Now().UnixNano())
+	root := &kcAdmin{t: t, base: kc, token: adminToken}
+	root.do(http.MethodPost, "", map[string]any{
+		"realm": name, "enabled": true, "sslRequired": "none",
+		"users": []any{map[string]any{
+			"username": "alice", "enabled": true, "email": "alice@acme.example", "emailVerified": true,
+			"firstName": "Alice", "lastName": "Acme",
+			"credentials": []any{map[string]any{"type": "password", "value": "alice-password", "temporary": false}},
+		}},
+		"clients": []any{map[string]any{
+			"clientId": "greyctl", "enabled": true, "publicClient": true, "directAccessGrantsEnabled": true,
+			"protocolMappers": []any{
+				map[string]any{"name": "audience grey", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
+					"config": map[string]string{"included.custom.audience": "grey", "access.token.claim": "true"}},
+				map[string]any{"name": "permissions", "protocol": "openid-connect", "protocolMapper": "oidc-hardcoded-claim-mapper",
+					"config": map[string]string{"claim.name": "permissions", "claim.value": "acme:operator", "jsonType.label": "String", "access.token.claim": "true"}},
+			},
+		}},
+	}, nil)
+	t.Cleanup(func() { root.do(http.MethodDelete, "/"+name, nil, nil) })
+	iss := kc + "/realms/" + name
 	a := keycloakAuth(t, iss, nil)
 	ctx := context.Background()
 
@@ -188,9 +217,7 @@ func TestKeycloakKeyRotation(t *testing.T) {
 	if _, err := a.Verify(ctx, oldTok); err != nil {
 		t.Fatalf("before rotation: %v", err)
 	}
-	// the master realm's bootstrap admin of scripts/services.sh
-	adm := &kcAdmin{t: t, base: base, token: kcToken(t, base+"/realms/master", url.Values{
-		"grant_type": {"password"}, "client_id": {"admin-cli"}, "username": {"admin"}, "password": {"admin"}})}
+	adm := &kcAdmin{t: t, base: kc, realm: name, token: adminToken}
 	var before kcKeys
 	adm.do(http.MethodGet, "/keys", nil, &before)
 	oldKid := before.Active["RS256"]
