@@ -77,3 +77,21 @@ func TestSAMLOptions(t *testing.T) {
 		t.Fatal("a missing session key file was accepted")
 	}
 }
+
+func TestKeycloakExampleConfig(t *testing.T) {
+	c, err := config.Load("../../examples/auth/keycloak.yaml", func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := OIDC(c.Auth)
+	if o.Issuer != "http://127.0.0.1:18180/realms/grey" || len(o.Claims.Bindings) != 1 {
+		t.Fatalf("options %+v", o)
+	}
+	if _, err := oidcauth.New(o); err != nil {
+		t.Fatal(err)
+	}
+	s, err := SAML(c.Auth)
+	if err != nil || s.IDPMetadataURL == "" || s.EntityID != "grey-saml" {
+		t.Fatalf("saml options %+v, %v", s, err)
+	}
+}
