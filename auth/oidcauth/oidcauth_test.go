@@ -537,3 +537,31 @@ func FuzzVerify(f *testing.F) {
 }
 
 func sha256Sum(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+
+func TestJWKSOutage(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	tok := sign(t, f.key, f.claims(func(c map[string]any) { c["exp"] = f.clk.Now().Unix() + 3600 }))
+	if _, err := f.a.Verify(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	// the issuer goes away: keys already held keep verifying after
+	// jwks_max_age (one failed fetch, then the rate limit), a new token
+	// too; nothing becomes a 401 for an outage
+	f.is.srv.Close()
+	f.clk.Advance(61 * time.Second)
+	tok2 := sign(t, f.key, f.claims(func(c map[string]any) { c["jti"] = "2"; c["iat"] = f.clk.Now().Unix() }))
+	for _, tk := range []string{tok, tok2} {
+		if _, err := f.a.Verify(ctx, tk); err != nil {
+			t.Fatalf("with the issuer down, a token of a held key: %v", err)
+		}
+	}
+	// a cold authenticator with the issuer down answers unavailable (503)
+	g := newFixture(t, nil)
+	_ = g.a.Discover(ctx)
+	g.is.srv.Close()
+	_, err := g.a.Verify(ctx, sign(t, g.key, g.claims(nil)))
+	if greyerr.CodeOf(err) != greyerr.Unavailable {
+		t.Fatalf("cold key set, issuer down: %v, want unavailable", err)
+	}
+}
