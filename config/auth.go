@@ -37,21 +37,109 @@ type OIDCConfig struct {
 	Provider string `yaml:"provider"`
 	// Issuer is the token issuer (the `iss` claim and discovery base URL).
 	Issuer string `yaml:"issuer"`
-	// Audience lists accepted `aud` values.
+	// Audience lists accepted `aud` values; a token must name one of them.
 	Audience []string `yaml:"audience"`
+	// Algorithms lists the accepted signature algorithms (default RS256,
+	// ES256, EdDSA). "none" and the HMAC algorithms (HS256...) are refused:
+	// a verifier holding only public keys must never accept a MAC.
+	Algorithms []string `yaml:"algorithms"`
+	// Leeway is the clock skew allowed on exp, nbf and iat (default 30s, at
+	// most 5m).
+	Leeway Duration `yaml:"leeway"`
+	// JWKSRefreshInterval is the least time between two fetches of the
+	// provider's JWKS: a token with an unknown key id triggers one fetch,
+	// and further unknown ids within this interval are refused without a
+	// fetch (default 15s, at least 1s).
+	JWKSRefreshInterval Duration `yaml:"jwks_refresh_interval"`
+	// JWKSMaxAge is how long fetched keys are trusted before they are
+	// fetched again, so that a key removed by rotation stops verifying
+	// (default 5m).
+	JWKSMaxAge Duration `yaml:"jwks_max_age"`
+	// TokenCacheSize bounds the cache of verified tokens, kept by SHA-256
+	// until their exp (default 10000; 0 turns the cache off).
+	TokenCacheSize int `yaml:"token_cache_size"`
+	// CAFile is a PEM bundle of CAs trusted for the issuer's HTTPS endpoints
+	// (default: the system pool).
+	CAFile string `yaml:"ca_file"`
 }
+
+// OIDCPresets returns the provider names GREY_IAM_PROVIDER may carry
+// instead of an issuer URL; with a preset, auth.oidc.issuer names the
+// issuer.
+func OIDCPresets() []string { return []string{"keycloak", "generic"} }
 
 // APIKeyConfig configures service-account API keys.
 type APIKeyConfig struct{}
 
-// SAMLConfig configures the SAML 2.0 service provider.
-type SAMLConfig struct{}
+// SAMLConfig configures the SAML 2.0 service provider (browser sign-in;
+// routes under /auth/saml/).
+type SAMLConfig struct {
+	// RootURL is Grey's external base URL, https (loopback may use http):
+	// the assertion consumer service is RootURL/auth/saml/acs.
+	RootURL string `yaml:"root_url"`
+	// EntityID is the SP's entity id, the client id at the IdP (default
+	// RootURL/auth/saml/metadata).
+	EntityID string `yaml:"entity_id"`
+	// IDPMetadata is the IdP's metadata: an http(s) URL fetched at start
+	// (for Keycloak: <issuer>/protocol/saml/descriptor), or a file path.
+	IDPMetadata string `yaml:"idp_metadata"`
+	// CertFile and KeyFile are the SP's PEM key pair (empty: an ephemeral
+	// pair per start, fine while the IdP needs no signed requests).
+	CertFile string `yaml:"cert_file"`
+	// KeyFile: see CertFile.
+	KeyFile string `yaml:"key_file"`
+	// SessionKeyFile holds the key that encrypts session cookies: 32 bytes
+	// or 64 hex digits, the same on every node (empty: a random key per
+	// process; sessions then end with it).
+	SessionKeyFile string `yaml:"session_key_file"`
+	// SessionTTL bounds a browser session (default 8h); the IdP's
+	// SessionNotOnOrAfter may shorten it.
+	SessionTTL Duration `yaml:"session_ttl"`
+	// CookieName names the session cookie (default grey_session).
+	CookieName string `yaml:"cookie_name"`
+}
 
-// ClaimsConfig maps verified claims (or SAML attributes) to grants.
-type ClaimsConfig struct{}
+// ClaimsConfig maps verified claims (or SAML attributes) to grants. Every
+// source below adds grants; a principal holds their union.
+type ClaimsConfig struct {
+	// Permissions names the claim of "tenant:role" strings (default
+	// "permissions"; "-" turns it off). "*:admin" grants admin on all
+	// tenants.
+	Permissions string `yaml:"permissions"`
+	// Tenant names the claim with one tenant id (default "grey_tenant_id";
+	// "-" turns it off); Roles names the claim with the roles held there
+	// (default "grey_roles").
+	Tenant string `yaml:"tenant"`
+	// Roles: see Tenant.
+	Roles string `yaml:"roles"`
+	// Username names the claim shown as the principal's name (default
+	// "preferred_username").
+	Username string `yaml:"username"`
+	// Bindings grant a role on a tenant to principals whose claim has a
+	// given value, as Nomad's and Vault's binding rules do.
+	Bindings []ClaimBinding `yaml:"bindings"`
+}
+
+// ClaimBinding is one binding rule: when Claim holds Value (or, for a list
+// claim, contains it), grant Role on Tenant.
+type ClaimBinding struct {
+	// Claim is the claim (or SAML attribute) tested (default "groups").
+	Claim string `yaml:"claim"`
+	// Value is the value that selects the principal; it may be a glob in
+	// the syntax of Go's path.Match ("acme-*").
+	Value string `yaml:"value"`
+	// Tenant is the tenant granted, or "*" for admin on all tenants.
+	Tenant string `yaml:"tenant"`
+	// Role is admin, operator, viewer or worker.
+	Role string `yaml:"role"`
+	// Kinds limits a worker grant to these task kinds (empty: all kinds).
+	Kinds []string `yaml:"kinds"`
+}
 
 // AuditConfig configures the audit log.
 type AuditConfig struct{}
 
 // auth validates the auth block.
-func (v *validator) auth(a *AuthConfig) {}
+func (v *validator) auth(a *AuthConfig) {
+	v.authIdentity(a)
+}

@@ -291,7 +291,7 @@ func Default() *Config {
 				MaxDelay:   Duration(30 * time.Second),
 			},
 		},
-		Auth: AuthConfig{Mode: AuthModes{"none"}},
+		Auth: AuthConfig{Mode: AuthModes{"none"}, OIDC: defaultOIDC(), SAML: defaultSAML(), Claims: defaultClaims()},
 		Worker: WorkerConfig{
 			Enabled:       true,
 			Concurrency:   64,

@@ -184,6 +184,28 @@ auth:
     provider: keycloak
     issuer: https://sso.example.com/realms/grey
     audience: [grey]
+    algorithms: [ES256]
+    leeway: 10s
+    jwks_refresh_interval: 30s
+    jwks_max_age: 10m
+    token_cache_size: 500
+    ca_file: /etc/grey/idp-ca.pem
+  saml:
+    root_url: https://grey.example.com
+    entity_id: grey
+    idp_metadata: https://sso.example.com/realms/grey/protocol/saml/descriptor
+    cert_file: /etc/grey/saml.crt
+    key_file: /etc/grey/saml.key
+    session_key_file: /etc/grey/session.key
+    session_ttl: 1h
+    cookie_name: grey_sso
+  claims:
+    permissions: perms
+    tenant: tenant_id
+    roles: roles
+    username: email
+    bindings:
+      - {claim: groups, value: acme-*, tenant: acme, role: worker, kinds: [wasm]}
 `
 
 func TestFullFileRoundTrips(t *testing.T) {

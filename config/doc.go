@@ -22,6 +22,7 @@
 //	GREY_PROMETHEUS_PORT  monitoring.prometheus.port
 //	GREY_OTEL_ENDPOINT    monitoring.opentelemetry.endpoint
 //	GREY_OTEL_PROTOCOL    monitoring.opentelemetry.protocol
+//	GREY_IAM_PROVIDER     auth.oidc.provider (an issuer URL or a preset: keycloak)
 //
 // Other variables from the integration guide (GREY_PG_URL, GREY_KAFKA_BROKERS,
 // …) are used through ${VAR} references in the file.

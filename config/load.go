@@ -332,6 +332,7 @@ func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) error {
 		}},
 		{"GREY_OTEL_ENDPOINT", []string{"monitoring.opentelemetry.endpoint"}, str(&c.Monitoring.OpenTelemetry.Endpoint)},
 		{"GREY_OTEL_PROTOCOL", []string{"monitoring.opentelemetry.protocol"}, str(&c.Monitoring.OpenTelemetry.Protocol)},
+		{"GREY_IAM_PROVIDER", []string{"auth.oidc.provider"}, str(&c.Auth.OIDC.Provider)},
 	}
 	if c.origins == nil {
 		c.origins = map[string]origin{}

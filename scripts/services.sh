@@ -44,6 +44,9 @@ FERRETDB_VERSION=${GREY_FERRETDB_VERSION:-v1.24.2}
 JAEGER_VERSION=${GREY_JAEGER_VERSION:-v1.76.0}
 FAKEGCS_VERSION=${GREY_FAKEGCS_VERSION:-v1.56.1}
 AZURITE_VERSION=${GREY_AZURITE_VERSION:-3.35.0}
+KEYCLOAK_VERSION=${GREY_KEYCLOAK_VERSION:-26.5.6}
+# Keycloak needs Java 21 or newer; the machines' default java is 17.
+KEYCLOAK_JAVA_HOME=${GREY_KEYCLOAK_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 MOTO_SPEC=${GREY_MOTO_SPEC:-moto[server]==5.2.5}
 TF_SPEC=${GREY_TF_SPEC:-tensorflow-cpu==2.21.0}
 PYTEST_SPEC=${GREY_PYTEST_SPEC:-pytest}
@@ -73,10 +76,12 @@ PORT_oidc=${GREY_OIDC_PORT:-19096}
 PORT_s3=${GREY_S3_PORT:-14566}
 PORT_gcs=${GREY_GCS_PORT:-14443}
 PORT_azblob=${GREY_AZBLOB_PORT:-11000}
+PORT_keycloak=${GREY_KEYCLOAK_PORT:-18180}
+PORT_keycloak_mgmt=${GREY_KEYCLOAK_MANAGEMENT_PORT:-18190}
 
 # Public services, in start order. Internal helpers (epmd) are started as
 # dependencies and not listed.
-ALL_SERVICES=(postgres postgres2 postgres3 rabbitmq kafka cassandra mongodb prometheus otlp oidc s3 gcs azblob pytorch tensorflow)
+ALL_SERVICES=(postgres postgres2 postgres3 rabbitmq kafka cassandra mongodb prometheus otlp oidc keycloak s3 gcs azblob pytorch tensorflow)
 # Services left out of `up` with no names (none at present); see docs/TESTING.md.
 DEFAULT_EXCLUDED=(${GREY_SERVICES_EXCLUDE:-})
 
@@ -212,6 +217,7 @@ url() {
 	prometheus) echo "http://$HOST:$PORT_prometheus" ;;
 	otlp) echo "http://$HOST:$PORT_otlp" ;;
 	oidc) echo "http://$HOST:$PORT_oidc" ;;
+	keycloak) echo "http://$HOST:$PORT_keycloak" ;;
 	s3) echo "http://$HOST:$PORT_s3" ;;
 	gcs) echo "http://$HOST:$PORT_gcs" ;;
 	azblob) echo "http://$HOST:$PORT_azblob/devstoreaccount1" ;;
@@ -241,6 +247,7 @@ ports() {
 	prometheus) echo "$PORT_prometheus" ;;
 	otlp) echo "$PORT_otlp $PORT_otlp_grpc $PORT_otlp_query $PORT_otlp_query_grpc $PORT_otlp_health $PORT_otlp_metrics" ;;
 	oidc) echo "$PORT_oidc" ;;
+	keycloak) echo "$PORT_keycloak $PORT_keycloak_mgmt" ;;
 	s3) echo "$PORT_s3" ;;
 	gcs) echo "$PORT_gcs" ;;
 	azblob) echo "$PORT_azblob" ;;
@@ -258,6 +265,8 @@ match_re() {
 	prometheus) echo "prometheus .*--config\.file=$DATA/prometheus/prometheus\.yml" ;;
 	otlp) echo "jaeger[^ ]* --config=$DATA/otlp/config\.yaml" ;;
 	oidc) echo "oidcprovider .*-addr $HOST:$PORT_oidc" ;;
+	# kc.sh runs java as its child, or execs it after a re-augmentation
+	keycloak) echo "(kc\\.sh|QuarkusEntryPoint) start-dev .*--http-port=$PORT_keycloak( |$)" ;;
 	s3) echo "moto_server .*-p $PORT_s3" ;;
 	gcs) echo "fake-gcs-server[^ ]* .*-port $PORT_gcs" ;;
 	azblob) echo "azurite-blob .*--blobPort $PORT_azblob" ;;
@@ -268,6 +277,7 @@ timeout_for() {
 	case $1 in
 	cassandra) echo "${GREY_CASSANDRA_TIMEOUT:-240}" ;;
 	rabbitmq | kafka) echo 120 ;;
+	keycloak) echo "${GREY_KEYCLOAK_TIMEOUT:-240}" ;;
 	*) echo 60 ;;
 	esac
 }
@@ -283,6 +293,7 @@ probe() {
 	prometheus) http_ok "http://$HOST:$PORT_prometheus/-/ready" ;;
 	otlp) http_ok "http://$HOST:$PORT_otlp_query/api/services" && tcp_open "$PORT_otlp" && tcp_open "$PORT_otlp_grpc" ;;
 	oidc) http_ok "http://$HOST:$PORT_oidc/.well-known/openid-configuration" ;;
+	keycloak) http_ok "http://$HOST:$PORT_keycloak/realms/grey/.well-known/openid-configuration" ;;
 	s3) http_any "http://$HOST:$PORT_s3/" ;;
 	gcs) http_ok "http://$HOST:$PORT_gcs/storage/v1/b" ;;
 	azblob) http_any "http://$HOST:$PORT_azblob/devstoreaccount1?comp=list" ;;
@@ -353,7 +364,7 @@ apt_pkgs() { # apt packages a service needs
 	postgres | postgres2 | postgres3 | mongodb) echo postgresql-15 ;;
 	epmd) echo erlang-base ;;
 	rabbitmq) echo rabbitmq-server ;;
-	kafka | cassandra) have_cmd java && have_cmd mvn || echo "openjdk-17-jre-headless maven" ;;
+	kafka | cassandra | keycloak) have_cmd java && have_cmd mvn || echo "openjdk-17-jre-headless maven" ;;
 	prometheus) echo prometheus ;;
 	pytorch) [[ $(torch_python) == /usr/bin/python3 ]] && echo python3-torch ;;
 	azblob) have_cmd node && have_cmd npm || echo "nodejs npm" ;;
@@ -382,6 +393,7 @@ installed() {
 	prometheus) have_cmd prometheus && have_cmd promtool ;;
 	otlp) [[ -x $CACHE/bin/jaeger-$JAEGER_VERSION ]] ;;
 	oidc) oidc_fresh ;;
+	keycloak) [[ -x $(keycloak_java_home)/bin/java ]] && is_done "$CACHE/keycloak-$KEYCLOAK_VERSION" ;;
 	s3) [[ -x $CACHE/venv/bin/moto_server ]] && is_done "$CACHE/venv" ;;
 	gcs) [[ -x $CACHE/bin/fake-gcs-server-$FAKEGCS_VERSION ]] ;;
 	azblob) have_cmd node && is_done "$CACHE/azurite-$AZURITE_VERSION" ;;
@@ -395,6 +407,7 @@ install_dir() {
 	case $1 in
 	kafka) echo "$CACHE/kafka-$KAFKA_VERSION" ;;
 	cassandra) echo "$CACHE/cassandra-$CASSANDRA_VERSION" ;;
+	keycloak) echo "$CACHE/keycloak-$KEYCLOAK_VERSION" ;;
 	s3 | tensorflow) echo "$CACHE/venv" ;;
 	azblob) echo "$CACHE/azurite-$AZURITE_VERSION" ;;
 	esac
@@ -407,6 +420,7 @@ install() {
 	postgres | postgres2 | postgres3 | epmd | rabbitmq | prometheus | pytorch) apt_install $(apt_pkgs "$svc") ;;
 	kafka) apt_install_java && install_kafka ;;
 	cassandra) apt_install_java && install_cassandra ;;
+	keycloak) apt_install_java && install_keycloak ;;
 	mongodb) apt_install postgresql-15 && install_go_fork ferretdb ;;
 	otlp) install_go_tool jaeger github.com/jaegertracing/jaeger "$JAEGER_VERSION" cmd/jaeger ;;
 	gcs) install_go_tool fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKEGCS_VERSION" . ;;
@@ -452,6 +466,34 @@ install_cassandra() {
 	mvn_resolve "$d" "    <dependency><groupId>org.apache.cassandra</groupId><artifactId>cassandra-all</artifactId><version>$CASSANDRA_VERSION</version></dependency>" || return 1
 	ls "$d"/lib/cassandra-all-"$CASSANDRA_VERSION".jar "$d"/lib/jamm-*.jar >/dev/null || return 1
 	mark_done "$d"
+}
+
+# Keycloak: the keycloak-quarkus-dist zip from Maven Central, unpacked into
+# DIR/dist. Each checkout runs a hard-linked copy of it (prepare_keycloak),
+# since Keycloak reads its realm imports from, and re-augments into, its own
+# home directory.
+install_keycloak() {
+	local d=$CACHE/keycloak-$KEYCLOAK_VERSION
+	reset_half_installed "$d"
+	is_done "$d" && return 0
+	[[ -x $(keycloak_java_home)/bin/java ]] || { say "keycloak: needs Java 21+; set GREY_KEYCLOAK_JAVA_HOME (tried $(keycloak_java_home))"; return 1; }
+	mvn_resolve "$d" "    <dependency><groupId>org.keycloak</groupId><artifactId>keycloak-quarkus-dist</artifactId><version>$KEYCLOAK_VERSION</version><type>zip</type></dependency>" || return 1
+	local zip=$d/lib/keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip
+	[[ -f $zip ]] || { say "keycloak: $zip missing after mvn"; return 1; }
+	rm -rf "$d/dist.tmp" && mkdir -p "$d/dist.tmp" && unzip -q "$zip" -d "$d/dist.tmp" || return 1
+	rm -rf "$d/dist" && mv "$d/dist.tmp/keycloak-$KEYCLOAK_VERSION" "$d/dist" && rm -rf "$d/dist.tmp" "$zip"
+	[[ -x $d/dist/bin/kc.sh ]] || return 1
+	mark_done "$d"
+}
+# The JDK Keycloak runs on: GREY_KEYCLOAK_JAVA_HOME, else the first JDK 21+
+# found under /usr/lib/jvm.
+keycloak_java_home() {
+	local j
+	if [[ -x $KEYCLOAK_JAVA_HOME/bin/java ]]; then echo "$KEYCLOAK_JAVA_HOME"; return; fi
+	for j in /usr/lib/jvm/*; do
+		[[ -x $j/bin/java && $("$j/bin/java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p') -ge 21 ]] 2>/dev/null && { echo "$j"; return; }
+	done
+	echo "$KEYCLOAK_JAVA_HOME"
 }
 
 # Build a Go program from the module proxy inside a small tool module
@@ -559,6 +601,7 @@ EOF
 		promtool check config "$d/prometheus.yml" >"$d/promtool.log" 2>&1 || { cat "$d/promtool.log" >&2; return 1; }
 		;;
 	otlp) prepare_jaeger ;;
+	keycloak) prepare_keycloak ;;
 	gcs) mkdir -p "$d/data" ;;
 	azblob) mkdir -p "$d/data" ;;
 	esac
@@ -640,6 +683,25 @@ EOF
 			kafka.tools.StorageTool format -t "$cid" -c "$d/server.properties" >>"$d/format.log" 2>&1 ||
 			{ say "kafka: storage format failed"; tail -n 20 "$d/format.log" >&2; return 1; }
 	fi
+}
+
+# Keycloak's home for this checkout: hard links into the cached dist (a real
+# copy of lib/quarkus, which start-dev rewrites), the realm to import, and an
+# in-memory database, so that every start begins from the realm file.
+prepare_keycloak() {
+	local d home src
+	d=$(svc_dir keycloak)
+	home=$d/home
+	src=$CACHE/keycloak-$KEYCLOAK_VERSION/dist
+	if [[ $(cat "$home/.grey-version" 2>/dev/null) != "$KEYCLOAK_VERSION" ]]; then
+		rm -rf "$home"
+		cp -al "$src" "$home" 2>/dev/null || { rm -rf "$home"; cp -a "$src" "$home"; } || return 1
+		rm -rf "$home/lib/quarkus" && cp -a "$src/lib/quarkus" "$home/lib/quarkus" || return 1
+		echo "$KEYCLOAK_VERSION" >"$home/.grey-version"
+	fi
+	rm -rf "$home/data"
+	mkdir -p "$home/data/import"
+	cp "$ROOT/scripts/keycloak/grey-realm.json" "$home/data/import/grey-realm.json"
 }
 
 prepare_cassandra() {
@@ -835,6 +897,10 @@ launch_cmd() {
 			"--web.listen-address=$HOST:$PORT_prometheus" --storage.tsdb.retention.time=1d)
 		;;
 	otlp) CMD=("$CACHE/bin/jaeger-$JAEGER_VERSION" "--config=$d/config.yaml") ;;
+	keycloak)
+		CMD=("$d/home/bin/kc.sh" start-dev "--http-host=$HOST" "--http-port=$PORT_keycloak"
+			"--http-management-port=$PORT_keycloak_mgmt" --db=dev-mem --cache=local --import-realm)
+		;;
 	oidc) CMD=("$(oidc_bin)" -addr "$HOST:$PORT_oidc" -issuer "http://$HOST:$PORT_oidc") ;;
 	s3) CMD=("$CACHE/venv/bin/moto_server" -H "$HOST" -p "$PORT_s3") ;;
 	gcs)
@@ -873,6 +939,15 @@ launch_env() { # extra environment for a service
 		;;
 	epmd) echo "ERL_EPMD_ADDRESS=$HOST" ;;
 	otlp) echo "GOMAXPROCS=2" ;;
+	keycloak)
+		echo "JAVA_HOME=$(keycloak_java_home)"
+		echo "JAVA_OPTS_KC_HEAP=-Xms64m -Xmx512m -XX:MaxMetaspaceSize=256m"
+		# C1 only: a test Keycloak starts sooner on few cores and needs no peak speed
+		echo "JAVA_OPTS_APPEND=-XX:TieredStopAtLevel=1"
+		# the master realm's admin (development only); the grey realm has its own
+		echo "KC_BOOTSTRAP_ADMIN_USERNAME=admin"
+		echo "KC_BOOTSTRAP_ADMIN_PASSWORD=admin"
+		;;
 	esac
 }
 

@@ -45,3 +45,19 @@ func ServiceURL(t testing.TB, name string) string {
 	t.Skip(msg)
 	return ""
 }
+
+// KeycloakRealm is the realm scripts/services.sh imports into the keycloak
+// service (scripts/keycloak/grey-realm.json).
+const KeycloakRealm = "grey"
+
+// KeycloakIssuer returns the issuer URL of the keycloak service's grey
+// realm, skipping (or, in CI, failing) the test like ServiceURL when the
+// service is not running.
+func KeycloakIssuer(t testing.TB) string {
+	t.Helper()
+	u := ServiceURL(t, "keycloak")
+	if u == "" {
+		return ""
+	}
+	return strings.TrimRight(u, "/") + "/realms/" + KeycloakRealm
+}

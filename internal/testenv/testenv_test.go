@@ -58,3 +58,10 @@ func TestServiceURLUnsetFailsInCI(t *testing.T) {
 		t.Fatalf("skipped=%v failed=%v", f.skipped, f.failed)
 	}
 }
+
+func TestKeycloakIssuer(t *testing.T) {
+	t.Setenv("GREY_TEST_KEYCLOAK_URL", "http://127.0.0.1:18180/")
+	if got := KeycloakIssuer(t); got != "http://127.0.0.1:18180/realms/grey" {
+		t.Fatalf("KeycloakIssuer = %q", got)
+	}
+}
