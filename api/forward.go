@@ -105,6 +105,7 @@ func (f *forwarder) proxy(leader string, s *Server) (*httputil.ReverseProxy, err
 		DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
+		TLSClientConfig:     s.opts.PeerTLS,
 	}
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		var op *net.OpError
