@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/grey-distributed/grey/certs"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/telemetry/tracing"
 )
@@ -108,6 +109,12 @@ func (f *forwarder) proxy(leader string, s *Server) (*httputil.ReverseProxy, err
 		TLSClientConfig:     s.opts.PeerTLS,
 	}
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		if certs.IsRefusal(err) {
+			// The leader refused this node's certificate (or this node
+			// the leader's) during the handshake: nothing was applied.
+			s.writeError(w, r, &greyerr.Error{Code: greyerr.Unavailable, Message: "TLS to leader " + leader + " refused (node certificates from another CA?)", Err: err, RetryAfter: time.Second})
+			return
+		}
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" || r.Method == http.MethodGet || r.Method == http.MethodHead {
 			s.writeError(w, r, &greyerr.Error{Code: greyerr.Unavailable, Message: "leader " + leader + " unreachable", Err: err, RetryAfter: time.Second})
