@@ -58,6 +58,7 @@ type app struct {
 	tenant string
 	token  string
 	output string
+	tls    tlsFlags
 
 	// httpClient, when set, is shared by the clients greyctl creates.
 	httpClient *http.Client
@@ -116,7 +117,9 @@ The global flags fall back to environment variables:
   --server  GREY_SERVER  (default http://127.0.0.1:8080; a comma-separated list fails over)
   --tenant  GREY_TENANT  (default "default")
   --token   GREY_TOKEN   (bearer token, when auth is on; the admin token for
-                         the tenant and cost commands where the server has one)`,
+                         the tenant and cost commands where the server has one)
+  --ca-file GREY_CA_FILE (the CA of https servers, e.g. greyd certs init's ca.crt)
+  --cert-file, --key-file  GREY_CERT_FILE, GREY_KEY_FILE (a client certificate)`,
 		RunE:          groupRun,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -128,6 +131,7 @@ The global flags fall back to environment variables:
 	f.StringVar(&a.server, "server", "http://127.0.0.1:8080", "server base URL(s), comma-separated (env GREY_SERVER)")
 	f.StringVar(&a.tenant, "tenant", "default", "tenant to act for (env GREY_TENANT)")
 	f.StringVar(&a.token, "token", "", "bearer token (env GREY_TOKEN)")
+	a.tls.register(f)
 	f.StringVarP(&a.output, "output", "o", "table", "output format: table or json (cost report: also csv)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
@@ -178,6 +182,11 @@ func (a *app) client(tenant string) (*client.Client, error) {
 	opts := []client.Option{client.WithTenant(tenant), client.WithUserAgent(userAgent)}
 	if a.token != "" {
 		opts = append(opts, client.WithToken(a.token))
+	}
+	if o, err := a.tls.option(a.getenv); err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	} else if o != nil {
+		opts = append(opts, o)
 	}
 	if a.httpClient != nil {
 		opts = append(opts, client.WithHTTPClient(a.httpClient))
