@@ -127,7 +127,7 @@ func TestParseIdentity(t *testing.T) {
 			t.Errorf("ParseIdentity(%q) = %v, %v", in, got, err)
 		}
 	}
-	for _, bad := range []string{"spiffe://other/server/n1", "spiffe://grey/admin/n1", "spiffe://grey/server/", "spiffe://grey/server/a/b", "https://grey/server/n1", "grey://server/a b"} {
+	for _, bad := range []string{"spiffe://other/server/n1", "spiffe://grey/admin/n1", "spiffe://grey/server/", "spiffe://grey/server/a/b", "https://grey/server/n1", "grey://server/a b", "spiffe://grey/server/n1?x=1", "spiffe://grey:1/server/n1", "spiffe://u@grey/server/n1", "spiffe://grey/server/n1#f"} {
 		if got, err := certs.ParseIdentity(bad); err == nil {
 			t.Errorf("ParseIdentity(%q) = %v, want an error", bad, got)
 		}

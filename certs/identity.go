@@ -49,6 +49,9 @@ func ParseIdentity(s string) (Identity, error) {
 	if err != nil {
 		return Identity{}, fmt.Errorf("identity %q: %w", s, err)
 	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Opaque != "" || u.Port() != "" || u.RawPath != "" {
+		return Identity{}, fmt.Errorf("identity %q: no port, user, query, fragment or escapes allowed", s)
+	}
 	var role, name string
 	switch {
 	case u.Scheme == "spiffe" && u.Host == TrustDomain:
