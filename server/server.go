@@ -191,6 +191,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		Replay: builtins,
 
 		DeadServerTimeout: cfg.Raft.DeadServerTimeout.Std(),
+		PeerTLS:           mat.NodeClientConfig(),
 	}, node, s.store, logger)
 
 	s.api = api.New(s.eng, api.Options{Refused: s.refused, NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), Modules: mods, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), PeerTLS: mat.NodeClientConfig(), Logger: logger})

@@ -206,6 +206,20 @@ func TestTLSClusterReplicates(t *testing.T) {
 			t.Errorf("node %s advertises %s", n.ID, n.APIAddr)
 		}
 	}
+	// The leader's health probes of the others' APIs go over mutual TLS
+	// too (else dead_server_timeout would remove healthy servers).
+	greytest.Eventually(t, 15*time.Second, func() bool {
+		ci, err := p.client(t, s1.APIURL(), nil).Cluster(ctx)
+		if err != nil {
+			return false
+		}
+		for _, m := range ci.Members {
+			if m.Role == "server" && m.LastContact == nil {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // A server whose node certificate comes from another CA cannot join, even
