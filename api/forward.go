@@ -23,6 +23,13 @@ import (
 // forward it again.
 const ForwardedHeader = "X-Grey-Forwarded-By"
 
+// ForwardedNodeHeader carries, on a forwarded request, the node identity
+// (certs.Identity URI) of the client certificate the follower verified, so
+// that the leader can act for a worker node that reached a follower. The
+// follower always replaces what a caller sent; the leader believes it only
+// from a peer with a server certificate (auth/mtlsauth).
+const ForwardedNodeHeader = "X-Grey-Forwarded-Node"
+
 // forwarder sends requests a follower cannot serve to the leader.
 type forwarder struct {
 	mu      sync.Mutex
@@ -79,6 +86,12 @@ func (s *Server) forward(next http.Handler) http.Handler {
 			return
 		}
 		r.Header.Set(ForwardedHeader, s.opts.NodeID)
+		r.Header.Del(ForwardedNodeHeader)
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			if id, ok := certs.IdentityOf(r.TLS.VerifiedChains[0][0]); ok {
+				r.Header.Set(ForwardedNodeHeader, id.String())
+			}
+		}
 		if trace.SpanContextFromContext(r.Context()).IsValid() {
 			// The leader's server span becomes a child of this one.
 			tracing.Propagator.Inject(r.Context(), propagation.HeaderCarrier(r.Header))

@@ -24,8 +24,9 @@ import (
 )
 
 type result struct {
-	p   *auth.Principal
-	err error
+	p      *auth.Principal
+	err    error
+	server bool // mtlsauth.ServerPeer
 }
 
 // server is an API-like TLS server (client certificates verified when
@@ -45,7 +46,8 @@ func server(t *testing.T, dir string, got chan<- result) *httptest.Server {
 	a := mtlsauth.New()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.Authenticate(r.Context(), r)
-		got <- result{p, err}
+		_, server := mtlsauth.ServerPeer(r)
+		got <- result{p, err, server}
 	}))
 	srv.TLS = m.APIServerConfig()
 	srv.StartTLS()
@@ -112,10 +114,13 @@ func TestAuthenticate(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	srv := server(t, dir, got)
-	do := func(c *http.Client, forwarded bool) (result, error) {
+	do := func(c *http.Client, forwarded bool, node ...string) (result, error) {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 		if forwarded {
 			req.Header.Set("X-Grey-Forwarded-By", "s2")
+		}
+		for _, n := range node {
+			req.Header.Set("X-Grey-Forwarded-Node", n)
 		}
 		resp, err := c.Do(req)
 		if err != nil {
@@ -129,12 +134,18 @@ func TestAuthenticate(t *testing.T) {
 	if err != nil || r.err != nil {
 		t.Fatalf("server node: %v %v", err, r.err)
 	}
+	if !r.server {
+		t.Error("ServerPeer is false for a server certificate")
+	}
 	if p := r.p; p.Subject != "node:s2" || p.Method != auth.MethodMTLS || len(p.Grants) != 1 || p.Grants[0].Tenant != auth.AllTenants || p.Grants[0].Role != auth.RoleAdmin || p.Expires.IsZero() {
 		t.Errorf("server principal = %+v", p)
 	}
 	r, err = do(clientWith(t, dir, nodeCert(t, dir, "w1", certs.RoleWorker)), false)
 	if err != nil || r.err != nil {
 		t.Fatalf("worker node: %v %v", err, r.err)
+	}
+	if r.server {
+		t.Error("ServerPeer is true for a worker certificate")
 	}
 	if p := r.p; p.Subject != "node:w1" || len(p.Grants) != 1 || p.Grants[0].Role != auth.RoleWorker || p.Grants[0].Tenant != auth.AllTenants {
 		t.Errorf("worker principal = %+v", p)
@@ -147,6 +158,27 @@ func TestAuthenticate(t *testing.T) {
 	r, err = do(clientWith(t, dir, nodeCert(t, dir, "s3", certs.RoleServer)), true)
 	if err != nil || !errors.Is(r.err, auth.ErrNoCredentials) || r.p != nil {
 		t.Errorf("forwarded: %+v %v %v", r.p, err, r.err)
+	}
+	// A server relaying a worker node's request names the worker: the
+	// leader acts for the worker, not with the server's admin role.
+	s3 := clientWith(t, dir, nodeCert(t, dir, "s4", certs.RoleServer))
+	r, err = do(s3, true, "spiffe://grey/worker/w7")
+	if err != nil || r.err != nil || r.p.Subject != "node:w7" || r.p.Grants[0].Role != auth.RoleWorker {
+		t.Errorf("forwarded worker: %+v %v %v", r.p, err, r.err)
+	}
+	if r, err = do(s3, true, "spiffe://grey/admin/x"); err != nil || greyerr.CodeOf(r.err) != greyerr.Unauthenticated {
+		t.Errorf("forwarded junk identity: %+v %v %v", r.p, err, r.err)
+	}
+	// Only a server may name a forwarded node: a worker claiming to relay
+	// a server gets nothing.
+	r, err = do(clientWith(t, dir, nodeCert(t, dir, "w8", certs.RoleWorker)), true, "spiffe://grey/server/s1")
+	if err != nil || !errors.Is(r.err, auth.ErrNoCredentials) || r.p != nil {
+		t.Errorf("worker relaying a server: %+v %v %v", r.p, err, r.err)
+	}
+	// Without the forwarded-by header the node header means nothing.
+	r, err = do(clientWith(t, dir, nodeCert(t, dir, "w9", certs.RoleWorker)), false, "spiffe://grey/server/s1")
+	if err != nil || r.err != nil || r.p.Subject != "node:w9" || r.p.Grants[0].Role != auth.RoleWorker {
+		t.Errorf("node header on a direct request: %+v %v %v", r.p, err, r.err)
 	}
 	// A certificate of the CA that names no node: refused.
 	r, err = do(clientWith(t, dir, plainCert(t, dir)), false)
@@ -162,7 +194,7 @@ func TestAuthenticate(t *testing.T) {
 	// Plaintext.
 	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, err := mtlsauth.New().Authenticate(r.Context(), r)
-		got <- result{nil, err}
+		got <- result{nil, err, false}
 	}))
 	defer plain.Close()
 	if _, err := http.Get(plain.URL); err != nil {
