@@ -359,3 +359,53 @@ func TestTLSLeaseRefusesForeignCA(t *testing.T) {
 		t.Fatalf("task with a cluster-CA worker = %+v, %v", got, err)
 	}
 }
+
+// greyd reads the tls block's files at start-up and stops with an error
+// naming the key of the bad one; a worker node too.
+func TestTLSStartupChecksNameTheKey(t *testing.T) {
+	p := newPKI(t)
+	cfg := tlsServerConfig(t, "s1", config.RoleServer, p.caFile, p.issue("s1", certs.RoleServer, false), nil)
+	cfg.TLS.CertFile = filepath.Join(t.TempDir(), "missing.crt")
+	if _, err := New(cfg, greytest.Logger(t)); err == nil || !strings.Contains(err.Error(), "tls.cert_file: ") {
+		t.Errorf("missing cert: %v", err)
+	}
+	cfg = tlsServerConfig(t, "s1", config.RoleServer, p.caFile, p.issue("s1", certs.RoleServer, true), nil)
+	if _, err := New(cfg, greytest.Logger(t)); err == nil || !strings.Contains(err.Error(), "tls.cert_file: ") || !strings.Contains(err.Error(), "not signed by tls.ca_file") {
+		t.Errorf("cert of another CA: %v", err)
+	}
+	wcfg := workerConfig(t, "w1", "https://127.0.0.1:1", p.caFile, p.issue("w1", certs.RoleServer, false))
+	if err := RunWorker(context.Background(), wcfg, greytest.Logger(t)); err == nil || !strings.Contains(err.Error(), "tls.node_cert_file: ") || !strings.Contains(err.Error(), "is a server certificate") {
+		t.Errorf("server cert on a worker: %v", err)
+	}
+}
+
+// A running greyd serves a renewed API certificate from the next
+// handshake on: the files are replaced, no restart.
+func TestTLSAPICertificateReloads(t *testing.T) {
+	p := newPKI(t)
+	first := p.issue("s1", certs.RoleServer, false)
+	s1 := start(t, tlsServerConfig(t, "s1", config.RoleServer, p.caFile, first, nil))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(readFile(t, p.caFile))
+	serial := func() string {
+		t.Helper()
+		c, err := tls.Dial("tcp", s1.HTTPAddr(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	before := serial()
+	second := p.issue("s1", certs.RoleServer, false) // rewrites s1.crt and s1.key in place
+	if second.CertFile != first.CertFile {
+		t.Fatalf("issued to %s, not over %s", second.CertFile, first.CertFile)
+	}
+	kp, err := tls.LoadX509KeyPair(second.CertFile, second.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := serial(), kp.Leaf.SerialNumber.String(); got != want || got == before {
+		t.Fatalf("after renewal the API serves serial %s, want %s (before: %s)", got, want, before)
+	}
+}
