@@ -8,10 +8,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/grey-distributed/grey/api"
+	"github.com/grey-distributed/grey/auth"
+	"github.com/grey-distributed/grey/auth/mtlsauth"
 	"github.com/grey-distributed/grey/certs"
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/config"
@@ -131,12 +136,15 @@ type running struct {
 	done   chan error
 }
 
-// start runs a server until the test ends.
-func start(t *testing.T, cfg *config.Config) *running {
+// start runs a server until the test ends; hooks see it before it runs.
+func start(t *testing.T, cfg *config.Config, hooks ...func(*Server)) *running {
 	t.Helper()
 	s, err := New(cfg, greytest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, h := range hooks {
+		h(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{Server: s, cancel: cancel, done: make(chan error, 1)}
@@ -407,5 +415,81 @@ func TestTLSAPICertificateReloads(t *testing.T) {
 	}
 	if got, want := serial(), kp.Leaf.SerialNumber.String(); got != want || got == before {
 		t.Fatalf("after renewal the API serves serial %s, want %s (before: %s)", got, want, before)
+	}
+}
+
+// A worker node that leases through a follower acts, at the leader, as
+// itself (node:w1, worker), not as the forwarding server; a caller cannot
+// forge the forwarded node identity.
+func TestTLSForwardedNodeIdentity(t *testing.T) {
+	p := newPKI(t)
+	var mu sync.Mutex
+	seen := map[string][]string{} // path -> principals at the leader
+	record := func(s *Server) {
+		next := s.httpSrv.Handler
+		a := mtlsauth.New()
+		s.httpSrv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			who := "none"
+			if pr, err := a.Authenticate(r.Context(), r); err == nil {
+				who = pr.Subject + "/" + string(pr.Grants[0].Role)
+			} else if !errors.Is(err, auth.ErrNoCredentials) {
+				who = "error"
+			}
+			if r.Header.Get(api.ForwardedHeader) != "" {
+				mu.Lock()
+				seen[r.URL.Path] = append(seen[r.URL.Path], who)
+				mu.Unlock()
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	s1 := start(t, tlsServerConfig(t, "s1", config.RoleServer, p.caFile, p.issue("s1", certs.RoleServer, false), nil), record)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c1 := p.client(t, s1.APIURL(), nil)
+	greytest.Eventually(t, 20*time.Second, func() bool { return c1.Ready(ctx) == nil })
+	s2 := start(t, tlsServerConfig(t, "s2", config.RoleServer, p.caFile, p.issue("s2", certs.RoleServer, false), []string{s1.APIURL()}))
+	greytest.Eventually(t, 30*time.Second, func() bool { return voters(t, s1) == 2 && s2.Engine().LeaderAPI() == s1.APIURL() })
+
+	tk, err := c1.Submit(ctx, task.Spec{Kind: "echo", Payload: []byte(`"x"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- RunWorker(wctx, workerConfig(t, "w1", s2.APIURL(), p.caFile, p.issue("w1", certs.RoleWorker, false)), greytest.Logger(t))
+	}()
+	got, err := c1.Wait(ctx, tk.ID)
+	stop()
+	<-done
+	if err != nil || got.Status != task.Completed {
+		t.Fatalf("task leased through the follower = %+v, %v", got, err)
+	}
+	// A caller without a certificate names a server in the header.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s2.APIURL()+"/api/v1/cluster", nil)
+	req.Header.Set(api.ForwardedNodeHeader, "spiffe://grey/server/s9")
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(readFile(t, p.caFile))
+	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, path := range []string{"/api/v1/cluster/join", "/api/v1/workers/lease"} {
+		if len(seen[path]) == 0 {
+			t.Errorf("%s was not forwarded to the leader", path)
+		}
+		for _, who := range seen[path] {
+			if who != "node:w1/worker" {
+				t.Errorf("%s at the leader acted as %s, want node:w1/worker", path, who)
+			}
+		}
+	}
+	if who := seen["/api/v1/cluster"]; len(who) != 1 || who[0] != "none" {
+		t.Errorf("forged forwarded identity at the leader: %v, want [none]", who)
 	}
 }
