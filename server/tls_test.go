@@ -169,28 +169,36 @@ func voters(t *testing.T, s *running) int {
 	return len(servers)
 }
 
-// Three servers with certificates from the cluster CA form a cluster over
-// mutual TLS (joins, Raft, forwarding and the followers' in-process
+// Three servers with certificates from the cluster CA and
+// require_client_cert form a cluster over mutual TLS (joins, Raft,
+// forwarding, the leader's health probes and the followers' in-process
 // workers all present node certificates), elect a leader and replicate a
 // task to every server.
 func TestTLSClusterReplicates(t *testing.T) {
 	p := newPKI(t)
-	s1 := start(t, tlsServerConfig(t, "s1", config.RoleBoth, p.caFile, p.issue("s1", certs.RoleServer, false), nil))
+	// Every API connection needs a certificate from the CA, so every
+	// node-to-node path must present one.
+	strict := func(c *config.Config) *config.Config { c.TLS.RequireClientCert = true; return c }
+	ops := p.issue("ops", certs.RoleWorker, false)
+	s1 := start(t, strict(tlsServerConfig(t, "s1", config.RoleBoth, p.caFile, p.issue("s1", certs.RoleServer, false), nil)))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c1 := p.client(t, s1.APIURL(), nil)
+	c1 := p.client(t, s1.APIURL(), ops)
 	greytest.Eventually(t, 20*time.Second, func() bool { return c1.Ready(ctx) == nil })
+	if err := p.client(t, s1.APIURL(), nil).Ready(ctx); err == nil {
+		t.Fatal("a client without a certificate was served with require_client_cert")
+	}
 	if !strings.HasPrefix(s1.cfg.APIAdvertise(), "https://") {
 		t.Fatalf("advertised API %s is not https", s1.cfg.APIAdvertise())
 	}
 	join := []string{strings.TrimPrefix(s1.APIURL(), "https://")} // host:port becomes https://
-	s2 := start(t, tlsServerConfig(t, "s2", config.RoleBoth, p.caFile, p.issue("s2", certs.RoleServer, false), join))
-	s3 := start(t, tlsServerConfig(t, "s3", config.RoleBoth, p.caFile, p.issue("s3", certs.RoleServer, false), join))
+	s2 := start(t, strict(tlsServerConfig(t, "s2", config.RoleBoth, p.caFile, p.issue("s2", certs.RoleServer, false), join)))
+	s3 := start(t, strict(tlsServerConfig(t, "s3", config.RoleBoth, p.caFile, p.issue("s3", certs.RoleServer, false), join)))
 	greytest.Eventually(t, 30*time.Second, func() bool { return voters(t, s1) == 3 && voters(t, s2) == 3 && voters(t, s3) == 3 })
 
 	// Submitted to a follower (forwarded to the leader), run by whichever
 	// server's workers lease it.
-	c3 := p.client(t, s3.APIURL(), nil)
+	c3 := p.client(t, s3.APIURL(), ops)
 	greytest.Eventually(t, 20*time.Second, func() bool { return c3.Ready(ctx) == nil })
 	tk, err := c3.Submit(ctx, task.Spec{Kind: "echo", Payload: []byte(`"over tls"`)})
 	if err != nil {
@@ -217,7 +225,7 @@ func TestTLSClusterReplicates(t *testing.T) {
 	// The leader's health probes of the others' APIs go over mutual TLS
 	// too (else dead_server_timeout would remove healthy servers).
 	greytest.Eventually(t, 15*time.Second, func() bool {
-		ci, err := p.client(t, s1.APIURL(), nil).Cluster(ctx)
+		ci, err := c1.Cluster(ctx)
 		if err != nil {
 			return false
 		}
