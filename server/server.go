@@ -75,6 +75,9 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if mat.API != nil && mat.CA == nil {
+		logger.Warn("tls.cert_file without tls.ca_file: Raft and node-to-node calls are not mutually authenticated, and other servers' APIs are verified against the system roots; set tls.ca_file for a cluster")
+	}
 	s := &Server{cfg: cfg, logger: logger, store: state.New(), tls: mat}
 	// Metrics observe the store from the start, so a log replay counts
 	// the same way on every restart.
