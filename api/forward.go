@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/grey-distributed/grey/certs"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/telemetry/tracing"
 )
@@ -21,6 +22,13 @@ import (
 // server that receives one and is not the leader answers 503 rather than
 // forward it again.
 const ForwardedHeader = "X-Grey-Forwarded-By"
+
+// ForwardedNodeHeader carries, on a forwarded request, the node identity
+// (certs.Identity URI) of the client certificate the follower verified, so
+// that the leader can act for a worker node that reached a follower. The
+// follower always replaces what a caller sent; the leader believes it only
+// from a peer with a server certificate (auth/mtlsauth).
+const ForwardedNodeHeader = "X-Grey-Forwarded-Node"
 
 // forwarder sends requests a follower cannot serve to the leader.
 type forwarder struct {
@@ -78,6 +86,12 @@ func (s *Server) forward(next http.Handler) http.Handler {
 			return
 		}
 		r.Header.Set(ForwardedHeader, s.opts.NodeID)
+		r.Header.Del(ForwardedNodeHeader)
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			if id, ok := certs.IdentityOf(r.TLS.VerifiedChains[0][0]); ok {
+				r.Header.Set(ForwardedNodeHeader, id.String())
+			}
+		}
 		if trace.SpanContextFromContext(r.Context()).IsValid() {
 			// The leader's server span becomes a child of this one.
 			tracing.Propagator.Inject(r.Context(), propagation.HeaderCarrier(r.Header))
@@ -105,8 +119,15 @@ func (f *forwarder) proxy(leader string, s *Server) (*httputil.ReverseProxy, err
 		DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
+		TLSClientConfig:     s.opts.PeerTLS,
 	}
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		if certs.IsRefusal(err) {
+			// The leader refused this node's certificate (or this node
+			// the leader's) during the handshake: nothing was applied.
+			s.writeError(w, r, &greyerr.Error{Code: greyerr.Unavailable, Message: "TLS to leader " + leader + " refused (node certificates from another CA?)", Err: err, RetryAfter: time.Second})
+			return
+		}
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" || r.Method == http.MethodGet || r.Method == http.MethodHead {
 			s.writeError(w, r, &greyerr.Error{Code: greyerr.Unavailable, Message: "leader " + leader + " unreachable", Err: err, RetryAfter: time.Second})

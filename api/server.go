@@ -6,6 +6,7 @@
 package api
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net/http"
 	"time"
@@ -40,6 +41,9 @@ type Options struct {
 	// Modules is the wasm module store behind /api/v1/modules (issue #4);
 	// nil answers those routes 501.
 	Modules *modules.Store
+	// PeerTLS, when set, is the TLS config of requests forwarded to the
+	// leader: the node certificate, and the cluster CA to verify it by.
+	PeerTLS *tls.Config
 }
 
 // Server is the HTTP API of one greyd server.

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +50,10 @@ type Config struct {
 	Logger *slog.Logger
 	// LogOutput receives raft's own logs (nil = discarded below warnings to stderr).
 	LogOutput io.Writer
+	// TLSServer and TLSClient, when both are set, run the Raft transport
+	// over mutual TLS: TLSServer verifies peers that connect, TLSClient
+	// the peers this node dials (certs.Material's Raft configs).
+	TLSServer, TLSClient *tls.Config
 }
 
 // Node is a Raft server holding the replicated state.
@@ -114,7 +119,7 @@ func Open(cfg Config, store *state.Store) (*Node, error) {
 		}
 		adv = a
 	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 8, 10*time.Second, hl.Named("transport"))
+	trans, err := newTransport(cfg, adv, hl.Named("transport"))
 	if err != nil {
 		_ = wal.Close()
 		_ = meta.Close()
@@ -170,6 +175,21 @@ func Open(cfg Config, store *state.Store) (*Node, error) {
 		}
 	}
 	return n, nil
+}
+
+// newTransport is the TCP transport, or a mutual-TLS one when cfg has TLS
+// configs.
+func newTransport(cfg Config, adv net.Addr, logger hclog.Logger) (*raft.NetworkTransport, error) {
+	if cfg.TLSServer == nil || cfg.TLSClient == nil {
+		return raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 8, 10*time.Second, logger)
+	}
+	stream, err := newTLSStream(cfg.BindAddr, adv, cfg.TLSServer, cfg.TLSClient)
+	if err != nil {
+		return nil, err
+	}
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: stream, MaxPool: 8, Timeout: 10 * time.Second, Logger: logger,
+	}), nil
 }
 
 func (n *Node) closeStores() {

@@ -329,10 +329,14 @@ func (c *Config) MetricsAddr() string {
 	return net.JoinHostPort(c.Monitoring.Prometheus.Host, strconv.Itoa(c.Monitoring.Prometheus.Port))
 }
 
-// APIAdvertise is the API base URL other nodes use for this one.
+// APIAdvertise is the API base URL other nodes use for this one
+// (https:// when the API serves TLS).
 func (c *Config) APIAdvertise() string {
 	if c.HTTP.Advertise != "" {
 		return strings.TrimRight(c.HTTP.Advertise, "/")
+	}
+	if c.TLS.APIEnabled() {
+		return "https://" + c.HTTP.Addr
 	}
 	return "http://" + c.HTTP.Addr
 }

@@ -86,7 +86,7 @@ http:
   read_timeout: 10s
   shutdown_grace: 1m
   admin_token: ""
-  advertise: http://w-3.grey:8443
+  advertise: https://w-3.grey:8443
 raft:
   addr: 0.0.0.0:7100
   advertise: w-3.grey:7100
@@ -206,6 +206,13 @@ auth:
     username: email
     bindings:
       - {claim: groups, value: acme-*, tenant: acme, role: worker, kinds: [wasm]}
+tls:
+  cert_file: /etc/grey/tls/api.crt
+  key_file: /etc/grey/tls/api.key
+  ca_file: /etc/grey/tls/ca.crt
+  require_client_cert: true
+  node_cert_file: /etc/grey/tls/node.crt
+  node_key_file: /etc/grey/tls/node.key
 `
 
 func TestFullFileRoundTrips(t *testing.T) {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -49,6 +50,9 @@ type Config struct {
 	Self state.Node
 	// DeadServerTimeout removes servers unreachable this long (0 = never).
 	DeadServerTimeout time.Duration
+	// PeerTLS, when set, is the TLS config of the leader's health probes
+	// of the other servers' APIs (the node certificate and the cluster CA).
+	PeerTLS *tls.Config
 	// ProofsOff stops asking workers for proofs, except for tasks and
 	// tenants with require_proof (the cluster's proofs setting, on by
 	// default).

@@ -30,6 +30,7 @@ type members struct {
 	mu      sync.Mutex
 	contact map[string]time.Time
 	since   map[string]time.Time
+	hc      *http.Client // the probes' client (probeClient)
 }
 
 // Join adds a server as a Raft voter (or registers a worker-only node).
@@ -182,6 +183,20 @@ func (e *Engine) ensureMembership(ctx context.Context) {
 	}
 }
 
+// probeClient is the HTTP client of the health probes: the default one,
+// or one with the peers' TLS config (made once, so connections are reused).
+func (e *Engine) probeClient() *http.Client {
+	e.members.mu.Lock()
+	defer e.members.mu.Unlock()
+	if e.members.hc == nil {
+		e.members.hc = &http.Client{Timeout: time.Second}
+		if e.cfg.PeerTLS != nil {
+			e.members.hc.Transport = &http.Transport{TLSClientConfig: e.cfg.PeerTLS, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}
+		}
+	}
+	return e.members.hc
+}
+
 // probe checks the other servers' APIs and, with DeadServerTimeout set,
 // removes servers unreachable for that long while the rest keep quorum.
 func (e *Engine) probe(ctx context.Context) {
@@ -197,7 +212,7 @@ func (e *Engine) probe(ctx context.Context) {
 	}
 	e.members.contact[e.node.ID()] = now
 	e.members.mu.Unlock()
-	client := &http.Client{Timeout: time.Second}
+	client := e.probeClient()
 	var wg sync.WaitGroup
 	for _, s := range servers {
 		id := string(s.ID)

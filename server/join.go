@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/grey-distributed/grey/certs"
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/task"
@@ -14,7 +15,7 @@ import (
 // does (any server forwards to the leader). Refusals that retrying cannot
 // fix (duplicate id, another cluster's data) end start-up.
 func (s *Server) joinCluster(ctx context.Context) error {
-	opts := []client.Option{}
+	opts := s.peerOptions()
 	if s.cfg.HTTP.AdminToken != "" {
 		opts = append(opts, client.WithToken(string(s.cfg.HTTP.AdminToken)))
 	}
@@ -30,7 +31,8 @@ func (s *Server) joinCluster(ctx context.Context) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for n := 1; ; n++ {
 		var last error
-		for _, url := range s.cfg.Raft.Join {
+		for _, addr := range s.cfg.Raft.Join {
+			url := s.cfg.PeerURL(addr)
 			c, err := client.New(url, opts...)
 			if err != nil {
 				return fmt.Errorf("raft.join %s: %w", url, err)
@@ -41,6 +43,10 @@ func (s *Server) joinCluster(ctx context.Context) error {
 			if err == nil {
 				s.logger.Info("joined the cluster", "cluster", resp.ClusterID, "leader", resp.LeaderID, "via", url)
 				return nil
+			}
+			if certs.IsRefusal(err) {
+				// Another CA on either side: no retry changes that.
+				return fmt.Errorf("raft.join %s: TLS refused (are both nodes' certificates from the cluster CA in tls.ca_file?): %w", url, err)
 			}
 			switch greyerr.CodeOf(err) {
 			case greyerr.AlreadyExists, greyerr.FailedPrecondition, greyerr.InvalidArgument,

@@ -17,6 +17,7 @@ import (
 type router struct {
 	eng   *engine.Engine
 	token string
+	opts  []client.Option // TLS to the leader, with the node certificate
 
 	mu      sync.Mutex
 	clients map[string]*client.Client
@@ -24,8 +25,8 @@ type router struct {
 
 var _ worker.Coordinator = (*router)(nil)
 
-func newRouter(eng *engine.Engine, token string) *router {
-	return &router{eng: eng, token: token, clients: make(map[string]*client.Client)}
+func newRouter(eng *engine.Engine, token string, opts ...client.Option) *router {
+	return &router{eng: eng, token: token, opts: opts, clients: make(map[string]*client.Client)}
 }
 
 // target returns the coordinator to use now.
@@ -43,7 +44,7 @@ func (r *router) target() (worker.Coordinator, error) {
 	c := r.clients[addr]
 	if c == nil {
 		var err error
-		opts := []client.Option{}
+		opts := append([]client.Option{}, r.opts...)
 		if r.token != "" {
 			opts = append(opts, client.WithToken(r.token))
 		}

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grey-distributed/grey/api"
+	"github.com/grey-distributed/grey/certs"
+	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/engine"
@@ -50,7 +52,8 @@ type Server struct {
 	metricsSv *http.Server
 	pool      *worker.Pool
 	metrics   *telemetry.Metrics
-	signer    *proof.Signer // this node's proof key and attester
+	signer    *proof.Signer   // this node's proof key and attester
+	tls       *certs.Material // the API's certificate and the node's mTLS material
 	// stopTracing flushes and stops trace export (telemetry.SetupTracing).
 	stopTracing func(context.Context) error
 }
@@ -66,7 +69,16 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.Node.DataDir, err)
 	}
-	s := &Server{cfg: cfg, logger: logger, store: state.New()}
+	// The tls block's files are read and checked now, so a bad one stops
+	// start-up with the key that names it.
+	mat, err := certs.Load(cfg, func(err error) { logger.Error("TLS certificate reload failed", "err", err) })
+	if err != nil {
+		return nil, err
+	}
+	if mat.API != nil && mat.CA == nil {
+		logger.Warn("tls.cert_file without tls.ca_file: Raft and node-to-node calls are not mutually authenticated, and other servers' APIs are verified against the system roots; set tls.ca_file for a cluster")
+	}
+	s := &Server{cfg: cfg, logger: logger, store: state.New(), tls: mat}
 	// Metrics observe the store from the start, so a log replay counts
 	// the same way on every restart.
 	var reg *prometheus.Registry
@@ -97,7 +109,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 			return ""
 		}
 		return s.eng.LeaderAPI()
-	}, string(cfg.HTTP.AdminToken)), logger.With("component", "wasm"))
+	}, string(cfg.HTTP.AdminToken), s.peerOptions()...), logger.With("component", "wasm"))
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +146,8 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		LeaderLeaseTimeout: cfg.Raft.LeaderLeaseTimeout.Std(),
 		MaxAppendEntries:   cfg.Raft.MaxAppendEntries,
 		Logger:             logger,
+		TLSServer:          mat.RaftServerConfig(),
+		TLSClient:          mat.RaftClientConfig(),
 	}, s.store)
 	if err != nil {
 		_ = httpLn.Close()
@@ -180,9 +194,10 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		Replay: builtins,
 
 		DeadServerTimeout: cfg.Raft.DeadServerTimeout.Std(),
+		PeerTLS:           mat.NodeClientConfig(),
 	}, node, s.store, logger)
 
-	s.api = api.New(s.eng, api.Options{Refused: s.refused, NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), Modules: mods, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), Logger: logger})
+	s.api = api.New(s.eng, api.Options{Refused: s.refused, NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), Modules: mods, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), PeerTLS: mat.NodeClientConfig(), Logger: logger})
 	var handler http.Handler = s.api
 	if s.metrics != nil {
 		handler = s.metrics.HTTP(func(r *http.Request) string { return r.Pattern }, handler)
@@ -193,6 +208,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		ReadTimeout:       cfg.HTTP.ReadTimeout.Std(),
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		TLSConfig:         mat.APIServerConfig(),
 	}
 
 	if cfg.Monitoring.Prometheus.Enabled {
@@ -203,7 +219,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	}
 
 	if cfg.Worker.Enabled {
-		s.pool = worker.NewPool(newRouter(s.eng, string(cfg.HTTP.AdminToken)), worker.Options{
+		s.pool = worker.NewPool(newRouter(s.eng, string(cfg.HTTP.AdminToken), s.peerOptions()...), worker.Options{
 			WorkerID:      cfg.Node.ID + "/builtin",
 			Kinds:         cfg.Worker.Kinds,
 			Labels:        cfg.Worker.Labels,
@@ -238,6 +254,23 @@ func (s *Server) closeEarly() {
 	_ = s.httpLn.Close()
 }
 
+// APIURL is the API's base URL on its bound address (https:// with TLS).
+func (s *Server) APIURL() string {
+	if s.tls.API != nil {
+		return "https://" + s.HTTPAddr()
+	}
+	return "http://" + s.HTTPAddr()
+}
+
+// peerOptions are the client options of this node's calls to other nodes:
+// mutual TLS with the node certificate when a cluster CA is configured.
+func (s *Server) peerOptions() []client.Option {
+	if c := s.tls.NodeClientConfig(); c != nil {
+		return []client.Option{client.WithTLSConfig(c)}
+	}
+	return nil
+}
+
 // HTTPAddr is the API's bound address.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
 
@@ -259,7 +292,12 @@ func (s *Server) Run(ctx context.Context) error {
 	defer telemetry.FlushTracing(s.stopTracing, s.logger)
 	errc := make(chan error, 3)
 	go func() {
-		if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.httpSrv.Serve
+		if s.httpSrv.TLSConfig != nil {
+			// The certificate comes from TLSConfig.GetCertificate.
+			serve = func(ln net.Listener) error { return s.httpSrv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("api server: %w", err)
 		}
 	}()
@@ -293,7 +331,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return runErr
 		}
 	}
-	s.logger.Info("greyd running", "node", s.cfg.Node.ID, "api", "http://"+s.HTTPAddr(), "metrics", s.MetricsAddr(), "data_dir", s.cfg.Node.DataDir)
+	s.logger.Info("greyd running", "node", s.cfg.Node.ID, "api", s.APIURL(), "metrics", s.MetricsAddr(), "data_dir", s.cfg.Node.DataDir)
 	stopBackups := s.startBackups()
 
 	var runErr error

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/grey-distributed/grey/auth/apikey"
+	"github.com/grey-distributed/grey/certs"
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/executor"
@@ -42,7 +43,19 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	c, err := client.New(strings.Join(cfg.Node.Servers, ","), opts...)
+	// The node certificate (a worker's) and the cluster CA, checked now.
+	mat, err := certs.Load(cfg, func(err error) { logger.Error("TLS certificate reload failed", "err", err) })
+	if err != nil {
+		return err
+	}
+	if tc := mat.NodeClientConfig(); tc != nil {
+		opts = append(opts, client.WithTLSConfig(tc))
+	}
+	servers := make([]string, len(cfg.Node.Servers))
+	for i, a := range cfg.Node.Servers {
+		servers[i] = cfg.PeerURL(a)
+	}
+	c, err := client.New(strings.Join(servers, ","), opts...)
 	if err != nil {
 		return fmt.Errorf("node.servers: %w", err)
 	}
@@ -139,6 +152,9 @@ func register(ctx context.Context, c *client.Client, req *client.JoinRequest, lo
 		if err == nil {
 			logger.Info("registered with the cluster", "node", req.NodeID, "key_id", proof.KeyIDOf(req.PublicKey))
 			return nil
+		}
+		if certs.IsRefusal(err) {
+			return fmt.Errorf("register worker node %s: TLS refused (is the node certificate from the cluster CA in tls.ca_file?): %w", req.NodeID, err)
 		}
 		switch greyerr.CodeOf(err) {
 		case greyerr.AlreadyExists:

@@ -63,6 +63,7 @@ type app struct {
 	// tokenFlag and apiKeyFlag: the credential came from a flag (which
 	// beats the environment).
 	tokenFlag, apiKeyFlag bool
+	tls    tlsFlags
 
 	// httpClient, when set, is shared by the clients greyctl creates.
 	httpClient *http.Client
@@ -123,6 +124,8 @@ The global flags fall back to environment variables:
   --token   GREY_TOKEN   (bearer token, when auth is on; the admin token for
                          the tenant and cost commands where the server has one)
   --api-key GREY_API_KEY (a Grey API key, grey_<id>_<secret>)
+  --ca-file GREY_CA_FILE (the CA of https servers, e.g. greyd certs init's ca.crt)
+  --cert-file, --key-file  GREY_CERT_FILE, GREY_KEY_FILE (a client certificate)
 Without --token or --api-key, the token stored by greyctl login is used
 (and refreshed when it expires).`,
 		RunE:          groupRun,
@@ -137,6 +140,7 @@ Without --token or --api-key, the token stored by greyctl login is used
 	f.StringVar(&a.tenant, "tenant", "default", "tenant to act for (env GREY_TENANT)")
 	f.StringVar(&a.token, "token", "", "bearer token (env GREY_TOKEN)")
 	f.StringVar(&a.apiKey, "api-key", "", "Grey API key, grey_<id>_<secret> (env GREY_API_KEY)")
+	a.tls.register(f)
 	f.StringVarP(&a.output, "output", "o", "table", "output format: table or json (cost report: also csv)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
@@ -194,6 +198,11 @@ func (a *app) client(tenant string) (*client.Client, error) {
 	}
 	if cred != nil {
 		opts = append(opts, cred)
+	}
+	if o, err := a.tls.option(a.getenv); err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	} else if o != nil {
+		opts = append(opts, o)
 	}
 	if a.httpClient != nil {
 		opts = append(opts, client.WithHTTPClient(a.httpClient))

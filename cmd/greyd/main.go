@@ -1,6 +1,9 @@
 // Command greyd runs a Grey node. With no configuration it is the embedded
 // default: one Raft voter, data in ./grey-data, the API on 127.0.0.1:8080,
 // metrics on 127.0.0.1:9090/metrics, built-in workers, no authentication.
+//
+// `greyd certs init|issue` makes a development CA and node certificates for
+// TLS and mutual TLS between nodes (docs/AUTH.md).
 package main
 
 import (
@@ -32,6 +35,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "certs" {
+		return runCerts(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("greyd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (

@@ -66,8 +66,9 @@ func ClientSource(c *client.Client) Source {
 // for example because this server leads, and answers NotFound). A follower
 // whose in-process workers cannot read the leader's module bucket (file://
 // buckets are local to a server) falls back to it. token is the bearer
-// token sent, if any.
-func LeaderSource(leader func() string, token string) Source {
+// token sent, if any; opts add client options (mutual TLS with the node
+// certificate).
+func LeaderSource(leader func() string, token string, opts ...client.Option) Source {
 	var mu sync.Mutex
 	clients := map[string]*client.Client{}
 	return SourceFunc(func(ctx context.Context, tenant, digest string) ([]byte, error) {
@@ -78,7 +79,7 @@ func LeaderSource(leader func() string, token string) Source {
 		mu.Lock()
 		c := clients[addr]
 		if c == nil {
-			opts := []client.Option{client.WithUserAgent("greyd-wasm/1")}
+			opts := append([]client.Option{client.WithUserAgent("greyd-wasm/1")}, opts...)
 			if token != "" {
 				opts = append(opts, client.WithToken(token))
 			}
