@@ -63,7 +63,7 @@ type app struct {
 	// tokenFlag and apiKeyFlag: the credential came from a flag (which
 	// beats the environment).
 	tokenFlag, apiKeyFlag bool
-	tls    tlsFlags
+	tls                   tlsFlags
 
 	// httpClient, when set, is shared by the clients greyctl creates.
 	httpClient *http.Client
