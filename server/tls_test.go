@@ -287,7 +287,11 @@ func TestTLSForwardRefusesForeignCA(t *testing.T) {
 	cfg := tlsServerConfig(t, "s2", config.RoleServer, p.caFile, p.issue("s2-api", certs.RoleServer, false), []string{s1.APIURL()})
 	cfg.TLS.NodeCertFile, cfg.TLS.NodeKeyFile = nodeCert, nodeKey
 	s2 := start(t, cfg)
-	greytest.Eventually(t, 30*time.Second, func() bool { return voters(t, s1) == 2 && s2.Engine().LeaderAPI() == s1.APIURL() })
+	// A third voter keeps s1's quorum when s2's Raft traffic is refused
+	// too (the same node certificate), so s1 stays leader and the refusal
+	// seen is the forwarding handshake's, not a lost leader.
+	start(t, tlsServerConfig(t, "s3", config.RoleServer, p.caFile, p.issue("s3", certs.RoleServer, false), []string{s1.APIURL()}))
+	greytest.Eventually(t, 30*time.Second, func() bool { return voters(t, s1) == 3 && s2.Engine().LeaderAPI() == s1.APIURL() })
 	c2 := p.client(t, s2.APIURL(), nil)
 
 	copyPair(t, p.issue("s2", certs.RoleServer, true), nodeCert, nodeKey)
