@@ -131,6 +131,7 @@ monitoring:
     path: /m
     buckets: [0.5, 1]
     include_tenant_labels: false
+    pprof: false
   opentelemetry:
     endpoint: http://collector:4317
     protocol: grpc
@@ -177,6 +178,8 @@ proofs:
   attester: auto
 auth:
   mode: [oidc, apikey]
+  audit:
+    sink: /var/log/grey/audit.log
   oidc:
     provider: keycloak
     issuer: https://sso.example.com/realms/grey
