@@ -178,6 +178,7 @@ proofs:
   attester: auto
 auth:
   mode: [oidc, apikey]
+  insecure_none_beyond_loopback: true
   audit:
     sink: /var/log/grey/audit.log
   oidc:

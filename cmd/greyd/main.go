@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -115,13 +116,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	logger := newLogger(cfg, stderr)
-	if !isLoopback(cfg.HTTP.Addr) {
-		logger.Warn("the API has no authentication in this mode and listens beyond loopback", "addr", cfg.HTTP.Addr)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if cfg.Node.Role == config.RoleWorker {
 		if err := server.RunWorker(ctx, cfg, logger); err != nil {
+			var ce *config.Error
+			if errors.As(err, &ce) {
+				fmt.Fprintf(stderr, "greyd: %v\n", err)
+				return 2
+			}
 			logger.Error("worker failed", "err", err)
 			return 1
 		}
@@ -129,6 +132,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	srv, err := server.New(cfg, logger)
 	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			// A refused configuration (auth.mode none beyond loopback):
+			// said plainly, like the other configuration errors.
+			fmt.Fprintf(stderr, "greyd: %v\n", err)
+			return 2
+		}
 		logger.Error("start-up failed", "err", err)
 		return 1
 	}
