@@ -104,6 +104,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	if !*printConfig {
+		// Before validation: without authentication, a non-loopback
+		// listener is refused first, naming auth.mode.
+		if err := cfg.CheckExposure(); err != nil {
+			fmt.Fprintf(stderr, "greyd: %v\n", err)
+			return 2
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "greyd: %v\n", err)
 		return 2
