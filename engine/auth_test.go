@@ -28,8 +28,8 @@ func TestLeasePrincipalSurvivesRestart(t *testing.T) {
 		w1 := as("apikey:w1", auth.Grant{Tenant: "a", Role: auth.RoleWorker})
 		w2 := as("apikey:w2", auth.Grant{Tenant: "a", Role: auth.RoleWorker})
 		lr, err := n.Engine.Lease(w1, &worker.LeaseRequest{WorkerID: "w", Kinds: []string{"noop"}, Max: 1})
-		if err != nil || len(lr.Tasks) != 1 {
-			t.Fatalf("lease: %v %+v", err, lr)
+		if err != nil || len(lr.Tasks) != 1 || lr.Tasks[0].Principal != "apikey:w1" {
+			t.Fatalf("lease: %v %+v (the assignment names the principal, for the proof)", err, lr)
 		}
 		n.Restart(snapshot)
 		got := n.Store.Lookup(tk.ID)

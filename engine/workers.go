@@ -109,7 +109,7 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 				resp.Tasks = append(resp.Tasks, worker.Assignment{
 					TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Payload: t.Payload,
 					Attempt: t.Attempt, Timeout: task.Duration(e.timeoutOf(t)),
-					LeaseDeadline: t.Lease.Deadline, Headers: headers, Prove: prove,
+					LeaseDeadline: t.Lease.Deadline, Headers: headers, Prove: prove, Principal: t.Lease.Principal,
 				})
 			}
 			if len(resp.Tasks) > 0 {
