@@ -190,6 +190,17 @@ func TestRouteTableCoversTheMux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	inSpec := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			inSpec[method+" "+path] = true
+		}
+	}
+	for k := range table {
+		if !inSpec[k] && !notInSpec[k] {
+			t.Errorf("route %s is not described in openapi.yaml", k)
+		}
+	}
 	for path, item := range doc.Paths.Map() {
 		for method := range item.Operations() {
 			p := strings.NewReplacer("{id}", zeroID, "{digest}", strings.Repeat("a", 64)).Replace(path)
