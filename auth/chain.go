@@ -67,17 +67,26 @@ func (c *Chain) Authenticate(ctx context.Context, r *http.Request) (*Principal, 
 	if r.Header.Get("Authorization") != "" {
 		return nil, greyerr.New(greyerr.Unauthenticated, "the credential is not recognised by any enabled auth mode")
 	}
-	return nil, greyerr.New(greyerr.Unauthenticated, "this route needs a credential (Authorization: Bearer <token or API key>)")
+	e := greyerr.New(greyerr.Unauthenticated, "this route needs a credential (Authorization: Bearer <token or API key>)")
+	e.Reason = ReasonMissingCredentials
+	return nil, e
 }
 
-// Challenge is the WWW-Authenticate value of a 401 answer.
+// ReasonMissingCredentials is the reason of the 401 answer to a request
+// that carries no credential at all (as opposed to a refused one).
+const ReasonMissingCredentials = "missing_credentials"
+
+// Challenge is the WWW-Authenticate value of a 401 answer to err (nil: a
+// request that needs a credential it did not send).
 func (c *Chain) Challenge(err error) string {
 	realm := c.Realm
 	if realm == "" {
 		realm = "grey"
 	}
 	v := `Bearer realm="` + realm + `"`
-	if err != nil && !strings.Contains(err.Error(), "needs a credential") {
+	var ge *greyerr.Error
+	if err != nil && !(errors.As(err, &ge) && ge.Reason == ReasonMissingCredentials) {
+		// RFC 6750: a credential was presented and refused.
 		v += `, error="invalid_token"`
 	}
 	return v
