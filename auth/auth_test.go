@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grey-distributed/grey/auth"
 	"github.com/grey-distributed/grey/greyerr"
@@ -210,6 +211,13 @@ func TestChain(t *testing.T) {
 	if _, err := c.Authenticate(t.Context(), r); greyerr.CodeOf(err) != greyerr.Unauthenticated {
 		t.Fatalf("nothing recognised: %v", err)
 	}
+	expired := principal(auth.Grant{Tenant: "a", Role: auth.RoleViewer})
+	expired.Expires = time.Now().Add(-time.Second)
+	c = &auth.Chain{Authenticators: []auth.Authenticator{fixed{"old", expired, nil}}}
+	if _, err := c.Authenticate(t.Context(), r); greyerr.CodeOf(err) != greyerr.Unauthenticated {
+		t.Fatalf("expired principal: %v", err)
+	}
+	c = &auth.Chain{Authenticators: []auth.Authenticator{skip}}
 	c.Anonymous = auth.Development(false)
 	if got, err := c.Authenticate(t.Context(), r); err != nil || got.Subject != auth.SubjectAnonymous {
 		t.Fatalf("mode none: %v %v", got, err)

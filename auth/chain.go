@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/grey-distributed/grey/greyerr"
 )
@@ -58,6 +59,11 @@ func (c *Chain) Authenticate(ctx context.Context, r *http.Request) (*Principal, 
 		}
 		if p == nil {
 			return nil, greyerr.New(greyerr.Unauthenticated, "%s authenticator returned no principal", a.Name())
+		}
+		if !p.Expires.IsZero() && !time.Now().Before(p.Expires) {
+			// Authenticators check expiry themselves; a cached principal
+			// must not outlive its credential either.
+			return nil, greyerr.New(greyerr.Unauthenticated, "%s credential expired", a.Name())
 		}
 		return p, nil
 	}
