@@ -396,6 +396,8 @@ func TestMissingAndRefusedCredentials(t *testing.T) {
 		t.Fatal("the audit log holds a credential")
 	}
 	e.audit.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.results[api.AuthUnauthenticated] != 4 {
 		t.Fatalf("auth results %v", e.results)
 	}

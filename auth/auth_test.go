@@ -251,3 +251,26 @@ func TestAdminToken(t *testing.T) {
 		}
 	}
 }
+
+// FuzzBearerToken: any Authorization value parses without panicking; a
+// token is returned only for the Bearer scheme, trimmed and non-empty.
+func FuzzBearerToken(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "bearer  x ", "Basic abc", "Bearer", "Bearer ", "", "BEARER a b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header["Authorization"] = []string{h}
+		tok, ok := auth.BearerToken(r)
+		if !ok {
+			if tok != "" {
+				t.Fatalf("%q: token %q without ok", h, tok)
+			}
+			return
+		}
+		scheme, _, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.TrimSpace(tok) != tok {
+			t.Fatalf("%q: token %q", h, tok)
+		}
+	})
+}
