@@ -138,7 +138,7 @@ var allowedRoles = map[string][]string{
 	"GET /api/v1/cluster/nodes":            {"admin", "operator", "viewer", "worker"},
 	"GET /api/v1/cluster/self":             {"admin", "operator", "viewer", "worker"},
 	"GET /api/v1/cluster/keys":             {"admin", "operator", "viewer", "worker"},
-	"POST /api/v1/cluster/join":            {"admin"},
+	"POST /api/v1/cluster/join":            {"admin", "worker"},
 	"DELETE /api/v1/cluster/nodes/{id}":    {"admin"},
 	"POST /api/v1/tenants":                 {"admin"},
 	"GET /api/v1/tenants":                  {"admin"},

@@ -73,7 +73,7 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/api/v1/cluster/nodes", auth.PermClusterRead, c, everyone, s.nodes},
 		{"GET", "/api/v1/cluster/self", auth.PermClusterRead, c, everyone, s.self},
 		{"GET", "/api/v1/cluster/keys", auth.PermClusterRead, c, everyone, s.keys},
-		{"POST", "/api/v1/cluster/join", auth.PermClusterAdmin, c, admins, s.join},
+		{"POST", "/api/v1/cluster/join", auth.PermNodeRegister, w, "admin; worker (its own worker-only node, not a server)", s.join},
 		{"DELETE", "/api/v1/cluster/nodes/{id}", auth.PermClusterAdmin, c, admins, s.removeNode},
 		{"POST", "/api/v1/tenants", auth.PermTenantAdmin, c, admins, s.createTenant},
 		{"GET", "/api/v1/tenants", auth.PermTenantAdmin, c, admins, s.listTenants},

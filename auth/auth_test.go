@@ -27,7 +27,7 @@ func TestRoleTable(t *testing.T) {
 		auth.RoleAdmin:    auth.Permissions,
 		auth.RoleOperator: {auth.PermTaskRead, auth.PermTaskSubmit, auth.PermTaskCancel, auth.PermTaskReplay, auth.PermModuleRead, auth.PermModuleWrite, auth.PermClusterRead},
 		auth.RoleViewer:   {auth.PermTaskRead, auth.PermModuleRead, auth.PermClusterRead},
-		auth.RoleWorker:   {auth.PermWorkerLease, auth.PermModuleRead, auth.PermClusterRead},
+		auth.RoleWorker:   {auth.PermWorkerLease, auth.PermNodeRegister, auth.PermModuleRead, auth.PermClusterRead},
 	}
 	for _, r := range auth.Roles {
 		for _, p := range auth.Permissions {

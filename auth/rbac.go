@@ -43,6 +43,11 @@ const (
 	PermKeyAdmin Permission = "key.admin"
 	// PermDebug reads profiles (pprof) of a node.
 	PermDebug Permission = "cluster.debug"
+	// PermNodeRegister registers a worker-only node and its proof-signing
+	// key (POST /cluster/join with role worker). A non-admin may register
+	// only node ids it registered first; joining as a server needs
+	// PermClusterAdmin.
+	PermNodeRegister Permission = "node.register"
 )
 
 // Permissions lists every permission.
@@ -50,6 +55,7 @@ var Permissions = []Permission{
 	PermTaskRead, PermTaskSubmit, PermTaskCancel, PermTaskReplay,
 	PermModuleRead, PermModuleWrite, PermWorkerLease,
 	PermClusterRead, PermClusterAdmin, PermTenantAdmin, PermSnapshot, PermKeyAdmin, PermDebug,
+	PermNodeRegister,
 }
 
 // Valid reports whether p is one of Permissions.
@@ -75,7 +81,7 @@ var roleTable = map[Role][]Permission{
 		PermModuleRead, PermModuleWrite, PermClusterRead,
 	},
 	RoleViewer: {PermTaskRead, PermModuleRead, PermClusterRead},
-	RoleWorker: {PermWorkerLease, PermModuleRead, PermClusterRead},
+	RoleWorker: {PermWorkerLease, PermNodeRegister, PermModuleRead, PermClusterRead},
 }
 
 // RolePermissions returns the permissions of role r (nil for an unknown

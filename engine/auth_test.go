@@ -70,3 +70,36 @@ func TestLeaseScope(t *testing.T) {
 		t.Fatalf("in-process lease: %v %+v", err, lr)
 	}
 }
+
+// TestWorkerRegistersItsOwnNode: a worker principal may register a
+// worker-only node and its key, and refresh it, but not join as a server
+// nor take over a node id another principal registered.
+func TestWorkerRegistersItsOwnNode(t *testing.T) {
+	t.Parallel()
+	n := greytest.NewNode(t, engine.Config{})
+	w1 := as("apikey:w1", auth.Grant{Tenant: "a", Role: auth.RoleWorker})
+	w2 := as("apikey:w2", auth.Grant{Tenant: "a", Role: auth.RoleWorker})
+	admin := as("apikey:admin", auth.Grant{Tenant: auth.AllTenants, Role: auth.RoleAdmin})
+	join := func(ctx context.Context, id, role string) error {
+		_, err := n.Engine.Join(ctx, &engine.JoinRequest{NodeID: id, Role: role, RaftAddr: "127.0.0.1:1", APIAddr: "http://127.0.0.1:2"})
+		return err
+	}
+	if err := join(w1, "gpu-1", "worker"); err != nil {
+		t.Fatalf("worker registers its node: %v", err)
+	}
+	if err := join(w1, "gpu-1", "worker"); err != nil {
+		t.Fatalf("worker refreshes its node: %v", err)
+	}
+	if err := join(w2, "gpu-1", "worker"); greyerr.CodeOf(err) != greyerr.PermissionDenied {
+		t.Fatalf("another worker takes gpu-1 over: %v", err)
+	}
+	if err := join(w1, "s9", "server"); greyerr.CodeOf(err) != greyerr.PermissionDenied {
+		t.Fatalf("worker joins as a server: %v", err)
+	}
+	if got := n.Store.Node("gpu-1"); got == nil || got.RegisteredBy != "apikey:w1" {
+		t.Fatalf("node record %+v", got)
+	}
+	if err := join(admin, "gpu-1", "worker"); err != nil {
+		t.Fatalf("admin re-registers: %v", err)
+	}
+}
