@@ -10,51 +10,20 @@ import (
 	"github.com/grey-distributed/grey/greyerr"
 )
 
-// The API key routes. In the RBAC route table they need a tenant-scoped
-// permission that admin and operator hold (apikey.manage: an operator
-// manages its own tenant's keys, so the cluster-wide key.admin is too
-// strict); the handlers then apply the finer rule:
-//
-//	POST   /api/v1/apikeys       apikey.manage: admin, or operator of the key's tenant;
-//	                             apikey.MayCreate: only an admin creates admin keys
-//	GET    /api/v1/apikeys       apikey.manage: admin (all tenants, or ?tenant=), or
-//	                             operator of the tenant listed (403 tenant_not_allowed)
-//	DELETE /api/v1/apikeys/{id}  apikey.manage: admin, or operator of the key's tenant
-//	                             (another tenant's key is 404)
-//
-// The handlers read the principal from the request context. Without one
-// (auth mode none) the caller is trusted as an anonymous admin, as on every
-// route in that mode, except that the admin token guards these routes where
-// one is configured.
+// The API key routes need auth.PermAPIKeyManage on the request's tenant
+// (admin, or the tenant's operator; see the route table); the handlers then
+// apply the finer rule of apikey.MayCreate (only an admin creates admin
+// keys), list another tenant's keys only for an admin (?tenant=), and answer
+// 404 for another tenant's key.
 
-// anonymousAdmin is the principal of a request in auth mode none.
-var anonymousAdmin = auth.Principal{
-	Subject: "anonymous",
-	Method:  auth.MethodNone,
-	Grants:  []auth.Grant{{Tenant: auth.AllTenants, Role: auth.RoleAdmin}},
-}
-
-// keysPrincipal returns the caller's principal, or the anonymous admin in
-// auth mode none.
+// keysPrincipal returns the caller's principal. The middleware always sets
+// one (mode none's is the development principal); without it the caller
+// holds nothing, so a handler reached some other way fails closed.
 func keysPrincipal(r *http.Request) *auth.Principal {
 	if p := auth.FromContext(r.Context()); p != nil {
 		return p
 	}
-	p := anonymousAdmin
-	return &p
-}
-
-// keysGuard applies the admin token to the key routes of a request without
-// a principal (auth mode none with http.admin_token set).
-func (s *Server) keysGuard(h http.HandlerFunc) http.HandlerFunc {
-	guarded := s.admin(h)
-	return func(w http.ResponseWriter, r *http.Request) {
-		if auth.FromContext(r.Context()) != nil {
-			h(w, r)
-			return
-		}
-		guarded(w, r)
-	}
+	return &auth.Principal{Subject: "anonymous"}
 }
 
 // keysTenant is the tenant a non-admin caller's key request is about: the

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -56,44 +55,14 @@ func newKeyServer(t *testing.T) *keyServer {
 	return ks
 }
 
-// rebuild serves the node's current engine (after a restart).
+// rebuild serves the node's current engine (after a restart), with API
+// keys as the only credential (auth.mode: apikey).
 func (ks *keyServer) rebuild() {
 	eng := ks.node.Engine
-	a := apikeyauth.New(eng)
-	inner := api.New(eng, api.Options{Logger: greytest.Logger(ks.t)})
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := a.Authenticate(r.Context(), r)
-		if errors.Is(err, auth.ErrNoCredentials) {
-			err = greyerr.New(greyerr.Unauthenticated, "an api key is required")
-		}
-		if err != nil {
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("WWW-Authenticate", `Bearer realm="grey"`)
-			w.WriteHeader(greyerr.HTTPStatus(greyerr.CodeOf(err)))
-			_, _ = io.WriteString(w, `{"code":"`+string(greyerr.CodeOf(err))+`","message":`+quote(err.Error())+`}`)
-			return
-		}
-		inner.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
-	})
+	h := api.New(eng, api.Options{Logger: greytest.Logger(ks.t), Auth: &auth.Chain{Authenticators: []auth.Authenticator{apikeyauth.New(eng)}, Realm: "grey"}})
 	ks.mu.Lock()
 	ks.h = h
 	ks.mu.Unlock()
-}
-
-func quote(s string) string {
-	var b bytes.Buffer
-	b.WriteByte('"')
-	for _, r := range s {
-		switch r {
-		case '"', '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
 }
 
 // specTransport holds every exchange of the client to openapi.yaml.
@@ -335,22 +304,23 @@ func TestAPIKeys(t *testing.T) {
 	wantCode(t, "revoked key after restart", err, greyerr.Unauthenticated)
 }
 
-// TestAPIKeysDevMode: without a principal (auth mode none) the key routes
-// act for an anonymous admin, behind the admin token where one is set.
+// TestAPIKeysDevMode: in auth mode none with an admin token, the anonymous
+// caller (operator and worker on every tenant) may not create keys; the
+// admin token may.
 func TestAPIKeysDevMode(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, engine.Config{}, api.Options{AdminToken: "s3cret-admin"})
 	body := map[string]any{"tenant": "acme", "role": "worker", "kinds": []string{"noop"}, "expires_in": "1d"}
 	r := e.do(t, call{method: "POST", path: "/api/v1/apikeys", body: body})
-	if r.status != http.StatusUnauthorized {
-		t.Errorf("without the admin token: %d %s", r.status, r.body)
+	if r.status != http.StatusForbidden {
+		t.Errorf("without the admin token: %d %s, want 403", r.status, r.body)
 	}
 	var created struct {
 		Key   map[string]any `json:"key"`
 		Token string         `json:"token"`
 	}
 	r = e.ok(t, call{method: "POST", path: "/api/v1/apikeys", body: body, header: map[string]string{"Authorization": "Bearer s3cret-admin"}}, http.StatusCreated, &created)
-	if created.Key["created_by"] != "anonymous" || created.Key["tenant"] != "acme" || !strings.HasPrefix(created.Token, "grey_") {
+	if created.Key["created_by"] != auth.SubjectAdminToken || created.Key["tenant"] != "acme" || !strings.HasPrefix(created.Token, "grey_") {
 		t.Errorf("created %+v", created)
 	}
 	if r.header.Get("Cache-Control") != "no-store" {

@@ -159,18 +159,6 @@ func decodeError(err error, max int64) error {
 	return greyerr.Invalid("body", "%v", err)
 }
 
-// tenant returns the caller's tenant (dev mode: the X-Grey-Tenant header).
-func tenantOf(r *http.Request) (string, error) {
-	t := r.Header.Get(TenantHeader)
-	if t == "" {
-		return DefaultTenant, nil
-	}
-	if !task.ValidTenant(t) {
-		return "", greyerr.Invalid(TenantHeader, "%q is not a valid tenant id (lower-case letters, digits, '-', '_')", t)
-	}
-	return t, nil
-}
-
 func parseStatuses(v string) ([]task.Status, error) {
 	if v == "" {
 		return nil, nil

@@ -11,16 +11,20 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/grey-distributed/grey/audit"
+	"github.com/grey-distributed/grey/auth"
 	"github.com/grey-distributed/grey/engine"
 	"github.com/grey-distributed/grey/modules"
 	"github.com/grey-distributed/grey/telemetry/tracing"
 )
 
-// TenantHeader carries the tenant in dev mode (no authentication).
-const TenantHeader = "X-Grey-Tenant"
+// TenantHeader chooses among the tenants the caller may act for
+// (docs/AUTH.md); in mode none it names any tenant.
+const TenantHeader = auth.TenantHeader
 
-// DefaultTenant is the tenant of requests without TenantHeader.
-const DefaultTenant = "default"
+// DefaultTenant is the tenant of requests without TenantHeader from a
+// principal on every tenant (an admin, or mode none).
+const DefaultTenant = auth.DefaultTenant
 
 // Options configure the API server.
 type Options struct {
@@ -35,12 +39,25 @@ type Options struct {
 	Refused func(tenant string, err error)
 	// NodeID names this server in forwarded requests.
 	NodeID string
-	// AdminToken, when set, is required (Authorization: Bearer) on the
-	// admin routes (tenants, usage). Without it they are open (dev mode).
+	// AdminToken, when set, is the bootstrap admin credential
+	// (Authorization: Bearer): an admin principal, method "token". In mode
+	// none it is then required on the cluster-admin routes.
 	AdminToken string
+	// Auth authenticates requests. Nil is mode none: the anonymous
+	// development principal (auth.Development), plus AdminToken.
+	Auth *auth.Chain
+	// Audit receives the audit log; nil writes none.
+	Audit *audit.Log
+	// AuthResult, when set, is called once per authorized route request
+	// with AuthAllowed, AuthAnonymous, AuthUnauthenticated or AuthDenied.
+	AuthResult func(result string)
 	// Modules is the wasm module store behind /api/v1/modules (issue #4);
 	// nil answers those routes 501.
 	Modules *modules.Store
+	// Public are routes of identity drivers that need no principal (the
+	// SAML service provider's metadata, ACS, login and logout); they join
+	// the route table as public routes.
+	Public []PublicRoute
 	// PeerTLS, when set, is the TLS config of requests forwarded to the
 	// leader: the node certificate, and the cluster CA to verify it by.
 	PeerTLS *tls.Config
@@ -54,6 +71,8 @@ type Server struct {
 	logger *slog.Logger
 	fwd    forwarder
 	h      http.Handler
+	chain  *auth.Chain
+	routes []Route
 }
 
 // New returns the API over eng.
@@ -64,55 +83,17 @@ func New(eng *engine.Engine, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{eng: eng, opts: opts, mux: http.NewServeMux(), logger: opts.Logger}
-	s.routes()
+	s := &Server{eng: eng, opts: opts, mux: http.NewServeMux(), logger: opts.Logger, chain: opts.Auth}
+	if s.chain == nil {
+		s.chain = &auth.Chain{Anonymous: auth.Development(opts.AdminToken != "")}
+		if opts.AdminToken != "" {
+			s.chain.Authenticators = []auth.Authenticator{auth.NewAdminToken(opts.AdminToken)}
+		}
+	}
+	s.buildMux()
 	// Trace context and a server span for every request (telemetry/tracing).
 	s.h = tracing.Handler(s.forward(s.mux))
 	return s
-}
-
-func (s *Server) routes() {
-	m := s.mux
-	m.HandleFunc("POST /api/v1/tasks", s.submit)
-	m.HandleFunc("POST /api/v1/tasks/batch", s.submitBatch)
-	m.HandleFunc("GET /api/v1/tasks", s.list)
-	m.HandleFunc("GET /api/v1/tasks/watch", s.watch)
-	m.HandleFunc("GET /api/v1/tasks/{id}", byID(s, s.eng.Get))
-	m.HandleFunc("DELETE /api/v1/tasks/{id}", byID(s, s.eng.Cancel))
-	m.HandleFunc("GET /api/v1/tasks/{id}/wait", s.wait)
-	m.HandleFunc("GET /api/v1/tasks/{id}/proof", byID(s, s.eng.Proof))
-	m.HandleFunc("POST /api/v1/tasks/{id}/replay", byID(s, s.eng.Replay))
-	m.HandleFunc("POST /api/v1/workers/lease", s.lease)
-	m.HandleFunc("POST /api/v1/workers/heartbeat", s.heartbeat)
-	m.HandleFunc("POST /api/v1/workers/complete", s.complete)
-	m.HandleFunc("GET /api/v1/cluster", s.cluster)
-	m.HandleFunc("GET /api/v1/cluster/nodes", s.nodes)
-	m.HandleFunc("GET /api/v1/cluster/self", s.self)
-	m.HandleFunc("GET /api/v1/cluster/keys", s.keys)
-	m.HandleFunc("POST /api/v1/cluster/join", s.admin(s.join))
-	m.HandleFunc("DELETE /api/v1/cluster/nodes/{id}", s.admin(s.removeNode))
-	m.HandleFunc("POST /api/v1/tenants", s.admin(s.createTenant))
-	m.HandleFunc("GET /api/v1/tenants", s.admin(s.listTenants))
-	m.HandleFunc("GET /api/v1/tenants/{id}", s.admin(s.getTenant))
-	m.HandleFunc("PUT /api/v1/tenants/{id}", s.admin(s.updateTenant))
-	m.HandleFunc("DELETE /api/v1/tenants/{id}", s.admin(s.deleteTenant))
-	m.HandleFunc("GET /api/v1/cluster/usage", s.admin(s.usage))
-	m.HandleFunc("GET /api/v1/cluster/snapshot", s.admin(s.saveSnapshot))
-	m.HandleFunc("POST /api/v1/cluster/snapshot", s.admin(s.restoreSnapshot))
-	m.HandleFunc("POST /api/v1/modules", s.uploadModule)                  // issue #4: wasm modules
-	m.HandleFunc("GET /api/v1/modules", s.listModules)                    // issue #4
-	m.HandleFunc("GET /api/v1/modules/{digest}", s.getModule)             // issue #4
-	m.HandleFunc("GET /api/v1/modules/{digest}/content", s.moduleContent) // issue #4
-	m.HandleFunc("GET /api/v1/openapi.yaml", s.openapi)
-
-	// Service-account API keys; the permissions are listed in apikeys.go.
-	m.HandleFunc("POST /api/v1/apikeys", s.keysGuard(s.createAPIKey))
-	m.HandleFunc("GET /api/v1/apikeys", s.keysGuard(s.listAPIKeys))
-	m.HandleFunc("DELETE /api/v1/apikeys/{id}", s.keysGuard(s.revokeAPIKey))
-
-	m.HandleFunc("GET /healthz", s.healthz)
-	m.HandleFunc("GET /readyz", s.readyz)
-	m.HandleFunc("/", s.notFound)
 }
 
 // ServeHTTP implements http.Handler.

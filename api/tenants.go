@@ -1,29 +1,12 @@
 package api
 
 import (
-	"crypto/subtle"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/tenant"
 )
-
-// admin guards a route with the admin token when one is configured.
-func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if s.opts.AdminToken != "" {
-			scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-			if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(tok), []byte(s.opts.AdminToken)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="grey-admin"`)
-				s.writeError(w, r, greyerr.New(greyerr.Unauthenticated, "this route needs the admin token"))
-				return
-			}
-		}
-		h(w, r)
-	}
-}
 
 type tenantsResponse struct {
 	Tenants []*tenant.Tenant `json:"tenants"`

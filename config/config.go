@@ -228,6 +228,10 @@ type PrometheusConfig struct {
 	// grey_* families; false sets it to "" everywhere (aggregated), for
 	// clusters with many tenants (label cardinality).
 	IncludeTenantLabels bool `yaml:"include_tenant_labels"`
+	// Pprof serves Go profiles under /debug/pprof/ on the metrics
+	// listener. Beyond loopback it needs authentication on (then an admin
+	// credential is required to read them) or pprof off.
+	Pprof bool `yaml:"pprof"`
 }
 
 // OpenTelemetryConfig configures OpenTelemetry trace export.
@@ -306,6 +310,7 @@ func Default() *Config {
 				Path:                "/metrics",
 				Buckets:             []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 				IncludeTenantLabels: true,
+				Pprof:               true,
 			},
 			OpenTelemetry: OpenTelemetryConfig{SampleRate: 0.1},
 		},

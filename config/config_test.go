@@ -134,6 +134,7 @@ monitoring:
     path: /m
     buckets: [0.5, 1]
     include_tenant_labels: false
+    pprof: false
   opentelemetry:
     endpoint: http://collector:4317
     protocol: grpc
@@ -180,6 +181,9 @@ proofs:
   attester: auto
 auth:
   mode: [oidc, apikey]
+  insecure_none_beyond_loopback: true
+  audit:
+    sink: /var/log/grey/audit.log
   oidc:
     provider: keycloak
     issuer: https://sso.example.com/realms/grey

@@ -330,6 +330,7 @@ func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) error {
 			p.Port = n
 			return nil
 		}},
+		{"GREY_AUTH_MODE", []string{"auth.mode"}, func(v string) error { c.Auth.Mode = ParseAuthModes(v); return nil }},
 		{"GREY_OTEL_ENDPOINT", []string{"monitoring.opentelemetry.endpoint"}, str(&c.Monitoring.OpenTelemetry.Endpoint)},
 		{"GREY_OTEL_PROTOCOL", []string{"monitoring.opentelemetry.protocol"}, str(&c.Monitoring.OpenTelemetry.Protocol)},
 		{"GREY_IAM_PROVIDER", []string{"auth.oidc.provider"}, str(&c.Auth.OIDC.Provider)},

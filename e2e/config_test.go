@@ -53,3 +53,25 @@ func TestBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestModeNoneRefusesAllInterfaces: the real greyd, without
+// authentication, does not start on 0.0.0.0 and names auth.mode.
+func TestModeNoneRefusesAllInterfaces(t *testing.T) {
+	requireE2E(t)
+	g := newGreyd(t, "")
+	_, port, _ := strings.Cut(g.HTTPAddr, ":")
+	g.HTTPAddr = "0.0.0.0:" + port
+	g.Start()
+	code, ok := g.WaitExit(10 * time.Second)
+	if !ok {
+		g.Kill()
+		t.Fatalf("greyd in mode none is running on %s; stderr:\n%s", g.HTTPAddr, g.Stderr())
+	}
+	stderr := g.Stderr()
+	if code != 2 || !strings.Contains(stderr, "auth.mode") || !strings.Contains(stderr, "0.0.0.0:"+port) {
+		t.Fatalf("exit %d, stderr %q: want 2 and a message naming auth.mode and the address", code, stderr)
+	}
+	if _, err := os.Stat(g.DataDir); err == nil {
+		t.Errorf("greyd created its data dir %s although it refused to start", g.DataDir)
+	}
+}

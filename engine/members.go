@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/grey-distributed/grey/auth"
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/membership"
@@ -61,6 +62,25 @@ func (e *Engine) Join(ctx context.Context, req *JoinRequest) (*JoinResponse, err
 	if reg := e.store.Node(req.NodeID); reg != nil && reg.Role != req.Role {
 		return nil, greyerr.New(greyerr.AlreadyExists, "node id %s is already used by a %s", req.NodeID, reg.Role)
 	}
+	// A worker principal registers its own worker-only node (and proof
+	// key); servers, and nodes another principal registered, need an
+	// admin.
+	var registeredBy string
+	if p := auth.FromContext(ctx); p != nil {
+		registeredBy = p.Subject
+		if !p.Can(auth.PermClusterAdmin, "") {
+			if req.Role != "worker" {
+				err := greyerr.New(greyerr.PermissionDenied, "joining as a server needs the admin role")
+				err.Reason = auth.ReasonRoleNotAllowed
+				return nil, err
+			}
+			if reg := e.store.Node(req.NodeID); reg != nil && reg.RegisteredBy != p.Subject {
+				err := greyerr.New(greyerr.PermissionDenied, "node id %s is registered by another principal", req.NodeID)
+				err.Reason = auth.ReasonRoleNotAllowed
+				return nil, err
+			}
+		}
+	}
 	if req.Role == "server" {
 		if _, _, err := net.SplitHostPort(req.RaftAddr); err != nil {
 			return nil, greyerr.Invalid("raft_addr", "must be host:port, got %q", req.RaftAddr)
@@ -87,7 +107,7 @@ func (e *Engine) Join(ctx context.Context, req *JoinRequest) (*JoinResponse, err
 			e.logger.Info("server joined", "node", req.NodeID, "raft", req.RaftAddr)
 		}
 	}
-	node := state.Node{ID: req.NodeID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, Role: req.Role, Labels: req.Labels}
+	node := state.Node{ID: req.NodeID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, Role: req.Role, Labels: req.Labels, RegisteredBy: registeredBy}
 	if len(req.PublicKey) > 0 {
 		if len(req.PublicKey) != ed25519.PublicKeySize {
 			return nil, greyerr.Invalid("public_key", "must be a raw ed25519 public key of %d bytes (base64), got %d bytes", ed25519.PublicKeySize, len(req.PublicKey))

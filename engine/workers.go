@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/grey-distributed/grey/auth"
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/proof"
@@ -47,6 +48,22 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 	if p := req.Platform; p != "" && p != proof.PlatformSoftware && !slices.Contains(task.TEEPlatforms, p) {
 		return nil, greyerr.Invalid("platform", "must be %s or one of %s, got %q", proof.PlatformSoftware, strings.Join(task.TEEPlatforms, ", "), p)
 	}
+	// The caller's principal limits the work to the tenants and kinds it
+	// holds the worker role for (admin and the node's own pool: all); a
+	// call without one is the engine's own (tests, in-process callers).
+	p := auth.FromContext(ctx)
+	var allow func(tenant, kind string) bool
+	var subject string
+	if p != nil {
+		subject = p.Subject
+		scope := p.LeaseScope()
+		if scope.Empty() {
+			return nil, greyerr.New(greyerr.PermissionDenied, "principal %s holds the worker role on no tenant", p.Subject)
+		}
+		if scope != nil {
+			allow = scope.Allows
+		}
+	}
 	e.RegisterKinds(req.Kinds...)
 	labels := e.leaseLabels(req)
 	resp := &worker.LeaseResponse{Tasks: []worker.Assignment{}, LeaseTTL: task.Duration(e.cfg.LeaseTTL)}
@@ -76,9 +93,9 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 		}
 		wake := e.sched.Wake()
 		now := time.Now().UTC()
-		taken := e.sched.Take(scheduler.TakeRequest{Kinds: req.Kinds, Labels: labels, Max: req.Max, Now: now})
+		taken := e.sched.Take(scheduler.TakeRequest{Kinds: req.Kinds, Labels: labels, Max: req.Max, Now: now, Allow: allow})
 		if len(taken) > 0 {
-			leased, err := e.grant(ctx, req.WorkerID, taken, now)
+			leased, err := e.grant(ctx, req.WorkerID, subject, taken, now)
 			if err != nil {
 				return nil, err
 			}
@@ -92,7 +109,7 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 				resp.Tasks = append(resp.Tasks, worker.Assignment{
 					TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Payload: t.Payload,
 					Attempt: t.Attempt, Timeout: task.Duration(e.timeoutOf(t)),
-					LeaseDeadline: t.Lease.Deadline, Headers: headers, Prove: prove,
+					LeaseDeadline: t.Lease.Deadline, Headers: headers, Prove: prove, Principal: t.Lease.Principal,
 				})
 			}
 			if len(resp.Tasks) > 0 {
@@ -150,8 +167,8 @@ func leaseSpan(ctx context.Context, workerID string, t *task.Task, at time.Time)
 
 // grant proposes leases for taken tasks and returns those granted; the rest
 // go back to the scheduler.
-func (e *Engine) grant(ctx context.Context, workerID string, taken []*task.Task, now time.Time) ([]*task.Task, error) {
-	lr := &state.LeaseRequest{Now: now, WorkerID: workerID, Deadline: now.Add(e.cfg.LeaseTTL), Items: make([]state.Ref, len(taken))}
+func (e *Engine) grant(ctx context.Context, workerID, principal string, taken []*task.Task, now time.Time) ([]*task.Task, error) {
+	lr := &state.LeaseRequest{Now: now, WorkerID: workerID, Principal: principal, Deadline: now.Add(e.cfg.LeaseTTL), Items: make([]state.Ref, len(taken))}
 	for i, t := range taken {
 		lr.Items[i] = state.Ref{TaskID: t.ID, Attempt: t.Attempt + 1}
 	}
@@ -185,7 +202,8 @@ func (e *Engine) Heartbeat(ctx context.Context, req *worker.HeartbeatRequest) (*
 	}
 	now := time.Now().UTC()
 	resp := &worker.HeartbeatResponse{Lost: []worker.LostLease{}}
-	hr := &state.HeartbeatRequest{Now: now, WorkerID: req.WorkerID, Deadline: now.Add(e.cfg.LeaseTTL)}
+	principal, scope := leaseCaller(ctx)
+	hr := &state.HeartbeatRequest{Now: now, WorkerID: req.WorkerID, Principal: principal, Deadline: now.Add(e.cfg.LeaseTTL)}
 	for _, l := range req.Leases {
 		t := e.store.Lookup(l.TaskID)
 		switch {
@@ -195,6 +213,10 @@ func (e *Engine) Heartbeat(ctx context.Context, req *worker.HeartbeatRequest) (*
 			resp.Lost = append(resp.Lost, worker.LostLease{LeaseRef: l, Reason: "cancelled"})
 		case !t.Status.Active() || t.Attempt != l.Attempt || t.Lease == nil || t.Lease.WorkerID != req.WorkerID:
 			resp.Lost = append(resp.Lost, worker.LostLease{LeaseRef: l, Reason: "expired"})
+		case principal != "" && (t.Lease.Principal != "" && t.Lease.Principal != principal || !scope.Allows(t.TenantID, t.Kind)):
+			// Another principal's lease: not extended, and the caller
+			// learns nothing more about it.
+			resp.Lost = append(resp.Lost, worker.LostLease{LeaseRef: l, Reason: "unknown"})
 		case t.Lease.Deadline.Sub(now) < e.cfg.LeaseTTL/2:
 			hr.Items = append(hr.Items, state.Ref{TaskID: l.TaskID, Attempt: l.Attempt})
 		}
@@ -225,9 +247,10 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 		return nil, greyerr.Invalid("proofs", "%d proofs for %d reports", len(req.Proofs), len(req.Reports))
 	}
 	now := time.Now().UTC()
-	starts := &state.StartRequest{Now: now, WorkerID: req.WorkerID}
-	dones := &state.CompleteRequest{Now: now, WorkerID: req.WorkerID}
-	fails := &state.FailRequest{Now: now, WorkerID: req.WorkerID}
+	principal, scope := leaseCaller(ctx)
+	starts := &state.StartRequest{Now: now, WorkerID: req.WorkerID, Principal: principal}
+	dones := &state.CompleteRequest{Now: now, WorkerID: req.WorkerID, Principal: principal}
+	fails := &state.FailRequest{Now: now, WorkerID: req.WorkerID, Principal: principal}
 	used := map[int]int{} // worker's proof index → index in dones.Proofs (1-based)
 	proofIndex := func(k int) int {
 		if j, ok := used[k]; ok {
@@ -245,6 +268,13 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 			at = now
 		}
 		ref := state.Ref{TaskID: r.TaskID, Attempt: r.Attempt}
+		if scope != nil {
+			if t := e.store.Lookup(r.TaskID); t != nil && !scope.Allows(t.TenantID, t.Kind) {
+				// A task of a tenant or kind the principal may not
+				// lease: refused without touching it, as if unknown.
+				ref.TaskID = ""
+			}
+		}
 		switch r.Status {
 		case task.Running:
 			slots[i] = slot{0, len(starts.Items)}
@@ -328,12 +358,21 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 	}
 	for i, s := range slots {
 		o := outs[s.cmd][s.idx]
-		resp.Results[i] = worker.ReportResult{TaskID: o.TaskID, Accepted: o.Accepted, Reason: o.Reason}
+		resp.Results[i] = worker.ReportResult{TaskID: req.Reports[i].TaskID, Accepted: o.Accepted, Reason: o.Reason}
 	}
 	if tracing.Enabled() {
 		e.completeSpans(ctx, req, resp, now)
 	}
 	return resp, nil
+}
+
+// leaseCaller is the subject of ctx's principal ("" without one) and what
+// it may lease (nil: everything).
+func leaseCaller(ctx context.Context) (string, *auth.LeaseScope) {
+	if p := auth.FromContext(ctx); p != nil {
+		return p.Subject, p.LeaseScope()
+	}
+	return "", nil
 }
 
 // completeSpans records a grey.complete span for each outcome report (not

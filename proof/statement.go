@@ -99,6 +99,9 @@ type Execution struct {
 	StartedAt time.Time `json:"started_at"`
 	// FinishedAt is when the attempt finished (UTC).
 	FinishedAt time.Time `json:"finished_at"`
+	// LeasedBy is the subject of the authenticated principal that leased
+	// the attempt (docs/AUTH.md), when the lease recorded one.
+	LeasedBy string `json:"leased_by,omitempty"`
 }
 
 // Run describes one finished execution to be proven: what a worker knows
@@ -118,6 +121,8 @@ type Run struct {
 	Executor Executor
 	// StartedAt and FinishedAt bound the attempt.
 	StartedAt, FinishedAt time.Time
+	// LeasedBy is the lease's principal subject ("" when none).
+	LeasedBy string
 }
 
 // Digest returns the lower-case hex SHA-256 of b.
@@ -142,7 +147,7 @@ func NewStatement(tenantID, nodeID, platform string, runs ...Run) *Statement {
 		st.Subject[i] = Subject{Name: SubjectPrefix + r.TaskID, Digest: map[string]string{DigestAlgorithm: Digest(r.Output)}}
 		st.Predicate.Executions[i] = Execution{
 			TaskID: r.TaskID, Kind: r.Kind, InputDigest: Digest(r.Payload), Executor: r.Executor,
-			Attempt: r.Attempt, StartedAt: r.StartedAt.UTC(), FinishedAt: r.FinishedAt.UTC(),
+			Attempt: r.Attempt, StartedAt: r.StartedAt.UTC(), FinishedAt: r.FinishedAt.UTC(), LeasedBy: r.LeasedBy,
 		}
 	}
 	return st
@@ -158,6 +163,11 @@ func ForTask(t *task.Task, exec Executor, nodeID string) (*Statement, error) {
 	r := Run{TaskID: t.ID, Kind: t.Kind, Payload: t.Payload, Output: t.Result, Attempt: t.Attempt, Executor: exec, FinishedAt: *t.FinishedAt}
 	if t.StartedAt != nil {
 		r.StartedAt = *t.StartedAt
+	}
+	for _, a := range t.Attempts {
+		if a.N == t.Attempt {
+			r.LeasedBy = a.Principal
+		}
 	}
 	return NewStatement(t.TenantID, nodeID, "", r), nil
 }

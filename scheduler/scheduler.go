@@ -314,6 +314,9 @@ type TakeRequest struct {
 	Max int
 	// Now is the leader's clock.
 	Now time.Time
+	// Allow, when set, limits the tasks to those whose tenant and kind it
+	// accepts (the tenants and kinds the worker's principal is granted).
+	Allow func(tenant, kind string) bool
 }
 
 // Take removes up to req.Max ready tasks for the worker, by weighted
@@ -384,7 +387,8 @@ func (s *Scheduler) popBest(q *tenantQueue, kinds map[string]bool, req TakeReque
 	for {
 		var best *class
 		for _, c := range q.classes {
-			if len(c.ready) == 0 || !kinds[c.kind] || !(task.Constraints{Labels: c.labels}).Satisfied(req.Labels) {
+			if len(c.ready) == 0 || !kinds[c.kind] || !(task.Constraints{Labels: c.labels}).Satisfied(req.Labels) ||
+				(req.Allow != nil && !req.Allow(q.id, c.kind)) {
 				continue
 			}
 			if best == nil || c.ready.Less2(best.ready) {

@@ -26,16 +26,19 @@ func newRegistry() *prometheus.Registry {
 
 // listenMetrics opens the metrics listener of cfg and returns it with the
 // server that serves reg at monitoring.prometheus.path and pprof profiles
-// under /debug/pprof/ (loopback by default).
-func listenMetrics(cfg *config.Config, reg *prometheus.Registry) (net.Listener, *http.Server, error) {
+// under /debug/pprof/ (loopback by default; with monitoring.prometheus.pprof
+// off, none), each behind guard.
+func listenMetrics(cfg *config.Config, reg *prometheus.Registry, guard func(http.Handler) http.Handler) (net.Listener, *http.Server, error) {
 	ln, err := net.Listen("tcp", cfg.MetricsAddr())
 	if err != nil {
 		return nil, nil, fmt.Errorf("monitoring.prometheus %s (set --metrics-addr or monitoring.prometheus.port): %w", cfg.MetricsAddr(), err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if cfg.Monitoring.Prometheus.Pprof {
+		mux.Handle("/debug/pprof/", guard(http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/profile", guard(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/trace", guard(http.HandlerFunc(pprof.Trace)))
+	}
 	mux.Handle(cfg.Monitoring.Prometheus.Path, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	return ln, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, nil
 }

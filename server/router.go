@@ -29,6 +29,12 @@ func newRouter(eng *engine.Engine, token string, opts ...client.Option) *router 
 	return &router{eng: eng, token: token, opts: opts, clients: make(map[string]*client.Client)}
 }
 
+// While this server leads, the pool calls the engine directly with no
+// principal in its context: the node's own workers are trusted, lease every
+// tenant's tasks, and their leases record no principal, so that after a
+// leader change the same worker id can still report them through the new
+// leader's API (with http.admin_token). (docs/AUTH.md, Workers.)
+
 // target returns the coordinator to use now.
 func (r *router) target() (worker.Coordinator, error) {
 	if r.eng.IsLeader() {

@@ -22,6 +22,7 @@ import (
 	"github.com/grey-distributed/grey/api"
 	"github.com/grey-distributed/grey/certs"
 	"github.com/grey-distributed/grey/client"
+	"github.com/grey-distributed/grey/audit"
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/engine"
@@ -54,14 +55,27 @@ type Server struct {
 	metrics   *telemetry.Metrics
 	signer    *proof.Signer   // this node's proof key and attester
 	tls       *certs.Material // the API's certificate and the node's mTLS material
+	audit     *audit.Log      // the audit log (nil: off)
 	// stopTracing flushes and stops trace export (telemetry.SetupTracing).
 	stopTracing func(context.Context) error
 }
 
-// New opens the node's state and listeners. Nothing runs until Run.
-func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
+// New opens the node's state and listeners. Nothing runs until Run. It
+// refuses a configuration without authentication that listens beyond
+// loopback (config.CheckExposure).
+func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if cfg.Node.Role == config.RoleWorker {
 		return nil, errors.New("role worker: run greyd with --role worker through RunWorker")
+	}
+	if err := cfg.CheckExposure(); err != nil {
+		return nil, err
+	}
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	if _, err := authChain(cfg, &o, nil); err != nil {
+		return nil, err
 	}
 	if err := checkBackupURL(cfg.Raft.Backup.URL); err != nil {
 		return nil, err
@@ -197,7 +211,22 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		PeerTLS:           mat.NodeClientConfig(),
 	}, node, s.store, logger)
 
-	s.api = api.New(s.eng, api.Options{Refused: s.refused, NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), Modules: mods, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), PeerTLS: mat.NodeClientConfig(), Logger: logger})
+	var authResult func(string)
+	var auditCount func()
+	if s.metrics != nil {
+		authResult, auditCount = s.metrics.AuthRequest, s.metrics.AuditEvent
+	}
+	if s.audit, err = openAudit(cfg, auditCount); err != nil {
+		s.closeEarly()
+		return nil, err
+	}
+	chain, err := authChain(cfg, &o, s.eng)
+	if err != nil {
+		s.closeEarly()
+		return nil, err
+	}
+	s.api = api.New(s.eng, api.Options{Refused: s.refused, NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), Modules: mods, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), PeerTLS: mat.NodeClientConfig(), Logger: logger,
+		Auth: chain, Audit: s.audit, AuthResult: authResult, Public: o.public})
 	var handler http.Handler = s.api
 	if s.metrics != nil {
 		handler = s.metrics.HTTP(func(r *http.Request) string { return r.Pattern }, handler)
@@ -212,7 +241,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	}
 
 	if cfg.Monitoring.Prometheus.Enabled {
-		if s.metricsLn, s.metricsSv, err = listenMetrics(cfg, reg); err != nil {
+		if s.metricsLn, s.metricsSv, err = listenMetrics(cfg, reg, debugGuard(chain)); err != nil {
 			s.closeEarly()
 			return nil, err
 		}
@@ -352,6 +381,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.metricsSv != nil {
 		_ = s.metricsSv.Shutdown(sctx)
 	}
+	_ = s.audit.Close()
 	s.eng.Close()
 	if err := s.node.Shutdown(true); err != nil {
 		s.logger.Warn("raft shutdown", "err", err)

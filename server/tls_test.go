@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -94,16 +93,6 @@ func readFile(t *testing.T, p string) []byte {
 	return b
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // tlsServerConfig is a server on fresh loopback ports with the API and
 // node certificate cert, the CA caFile, and join (nil: bootstrap).

@@ -32,6 +32,14 @@ import (
 // then drains: no new leases, running tasks get worker.shutdown_grace,
 // outcomes are flushed.
 func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	if err := cfg.CheckExposure(); err != nil {
+		return err
+	}
+	if p := &cfg.Monitoring.Prometheus; p.Enabled && p.Pprof && !config.IsLoopback(cfg.MetricsAddr()) {
+		// A worker-only node authenticates no caller: its profiles stay
+		// on loopback.
+		return &config.Error{Key: "monitoring.prometheus.pprof", Msg: fmt.Sprintf("a worker-only node serves pprof on loopback only; the metrics listener is %s (set pprof: false)", cfg.MetricsAddr())}
+	}
 	// grey.execute spans join the submitter's trace through the tasks'
 	// headers (off without monitoring.opentelemetry.endpoint).
 	stopTracing, err := telemetry.SetupTracing(ctx, telemetry.TracingConfig(cfg.Monitoring.OpenTelemetry, "greyd-worker", cfg.Node.ID))
@@ -79,7 +87,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
-		ln, srv, err := listenMetrics(cfg, reg)
+		ln, srv, err := listenMetrics(cfg, reg, func(h http.Handler) http.Handler { return h })
 		if err != nil {
 			return err
 		}

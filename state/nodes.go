@@ -24,6 +24,10 @@ type Node struct {
 	KeyID string `json:"key_id,omitempty"`
 	// PublicKey is the node's ed25519 public key (base64 in JSON).
 	PublicKey []byte `json:"public_key,omitempty"`
+	// RegisteredBy is the subject of the principal that last registered
+	// the node ("" without one); only it, or an admin, may register the
+	// same id again.
+	RegisteredBy string `json:"registered_by,omitempty"`
 	// RegisteredAt is the first registration.
 	RegisteredAt time.Time `json:"registered_at"`
 	// UpdatedAt is the last registration.

@@ -39,6 +39,9 @@ type Ref struct {
 type LeaseRequest struct {
 	Now      time.Time `json:"now"`
 	WorkerID string    `json:"worker_id"`
+	// Principal is the subject of the principal taking the leases,
+	// recorded with each lease and attempt.
+	Principal string `json:"principal,omitempty"`
 	Deadline time.Time `json:"deadline"`
 	Items    []Ref     `json:"items"`
 }
@@ -59,6 +62,9 @@ type StartItem struct {
 type StartRequest struct {
 	Now      time.Time   `json:"now"`
 	WorkerID string      `json:"worker_id"`
+	// Principal is the subject of the caller's principal; when set, only
+	// leases taken by the same principal are affected.
+	Principal string `json:"principal,omitempty"`
 	Items    []StartItem `json:"items"`
 }
 
@@ -76,6 +82,9 @@ type CompleteItem struct {
 type CompleteRequest struct {
 	Now      time.Time      `json:"now"`
 	WorkerID string         `json:"worker_id"`
+	// Principal is the subject of the caller's principal; when set, only
+	// leases taken by the same principal are affected.
+	Principal string `json:"principal,omitempty"`
 	Items    []CompleteItem `json:"items"`
 	// Proofs are the signed envelopes (JSON) the items refer to; one may
 	// cover several items. The engine sends them as raw proof-blob commands
@@ -100,6 +109,9 @@ type FailItem struct {
 type FailRequest struct {
 	Now      time.Time  `json:"now"`
 	WorkerID string     `json:"worker_id,omitempty"`
+	// Principal is the subject of the caller's principal; when set, only
+	// leases taken by the same principal are affected.
+	Principal string `json:"principal,omitempty"`
 	Items    []FailItem `json:"items"`
 }
 
@@ -107,6 +119,9 @@ type FailRequest struct {
 type HeartbeatRequest struct {
 	Now      time.Time `json:"now"`
 	WorkerID string    `json:"worker_id"`
+	// Principal is the subject of the caller's principal; when set, only
+	// leases taken by the same principal are affected.
+	Principal string `json:"principal,omitempty"`
 	Deadline time.Time `json:"deadline"`
 	Items    []Ref     `json:"items"`
 }

@@ -239,19 +239,20 @@ func (s *Store) Lease(index uint64, req *LeaseRequest) *LeaseResult {
 		n := t.Clone()
 		n.Status = task.Leased
 		n.Attempt = it.Attempt
-		n.Lease = &task.Lease{WorkerID: req.WorkerID, Attempt: it.Attempt, Deadline: req.Deadline}
+		n.Lease = &task.Lease{WorkerID: req.WorkerID, Principal: req.Principal, Attempt: it.Attempt, Deadline: req.Deadline}
 		n.NextAttemptAt = nil
 		n.StartedAt = nil
 		n.UpdatedAt = req.Now
-		n.Attempts = append(n.Attempts, task.Attempt{N: it.Attempt, WorkerID: req.WorkerID, LeasedAt: req.Now})
+		n.Attempts = append(n.Attempts, task.Attempt{N: it.Attempt, WorkerID: req.WorkerID, Principal: req.Principal, LeasedAt: req.Now})
 		x.put(n)
 		res.Leased = append(res.Leased, n)
 	}
 	return res
 }
 
-// holds reports whether the worker holds the lease of ref on t.
-func holds(t *task.Task, worker string, ref Ref) (bool, string) {
+// holds reports whether the worker (as principal, when set) holds the
+// lease of ref on t.
+func holds(t *task.Task, worker, principal string, ref Ref) (bool, string) {
 	switch {
 	case t == nil:
 		return false, "unknown task"
@@ -263,6 +264,11 @@ func holds(t *task.Task, worker string, ref Ref) (bool, string) {
 		return false, "stale attempt"
 	case worker != "" && t.Lease.WorkerID != worker:
 		return false, "lease held by another worker"
+	case principal != "" && t.Lease.Principal != "" && t.Lease.Principal != principal:
+		// Leases taken without a principal (the node's in-process
+		// workers) stay reportable by the same worker id through the
+		// leader's API after a leader change.
+		return false, "lease held by another principal"
 	}
 	return true, ""
 }
@@ -274,7 +280,7 @@ func (s *Store) Start(index uint64, req *StartRequest) []Outcome {
 	out := make([]Outcome, len(req.Items))
 	for i, it := range req.Items {
 		t := s.tasks[it.TaskID]
-		ok, why := holds(t, req.WorkerID, it.Ref)
+		ok, why := holds(t, req.WorkerID, req.Principal, it.Ref)
 		if ok && t.Status != task.Leased {
 			ok, why = false, "already started"
 		}
@@ -302,7 +308,7 @@ func (s *Store) Heartbeat(index uint64, req *HeartbeatRequest) []Lost {
 	var lost []Lost
 	for _, r := range req.Items {
 		t := s.tasks[r.TaskID]
-		if ok, why := holds(t, req.WorkerID, r); !ok {
+		if ok, why := holds(t, req.WorkerID, req.Principal, r); !ok {
 			lost = append(lost, Lost{Ref: r, Reason: why})
 			continue
 		}
@@ -325,7 +331,7 @@ func (s *Store) Complete(index uint64, req *CompleteRequest) []Outcome {
 	proofIDs := make([]string, len(req.Proofs))
 	for i, it := range req.Items {
 		t := s.tasks[it.TaskID]
-		ok, why := holds(t, req.WorkerID, it.Ref)
+		ok, why := holds(t, req.WorkerID, req.Principal, it.Ref)
 		out[i] = Outcome{TaskID: it.TaskID, Accepted: ok, Reason: why}
 		if !ok {
 			continue
@@ -365,7 +371,7 @@ func (s *Store) Fail(index uint64, req *FailRequest) []Outcome {
 	out := make([]Outcome, len(req.Items))
 	for i, it := range req.Items {
 		t := s.tasks[it.TaskID]
-		ok, why := holds(t, req.WorkerID, it.Ref)
+		ok, why := holds(t, req.WorkerID, req.Principal, it.Ref)
 		out[i] = Outcome{TaskID: it.TaskID, Accepted: ok, Reason: why}
 		if !ok {
 			continue

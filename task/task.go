@@ -63,6 +63,9 @@ type Attempt struct {
 	N int `json:"n"`
 	// WorkerID is the worker that held the lease.
 	WorkerID string `json:"worker_id"`
+	// Principal is the subject of the authenticated principal that took
+	// the lease (docs/AUTH.md); "" for leases taken without one.
+	Principal string `json:"principal,omitempty"`
 	// LeasedAt is when the lease was granted.
 	LeasedAt time.Time `json:"leased_at"`
 	// StartedAt is when the worker reported the start.
@@ -77,6 +80,9 @@ type Attempt struct {
 type Lease struct {
 	// WorkerID holds the lease.
 	WorkerID string `json:"worker_id"`
+	// Principal is the subject of the principal that took the lease: only
+	// it may heartbeat or report the attempt. "" when taken without one.
+	Principal string `json:"principal,omitempty"`
 	// Attempt fences outcomes: only this attempt's report is accepted.
 	Attempt int `json:"attempt"`
 	// Deadline is when the lease expires without a heartbeat.

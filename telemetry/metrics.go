@@ -142,6 +142,8 @@ type Metrics struct {
 	attestDur    *prometheus.HistogramVec
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
+	authRequests *prometheus.CounterVec
+	auditEvents  prometheus.Counter
 
 	cluster atomic.Pointer[clusterRef]
 
@@ -209,6 +211,10 @@ func NewMetrics(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 			Help: "HTTP requests by route pattern and status code."}, []string{"route", "code"}),
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "http_request_duration_seconds",
 			Help: "HTTP request duration by route pattern (long polls and watches included).", Buckets: HTTPBuckets}, []string{"route"}),
+		authRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "auth_requests_total",
+			Help: "API requests on authorized routes by authentication result (allowed, anonymous, unauthenticated, denied)."}, []string{"result"}),
+		auditEvents: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "audit_events_total",
+			Help: "Lines written to the audit log."}),
 		series:     make(map[seriesKey]*taskSeries),
 		unstarted:  make(map[string]struct{}),
 		routes:     boundedSet{max: maxRoutes},
@@ -224,7 +230,7 @@ func NewMetrics(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 	m.coll = newCollector(m)
 	for _, c := range []prometheus.Collector{
 		m.submitted, m.completed, m.failed, m.cancelled, m.retries, m.duration, m.queueWait,
-		m.workers, m.throttled, m.proofs, m.attestations, m.attestDur, m.httpRequests, m.httpDuration, m.coll,
+		m.workers, m.throttled, m.proofs, m.attestations, m.attestDur, m.httpRequests, m.httpDuration, m.authRequests, m.auditEvents, m.coll,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -60,6 +60,9 @@ type Assignment struct {
 	// Prove asks the worker to sign a proof of the completed attempt and
 	// send it with the completed report (Report.Proof).
 	Prove bool `json:"prove,omitempty"`
+	// Principal is the subject of the principal the lease was granted to
+	// ("" when none): the proof of the attempt names it.
+	Principal string `json:"principal,omitempty"`
 }
 
 // LeaseResponse carries the granted tasks.

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -109,6 +110,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	if !*printConfig {
+		// Before validation: without authentication, a non-loopback
+		// listener is refused first, naming auth.mode.
+		if err := cfg.CheckExposure(); err != nil {
+			fmt.Fprintf(stderr, "greyd: %v\n", err)
+			return 2
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "greyd: %v\n", err)
 		return 2
@@ -121,20 +130,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	logger := newLogger(cfg, stderr)
-	if !isLoopback(cfg.HTTP.Addr) {
-		logger.Warn("the API has no authentication in this mode and listens beyond loopback", "addr", cfg.HTTP.Addr)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if cfg.Node.Role == config.RoleWorker {
 		if err := server.RunWorker(ctx, cfg, logger); err != nil {
+			var ce *config.Error
+			if errors.As(err, &ce) {
+				fmt.Fprintf(stderr, "greyd: %v\n", err)
+				return 2
+			}
 			logger.Error("worker failed", "err", err)
 			return 1
 		}
 		return 0
 	}
-	srv, err := server.New(cfg, logger)
+	srv, err := newServer(ctx, cfg, logger)
 	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			// A refused configuration (auth.mode none beyond loopback, an
+			// identity driver that cannot start): said plainly, like the
+			// other configuration errors.
+			fmt.Fprintf(stderr, "greyd: %v\n", err)
+			return 2
+		}
 		logger.Error("start-up failed", "err", err)
 		return 1
 	}
@@ -143,6 +162,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// newServer links the identity drivers of the enabled auth modes into a
+// server.
+func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*server.Server, error) {
+	opts, err := identityOptions(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return server.New(cfg, logger, opts...)
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
