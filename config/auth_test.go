@@ -22,7 +22,14 @@ func TestAuthModeForms(t *testing.T) {
 		{"default", "", nil, AuthModes{"none"}},
 		{"env", "", []string{"GREY_AUTH_MODE", "apikey,oidc"}, AuthModes{"apikey", "oidc"}},
 	} {
-		c, err := LoadBytes([]byte(tc.yaml), "grey.yaml", env(tc.env...))
+		// The modes' own blocks, so that only the mode's form is tested.
+		blocks := "  oidc: {issuer: https://sso.example.com/realms/grey, audience: [grey]}\n" +
+			"  saml: {root_url: https://grey.example.com, idp_metadata: https://sso.example.com/realms/grey/protocol/saml/descriptor}\n"
+		text := tc.yaml
+		if text == "" {
+			text = "auth:\n"
+		}
+		c, err := LoadBytes([]byte(text+blocks), "grey.yaml", env(tc.env...))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,26 +16,13 @@ import (
 )
 
 // keyServer serves the real API of a single-node engine; a request with an
-// API key acts as the key's principal (as the auth middleware would make
-// it), any other request is in auth mode none behind the admin token.
+// API key acts as the key's principal, the admin token as the bootstrap
+// admin (auth.mode: apikey).
 func keyServer(t *testing.T) (*greytest.Node, map[string]string) {
 	t.Helper()
 	n := greytest.NewNode(t, engine.Config{})
-	inner := api.New(n.Engine, api.Options{AdminToken: testAdminToken, Logger: greytest.Logger(t)})
-	a := apikeyauth.New(n.Engine)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := a.Authenticate(r.Context(), r)
-		switch {
-		case errors.Is(err, auth.ErrNoCredentials):
-			inner.ServeHTTP(w, r)
-		case err != nil:
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			_ = json.NewEncoder(w).Encode(map[string]string{"code": "unauthenticated", "message": err.Error()})
-		default:
-			inner.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
-		}
-	}))
+	chain := &auth.Chain{Realm: "grey", Authenticators: []auth.Authenticator{auth.NewAdminToken(testAdminToken), apikeyauth.New(n.Engine)}}
+	srv := httptest.NewServer(api.New(n.Engine, api.Options{AdminToken: testAdminToken, Auth: chain, Logger: greytest.Logger(t)}))
 	t.Cleanup(srv.Close)
 	return n, map[string]string{"GREY_SERVER": srv.URL, "GREY_TOKEN": testAdminToken}
 }
