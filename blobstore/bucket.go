@@ -124,7 +124,7 @@ func New(d Driver, opts Options) (*Bucket, error) {
 
 // ValidateTags checks tag keys and values against the strictest cloud's
 // rules: keys 1 to 128 characters, values up to 256, letters, digits,
-// spaces and + - = . _ : / @ only.
+// spaces and + - = . _ : / only.
 func ValidateTags(tags map[string]string) error {
 	for k, v := range tags {
 		switch {
@@ -133,9 +133,9 @@ func ValidateTags(tags map[string]string) error {
 		case len(v) > MaxTagValueLen:
 			return greyerr.Invalid("cloud.cost_tags", "tag %q: value is longer than %d characters", k, MaxTagValueLen)
 		case !tagChars(k):
-			return greyerr.Invalid("cloud.cost_tags", "tag key %q may hold only letters, digits, spaces and + - = . _ : / @", short(k))
+			return greyerr.Invalid("cloud.cost_tags", "tag key %q may hold only letters, digits, spaces and + - = . _ : /", short(k))
 		case !tagChars(v):
-			return greyerr.Invalid("cloud.cost_tags", "tag %q: value %q may hold only letters, digits, spaces and + - = . _ : / @", k, short(v))
+			return greyerr.Invalid("cloud.cost_tags", "tag %q: value %q may hold only letters, digits, spaces and + - = . _ : /", k, short(v))
 		}
 	}
 	return nil
@@ -143,7 +143,7 @@ func ValidateTags(tags map[string]string) error {
 
 func tagChars(s string) bool {
 	for _, r := range s {
-		ok := r == ' ' || strings.ContainsRune("+-=._:/@", r) ||
+		ok := r == ' ' || strings.ContainsRune("+-=._:/", r) ||
 			('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')
 		if !ok {
 			return false

@@ -106,7 +106,8 @@ func (r *Registry) lookup(rawURL string) (*url.URL, Opener, error) {
 }
 
 // Open opens the bucket at rawURL with the driver registered for its
-// scheme. An unknown scheme or a URL without a bucket is InvalidArgument
+// scheme, and checks that the bucket exists when the driver can tell
+// (a Check(ctx) error method). An unknown scheme or a URL without a bucket is InvalidArgument
 // naming it; a bucket the driver cannot reach keeps the driver's code.
 func (r *Registry) Open(ctx context.Context, rawURL string, opts Options) (*Bucket, error) {
 	u, o, err := r.lookup(rawURL)
@@ -115,7 +116,21 @@ func (r *Registry) Open(ctx context.Context, rawURL string, opts Options) (*Buck
 	}
 	d, err := o.OpenDriver(ctx, u, opts.Env)
 	if err != nil {
-		return nil, greyerr.Wrap(greyerr.InvalidArgument, err, "open bucket %s", redact(u))
+		code := greyerr.CodeOf(err)
+		if code == greyerr.Unknown {
+			code = greyerr.InvalidArgument
+		}
+		return nil, &greyerr.Error{Code: code, Message: fmt.Sprintf("open bucket %s", redact(u)), Err: err}
+	}
+	if c, ok := d.(interface{ Check(context.Context) error }); ok {
+		if err := c.Check(ctx); err != nil {
+			_ = d.Close()
+			code := greyerr.CodeOf(err)
+			if code == greyerr.Unknown {
+				code = greyerr.Unavailable
+			}
+			return nil, &greyerr.Error{Code: code, Message: fmt.Sprintf("bucket %s does not exist or cannot be reached", redact(u)), Err: err}
+		}
 	}
 	b, err := New(d, opts)
 	if err != nil {

@@ -65,10 +65,10 @@ func TestSignedURLs(t *testing.T) {
 func TestBadURLs(t *testing.T) {
 	reg := registry(t)
 	for _, u := range []string{
-		"file://host/abs",            // a host
+		"file://host/abs",             // a host
 		"file:///tmp/x?metadata=skip", // would drop tags
-		"nosuch:///x",                // unknown scheme
-		"/just/a/path",               // no scheme
+		"nosuch:///x",                 // unknown scheme
+		"/just/a/path",                // no scheme
 	} {
 		_, err := reg.Open(t.Context(), u, blobstore.Options{})
 		if !greyerr.Is(err, greyerr.InvalidArgument) {

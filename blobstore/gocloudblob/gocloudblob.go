@@ -26,6 +26,9 @@ type Hooks struct {
 	BeforeWrite func(asFunc func(any) bool, tags map[string]string) error
 	// ReadTags, for TagsNative drivers, reads key's tags from the service.
 	ReadTags func(ctx context.Context, b *blob.Bucket, key string) (map[string]string, error)
+	// SignWithoutContentType: the service cannot bind a PUT's content type
+	// into the signature (Azure SAS); the content type is left out.
+	SignWithoutContentType bool
 	// Code maps a service error to a greyerr code where gcerrors says
 	// Unknown (e.g. refused credentials); "" leaves it to the adapter.
 	Code func(err error) greyerr.Code
@@ -165,7 +168,11 @@ func (d *Driver) SignedURL(ctx context.Context, key string, opts blobstore.Signe
 	if !d.caps.SignedURL {
 		return "", greyerr.New(greyerr.Unimplemented, "%s: signed URLs are not configured", d.caps.Scheme)
 	}
-	u, err := d.b.SignedURL(ctx, key, &blob.SignedURLOptions{Expiry: opts.Expiry, Method: opts.Method, ContentType: opts.ContentType, EnforceAbsentContentType: opts.Method == "PUT" && opts.ContentType == ""})
+	so := &blob.SignedURLOptions{Expiry: opts.Expiry, Method: opts.Method, ContentType: opts.ContentType}
+	if d.hooks.SignWithoutContentType {
+		so.ContentType = ""
+	}
+	u, err := d.b.SignedURL(ctx, key, so)
 	if err != nil {
 		return "", d.err(err, "sign")
 	}
@@ -183,6 +190,18 @@ func (d *Driver) As(i any) bool {
 		return true
 	}
 	return d.b.As(i)
+}
+
+// Check reports whether the bucket exists and the credentials reach it.
+func (d *Driver) Check(ctx context.Context) error {
+	ok, err := d.b.IsAccessible(ctx)
+	if err != nil {
+		return d.err(err, "check")
+	}
+	if !ok {
+		return greyerr.New(greyerr.NotFound, "%s: bucket not found", d.caps.Scheme)
+	}
+	return nil
 }
 
 // Close implements blobstore.Driver.
