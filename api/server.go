@@ -98,6 +98,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/modules", s.uploadModule)                  // issue #4: wasm modules
 	m.HandleFunc("GET /api/v1/modules", s.listModules)                    // issue #4
 	m.HandleFunc("GET /api/v1/modules/{digest}", s.getModule)             // issue #4
+	m.HandleFunc("DELETE /api/v1/modules/{digest}", s.deleteModule)       // operator role
 	m.HandleFunc("GET /api/v1/modules/{digest}/content", s.moduleContent) // issue #4
 	m.HandleFunc("GET /api/v1/openapi.yaml", s.openapi)
 	m.HandleFunc("GET /healthz", s.healthz)

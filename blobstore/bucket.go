@@ -262,7 +262,7 @@ func (b *Bucket) Upload(ctx context.Context, key string, r io.Reader, opts *Writ
 		return 0, err
 	}
 	cr := &countReader{r: r}
-	err = b.once(ctx, "upload", func() error { return b.drv.Put(ctx, full, cr, po) })
+	err = b.once("upload", func() error { return b.drv.Put(ctx, full, cr, po) })
 	b.metrics.bytes.WithLabelValues(b.name, "upload").Add(float64(cr.n))
 	return cr.n, err
 }
@@ -484,12 +484,9 @@ func (b *Bucket) do(ctx context.Context, op string, n int64, f func() error) err
 }
 
 // once runs op without retries, recording its metrics.
-func (b *Bucket) once(ctx context.Context, op string, f func() error) error {
+func (b *Bucket) once(op string, f func() error) error {
 	start := time.Now()
 	err := b.wrap(op, f())
-	if err == nil && ctx.Err() != nil {
-		err = b.wrap(op, ctx.Err())
-	}
 	b.observe(op, start, err)
 	return err
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grey-distributed/grey/api"
+	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/engine"
@@ -53,20 +54,32 @@ type Server struct {
 	signer    *proof.Signer // this node's proof key and attester
 	// stopTracing flushes and stops trace export (telemetry.SetupTracing).
 	stopTracing func(context.Context) error
+	// blobs opens bucket URLs (WithBlobRegistry); registry is the metrics
+	// registry buckets register with (nil without metrics).
+	blobs    *blobstore.Registry
+	registry *prometheus.Registry
 }
 
 // New opens the node's state and listeners. Nothing runs until Run.
-func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
+func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if cfg.Node.Role == config.RoleWorker {
 		return nil, errors.New("role worker: run greyd with --role worker through RunWorker")
 	}
-	if err := checkBackupURL(cfg.Raft.Backup.URL); err != nil {
+	pre := &Server{}
+	for _, o := range opts {
+		o(pre)
+	}
+	blobs := pre.blobs
+	if blobs == nil {
+		blobs = blobstore.NewRegistry()
+	}
+	if err := checkBackupURL(blobs, cfg.Raft.Backup.URL); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.Node.DataDir, err)
 	}
-	s := &Server{cfg: cfg, logger: logger, store: state.New()}
+	s := &Server{cfg: cfg, logger: logger, store: state.New(), blobs: blobs}
 	// Metrics observe the store from the start, so a log replay counts
 	// the same way on every restart.
 	var reg *prometheus.Registry
@@ -83,6 +96,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 		s.metrics = m
+		s.registry = reg
 		s.store.Observe(m.Observe)
 	}
 	lock, err := lockDataDir(cfg.Node.DataDir)
@@ -92,7 +106,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	_ = lock // released when the process exits
 	// Issue #4 executors: the module store and the wasm and http kinds. A
 	// follower's workers fetch modules its bucket lacks from the leader.
-	mods, wasmH, err := wasmexec.Setup(context.Background(), cfg, wasmexec.LeaderSource(func() string {
+	mods, wasmH, err := wasmexec.Setup(context.Background(), cfg, s.blobs, s.blobOptions("modules"), wasmexec.LeaderSource(func() string {
 		if s.eng == nil || s.eng.IsLeader() {
 			return ""
 		}
@@ -101,6 +115,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	mods.SetQuota(s.storageQuota)
 	httpH, err := httpexec.FromConfig(cfg.Executors.HTTP)
 	if err != nil {
 		return nil, fmt.Errorf("executors.http: %w", err)

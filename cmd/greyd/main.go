@@ -36,6 +36,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var (
 		cfgPath     = fs.String("config", "", "path of grey.yaml (none: embedded defaults)")
+		integPath   = fs.String("integrations", "", "path of grey-integrations.yaml (the seed's database, monitoring and cloud blocks), loaded after --config")
 		dataDir     = fs.String("data-dir", "", "data directory (default ./grey-data)")
 		httpAddr    = fs.String("http-addr", "", "API listen address (default 127.0.0.1:8080)")
 		metricsAddr = fs.String("metrics-addr", "", "Prometheus listen address host:port (default 127.0.0.1:9090)")
@@ -57,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "greyd: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	cfg, err := config.Load(*cfgPath, os.LookupEnv)
+	cfg, err := config.LoadFiles([]string{*cfgPath, *integPath}, os.LookupEnv)
 	if err != nil {
 		fmt.Fprintf(stderr, "greyd: %v\n", err)
 		return 2
@@ -127,7 +128,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	srv, err := server.New(cfg, logger)
+	blobs, err := blobDrivers()
+	if err != nil {
+		logger.Error("start-up failed", "err", err)
+		return 1
+	}
+	srv, err := server.New(cfg, logger, server.WithBlobRegistry(blobs))
 	if err != nil {
 		logger.Error("start-up failed", "err", err)
 		return 1
