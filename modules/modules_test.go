@@ -10,6 +10,7 @@ import (
 	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/blobstore/fileblob"
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/internal/blobtest"
 	"github.com/grey-distributed/grey/modules"
 )
 
@@ -229,4 +230,43 @@ func TestModulesAreTagged(t *testing.T) {
 	if tags[blobstore.TagTenant] != "acme" || tags[blobstore.TagEnvironment] != "test" {
 		t.Errorf("tags = %v", tags)
 	}
+}
+
+// TestModulesOnEachService stores, lists, reads and deletes a module on a
+// directory and on each emulator the environment offers, and reads its
+// tenant tag back from the service.
+func TestModulesOnEachService(t *testing.T) {
+	blobtest.Each(t, func(t *testing.T, reg *blobstore.Registry, u string) {
+		s, err := modules.Open(t.Context(), reg, u, modules.Options{MaxBytes: 1 << 20}, blobstore.Options{Environment: "test", CostTags: map[string]string{"team": "platform"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		ctx := t.Context()
+		data := []byte("\x00asm module on " + u)
+		m, created, err := s.Put(ctx, "acme", data)
+		if err != nil || !created {
+			t.Fatalf("put: %v %v", created, err)
+		}
+		if got, err := s.Get(ctx, "acme", m.Digest); err != nil || string(got) != string(data) {
+			t.Fatalf("get: %q %v", got, err)
+		}
+		if _, err := s.Get(ctx, "other", m.Digest); !greyerr.Is(err, greyerr.NotFound) {
+			t.Errorf("other tenant: %v", err)
+		}
+		if l, err := s.List(ctx, "acme"); err != nil || len(l) != 1 || l[0].Digest != m.Digest {
+			t.Errorf("list: %+v %v", l, err)
+		}
+		v, _ := s.Bucket().Tenant("acme")
+		tags, err := v.ReadTags(ctx, "modules/"+strings.TrimPrefix(m.Digest, "sha256:"))
+		if err != nil || tags[blobstore.TagTenant] != "acme" || tags["team"] != "platform" || tags[blobstore.TagEnvironment] != "test" {
+			t.Errorf("tags = %v, %v", tags, err)
+		}
+		if err := s.Delete(ctx, "acme", m.Digest); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Stat(ctx, "acme", m.Digest); !greyerr.Is(err, greyerr.NotFound) {
+			t.Errorf("stat after delete: %v", err)
+		}
+	})
 }

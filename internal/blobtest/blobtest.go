@@ -69,7 +69,7 @@ func Each(t *testing.T, f func(t *testing.T, reg *blobstore.Registry, bucketURL 
 
 // NewBucket creates a bucket on scheme's service and returns its URL,
 // setting the credentials the driver reads from the environment.
-func NewBucket(t *testing.T, scheme string) string {
+func NewBucket(t testing.TB, scheme string) string {
 	t.Helper()
 	ctx := context.Background()
 	name := "grey-test-" + Uniq()
