@@ -37,6 +37,22 @@ func checkBackupURL(reg *blobstore.Registry, raw string) error {
 	return nil
 }
 
+// probeBackupBucket opens raft.backup.url once at start-up, so that a
+// bucket that does not exist or refuses the credentials stops greyd with
+// its name instead of failing every backup later.
+func probeBackupBucket(reg *blobstore.Registry, cfg *config.Config) error {
+	if cfg.Raft.Backup.URL == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := reg.Open(ctx, cfg.Raft.Backup.URL, blobstore.Options{})
+	if err != nil {
+		return fmt.Errorf("raft.backup.url: %w", err)
+	}
+	return b.Close()
+}
+
 // startBackups runs the periodic backup loop when raft.backup.url is set;
 // the returned function stops it and waits.
 func (s *Server) startBackups() (stop func()) {

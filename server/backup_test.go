@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,5 +158,23 @@ func TestCheckBackupURL(t *testing.T) {
 		if err := checkBackupURL(blobtest.Registry(t), url); (err == nil) != ok {
 			t.Errorf("checkBackupURL(%q) = %v, want ok %v", url, err, ok)
 		}
+	}
+}
+
+// TestStartupRefusesMissingBackupBucket: a backup bucket that does not
+// exist stops start-up with its name (on each emulator offered).
+func TestStartupRefusesMissingBackupBucket(t *testing.T) {
+	for _, scheme := range []string{"s3", "gs", "azblob"} {
+		t.Run(scheme, func(t *testing.T) {
+			u := blobtest.NewBucket(t, scheme) // sets the credentials
+			missing := strings.Replace(u, "grey-test-", "grey-missing-", 1)
+			cfg := config.Default()
+			cfg.Node.DataDir = t.TempDir()
+			cfg.Raft.Backup.URL = missing
+			_, err := New(cfg, greytest.Logger(t), WithBlobRegistry(blobtest.Registry(t)))
+			if err == nil || !strings.Contains(err.Error(), "raft.backup.url") || !strings.Contains(err.Error(), "grey-missing-") {
+				t.Fatalf("start-up with a missing backup bucket: %v", err)
+			}
+		})
 	}
 }

@@ -76,6 +76,9 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	if err := checkBackupURL(blobs, cfg.Raft.Backup.URL); err != nil {
 		return nil, err
 	}
+	if err := probeBackupBucket(blobs, cfg); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.Node.DataDir, err)
 	}
