@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -96,6 +97,11 @@ func Tagging(tags map[string]string) string {
 func Code(err error) greyerr.Code {
 	var ae smithy.APIError
 	if !errors.As(err, &ae) {
+		// No credentials found: the SDK reports it only as text
+		// (fmt.Errorf("get identity: %w") around the provider's error).
+		if strings.Contains(err.Error(), "get identity: ") {
+			return greyerr.PermissionDenied
+		}
 		return ""
 	}
 	switch ae.ErrorCode() {

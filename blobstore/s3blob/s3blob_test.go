@@ -3,6 +3,7 @@ package s3blob_test
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -82,6 +83,9 @@ func TestMissingBucket(t *testing.T) {
 }
 
 func TestCredentialErrorsAreNotRetried(t *testing.T) {
+	if got := s3blob.Code(fmt.Errorf("operation error S3: ListObjectsV2, get identity: get credentials: no EC2 IMDS role found")); got != greyerr.PermissionDenied {
+		t.Errorf("missing credentials: %q", got)
+	}
 	for code, want := range map[string]greyerr.Code{
 		"InvalidAccessKeyId":    greyerr.PermissionDenied,
 		"SignatureDoesNotMatch": greyerr.PermissionDenied,
