@@ -18,9 +18,11 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strings"
 
 	"github.com/grey-distributed/grey/artifact"
 	"github.com/grey-distributed/grey/blobstore"
+	"github.com/grey-distributed/grey/task"
 )
 
 // DigestPrefix starts every module digest.
@@ -84,7 +86,53 @@ func Open(ctx context.Context, reg *blobstore.Registry, bucketURL string, opts O
 		_ = b.Close()
 		return nil, err
 	}
+	// Before the blob port, module stores were file:// buckets keyed
+	// <tenant>/<hex>: move those to the artifact layout once.
+	if strings.HasPrefix(bucketURL, "file:") {
+		if err := s.migrateLegacy(ctx); err != nil {
+			_ = b.Close()
+			return nil, fmt.Errorf("module store: move modules to tenants/<tenant>/modules/: %w", err)
+		}
+	}
 	return s, nil
+}
+
+// migrateLegacy moves modules stored as <tenant>/<hex> (the layout before
+// the artifact store) to tenants/<tenant>/modules/<hex>, tagging them on
+// the way, after checking their bytes against the digest. A blob whose
+// bytes do not match is left where it is.
+func (s *Store) migrateLegacy(ctx context.Context) error {
+	b := s.Bucket()
+	var legacy []string
+	err := b.Walk(ctx, "", func(o blobstore.Object) error {
+		tenant, h, ok := strings.Cut(o.Key, "/")
+		if ok && tenant != "tenants" && task.ValidTenant(tenant) && !strings.Contains(h, "/") {
+			if _, _, err := artifact.ParseDigest("digest", h); err == nil {
+				legacy = append(legacy, o.Key)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, key := range legacy {
+		tenant, h, _ := strings.Cut(key, "/")
+		data, err := b.Get(ctx, key, s.MaxBytes())
+		if err != nil {
+			return err
+		}
+		if Digest(data) != DigestPrefix+h {
+			continue // damaged: leave it for an operator to look at
+		}
+		if _, _, err := s.Store.Put(ctx, tenant, data, nil); err != nil {
+			return err
+		}
+		if err := b.Delete(ctx, key); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // New returns a store over an open bucket; Close closes the bucket.

@@ -270,3 +270,45 @@ func TestModulesOnEachService(t *testing.T) {
 		}
 	})
 }
+
+// A module store written before the artifact layout (<tenant>/<hex> at the
+// bucket root) is moved to tenants/<tenant>/modules/<hex> when opened; a
+// damaged legacy blob stays where it is.
+func TestLegacyLayoutMoves(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good := []byte("\x00asm legacy module")
+	h := strings.TrimPrefix(modules.Digest(good), "sha256:")
+	bad := strings.Repeat("0", 64)
+	for p, data := range map[string][]byte{
+		filepath.Join(dir, "acme", h):   good,
+		filepath.Join(dir, "acme", bad): []byte("damaged"),
+		filepath.Join(dir, "notes.txt"): []byte("not a module"),
+	} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, _ := fileblob.URL(dir)
+	s, err := modules.Open(t.Context(), registry(t), u, modules.Options{}, blobstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Get(t.Context(), "acme", modules.Digest(good))
+	if err != nil || string(got) != string(good) {
+		t.Fatalf("legacy module after the move: %q %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "acme", h)); !os.IsNotExist(err) {
+		t.Errorf("legacy copy still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "acme", bad)); err != nil {
+		t.Errorf("damaged legacy blob was moved or deleted: %v", err)
+	}
+	if l, _ := s.List(t.Context(), "acme"); len(l) != 1 {
+		t.Errorf("list after the move: %v", l)
+	}
+}
