@@ -63,13 +63,12 @@ func benchEncode(b *testing.B, t cluster.MsgType, msg any) []byte {
 
 // benchBatch frames a start and a completion into one entry.
 func benchBatch(b *testing.B, start *state.StartRequest, done *state.CompleteRequest) []byte {
-	s, err := cluster.NewCommand(cluster.StartMsg, start)
+	var batch cluster.Batch
+	cluster.Add(&batch, cluster.Start(start))
+	cluster.Add(&batch, cluster.Complete(done))
+	e, err := batch.Entry()
 	if err != nil {
 		b.Fatal(err)
 	}
-	d, err := cluster.NewCommand(cluster.CompleteMsg, done)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return benchEncode(b, cluster.BatchMsg, []cluster.Command{s, d})
+	return e
 }

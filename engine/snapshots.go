@@ -133,7 +133,7 @@ func (e *Engine) afterRestore(ctx context.Context, members map[string]state.Node
 	now := time.Now().UTC()
 	for _, n := range e.store.Nodes() {
 		if _, ok := members[n.ID]; !ok {
-			if _, err := e.node.Apply(ctx, cluster.NodeRemoveMsg, &state.NodeRemoveRequest{Now: now, ID: n.ID}); err != nil {
+			if _, err := cluster.Apply(ctx, e.node, cluster.NodeRemove(&state.NodeRemoveRequest{Now: now, ID: n.ID})); err != nil {
 				e.logger.Warn("restore: forget node of the snapshot", "node", n.ID, "err", err)
 			}
 		}
@@ -142,7 +142,7 @@ func (e *Engine) afterRestore(ctx context.Context, members map[string]state.Node
 		if got := e.store.Node(id); got != nil && got.APIAddr == want.APIAddr && got.RaftAddr == want.RaftAddr && got.Role == want.Role {
 			continue
 		}
-		if _, err := e.node.Apply(ctx, cluster.NodeRegisterMsg, &state.NodeRegisterRequest{Now: now, Node: want}); err != nil {
+		if _, err := cluster.Apply(ctx, e.node, cluster.NodeRegister(&state.NodeRegisterRequest{Now: now, Node: want})); err != nil {
 			e.logger.Warn("restore: re-register node", "node", id, "err", err)
 		}
 	}

@@ -154,11 +154,11 @@ func (e *Engine) putTenant(ctx context.Context, t *tenant.Tenant, create bool) (
 	if err := t.Quota.Validate("quota."); err != nil {
 		return nil, err
 	}
-	res, err := e.node.Apply(ctx, cluster.TenantPutMsg, &state.TenantPutRequest{Now: time.Now().UTC(), Tenant: t, Create: create})
+	res, err := cluster.Apply(ctx, e.node, cluster.TenantPut(&state.TenantPutRequest{Now: time.Now().UTC(), Tenant: t, Create: create}))
 	if err != nil {
 		return nil, err
 	}
-	return res.(*tenant.Tenant), nil
+	return res, nil
 }
 
 // GetTenant returns a tenant.
@@ -183,11 +183,11 @@ func (e *Engine) DeleteTenant(ctx context.Context, id string) (*tenant.Tenant, e
 	if err := tenant.ValidID("id", id); err != nil {
 		return nil, greyerr.New(greyerr.NotFound, "tenant %s not found", id)
 	}
-	res, err := e.node.Apply(ctx, cluster.TenantDeleteMsg, &state.TenantDeleteRequest{Now: time.Now().UTC(), ID: id})
+	res, err := cluster.Apply(ctx, e.node, cluster.TenantDelete(&state.TenantDeleteRequest{Now: time.Now().UTC(), ID: id}))
 	if err != nil {
 		return nil, err
 	}
-	return res.(*tenant.Tenant), nil
+	return res, nil
 }
 
 // TenantUsage is one tenant's usage and cost over a period.
