@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/state"
@@ -191,21 +192,10 @@ func (e *Engine) DeleteTenant(ctx context.Context, id string) (*tenant.Tenant, e
 }
 
 // TenantUsage is one tenant's usage and cost over a period.
-type TenantUsage struct {
-	TenantID string           `json:"tenant_id"`
-	Usage    tenant.Usage     `json:"usage"`
-	Cost     tenant.Cost      `json:"cost"`
-	Load     state.TenantLoad `json:"load"`
-}
+type TenantUsage = apitypes.TenantUsage
 
-// UsageReport is GET /api/v1/cluster/usage.
-type UsageReport struct {
-	From    *time.Time    `json:"from"`
-	To      *time.Time    `json:"to"`
-	Prices  tenant.Prices `json:"prices"`
-	Tenants []TenantUsage `json:"tenants"`
-	Total   tenant.Cost   `json:"total"`
-}
+// UsageReport is the answer of GET /api/v1/cluster/usage.
+type UsageReport = apitypes.UsageReport
 
 // Usage reports usage and cost per tenant in [from, to) (zero = open),
 // for one tenant when tenantID is not empty.
