@@ -379,11 +379,20 @@ func TestStateKeyFIFO(t *testing.T) {
 	if f.s.Ready(tid(2)) {
 		t.Fatal("a retrying head gave up its turn")
 	}
+	var changed []string
+	f.s.Observe(func(c state.Change) {
+		for _, x := range c.Tasks {
+			changed = append(changed, x.ID)
+		}
+	})
 	if _, err := f.s.Cancel(f.next(), &state.CancelRequest{Now: t0, TenantID: "acme", TaskID: tid(1)}); err != nil {
 		t.Fatal(err)
 	}
 	if !f.s.Ready(tid(2)) || f.s.Ready(tid(3)) {
 		t.Fatal("after the head's cancel, the second is not the head")
+	}
+	if strings.Join(changed, ",") != tid(1)+","+tid(2) {
+		t.Fatalf("the cancel's change holds %v; want the cancelled task and the new head (the scheduler learns of it so)", changed)
 	}
 	f.run(t0, 2)
 	if !f.s.Ready(tid(3)) {
