@@ -13,8 +13,9 @@ package e2e
 //   - a worker API key the admin made for acme with kinds [noop] leases only
 //     acme's noop tasks, whatever kinds it asks for; grey-worker's client
 //     credentials token leases acme's tasks only;
-//   - no credential: 401 with WWW-Authenticate; a garbage or tampered token
-//     and a revoked key: 401;
+//   - no credential: 401 with WWW-Authenticate; a garbage, tampered or
+//     expired token (from a client with 2 s tokens, made and removed through
+//     Keycloak's admin API) and a revoked key: 401;
 //   - the audit file has a line for a submit and for a denial, with the
 //     principal and no secret;
 //   - greyctl login (password grant, --password-stdin) stores a token that
@@ -29,6 +30,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -143,6 +145,66 @@ func greyctlEnv(t *testing.T, env []string, stdin string, args ...string) ctlRes
 		res.Code = ee.ExitCode()
 	}
 	return res
+}
+
+// shortLivedToken makes a confidential client in the realm of issuer whose
+// access tokens live 2 seconds (through the master realm's bootstrap admin
+// of scripts/services.sh; the client is deleted when the test ends) and
+// returns a client-credentials token of it, with the time it expires.
+func shortLivedToken(t *testing.T, kcURL, issuer string) (string, time.Time) {
+	t.Helper()
+	kc := strings.TrimRight(kcURL, "/")
+	admin := keycloakToken(t, kc+"/realms/master", url.Values{"grant_type": {"password"}, "client_id": {"admin-cli"},
+		"username": {"admin"}, "password": {"admin"}})
+	adminCall := func(method, path string, body any) *http.Response {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, kc+"/admin/realms/"+testenv.KeycloakRealm+path, rd)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("keycloak admin %s %s: %v", method, path, err)
+		}
+		return resp
+	}
+	name := fmt.Sprintf("grey-e2e-short-%d", time.Now().UnixNano())
+	resp := adminCall(http.MethodPost, "/clients", map[string]any{
+		"clientId": name, "enabled": true, "publicClient": false, "secret": "short-lived-secret",
+		"serviceAccountsEnabled": true, "standardFlowEnabled": false,
+		"attributes": map[string]string{"access.token.lifespan": "2"},
+		"protocolMappers": []any{map[string]any{"name": "audience grey", "protocol": "openid-connect",
+			"protocolMapper": "oidc-audience-mapper",
+			"config": map[string]string{"included.custom.audience": "grey", "access.token.claim": "true"}}},
+	})
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create the short-lived client: HTTP %d", resp.StatusCode)
+	}
+	t.Cleanup(func() {
+		r := adminCall(http.MethodGet, "/clients?clientId="+name, nil)
+		var cs []struct{ ID string }
+		_ = json.NewDecoder(r.Body).Decode(&cs)
+		r.Body.Close()
+		for _, c := range cs {
+			adminCall(http.MethodDelete, "/clients/"+c.ID, nil).Body.Close()
+		}
+	})
+	tok := keycloakToken(t, issuer, url.Values{"grant_type": {"client_credentials"}, "client_id": {name},
+		"client_secret": {"short-lived-secret"}})
+	parts := strings.Split(tok, ".")
+	b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var c struct {
+		Exp int64 `json:"exp"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil || c.Exp == 0 {
+		t.Fatalf("short-lived token without exp: %v", err)
+	}
+	return tok, time.Unix(c.Exp, 0)
 }
 
 func TestAuthKeycloak(t *testing.T) {
@@ -321,6 +383,14 @@ func TestAuthKeycloak(t *testing.T) {
 	if resp, body := call("", "acme"); resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), `Bearer realm="grey"`) {
 		t.Errorf("no token: %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
 	}
+	// A token that expires in 2 s: accepted now (403: authenticated, no
+	// grants), refused once past exp and the default 30 s leeway, even
+	// though its verification is cached.
+	short, shortExp := shortLivedToken(t, kcURL, issuer)
+	if resp, body := call(short, ""); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("fresh short-lived token: %d %s, want 403 (no grants)", resp.StatusCode, body)
+	}
+	secrets = append(secrets, short)
 	parts := strings.Split(alice, ".")
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
 	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(bytes.Replace(payload, []byte("acme:operator"), []byte("globex:operator"), 1)) + "." + parts[2]
@@ -350,6 +420,13 @@ func TestAuthKeycloak(t *testing.T) {
 	}
 	if r := greyctlEnv(t, env, "", "--server", srv, "--tenant", "globex", "task", "list"); r.Code == 0 || !strings.Contains(r.Stderr, "tenant_not_allowed") {
 		t.Errorf("greyctl with alice's stored login for globex: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+
+	// The short-lived token, expired.
+	time.Sleep(time.Until(shortExp.Add(31 * time.Second)))
+	if resp, body := call(short, ""); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "expired") ||
+		!strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("expired token: %d %q %s, want 401 token expired", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
 	}
 
 	// The audit log: a submit and a denial, with principals, no secrets.
