@@ -179,7 +179,7 @@ func shortLivedToken(t *testing.T, kcURL, issuer string) (string, time.Time) {
 		"attributes": map[string]string{"access.token.lifespan": "2"},
 		"protocolMappers": []any{map[string]any{"name": "audience grey", "protocol": "openid-connect",
 			"protocolMapper": "oidc-audience-mapper",
-			"config": map[string]string{"included.custom.audience": "grey", "access.token.claim": "true"}}},
+			"config":         map[string]string{"included.custom.audience": "grey", "access.token.claim": "true"}}},
 	})
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
