@@ -280,6 +280,11 @@ func TestAuthKeycloak(t *testing.T) {
 	if !slices.Contains(listed, aliceTask) {
 		t.Errorf("alice's list of acme lacks her task %s: %v", aliceTask, listed)
 	}
+	// Without --tenant greyctl sends no X-Grey-Tenant: alice's only tenant.
+	var implicit task.Task
+	if err := json.Unmarshal([]byte(mustCtl(alice, "task", "submit", "--kind", "noop")), &implicit); err != nil || implicit.TenantID != "acme" {
+		t.Errorf("alice's submit without --tenant: %v, tenant %q, want acme", err, implicit.TenantID)
+	}
 	globexTask := submit(carol, "globex", "noop")
 	refused(ctl(alice, "--tenant", "acme", "task", "get", string(globexTask)), "alice reads a globex task", "not found")
 	refused(ctl(alice, "--tenant", "globex", "task", "get", string(globexTask)), "alice acts for globex", "tenant_not_allowed")
@@ -323,8 +328,8 @@ func TestAuthKeycloak(t *testing.T) {
 		}
 	}
 	leased := leaseAll(keyClient, "e2e-key-worker")
-	if len(leased) != 2 { // alice's and dave's noop tasks of acme
-		t.Errorf("the noop worker key leased %d tasks, want acme's 2 noop tasks: %+v", len(leased), leased)
+	if len(leased) != 3 { // alice's two and dave's noop tasks of acme
+		t.Errorf("the noop worker key leased %d tasks, want acme's 3 noop tasks: %+v", len(leased), leased)
 	}
 	for _, a := range leased {
 		if a.TenantID != "acme" || a.Kind != "noop" {
