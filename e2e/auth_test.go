@@ -12,7 +12,8 @@ package e2e
 //   - dave is acme's operator through his group (a binding rule);
 //   - a worker API key the admin made for acme with kinds [noop] leases only
 //     acme's noop tasks, whatever kinds it asks for; grey-worker's client
-//     credentials token leases acme's tasks only;
+//     credentials token leases acme's tasks only, by hand and as a
+//     worker-only greyd (node.credentials.oauth2);
 //   - no credential: 401 with WWW-Authenticate; a garbage, tampered or
 //     expired token (from a client with 2 s tokens, made and removed through
 //     Keycloak's admin API) and a revoked key: 401;
@@ -408,6 +409,47 @@ func TestAuthKeycloak(t *testing.T) {
 	mustCtl(admin, "apikey", "revoke", created.Key.ID)
 	if _, err := keyClient.Lease(ctx, &worker.LeaseRequest{WorkerID: "e2e-key-worker", Kinds: []string{"noop"}, Max: 1}); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Errorf("lease with the revoked key: %v, want 401 revoked", err)
+	}
+
+	// A worker-only greyd authenticating with grey-worker's OAuth2 client
+	// credentials (node.credentials.oauth2): it runs acme's tasks, and
+	// globex's stay pending.
+	wcfg := filepath.Join(dir, "worker.yaml")
+	if err := os.WriteFile(wcfg, []byte(fmt.Sprintf(`node:
+  role: worker
+  servers: [%s]
+  credentials:
+    oauth2:
+      client_id: grey-worker
+      client_secret: grey-worker-secret
+      token_url: %s/protocol/openid-connect/token
+`, g.HTTPAddr, issuer)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wn := newNodeProc(t, dir, "oauth2-worker", "", "--config", wcfg, "--node-id", "kc-w1", "--data-dir", filepath.Join(dir, "kc-w1"),
+		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", freePortOn(t, "127.0.0.1")))
+	wn.Start()
+	aliceClient, err := client.New(srv, client.WithToken(alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeTask, err := aliceClient.Submit(ctx, task.Spec{Kind: "echo", Payload: json.RawMessage(`"via oauth2"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCtx, waitCancel := context.WithTimeout(ctx, 60*time.Second)
+	ran, err := aliceClient.Wait(waitCtx, nodeTask.ID)
+	waitCancel()
+	workerSubject := "oidc:" + issuer + "#" + tokenSubject(t, workerTok)
+	if err != nil || ran.Status != task.Completed || ran.Attempts[len(ran.Attempts)-1].WorkerID != "kc-w1" ||
+		ran.Attempts[len(ran.Attempts)-1].Principal != workerSubject {
+		t.Errorf("acme task for the oauth2 worker node: %v %+v\nworker log:\n%s", err, ran, tail([]byte(wn.Stderr()), 3000))
+	}
+	for _, id := range []task.ID{globexTask, globexNoop} {
+		var tk task.Task
+		if err := json.Unmarshal([]byte(mustCtl(carol, "--tenant", "globex", "task", "get", string(id))), &tk); err != nil || tk.Status != task.Pending {
+			t.Errorf("globex task %s with the acme worker node running: %v, status %s", id, err, tk.Status)
+		}
 	}
 
 	// greyctl login: the password grant against Keycloak, stored in a 0600
