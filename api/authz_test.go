@@ -151,6 +151,7 @@ var allowedRoles = map[string][]string{
 	"POST /api/v1/modules":                 {"admin", "operator"},
 	"GET /api/v1/modules":                  {"admin", "operator", "viewer", "worker"},
 	"GET /api/v1/modules/{digest}":         {"admin", "operator", "viewer", "worker"},
+	"DELETE /api/v1/modules/{digest}":      {"admin", "operator"},
 	"GET /api/v1/modules/{digest}/content": {"admin", "operator", "viewer", "worker"},
 	"POST /api/v1/apikeys":                 {"admin", "operator"},
 	"GET /api/v1/apikeys":                  {"admin", "operator"},

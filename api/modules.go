@@ -119,6 +119,22 @@ type moduleList struct {
 	Modules []modules.Module `json:"modules"`
 }
 
+// deleteModule serves DELETE /api/v1/modules/{digest}: removes one of the
+// tenant's modules, freeing its storage quota. Tasks that name it fail
+// from then on with "module not found". 204, or 404 if the tenant has no
+// such module. (With roles, an operator's route.)
+func (s *Server) deleteModule(w http.ResponseWriter, r *http.Request) {
+	ten, store, ok := s.tenantModules(w, r)
+	if !ok {
+		return
+	}
+	if err := store.Delete(r.Context(), ten, r.PathValue("digest")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // moduleContent sends the bytes of one of the tenant's modules: how a
 // remote worker, which cannot read the servers' bucket, gets a module.
 func (s *Server) moduleContent(w http.ResponseWriter, r *http.Request) {

@@ -97,6 +97,7 @@ func (s *Server) routeTable() []Route {
 		{"POST", "/api/v1/modules", auth.PermModuleWrite, t, operators, s.uploadModule},
 		{"GET", "/api/v1/modules", auth.PermModuleRead, t, readers + ", worker of the tenant", s.listModules},
 		{"GET", "/api/v1/modules/{digest}", auth.PermModuleRead, t, readers + ", worker of the tenant", s.getModule},
+		{"DELETE", "/api/v1/modules/{digest}", auth.PermModuleWrite, t, operators, s.deleteModule},
 		{"GET", "/api/v1/modules/{digest}/content", auth.PermModuleRead, t, readers + ", worker of the tenant", s.moduleContent},
 		{"POST", "/api/v1/apikeys", auth.PermAPIKeyManage, t, operators + " (only an admin creates admin keys)", s.createAPIKey},
 		{"GET", "/api/v1/apikeys", auth.PermAPIKeyManage, t, operators + " (admin: every tenant with ?tenant=)", s.listAPIKeys},

@@ -63,6 +63,9 @@ type Config struct {
 	Auth AuthConfig `yaml:"auth"`
 	// TLS configures the API's TLS and mutual TLS between nodes.
 	TLS TLSConfig `yaml:"tls"`
+	// Cloud is the seed's cloud block: provider, region and cost tags for
+	// the blob drivers (docs/BLOB.md).
+	Cloud CloudConfig `yaml:"cloud"`
 
 	// origins records where loaded values came from, for error messages.
 	origins map[string]origin

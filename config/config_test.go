@@ -179,6 +179,13 @@ proofs:
   enabled: false
   key_file: /etc/grey/node.key
   attester: auto
+cloud:
+  provider: gcp
+  region: europe-west1
+  project: grey-prod
+  subscription_id: abc-123
+  environment: prod-eu
+  cost_tags: {project: grey, cost-center: "42"}
 auth:
   mode: [oidc, apikey]
   insecure_none_beyond_loopback: true
@@ -353,7 +360,7 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"unknown top-level key", "node:\n  id: a\nfoo: 1\n", []string{"grey.yaml:3:1:", `unknown field "foo"`}},
 		{"unknown nested key", "tasks:\n  retry:\n    max_retrys: 3\n", []string{"grey.yaml:3:5:", "tasks.retry.max_retrys", `unknown field "max_retrys"`}},
-		{"seed section not ours", "database:\n  postgres:\n    url: x\n", []string{"grey.yaml:1:1:", `unknown field "database"`}},
+		{"seed section not built", "database:\n  postgres:\n    url: x\n", []string{"grey.yaml:2:3:", "database.postgres", "not built yet"}},
 		{"bad duration", "tasks:\n  retry:\n    base_delay: 5 seconds\n", []string{"grey.yaml:3:17:", "tasks.retry.base_delay", "duration"}},
 		{"duration without unit", "http:\n  read_timeout: 30\n", []string{"grey.yaml:2:17:", "http.read_timeout", "missing unit"}},
 		{"duration as list", "http:\n  read_timeout: [1s]\n", []string{"grey.yaml:2:17:", "http.read_timeout", "must be a duration"}},

@@ -10,7 +10,8 @@ import (
 // as "key (line N): msg". Errors found while reading the file text carry
 // File, Line and Column and render as "file:line:col: key: msg".
 type Error struct {
-	// File is the config file's name; set only with Column.
+	// File is the config file's name: set with Column, and on validation
+	// errors for a value from a second file (LoadFiles).
 	File string
 	// Line is the 1-based line in the file the value came from (0 = not from
 	// the file).
@@ -40,6 +41,8 @@ func (e *Error) Error() string {
 	}
 	b.WriteString(e.Key)
 	switch {
+	case e.Line > 0 && e.File != "":
+		fmt.Fprintf(&b, " (%s line %d)", e.File, e.Line)
 	case e.Line > 0:
 		fmt.Fprintf(&b, " (line %d)", e.Line)
 	case e.Env != "":

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"os"
 	"testing"
 )
 
@@ -41,6 +42,37 @@ func FuzzLoad(f *testing.F) {
 		}
 		if !bytes.Equal(out.Bytes(), out2.Bytes()) {
 			t.Fatalf("effective config changed on reload:\n%s\n---\n%s", out.Bytes(), out2.Bytes())
+		}
+	})
+}
+
+// FuzzIntegrationsBlocks feeds a grey.yaml and an integrations file (the
+// seed's layout: database, monitoring, cloud) to LoadDocuments: it must not
+// panic; a database key is always refused as not built; a loaded cloud
+// block validates.
+func FuzzIntegrationsBlocks(f *testing.F) {
+	seed, err := os.ReadFile("testdata/grey-integrations-nodb.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte("node:\n  id: n1\n"), seed)
+	f.Add([]byte(""), []byte("database:\n  postgres:\n    url: x\n"))
+	f.Add([]byte("cloud:\n  region: eu-west-1\n"), []byte("cloud:\n  cost_tags: {a: b}\n"))
+	f.Add([]byte("tenants:\n  cost:\n    environment: x\n"), []byte("cloud:\n  provider: azure\n  subscription_id: abc\n"))
+	lookup := env("GREY_OTEL_ENDPOINT", "http://otel:4318", "GREY_PG_URL", "postgres://x")
+	f.Fuzz(func(t *testing.T, main, integrations []byte) {
+		c, err := LoadDocuments([]Document{{Name: "grey.yaml", Data: main}, {Name: "grey-integrations.yaml", Data: integrations}}, lookup)
+		if err != nil {
+			if c != nil {
+				t.Fatal("a Config and an error")
+			}
+			return
+		}
+		if bytes.Contains(integrations, []byte("database:")) && bytes.HasPrefix(bytes.TrimSpace(integrations), []byte("database:")) {
+			t.Fatalf("a file starting with a database block loaded:\n%s", integrations)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("loaded config does not validate: %v", err)
 		}
 	})
 }

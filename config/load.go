@@ -20,9 +20,11 @@ import (
 // variable, and the value it had then (a later flag assignment changes the
 // value, so the origin no longer applies).
 type origin struct {
-	line int
-	env  string
-	val  any
+	file   string // set for a file after the first (LoadFiles)
+	seenIn string // the file the value was decoded from
+	line   int
+	env    string
+	val    any
 }
 
 // Load reads the configuration: Default, then the YAML file at path (if
@@ -37,6 +39,67 @@ func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
 		}
 	}
 	return LoadBytes(data, path, lookupEnv)
+}
+
+// LoadFiles is Load for several files, decoded in order into one
+// configuration: greyd --config grey.yaml --integrations
+// grey-integrations.yaml. A key set in a later file replaces the earlier
+// value (a mapping such as cloud.cost_tags is replaced whole, not merged);
+// errors name the file a value came from. Empty paths are skipped.
+func LoadFiles(paths []string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	var docs []Document
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		docs = append(docs, Document{Name: p, Data: data})
+	}
+	return LoadDocuments(docs, lookupEnv)
+}
+
+// Document is one configuration file's name and contents.
+type Document struct {
+	// Name is the file's name, used in error messages.
+	Name string
+	// Data is the file's contents.
+	Data []byte
+}
+
+// LoadDocuments is LoadFiles for contents already in memory.
+func LoadDocuments(docs []Document, lookupEnv func(string) (string, bool)) (*Config, error) {
+	if len(docs) == 0 {
+		return LoadBytes(nil, "", lookupEnv)
+	}
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	c := Default()
+	c.origins = map[string]origin{}
+	for _, d := range docs {
+		if len(bytes.TrimSpace(d.Data)) == 0 {
+			continue
+		}
+		if err := c.decode(d.Data, d.Name, lookupEnv); err != nil {
+			return nil, err
+		}
+	}
+	for k, o := range c.origins {
+		if o.seenIn != docs[0].Name {
+			o.file = o.seenIn
+			c.origins[k] = o
+		}
+	}
+	if err := c.applyEnv(lookupEnv); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", docs[0].Name, err)
+	}
+	return c, nil
 }
 
 // LoadBytes is Load for file contents already in memory; name is used in
@@ -100,6 +163,9 @@ func (c *Config) decode(data []byte, name string, lookupEnv func(string) (string
 	if err := safely(func() error { ast.Walk(keys, body); return keys.err }); err != nil {
 		return decodeError(name, err, keys.tokens)
 	}
+	if err := notBuiltError(name, keys); err != nil {
+		return err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(nil), yaml.Strict())
 	if err := safely(func() error { return dec.DecodeFromNode(body, c) }); err != nil {
 		return decodeError(name, err, keys.tokens)
@@ -107,7 +173,7 @@ func (c *Config) decode(data []byte, name string, lookupEnv func(string) (string
 	leaves := leafValues(c)
 	for key, line := range keys.lines {
 		if v, ok := leaves[key]; ok {
-			c.origins[key] = origin{line: line, val: v.Interface()}
+			c.origins[key] = origin{line: line, val: v.Interface(), seenIn: name}
 		}
 	}
 	return nil
@@ -131,12 +197,13 @@ func safely(f func() error) (err error) {
 type keyIndex struct {
 	tokens map[*token.Token]string
 	lines  map[string]int
+	cols   map[string]int
 	err    error
 }
 
 // newKeyIndex returns an empty keyIndex.
 func newKeyIndex() *keyIndex {
-	return &keyIndex{tokens: map[*token.Token]string{}, lines: map[string]int{}}
+	return &keyIndex{tokens: map[*token.Token]string{}, lines: map[string]int{}, cols: map[string]int{}}
 }
 
 // Visit records n.
@@ -153,6 +220,7 @@ func (k *keyIndex) Visit(n ast.Node) ast.Visitor {
 	if mv, ok := n.(*ast.MappingValueNode); ok && mv.Key != nil && mv.Key.GetToken() != nil {
 		k.tokens[mv.Key.GetToken()] = path
 		k.lines[path] = mv.Key.GetToken().Position.Line
+		k.cols[path] = mv.Key.GetToken().Position.Column
 	}
 	return k
 }
@@ -334,6 +402,9 @@ func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) error {
 		{"GREY_OTEL_ENDPOINT", []string{"monitoring.opentelemetry.endpoint"}, str(&c.Monitoring.OpenTelemetry.Endpoint)},
 		{"GREY_OTEL_PROTOCOL", []string{"monitoring.opentelemetry.protocol"}, str(&c.Monitoring.OpenTelemetry.Protocol)},
 		{"GREY_IAM_PROVIDER", []string{"auth.oidc.provider"}, str(&c.Auth.OIDC.Provider)},
+		{"AWS_REGION", []string{"cloud.region"}, str(&c.Cloud.Region)},
+		{"GOOGLE_PROJECT", []string{"cloud.project"}, str(&c.Cloud.Project)},
+		{"AZURE_SUBSCRIPTION_ID", []string{"cloud.subscription_id"}, str(&c.Cloud.SubscriptionID)},
 	}
 	if c.origins == nil {
 		c.origins = map[string]origin{}

@@ -181,6 +181,7 @@ func (c *Config) Validate() error {
 	v.oneOf("proofs.attester", c.Proofs.Attester, "software", "auto", "sgx", "tdx", "sev-snp", "nitro")
 	v.auth(&c.Auth)
 	v.tls(&c.TLS)
+	v.cloud(&c.Cloud)
 	return errors.Join(v.errs...)
 }
 
@@ -197,7 +198,7 @@ func (v *validator) fail(key, format string, args ...any) {
 	e := &Error{Key: key, Msg: fmt.Sprintf(format, args...)}
 	if o, ok := v.c.origins[key]; ok {
 		if f, ok := v.leaves[key]; ok && reflect.DeepEqual(o.val, f.Interface()) {
-			e.Line, e.Env = o.line, o.env
+			e.Line, e.Env, e.File = o.line, o.env, o.file
 		}
 	}
 	v.errs = append(v.errs, e)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/grey-distributed/grey/api"
 	"github.com/grey-distributed/grey/audit"
+	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/auth"
 	"github.com/grey-distributed/grey/auth/apikeyauth"
 	"github.com/grey-distributed/grey/auth/mtlsauth"
@@ -19,6 +20,7 @@ type Option func(*options)
 type options struct {
 	authenticators []auth.Authenticator
 	public         []api.PublicRoute
+	blobs          *blobstore.Registry
 }
 
 // WithAuthenticators provides the authenticators of the enabled auth

@@ -6,19 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"gocloud.dev/blob"
-	_ "gocloud.dev/blob/fileblob" // file:// buckets
-
 	"github.com/grey-distributed/grey/api"
+	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/engine"
 )
+
+// backupTimeout bounds writing one backup file.
+const backupTimeout = 10 * time.Minute
 
 // Backup file names: grey-snapshot-<UTC time>-<index>.snap (api.SnapshotFileName).
 const (
@@ -27,19 +26,31 @@ const (
 )
 
 // checkBackupURL fails when raft.backup.url names a bucket scheme this
-// build has no driver for.
-func checkBackupURL(raw string) error {
+// build has no driver for (cmd/greyd registers file, s3, gs and azblob).
+func checkBackupURL(reg *blobstore.Registry, raw string) error {
 	if raw == "" {
 		return nil
 	}
-	u, err := url.Parse(raw)
+	if err := reg.Check(raw); err != nil {
+		return fmt.Errorf("raft.backup.url: %w", err)
+	}
+	return nil
+}
+
+// probeBackupBucket opens raft.backup.url once at start-up, so that a
+// bucket that does not exist or refuses the credentials stops greyd with
+// its name instead of failing every backup later.
+func probeBackupBucket(reg *blobstore.Registry, cfg *config.Config) error {
+	if cfg.Raft.Backup.URL == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := reg.Open(ctx, cfg.Raft.Backup.URL, blobstore.Options{})
 	if err != nil {
 		return fmt.Errorf("raft.backup.url: %w", err)
 	}
-	if !blob.DefaultURLMux().ValidBucketScheme(u.Scheme) {
-		return fmt.Errorf("raft.backup.url: bucket scheme %q is not supported by this build (file:// is)", u.Scheme)
-	}
-	return nil
+	return b.Close()
 }
 
 // startBackups runs the periodic backup loop when raft.backup.url is set;
@@ -54,7 +65,7 @@ func (s *Server) startBackups() (stop func()) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		runBackups(ctx, s.eng, cfg, s.logger.With("component", "backup"))
+		runBackups(ctx, s.eng, cfg, s.blobs, s.blobOptions("backups"), s.logger.With("component", "backup"))
 	}()
 	return func() {
 		cancel()
@@ -63,13 +74,14 @@ func (s *Server) startBackups() (stop func()) {
 }
 
 // runBackups writes a snapshot file to the bucket every interval while eng
-// leads, keeping the newest cfg.Retain files, until ctx ends.
-func runBackups(ctx context.Context, eng *engine.Engine, cfg config.BackupConfig, logger *slog.Logger) {
+// leads, keeping the newest cfg.Retain files, until ctx ends. The bucket
+// is opened through reg with bopts (its cost tags and metrics).
+func runBackups(ctx context.Context, eng *engine.Engine, cfg config.BackupConfig, reg *blobstore.Registry, bopts blobstore.Options, logger *slog.Logger) {
 	interval := cfg.Interval.Std()
 	if interval <= 0 {
 		interval = time.Hour
 	}
-	var bucket *blob.Bucket
+	var bucket *blobstore.Bucket
 	defer func() {
 		if bucket != nil {
 			_ = bucket.Close()
@@ -87,7 +99,7 @@ func runBackups(ctx context.Context, eng *engine.Engine, cfg config.BackupConfig
 			continue
 		}
 		if bucket == nil {
-			b, err := blob.OpenBucket(ctx, cfg.URL)
+			b, err := reg.Open(ctx, cfg.URL, bopts)
 			if err != nil {
 				logger.Error("backup: open bucket", "url", cfg.URL, "err", err)
 				continue
@@ -95,7 +107,12 @@ func runBackups(ctx context.Context, eng *engine.Engine, cfg config.BackupConfig
 			bucket = b
 		}
 		start := time.Now()
-		key, size, err := backupOnce(ctx, eng, bucket)
+		// A backup that started finishes (within backupTimeout) even when
+		// the node shuts down: on a cloud bucket a cancelled upload may
+		// still land, and would then escape the pruning below.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backupTimeout)
+		key, size, err := backupOnce(bctx, eng, bucket)
+		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
 				logger.Error("backup failed", "url", cfg.URL, "err", err)
@@ -118,34 +135,36 @@ func runBackups(ctx context.Context, eng *engine.Engine, cfg config.BackupConfig
 }
 
 // backupOnce writes one snapshot file to the bucket and returns its key.
-func backupOnce(ctx context.Context, eng *engine.Engine, bucket *blob.Bucket) (string, int64, error) {
+func backupOnce(ctx context.Context, eng *engine.Engine, bucket *blobstore.Bucket) (string, int64, error) {
 	sf, err := eng.OpenSnapshot()
 	if err != nil {
 		return "", 0, err
 	}
 	defer sf.Close()
 	key := api.SnapshotFileName(sf.Header.CreatedAt, sf.Header.Index)
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w, err := bucket.NewWriter(wctx, key, &blob.WriterOptions{ContentType: "application/octet-stream"})
-	if err != nil {
-		return "", 0, fmt.Errorf("create %s: %w", key, err)
+	// The snapshot writes itself; the bucket reads: a pipe joins them, and
+	// a failed write cancels the upload (no partial object is left).
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := sf.WriteTo(pw)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	n, err := bucket.Upload(ctx, key, pr, &blobstore.WriteOptions{ContentType: "application/octet-stream"})
+	pr.CloseWithError(errors.New("upload ended"))
+	if werr := <-done; err == nil && werr != nil {
+		err = werr
 	}
-	n, err := sf.WriteTo(w)
 	if err != nil {
-		cancel() // a cancelled writer's Close discards the object
-		_ = w.Close()
 		return "", n, fmt.Errorf("write %s: %w", key, err)
-	}
-	if err := w.Close(); err != nil {
-		return "", n, fmt.Errorf("close %s: %w", key, err)
 	}
 	return key, n, nil
 }
 
 // pruneBackups deletes the oldest backup files beyond retain (names sort by
 // time) and returns their keys.
-func pruneBackups(ctx context.Context, bucket *blob.Bucket, retain int) ([]string, error) {
+func pruneBackups(ctx context.Context, bucket *blobstore.Bucket, retain int) ([]string, error) {
 	keys, err := listBackups(ctx, bucket)
 	if err != nil {
 		return nil, err
@@ -167,22 +186,18 @@ func pruneBackups(ctx context.Context, bucket *blob.Bucket, retain int) ([]strin
 	return deleted, errors.Join(errs...)
 }
 
-// listBackups returns the backup files' keys, oldest first.
-func listBackups(ctx context.Context, bucket *blob.Bucket) ([]string, error) {
+// listBackups returns the backup files' keys, oldest first (the bucket
+// lists in key order, and names sort by time).
+func listBackups(ctx context.Context, bucket *blobstore.Bucket) ([]string, error) {
 	var keys []string
-	it := bucket.List(&blob.ListOptions{Prefix: backupPrefix})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
+	err := bucket.Walk(ctx, backupPrefix, func(o blobstore.Object) error {
+		if !strings.Contains(o.Key, "/") && strings.HasSuffix(o.Key, backupSuffix) {
+			keys = append(keys, o.Key)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("list backups: %w", err)
-		}
-		if !obj.IsDir && strings.HasSuffix(obj.Key, backupSuffix) {
-			keys = append(keys, obj.Key)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list backups: %w", err)
 	}
-	sort.Strings(keys)
 	return keys, nil
 }

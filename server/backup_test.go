@@ -6,36 +6,41 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"gocloud.dev/blob"
-
+	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/engine"
+	"github.com/grey-distributed/grey/internal/blobtest"
 	"github.com/grey-distributed/grey/internal/greytest"
 	"github.com/grey-distributed/grey/task"
 )
 
 var backupName = regexp.MustCompile(`^grey-snapshot-\d{8}T\d{6}\.\d{3}Z-\d+\.snap$`)
 
+// TestBackupLoopWritesAndPrunes runs the backup loop against a directory
+// and each blob emulator the environment offers (s3, gs, azblob).
 func TestBackupLoopWritesAndPrunes(t *testing.T) {
-	t.Parallel()
+	blobtest.Each(t, testBackupLoop)
+}
+
+func testBackupLoop(t *testing.T, reg *blobstore.Registry, url string) {
 	n := greytest.NewNode(t, engine.Config{})
-	dir := t.TempDir()
-	url := "file://" + filepath.ToSlash(dir)
-	if err := checkBackupURL(url); err != nil {
+	if err := checkBackupURL(reg, url); err != nil {
 		t.Fatal(err)
 	}
+	bopts := blobstore.Options{Name: "backups", Environment: "test", CostTags: map[string]string{"team": "platform"}}
 	const retain = 3
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		runBackups(ctx, n.Engine, config.BackupConfig{URL: url, Interval: config.Duration(50 * time.Millisecond), Retain: retain}, greytest.Logger(t))
+		runBackups(ctx, n.Engine, config.BackupConfig{URL: url, Interval: config.Duration(50 * time.Millisecond), Retain: retain}, reg, bopts, greytest.Logger(t))
 	}()
 	stopped := false
 	stop := func() {
@@ -47,7 +52,7 @@ func TestBackupLoopWritesAndPrunes(t *testing.T) {
 	}
 	t.Cleanup(stop)
 
-	bucket, err := blob.OpenBucket(context.Background(), url)
+	bucket, err := reg.Open(context.Background(), url, blobstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +100,13 @@ func TestBackupLoopWritesAndPrunes(t *testing.T) {
 			t.Errorf("backup name %q does not match %v", k, backupName)
 		}
 	}
-	// The newest file is a sound snapshot of this cluster.
-	f, err := os.Open(filepath.Join(dir, keys[len(keys)-1]))
+	// The newest file is a sound snapshot of this cluster, tagged.
+	newest := keys[len(keys)-1]
+	tags, err := bucket.ReadTags(context.Background(), newest)
+	if err != nil || tags["grey-environment"] != "test" || tags["team"] != "platform" {
+		t.Errorf("tags of %s = %v, %v", newest, tags, err)
+	}
+	f, err := bucket.NewReader(context.Background(), newest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +134,7 @@ func TestBackupOnlyOnLeader(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	runBackups(ctx, eng, config.BackupConfig{URL: "file://" + filepath.ToSlash(dir), Interval: config.Duration(20 * time.Millisecond), Retain: 2}, greytest.Logger(t))
+	runBackups(ctx, eng, config.BackupConfig{URL: "file://" + filepath.ToSlash(dir), Interval: config.Duration(20 * time.Millisecond), Retain: 2}, blobtest.Registry(t), blobstore.Options{}, greytest.Logger(t))
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -139,11 +149,32 @@ func TestCheckBackupURL(t *testing.T) {
 	for url, ok := range map[string]bool{
 		"":                         true,
 		"file:///var/backups/grey": true,
-		"s3://bucket?region=eu":    false, // the drivers come with the cloud issue
+		"s3://bucket?region=eu":    true,
+		"gs://bucket":              true,
+		"azblob://container":       true,
+		"s3://":                    false, // no bucket
 		"nope://x":                 false,
 	} {
-		if err := checkBackupURL(url); (err == nil) != ok {
+		if err := checkBackupURL(blobtest.Registry(t), url); (err == nil) != ok {
 			t.Errorf("checkBackupURL(%q) = %v, want ok %v", url, err, ok)
 		}
+	}
+}
+
+// TestStartupRefusesMissingBackupBucket: a backup bucket that does not
+// exist stops start-up with its name (on each emulator offered).
+func TestStartupRefusesMissingBackupBucket(t *testing.T) {
+	for _, scheme := range []string{"s3", "gs", "azblob"} {
+		t.Run(scheme, func(t *testing.T) {
+			u := blobtest.NewBucket(t, scheme) // sets the credentials
+			missing := strings.Replace(u, "grey-test-", "grey-missing-", 1)
+			cfg := config.Default()
+			cfg.Node.DataDir = t.TempDir()
+			cfg.Raft.Backup.URL = missing
+			_, err := New(cfg, greytest.Logger(t), WithBlobRegistry(blobtest.Registry(t)))
+			if err == nil || !strings.Contains(err.Error(), "raft.backup.url") || !strings.Contains(err.Error(), "grey-missing-") {
+				t.Fatalf("start-up with a missing backup bucket: %v", err)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/grey-distributed/grey/config"
+	"github.com/grey-distributed/grey/internal/blobtest"
 	"github.com/grey-distributed/grey/internal/greytest"
 )
 
@@ -51,7 +52,7 @@ func TestForwardKeepsCredentials(t *testing.T) {
 			cfg.Raft.Bootstrap = false
 			cfg.Raft.Join = []string{join}
 		}
-		s, err := New(cfg, greytest.Logger(t))
+		s, err := New(cfg, greytest.Logger(t), WithBlobRegistry(blobtest.Registry(t)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/config"
+	"github.com/grey-distributed/grey/internal/blobtest"
 	"github.com/grey-distributed/grey/internal/greytest"
 	"github.com/grey-distributed/grey/task"
 )
@@ -28,7 +29,7 @@ func TestServerSignsAndCountsProofs(t *testing.T) {
 	cfg.Raft.HeartbeatTimeout = config.Duration(200 * time.Millisecond)
 	cfg.Raft.ElectionTimeout = config.Duration(200 * time.Millisecond)
 	cfg.Raft.LeaderLeaseTimeout = config.Duration(100 * time.Millisecond)
-	s, err := New(cfg, greytest.Logger(t))
+	s, err := New(cfg, greytest.Logger(t), WithBlobRegistry(blobtest.Registry(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

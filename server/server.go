@@ -23,6 +23,7 @@ import (
 	"github.com/grey-distributed/grey/certs"
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/audit"
+	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/engine"
@@ -58,6 +59,10 @@ type Server struct {
 	audit     *audit.Log      // the audit log (nil: off)
 	// stopTracing flushes and stops trace export (telemetry.SetupTracing).
 	stopTracing func(context.Context) error
+	// blobs opens bucket URLs (WithBlobRegistry); registry is the metrics
+	// registry buckets register with (nil without metrics).
+	blobs    *blobstore.Registry
+	registry *prometheus.Registry
 }
 
 // New opens the node's state and listeners. Nothing runs until Run. It
@@ -77,7 +82,14 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	if _, err := authChain(cfg, &o, nil); err != nil {
 		return nil, err
 	}
-	if err := checkBackupURL(cfg.Raft.Backup.URL); err != nil {
+	blobs := o.blobs
+	if blobs == nil {
+		blobs = blobstore.NewRegistry()
+	}
+	if err := checkBackupURL(blobs, cfg.Raft.Backup.URL); err != nil {
+		return nil, err
+	}
+	if err := probeBackupBucket(blobs, cfg); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
@@ -92,7 +104,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	if mat.API != nil && mat.CA == nil {
 		logger.Warn("tls.cert_file without tls.ca_file: Raft and node-to-node calls are not mutually authenticated, and other servers' APIs are verified against the system roots; set tls.ca_file for a cluster")
 	}
-	s := &Server{cfg: cfg, logger: logger, store: state.New(), tls: mat}
+	s := &Server{cfg: cfg, logger: logger, store: state.New(), tls: mat, blobs: blobs}
 	// Metrics observe the store from the start, so a log replay counts
 	// the same way on every restart.
 	var reg *prometheus.Registry
@@ -109,6 +121,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 		s.metrics = m
+		s.registry = reg
 		s.store.Observe(m.Observe)
 	}
 	lock, err := lockDataDir(cfg.Node.DataDir)
@@ -118,7 +131,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	_ = lock // released when the process exits
 	// Issue #4 executors: the module store and the wasm and http kinds. A
 	// follower's workers fetch modules its bucket lacks from the leader.
-	mods, wasmH, err := wasmexec.Setup(context.Background(), cfg, wasmexec.LeaderSource(func() string {
+	mods, wasmH, err := wasmexec.Setup(context.Background(), cfg, s.blobs, s.blobOptions("modules"), wasmexec.LeaderSource(func() string {
 		if s.eng == nil || s.eng.IsLeader() {
 			return ""
 		}
@@ -127,6 +140,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	if err != nil {
 		return nil, err
 	}
+	mods.SetQuota(s.storageQuota)
 	httpH, err := httpexec.FromConfig(cfg.Executors.HTTP)
 	if err != nil {
 		return nil, fmt.Errorf("executors.http: %w", err)

@@ -20,6 +20,7 @@ import (
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/internal/blobtest"
 	"github.com/grey-distributed/grey/internal/greytest"
 	"github.com/grey-distributed/grey/task"
 	"github.com/grey-distributed/grey/worker"
@@ -93,7 +94,6 @@ func readFile(t *testing.T, p string) []byte {
 	return b
 }
 
-
 // tlsServerConfig is a server on fresh loopback ports with the API and
 // node certificate cert, the CA caFile, and join (nil: bootstrap).
 func tlsServerConfig(t *testing.T, id, role, caFile string, cert *certs.Issued, join []string) *config.Config {
@@ -128,7 +128,7 @@ type running struct {
 // start runs a server until the test ends; hooks see it before it runs.
 func start(t *testing.T, cfg *config.Config, hooks ...func(*Server)) *running {
 	t.Helper()
-	s, err := New(cfg, greytest.Logger(t))
+	s, err := New(cfg, greytest.Logger(t), WithBlobRegistry(blobtest.Registry(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestTLSJoinRefusesForeignCA(t *testing.T) {
 	greytest.Eventually(t, 20*time.Second, func() bool { return c1.Ready(ctx) == nil })
 
 	rogueCfg := tlsServerConfig(t, "s2", config.RoleServer, p.trustingBoth, p.issue("s2", certs.RoleServer, true), []string{s1.APIURL()})
-	rogue, err := New(rogueCfg, greytest.Logger(t))
+	rogue, err := New(rogueCfg, greytest.Logger(t), WithBlobRegistry(blobtest.Registry(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,14 +278,22 @@ func TestTLSForwardRefusesForeignCA(t *testing.T) {
 	s2 := start(t, cfg)
 	// A third voter keeps s1's quorum when s2's Raft traffic is refused
 	// too (the same node certificate), so s1 stays leader and the refusal
-	// seen is the forwarding handshake's, not a lost leader.
+	// seen is the forwarding connection's, not a lost leader.
 	start(t, tlsServerConfig(t, "s3", config.RoleServer, p.caFile, p.issue("s3", certs.RoleServer, false), []string{s1.APIURL()}))
 	greytest.Eventually(t, 30*time.Second, func() bool { return voters(t, s1) == 3 && s2.Engine().LeaderAPI() == s1.APIURL() })
 	c2 := p.client(t, s2.APIURL(), nil)
 
 	copyPair(t, p.issue("s2", certs.RoleServer, true), nodeCert, nodeKey)
 	_, err := c2.Submit(ctx, task.Spec{Kind: "echo", Payload: []byte(`"x"`)})
-	if greyerr.CodeOf(err) != greyerr.Unavailable || !strings.Contains(err.Error(), "refused") {
+	// Under TLS 1.3 the server verifies the client's certificate after the
+	// client has finished its handshake, so the refusal may reach the
+	// forwarding proxy as a handshake alert (503, refused) or while it
+	// writes the request (the outcome is then reported as unknown). Either
+	// way the request was not forwarded, which the leader's empty task
+	// list below shows.
+	refused := greyerr.CodeOf(err) == greyerr.Unavailable && strings.Contains(err.Error(), "refused")
+	cutOff := greyerr.CodeOf(err) == greyerr.DeadlineExceeded && strings.Contains(err.Error(), "mid-request")
+	if !refused && !cutOff {
 		t.Fatalf("submit through the follower = %v, want 503 with a TLS refusal", err)
 	}
 	page, err := c1.List(ctx, client.ListOptions{})
@@ -375,11 +383,11 @@ func TestTLSStartupChecksNameTheKey(t *testing.T) {
 	p := newPKI(t)
 	cfg := tlsServerConfig(t, "s1", config.RoleServer, p.caFile, p.issue("s1", certs.RoleServer, false), nil)
 	cfg.TLS.CertFile = filepath.Join(t.TempDir(), "missing.crt")
-	if _, err := New(cfg, greytest.Logger(t)); err == nil || !strings.Contains(err.Error(), "tls.cert_file: ") {
+	if _, err := New(cfg, greytest.Logger(t), WithBlobRegistry(blobtest.Registry(t))); err == nil || !strings.Contains(err.Error(), "tls.cert_file: ") {
 		t.Errorf("missing cert: %v", err)
 	}
 	cfg = tlsServerConfig(t, "s1", config.RoleServer, p.caFile, p.issue("s1", certs.RoleServer, true), nil)
-	if _, err := New(cfg, greytest.Logger(t)); err == nil || !strings.Contains(err.Error(), "tls.cert_file: ") || !strings.Contains(err.Error(), "not signed by tls.ca_file") {
+	if _, err := New(cfg, greytest.Logger(t), WithBlobRegistry(blobtest.Registry(t))); err == nil || !strings.Contains(err.Error(), "tls.cert_file: ") || !strings.Contains(err.Error(), "not signed by tls.ca_file") {
 		t.Errorf("cert of another CA: %v", err)
 	}
 	wcfg := workerConfig(t, "w1", "https://127.0.0.1:1", p.caFile, p.issue("w1", certs.RoleServer, false))

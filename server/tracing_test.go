@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/grey-distributed/grey/config"
+	"github.com/grey-distributed/grey/internal/blobtest"
 	"github.com/grey-distributed/grey/internal/greytest"
 	"github.com/grey-distributed/grey/telemetry/tracing"
 )
@@ -49,7 +50,7 @@ func TestServerExportsTraces(t *testing.T) {
 	cfg.Monitoring.OpenTelemetry.Endpoint = otlp.URL // port ≠ 4318: the protocol says HTTP
 	cfg.Monitoring.OpenTelemetry.Protocol = "http"
 	cfg.Monitoring.OpenTelemetry.SampleRate = 1
-	s, err := New(cfg, greytest.Logger(t))
+	s, err := New(cfg, greytest.Logger(t), WithBlobRegistry(blobtest.Registry(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

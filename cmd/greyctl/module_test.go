@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/grey-distributed/grey/api"
+	"github.com/grey-distributed/grey/blobstore"
+	"github.com/grey-distributed/grey/blobstore/fileblob"
 	"github.com/grey-distributed/grey/engine"
 	"github.com/grey-distributed/grey/internal/greytest"
 	"github.com/grey-distributed/grey/modules"
@@ -16,7 +18,11 @@ import (
 func TestModuleCommands(t *testing.T) {
 	t.Parallel()
 	n := greytest.NewNode(t, engine.Config{})
-	store, err := modules.Open(t.Context(), "file://"+filepath.ToSlash(t.TempDir()), modules.Options{})
+	reg := blobstore.NewRegistry()
+	if err := fileblob.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	store, err := modules.Open(t.Context(), reg, "file://"+filepath.ToSlash(t.TempDir()), modules.Options{}, blobstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var (
 		cfgPath     = fs.String("config", "", "path of grey.yaml (none: embedded defaults)")
+		integPath   = fs.String("integrations", "", "path of grey-integrations.yaml (the seed's database, monitoring and cloud blocks), loaded after --config")
 		dataDir     = fs.String("data-dir", "", "data directory (default ./grey-data)")
 		httpAddr    = fs.String("http-addr", "", "API listen address (default 127.0.0.1:8080)")
 		metricsAddr = fs.String("metrics-addr", "", "Prometheus listen address host:port (default 127.0.0.1:9090)")
@@ -64,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "greyd: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	cfg, err := config.Load(*cfgPath, os.LookupEnv)
+	cfg, err := config.LoadFiles([]string{*cfgPath, *integPath}, os.LookupEnv)
 	if err != nil {
 		fmt.Fprintf(stderr, "greyd: %v\n", err)
 		return 2
@@ -164,14 +165,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// newServer links the identity drivers of the enabled auth modes into a
-// server.
+// newServer links the drivers greyd is built with into a server: the blob
+// drivers, and the identity drivers of the enabled auth modes.
 func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*server.Server, error) {
+	blobs, err := blobDrivers()
+	if err != nil {
+		return nil, err
+	}
 	opts, err := identityOptions(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return server.New(cfg, logger, opts...)
+	return server.New(cfg, logger, append(opts, server.WithBlobRegistry(blobs))...)
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

@@ -16,9 +16,10 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
-	"gocloud.dev/blob/fileblob"
 
 	"github.com/grey-distributed/grey/api"
+	"github.com/grey-distributed/grey/blobstore"
+	"github.com/grey-distributed/grey/blobstore/memblob"
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/engine"
 	wasmexec "github.com/grey-distributed/grey/executor/wasm"
@@ -172,11 +173,14 @@ func newEnv(t *testing.T, cfg wasmexec.Config) *env {
 		t.Fatal(err)
 	}
 	n := greytest.NewNode(t, engine.Config{})
-	b, err := fileblob.OpenBucket(t.TempDir(), nil)
+	b, err := memblob.Open(blobstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := modules.New(b, modules.Options{})
+	store, err := modules.New(b, modules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = store.Close() })
 	if cfg.Source == nil {
 		cfg.Source = store

@@ -4,21 +4,20 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 
 	"github.com/tetratelabs/wazero"
-	"gocloud.dev/blob"
 
+	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/modules"
 )
 
 // Setup builds what a greyd server needs for the wasm kind from its
 // configuration: the module store (executors.wasm.module_url, default
-// file://<node.data_dir>/modules) with the executor as its upload check,
-// and the executor, reading modules from the store and then from fallback
-// (nil: none; a follower passes LeaderSource).
-func Setup(ctx context.Context, cfg *config.Config, fallback Source, logger *slog.Logger) (*modules.Store, *Executor, error) {
+// file://<node.data_dir>/modules, opened through reg with bopts) with the
+// executor as its upload check, and the executor, reading modules from the
+// store and then from fallback (nil: none; a follower passes LeaderSource).
+func Setup(ctx context.Context, cfg *config.Config, reg *blobstore.Registry, bopts blobstore.Options, fallback Source, logger *slog.Logger) (*modules.Store, *Executor, error) {
 	wc := cfg.Executors.Wasm
 	u := wc.ModuleURL
 	if u == "" {
@@ -27,10 +26,11 @@ func Setup(ctx context.Context, cfg *config.Config, fallback Source, logger *slo
 			return nil, nil, err
 		}
 	}
-	if pu, err := url.Parse(u); err != nil || !blob.DefaultURLMux().ValidBucketScheme(pu.Scheme) {
-		return nil, nil, fmt.Errorf("executors.wasm.module_url: bucket URL %q is not supported by this build (file:// is)", u)
+	if err := reg.Check(u); err != nil {
+		return nil, nil, fmt.Errorf("executors.wasm.module_url: %w", err)
 	}
-	store, err := modules.Open(ctx, u, modules.Options{MaxBytes: wc.MaxModuleBytes})
+	bopts.Name = modules.Kind
+	store, err := modules.Open(ctx, reg, u, modules.Options{MaxBytes: wc.MaxModuleBytes}, bopts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("executors.wasm.module_url: %w", err)
 	}

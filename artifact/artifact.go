@@ -1,0 +1,314 @@
+// Package artifact is Grey's content-addressed, tenant-scoped artifact
+// store on the blob port: immutable byte blobs (wasm modules today, AI
+// models next) named by the SHA-256 of their bytes ("sha256:<hex>") and
+// kept per tenant under tenants/<tenant>/<kind>/<hex> in a
+// blobstore.Bucket, each object carrying the tenant's cost tags.
+//
+// A tenant only ever sees its own artifacts: another tenant's digest is
+// NotFound, whatever the bytes. Storing the same bytes again is a no-op
+// answering the existing artifact; reads check the digest, so a damaged or
+// tampered blob is refused rather than used. Stored bytes count against
+// the tenant's storage quota through Options.Quota.
+package artifact
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/grey-distributed/grey/blobstore"
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/task"
+)
+
+// DigestPrefix starts every artifact digest.
+const DigestPrefix = "sha256:"
+
+// Artifact describes one stored artifact.
+type Artifact struct {
+	// Digest is "sha256:" and the hex SHA-256 of the bytes.
+	Digest string `json:"digest"`
+	// Size is the length in bytes.
+	Size int64 `json:"size"`
+	// TenantID owns this copy.
+	TenantID string `json:"tenant_id"`
+	// CreatedAt is when it was stored (zero where the bucket keeps no time).
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// QuotaFunc reports a tenant's storage limit in bytes (0: none) and the
+// bytes it holds outside this store (task payloads and results).
+type QuotaFunc func(ctx context.Context, tenant string) (max, usedElsewhere int64, err error)
+
+// Options configure a Store.
+type Options struct {
+	// Kind names the artifacts ("modules", "models"): their key segment.
+	Kind string
+	// ContentType is the media type of stored objects.
+	ContentType string
+	// MaxBytes bounds one artifact (required).
+	MaxBytes int64
+	// LimitKey names the setting behind MaxBytes in errors.
+	LimitKey string
+	// Quota, when set, is checked before a new artifact is stored.
+	Quota QuotaFunc
+}
+
+// Store keeps artifacts of one kind. It is safe for concurrent use.
+type Store struct {
+	bucket *blobstore.Bucket
+	opts   Options
+}
+
+// New returns a store of opts.Kind artifacts in bucket (the whole bucket,
+// not a tenant view; Close closes it).
+func New(bucket *blobstore.Bucket, opts Options) (*Store, error) {
+	if err := blobstore.ValidateKey(opts.Kind); err != nil || strings.Contains(opts.Kind, "/") {
+		return nil, greyerr.Invalid("kind", "%q is not a single key segment", opts.Kind)
+	}
+	if opts.MaxBytes <= 0 {
+		return nil, greyerr.Invalid("max_bytes", "must be positive")
+	}
+	if opts.ContentType == "" {
+		opts.ContentType = "application/octet-stream"
+	}
+	return &Store{bucket: bucket, opts: opts}, nil
+}
+
+// SetQuota sets the quota check (call before use).
+func (s *Store) SetQuota(q QuotaFunc) { s.opts.Quota = q }
+
+// MaxBytes is the largest artifact the store accepts.
+func (s *Store) MaxBytes() int64 { return s.opts.MaxBytes }
+
+// Bucket is the store's bucket.
+func (s *Store) Bucket() *blobstore.Bucket { return s.bucket }
+
+// Close closes the bucket.
+func (s *Store) Close() error { return s.bucket.Close() }
+
+// Digest returns the digest of data: "sha256:<hex>".
+func Digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return DigestPrefix + hex.EncodeToString(sum[:])
+}
+
+// ParseDigest checks a digest and returns it normalized ("sha256:<64 lower
+// hex>") with its hex part. A bare 64-digit hex string is accepted too.
+func ParseDigest(field, d string) (digest, hexPart string, err error) {
+	return parseDigest("", field, d)
+}
+
+// parseDigest is ParseDigest naming noun ("module") in its error.
+func parseDigest(noun, field, d string) (digest, hexPart string, err error) {
+	if noun != "" {
+		noun += " "
+	}
+	h := strings.TrimPrefix(d, DigestPrefix)
+	if len(h) != 2*sha256.Size {
+		return "", "", greyerr.Invalid(field, "must be a %sdigest \"sha256:<64 hex digits>\", got %q", noun, d)
+	}
+	h = strings.ToLower(h)
+	if _, err := hex.DecodeString(h); err != nil {
+		return "", "", greyerr.Invalid(field, "must be a %sdigest \"sha256:<64 hex digits>\", got %q", noun, d)
+	}
+	return DigestPrefix + h, h, nil
+}
+
+// noun names one artifact of the store ("module" for "modules").
+func (s *Store) noun() string { return strings.TrimSuffix(s.opts.Kind, "s") }
+
+// ParseDigest is the package's ParseDigest naming the store's kind.
+func (s *Store) ParseDigest(field, d string) (digest, hexPart string, err error) {
+	return parseDigest(s.noun(), field, d)
+}
+
+// ParseDigestOf is ParseDigest naming noun ("module") in its error.
+func ParseDigestOf(noun, field, d string) (digest, hexPart string, err error) {
+	return parseDigest(noun, field, d)
+}
+
+// view is the tenant's part of the bucket.
+func (s *Store) view(tenant string) (*blobstore.Bucket, error) {
+	if !task.ValidTenant(tenant) {
+		return nil, greyerr.Invalid("tenant", "%q is not a valid tenant id", tenant)
+	}
+	return s.bucket.Tenant(tenant)
+}
+
+func (s *Store) key(h string) string { return s.opts.Kind + "/" + h }
+
+func (s *Store) notFound(digest string) error {
+	return greyerr.New(greyerr.NotFound, "%s %s not found", s.noun(), digest)
+}
+
+// Put stores data for tenant unless it has it already (created false).
+// check, when not nil, runs before a new artifact is stored.
+func (s *Store) Put(ctx context.Context, tenant string, data []byte, check func() error) (a *Artifact, created bool, err error) {
+	v, err := s.view(tenant)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(data) == 0 {
+		return nil, false, greyerr.Invalid("body", "is empty")
+	}
+	if int64(len(data)) > s.opts.MaxBytes {
+		e := greyerr.New(greyerr.TooLarge, "%d bytes exceed the limit of %d bytes (%s)", len(data), s.opts.MaxBytes, s.opts.LimitKey)
+		e.Field = "body"
+		return nil, false, e
+	}
+	digest := Digest(data)
+	if a, err := s.Stat(ctx, tenant, digest); err == nil {
+		return a, false, nil
+	} else if !greyerr.Is(err, greyerr.NotFound) {
+		return nil, false, err
+	}
+	if s.opts.Quota != nil {
+		if err := s.checkQuota(ctx, tenant, int64(len(data))); err != nil {
+			return nil, false, err
+		}
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, false, err
+		}
+	}
+	h := strings.TrimPrefix(digest, DigestPrefix)
+	if err := v.Put(ctx, s.key(h), data, &blobstore.WriteOptions{ContentType: s.opts.ContentType, Metadata: map[string]string{"digest": digest}}); err != nil {
+		return nil, false, err
+	}
+	a, err = s.Stat(ctx, tenant, digest)
+	if err != nil {
+		return nil, false, err
+	}
+	return a, true, nil
+}
+
+// checkQuota refuses n more bytes that would take the tenant past its
+// storage quota (TooLarge, answered 413).
+func (s *Store) checkQuota(ctx context.Context, tenant string, n int64) error {
+	max, elsewhere, err := s.opts.Quota(ctx, tenant)
+	if err != nil || max <= 0 {
+		return err
+	}
+	mine, _, err := s.Usage(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	if used := elsewhere + mine; used+n > max {
+		e := greyerr.New(greyerr.TooLarge, "tenant %s stores %d bytes (%d in %s); %d more exceed max_storage_bytes %d", tenant, used, mine, s.opts.Kind, n, max)
+		e.Reason = "storage_quota"
+		return e
+	}
+	return nil
+}
+
+// Stat describes tenant's artifact digest (NotFound if the tenant has none).
+func (s *Store) Stat(ctx context.Context, tenant, digest string) (*Artifact, error) {
+	v, err := s.view(tenant)
+	if err != nil {
+		return nil, err
+	}
+	digest, h, err := s.ParseDigest("digest", digest)
+	if err != nil {
+		return nil, err
+	}
+	a, err := v.Attributes(ctx, s.key(h))
+	if err != nil {
+		if greyerr.Is(err, greyerr.NotFound) {
+			return nil, s.notFound(digest)
+		}
+		return nil, err
+	}
+	return &Artifact{Digest: digest, Size: a.Size, TenantID: tenant, CreatedAt: a.ModTime.UTC()}, nil
+}
+
+// MaxList bounds the artifacts List returns.
+const MaxList = 10000
+
+// List describes the tenant's artifacts, by digest (at most MaxList).
+func (s *Store) List(ctx context.Context, tenant string) ([]Artifact, error) {
+	v, err := s.view(tenant)
+	if err != nil {
+		return nil, err
+	}
+	out := []Artifact{}
+	errFull := greyerr.New(greyerr.ResourceExhausted, "full")
+	err = v.Walk(ctx, s.opts.Kind+"/", func(o blobstore.Object) error {
+		digest, _, err := ParseDigest("digest", strings.TrimPrefix(o.Key, s.opts.Kind+"/"))
+		if err != nil {
+			return nil // not an artifact
+		}
+		out = append(out, Artifact{Digest: digest, Size: o.Size, TenantID: tenant, CreatedAt: o.ModTime.UTC()})
+		if len(out) >= MaxList {
+			return errFull
+		}
+		return nil
+	})
+	if err != nil && err != errFull {
+		return nil, err
+	}
+	return out, nil // keys are hex digests in order: sorted by digest
+}
+
+// Usage sums the tenant's artifacts: bytes and count.
+func (s *Store) Usage(ctx context.Context, tenant string) (bytes int64, count int, err error) {
+	v, err := s.view(tenant)
+	if err != nil {
+		return 0, 0, err
+	}
+	err = v.Walk(ctx, s.opts.Kind+"/", func(o blobstore.Object) error {
+		bytes += o.Size
+		count++
+		return nil
+	})
+	return bytes, count, err
+}
+
+// Get returns the bytes of tenant's artifact digest, checked against the
+// digest (Internal when they differ: a damaged or altered blob).
+func (s *Store) Get(ctx context.Context, tenant, digest string) ([]byte, error) {
+	v, err := s.view(tenant)
+	if err != nil {
+		return nil, err
+	}
+	digest, h, err := s.ParseDigest("digest", digest)
+	if err != nil {
+		return nil, err
+	}
+	b, err := v.Get(ctx, s.key(h), s.opts.MaxBytes)
+	if err != nil {
+		if greyerr.Is(err, greyerr.NotFound) {
+			return nil, s.notFound(digest)
+		}
+		if greyerr.Is(err, greyerr.TooLarge) {
+			return nil, greyerr.New(greyerr.Internal, "%s: stored bytes do not match the digest (damaged blob)", digest)
+		}
+		return nil, err
+	}
+	if Digest(b) != digest {
+		return nil, greyerr.New(greyerr.Internal, "%s: stored bytes do not match the digest (damaged blob)", digest)
+	}
+	return b, nil
+}
+
+// Delete removes tenant's artifact digest (NotFound if it has none).
+func (s *Store) Delete(ctx context.Context, tenant, digest string) error {
+	v, err := s.view(tenant)
+	if err != nil {
+		return err
+	}
+	digest, h, err := s.ParseDigest("digest", digest)
+	if err != nil {
+		return err
+	}
+	if err := v.Delete(ctx, s.key(h)); err != nil {
+		if greyerr.Is(err, greyerr.NotFound) {
+			return s.notFound(digest)
+		}
+		return err
+	}
+	return nil
+}

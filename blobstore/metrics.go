@@ -1,0 +1,74 @@
+package blobstore
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the blob port's Prometheus families, labelled by bucket name
+// and operation.
+type metrics struct {
+	ops     *prometheus.CounterVec
+	seconds *prometheus.HistogramVec
+	bytes   *prometheus.CounterVec
+	retries *prometheus.CounterVec
+}
+
+// newMetrics creates the families and registers them with reg (nil: not
+// registered). Buckets sharing a registerer share the families.
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grey_blob_operations_total",
+			Help: "Blob store operations by bucket, operation and result code (ok or a Grey error code).",
+		}, []string{"bucket", "op", "code"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "grey_blob_operation_seconds",
+			Help:    "Blob store operation latency, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
+		}, []string{"bucket", "op"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grey_blob_bytes_total",
+			Help: "Bytes written (put, upload) and read (get, read) through the blob store.",
+		}, []string{"bucket", "op"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grey_blob_retries_total",
+			Help: "Transient blob store failures that were retried.",
+		}, []string{"bucket", "op"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	m.ops, err = register(reg, m.ops)
+	if err != nil {
+		return nil, err
+	}
+	if m.seconds, err = register(reg, m.seconds); err != nil {
+		return nil, err
+	}
+	if m.bytes, err = register(reg, m.bytes); err != nil {
+		return nil, err
+	}
+	if m.retries, err = register(reg, m.retries); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// its name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		var zero C
+		return zero, err
+	}
+	return c, nil
+}

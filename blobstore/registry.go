@@ -1,0 +1,148 @@
+package blobstore
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/grey-distributed/grey/greyerr"
+)
+
+// Opener opens a Driver for a bucket URL of its scheme. env holds what the
+// configuration knows about the cloud (region, project...), for URLs that
+// do not say.
+type Opener interface {
+	OpenDriver(ctx context.Context, u *url.URL, env Env) (Driver, error)
+}
+
+// OpenerFunc adapts a function to Opener.
+type OpenerFunc func(ctx context.Context, u *url.URL, env Env) (Driver, error)
+
+// OpenDriver calls f.
+func (f OpenerFunc) OpenDriver(ctx context.Context, u *url.URL, env Env) (Driver, error) {
+	return f(ctx, u, env)
+}
+
+// Env is the cloud context an Opener may use when the URL does not say:
+// the cloud block of the configuration and the seed's variables.
+type Env struct {
+	// Region is cloud.region, else AWS_REGION (S3).
+	Region string
+	// Project is GOOGLE_PROJECT (GCS).
+	Project string
+	// Subscription is AZURE_SUBSCRIPTION_ID (Azure).
+	Subscription string
+}
+
+// Registry maps URL schemes to driver openers. The zero value is not
+// usable; create one with NewRegistry. It is safe for concurrent use.
+type Registry struct {
+	mu      sync.RWMutex
+	openers map[string]Opener
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{openers: map[string]Opener{}}
+}
+
+// Register makes scheme open with o. Registering a scheme twice is an
+// error (two drivers claiming one scheme is a build mistake).
+func (r *Registry) Register(scheme string, o Opener) error {
+	scheme = strings.ToLower(scheme)
+	if scheme == "" || o == nil {
+		return fmt.Errorf("blobstore: register: empty scheme or nil opener")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.openers[scheme]; dup {
+		return fmt.Errorf("blobstore: scheme %q is registered twice", scheme)
+	}
+	r.openers[scheme] = o
+	return nil
+}
+
+// Schemes lists the registered schemes, sorted.
+func (r *Registry) Schemes() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.openers))
+	for s := range r.openers {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Check parses rawURL and reports, as an InvalidArgument error naming the
+// scheme, whether this registry can open it (for start-up checks that
+// should fail before anything is opened).
+func (r *Registry) Check(rawURL string) error {
+	_, _, err := r.lookup(rawURL)
+	return err
+}
+
+func (r *Registry) lookup(rawURL string) (*url.URL, Opener, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, nil, greyerr.Invalid("url", "bucket URL %q: %v", rawURL, err)
+	}
+	if u.Scheme == "" {
+		return nil, nil, greyerr.Invalid("url", "bucket URL %q has no scheme (want one of %s)", rawURL, strings.Join(r.Schemes(), ", "))
+	}
+	r.mu.RLock()
+	o := r.openers[strings.ToLower(u.Scheme)]
+	r.mu.RUnlock()
+	if o == nil {
+		return nil, nil, greyerr.Invalid("url", "bucket scheme %q is not supported by this build (it has %s)", u.Scheme, strings.Join(r.Schemes(), ", "))
+	}
+	if u.Scheme != "file" && u.Scheme != "mem" && u.Host == "" {
+		return nil, nil, greyerr.Invalid("url", "bucket URL %q names no bucket (want %s://<bucket>)", redact(u), u.Scheme)
+	}
+	return u, o, nil
+}
+
+// Open opens the bucket at rawURL with the driver registered for its
+// scheme, and checks that the bucket exists when the driver can tell
+// (a Check(ctx) error method). An unknown scheme or a URL without a bucket is InvalidArgument
+// naming it; a bucket the driver cannot reach keeps the driver's code.
+func (r *Registry) Open(ctx context.Context, rawURL string, opts Options) (*Bucket, error) {
+	u, o, err := r.lookup(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	d, err := o.OpenDriver(ctx, u, opts.Env)
+	if err != nil {
+		code := greyerr.CodeOf(err)
+		if code == greyerr.Unknown {
+			code = greyerr.InvalidArgument
+		}
+		return nil, &greyerr.Error{Code: code, Message: fmt.Sprintf("open bucket %s", redact(u)), Err: err}
+	}
+	if c, ok := d.(interface{ Check(context.Context) error }); ok {
+		if err := c.Check(ctx); err != nil {
+			_ = d.Close()
+			code := greyerr.CodeOf(err)
+			if code == greyerr.Unknown {
+				code = greyerr.Unavailable
+			}
+			return nil, &greyerr.Error{Code: code, Message: fmt.Sprintf("bucket %s does not exist or cannot be reached", redact(u)), Err: err}
+		}
+	}
+	b, err := New(d, opts)
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// redact drops a URL's user info and query (credentials may sit there).
+func redact(u *url.URL) string {
+	c := *u
+	c.User, c.RawQuery = nil, ""
+	return c.String()
+}

@@ -1,0 +1,151 @@
+package depcheck
+
+import (
+	"bufio"
+	"bytes"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/grey-distributed/grey"
+
+// forbidden are import path prefixes of SDKs that only driver subpackages
+// may import (DESIGN §4: "the core never imports a driver").
+var forbidden = []string{
+	"github.com/aws/",                          // aws-sdk-go-v2
+	"cloud.google.com/go",                      // Google Cloud SDK
+	"google.golang.org/api/",                   // Google API clients
+	"github.com/Azure/",                        // Azure SDK
+	"github.com/jackc/pgx",                     // PostgreSQL
+	"github.com/apache/cassandra-gocql-driver", // Cassandra
+	"github.com/gocql/gocql",
+	"go.mongodb.org/mongo-driver", // MongoDB
+	"github.com/twmb/franz-go",    // Kafka
+	"github.com/rabbitmq/amqp091-go",
+	"gocloud.dev/", // the blob port is blobstore; gocloud lives in its drivers
+}
+
+// notCore are the packages allowed to import SDKs: the binary that links
+// the drivers, the driver subpackages themselves, and tests' helpers. A
+// new driver is added here by name, so that linking an SDK is a decision a
+// reviewer sees.
+var notCore = []string{
+	"cmd/greyd",
+	"blobstore/fileblob",
+	"blobstore/memblob",
+	"blobstore/s3blob",
+	"blobstore/gcsblob",
+	"blobstore/azblob",
+	"blobstore/gocloudblob",
+	"test/...",
+	"e2e/...",
+	"bench/...",
+	"examples/...",
+	"internal/testsvc/...",
+	"internal/blobtest", // test helper: creates buckets on the emulators
+}
+
+func isCore(pkg string) bool {
+	rel, ok := strings.CutPrefix(pkg, module+"/")
+	if !ok {
+		return pkg == module
+	}
+	for _, n := range notCore {
+		if base, tree := strings.CutSuffix(n, "/..."); tree {
+			if rel == base || strings.HasPrefix(rel, base+"/") {
+				return false
+			}
+		} else if rel == n {
+			return false
+		}
+	}
+	return true
+}
+
+func repoRoot(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// TestCoreImportsNoSDK runs go list -deps over the module's packages and
+// fails for every core package that reaches a forbidden SDK, naming the
+// path through which it does.
+func TestCoreImportsNoSDK(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list over the whole module")
+	}
+	cmd := exec.Command("go", "list", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", "-deps", "./...")
+	cmd.Dir = repoRoot(t)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.Bytes())
+	}
+	imports := map[string][]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) > 0 {
+			imports[f[0]] = f[1:]
+		}
+	}
+	checked := 0
+	for pkg := range imports {
+		if !strings.HasPrefix(pkg, module) || !isCore(pkg) {
+			continue
+		}
+		checked++
+		if path := sdkPath(pkg, imports); path != nil {
+			t.Errorf("core package %s imports an SDK: %s", pkg, strings.Join(path, " -> "))
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("only %d core packages checked; is the module layout what this test expects?", checked)
+	}
+}
+
+// sdkPath returns an import path from pkg to a forbidden package, or nil.
+func sdkPath(pkg string, imports map[string][]string) []string {
+	seen := map[string]bool{}
+	var walk func(p string) []string
+	walk = func(p string) []string {
+		if seen[p] {
+			return nil
+		}
+		seen[p] = true
+		for _, f := range forbidden {
+			if strings.HasPrefix(p, f) {
+				return []string{p}
+			}
+		}
+		for _, q := range imports[p] {
+			if rest := walk(q); rest != nil {
+				return append([]string{p}, rest...)
+			}
+		}
+		return nil
+	}
+	return walk(pkg)
+}
+
+func TestIsCore(t *testing.T) {
+	for pkg, want := range map[string]bool{
+		module + "/server":                  true,
+		module + "/blobstore":               true,
+		module + "/blobstore/blobstoretest": true,
+		module + "/blobstore/s3blob":        false,
+		module + "/cmd/greyd":               false,
+		module + "/cmd/greyctl":             true,
+		module + "/test/smoke":              false,
+		module + "/e2e":                     false,
+	} {
+		if got := isCore(pkg); got != want {
+			t.Errorf("isCore(%s) = %v, want %v", pkg, got, want)
+		}
+	}
+}
