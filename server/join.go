@@ -16,8 +16,8 @@ import (
 // fix (duplicate id, another cluster's data) end start-up.
 func (s *Server) joinCluster(ctx context.Context) error {
 	opts := s.peerOptions()
-	if s.cfg.HTTP.AdminToken != "" {
-		opts = append(opts, client.WithToken(string(s.cfg.HTTP.AdminToken)))
+	if tok := s.peerToken(); tok != "" {
+		opts = append(opts, client.WithToken(tok))
 	}
 	req := &client.JoinRequest{
 		NodeID: s.cfg.Node.ID, RaftAddr: s.node.LocalAddr(), APIAddr: s.cfg.APIAdvertise(),

@@ -33,7 +33,9 @@ func newRouter(eng *engine.Engine, token string, opts ...client.Option) *router 
 // principal in its context: the node's own workers are trusted, lease every
 // tenant's tasks, and their leases record no principal, so that after a
 // leader change the same worker id can still report them through the new
-// leader's API (with http.admin_token). (docs/AUTH.md, Workers.)
+// leader's API. On a follower the pool calls the leader's API as this node
+// (its node certificate, or http.admin_token without authentication or a
+// cluster CA: see Server.peerToken). (docs/AUTH.md, Workers.)
 
 // target returns the coordinator to use now.
 func (r *router) target() (worker.Coordinator, error) {

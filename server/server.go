@@ -136,7 +136,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 			return ""
 		}
 		return s.eng.LeaderAPI()
-	}, string(cfg.HTTP.AdminToken), s.peerOptions()...), logger.With("component", "wasm"))
+	}, s.peerToken(), s.peerOptions()...), logger.With("component", "wasm"))
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +262,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	}
 
 	if cfg.Worker.Enabled {
-		s.pool = worker.NewPool(newRouter(s.eng, string(cfg.HTTP.AdminToken), s.peerOptions()...), worker.Options{
+		s.pool = worker.NewPool(newRouter(s.eng, s.peerToken(), s.peerOptions()...), worker.Options{
 			WorkerID:      cfg.Node.ID + "/builtin",
 			Kinds:         cfg.Worker.Kinds,
 			Labels:        cfg.Worker.Labels,
@@ -312,6 +312,21 @@ func (s *Server) peerOptions() []client.Option {
 		return []client.Option{client.WithTLSConfig(c)}
 	}
 	return nil
+}
+
+// peerToken is the bearer token of this server's own calls to other
+// servers (joining, its in-process workers through the leader, module
+// fetches). With authentication on and a cluster CA it is none: the node
+// certificate of peerOptions authenticates the call as this node
+// (node:<id>, mtlsauth), so leases and audit lines name the node rather
+// than the shared bootstrap admin, and the calls keep working once
+// http.admin_token is removed. Otherwise it is http.admin_token (in mode
+// none the cluster-admin routes stay behind it).
+func (s *Server) peerToken() string {
+	if s.cfg.Auth.Mode.Enabled() && s.cfg.TLS.MutualEnabled() {
+		return ""
+	}
+	return string(s.cfg.HTTP.AdminToken)
 }
 
 // HTTPAddr is the API's bound address.

@@ -96,7 +96,9 @@ func newAPIKeyListCmd(a *app) *cobra.Command {
 		Use:   "list",
 		Short: "List API keys (never their secrets)",
 		Long: `List the API keys of the tenant (the global --tenant), or with --all every
-key (admin). With -o json, each key is printed as one line of JSON.`,
+key (admin). Without --tenant, a principal of one tenant lists that tenant's
+keys and an admin every key. With -o json, each key is printed as one line
+of JSON.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.client(a.tenant)

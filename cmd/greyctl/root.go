@@ -120,7 +120,8 @@ func newRootCmd(a *app) *cobra.Command {
 
 The global flags fall back to environment variables:
   --server  GREY_SERVER  (default http://127.0.0.1:8080; a comma-separated list fails over)
-  --tenant  GREY_TENANT  (default "default")
+  --tenant  GREY_TENANT  (default: none sent; the server then uses the
+                         principal's only tenant, or "default" without auth)
   --token   GREY_TOKEN   (bearer token, when auth is on; the admin token for
                          the tenant and cost commands where the server has one)
   --api-key GREY_API_KEY (a Grey API key, grey_<id>_<secret>)
@@ -137,7 +138,10 @@ Without --token or --api-key, the token stored by greyctl login is used
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&a.server, "server", "http://127.0.0.1:8080", "server base URL(s), comma-separated (env GREY_SERVER)")
-	f.StringVar(&a.tenant, "tenant", "default", "tenant to act for (env GREY_TENANT)")
+	// No default: without --tenant no X-Grey-Tenant is sent and the server
+	// picks the tenant (the principal's only one; "default" in mode none),
+	// so a user of one tenant need not name it.
+	f.StringVar(&a.tenant, "tenant", "", `tenant to act for (env GREY_TENANT; default: the principal's only tenant, or "default" without authentication)`)
 	f.StringVar(&a.token, "token", "", "bearer token (env GREY_TOKEN)")
 	f.StringVar(&a.apiKey, "api-key", "", "Grey API key, grey_<id>_<secret> (env GREY_API_KEY)")
 	a.tls.register(f)
