@@ -121,10 +121,6 @@ func (s *Server) taskResultURL(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	store := s.taskData(w, r)
-	if store == nil {
-		return
-	}
 	exp, err := parseExpiry(r.URL.Query().Get("expiry"))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -133,6 +129,10 @@ func (s *Server) taskResultURL(w http.ResponseWriter, r *http.Request) {
 	t, err := s.eng.Get(r.Context(), ten, r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	store := s.taskData(w, r)
+	if store == nil {
 		return
 	}
 	if t.ResultRef == nil {
