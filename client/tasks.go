@@ -16,6 +16,9 @@ import (
 // IdempotencyKey that matches an existing task of the tenant, the existing
 // task is returned instead and nothing is created.
 func (c *Client) Submit(ctx context.Context, spec task.Spec) (*task.Task, error) {
+	if err := c.largePayload(ctx, &spec); err != nil {
+		return nil, err
+	}
 	var t task.Task
 	if err := c.do(ctx, http.MethodPost, "/api/v1/tasks", nil, &spec, &t); err != nil {
 		return nil, err
@@ -54,6 +57,9 @@ func (c *Client) Get(ctx context.Context, id task.ID) (*task.Task, error) {
 	var t task.Task
 	if err := c.do(ctx, http.MethodGet, path, nil, nil, &t); err != nil {
 		return nil, err
+	}
+	if err := c.fillResult(ctx, &t); err != nil {
+		return &t, err
 	}
 	return &t, nil
 }
@@ -187,6 +193,9 @@ func (c *Client) Wait(ctx context.Context, id task.ID) (*task.Task, error) {
 		case err == nil:
 			last = &t
 			if t.Status.Terminal() {
+				if err := c.fillResult(ctx, &t); err != nil {
+					return &t, err
+				}
 				return &t, nil
 			}
 			retry.reset()
