@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/task"
 )
 
@@ -230,4 +231,48 @@ func (c *Client) fillResult(ctx context.Context, t *task.Task) error {
 	}
 	t.Result = b
 	return nil
+}
+
+// ObjectCheck is the outcome of checking one stored object a proof names.
+type ObjectCheck struct {
+	// Object is what the proof names.
+	Object proof.Object
+	// Got is the SHA-256 of the downloaded bytes ("" when the download
+	// failed).
+	Got string
+	// Size is the downloaded length.
+	Size int64
+	// Err is why the object does not match ("" when it does).
+	Err string
+}
+
+// VerifyObjects downloads every stored object of a task's proof execution
+// and hashes it (storage proofs, docs/PROOFS.md). It returns one check per
+// object and an error naming the first object whose digest (or size)
+// differs from the proof, or that cannot be fetched.
+func (c *Client) VerifyObjects(ctx context.Context, objs []proof.Object) ([]ObjectCheck, error) {
+	out := make([]ObjectCheck, len(objs))
+	var first error
+	for i, o := range objs {
+		out[i].Object = o
+		b, err := c.Object(ctx, o.Name)
+		if err != nil {
+			out[i].Err = err.Error()
+			if first == nil {
+				first = fmt.Errorf("stored object %s (%s): %w", o.Name, o.Role, err)
+			}
+			continue
+		}
+		sum := sha256.Sum256(b)
+		out[i].Got, out[i].Size = hex.EncodeToString(sum[:]), int64(len(b))
+		want := o.Digest[proof.DigestAlgorithm]
+		if out[i].Got != want || out[i].Size != o.Size {
+			out[i].Err = fmt.Sprintf("sha256 %s (%d bytes), the proof names sha256 %s (%d bytes)", out[i].Got, out[i].Size, want, o.Size)
+			if first == nil {
+				first = &greyerr.Error{Code: greyerr.FailedPrecondition, Reason: "object_changed",
+					Message: fmt.Sprintf("stored object %s (%s) changed after its proof: %s", o.Name, o.Role, out[i].Err)}
+			}
+		}
+	}
+	return out, first
 }

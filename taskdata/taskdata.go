@@ -311,6 +311,10 @@ func (s *Store) NewUpload(ctx context.Context, tenant string, size int64, expiry
 		return nil, err
 	}
 	up := &Upload{ID: id, PayloadRef: key, Method: http.MethodPut, URL: u, ExpiresAt: exp, Headers: map[string]string{"Content-Type": "application/json"}}
+	if s.bucket.Capabilities().SignedURL && s.bucket.Capabilities().Scheme == "azblob" {
+		// Azure's Put Blob names the blob type; a SAS URL cannot carry it.
+		up.Headers["x-ms-blob-type"] = "BlockBlob"
+	}
 	return up, nil
 }
 
