@@ -279,10 +279,10 @@ func TestTaskDataBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	tampered := []string{
-		strings.Replace(up.URL, up.ID, up.ID[:len(up.ID)-1]+"0", 1),    // another key
-		strings.Replace(up.URL, "/acme/", "/other/", 1),                // another tenant
-		strings.Replace(up.URL, "sig=", "sig=00", 1),                   // the signature
-		strings.Replace(up.URL, "expires=", "expires=9", 1),            // the expiry
+		strings.Replace(up.URL, up.ID, up.ID[:len(up.ID)-1]+"0", 1), // another key
+		strings.Replace(up.URL, "/acme/", "/other/", 1),             // another tenant
+		strings.Replace(up.URL, "sig=", "sig=00", 1),                // the signature
+		strings.Replace(up.URL, "expires=", "expires=9", 1),         // the expiry
 	}
 	for _, u := range tampered {
 		if code, body := httpPut(t, u, []byte(`"x"`)); code != http.StatusForbidden || !strings.Contains(body, "signature") {
