@@ -21,7 +21,7 @@ import (
 // startDataServer runs a single greyd whose task data bucket is dataURL
 // ("" = the default file:// under the data dir), tenants auto-created with
 // a max_storage_bytes of quota (0: none).
-func startDataServer(t *testing.T, dataURL string, quota int64) (*Server, func(tenant string) *client.Client) {
+func startDataServer(t testing.TB, dataURL string, quota int64) (*Server, func(tenant string) *client.Client) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Node.DataDir = t.TempDir()
