@@ -14,7 +14,9 @@ import (
 
 // Submit submits one task and returns it as created. When spec carries an
 // IdempotencyKey that matches an existing task of the tenant, the existing
-// task is returned instead and nothing is created.
+// task is returned instead and nothing is created. A payload over the
+// client's inline limit (DefaultInlineLimit, WithInlineLimit) is uploaded
+// through a signed URL first and the task submitted with its payload_ref.
 func (c *Client) Submit(ctx context.Context, spec task.Spec) (*task.Task, error) {
 	if err := c.largePayload(ctx, &spec); err != nil {
 		return nil, err
@@ -48,7 +50,9 @@ func (c *Client) SubmitBatch(ctx context.Context, specs []task.Spec) ([]*task.Ta
 }
 
 // Get returns a task of the tenant. An unknown id, or another tenant's, is a
-// NotFound error.
+// NotFound error. A result stored by reference (ResultRef) is fetched into
+// Result; when that fails (the object changed) the task comes back with
+// the error.
 func (c *Client) Get(ctx context.Context, id task.ID) (*task.Task, error) {
 	path, err := taskPath(id, "")
 	if err != nil {
