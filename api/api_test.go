@@ -1145,7 +1145,7 @@ func TestUnavailableWithoutLeader(t *testing.T) {
 	e.node.Close()
 
 	e.fail(t, call{method: "GET", path: "/readyz"}, http.StatusServiceUnavailable, greyerr.Unavailable, "")
-	// Not a submit: cluster.Node.Apply on a shut-down raft can hang (the
+	// Not a submit: cluster.Apply on a shut-down raft can hang (the
 	// command may be queued on raft's buffered apply channel that nobody
 	// drains, and Apply waits on its future without watching ctx).
 	e.fail(t, call{method: "POST", path: "/api/v1/workers/lease", body: worker.LeaseRequest{WorkerID: "w", Kinds: []string{"noop"}, Max: 1}}, http.StatusServiceUnavailable, greyerr.Unavailable, "")

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/auth"
 	"github.com/grey-distributed/grey/auth/apikey"
 	"github.com/grey-distributed/grey/engine"
@@ -35,19 +36,6 @@ func keysTenant(r *http.Request) (string, error) {
 	return tenantOf(r)
 }
 
-// createAPIKeyRequest is the body of POST /api/v1/apikeys.
-type createAPIKeyRequest struct {
-	Tenant      string    `json:"tenant"`
-	Role        auth.Role `json:"role"`
-	Kinds       []string  `json:"kinds"`
-	Name        string    `json:"name"`
-	Description string    `json:"description"`
-	// ExpiresIn is a lifetime such as "90d", "12w" or "36h".
-	ExpiresIn string `json:"expires_in"`
-	// ExpiresAt is an absolute expiry (RFC 3339).
-	ExpiresAt *time.Time `json:"expires_at"`
-}
-
 // createdAPIKeyResponse carries the token: the only time it is shown.
 type createdAPIKeyResponse struct {
 	Key   *apikey.Key `json:"key"`
@@ -59,14 +47,14 @@ type apiKeysResponse struct {
 }
 
 func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request) {
-	var req createAPIKeyRequest
+	var req apitypes.CreateAPIKeyRequest
 	if err := s.decode(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	p := keysPrincipal(r)
 	if req.Tenant == "" {
-		if req.Role == auth.RoleAdmin {
+		if auth.Role(req.Role) == auth.RoleAdmin {
 			req.Tenant = auth.AllTenants
 		} else {
 			t, err := tenantOf(r)
@@ -77,7 +65,7 @@ func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request) {
 			req.Tenant = t
 		}
 	}
-	ereq := engine.CreateAPIKeyRequest{Tenant: req.Tenant, Role: req.Role, Kinds: req.Kinds, Name: req.Name, Description: req.Description}
+	ereq := engine.CreateAPIKeyRequest{Tenant: req.Tenant, Role: auth.Role(req.Role), Kinds: req.Kinds, Name: req.Name, Description: req.Description}
 	switch {
 	case req.ExpiresIn != "" && req.ExpiresAt != nil:
 		s.writeError(w, r, greyerr.Invalid("expires_in", "give expires_in or expires_at, not both"))

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/engine"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/task"
@@ -41,15 +42,12 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, res.Tasks[0])
 }
 
-// batchRequest holds the items raw so that each is decoded on its own and a
-// decoding error can name the item ("tasks[3].priority"): encoding/json's
-// own errors name the path without the index ("tasks.priority").
+// batchRequest is apitypes.BatchRequest with the items held raw, so that
+// each is decoded on its own and a decoding error can name the item
+// ("tasks[3].priority"): encoding/json's own errors name the path without
+// the index ("tasks.priority").
 type batchRequest struct {
 	Tasks []json.RawMessage `json:"tasks"`
-}
-
-type batchResponse struct {
-	Tasks []*task.Task `json:"tasks"`
 }
 
 func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
@@ -81,12 +79,7 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, batchResponse{Tasks: res.Tasks})
-}
-
-type listResponse struct {
-	Tasks      []*task.Task `json:"tasks"`
-	NextCursor string       `json:"next_cursor"`
+	writeJSON(w, http.StatusCreated, apitypes.BatchResponse{Tasks: res.Tasks})
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
@@ -118,7 +111,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	if ts == nil {
 		ts = []*task.Task{}
 	}
-	writeJSON(w, http.StatusOK, listResponse{Tasks: ts, NextCursor: next})
+	writeJSON(w, http.StatusOK, apitypes.TaskPage{Tasks: ts, NextCursor: next})
 }
 
 // byID serves a tenant-scoped route on one task: do gets the caller's

@@ -4,13 +4,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/tenant"
 )
-
-type tenantsResponse struct {
-	Tenants []*tenant.Tenant `json:"tenants"`
-}
 
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 	var t tenant.Tenant
@@ -31,7 +28,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, tenantsResponse{Tenants: s.eng.ListTenants(r.Context())})
+	writeJSON(w, http.StatusOK, apitypes.TenantList{Tenants: s.eng.ListTenants(r.Context())})
 }
 
 func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
@@ -43,13 +40,8 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, t)
 }
 
-// updateTenantRequest is the body of PUT /tenants/{id}: the new quota.
-type updateTenantRequest struct {
-	Quota *tenant.Quota `json:"quota"`
-}
-
 func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
-	var req updateTenantRequest
+	var req apitypes.UpdateTenantRequest
 	if err := s.decode(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return

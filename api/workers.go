@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/grey-distributed/grey/membership"
 	"github.com/grey-distributed/grey/worker"
 )
 
@@ -52,10 +53,6 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.eng.Cluster(s.opts.APIAddr))
 }
 
-type nodesResponse struct {
-	Nodes any `json:"nodes"`
-}
-
 func (s *Server) nodes(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, nodesResponse{Nodes: s.eng.Cluster(s.opts.APIAddr).Members})
+	writeJSON(w, http.StatusOK, membership.NodeList{Nodes: s.eng.Cluster(s.opts.APIAddr).Members})
 }

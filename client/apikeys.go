@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/greyerr"
 )
 
@@ -34,22 +35,7 @@ type APIKey struct {
 }
 
 // NewAPIKey describes a key to create.
-type NewAPIKey struct {
-	// Tenant the key acts for; empty means the client's tenant ("*" for
-	// admin keys).
-	Tenant string `json:"tenant,omitempty"`
-	// Role is admin, operator, viewer or worker.
-	Role string `json:"role"`
-	// Kinds limits a worker key to these task kinds.
-	Kinds []string `json:"kinds,omitempty"`
-	// Name and Description label the key.
-	Name        string `json:"name,omitempty"`
-	Description string `json:"description,omitempty"`
-	// ExpiresIn is a lifetime such as "90d", "12w" or "36h"; ExpiresAt an
-	// absolute expiry. Give one, or neither for a key that never expires.
-	ExpiresIn string     `json:"expires_in,omitempty"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-}
+type NewAPIKey = apitypes.CreateAPIKeyRequest
 
 // CreatedAPIKey is a new key and its token, the only copy of its secret:
 // store it now, it cannot be read again.

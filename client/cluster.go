@@ -37,9 +37,7 @@ func (c *Client) Cluster(ctx context.Context) (*ClusterInfo, error) {
 
 // Nodes lists the servers and workers known to the cluster.
 func (c *Client) Nodes(ctx context.Context) ([]NodeInfo, error) {
-	var resp struct {
-		Nodes []NodeInfo `json:"nodes"`
-	}
+	var resp membership.NodeList
 	if err := c.do(ctx, http.MethodGet, "/api/v1/cluster/nodes", nil, nil, &resp); err != nil {
 		return nil, err
 	}

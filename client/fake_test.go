@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/task"
 )
@@ -124,7 +125,7 @@ func (f *fakeServer) submit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeServer) batch(w http.ResponseWriter, r *http.Request) {
-	var req batchRequest
+	var req apitypes.BatchRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		writeErr(w, greyerr.Invalid("", "bad JSON: %v", err))
 		return
@@ -141,7 +142,7 @@ func (f *fakeServer) batch(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := batchResponse{}
+	out := apitypes.BatchResponse{}
 	for _, s := range req.Tasks {
 		t, _ := f.create(tenantOf(r), s, "")
 		out.Tasks = append(out.Tasks, t)

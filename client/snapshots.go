@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,35 +12,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"time"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/greyerr"
 )
 
 // SnapshotInfo describes a snapshot file: its header, and for a restore
 // what it held.
-type SnapshotInfo struct {
-	// ClusterID is the cluster the snapshot was taken from.
-	ClusterID string `json:"cluster_id"`
-	// NodeID is the server that took it.
-	NodeID string `json:"node_id,omitempty"`
-	// Index and Term are the Raft log position it covers.
-	Index uint64 `json:"index"`
-	Term  uint64 `json:"term"`
-	// Size is the payload's length in bytes (the file is a little longer).
-	Size int64 `json:"size"`
-	// CreatedAt is when the file was written.
-	CreatedAt time.Time `json:"created_at"`
-	// Tasks and Tenants count what a restored snapshot held (0 on save).
-	Tasks   int `json:"tasks"`
-	Tenants int `json:"tenants"`
-	// Forced is true when a restore replaced another cluster's state
-	// because force was set.
-	Forced bool `json:"forced,omitempty"`
-}
-
-// snapshotFormat is the snapshot file envelope this client checks.
-const snapshotFormat = 1
+type SnapshotInfo = apitypes.SnapshotInfo
 
 // SaveSnapshot downloads a fresh snapshot of the cluster's state (GET
 // /api/v1/cluster/snapshot, an admin route; the leader takes it) and writes
@@ -78,12 +56,9 @@ func copySnapshot(w io.Writer, r io.Reader) (*SnapshotInfo, error) {
 	if err != nil {
 		return nil, bad("no header line: %v", err)
 	}
-	var hdr struct {
-		Format int `json:"grey_snapshot"`
-		SnapshotInfo
-	}
-	if err := json.Unmarshal(line, &hdr); err != nil || hdr.Format != snapshotFormat || hdr.Size <= 0 {
-		return nil, bad("the answer is not a format-%d snapshot file", snapshotFormat)
+	var hdr apitypes.SnapshotHeader
+	if err := json.Unmarshal(line, &hdr); err != nil || hdr.Format != apitypes.SnapshotFormat || hdr.Size <= 0 {
+		return nil, bad("the answer is not a format-%d snapshot file", apitypes.SnapshotFormat)
 	}
 	mw := io.MultiWriter(w, h)
 	if _, err := mw.Write(line); err != nil {
@@ -101,7 +76,7 @@ func copySnapshot(w io.Writer, r io.Reader) (*SnapshotInfo, error) {
 	if err != nil {
 		return nil, bad("the checksum line is missing: %v", err)
 	}
-	if want := `{"sha256":"` + hex.EncodeToString(h.Sum(nil)) + "\"}\n"; string(trailer) != want {
+	if !bytes.Equal(trailer, apitypes.SnapshotChecksumLine(h.Sum(nil))) {
 		return nil, bad("checksum mismatch")
 	}
 	if _, err := w.Write(trailer); err != nil {
@@ -110,7 +85,7 @@ func copySnapshot(w io.Writer, r io.Reader) (*SnapshotInfo, error) {
 	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
 		return nil, bad("data after the checksum line")
 	}
-	return &hdr.SnapshotInfo, nil
+	return hdr.Info(), nil
 }
 
 // RestoreSnapshot uploads a snapshot file read from r (POST

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/task"
 )
 
@@ -28,22 +29,12 @@ func (c *Client) Submit(ctx context.Context, spec task.Spec) (*task.Task, error)
 	return &t, nil
 }
 
-// batchRequest is the body of POST /api/v1/tasks/batch.
-type batchRequest struct {
-	Tasks []task.Spec `json:"tasks"`
-}
-
-// batchResponse is the answer to POST /api/v1/tasks/batch.
-type batchResponse struct {
-	Tasks []*task.Task `json:"tasks"`
-}
-
 // SubmitBatch submits 1 to 1000 tasks at once and returns them in the order
 // of specs. It is all or nothing: when one spec is invalid nothing is created
 // and the InvalidArgument error's Field names it as "tasks[i].<field>".
 func (c *Client) SubmitBatch(ctx context.Context, specs []task.Spec) ([]*task.Task, error) {
-	var resp batchResponse
-	if err := c.do(ctx, http.MethodPost, "/api/v1/tasks/batch", nil, &batchRequest{Tasks: specs}, &resp); err != nil {
+	var resp apitypes.BatchResponse
+	if err := c.do(ctx, http.MethodPost, "/api/v1/tasks/batch", nil, &apitypes.BatchRequest{Tasks: specs}, &resp); err != nil {
 		return nil, err
 	}
 	return resp.Tasks, nil
@@ -108,13 +99,9 @@ func statusQuery(status []task.Status, kind string) url.Values {
 	return q
 }
 
-// TaskPage is one page of List.
-type TaskPage struct {
-	// Tasks of the page, newest first.
-	Tasks []*task.Task `json:"tasks"`
-	// NextCursor fetches the next page; empty on the last page.
-	NextCursor string `json:"next_cursor,omitempty"`
-}
+// TaskPage is one page of List: the tasks, newest first, and the cursor
+// of the next page (empty on the last page).
+type TaskPage = apitypes.TaskPage
 
 // List returns one page of the tenant's tasks, newest first.
 func (c *Client) List(ctx context.Context, opts ListOptions) (*TaskPage, error) {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/tenant"
 )
@@ -25,11 +26,6 @@ func tenantPath(id string) (string, error) {
 // newTenantRequest is the body of POST /api/v1/tenants.
 type newTenantRequest struct {
 	ID    string       `json:"id"`
-	Quota tenant.Quota `json:"quota"`
-}
-
-// updateTenantRequest is the body of PUT /api/v1/tenants/{id}.
-type updateTenantRequest struct {
 	Quota tenant.Quota `json:"quota"`
 }
 
@@ -59,9 +55,7 @@ func (c *Client) GetTenant(ctx context.Context, id string) (*tenant.Tenant, erro
 
 // ListTenants lists the tenants, sorted by id.
 func (c *Client) ListTenants(ctx context.Context) ([]*tenant.Tenant, error) {
-	var resp struct {
-		Tenants []*tenant.Tenant `json:"tenants"`
-	}
+	var resp apitypes.TenantList
 	if err := c.do(ctx, http.MethodGet, "/api/v1/tenants", nil, nil, &resp); err != nil {
 		return nil, err
 	}
@@ -76,7 +70,7 @@ func (c *Client) UpdateTenant(ctx context.Context, id string, quota tenant.Quota
 		return nil, err
 	}
 	var t tenant.Tenant
-	if err := c.do(ctx, http.MethodPut, path, nil, &updateTenantRequest{Quota: quota}, &t); err != nil {
+	if err := c.do(ctx, http.MethodPut, path, nil, &apitypes.UpdateTenantRequest{Quota: &quota}, &t); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -106,34 +100,13 @@ type UsageOptions struct {
 }
 
 // TenantLoad is a tenant's current load.
-type TenantLoad struct {
-	// Queued counts unfinished tasks.
-	Queued int `json:"queued"`
-	// StoredBytes is payload + result bytes held.
-	StoredBytes int64 `json:"stored_bytes"`
-}
+type TenantLoad = apitypes.TenantLoad
 
 // TenantUsage is one tenant's usage and cost over the period.
-type TenantUsage struct {
-	TenantID string       `json:"tenant_id"`
-	Usage    tenant.Usage `json:"usage"`
-	Cost     tenant.Cost  `json:"cost"`
-	// Load is the tenant's current load (not limited to the period).
-	Load TenantLoad `json:"load"`
-}
+type TenantUsage = apitypes.TenantUsage
 
 // UsageReport is the answer of GET /api/v1/cluster/usage.
-type UsageReport struct {
-	// From and To are the period asked for (nil for an open end).
-	From *time.Time `json:"from"`
-	To   *time.Time `json:"to"`
-	// Prices is the server's price table.
-	Prices tenant.Prices `json:"prices"`
-	// Tenants in id order.
-	Tenants []TenantUsage `json:"tenants"`
-	// Total sums the tenants' costs.
-	Total tenant.Cost `json:"total"`
-}
+type UsageReport = apitypes.UsageReport
 
 // Usage reports usage and cost per tenant.
 func (c *Client) Usage(ctx context.Context, opts UsageOptions) (*UsageReport, error) {

@@ -16,12 +16,13 @@ func TestFSMAPIKeys(t *testing.T) {
 	t.Parallel()
 	tok, _ := apikey.Generate()
 	k := &state.APIKey{ID: tok.ID, Tenant: "acme", Role: auth.RoleWorker, Kinds: []string{"resize"}, CreatedAt: t0, SecretHash: tok.Hash()}
-	used, _ := cluster.NewCommand(cluster.APIKeyUsedMsg, &state.APIKeyUsedRequest{Now: t0, Uses: []state.APIKeyUse{{ID: tok.ID, At: t0.Add(time.Minute)}}})
-	revoke, _ := cluster.NewCommand(cluster.APIKeyRevokeMsg, &state.APIKeyRevokeRequest{Now: t0.Add(time.Hour), ID: tok.ID, Tenant: "acme"})
 	logs := [][]byte{
 		encode(t, cluster.APIKeyPutMsg, &state.APIKeyPutRequest{Now: t0, Key: k}),
 		encode(t, cluster.APIKeyPutMsg, &state.APIKeyPutRequest{Now: t0, Key: k}),
-		encode(t, cluster.BatchMsg, []cluster.Command{used, revoke}),
+		batchEntry(t, func(b *cluster.Batch) {
+			cluster.Add(b, cluster.APIKeyUsed(&state.APIKeyUsedRequest{Now: t0, Uses: []state.APIKeyUse{{ID: tok.ID, At: t0.Add(time.Minute)}}}))
+			cluster.Add(b, cluster.APIKeyRevoke(&state.APIKeyRevokeRequest{Now: t0.Add(time.Hour), ID: tok.ID, Tenant: "acme"}))
+		}),
 		encode(t, cluster.APIKeyRevokeMsg, &state.APIKeyRevokeRequest{Now: t0, ID: tok.ID, Tenant: "globex"}),
 	}
 	st, out := apply(t, logs)

@@ -32,7 +32,9 @@ const (
 	CancelMsg MsgType = 8
 	// GCMsg carries a state.GCRequest.
 	GCMsg MsgType = 9
-	// BatchMsg carries several commands applied in order in one entry.
+	// BatchMsg carries several commands applied in order in one entry, as
+	// a JSON array of {type, data}: the format of earlier versions, still
+	// applied from old logs but no longer written (see FramedBatchMsg).
 	BatchMsg MsgType = 10
 	// TenantPutMsg carries a state.TenantPutRequest.
 	TenantPutMsg MsgType = 11
@@ -48,7 +50,7 @@ const (
 	// entry, framed in binary: for each, its type byte, its length as a
 	// uvarint and its payload. Unlike BatchMsg (a JSON array, which the
 	// encoder had to re-validate and the decoder re-scan), the payloads are
-	// copied once and sliced without parsing. Encode writes it for BatchMsg.
+	// copied once and sliced without parsing. Batch is its one writer.
 	FramedBatchMsg MsgType = 16
 	// ProofBlobMsg carries raw bytes, not JSON: a proof envelope that a
 	// CompleteMsg later in the same FramedBatchMsg names by position (its
@@ -115,26 +117,17 @@ func (t MsgType) String() string {
 	return fmt.Sprintf("msg(%d)", uint8(t))
 }
 
-// Command is one typed command, used inside a batch.
-type Command struct {
+// command is one typed command inside a batch entry, as decoded.
+type command struct {
 	Type MsgType         `json:"type"`
 	Data json.RawMessage `json:"data"`
 }
 
-// NewCommand encodes msg as a command of type t.
-func NewCommand(t MsgType, msg any) (Command, error) {
-	b, err := json.Marshal(msg)
-	if err != nil {
-		return Command{}, fmt.Errorf("encode %s: %w", t, err)
-	}
-	return Command{Type: t, Data: b}, nil
-}
-
-// Encode writes the type byte followed by the JSON payload; a BatchMsg of
-// []Command is written as a FramedBatchMsg.
+// Encode writes one command's entry: the type byte followed by the JSON
+// payload. Batch entries are written by Batch, never here.
 func Encode(t MsgType, msg any) ([]byte, error) {
-	if cmds, ok := msg.([]Command); ok && t == BatchMsg {
-		return encodeFramed(cmds), nil
+	if t == BatchMsg || t == FramedBatchMsg || t == ProofBlobMsg {
+		return nil, fmt.Errorf("encode %s: build batches with Batch", t)
 	}
 	b, err := json.Marshal(msg)
 	if err != nil {
@@ -146,26 +139,10 @@ func Encode(t MsgType, msg any) ([]byte, error) {
 	return out, nil
 }
 
-// encodeFramed writes cmds as a FramedBatchMsg entry.
-func encodeFramed(cmds []Command) []byte {
-	n := 1
-	for _, c := range cmds {
-		n += 1 + binary.MaxVarintLen64 + len(c.Data)
-	}
-	out := make([]byte, 1, n)
-	out[0] = byte(FramedBatchMsg)
-	for _, c := range cmds {
-		out = append(out, byte(c.Type))
-		out = binary.AppendUvarint(out, uint64(len(c.Data)))
-		out = append(out, c.Data...)
-	}
-	return out
-}
-
 // decodeFramed splits a FramedBatchMsg payload into its commands; their
 // Data alias b.
-func decodeFramed(b []byte) ([]Command, error) {
-	var cmds []Command
+func decodeFramed(b []byte) ([]command, error) {
+	var cmds []command
 	for len(b) > 0 {
 		t := MsgType(b[0])
 		n, k := binary.Uvarint(b[1:])
@@ -173,7 +150,7 @@ func decodeFramed(b []byte) ([]Command, error) {
 			return nil, fmt.Errorf("framed batch: command %d is truncated", len(cmds))
 		}
 		start := 1 + k
-		cmds = append(cmds, Command{Type: t, Data: b[start : start+int(n)]})
+		cmds = append(cmds, command{Type: t, Data: b[start : start+int(n)]})
 		b = b[start+int(n):]
 	}
 	return cmds, nil

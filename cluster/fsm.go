@@ -151,7 +151,7 @@ func (f *FSM) apply(index uint64, t MsgType, data []byte) any {
 		dec(&r)
 		return f.store.MarkAPIKeysUsed(index, &r)
 	case BatchMsg, FramedBatchMsg:
-		var cmds []Command
+		var cmds []command
 		if t == FramedBatchMsg {
 			var err error
 			if cmds, err = decodeFramed(data); err != nil {

@@ -37,8 +37,6 @@ const (
 func history(t *testing.T) [][]byte {
 	t.Helper()
 	enc := func(mt cluster.MsgType, v any) []byte { return encode(t, mt, v) }
-	done, _ := cluster.NewCommand(cluster.CompleteMsg, &state.CompleteRequest{Now: t0, WorkerID: "w1", Items: []state.CompleteItem{{Ref: state.Ref{TaskID: idA, Attempt: 1}, Result: json.RawMessage(`42`), At: t0}}})
-	start, _ := cluster.NewCommand(cluster.StartMsg, &state.StartRequest{Now: t0, WorkerID: "w1", Items: []state.StartItem{{Ref: state.Ref{TaskID: idA, Attempt: 1}, At: t0}}})
 	retryAt := t0.Add(time.Second)
 	return [][]byte{
 		enc(cluster.SubmitMsg, &state.SubmitRequest{Now: t0, AutoCreate: &tenant.Tenant{ID: "acme"}, Tasks: []*task.Task{
@@ -48,7 +46,10 @@ func history(t *testing.T) [][]byte {
 		}}),
 		enc(cluster.LeaseMsg, &state.LeaseRequest{Now: t0, WorkerID: "w1", Deadline: t0.Add(time.Minute), Items: []state.Ref{{TaskID: idA, Attempt: 1}, {TaskID: idB, Attempt: 1}, {TaskID: idC, Attempt: 1}}}),
 		enc(cluster.HeartbeatMsg, &state.HeartbeatRequest{Now: t0, WorkerID: "w1", Deadline: t0.Add(2 * time.Minute), Items: []state.Ref{{TaskID: idA, Attempt: 1}}}),
-		enc(cluster.BatchMsg, []cluster.Command{start, done}),
+		batchEntry(t, func(b *cluster.Batch) {
+			cluster.Add(b, cluster.Start(historyStart()))
+			cluster.Add(b, cluster.Complete(historyDone()))
+		}),
 		enc(cluster.RetryMsg, &state.FailRequest{Now: t0, Items: []state.FailItem{{Ref: state.Ref{TaskID: idC, Attempt: 1}, Error: task.Error{Message: "lease expired", Retryable: true, Code: "lease_expired"}, RetryAt: &retryAt, At: t0}}}),
 		enc(cluster.CancelMsg, &state.CancelRequest{Now: t0, TenantID: "acme", TaskID: idC}),
 		enc(cluster.GCMsg, &state.GCRequest{Now: t0, Before: t0.Add(-time.Hour)}),
@@ -204,11 +205,14 @@ func TestBatchEncodingsApplyAlike(t *testing.T) {
 		}
 	}
 	if framed < 0 {
-		t.Fatal("history has no framed batch: Encode(BatchMsg) should frame")
+		t.Fatal("history has no framed batch: Batch should frame")
 	}
-	start, _ := cluster.NewCommand(cluster.StartMsg, &state.StartRequest{Now: t0, WorkerID: "w1", Items: []state.StartItem{{Ref: state.Ref{TaskID: idA, Attempt: 1}, At: t0}}})
-	done, _ := cluster.NewCommand(cluster.CompleteMsg, &state.CompleteRequest{Now: t0, WorkerID: "w1", Items: []state.CompleteItem{{Ref: state.Ref{TaskID: idA, Attempt: 1}, Result: json.RawMessage(`42`), At: t0}}})
-	js, err := json.Marshal([]cluster.Command{start, done})
+	// The JSON array of {type, data} that earlier versions wrote.
+	type jsonCommand struct {
+		Type cluster.MsgType `json:"type"`
+		Data any             `json:"data"`
+	}
+	js, err := json.Marshal([]jsonCommand{{cluster.StartMsg, historyStart()}, {cluster.CompleteMsg, historyDone()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,12 +232,16 @@ func TestFSMProofBlobsInBatch(t *testing.T) {
 	enc := func(mt cluster.MsgType, v any) []byte { return encode(t, mt, v) }
 	ref := func(id string) state.Ref { return state.Ref{TaskID: id, Attempt: 1} }
 	blob1, blob2 := []byte(`{"envelope":1}`), []byte(`{"envelope":2}`)
-	done, _ := cluster.NewCommand(cluster.CompleteMsg, &state.CompleteRequest{Now: t0, WorkerID: "w1",
-		Items: []state.CompleteItem{{Ref: ref(idA), Proof: 2, At: t0}, {Ref: ref(idB), Proof: 1, At: t0}, {Ref: ref(idC), At: t0}}})
+	done := &state.CompleteRequest{Now: t0, WorkerID: "w1",
+		Items: []state.CompleteItem{{Ref: ref(idA), Proof: 2, At: t0}, {Ref: ref(idB), Proof: 1, At: t0}, {Ref: ref(idC), At: t0}}}
 	logs := [][]byte{
 		enc(cluster.SubmitMsg, &state.SubmitRequest{Now: t0, AutoCreate: &tenant.Tenant{ID: "acme"}, Tasks: []*task.Task{mkTask(idA, "acme", nil), mkTask(idB, "acme", nil), mkTask(idC, "acme", nil)}}),
 		enc(cluster.LeaseMsg, &state.LeaseRequest{Now: t0, WorkerID: "w1", Deadline: t0.Add(time.Minute), Items: []state.Ref{ref(idA), ref(idB), ref(idC)}}),
-		enc(cluster.BatchMsg, []cluster.Command{{Type: cluster.ProofBlobMsg, Data: blob1}, {Type: cluster.ProofBlobMsg, Data: blob2}, done}),
+		batchEntry(t, func(b *cluster.Batch) {
+			b.Blob(blob1)
+			b.Blob(blob2)
+			cluster.Add(b, cluster.Complete(done))
+		}),
 	}
 	st, out := apply(t, logs)
 	res := out[2].([]any)
@@ -256,4 +264,26 @@ func encode(t *testing.T, mt cluster.MsgType, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// batchEntry is the framed entry that fill builds.
+func batchEntry(t *testing.T, fill func(*cluster.Batch)) []byte {
+	t.Helper()
+	var b cluster.Batch
+	fill(&b)
+	e, err := b.Entry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// historyStart and historyDone are the start and completion of A that the
+// history batches.
+func historyStart() *state.StartRequest {
+	return &state.StartRequest{Now: t0, WorkerID: "w1", Items: []state.StartItem{{Ref: state.Ref{TaskID: idA, Attempt: 1}, At: t0}}}
+}
+
+func historyDone() *state.CompleteRequest {
+	return &state.CompleteRequest{Now: t0, WorkerID: "w1", Items: []state.CompleteItem{{Ref: state.Ref{TaskID: idA, Attempt: 1}, Result: json.RawMessage(`42`), At: t0}}}
 }

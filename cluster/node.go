@@ -198,24 +198,22 @@ func (n *Node) closeStores() {
 	_ = n.meta.Close()
 }
 
-// Apply replicates one command and returns the FSM's response. It returns
-// an Unavailable error when this node is not the leader. Inside a trace it
-// runs in a grey.raft.apply span.
-func (n *Node) Apply(ctx context.Context, t MsgType, msg any) (any, error) {
+// propose replicates one encoded entry (a command of type t, which names
+// it in errors and traces) and returns the FSM's response, an error value
+// included. It returns an Unavailable error when this node is not the
+// leader. Inside a trace it runs in a grey.raft.apply span. Apply and
+// ApplyBatch are its typed callers.
+func (n *Node) propose(ctx context.Context, t MsgType, entry []byte) (any, error) {
 	if !trace.SpanContextFromContext(ctx).IsValid() || !tracing.Enabled() {
-		return n.apply(ctx, t, msg)
+		return n.replicate(ctx, t, entry)
 	}
 	ctx, span := tracing.Tracer().Start(ctx, tracing.SpanRaftApply, trace.WithAttributes(tracing.RaftMsgType.String(t.String())))
-	res, err := n.apply(ctx, t, msg)
+	res, err := n.replicate(ctx, t, entry)
 	tracing.End(span, err)
 	return res, err
 }
 
-func (n *Node) apply(ctx context.Context, t MsgType, msg any) (any, error) {
-	b, err := Encode(t, msg)
-	if err != nil {
-		return nil, greyerr.Wrap(greyerr.Internal, err, "encode command")
-	}
+func (n *Node) replicate(ctx context.Context, t MsgType, entry []byte) (any, error) {
 	timeout := 30 * time.Second
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
@@ -223,7 +221,7 @@ func (n *Node) apply(ctx context.Context, t MsgType, msg any) (any, error) {
 			return nil, greyerr.New(greyerr.DeadlineExceeded, "deadline passed before %s was applied", t)
 		}
 	}
-	f := n.raft.Apply(b, timeout)
+	f := n.raft.Apply(entry, timeout)
 	// Raft may have queued the command where nobody reads it any more (a
 	// shutdown), so the wait also ends with ctx.
 	done := make(chan error, 1)
@@ -238,11 +236,7 @@ func (n *Node) apply(ctx context.Context, t MsgType, msg any) (any, error) {
 	case <-n.shutdownCh:
 		return nil, &greyerr.Error{Code: greyerr.Unavailable, Message: "shutting down; " + t.String() + " may not apply"}
 	}
-	resp := f.Response()
-	if err, ok := resp.(error); ok {
-		return nil, err
-	}
-	return resp, nil
+	return f.Response(), nil
 }
 
 func raftError(err error, t MsgType) error {

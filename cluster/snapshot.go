@@ -18,59 +18,24 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/state"
 )
 
 // SnapshotFormat is the version of the snapshot file envelope written by
-// SnapshotFile.WriteTo and read by ReadSnapshot.
-//
-// A snapshot file is three parts:
-//
-//  1. a header line, JSON: {"grey_snapshot":1,"cluster_id":…,"node_id":…,
-//     "index":…,"term":…,"size":…,"created_at":…} and a newline;
-//  2. the payload: exactly size bytes, the state store's snapshot (JSON
-//     lines with its own version header, see state.Snapshot.WriteTo), as
-//     Raft keeps it in <data-dir>/raft/snapshots;
-//  3. a checksum line, JSON: {"sha256":"<hex>"} and a newline, the SHA-256
-//     of parts 1 and 2 (every byte before the checksum line).
-//
-// Nothing may follow the checksum line. A file cut anywhere, or with any
-// byte changed, fails ReadSnapshot.
-const SnapshotFormat = 1
+// SnapshotFile.WriteTo and read by ReadSnapshot; apitypes.SnapshotFormat
+// describes the file.
+const SnapshotFormat = apitypes.SnapshotFormat
 
 // maxSnapshotLine bounds the header and checksum lines.
 const maxSnapshotLine = 64 << 10
 
 // SnapshotHeader is the first line of a snapshot file.
-type SnapshotHeader struct {
-	// Format is SnapshotFormat ("grey_snapshot" marks the file as Grey's).
-	Format int `json:"grey_snapshot"`
-	// ClusterID is the cluster the snapshot was taken from.
-	ClusterID string `json:"cluster_id"`
-	// NodeID is the server that took it.
-	NodeID string `json:"node_id,omitempty"`
-	// Index and Term are the Raft log position the snapshot covers.
-	Index uint64 `json:"index"`
-	Term  uint64 `json:"term"`
-	// Size is the payload's length in bytes.
-	Size int64 `json:"size"`
-	// CreatedAt is when the snapshot was asked for (UTC): it holds every
-	// write acknowledged before.
-	CreatedAt time.Time `json:"created_at"`
-}
-
-type snapshotTrailer struct {
-	SHA256 string `json:"sha256"`
-}
+type SnapshotHeader = apitypes.SnapshotHeader
 
 // trailerLen is the length of the checksum line.
-var trailerLen = int64(len(trailerLine(make([]byte, sha256.Size))))
-
-func trailerLine(sum []byte) []byte {
-	b, _ := json.Marshal(snapshotTrailer{SHA256: hex.EncodeToString(sum)})
-	return append(b, '\n')
-}
+var trailerLen = int64(len(apitypes.SnapshotChecksumLine(make([]byte, sha256.Size))))
 
 // SnapshotFile is an open Raft snapshot ready to be written out in the
 // snapshot file format. Close it when done.
@@ -166,7 +131,7 @@ func (f *SnapshotFile) WriteTo(w io.Writer) (int64, error) {
 		}
 		return total, err
 	}
-	n, err = w.Write(trailerLine(h.Sum(nil)))
+	n, err = w.Write(apitypes.SnapshotChecksumLine(h.Sum(nil)))
 	return total + int64(n), err
 }
 
@@ -290,8 +255,8 @@ func checkTrailer(br *bufio.Reader, h hash.Hash) error {
 	}
 	// The line must be exactly as written: {"sha256":"<lower-case hex>"}.
 	sum := h.Sum(nil)
-	if !bytes.Equal(line, trailerLine(sum)) {
-		var tr snapshotTrailer
+	if !bytes.Equal(line, apitypes.SnapshotChecksumLine(sum)) {
+		var tr apitypes.SnapshotChecksum
 		if err := json.Unmarshal(line, &tr); err != nil || tr.SHA256 == "" {
 			return badSnapshot("corrupt snapshot: the line after the payload is not a {\"sha256\":…} checksum (wrong size in the header?)")
 		}

@@ -87,11 +87,11 @@ func (e *Engine) CreateAPIKey(ctx context.Context, creator *auth.Principal, req 
 	if !req.ExpiresAt.IsZero() {
 		k.ExpiresAt = req.ExpiresAt.UTC()
 	}
-	res, err := e.node.Apply(ctx, cluster.APIKeyPutMsg, &state.APIKeyPutRequest{Now: now, Key: k})
+	res, err := cluster.Apply(ctx, e.node, cluster.APIKeyPut(&state.APIKeyPutRequest{Now: now, Key: k}))
 	if err != nil {
 		return nil, err
 	}
-	return &CreatedAPIKey{Key: res.(*apikey.Key), Token: tok.String()}, nil
+	return &CreatedAPIKey{Key: res, Token: tok.String()}, nil
 }
 
 // ListAPIKeys lists the keys of tenant ("" for all tenants) without secret
@@ -116,11 +116,11 @@ func (e *Engine) RevokeAPIKey(ctx context.Context, tenant, id string) (*apikey.K
 	if !apikey.ValidID(id) {
 		return nil, greyerr.New(greyerr.NotFound, "api key %s not found", id)
 	}
-	res, err := e.node.Apply(ctx, cluster.APIKeyRevokeMsg, &state.APIKeyRevokeRequest{Now: time.Now().UTC(), ID: id, Tenant: tenant})
+	res, err := cluster.Apply(ctx, e.node, cluster.APIKeyRevoke(&state.APIKeyRevokeRequest{Now: time.Now().UTC(), ID: id, Tenant: tenant}))
 	if err != nil {
 		return nil, err
 	}
-	return res.(*apikey.Key), nil
+	return res, nil
 }
 
 // LookupAPIKey returns the stored key with its secret hash, for the API key
@@ -181,7 +181,7 @@ func (e *Engine) flushKeyUses(ctx context.Context) {
 		return
 	}
 	slices.SortFunc(uses, func(a, b state.APIKeyUse) int { return strings.Compare(a.ID, b.ID) })
-	if _, err := e.node.Apply(ctx, cluster.APIKeyUsedMsg, &state.APIKeyUsedRequest{Now: time.Now().UTC(), Uses: uses}); err != nil {
+	if _, err := cluster.Apply(ctx, e.node, cluster.APIKeyUsed(&state.APIKeyUsedRequest{Now: time.Now().UTC(), Uses: uses})); err != nil {
 		e.logger.Warn("record api key use", "keys", len(uses), "err", err)
 		for _, u := range uses {
 			e.keyUses.note(u.ID, u.At) // tried again next time

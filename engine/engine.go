@@ -325,7 +325,7 @@ func (e *Engine) expire(ctx context.Context, due []scheduler.Expiry, now time.Ti
 			At:      now,
 		})
 	}
-	if _, err := e.node.Apply(ctx, cluster.RetryMsg, req); err != nil {
+	if _, err := cluster.Apply(ctx, e.node, cluster.Retry(req)); err != nil {
 		e.logger.Warn("expire leases", "tasks", len(req.Items), "err", err)
 	}
 }
@@ -334,12 +334,11 @@ func (e *Engine) expire(ctx context.Context, due []scheduler.Expiry, now time.Ti
 func (e *Engine) collect(ctx context.Context) {
 	now := time.Now()
 	for {
-		res, err := e.node.Apply(ctx, cluster.GCMsg, &state.GCRequest{Now: now, Before: now.Add(-e.cfg.Retention), Max: 10000})
+		n, err := cluster.Apply(ctx, e.node, cluster.GC(&state.GCRequest{Now: now, Before: now.Add(-e.cfg.Retention), Max: 10000}))
 		if err != nil {
 			e.logger.Warn("gc", "err", err)
 			return
 		}
-		n, _ := res.(int)
 		if n > 0 {
 			e.logger.Debug("collected finished tasks", "count", n)
 		}

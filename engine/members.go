@@ -114,7 +114,7 @@ func (e *Engine) Join(ctx context.Context, req *JoinRequest) (*JoinResponse, err
 		}
 		node.PublicKey, node.KeyID = req.PublicKey, proof.KeyIDOf(req.PublicKey)
 	}
-	if _, err := e.node.Apply(ctx, cluster.NodeRegisterMsg, &state.NodeRegisterRequest{Now: time.Now().UTC(), Node: node}); err != nil {
+	if _, err := cluster.Apply(ctx, e.node, cluster.NodeRegister(&state.NodeRegisterRequest{Now: time.Now().UTC(), Node: node})); err != nil {
 		return nil, err
 	}
 	return &JoinResponse{ClusterID: e.store.ClusterID(), LeaderID: e.node.ID()}, nil
@@ -143,7 +143,7 @@ func (e *Engine) RemoveMember(ctx context.Context, id string) error {
 	}
 	if e.store.Node(id) != nil {
 		found = true
-		if _, err := e.node.Apply(ctx, cluster.NodeRemoveMsg, &state.NodeRemoveRequest{Now: time.Now().UTC(), ID: id}); err != nil {
+		if _, err := cluster.Apply(ctx, e.node, cluster.NodeRemove(&state.NodeRemoveRequest{Now: time.Now().UTC(), ID: id})); err != nil {
 			return err
 		}
 	}
@@ -183,7 +183,7 @@ func (e *Engine) IsLeader() bool { return e.node.IsLeader() }
 func (e *Engine) ensureMembership(ctx context.Context) {
 	now := time.Now().UTC()
 	if e.store.ClusterID() == "" {
-		if _, err := e.node.Apply(ctx, cluster.ClusterInitMsg, &state.ClusterInitRequest{Now: now, ClusterID: uuid.NewString()}); err != nil {
+		if _, err := cluster.Apply(ctx, e.node, cluster.ClusterInit(&state.ClusterInitRequest{Now: now, ClusterID: uuid.NewString()})); err != nil {
 			e.logger.Warn("init cluster id", "err", err)
 		}
 	}
@@ -198,7 +198,7 @@ func (e *Engine) ensureMembership(ctx context.Context) {
 	if self.Role == "" {
 		self.Role = "server"
 	}
-	if _, err := e.node.Apply(ctx, cluster.NodeRegisterMsg, &state.NodeRegisterRequest{Now: now, Node: self}); err != nil {
+	if _, err := cluster.Apply(ctx, e.node, cluster.NodeRegister(&state.NodeRegisterRequest{Now: now, Node: self})); err != nil {
 		e.logger.Warn("register self", "err", err)
 	}
 }

@@ -6,31 +6,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/state"
 )
 
 // SnapshotInfo describes a snapshot file (the answer of a restore).
-type SnapshotInfo struct {
-	// ClusterID is the cluster the snapshot was taken from.
-	ClusterID string `json:"cluster_id"`
-	// NodeID is the server that took it.
-	NodeID string `json:"node_id,omitempty"`
-	// Index and Term are the Raft log position it covers (in its cluster).
-	Index uint64 `json:"index"`
-	Term  uint64 `json:"term"`
-	// Size is the payload's length in bytes.
-	Size int64 `json:"size"`
-	// CreatedAt is when the file was written.
-	CreatedAt time.Time `json:"created_at"`
-	// Tasks and Tenants count what the snapshot holds.
-	Tasks   int `json:"tasks"`
-	Tenants int `json:"tenants"`
-	// Forced is true when a snapshot of another cluster was restored
-	// because the caller passed force.
-	Forced bool `json:"forced,omitempty"`
-}
+type SnapshotInfo = apitypes.SnapshotInfo
 
 // RestoreOptions modify RestoreSnapshot.
 type RestoreOptions struct {
@@ -75,10 +58,8 @@ func (e *Engine) RestoreSnapshot(ctx context.Context, r io.Reader, opts RestoreO
 		return nil, err
 	}
 	defer st.Close()
-	info := &SnapshotInfo{
-		ClusterID: st.Header.ClusterID, NodeID: st.Header.NodeID, Index: st.Header.Index, Term: st.Header.Term,
-		Size: st.Header.Size, CreatedAt: st.Header.CreatedAt, Tasks: st.Store.Len(), Tenants: len(st.Store.Tenants()),
-	}
+	info := st.Header.Info()
+	info.Tasks, info.Tenants = st.Store.Len(), len(st.Store.Tenants())
 	if cur := e.store.ClusterID(); info.ClusterID != cur {
 		empty := e.store.Len() == 0 && len(e.store.Tenants()) == 0
 		switch {
@@ -133,7 +114,7 @@ func (e *Engine) afterRestore(ctx context.Context, members map[string]state.Node
 	now := time.Now().UTC()
 	for _, n := range e.store.Nodes() {
 		if _, ok := members[n.ID]; !ok {
-			if _, err := e.node.Apply(ctx, cluster.NodeRemoveMsg, &state.NodeRemoveRequest{Now: now, ID: n.ID}); err != nil {
+			if _, err := cluster.Apply(ctx, e.node, cluster.NodeRemove(&state.NodeRemoveRequest{Now: now, ID: n.ID})); err != nil {
 				e.logger.Warn("restore: forget node of the snapshot", "node", n.ID, "err", err)
 			}
 		}
@@ -142,7 +123,7 @@ func (e *Engine) afterRestore(ctx context.Context, members map[string]state.Node
 		if got := e.store.Node(id); got != nil && got.APIAddr == want.APIAddr && got.RaftAddr == want.RaftAddr && got.Role == want.Role {
 			continue
 		}
-		if _, err := e.node.Apply(ctx, cluster.NodeRegisterMsg, &state.NodeRegisterRequest{Now: now, Node: want}); err != nil {
+		if _, err := cluster.Apply(ctx, e.node, cluster.NodeRegister(&state.NodeRegisterRequest{Now: now, Node: want})); err != nil {
 			e.logger.Warn("restore: re-register node", "node", id, "err", err)
 		}
 	}

@@ -88,7 +88,7 @@ func (e *Engine) submit(ctx context.Context, tenant string, specs []task.Spec, b
 	}
 	req.AutoCreate = e.autoCreate(tenant)
 	req.Enforce = !e.cfg.Tenants.DisableQuotas
-	res, err := e.node.Apply(ctx, cluster.SubmitMsg, req)
+	res, err := cluster.Apply(ctx, e.node, cluster.Submit(req))
 	if err != nil {
 		if notApplied(err) {
 			giveBack() // refused (a quota race, a parent gone): nothing was created
@@ -98,8 +98,7 @@ func (e *Engine) submit(ctx context.Context, tenant string, specs []task.Spec, b
 		}
 		return nil, unbatchField(err)
 	}
-	r := res.(*state.SubmitResult)
-	return &SubmitResult{Tasks: r.Tasks, Created: r.Created}, nil
+	return &SubmitResult{Tasks: res.Tasks, Created: res.Created}, nil
 }
 
 func unbatchField(err error) error { return err }
@@ -177,11 +176,11 @@ func (e *Engine) Cancel(ctx context.Context, tenant, id string) (*task.Task, err
 	if _, err := e.store.Get(tenant, id); err != nil {
 		return nil, err
 	}
-	res, err := e.node.Apply(ctx, cluster.CancelMsg, &state.CancelRequest{Now: time.Now().UTC(), TenantID: tenant, TaskID: id})
+	res, err := cluster.Apply(ctx, e.node, cluster.Cancel(&state.CancelRequest{Now: time.Now().UTC(), TenantID: tenant, TaskID: id}))
 	if err != nil {
 		return nil, err
 	}
-	return res.(*task.Task), nil
+	return res, nil
 }
 
 // Wait returns the tenant's task once it is terminal, or as it is when

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/state"
@@ -154,11 +155,11 @@ func (e *Engine) putTenant(ctx context.Context, t *tenant.Tenant, create bool) (
 	if err := t.Quota.Validate("quota."); err != nil {
 		return nil, err
 	}
-	res, err := e.node.Apply(ctx, cluster.TenantPutMsg, &state.TenantPutRequest{Now: time.Now().UTC(), Tenant: t, Create: create})
+	res, err := cluster.Apply(ctx, e.node, cluster.TenantPut(&state.TenantPutRequest{Now: time.Now().UTC(), Tenant: t, Create: create}))
 	if err != nil {
 		return nil, err
 	}
-	return res.(*tenant.Tenant), nil
+	return res, nil
 }
 
 // GetTenant returns a tenant.
@@ -183,29 +184,18 @@ func (e *Engine) DeleteTenant(ctx context.Context, id string) (*tenant.Tenant, e
 	if err := tenant.ValidID("id", id); err != nil {
 		return nil, greyerr.New(greyerr.NotFound, "tenant %s not found", id)
 	}
-	res, err := e.node.Apply(ctx, cluster.TenantDeleteMsg, &state.TenantDeleteRequest{Now: time.Now().UTC(), ID: id})
+	res, err := cluster.Apply(ctx, e.node, cluster.TenantDelete(&state.TenantDeleteRequest{Now: time.Now().UTC(), ID: id}))
 	if err != nil {
 		return nil, err
 	}
-	return res.(*tenant.Tenant), nil
+	return res, nil
 }
 
 // TenantUsage is one tenant's usage and cost over a period.
-type TenantUsage struct {
-	TenantID string           `json:"tenant_id"`
-	Usage    tenant.Usage     `json:"usage"`
-	Cost     tenant.Cost      `json:"cost"`
-	Load     state.TenantLoad `json:"load"`
-}
+type TenantUsage = apitypes.TenantUsage
 
-// UsageReport is GET /api/v1/cluster/usage.
-type UsageReport struct {
-	From    *time.Time    `json:"from"`
-	To      *time.Time    `json:"to"`
-	Prices  tenant.Prices `json:"prices"`
-	Tenants []TenantUsage `json:"tenants"`
-	Total   tenant.Cost   `json:"total"`
-}
+// UsageReport is the answer of GET /api/v1/cluster/usage.
+type UsageReport = apitypes.UsageReport
 
 // Usage reports usage and cost per tenant in [from, to) (zero = open),
 // for one tenant when tenantID is not empty.

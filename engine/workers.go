@@ -177,12 +177,12 @@ func (e *Engine) grant(ctx context.Context, workerID, principal string, taken []
 	for i, t := range taken {
 		lr.Items[i] = state.Ref{TaskID: t.ID, Attempt: t.Attempt + 1}
 	}
-	res, err := e.node.Apply(ctx, cluster.LeaseMsg, lr)
+	res, err := cluster.Apply(ctx, e.node, cluster.Lease(lr))
 	if err != nil {
 		e.sched.Return(taken)
 		return nil, err
 	}
-	r := res.(*state.LeaseResult)
+	r := res
 	if len(r.Refused) > 0 {
 		refused := make(map[string]bool, len(r.Refused))
 		for _, id := range r.Refused {
@@ -229,11 +229,11 @@ func (e *Engine) Heartbeat(ctx context.Context, req *worker.HeartbeatRequest) (*
 	if len(hr.Items) == 0 {
 		return resp, nil
 	}
-	res, err := e.node.Apply(ctx, cluster.HeartbeatMsg, hr)
+	res, err := cluster.Apply(ctx, e.node, cluster.Heartbeat(hr))
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range res.([]state.Lost) {
+	for _, l := range res {
 		resp.Lost = append(resp.Lost, worker.LostLease{LeaseRef: worker.LeaseRef{TaskID: l.TaskID, Attempt: l.Attempt}, Reason: "expired"})
 	}
 	return resp, nil
@@ -337,54 +337,37 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 			return nil, greyerr.Invalid("reports["+itoa(i)+"].status", "must be running, completed or failed")
 		}
 	}
-	var cmds []cluster.Command
-	var kinds []int
-	// The proofs the completions refer to go first, as raw blobs: the
-	// completion command names them by position (dones.Proofs is not
-	// encoded in its JSON).
-	for _, env := range dones.Proofs {
-		cmds = append(cmds, cluster.Command{Type: cluster.ProofBlobMsg, Data: env})
-		kinds = append(kinds, -1)
+	// One entry: the proofs the completions refer to go first, as raw
+	// blobs (the completion names them by position; dones.Proofs is not
+	// encoded in its JSON), then the starts, completions and failures.
+	var batch cluster.Batch
+	var outSlots [3]cluster.Slot[[]state.Outcome]
+	if len(dones.Items) > 0 {
+		for _, env := range dones.Proofs {
+			batch.Blob(env)
+		}
 	}
-	blobs := dones.Proofs
 	dones.Proofs = nil
-	add := func(kind int, t cluster.MsgType, msg any, n int) error {
-		if n == 0 {
-			return nil
-		}
-		c, err := cluster.NewCommand(t, msg)
-		if err != nil {
-			return err
-		}
-		cmds = append(cmds, c)
-		kinds = append(kinds, kind)
-		return nil
+	if len(starts.Items) > 0 {
+		outSlots[0] = cluster.Add(&batch, cluster.Start(starts))
 	}
-	if err := add(0, cluster.StartMsg, starts, len(starts.Items)); err != nil {
-		return nil, err
+	if len(dones.Items) > 0 {
+		outSlots[1] = cluster.Add(&batch, cluster.Complete(dones))
 	}
-	if err := add(1, cluster.CompleteMsg, dones, len(dones.Items)); err != nil {
-		return nil, err
-	}
-	if len(dones.Items) == 0 && len(blobs) > 0 {
-		cmds, kinds = cmds[len(blobs):], kinds[len(blobs):] // nothing refers to them
-	}
-	if err := add(2, cluster.FailMsg, fails, len(fails.Items)); err != nil {
-		return nil, err
+	if len(fails.Items) > 0 {
+		outSlots[2] = cluster.Add(&batch, cluster.Fail(fails))
 	}
 	resp := &worker.CompleteResponse{Results: make([]worker.ReportResult, len(req.Reports))}
-	if len(cmds) == 0 {
+	if batch.Len() == 0 {
 		return resp, nil
 	}
-	res, err := e.node.Apply(ctx, cluster.BatchMsg, cmds)
+	res, err := cluster.ApplyBatch(ctx, e.node, &batch)
 	if err != nil {
 		return nil, err
 	}
-	outs := make([][]state.Outcome, 3)
-	for i, r := range res.([]any) {
-		if kinds[i] >= 0 {
-			outs[kinds[i]] = r.([]state.Outcome)
-		}
+	var outs [3][]state.Outcome
+	for k, sl := range outSlots {
+		outs[k] = sl.Of(res)
 	}
 	for i, s := range slots {
 		o := outs[s.cmd][s.idx]

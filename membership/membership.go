@@ -109,3 +109,9 @@ type JoinResponse struct {
 	// LeaderID is the leader that admitted the node.
 	LeaderID string `json:"leader_id"`
 }
+
+// NodeList is the answer of GET /api/v1/cluster/nodes.
+type NodeList struct {
+	// Nodes are the cluster's members, as in ClusterInfo.Members.
+	Nodes []NodeInfo `json:"nodes"`
+}

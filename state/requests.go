@@ -41,9 +41,9 @@ type LeaseRequest struct {
 	WorkerID string    `json:"worker_id"`
 	// Principal is the subject of the principal taking the leases,
 	// recorded with each lease and attempt.
-	Principal string `json:"principal,omitempty"`
-	Deadline time.Time `json:"deadline"`
-	Items    []Ref     `json:"items"`
+	Principal string    `json:"principal,omitempty"`
+	Deadline  time.Time `json:"deadline"`
+	Items     []Ref     `json:"items"`
 }
 
 // LeaseResult lists the granted and refused leases.
@@ -60,12 +60,12 @@ type StartItem struct {
 
 // StartRequest records starts.
 type StartRequest struct {
-	Now      time.Time   `json:"now"`
-	WorkerID string      `json:"worker_id"`
+	Now      time.Time `json:"now"`
+	WorkerID string    `json:"worker_id"`
 	// Principal is the subject of the caller's principal; when set, only
 	// leases taken by the same principal are affected.
-	Principal string `json:"principal,omitempty"`
-	Items    []StartItem `json:"items"`
+	Principal string      `json:"principal,omitempty"`
+	Items     []StartItem `json:"items"`
 }
 
 // CompleteItem is a successful outcome.
@@ -83,12 +83,12 @@ type CompleteItem struct {
 
 // CompleteRequest records successful outcomes.
 type CompleteRequest struct {
-	Now      time.Time      `json:"now"`
-	WorkerID string         `json:"worker_id"`
+	Now      time.Time `json:"now"`
+	WorkerID string    `json:"worker_id"`
 	// Principal is the subject of the caller's principal; when set, only
 	// leases taken by the same principal are affected.
-	Principal string `json:"principal,omitempty"`
-	Items    []CompleteItem `json:"items"`
+	Principal string         `json:"principal,omitempty"`
+	Items     []CompleteItem `json:"items"`
 	// Proofs are the signed envelopes (JSON) the items refer to; one may
 	// cover several items. The engine sends them as raw proof-blob commands
 	// ahead of this one in the same batch entry (no JSON, no base64), and
@@ -110,12 +110,12 @@ type FailItem struct {
 // serves the leader's own retries (expired leases, timeouts), with an empty
 // WorkerID.
 type FailRequest struct {
-	Now      time.Time  `json:"now"`
-	WorkerID string     `json:"worker_id,omitempty"`
+	Now      time.Time `json:"now"`
+	WorkerID string    `json:"worker_id,omitempty"`
 	// Principal is the subject of the caller's principal; when set, only
 	// leases taken by the same principal are affected.
-	Principal string `json:"principal,omitempty"`
-	Items    []FailItem `json:"items"`
+	Principal string     `json:"principal,omitempty"`
+	Items     []FailItem `json:"items"`
 }
 
 // HeartbeatRequest extends the worker's leases to Deadline.
@@ -124,9 +124,9 @@ type HeartbeatRequest struct {
 	WorkerID string    `json:"worker_id"`
 	// Principal is the subject of the caller's principal; when set, only
 	// leases taken by the same principal are affected.
-	Principal string `json:"principal,omitempty"`
-	Deadline time.Time `json:"deadline"`
-	Items    []Ref     `json:"items"`
+	Principal string    `json:"principal,omitempty"`
+	Deadline  time.Time `json:"deadline"`
+	Items     []Ref     `json:"items"`
 }
 
 // Lost is a lease a worker no longer holds.

@@ -172,7 +172,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 // Restore replaces the store's contents with a snapshot written by WriteTo.
-// On error the store is left empty-but-consistent and the error says why.
+// On error the store keeps what it held and the error says why.
 func (s *Store) Restore(r io.Reader) error {
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 1<<20))
 	var hdr snapshotRecord

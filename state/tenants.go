@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/task"
 	"github.com/grey-distributed/grey/tenant"
@@ -232,12 +233,7 @@ func (s *Store) Tenants() []*tenant.Tenant {
 }
 
 // TenantLoad is a tenant's current load.
-type TenantLoad struct {
-	// Queued counts unfinished tasks.
-	Queued int `json:"queued"`
-	// StoredBytes is payload + result bytes held.
-	StoredBytes int64 `json:"stored_bytes"`
-}
+type TenantLoad = apitypes.TenantLoad
 
 // Load returns a tenant's current load.
 func (s *Store) Load(id string) TenantLoad {

@@ -39,8 +39,9 @@ const (
 	// SpanSubmit covers engine.Submit: validation, admission and the Raft
 	// write of one submit (a single task or a batch).
 	SpanSubmit = "grey.submit"
-	// SpanRaftApply covers one cluster.Node.Apply (replication and the FSM
-	// apply on the leader); created only inside a trace.
+	// SpanRaftApply covers one cluster.Apply or cluster.ApplyBatch
+	// (replication and the FSM apply on the leader); created only inside a
+	// trace.
 	SpanRaftApply = "grey.raft.apply"
 	// SpanLease is one leased task on the leader: from the scheduler's take
 	// to the granted lease, child of the task's stored trace context.
