@@ -73,7 +73,7 @@ func (e *Engine) failLeased(ctx context.Context, workerID, principal string, t *
 	te := task.Error{Message: "reading the payload object failed: " + err.Error(), Code: "payload_unavailable", Retryable: retry}
 	req := &state.FailRequest{Now: now, WorkerID: workerID, Principal: principal,
 		Items: []state.FailItem{e.failItem(state.Ref{TaskID: t.ID, Attempt: t.Attempt}, te, now, now)}}
-	if _, aerr := e.node.Apply(ctx, cluster.FailMsg, req); aerr != nil {
+	if _, aerr := cluster.Apply(ctx, e.node, cluster.Fail(req)); aerr != nil {
 		e.logger.Warn("failing a task whose payload cannot be read", "task_id", t.ID, "err", aerr)
 	}
 }

@@ -285,6 +285,14 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 			slots[i] = slot{0, len(starts.Items)}
 			starts.Items = append(starts.Items, state.StartItem{Ref: ref, At: at})
 		case task.Completed:
+			if code, msg := e.checkProof(e.store.Lookup(r.TaskID), r.Proof, req.Proofs); code != "" {
+				slots[i] = slot{2, len(fails.Items)}
+				fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: msg, Code: code, Retryable: true}, now, at))
+				continue
+			}
+			// A result over the inline limit is stored before the
+			// completion is applied (the proof's check comes first, so
+			// a refused attempt never writes the object).
 			var resultRef *task.DataRef
 			if d := e.cfg.Data; d != nil && len(r.Result) > d.InlineMax() {
 				t := e.store.Lookup(r.TaskID)
@@ -310,11 +318,6 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 			} else if e.cfg.MaxPayloadBytes > 0 && len(r.Result) > e.cfg.MaxPayloadBytes {
 				slots[i] = slot{2, len(fails.Items)}
 				fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: "result exceeds the payload limit", Code: "result_too_large"}, now, at))
-				continue
-			}
-			if code, msg := e.checkProof(e.store.Lookup(r.TaskID), r.Proof, req.Proofs); code != "" {
-				slots[i] = slot{2, len(fails.Items)}
-				fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: msg, Code: code, Retryable: true}, now, at))
 				continue
 			}
 			item := state.CompleteItem{Ref: ref, Result: r.Result, At: at}
