@@ -343,6 +343,7 @@ func (e *Engine) collect(ctx context.Context) {
 			e.logger.Debug("collected finished tasks", "count", n)
 		}
 		if n < 10000 {
+			e.sweepResults(ctx)
 			return
 		}
 	}

@@ -24,6 +24,8 @@ type TaskData interface {
 	StoreResult(ctx context.Context, tenant string, taskID task.ID, result []byte) (*task.DataRef, error)
 	// InlineMax is the largest result kept inline.
 	InlineMax() int
+	// SweepResults deletes the stored results of tasks that are gone.
+	SweepResults(ctx context.Context, live func(taskID string) bool) (int, error)
 }
 
 // Data is the engine's task data store (nil when it has none).
@@ -96,4 +98,20 @@ func (e *Engine) Result(ctx context.Context, tenant, id string) ([]byte, *task.T
 	}
 	b, err := e.cfg.Data.Read(ctx, tenant, t.ResultRef)
 	return b, t, err
+}
+
+// sweepResults deletes the stored results of collected tasks (the leader,
+// after each collection).
+func (e *Engine) sweepResults(ctx context.Context) {
+	if e.cfg.Data == nil {
+		return
+	}
+	n, err := e.cfg.Data.SweepResults(ctx, func(id string) bool { return e.store.Lookup(id) != nil })
+	if err != nil {
+		e.logger.Warn("sweeping stored results of collected tasks", "err", err)
+		return
+	}
+	if n > 0 {
+		e.logger.Debug("deleted stored results of collected tasks", "count", n)
+	}
 }

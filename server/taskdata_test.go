@@ -21,7 +21,7 @@ import (
 // startDataServer runs a single greyd whose task data bucket is dataURL
 // ("" = the default file:// under the data dir), tenants auto-created with
 // a max_storage_bytes of quota (0: none).
-func startDataServer(t testing.TB, dataURL string, quota int64) (*Server, func(tenant string) *client.Client) {
+func startDataServer(t testing.TB, dataURL string, quota int64, mutate ...func(*config.Config)) (*Server, func(tenant string) *client.Client) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Node.DataDir = t.TempDir()
@@ -38,6 +38,9 @@ func startDataServer(t testing.TB, dataURL string, quota int64) (*Server, func(t
 	cfg.Tenants.AutoCreate = true
 	cfg.Tenants.EnforceQuotas = quota > 0
 	cfg.Tenants.DefaultQuota.MaxStorageBytes = quota
+	for _, m := range mutate {
+		m(cfg)
+	}
 	s, err := New(cfg, greytest.Logger(t), WithBlobRegistry(blobtest.Registry(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -315,5 +318,38 @@ func TestTaskDataBadInput(t *testing.T) {
 	// Object keys that leave the prefix.
 	if _, err := c.Object(ctx, "modules/x"); greyerr.CodeOf(err) != greyerr.PermissionDenied {
 		t.Fatalf("object outside the areas: %v", err)
+	}
+}
+
+// A stored result goes when its task is collected (tasks.retention).
+func TestStoredResultCollected(t *testing.T) {
+	s, mk := startDataServer(t, "", 0, func(cfg *config.Config) {
+		cfg.Tasks.Retention = config.Duration(time.Second)
+		cfg.Tasks.GCInterval = config.Duration(200 * time.Millisecond)
+	})
+	ctx := context.Background()
+	c := mk("acme")
+	tk, err := c.Submit(ctx, task.Spec{Kind: "echo", Payload: bigJSON(2<<20, 'r')})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := c.Wait(ctx, tk.ID)
+	if err != nil || done.ResultRef == nil {
+		t.Fatalf("wait: %+v, %v", done, err)
+	}
+	view, _ := s.data.Bucket().Tenant("acme")
+	if ok, err := view.Exists(ctx, done.ResultRef.Ref); !ok || err != nil {
+		t.Fatalf("stored result missing: %v", err)
+	}
+	greytest.Eventually(t, 15*time.Second, func() bool {
+		ok, err := view.Exists(ctx, done.ResultRef.Ref)
+		return err == nil && !ok
+	})
+	if _, err := c.Get(ctx, tk.ID); greyerr.CodeOf(err) != greyerr.NotFound {
+		t.Fatalf("collected task: %v", err)
+	}
+	// The upload stays (it may be submitted again).
+	if ok, _ := view.Exists(ctx, done.PayloadRef); !ok {
+		t.Fatal("the upload went with the task")
 	}
 }

@@ -404,3 +404,29 @@ func (s *Store) PutUpload(ctx context.Context, tenant, key string, body io.Reade
 	}
 	return int64(len(data)), nil
 }
+
+// SweepResults deletes every stored result whose task is gone (collected
+// after tasks.retention): live reports whether a task id still exists. It
+// walks the bucket's results/ areas and returns how many objects went.
+// Uploads are left alone: a tenant may submit an upload more than once.
+func (s *Store) SweepResults(ctx context.Context, live func(taskID string) bool) (int, error) {
+	var gone []string
+	err := s.bucket.Walk(ctx, "tenants/", func(o blobstore.Object) error {
+		parts := strings.Split(o.Key, "/")
+		if len(parts) == 4 && parts[2]+"/" == task.ResultsArea && !live(parts[3]) {
+			gone = append(gone, o.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range gone {
+		if err := s.bucket.Delete(ctx, k); err != nil && !greyerr.Is(err, greyerr.NotFound) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
