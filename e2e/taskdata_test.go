@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/grey-distributed/grey/blobstore"
+	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/internal/blobtest"
 	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/task"
@@ -132,5 +134,45 @@ func testLargeTaskData(t *testing.T, dataURL string) {
 	r = greyctl(t, srv, time.Minute, "proof", "verify", tk.ID, "--fetch")
 	if r.Code == 0 || !strings.Contains(r.Stderr, proof.Digest(changed)) || !strings.Contains(r.Stderr, tk.ResultRef.SHA256) {
 		t.Fatalf("verify --fetch after the change: exit %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+// A worker-only node leases a task whose payload is by reference (the
+// lease carries the bytes) and reports a result over the inline limit (the
+// server stores it); the worker's own proof names both objects and
+// verifies with --fetch.
+func TestLargeTaskDataRemoteWorker(t *testing.T) {
+	requireE2E(t)
+	g := newGreyd(t, "worker:\n  enabled: false\n")
+	g.Start()
+	g.WaitReady(30 * time.Second)
+	wdir := t.TempDir()
+	metrics := fmt.Sprintf("127.0.0.1:%d", freePortOn(t, "127.0.0.1"))
+	w := newNodeProc(t, wdir, "w1", "", "--role", "worker", "--node-id", "w1", "--data-dir", filepath.Join(wdir, "w1"),
+		"--metrics-addr", metrics, "--servers", g.URL())
+	w.Start()
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	c, err := client.New(g.URL(), client.WithTenant("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("w"), 3<<20)
+	payload[0], payload[len(payload)-1] = '"', '"'
+	tk, err := c.Submit(ctx, task.Spec{Kind: "echo", Payload: payload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := c.Wait(ctx, tk.ID)
+	if err != nil || done.Status != task.Completed || done.ResultRef == nil || !bytes.Equal(done.Result, payload) {
+		t.Fatalf("task %+v, %v (worker stderr:\n%s)", done, err, tail([]byte(w.Stderr()), 4000))
+	}
+	if a := done.Attempts[len(done.Attempts)-1]; a.WorkerID != "w1" {
+		t.Fatalf("ran on %s, want the worker node", a.WorkerID)
+	}
+	r := greyctl(t, g.URL(), time.Minute, "--tenant", "acme", "proof", "verify", tk.ID, "--fetch")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "stored object "+done.ResultRef.Ref) || !strings.Contains(r.Stdout, "stored object "+done.PayloadRef) {
+		t.Fatalf("proof verify --fetch: exit %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 }
