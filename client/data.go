@@ -149,13 +149,19 @@ func (c *Client) UploadPayload(ctx context.Context, payload []byte) (string, err
 	return up.PayloadRef, nil
 }
 
-// largePayload moves a spec's payload over the inline limit to an upload.
-func (c *Client) largePayload(ctx context.Context, spec *task.Spec) error {
+// inlineWanted reports whether a payload of n bytes is over the inline
+// limit (and so goes by upload).
+func (c *Client) inlineWanted(n int) bool {
 	limit := c.inlineLimit
 	if !c.inlineSet {
 		limit = DefaultInlineLimit
 	}
-	if limit <= 0 || len(spec.Payload) <= limit || spec.PayloadRef != "" {
+	return limit > 0 && n > limit
+}
+
+// largePayload moves a spec's payload over the inline limit to an upload.
+func (c *Client) largePayload(ctx context.Context, spec *task.Spec) error {
+	if !c.inlineWanted(len(spec.Payload)) || spec.PayloadRef != "" {
 		return nil
 	}
 	ref, err := c.UploadPayload(ctx, spec.Payload)

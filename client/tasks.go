@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"net/http"
 	"net/url"
@@ -33,6 +34,17 @@ func (c *Client) Submit(ctx context.Context, spec task.Spec) (*task.Task, error)
 // of specs. It is all or nothing: when one spec is invalid nothing is created
 // and the InvalidArgument error's Field names it as "tasks[i].<field>".
 func (c *Client) SubmitBatch(ctx context.Context, specs []task.Spec) ([]*task.Task, error) {
+	for i := range specs {
+		if specs[i].PayloadRef == "" && c.inlineWanted(len(specs[i].Payload)) {
+			specs = append([]task.Spec(nil), specs...) // leave the caller's slice alone
+			for j := i; j < len(specs); j++ {
+				if err := c.largePayload(ctx, &specs[j]); err != nil {
+					return nil, fmt.Errorf("tasks[%d]: %w", j, err)
+				}
+			}
+			break
+		}
+	}
 	var resp apitypes.BatchResponse
 	if err := c.do(ctx, http.MethodPost, "/api/v1/tasks/batch", nil, &apitypes.BatchRequest{Tasks: specs}, &resp); err != nil {
 		return nil, err

@@ -353,3 +353,29 @@ func TestStoredResultCollected(t *testing.T) {
 		t.Fatal("the upload went with the task")
 	}
 }
+
+// SubmitBatch uploads the payloads over the inline limit and leaves the
+// rest inline.
+func TestTaskDataBatch(t *testing.T) {
+	_, mk := startDataServer(t, "", 0)
+	ctx := context.Background()
+	c := mk("acme")
+	big := bigJSON(2<<20, 'b')
+	specs := []task.Spec{{Kind: "echo", Payload: []byte(`"small"`)}, {Kind: "echo", Payload: big}}
+	ts, err := c.SubmitBatch(ctx, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(specs[1].Payload) != len(big) || specs[1].PayloadRef != "" {
+		t.Fatal("SubmitBatch changed the caller's specs")
+	}
+	if ts[0].PayloadRef != "" || ts[1].PayloadObject == nil {
+		t.Fatalf("batch: %q %+v", ts[0].PayloadRef, ts[1].PayloadObject)
+	}
+	for i, want := range [][]byte{[]byte(`"small"`), big} {
+		done, err := c.Wait(ctx, ts[i].ID)
+		if err != nil || !bytes.Equal(done.Result, want) {
+			t.Fatalf("task %d: %d bytes, %v", i, len(done.Result), err)
+		}
+	}
+}
