@@ -10,8 +10,12 @@ import (
 type TenantLoad struct {
 	// Queued counts unfinished tasks.
 	Queued int `json:"queued"`
-	// StoredBytes is payload + result bytes held.
+	// StoredBytes is every byte the tenant stores: payload and result
+	// bytes held in the state plus BlobBytes.
 	StoredBytes int64 `json:"stored_bytes"`
+	// BlobBytes are the bytes of its objects in blob buckets: wasm
+	// modules, uploads and stored results.
+	BlobBytes int64 `json:"blob_bytes,omitempty"`
 }
 
 // TenantUsage is one tenant's usage and cost over a period.

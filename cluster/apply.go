@@ -96,6 +96,10 @@ func APIKeyRevoke(r *state.APIKeyRevokeRequest) Cmd[*state.APIKey] {
 // APIKeyUsed records keys' last-used times; the result is how many changed.
 func APIKeyUsed(r *state.APIKeyUsedRequest) Cmd[int] { return Cmd[int]{APIKeyUsedMsg, r} }
 
+// BlobBytes adds to or takes from a tenant's bytes in blob buckets; the
+// result is its blob bytes after the command.
+func BlobBytes(r *state.BlobBytesRequest) Cmd[int64] { return Cmd[int64]{BlobBytesMsg, r} }
+
 // Entry is the command's encoded log entry (see Encode).
 func (c Cmd[R]) Entry() ([]byte, error) { return Encode(c.t, c.msg) }
 

@@ -181,4 +181,5 @@ func TestEveryCommandReturnsItsType(t *testing.T) {
 	fsmResult(t, fsm, next(), cluster.APIKeyPut(&state.APIKeyPutRequest{Now: t0, Key: key}))
 	fsmResult(t, fsm, next(), cluster.APIKeyUsed(&state.APIKeyUsedRequest{Now: t0, Uses: []state.APIKeyUse{{ID: "k1", At: t0}}}))
 	fsmResult(t, fsm, next(), cluster.APIKeyRevoke(&state.APIKeyRevokeRequest{Now: t0, ID: "k1", Tenant: "acme"}))
+	fsmResult(t, fsm, next(), cluster.BlobBytes(&state.BlobBytesRequest{Now: t0, Tenant: "acme", Delta: 42}))
 }

@@ -64,6 +64,10 @@ const (
 	// APIKeyUsedMsg carries a state.APIKeyUsedRequest: the leader's batch
 	// of keys' last-used times (at most about one per key a minute).
 	APIKeyUsedMsg MsgType = 20
+	// BlobBytesMsg carries a state.BlobBytesRequest: bytes a tenant's
+	// objects in blob buckets gained (a reservation, refused over quota) or
+	// lost.
+	BlobBytesMsg MsgType = 21
 )
 
 // IgnoreUnknownTypeFlag marks a command that an older server may skip if it
@@ -113,6 +117,8 @@ func (t MsgType) String() string {
 		return "apikey_revoke"
 	case APIKeyUsedMsg:
 		return "apikey_used"
+	case BlobBytesMsg:
+		return "blob_bytes"
 	}
 	return fmt.Sprintf("msg(%d)", uint8(t))
 }

@@ -150,6 +150,14 @@ func (f *FSM) apply(index uint64, t MsgType, data []byte) any {
 		var r state.APIKeyUsedRequest
 		dec(&r)
 		return f.store.MarkAPIKeysUsed(index, &r)
+	case BlobBytesMsg:
+		var r state.BlobBytesRequest
+		dec(&r)
+		n, err := f.store.AddBlobBytes(index, &r)
+		if err != nil {
+			return err
+		}
+		return n
 	case BatchMsg, FramedBatchMsg:
 		var cmds []command
 		if t == FramedBatchMsg {

@@ -46,6 +46,9 @@ type tenantRecord struct {
 	ID       string                  `json:"id"`
 	Tenant   *tenant.Tenant          `json:"tenant,omitempty"`
 	StoredAt time.Time               `json:"stored_at"`
+	// BlobBytes are the bytes the tenant holds in blob buckets (the state
+	// derives its task bytes from the tasks; these it cannot).
+	BlobBytes int64                   `json:"blob_bytes,omitempty"`
 	Usage    map[int64]*tenant.Usage `json:"usage,omitempty"`
 }
 
@@ -75,7 +78,7 @@ func (s *Store) Snapshot() *Snapshot {
 		sn.keys[k] = append([]string(nil), q...)
 	}
 	for id, ts := range s.tenantsByID {
-		r := &tenantRecord{ID: id, Tenant: ts.t, StoredAt: ts.storedAt, Usage: make(map[int64]*tenant.Usage, len(ts.usage))}
+		r := &tenantRecord{ID: id, Tenant: ts.t, StoredAt: ts.storedAt, BlobBytes: ts.blob, Usage: make(map[int64]*tenant.Usage, len(ts.usage))}
 		for h, u := range ts.usage {
 			c := *u
 			r.Usage[h] = &c
@@ -220,7 +223,7 @@ func (s *Store) Restore(r io.Reader) error {
 		case rec.TenantState != nil:
 			r := rec.TenantState
 			ts := fresh.tstate(r.ID)
-			ts.t, ts.storedAt = r.Tenant, r.StoredAt
+			ts.t, ts.storedAt, ts.blob = r.Tenant, r.StoredAt, r.BlobBytes
 			for h, u := range r.Usage {
 				ts.usage[h] = u
 			}

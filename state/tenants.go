@@ -17,6 +17,7 @@ type tenantState struct {
 	t        *tenant.Tenant
 	queued   int   // unfinished tasks
 	stored   int64 // payload + result bytes of stored tasks
+	blob     int64 // bytes of the tenant's objects in blob buckets
 	storedAt time.Time
 	usage    map[int64]*tenant.Usage // unix hour → usage
 }
@@ -40,7 +41,11 @@ func (ts *tenantState) bucket(at time.Time) *tenant.Usage {
 	return u
 }
 
-// integrate adds stored×elapsed byte-seconds up to now, split by hour.
+// held is every byte the tenant stores: payloads and results in the state
+// and its objects in blob buckets (modules, uploads, stored results).
+func (ts *tenantState) held() int64 { return ts.stored + ts.blob }
+
+// integrate adds held×elapsed byte-seconds up to now, split by hour.
 func (ts *tenantState) integrate(now time.Time) {
 	if ts.storedAt.IsZero() || !now.After(ts.storedAt) {
 		if ts.storedAt.IsZero() || now.After(ts.storedAt) {
@@ -54,8 +59,8 @@ func (ts *tenantState) integrate(now time.Time) {
 		if end.After(now) {
 			end = now
 		}
-		if ts.stored > 0 {
-			ts.bucket(from).ByteSeconds += float64(ts.stored) * end.Sub(from).Seconds()
+		if held := ts.held(); held > 0 {
+			ts.bucket(from).ByteSeconds += float64(held) * end.Sub(from).Seconds()
 		}
 		from = end
 	}
@@ -240,7 +245,7 @@ func (s *Store) Load(id string) TenantLoad {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if ts := s.tenantsByID[id]; ts != nil {
-		return TenantLoad{Queued: ts.queued, StoredBytes: ts.stored}
+		return TenantLoad{Queued: ts.queued, StoredBytes: ts.held(), BlobBytes: ts.blob}
 	}
 	return TenantLoad{}
 }
@@ -264,7 +269,7 @@ func (s *Store) UsageReport(id string, from, to, now time.Time) tenant.Usage {
 		}
 	}
 	// The open storage interval since the last write.
-	if ts.stored > 0 && !ts.storedAt.IsZero() && now.After(ts.storedAt) {
+	if held := ts.held(); held > 0 && !ts.storedAt.IsZero() && now.After(ts.storedAt) {
 		start, end := ts.storedAt, now
 		if !from.IsZero() && start.Before(from) {
 			start = from
@@ -273,7 +278,7 @@ func (s *Store) UsageReport(id string, from, to, now time.Time) tenant.Usage {
 			end = to
 		}
 		if end.After(start) {
-			sum.ByteSeconds += float64(ts.stored) * end.Sub(start).Seconds()
+			sum.ByteSeconds += float64(held) * end.Sub(start).Seconds()
 		}
 	}
 	return sum
@@ -328,7 +333,7 @@ func checkQuota(q tenant.Quota, ts *tenantState, tasks []*task.Task, c SubmitChe
 	}
 	queued, stored := 0, int64(0)
 	if ts != nil {
-		queued, stored = ts.queued, ts.stored
+		queued, stored = ts.queued, ts.held()
 	}
 	if q.MaxQueued > 0 && queued+c.New > q.MaxQueued {
 		e := greyerr.New(greyerr.ResourceExhausted, "tenant has %d unfinished tasks; %d more exceed max_queued %d", queued, c.New, q.MaxQueued)
@@ -341,4 +346,44 @@ func checkQuota(q tenant.Quota, ts *tenantState, tasks []*task.Task, c SubmitChe
 		return e
 	}
 	return nil
+}
+
+// BlobBytesRequest adds Delta bytes to (or, negative, takes them from) the
+// bytes a tenant holds in blob buckets: a module pushed or deleted, an
+// upload Grey stored or first saw, a stored result written or collected.
+// Writers reserve before they write (a positive Delta with Max set) and
+// give the bytes back when the write fails, so two writes racing for the
+// last bytes of a quota cannot both pass.
+type BlobBytesRequest struct {
+	// Now is the leader's clock: storage is integrated up to it.
+	Now    time.Time `json:"now"`
+	Tenant string    `json:"tenant"`
+	Delta  int64     `json:"delta"`
+	// Max, when above zero, refuses a positive Delta that takes the
+	// tenant's stored bytes (state and blob) past it: the tenant's
+	// max_storage_bytes as the leader saw it.
+	Max int64 `json:"max,omitempty"`
+}
+
+// AddBlobBytes applies a BlobBytesRequest and returns the tenant's blob
+// bytes after it. A refused reservation is TooLarge (413) with reason
+// storage_quota; a release never takes the count below zero.
+func (s *Store) AddBlobBytes(index uint64, req *BlobBytesRequest) (int64, error) {
+	x := s.begin(index, req.Now)
+	defer x.commit()
+	if !task.ValidTenant(req.Tenant) {
+		return 0, greyerr.Invalid("tenant", "%q is not a valid tenant id", req.Tenant)
+	}
+	ts := s.tstate(req.Tenant)
+	if req.Delta > 0 && req.Max > 0 && ts.held()+req.Delta > req.Max {
+		e := greyerr.New(greyerr.TooLarge, "tenant %s stores %d bytes (%d in blob storage); %d more exceed max_storage_bytes %d", req.Tenant, ts.held(), ts.blob, req.Delta, req.Max)
+		e.Reason = "storage_quota"
+		return ts.blob, e
+	}
+	ts.integrate(x.now)
+	ts.blob += req.Delta
+	if ts.blob < 0 {
+		ts.blob = 0
+	}
+	return ts.blob, nil
 }
