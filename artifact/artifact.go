@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"time"
 
@@ -42,6 +43,13 @@ type Artifact struct {
 // bytes it holds outside this store (task payloads and results).
 type QuotaFunc func(ctx context.Context, tenant string) (max, usedElsewhere int64, err error)
 
+// StorageFunc records that tenant's stored objects gained delta bytes
+// (negative: lost them). With enforce set, a positive delta is a
+// reservation made before the write: it fails (TooLarge, 413) when it
+// takes the tenant past its max_storage_bytes, and is given back with
+// -delta when the write fails.
+type StorageFunc func(ctx context.Context, tenant string, delta int64, enforce bool) error
+
 // Options configure a Store.
 type Options struct {
 	// Kind names the artifacts ("modules", "models"): their key segment.
@@ -52,8 +60,13 @@ type Options struct {
 	MaxBytes int64
 	// LimitKey names the setting behind MaxBytes in errors.
 	LimitKey string
-	// Quota, when set, is checked before a new artifact is stored.
+	// Quota, when set, is checked before a new artifact is stored by
+	// listing the tenant's artifacts; Storage replaces it.
 	Quota QuotaFunc
+	// Storage, when set, counts the tenant's artifact bytes (replicated
+	// counters): a new artifact reserves its bytes before it is written, a
+	// deleted one gives them back.
+	Storage StorageFunc
 }
 
 // Store keeps artifacts of one kind. It is safe for concurrent use.
@@ -79,6 +92,10 @@ func New(bucket *blobstore.Bucket, opts Options) (*Store, error) {
 
 // SetQuota sets the quota check (call before use).
 func (s *Store) SetQuota(q QuotaFunc) { s.opts.Quota = q }
+
+// SetStorage sets the byte counter (call before use); it replaces the
+// Quota check.
+func (s *Store) SetStorage(f StorageFunc) { s.opts.Storage = f }
 
 // MaxBytes is the largest artifact the store accepts.
 func (s *Store) MaxBytes() int64 { return s.opts.MaxBytes }
@@ -165,7 +182,7 @@ func (s *Store) Put(ctx context.Context, tenant string, data []byte, check func(
 	} else if !greyerr.Is(err, greyerr.NotFound) {
 		return nil, false, err
 	}
-	if s.opts.Quota != nil {
+	if s.opts.Quota != nil && s.opts.Storage == nil {
 		if err := s.checkQuota(ctx, tenant, int64(len(data))); err != nil {
 			return nil, false, err
 		}
@@ -175,8 +192,14 @@ func (s *Store) Put(ctx context.Context, tenant string, data []byte, check func(
 			return nil, false, err
 		}
 	}
+	if s.opts.Storage != nil {
+		if err := s.opts.Storage(ctx, tenant, int64(len(data)), true); err != nil {
+			return nil, false, err
+		}
+	}
 	h := strings.TrimPrefix(digest, DigestPrefix)
 	if err := v.Put(ctx, s.key(h), data, &blobstore.WriteOptions{ContentType: s.opts.ContentType, Metadata: map[string]string{"digest": digest}}); err != nil {
+		s.release(tenant, int64(len(data)))
 		return nil, false, err
 	}
 	a, err = s.Stat(ctx, tenant, digest)
@@ -304,11 +327,35 @@ func (s *Store) Delete(ctx context.Context, tenant, digest string) error {
 	if err != nil {
 		return err
 	}
+	var size int64
+	if s.opts.Storage != nil {
+		a, err := v.Attributes(ctx, s.key(h))
+		if err != nil {
+			if greyerr.Is(err, greyerr.NotFound) {
+				return s.notFound(digest)
+			}
+			return err
+		}
+		size = a.Size
+	}
 	if err := v.Delete(ctx, s.key(h)); err != nil {
 		if greyerr.Is(err, greyerr.NotFound) {
 			return s.notFound(digest)
 		}
 		return err
 	}
+	if s.opts.Storage != nil {
+		if err := s.opts.Storage(ctx, tenant, -size, false); err != nil {
+			return fmt.Errorf("%s %s deleted, but recording its %d bytes gone failed: %w", s.noun(), digest, size, err)
+		}
+	}
 	return nil
+}
+
+// release gives back n reserved bytes of a write that failed. It uses a
+// context of its own: the request's may be what ended the write.
+func (s *Store) release(tenant string, n int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.opts.Storage(ctx, tenant, -n, false) // best effort: the write's error is the one to report
 }

@@ -256,3 +256,16 @@ func (e *Engine) costOf(t *task.Task) *task.Task {
 	}
 	return &c
 }
+
+// AddBlobBytes records that tenant's objects in blob buckets gained delta
+// bytes (negative: lost them). With max above zero a positive delta is a
+// reservation, made before the write, that the state machine refuses
+// (TooLarge, 413) when it takes the tenant's stored bytes past max; a
+// writer whose write then fails gives the bytes back with -delta.
+func (e *Engine) AddBlobBytes(ctx context.Context, tenant string, delta, max int64) error {
+	if delta == 0 {
+		return nil
+	}
+	_, err := cluster.Apply(ctx, e.node, cluster.BlobBytes(&state.BlobBytesRequest{Now: time.Now().UTC(), Tenant: tenant, Delta: delta, Max: max}))
+	return err
+}

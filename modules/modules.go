@@ -52,6 +52,9 @@ type Options struct {
 	Validate ValidateFunc
 	// Quota, when set, counts modules against the tenant's storage quota.
 	Quota artifact.QuotaFunc
+	// Storage, when set, counts module bytes in the tenant's replicated
+	// stored bytes (and replaces Quota): see artifact.StorageFunc.
+	Storage artifact.StorageFunc
 }
 
 // Store keeps modules in a blob bucket. It is safe for concurrent use.
@@ -146,6 +149,7 @@ func New(b *blobstore.Bucket, opts Options) (*Store, error) {
 		MaxBytes:    opts.MaxBytes,
 		LimitKey:    "executors.wasm.max_module_bytes",
 		Quota:       opts.Quota,
+		Storage:     opts.Storage,
 	})
 	if err != nil {
 		return nil, err
