@@ -8,6 +8,7 @@ import (
 
 	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/config"
+	"github.com/grey-distributed/grey/greyerr"
 )
 
 // WithBlobRegistry gives the server the blob drivers it may open (the
@@ -48,10 +49,10 @@ func (s *Server) blobOptions(name string) blobstore.Options {
 	return BlobOptions(s.cfg, name, reg)
 }
 
-// storageQuota is the module store's quota check: the tenant's
+// storageQuota is the blob stores' quota check: the tenant's
 // max_storage_bytes (the default quota for a tenant not created yet, when
-// tenants are created on first use) and the payload and result bytes the
-// state holds for it.
+// tenants are created on first use) and every byte the state counts for
+// it (payloads and results it holds, and its objects in blob buckets).
 func (s *Server) storageQuota(_ context.Context, tenant string) (max, elsewhere int64, err error) {
 	if t, err := s.store.Tenant(tenant); err == nil {
 		max = t.Quota.MaxStorageBytes
@@ -62,4 +63,22 @@ func (s *Server) storageQuota(_ context.Context, tenant string) (max, elsewhere 
 		max = 0
 	}
 	return max, s.store.Load(tenant).StoredBytes, nil
+}
+
+// blobStorage is the blob stores' byte counter: it replicates a change of
+// the tenant's blob bytes, refused (TooLarge) when enforce is set and a
+// growth takes the tenant past max_storage_bytes.
+func (s *Server) blobStorage(ctx context.Context, tenant string, delta int64, enforce bool) error {
+	if s.eng == nil {
+		return greyerr.New(greyerr.Unavailable, "the server is starting")
+	}
+	var max int64
+	if enforce && delta > 0 {
+		m, _, err := s.storageQuota(ctx, tenant)
+		if err != nil {
+			return err
+		}
+		max = m
+	}
+	return s.eng.AddBlobBytes(ctx, tenant, delta, max)
 }

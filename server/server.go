@@ -143,29 +143,16 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	if err != nil {
 		return nil, err
 	}
-	// Modules and task data share the tenant's max_storage_bytes: each
-	// store's check counts the other's bytes as stored elsewhere.
-	data, err := s.openTaskData(context.Background(), cfg, func(ctx context.Context, tenant string) (int64, int64, error) {
-		max, elsewhere, err := s.storageQuota(ctx, tenant)
-		if err != nil || max <= 0 {
-			return max, elsewhere, err
-		}
-		m, _, err := mods.Usage(ctx, tenant)
-		return max, elsewhere + m, err
-	})
+	// Modules and task data share the tenant's max_storage_bytes through
+	// the replicated stored-byte counters (blobStorage): no listing.
+	data, err := s.openTaskData(context.Background(), cfg, s.storageQuota)
 	if err != nil {
 		_ = mods.Close()
 		return nil, err
 	}
 	s.data = data
-	mods.SetQuota(func(ctx context.Context, tenant string) (int64, int64, error) {
-		max, elsewhere, err := s.storageQuota(ctx, tenant)
-		if err != nil || max <= 0 {
-			return max, elsewhere, err
-		}
-		d, err := data.Usage(ctx, tenant)
-		return max, elsewhere + d, err
-	})
+	data.SetStorage(s.blobStorage)
+	mods.SetStorage(s.blobStorage)
 	httpH, err := httpexec.FromConfig(cfg.Executors.HTTP)
 	if err != nil {
 		return nil, fmt.Errorf("executors.http: %w", err)

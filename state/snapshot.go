@@ -43,13 +43,13 @@ type proofRecord struct {
 }
 
 type tenantRecord struct {
-	ID       string                  `json:"id"`
-	Tenant   *tenant.Tenant          `json:"tenant,omitempty"`
-	StoredAt time.Time               `json:"stored_at"`
+	ID       string         `json:"id"`
+	Tenant   *tenant.Tenant `json:"tenant,omitempty"`
+	StoredAt time.Time      `json:"stored_at"`
 	// BlobBytes are the bytes the tenant holds in blob buckets (the state
 	// derives its task bytes from the tasks; these it cannot).
 	BlobBytes int64                   `json:"blob_bytes,omitempty"`
-	Usage    map[int64]*tenant.Usage `json:"usage,omitempty"`
+	Usage     map[int64]*tenant.Usage `json:"usage,omitempty"`
 }
 
 // Snapshot is a point-in-time copy of the store, cheap to take (it copies

@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -31,6 +32,13 @@ import (
 // QuotaFunc returns the tenant's max_storage_bytes (0: no limit) and the
 // bytes it stores outside the task data (tasks in the state, modules).
 type QuotaFunc func(ctx context.Context, tenant string) (max, elsewhere int64, err error)
+
+// StorageFunc records that tenant's task data gained delta bytes
+// (negative: lost them). With enforce set, a positive delta is a
+// reservation made before the write: it fails (TooLarge, 413) when it
+// takes the tenant past its max_storage_bytes, and is given back with
+// -delta when the write fails.
+type StorageFunc func(ctx context.Context, tenant string, delta int64, enforce bool) error
 
 // Defaults of Options.
 const (
@@ -51,6 +59,11 @@ type Options struct {
 	InlineMax int
 	// Quota is the tenant's storage quota; nil: no limit.
 	Quota QuotaFunc
+	// Storage, when set, counts task data in the tenant's replicated
+	// stored bytes: writes reserve through it and collected results give
+	// their bytes back. Quota's elsewhere then already includes the task
+	// data, and the tenant's objects are no longer listed to check it.
+	Storage StorageFunc
 	// Signer signs the URLs Grey serves for a bucket that cannot sign;
 	// nil: such a bucket answers Unimplemented for signed URLs.
 	Signer *Signer
@@ -82,6 +95,34 @@ func New(bucket *blobstore.Bucket, opts Options) (*Store, error) {
 		opts.Now = time.Now
 	}
 	return &Store{bucket: bucket, opts: opts}, nil
+}
+
+// SetStorage sets the byte counter (call before use).
+func (s *Store) SetStorage(f StorageFunc) { s.opts.Storage = f }
+
+// count records delta bytes of tenant's task data (no-op without Storage).
+func (s *Store) count(ctx context.Context, tenant string, delta int64, enforce bool) error {
+	if s.opts.Storage == nil || delta == 0 {
+		return nil
+	}
+	return s.opts.Storage(ctx, tenant, delta, enforce)
+}
+
+// release gives back n reserved bytes of a write that failed, with a
+// context of its own (the request's may be what ended the write).
+func (s *Store) release(tenant string, n int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.count(ctx, tenant, -n, false) // best effort: the write's error is the one to report
+}
+
+// mine is the tenant's task data bytes a quota check adds to Quota's
+// elsewhere: listed, unless Storage counts them there already.
+func (s *Store) mine(ctx context.Context, tenant string) (int64, error) {
+	if s.opts.Storage != nil {
+		return 0, nil
+	}
+	return s.Usage(ctx, tenant)
 }
 
 // Bucket is the whole bucket (tests read tags back through it).
@@ -119,7 +160,7 @@ func (s *Store) checkQuota(ctx context.Context, tenant string, more int64) error
 	if err != nil || max <= 0 {
 		return err
 	}
-	mine, err := s.Usage(ctx, tenant)
+	mine, err := s.mine(ctx, tenant)
 	if err != nil {
 		return err
 	}
@@ -140,7 +181,7 @@ func (s *Store) remaining(ctx context.Context, tenant string) (int64, error) {
 	if err != nil || max <= 0 {
 		return -1, err
 	}
-	mine, err := s.Usage(ctx, tenant)
+	mine, err := s.mine(ctx, tenant)
 	if err != nil {
 		return 0, err
 	}
@@ -187,15 +228,19 @@ func (s *Store) ResolvePayload(ctx context.Context, field, tenant, ref string) (
 	if !json.Valid(data) {
 		return nil, greyerr.Invalid(field, "object %q is not a JSON value (a payload_ref names the payload's JSON bytes, as an inline payload would be)", key)
 	}
-	if err := s.ensureTags(ctx, v, key, data); err != nil {
+	if err := s.ensureTags(ctx, tenant, v, key, data); err != nil {
 		return nil, err
 	}
 	return &task.DataRef{Ref: key, Size: int64(len(data)), SHA256: Digest(data)}, nil
 }
 
 // ensureTags rewrites key with the view's tags when it lacks them (an
-// object a client uploaded straight to the service).
-func (s *Store) ensureTags(ctx context.Context, v *blobstore.Bucket, key string, data []byte) error {
+// object a client uploaded straight to the service through a signed URL).
+// That is when Grey first sees the object, so its bytes are counted then:
+// reserved against the tenant's quota (TooLarge over it) before the
+// rewrite, which tags it as counted. An object Grey wrote carries the
+// tags and was counted when written.
+func (s *Store) ensureTags(ctx context.Context, tenant string, v *blobstore.Bucket, key string, data []byte) error {
 	tags, err := v.ReadTags(ctx, key)
 	if err != nil {
 		return err
@@ -203,7 +248,26 @@ func (s *Store) ensureTags(ctx context.Context, v *blobstore.Bucket, key string,
 	if tags[blobstore.TagTenant] != "" {
 		return nil
 	}
-	return v.Put(ctx, key, data, &blobstore.WriteOptions{ContentType: "application/json"})
+	if err := s.count(ctx, tenant, int64(len(data)), true); err != nil {
+		return err
+	}
+	if err := v.Put(ctx, key, data, &blobstore.WriteOptions{ContentType: "application/json"}); err != nil {
+		s.release(tenant, int64(len(data)))
+		return err
+	}
+	return nil
+}
+
+// replaced is the size of the object at key that a write replaces (0: none).
+func replaced(ctx context.Context, v *blobstore.Bucket, key string) (int64, error) {
+	a, err := v.Attributes(ctx, key)
+	if greyerr.Is(err, greyerr.NotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return a.Size, nil
 }
 
 // Read returns the bytes of ref in tenant's task data, checked against the
@@ -238,7 +302,19 @@ func (s *Store) StoreResult(ctx context.Context, tenant string, taskID task.ID, 
 		return nil, err
 	}
 	key := task.ResultKey(taskID)
+	// A result is not refused over quota (the work is done); it counts.
+	var old int64
+	if s.opts.Storage != nil {
+		if old, err = replaced(ctx, v, key); err != nil {
+			return nil, err
+		}
+	}
+	delta := int64(len(result)) - old
+	if err := s.count(ctx, tenant, delta, false); err != nil {
+		return nil, err
+	}
 	if err := v.Put(ctx, key, result, &blobstore.WriteOptions{ContentType: "application/json", TaskID: taskID}); err != nil {
+		s.release(tenant, delta)
 		return nil, err
 	}
 	return &task.DataRef{Ref: key, Size: int64(len(result)), SHA256: Digest(result)}, nil
@@ -399,7 +475,20 @@ func (s *Store) PutUpload(ctx context.Context, tenant, key string, body io.Reade
 		}
 		return 0, e
 	}
+	// Reserve before writing: of two uploads racing for the last bytes
+	// of the quota, the replicated counter lets one through.
+	var old int64
+	if s.opts.Storage != nil {
+		if old, err = replaced(ctx, v, key); err != nil {
+			return 0, err
+		}
+	}
+	delta := int64(len(data)) - old
+	if err := s.count(ctx, tenant, delta, true); err != nil {
+		return 0, err
+	}
 	if err := v.Put(ctx, key, data, &blobstore.WriteOptions{ContentType: "application/json"}); err != nil {
+		s.release(tenant, delta)
 		return 0, err
 	}
 	return int64(len(data)), nil
@@ -410,11 +499,11 @@ func (s *Store) PutUpload(ctx context.Context, tenant, key string, body io.Reade
 // walks the bucket's results/ areas and returns how many objects went.
 // Uploads are left alone: a tenant may submit an upload more than once.
 func (s *Store) SweepResults(ctx context.Context, live func(taskID string) bool) (int, error) {
-	var gone []string
+	var gone []blobstore.Object
 	err := s.bucket.Walk(ctx, "tenants/", func(o blobstore.Object) error {
 		parts := strings.Split(o.Key, "/")
 		if len(parts) == 4 && parts[2]+"/" == task.ResultsArea && !live(parts[3]) {
-			gone = append(gone, o.Key)
+			gone = append(gone, o)
 		}
 		return nil
 	})
@@ -422,11 +511,18 @@ func (s *Store) SweepResults(ctx context.Context, live func(taskID string) bool)
 		return 0, err
 	}
 	n := 0
-	for _, k := range gone {
-		if err := s.bucket.Delete(ctx, k); err != nil && !greyerr.Is(err, greyerr.NotFound) {
+	for _, o := range gone {
+		err := s.bucket.Delete(ctx, o.Key)
+		if err != nil && !greyerr.Is(err, greyerr.NotFound) {
 			return n, err
 		}
 		n++
+		if err == nil {
+			tenant := strings.Split(o.Key, "/")[1]
+			if err := s.count(ctx, tenant, -o.Size, false); err != nil {
+				return n, fmt.Errorf("result %s deleted, but recording its %d bytes gone failed: %w", o.Key, o.Size, err)
+			}
+		}
 	}
 	return n, nil
 }
