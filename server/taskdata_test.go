@@ -228,6 +228,15 @@ func httpPut(t *testing.T, u string, body []byte) (int, string) {
 	return resp.StatusCode, b.String()
 }
 
+// otherID is id with its last character changed.
+func otherID(id string) string {
+	last := "0"
+	if strings.HasSuffix(id, "0") {
+		last = "1"
+	}
+	return id[:len(id)-1] + last
+}
+
 // Every bad input of large task data, on the default file:// bucket.
 func TestTaskDataBadInput(t *testing.T) {
 	s, mk := startDataServer(t, "", 6<<20)
@@ -267,12 +276,13 @@ func TestTaskDataBadInput(t *testing.T) {
 	if code, body := httpPut(t, up.URL, bigJSON(7<<20, 'q')); code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("upload over quota: %d %s, want 413", code, body)
 	}
-	view, _ := s.data.Bucket().Tenant("acme")
-	if err := view.Put(ctx, "uploads/big", bigJSON(7<<20, 'q'), nil); err != nil {
+	// An object a client put straight into the bucket (a cloud's signed
+	// URL: untagged, not counted yet) is counted when first submitted.
+	if err := s.data.Bucket().Put(ctx, "tenants/acme/uploads/big", bigJSON(7<<20, 'q'), nil); err != nil {
 		t.Fatal(err)
 	}
 	wantCode(t, "ref over quota", sub("uploads/big"), greyerr.TooLarge, 413)
-	if err := view.Delete(ctx, "uploads/big"); err != nil {
+	if err := s.data.Bucket().Delete(ctx, "tenants/acme/uploads/big"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -282,10 +292,10 @@ func TestTaskDataBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	tampered := []string{
-		strings.Replace(up.URL, up.ID, up.ID[:len(up.ID)-1]+"0", 1), // another key
-		strings.Replace(up.URL, "/acme/", "/other/", 1),             // another tenant
-		strings.Replace(up.URL, "sig=", "sig=00", 1),                // the signature
-		strings.Replace(up.URL, "expires=", "expires=9", 1),         // the expiry
+		strings.Replace(up.URL, up.ID, otherID(up.ID), 1),   // another key
+		strings.Replace(up.URL, "/acme/", "/other/", 1),     // another tenant
+		strings.Replace(up.URL, "sig=", "sig=00", 1),        // the signature
+		strings.Replace(up.URL, "expires=", "expires=9", 1), // the expiry
 	}
 	for _, u := range tampered {
 		if code, body := httpPut(t, u, []byte(`"x"`)); code != http.StatusForbidden || !strings.Contains(body, "signature") {
@@ -341,10 +351,23 @@ func TestStoredResultCollected(t *testing.T) {
 	if ok, err := view.Exists(ctx, done.ResultRef.Ref); !ok || err != nil {
 		t.Fatalf("stored result missing: %v", err)
 	}
+	// The upload and the result count in the tenant's stored bytes until
+	// the result is collected.
+	load := func() client.TenantLoad {
+		r, err := c.Usage(ctx, client.UsageOptions{Tenant: "acme"})
+		if err != nil || len(r.Tenants) != 1 {
+			t.Fatalf("usage: %+v, %v", r, err)
+		}
+		return r.Tenants[0].Load
+	}
+	if got, want := load().BlobBytes, done.ResultRef.Size+done.PayloadObject.Size; got != want {
+		t.Fatalf("blob bytes %d, want the upload's and the result's %d", got, want)
+	}
 	greytest.Eventually(t, 15*time.Second, func() bool {
 		ok, err := view.Exists(ctx, done.ResultRef.Ref)
 		return err == nil && !ok
 	})
+	greytest.Eventually(t, 5*time.Second, func() bool { return load().BlobBytes == done.PayloadObject.Size })
 	if _, err := c.Get(ctx, tk.ID); greyerr.CodeOf(err) != greyerr.NotFound {
 		t.Fatalf("collected task: %v", err)
 	}
