@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grey-distributed/grey/blobstore"
@@ -73,6 +74,10 @@ type Options struct {
 type Store struct {
 	bucket *blobstore.Bucket
 	opts   Options
+	// counted serializes the write of a new counted artifact with the
+	// check that it is new, so that two pushes of one module do not both
+	// count it.
+	counted sync.Mutex
 }
 
 // New returns a store of opts.Kind artifacts in bucket (the whole bucket,
@@ -193,6 +198,13 @@ func (s *Store) Put(ctx context.Context, tenant string, data []byte, check func(
 		}
 	}
 	if s.opts.Storage != nil {
+		s.counted.Lock()
+		defer s.counted.Unlock()
+		if a, err := s.Stat(ctx, tenant, digest); err == nil {
+			return a, false, nil // a concurrent push stored it meanwhile
+		} else if !greyerr.Is(err, greyerr.NotFound) {
+			return nil, false, err
+		}
 		if err := s.opts.Storage(ctx, tenant, int64(len(data)), true); err != nil {
 			return nil, false, err
 		}

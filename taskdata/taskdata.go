@@ -22,6 +22,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grey-distributed/grey/blobstore"
@@ -75,6 +76,9 @@ type Options struct {
 type Store struct {
 	bucket *blobstore.Bucket
 	opts   Options
+	// tagging serializes counting an untagged object with tagging it, so
+	// that two submits naming one signed-URL upload do not both count it.
+	tagging sync.Mutex
 }
 
 // New returns a store over bucket, the whole bucket (not a tenant view).
@@ -247,6 +251,14 @@ func (s *Store) ensureTags(ctx context.Context, tenant string, v *blobstore.Buck
 	}
 	if tags[blobstore.TagTenant] != "" {
 		return nil
+	}
+	s.tagging.Lock()
+	defer s.tagging.Unlock()
+	if tags, err = v.ReadTags(ctx, key); err != nil {
+		return err
+	}
+	if tags[blobstore.TagTenant] != "" {
+		return nil // a concurrent submit counted and tagged it meanwhile
 	}
 	if err := s.count(ctx, tenant, int64(len(data)), true); err != nil {
 		return err
