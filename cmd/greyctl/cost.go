@@ -45,7 +45,9 @@ price table, with a total row (an admin route: pass the admin token with
 the command line, limits the report to that tenant (GREY_TENANT does not).
 
 Columns of -o table and -o csv: ` + strings.Join(costColumns, ", ") + `.
-gb_months is stored bytes over time in GB-months (10^9 bytes for 30 days).
+gb_months is stored bytes over time in GB-months (10^9 bytes for 30 days):
+payloads and results held, and the tenant's modules, uploads and stored
+results in blob buckets.
 -o json prints the server's report.`,
 		Example: `  greyctl cost report --from -24h
   greyctl cost report --tenant acme --from 2026-01-01T00:00:00Z --to 2026-02-01T00:00:00Z -o csv`,
