@@ -156,6 +156,12 @@ var allowedRoles = map[string][]string{
 	"POST /api/v1/apikeys":                 {"admin", "operator"},
 	"GET /api/v1/apikeys":                  {"admin", "operator"},
 	"DELETE /api/v1/apikeys/{id}":          {"admin", "operator"},
+	"GET /api/v1/tasks/{id}/result":        {"admin", "operator", "viewer"},
+	"GET /api/v1/tasks/{id}/result/url":    {"admin", "operator", "viewer"},
+	"POST /api/v1/uploads":                 {"admin", "operator"},
+	"GET /api/v1/objects/{key...}":         {"admin", "operator", "viewer"},
+	"PUT /api/v1/signed/{tenant}/{key...}": {"public"},
+	"GET /api/v1/signed/{tenant}/{key...}": {"public"},
 	"GET /api/v1/openapi.yaml":             {"public"},
 	"GET /healthz":                         {"public"},
 	"GET /readyz":                          {"public"},
@@ -201,7 +207,7 @@ func TestRouteTableCoversTheMux(t *testing.T) {
 		}
 	}
 	for k := range table {
-		if !inSpec[k] && !notInSpec[k] {
+		if !inSpec[strings.ReplaceAll(k, "...}", "}")] && !notInSpec[k] {
 			t.Errorf("route %s is not described in openapi.yaml", k)
 		}
 	}

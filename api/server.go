@@ -15,6 +15,7 @@ import (
 	"github.com/grey-distributed/grey/auth"
 	"github.com/grey-distributed/grey/engine"
 	"github.com/grey-distributed/grey/modules"
+	"github.com/grey-distributed/grey/taskdata"
 	"github.com/grey-distributed/grey/telemetry/tracing"
 )
 
@@ -54,6 +55,9 @@ type Options struct {
 	// Modules is the wasm module store behind /api/v1/modules (issue #4);
 	// nil answers those routes 501.
 	Modules *modules.Store
+	// TaskData is the task data store behind /api/v1/uploads, task results
+	// by reference and /api/v1/signed/ (nil answers those routes 501).
+	TaskData *taskdata.Store
 	// Public are routes of identity drivers that need no principal (the
 	// SAML service provider's metadata, ACS, login and logout); they join
 	// the route table as public routes.

@@ -43,6 +43,9 @@ type Client struct {
 	tokens    oauth2.TokenSource // when set, the bearer token of each request
 	userAgent string
 	hc        *http.Client
+	// inlineLimit: Submit uploads payloads over it (inlineSet: configured).
+	inlineLimit int
+	inlineSet   bool
 	// preferred is the index of the server that answered last.
 	preferred atomic.Int32
 	// waitPoll is the timeout asked of one wait long poll.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"net/http"
 	"net/url"
@@ -15,8 +16,13 @@ import (
 
 // Submit submits one task and returns it as created. When spec carries an
 // IdempotencyKey that matches an existing task of the tenant, the existing
-// task is returned instead and nothing is created.
+// task is returned instead and nothing is created. A payload over the
+// client's inline limit (DefaultInlineLimit, WithInlineLimit) is uploaded
+// through a signed URL first and the task submitted with its payload_ref.
 func (c *Client) Submit(ctx context.Context, spec task.Spec) (*task.Task, error) {
+	if err := c.largePayload(ctx, &spec); err != nil {
+		return nil, err
+	}
 	var t task.Task
 	if err := c.do(ctx, http.MethodPost, "/api/v1/tasks", nil, &spec, &t); err != nil {
 		return nil, err
@@ -28,6 +34,17 @@ func (c *Client) Submit(ctx context.Context, spec task.Spec) (*task.Task, error)
 // of specs. It is all or nothing: when one spec is invalid nothing is created
 // and the InvalidArgument error's Field names it as "tasks[i].<field>".
 func (c *Client) SubmitBatch(ctx context.Context, specs []task.Spec) ([]*task.Task, error) {
+	for i := range specs {
+		if specs[i].PayloadRef == "" && c.inlineWanted(len(specs[i].Payload)) {
+			specs = append([]task.Spec(nil), specs...) // leave the caller's slice alone
+			for j := i; j < len(specs); j++ {
+				if err := c.largePayload(ctx, &specs[j]); err != nil {
+					return nil, fmt.Errorf("tasks[%d]: %w", j, err)
+				}
+			}
+			break
+		}
+	}
 	var resp apitypes.BatchResponse
 	if err := c.do(ctx, http.MethodPost, "/api/v1/tasks/batch", nil, &apitypes.BatchRequest{Tasks: specs}, &resp); err != nil {
 		return nil, err
@@ -36,7 +53,9 @@ func (c *Client) SubmitBatch(ctx context.Context, specs []task.Spec) ([]*task.Ta
 }
 
 // Get returns a task of the tenant. An unknown id, or another tenant's, is a
-// NotFound error.
+// NotFound error. A result stored by reference (ResultRef) is fetched into
+// Result; when that fails (the object changed) the task comes back with
+// the error.
 func (c *Client) Get(ctx context.Context, id task.ID) (*task.Task, error) {
 	path, err := taskPath(id, "")
 	if err != nil {
@@ -45,6 +64,9 @@ func (c *Client) Get(ctx context.Context, id task.ID) (*task.Task, error) {
 	var t task.Task
 	if err := c.do(ctx, http.MethodGet, path, nil, nil, &t); err != nil {
 		return nil, err
+	}
+	if err := c.fillResult(ctx, &t); err != nil {
+		return &t, err
 	}
 	return &t, nil
 }
@@ -174,6 +196,9 @@ func (c *Client) Wait(ctx context.Context, id task.ID) (*task.Task, error) {
 		case err == nil:
 			last = &t
 			if t.Status.Terminal() {
+				if err := c.fillResult(ctx, &t); err != nil {
+					return &t, err
+				}
 				return &t, nil
 			}
 			retry.reset()

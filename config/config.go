@@ -151,8 +151,17 @@ type BackupConfig struct {
 
 // TasksConfig holds limits and timings that apply to every task.
 type TasksConfig struct {
-	// MaxPayloadBytes bounds an inline task payload.
+	// MaxPayloadBytes bounds an inline task payload; a result larger than
+	// it is stored in the task data bucket and referenced (result_ref).
 	MaxPayloadBytes int64 `yaml:"max_payload_bytes"`
+	// DataURL is the bucket of large task data (gocloud.dev blob URL:
+	// file://, s3://, gs://, azblob://): payloads named by payload_ref,
+	// uploads and stored results, under tenants/<id>/. "" means
+	// file://<node.data_dir>/taskdata. Servers of one cluster should share
+	// a bucket (and, for file://, the signing key <node.data_dir>/taskdata.key).
+	DataURL string `yaml:"data_url"`
+	// MaxDataBytes bounds one payload or result object in the bucket.
+	MaxDataBytes int64 `yaml:"max_data_bytes"`
 	// Retention is how long a finished task stays in Raft after archiving.
 	Retention Duration `yaml:"retention"`
 	// GCInterval is how often expired tasks are collected.
@@ -283,6 +292,7 @@ func Default() *Config {
 		},
 		Tasks: TasksConfig{
 			MaxPayloadBytes: 1 * MiB,
+			MaxDataBytes:    64 * MiB,
 			Retention:       Duration(24 * time.Hour),
 			GCInterval:      Duration(time.Minute),
 			DefaultTimeout:  Duration(5 * time.Minute),

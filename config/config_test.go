@@ -106,6 +106,8 @@ raft:
     retain: 5
 tasks:
   max_payload_bytes: 2097152
+  data_url: file:///var/lib/grey/taskdata
+  max_data_bytes: 1048576
   retention: 1h30m
   gc_interval: 10s
   default_timeout: 1m
@@ -412,6 +414,8 @@ func TestValidateNamesKeyAndLine(t *testing.T) {
 		{"negative duration", "tasks:\n  gc_interval: -1s\n", "tasks.gc_interval", 2, "positive"},
 		{"lease timeout", "raft:\n  leader_lease_timeout: 2s\n", "raft.leader_lease_timeout", 2, "<= raft.heartbeat_timeout"},
 		{"payload", "tasks:\n  max_payload_bytes: 0\n", "tasks.max_payload_bytes", 2, "between 1 and 67108864"},
+		{"data bytes", "tasks:\n  max_data_bytes: 0\n", "tasks.max_data_bytes", 2, "between 1 and"},
+		{"data url", "tasks:\n  data_url: taskdata\n", "tasks.data_url", 2, "must be a bucket URL"},
 		{"payload over body", "tasks:\n  max_payload_bytes: 67108864\n", "http.max_body_bytes", 0, ">= tasks.max_payload_bytes"},
 		{"concurrency", "worker:\n  concurrency: 10001\n", "worker.concurrency", 2, "between 1 and 10000"},
 		{"sample rate", "monitoring:\n  opentelemetry:\n    sample_rate: 1.5\n", "monitoring.opentelemetry.sample_rate", 3, "between 0 and 1"},

@@ -88,6 +88,12 @@ func (c *Config) Validate() error {
 	between(&v, "raft.backup.retain", r.Backup.Retain, 1, 100000)
 
 	between(&v, "tasks.max_payload_bytes", t.MaxPayloadBytes, 1, 64*MiB)
+	between(&v, "tasks.max_data_bytes", t.MaxDataBytes, 1, 1<<30)
+	if t.DataURL != "" {
+		if u, err := url.Parse(t.DataURL); err != nil || u.Scheme == "" || (u.Scheme == "file" && (u.Host != "" || !strings.HasPrefix(u.Path, "/"))) {
+			v.fail("tasks.data_url", "must be a bucket URL such as file:///var/lib/grey/taskdata or s3://bucket (a file:// path is absolute), got %q", t.DataURL)
+		}
+	}
 	v.positive("tasks.retention", t.Retention)
 	v.positive("tasks.gc_interval", t.GCInterval)
 	v.positive("tasks.default_timeout", t.DefaultTimeout)

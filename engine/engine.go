@@ -63,6 +63,10 @@ type Config struct {
 	// ProofChecked, if set, is told the platform and outcome ("verified",
 	// "rejected" or "error") of every proof this server checks on read.
 	ProofChecked func(platform, result string)
+	// Data stores large task data: payloads named by payload_ref and
+	// results over the inline limit (nil: payload_ref is refused and a
+	// large result fails its task, as before).
+	Data TaskData
 	// APIKeyUseInterval is how often the leader writes API keys' last-used
 	// times, and how stale one may get (default one minute).
 	APIKeyUseInterval time.Duration
@@ -339,6 +343,7 @@ func (e *Engine) collect(ctx context.Context) {
 			e.logger.Debug("collected finished tasks", "count", n)
 		}
 		if n < 10000 {
+			e.sweepResults(ctx)
 			return
 		}
 	}

@@ -155,7 +155,7 @@ func (e *Engine) Proof(ctx context.Context, tenant, id string) (*proof.Record, e
 	}
 	if _, err := proof.Verify(env, ring, proof.Expect{
 		TaskID: t.ID, TenantID: t.TenantID,
-		OutputDigest: proof.Digest(t.Result), InputDigest: proof.Digest(t.Payload),
+		OutputDigest: outputDigest(t), InputDigest: inputDigest(t),
 	}); err != nil {
 		rec.Problem = err.Error()
 		e.proofChecked(rec.Short.Platform, "rejected")
@@ -200,13 +200,16 @@ func (e *Engine) Replay(ctx context.Context, tenant, id string) (*proof.Replay, 
 	if h == nil || !ok || !d.Deterministic(job) {
 		return nil, greyerr.New(greyerr.FailedPrecondition, "task %s (kind %s) cannot be replayed: only deterministic kinds can (wasm without clock or randomness, and the built-in kinds)", t.ID, t.Kind)
 	}
+	if job.Payload, err = e.leasePayload(ctx, t); err != nil {
+		return nil, err
+	}
 	select {
 	case e.replays <- struct{}{}:
 		defer func() { <-e.replays }()
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	out := &proof.Replay{TaskID: t.ID, Kind: t.Kind, StoredDigest: proof.Digest(t.Result), Node: e.node.ID()}
+	out := &proof.Replay{TaskID: t.ID, Kind: t.Kind, StoredDigest: outputDigest(t), Node: e.node.ID()}
 	if t.ProofID != "" {
 		if env, err := proof.ParseEnvelope(e.store.Proof(t.ProofID)); err == nil {
 			if st, err := proof.DecodeStatement(env); err == nil {
@@ -241,4 +244,22 @@ func (e *Engine) stored(tenant, id string) (*task.Task, error) {
 		return nil, greyerr.New(greyerr.NotFound, "task %s not found", id)
 	}
 	return e.store.Get(tenant, id)
+}
+
+// outputDigest is the SHA-256 of t's result: the stored object's when the
+// result is stored by reference.
+func outputDigest(t *task.Task) string {
+	if t.ResultRef != nil {
+		return t.ResultRef.SHA256
+	}
+	return proof.Digest(t.Result)
+}
+
+// inputDigest is the SHA-256 of t's payload: the object's when the task
+// named it by payload_ref.
+func inputDigest(t *task.Task) string {
+	if t.PayloadObject != nil {
+		return t.PayloadObject.SHA256
+	}
+	return proof.Digest(t.Payload)
 }

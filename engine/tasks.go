@@ -79,6 +79,9 @@ func (e *Engine) submit(ctx context.Context, tenant string, specs []task.Spec, b
 		sp.Headers = tracing.AddHeaders(sp.Headers, traceHeaders)
 		req.Tasks[i] = &task.Task{ID: id, TenantID: tenant, Spec: sp, Status: task.Pending, CreatedAt: now, UpdatedAt: now}
 	}
+	if err := e.resolvePayloads(ctx, tenant, req.Tasks, batch); err != nil {
+		return nil, err
+	}
 	giveBack, err := e.admit(tenant, req.Tasks, now)
 	if err != nil {
 		return nil, err

@@ -101,13 +101,18 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 			}
 			traced := tracing.Enabled()
 			for _, t := range leased {
+				payload, perr := e.leasePayload(ctx, t)
+				if perr != nil {
+					e.failLeased(ctx, req.WorkerID, subject, t, perr, now)
+					continue
+				}
 				prove, _ := e.proofPolicy(t)
 				headers := t.Headers
 				if traced && tracing.HasTraceContext(t.Headers) {
 					headers = leaseSpan(ctx, req.WorkerID, t, now)
 				}
 				resp.Tasks = append(resp.Tasks, worker.Assignment{
-					TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Payload: t.Payload,
+					TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Payload: payload, PayloadObject: t.PayloadObject, ResultInlineMax: e.resultInlineMax(),
 					Attempt: t.Attempt, Timeout: task.Duration(e.timeoutOf(t)),
 					LeaseDeadline: t.Lease.Deadline, Headers: headers, Prove: prove, Principal: t.Lease.Principal,
 				})
@@ -280,17 +285,45 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 			slots[i] = slot{0, len(starts.Items)}
 			starts.Items = append(starts.Items, state.StartItem{Ref: ref, At: at})
 		case task.Completed:
-			if e.cfg.MaxPayloadBytes > 0 && len(r.Result) > e.cfg.MaxPayloadBytes {
-				slots[i] = slot{2, len(fails.Items)}
-				fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: "result exceeds the payload limit", Code: "result_too_large"}, now, at))
-				continue
-			}
 			if code, msg := e.checkProof(e.store.Lookup(r.TaskID), r.Proof, req.Proofs); code != "" {
 				slots[i] = slot{2, len(fails.Items)}
 				fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: msg, Code: code, Retryable: true}, now, at))
 				continue
 			}
+			// A result over the inline limit is stored before the
+			// completion is applied (the proof's check comes first, so
+			// a refused attempt never writes the object).
+			var resultRef *task.DataRef
+			if d := e.cfg.Data; d != nil && len(r.Result) > d.InlineMax() {
+				t := e.store.Lookup(r.TaskID)
+				if t == nil || ref.TaskID == "" || t.Lease == nil || t.Attempt != r.Attempt || t.Status.Terminal() {
+					// Not this attempt's to store (stale, cancelled, unknown):
+					// the state machine refuses it without the object
+					// being touched.
+					slots[i] = slot{2, len(fails.Items)}
+					fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: "result of an attempt that no longer holds its lease", Code: "lease_lost"}, now, at))
+					continue
+				}
+				rr, err := d.StoreResult(ctx, t.TenantID, t.ID, r.Result)
+				if err != nil {
+					code, retry := "result_store", greyerr.CodeOf(err) == greyerr.Unavailable
+					if greyerr.CodeOf(err) == greyerr.TooLarge {
+						code = "result_too_large"
+					}
+					slots[i] = slot{2, len(fails.Items)}
+					fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: "storing the result failed: " + err.Error(), Code: code, Retryable: retry}, now, at))
+					continue
+				}
+				resultRef = rr
+			} else if e.cfg.MaxPayloadBytes > 0 && len(r.Result) > e.cfg.MaxPayloadBytes {
+				slots[i] = slot{2, len(fails.Items)}
+				fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: "result exceeds the payload limit", Code: "result_too_large"}, now, at))
+				continue
+			}
 			item := state.CompleteItem{Ref: ref, Result: r.Result, At: at}
+			if resultRef != nil {
+				item.Result, item.ResultRef = nil, resultRef
+			}
 			if r.Proof > 0 {
 				item.Proof = proofIndex(r.Proof)
 			}
@@ -347,6 +380,15 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 		e.completeSpans(ctx, req, resp, now)
 	}
 	return resp, nil
+}
+
+// resultInlineMax is the largest result a worker reports that stays
+// inline (0: no task data store, results are never stored).
+func (e *Engine) resultInlineMax() int {
+	if e.cfg.Data == nil {
+		return 0
+	}
+	return e.cfg.Data.InlineMax()
 }
 
 // leaseCaller is the subject of ctx's principal ("" without one) and what

@@ -102,6 +102,31 @@ type Execution struct {
 	// LeasedBy is the subject of the authenticated principal that leased
 	// the attempt (docs/AUTH.md), when the lease recorded one.
 	LeasedBy string `json:"leased_by,omitempty"`
+	// Objects are the stored objects of the execution (docs/PROOFS.md,
+	// storage proofs): the payload object it read and the result object
+	// Grey wrote for it, each by key relative to the tenant's prefix.
+	Objects []Object `json:"objects,omitempty"`
+}
+
+// The roles of a stored object in an execution.
+const (
+	// ObjectPayload is the payload object the task named by payload_ref.
+	ObjectPayload = "payload"
+	// ObjectResult is the stored result (over the inline limit).
+	ObjectResult = "result"
+)
+
+// Object is a stored object an execution read or Grey wrote for it.
+type Object struct {
+	// Name is the object's key relative to the tenant's prefix
+	// ("uploads/<id>", "results/<task id>").
+	Name string `json:"name"`
+	// Role is ObjectPayload or ObjectResult.
+	Role string `json:"role"`
+	// Size is the object's length in bytes.
+	Size int64 `json:"size"`
+	// Digest maps "sha256" to the lower-case hex SHA-256 of its bytes.
+	Digest map[string]string `json:"digest"`
 }
 
 // Run describes one finished execution to be proven: what a worker knows
@@ -123,6 +148,8 @@ type Run struct {
 	StartedAt, FinishedAt time.Time
 	// LeasedBy is the lease's principal subject ("" when none).
 	LeasedBy string
+	// Objects are the stored objects of the run (see Execution.Objects).
+	Objects []Object
 }
 
 // Digest returns the lower-case hex SHA-256 of b.
@@ -147,7 +174,7 @@ func NewStatement(tenantID, nodeID, platform string, runs ...Run) *Statement {
 		st.Subject[i] = Subject{Name: SubjectPrefix + r.TaskID, Digest: map[string]string{DigestAlgorithm: Digest(r.Output)}}
 		st.Predicate.Executions[i] = Execution{
 			TaskID: r.TaskID, Kind: r.Kind, InputDigest: Digest(r.Payload), Executor: r.Executor,
-			Attempt: r.Attempt, StartedAt: r.StartedAt.UTC(), FinishedAt: r.FinishedAt.UTC(), LeasedBy: r.LeasedBy,
+			Attempt: r.Attempt, StartedAt: r.StartedAt.UTC(), FinishedAt: r.FinishedAt.UTC(), LeasedBy: r.LeasedBy, Objects: r.Objects,
 		}
 	}
 	return st
@@ -170,6 +197,21 @@ func ForTask(t *task.Task, exec Executor, nodeID string) (*Statement, error) {
 		}
 	}
 	return NewStatement(t.TenantID, nodeID, "", r), nil
+}
+
+// StoredObjects names the stored objects of a task: its payload object
+// (t.PayloadObject) and, when inlineMax > 0 and output is longer, the
+// result object Grey stores at task.ResultKey. A proof that names them is
+// a storage proof (docs/PROOFS.md).
+func StoredObjects(taskID string, payload *task.DataRef, output []byte, inlineMax int) []Object {
+	var objs []Object
+	if payload != nil {
+		objs = append(objs, Object{Name: payload.Ref, Role: ObjectPayload, Size: payload.Size, Digest: map[string]string{DigestAlgorithm: payload.SHA256}})
+	}
+	if inlineMax > 0 && len(output) > inlineMax {
+		objs = append(objs, Object{Name: task.ResultKey(taskID), Role: ObjectResult, Size: int64(len(output)), Digest: map[string]string{DigestAlgorithm: Digest(output)}})
+	}
+	return objs
 }
 
 // Find returns the execution of taskID and its output digest.
@@ -222,6 +264,14 @@ func (s *Statement) Validate() error {
 		}
 		if err := checkHex(e.InputDigest); err != nil {
 			return fmt.Errorf("task %s input digest: %w", e.TaskID, err)
+		}
+		for _, o := range e.Objects {
+			if o.Name == "" || (o.Role != ObjectPayload && o.Role != ObjectResult) || o.Size < 0 {
+				return fmt.Errorf("task %s names a malformed object %q (role %q)", e.TaskID, o.Name, o.Role)
+			}
+			if err := checkHex(o.Digest[DigestAlgorithm]); err != nil {
+				return fmt.Errorf("task %s object %s digest: %w", e.TaskID, o.Name, err)
+			}
 		}
 	}
 	return nil

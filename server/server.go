@@ -31,6 +31,7 @@ import (
 	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/taskdata"
 	"github.com/grey-distributed/grey/telemetry"
 	"github.com/grey-distributed/grey/tenant"
 	"github.com/grey-distributed/grey/worker"
@@ -59,7 +60,9 @@ type Server struct {
 	stopTracing func(context.Context) error
 	// blobs opens bucket URLs (WithBlobRegistry); registry is the metrics
 	// registry buckets register with (nil without metrics).
-	blobs    *blobstore.Registry
+	blobs *blobstore.Registry
+	// data is the task data store (tasks.data_url).
+	data     *taskdata.Store
 	registry *prometheus.Registry
 }
 
@@ -145,7 +148,30 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		return nil, err
 	}
 	mods.SetValidator(execs.Wasm().Validate)
-	mods.SetQuota(s.storageQuota)
+	// Modules and task data share the tenant's max_storage_bytes: each
+	// store's check counts the other's bytes as stored elsewhere.
+	data, err := s.openTaskData(context.Background(), cfg, func(ctx context.Context, tenant string) (int64, int64, error) {
+		max, elsewhere, err := s.storageQuota(ctx, tenant)
+		if err != nil || max <= 0 {
+			return max, elsewhere, err
+		}
+		m, _, err := mods.Usage(ctx, tenant)
+		return max, elsewhere + m, err
+	})
+	if err != nil {
+		_ = execs.Close(context.Background())
+		_ = mods.Close()
+		return nil, err
+	}
+	s.data = data
+	mods.SetQuota(func(ctx context.Context, tenant string) (int64, int64, error) {
+		max, elsewhere, err := s.storageQuota(ctx, tenant)
+		if err != nil || max <= 0 {
+			return max, elsewhere, err
+		}
+		d, err := data.Usage(ctx, tenant)
+		return max, elsewhere + d, err
+	})
 	signer, err := newSigner(cfg)
 	if err != nil {
 		return nil, err
@@ -217,6 +243,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 			}
 		},
 		Replay: builtins,
+		Data:   data,
 
 		DeadServerTimeout: cfg.Raft.DeadServerTimeout.Std(),
 		PeerTLS:           mat.NodeClientConfig(),
@@ -236,7 +263,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		s.closeEarly()
 		return nil, err
 	}
-	s.api = api.New(s.eng, api.Options{Refused: s.refused, NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), Modules: mods, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), PeerTLS: mat.NodeClientConfig(), Logger: logger,
+	s.api = api.New(s.eng, api.Options{Refused: s.refused, NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), Modules: mods, TaskData: data, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), PeerTLS: mat.NodeClientConfig(), Logger: logger,
 		Auth: chain, Audit: s.audit, AuthResult: authResult, Public: o.public})
 	var handler http.Handler = s.api
 	if s.metrics != nil {

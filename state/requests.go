@@ -72,6 +72,9 @@ type StartRequest struct {
 type CompleteItem struct {
 	Ref
 	Result json.RawMessage `json:"result,omitempty"`
+	// ResultRef, instead of Result, names the stored result (over the
+	// inline limit) in the tenant's task data.
+	ResultRef *task.DataRef `json:"result_ref,omitempty"`
 	// Proof is the 1-based index of the item's proof envelope in the
 	// request's Proofs (0: none).
 	Proof int       `json:"proof,omitempty"`

@@ -342,6 +342,7 @@ func (s *Store) Complete(index uint64, req *CompleteRequest) []Outcome {
 			n.StartedAt = &at
 		}
 		n.Result = it.Result
+		n.ResultRef = it.ResultRef
 		if k := it.Proof - 1; k >= 0 && k < len(req.Proofs) {
 			if proofIDs[k] == "" {
 				proofIDs[k] = x.addProof(req.Proofs[k])

@@ -102,8 +102,15 @@ type Task struct {
 	Attempt int `json:"attempt"`
 	// Lease is set while the task is leased or running.
 	Lease *Lease `json:"lease,omitempty"`
-	// Result is the output of a completed task.
+	// Result is the output of a completed task (absent when ResultRef is
+	// set: the client fetches it from GET /api/v1/tasks/{id}/result).
 	Result json.RawMessage `json:"result,omitempty"`
+	// PayloadObject is the object PayloadRef named, as read at submit
+	// (its size and SHA-256); the lease hands workers its bytes.
+	PayloadObject *DataRef `json:"payload_object,omitempty"`
+	// ResultRef names the stored result of a completed task whose result
+	// was over the inline limit (tasks.max_payload_bytes).
+	ResultRef *DataRef `json:"result_ref,omitempty"`
 	// Error is the last error (the reason of a failed task).
 	Error *Error `json:"error,omitempty"`
 	// Attempts is the history of attempts.
@@ -157,6 +164,14 @@ func (t *Task) Clone() *Task {
 		u := *t.Usage
 		c.Usage = &u
 	}
+	if t.PayloadObject != nil {
+		p := *t.PayloadObject
+		c.PayloadObject = &p
+	}
+	if t.ResultRef != nil {
+		r := *t.ResultRef
+		c.ResultRef = &r
+	}
 	return &c
 }
 
@@ -168,6 +183,11 @@ type Spec struct {
 	Type Type `json:"type,omitempty"`
 	// Payload is the task's input, any JSON value.
 	Payload json.RawMessage `json:"payload,omitempty"`
+	// PayloadRef, instead of Payload, names an object of the tenant's task
+	// data holding the payload's JSON bytes: the payload_ref that
+	// POST /api/v1/uploads returned ("uploads/<id>"), or another task's
+	// stored result ("results/<task id>"). See ParseRef.
+	PayloadRef string `json:"payload_ref,omitempty"`
 	// Priority is 0–10, default 5; higher first within a tenant.
 	Priority *int `json:"priority,omitempty"`
 	// IdempotencyKey makes a resubmission return the existing task.

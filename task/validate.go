@@ -47,6 +47,9 @@ func (s *Spec) Validate(prefix string, lim Limits) error {
 	if s.Priority != nil && (*s.Priority < MinPriority || *s.Priority > MaxPriority) {
 		return invalid(prefix+"priority", "must be between %d and %d, got %d", MinPriority, MaxPriority, *s.Priority)
 	}
+	if s.PayloadRef != "" && len(s.Payload) > 0 {
+		return invalid(prefix+"payload_ref", "a task carries a payload or a payload_ref, not both")
+	}
 	if len(s.Payload) > 0 {
 		if lim.MaxPayloadBytes > 0 && len(s.Payload) > lim.MaxPayloadBytes {
 			e := greyerr.New(greyerr.TooLarge, "payload is %d bytes, limit %d", len(s.Payload), lim.MaxPayloadBytes)

@@ -333,7 +333,8 @@ func (p *Pool) execute(parent context.Context, a Assignment) {
 			r.Status, r.Result, r.tenant = task.Completed, b, a.TenantID
 			if a.Prove && p.opts.Signer != nil {
 				r.run = &proof.Run{TaskID: a.TaskID, Kind: a.Kind, Payload: a.Payload, Output: b,
-					Attempt: a.Attempt, Executor: p.measure(h, &a), StartedAt: started, FinishedAt: r.At, LeasedBy: a.Principal}
+					Attempt: a.Attempt, Executor: p.measure(h, &a), StartedAt: started, FinishedAt: r.At, LeasedBy: a.Principal,
+					Objects: proof.StoredObjects(a.TaskID, a.PayloadObject, b, a.ResultInlineMax)}
 			}
 		}
 	}

@@ -49,6 +49,14 @@ type Assignment struct {
 	Kind string `json:"kind"`
 	// Payload is the input.
 	Payload json.RawMessage `json:"payload,omitempty"`
+	// PayloadObject, when the task named its payload by payload_ref, is
+	// that object (key, size, SHA-256); Payload holds its bytes. A proof
+	// of the attempt names it.
+	PayloadObject *task.DataRef `json:"payload_object,omitempty"`
+	// ResultInlineMax, when positive, is the largest result the server
+	// keeps inline: a larger one is stored at task.ResultKey(TaskID), and
+	// a proof of the attempt names that object.
+	ResultInlineMax int `json:"result_inline_max,omitempty"`
 	// Attempt number; echo it in every report.
 	Attempt int `json:"attempt"`
 	// Timeout bounds this attempt's execution.

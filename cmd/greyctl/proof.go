@@ -62,6 +62,7 @@ type verifyReport struct {
 
 func newProofVerifyCmd(a *app) *cobra.Command {
 	var file, keyFile string
+	var fetch bool
 	cmd := &cobra.Command{
 		Use:   "verify ID",
 		Short: "Verify a task's proof against the cluster's keys and the stored task",
@@ -70,9 +71,15 @@ keys (GET /api/v1/cluster/keys) or with --key, the statement's structure, and
 the task id, tenant, input digest and output digest against the task as stored
 (GET /api/v1/tasks/ID). The envelope is the one the cluster holds, or --file.
 
+With --fetch, also download every stored object the proof names (the payload
+object a task read by payload_ref, the result Grey stored for it) and hash it:
+an object changed after its proof makes the proof INVALID, naming the digest
+that differs.
+
 Exit code 0 when valid, 1 with the reason otherwise.`,
 		Example: `  greyctl proof verify 0195a3b4-...
-  greyctl proof verify 0195a3b4-... --file proof.json --key node-1.pub`,
+  greyctl proof verify 0195a3b4-... --file proof.json --key node-1.pub
+  greyctl proof verify 0195a3b4-... --fetch`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -81,9 +88,12 @@ Exit code 0 when valid, 1 with the reason otherwise.`,
 				return err
 			}
 			id := args[0]
-			t, err := c.Get(ctx, id)
-			if err != nil {
-				return failure(err)
+			// A stored result that changed fails the fetch Get does; the
+			// task itself still comes back and the proof is checked
+			// against the digests Grey recorded.
+			t, getErr := c.Get(ctx, id)
+			if t == nil {
+				return failure(getErr)
 			}
 			rep := &verifyReport{TaskID: id, Checks: []string{}}
 			var env *proof.Envelope
@@ -120,10 +130,30 @@ Exit code 0 when valid, 1 with the reason otherwise.`,
 			}
 			st, verr := proof.Verify(env, ring, proof.Expect{
 				TaskID: t.ID, TenantID: t.TenantID,
-				InputDigest: proof.Digest(t.Payload), OutputDigest: proof.Digest(t.Result),
+				InputDigest: inputDigest(t), OutputDigest: outputDigest(t),
 			})
 			if verr == nil && t.Status != task.Completed {
 				verr = fmt.Errorf("task is %s, not completed", t.Status)
+			}
+			var objs []proof.Object
+			if verr == nil {
+				x, _, _ := st.Find(t.ID)
+				objs = x.Objects
+				if fetch {
+					checks, ferr := c.VerifyObjects(ctx, objs)
+					for _, ck := range checks {
+						if ck.Err == "" {
+							rep.Checks = append(rep.Checks, fmt.Sprintf("stored object %s (%s): downloaded %d bytes, sha256:%s matches the proof", ck.Object.Name, ck.Object.Role, ck.Size, ck.Got))
+						}
+					}
+					if ferr != nil {
+						verr = ferr
+					} else if len(objs) == 0 {
+						rep.Checks = append(rep.Checks, "stored objects: the proof names none (payload and result are inline)")
+					}
+				} else if getErr != nil {
+					verr = getErr
+				}
 			}
 			if verr != nil {
 				rep.Reason = verr.Error()
@@ -170,6 +200,7 @@ Exit code 0 when valid, 1 with the reason otherwise.`,
 		},
 	}
 	cmd.Flags().StringVar(&file, "file", "", "verify this envelope file (a DSSE envelope, or the -o json output of proof get) instead of the cluster's copy")
+	cmd.Flags().BoolVar(&fetch, "fetch", false, "download and hash every stored object the proof names (payload and result objects)")
 	cmd.Flags().StringVar(&keyFile, "key", "", "verify with this ed25519 public key (PEM or base64) instead of the cluster's keys")
 	return cmd
 }
@@ -243,4 +274,22 @@ otherwise.`,
 			return nil
 		},
 	}
+}
+
+// inputDigest is what the proof's input digest must be: the payload
+// object's recorded SHA-256 when the task named its payload by reference.
+func inputDigest(t *task.Task) string {
+	if t.PayloadObject != nil {
+		return t.PayloadObject.SHA256
+	}
+	return proof.Digest(t.Payload)
+}
+
+// outputDigest is what the proof's output digest must be: the stored
+// result's recorded SHA-256 when the result is by reference.
+func outputDigest(t *task.Task) string {
+	if t.ResultRef != nil {
+		return t.ResultRef.SHA256
+	}
+	return proof.Digest(t.Result)
 }

@@ -22,7 +22,7 @@ func newTaskCmd(a *app) *cobra.Command {
 		Short: "Submit, inspect, list, cancel, wait for and replay tasks",
 		RunE:  groupRun,
 	}
-	cmd.AddCommand(newSubmitCmd(a), newGetCmd(a), newListCmd(a), newCancelCmd(a), newWaitCmd(a), newReplayCmd(a))
+	cmd.AddCommand(newSubmitCmd(a), newGetCmd(a), newListCmd(a), newCancelCmd(a), newWaitCmd(a), newReplayCmd(a), newResultCmd(a))
 	return cmd
 }
 
@@ -31,6 +31,9 @@ type submitFlags struct {
 	kind           string
 	typ            string
 	payload        string
+	payloadFile    string
+	payloadRef     string
+	upload         bool
 	priority       int
 	idempotencyKey string
 	dependsOn      []string
@@ -52,10 +55,16 @@ func newSubmitCmd(a *app) *cobra.Command {
 		Long: `Submit a task and print its id (or, with -o json, the task).
 
 With --wait, wait for the task to finish and print it; the exit code is 1 when
-it failed or was cancelled.`,
+it failed or was cancelled.
+
+A payload over the inline limit (1 MiB, the server's default
+tasks.max_payload_bytes) is uploaded through a signed URL (POST
+/api/v1/uploads) and the task submitted with its payload_ref; --upload does so
+for any payload. --payload-ref names an object uploaded before.`,
 		Example: `  greyctl task submit --kind echo --payload '{"msg":"hi"}'
   greyctl task submit --kind resize --payload @job.json --label gpu=true --wait
-  greyctl task submit --kind report --run-at +10m --idempotency-key report-2026-01`,
+  greyctl task submit --kind report --run-at +10m --idempotency-key report-2026-01
+  greyctl task submit --kind echo --payload-file big.json --wait   # over 1 MiB: uploaded, sent as payload_ref`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec, err := sf.spec(cmd, time.Now(), os.ReadFile, a.stdin)
@@ -65,6 +74,15 @@ it failed or was cancelled.`,
 			c, err := a.client(a.tenant)
 			if err != nil {
 				return err
+			}
+			if sf.upload && len(spec.Payload) > 0 {
+				// Always through the bucket (Submit itself uploads a
+				// payload over the client's inline limit).
+				ref, err := c.UploadPayload(cmd.Context(), spec.Payload)
+				if err != nil {
+					return failure(fmt.Errorf("upload the payload: %w", err))
+				}
+				spec.Payload, spec.PayloadRef = nil, ref
 			}
 			t, err := c.Submit(cmd.Context(), spec)
 			if err != nil {
@@ -84,6 +102,9 @@ it failed or was cancelled.`,
 	f.StringVar(&sf.kind, "kind", "", "task kind: the executor or worker type (required)")
 	f.StringVar(&sf.typ, "type", "", "stateless, stateful or pipeline (default: inferred from --state-key/--depends-on)")
 	f.StringVar(&sf.payload, "payload", "", "payload: JSON, @FILE to read it from a file, or @- for stdin")
+	f.StringVar(&sf.payloadFile, "payload-file", "", "read the payload (JSON) from this file; same as --payload @FILE")
+	f.StringVar(&sf.payloadRef, "payload-ref", "", "payload_ref of an uploaded object (uploads/<id>) or a stored result (results/<task id>)")
+	f.BoolVar(&sf.upload, "upload", false, "upload the payload through a signed URL whatever its size")
 	f.IntVar(&sf.priority, "priority", task.DefaultPriority, "priority 0-10, higher first")
 	f.StringVar(&sf.idempotencyKey, "idempotency-key", "", "return the existing task when one has this key")
 	f.StringSliceVar(&sf.dependsOn, "depends-on", nil, "ids of tasks that must complete first (comma-separated)")
@@ -113,8 +134,21 @@ func (sf *submitFlags) spec(cmd *cobra.Command, now time.Time, readFile func(str
 		Timeout:        task.Duration(sf.timeout),
 	}
 	var err error
-	if s.Payload, err = parsePayload(sf.payload, readFile, stdin); err != nil {
+	pv := sf.payload
+	if sf.payloadFile != "" {
+		if pv != "" {
+			return task.Spec{}, usageErrorf("--payload and --payload-file exclude each other")
+		}
+		pv = "@" + sf.payloadFile
+	}
+	if s.Payload, err = parsePayload(pv, readFile, stdin); err != nil {
 		return task.Spec{}, err
+	}
+	if sf.payloadRef != "" {
+		if len(s.Payload) > 0 {
+			return task.Spec{}, usageErrorf("--payload-ref excludes --payload and --payload-file")
+		}
+		s.PayloadRef = sf.payloadRef
 	}
 	if cmd.Flags().Changed("priority") {
 		if sf.priority < task.MinPriority || sf.priority > task.MaxPriority {
