@@ -1,6 +1,8 @@
-// Package executor holds Grey's built-in task kinds, run by the in-process
-// worker pool: noop, echo, sleep and fail, for tests and benchmarks. Later
-// executors (http, wasm, inference) live here too, each a worker.Handler.
+// Package executor holds Grey's task kinds and the Registry that puts them
+// together: the built-ins (noop, echo, sleep and fail, for tests and
+// benchmarks) and the wasm and http executors of the subpackages, each a
+// worker.Handler. Servers and worker-only nodes build their executors with
+// the same New, so they run the same kinds.
 package executor
 
 import (

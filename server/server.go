@@ -27,8 +27,6 @@ import (
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/engine"
-	"github.com/grey-distributed/grey/executor"
-	"github.com/grey-distributed/grey/executor/httpexec"
 	wasmexec "github.com/grey-distributed/grey/executor/wasm"
 	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/state"
@@ -132,31 +130,35 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		return nil, err
 	}
 	_ = lock // released when the process exits
-	// Issue #4 executors: the module store and the wasm and http kinds. A
-	// follower's workers fetch modules its bucket lacks from the leader.
-	mods, wasmH, err := wasmexec.Setup(context.Background(), cfg, s.blobs, s.blobOptions("modules"), wasmexec.LeaderSource(func() string {
+	// The module store, then the executors: every kind, from the registry a
+	// worker-only node builds too. A follower's workers fetch modules its
+	// bucket lacks from the leader.
+	mods, err := openModules(context.Background(), cfg, s.blobs, s.blobOptions("modules"))
+	if err != nil {
+		return nil, err
+	}
+	execs, err := executors(context.Background(), cfg, wasmexec.Chain(mods, leaderSource(func() string {
 		if s.eng == nil || s.eng.IsLeader() {
 			return ""
 		}
 		return s.eng.LeaderAPI()
-	}, s.peerToken(), s.peerOptions()...), logger.With("component", "wasm"))
+	}, s.peerToken(), s.peerOptions()...)), logger)
 	if err != nil {
+		_ = mods.Close()
 		return nil, err
 	}
+	mods.SetValidator(execs.Wasm().Validate)
 	// Modules and task data share the tenant's max_storage_bytes through
 	// the replicated stored-byte counters (blobStorage): no listing.
 	data, err := s.openTaskData(context.Background(), cfg, s.storageQuota)
 	if err != nil {
+		_ = execs.Close(context.Background())
 		_ = mods.Close()
 		return nil, err
 	}
 	s.data = data
 	data.SetStorage(s.blobStorage)
 	mods.SetStorage(s.blobStorage)
-	httpH, err := httpexec.FromConfig(cfg.Executors.HTTP)
-	if err != nil {
-		return nil, fmt.Errorf("executors.http: %w", err)
-	}
 	signer, err := newSigner(cfg)
 	if err != nil {
 		return nil, err
@@ -198,12 +200,8 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		s.metrics.SetCluster(node)
 	}
 
-	builtins := executor.Builtins()
-	builtins[wasmexec.Kind], builtins[httpexec.Kind] = wasmH, httpH // issue #4
-	kinds := append([]string(nil), cfg.Tasks.Kinds...)
-	for k := range builtins {
-		kinds = append(kinds, k)
-	}
+	builtins := execs.Handlers()
+	kinds := append(append([]string(nil), cfg.Tasks.Kinds...), execs.Kinds()...)
 	maxRetries := cfg.Tasks.Retry.MaxRetries
 	s.eng = engine.New(engine.Config{
 		MaxPayloadBytes: int(cfg.Tasks.MaxPayloadBytes),

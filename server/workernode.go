@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cenkalti/backoff/v5"
 	"log/slog"
 	"net/http"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -17,9 +18,6 @@ import (
 	"github.com/grey-distributed/grey/certs"
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/config"
-	"github.com/grey-distributed/grey/executor"
-	"github.com/grey-distributed/grey/executor/httpexec"
-	wasmexec "github.com/grey-distributed/grey/executor/wasm"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/telemetry"
@@ -116,26 +114,16 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 		Signer:        signer,
 		Logger:        logger.With("component", "worker"),
 	})
-	for k, h := range executor.Builtins() {
-		handle(pool, k, h)
-	}
-	// The wasm kind fetches modules from the servers' API; http needs
-	// nothing local.
-	wcfg, err := wasmexec.ConfigFrom(cfg, wasmexec.ClientSource(c), logger.With("component", "wasm"))
+	// The same executors as a server's, with wasm modules fetched from the
+	// servers' API.
+	execs, err := executors(ctx, cfg, clientSource(c), logger)
 	if err != nil {
 		return err
 	}
-	wasmH, err := wasmexec.New(ctx, wcfg)
-	if err != nil {
-		return fmt.Errorf("wasm executor: %w", err)
+	defer execs.Close(context.Background())
+	for k, h := range execs.Handlers() {
+		handle(pool, k, h)
 	}
-	defer wasmH.Close(context.Background())
-	httpH, err := httpexec.FromConfig(cfg.Executors.HTTP)
-	if err != nil {
-		return fmt.Errorf("executors.http: %w", err)
-	}
-	handle(pool, wasmexec.Kind, wasmH)
-	handle(pool, httpexec.Kind, httpH)
 	// Register for GET /cluster/nodes and, above all, register the proof
 	// key before leasing, so every proof this node signs verifies.
 	if err := register(ctx, c, &client.JoinRequest{NodeID: cfg.Node.ID, Role: "worker", Labels: labels, PublicKey: signer.Key.Public()}, logger); err != nil {

@@ -40,7 +40,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/worker"
 )
 
@@ -181,16 +180,6 @@ func New(cfg Config) (*Executor, error) {
 	}
 	e.client = &http.Client{Transport: tr, CheckRedirect: e.checkRedirect}
 	return e, nil
-}
-
-// FromConfig returns the executor configured by executors.http.
-func FromConfig(c config.HTTPExecutorConfig) (*Executor, error) {
-	return New(Config{
-		AllowHosts:       c.AllowHosts,
-		TenantAllowHosts: c.TenantAllowHosts,
-		AllowPrivate:     c.AllowPrivate,
-		MaxResponseBytes: c.MaxResponseBytes,
-	})
 }
 
 // Close drops idle connections.

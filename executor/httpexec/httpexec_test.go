@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/engine"
 	"github.com/grey-distributed/grey/executor/httpexec"
 	"github.com/grey-distributed/grey/internal/greytest"
@@ -249,37 +248,4 @@ func TestStatusClasses(t *testing.T) {
 		return tk.Status.Terminal()
 	})
 	wantFailure(t, tk, httpexec.CodeInvalidPayload, false, 1, "bogus")
-}
-
-func TestFromConfig(t *testing.T) {
-	t.Parallel()
-	c, err := config.LoadBytes([]byte(`
-executors:
-  http:
-    allow_hosts: [api.example.com, "*.hooks.example.com:8443"]
-    tenant_allow_hosts: {acme: [10.0.0.5]}
-    max_response_bytes: 100
-`), "grey.yaml", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := httpexec.FromConfig(c.Executors.HTTP); err != nil {
-		t.Fatal(err)
-	}
-	_, err = config.LoadBytes([]byte(`
-executors:
-  http:
-    allow_hosts: ["https://api.example.com/x", "a.*.com"]
-    tenant_allow_hosts: {"Bad Tenant": [x.com]}
-    max_response_bytes: 0
-  wasm:
-    max_memory_pages: 70000
-    allow: [network]
-    module_url: relative/dir
-`), "grey.yaml", nil)
-	for _, want := range []string{"executors.http.allow_hosts", "not a URL", "leading \"*.\"", "executors.http.tenant_allow_hosts", "executors.http.max_response_bytes", "executors.wasm.max_memory_pages", "executors.wasm.allow", "executors.wasm.module_url"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("config error %v does not mention %s", err, want)
-		}
-	}
 }

@@ -2,16 +2,16 @@ package wasmexec
 
 import (
 	"context"
-	"sync"
 
-	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/modules"
 )
 
-// Source gives the executing worker a module's bytes. Get returns a
-// greyerr NotFound error when the tenant has no such module; any other
-// error is treated as transient (the attempt is retried).
+// Source gives the executing worker a module's bytes: the module store on
+// a server, the API on a worker-only node (greyd supplies those adapters,
+// so this package depends on neither configuration nor the API client).
+// Get returns a greyerr NotFound error when the tenant has no such module;
+// any other error is treated as transient (the attempt is retried).
 type Source interface {
 	Get(ctx context.Context, tenant, digest string) ([]byte, error)
 }
@@ -48,49 +48,5 @@ func Chain(sources ...Source) Source {
 			return nil, firstErr
 		}
 		return nil, greyerr.New(greyerr.NotFound, "module %s not found", digest)
-	})
-}
-
-// ClientSource fetches modules over the API (GET
-// /api/v1/modules/{digest}/content, as the task's tenant): the source of a
-// remote worker, which has no access to the servers' module bucket. The
-// bytes are checked against the digest.
-func ClientSource(c *client.Client) Source {
-	return SourceFunc(func(ctx context.Context, tenant, digest string) ([]byte, error) {
-		return c.ModuleContentFor(ctx, tenant, digest)
-	})
-}
-
-// LeaderSource fetches modules from the API at the address leader returns
-// (a base URL such as http://10.0.0.1:8080; "" means there is none to ask,
-// for example because this server leads, and answers NotFound). A follower
-// whose in-process workers cannot read the leader's module bucket (file://
-// buckets are local to a server) falls back to it. token is the bearer
-// token sent, if any; opts add client options (mutual TLS with the node
-// certificate).
-func LeaderSource(leader func() string, token string, opts ...client.Option) Source {
-	var mu sync.Mutex
-	clients := map[string]*client.Client{}
-	return SourceFunc(func(ctx context.Context, tenant, digest string) ([]byte, error) {
-		addr := leader()
-		if addr == "" {
-			return nil, greyerr.New(greyerr.NotFound, "module %s not found", digest)
-		}
-		mu.Lock()
-		c := clients[addr]
-		if c == nil {
-			opts := append([]client.Option{client.WithUserAgent("greyd-wasm/1")}, opts...)
-			if token != "" {
-				opts = append(opts, client.WithToken(token))
-			}
-			var err error
-			if c, err = client.New(addr, opts...); err != nil {
-				mu.Unlock()
-				return nil, err
-			}
-			clients[addr] = c
-		}
-		mu.Unlock()
-		return c.ModuleContentFor(ctx, tenant, digest)
 	})
 }

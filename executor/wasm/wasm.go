@@ -106,8 +106,12 @@ type Config struct {
 	CacheModules int
 	// CompilationCache, when set, is wazero's compilation cache (for
 	// example wazero.NewCompilationCacheWithDir, so compiled code survives
-	// restarts); default an in-memory cache. The Executor does not close it.
+	// restarts); default an in-memory cache, or one under CacheDir. The
+	// Executor does not close it.
 	CompilationCache wazero.CompilationCache
+	// CacheDir, when CompilationCache is nil, keeps compiled code in this
+	// directory so it survives restarts (executors.wasm.cache_dir).
+	CacheDir string
 	// Logger receives the executor's logs.
 	Logger *slog.Logger
 }
@@ -178,7 +182,15 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	e := &Executor{cfg: cfg, hardCap: hardCap, cache: newModuleCache(cfg.CacheModules), allow: allow, tenantAllow: tenantAllow,
 		baseConfig: wazero.NewModuleConfig().WithName("")}
 	e.ccache = cfg.CompilationCache
-	if e.ccache == nil {
+	switch {
+	case e.ccache != nil:
+	case cfg.CacheDir != "":
+		cc, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wasm: cache dir: %w", err)
+		}
+		e.ccache, e.ownCache = cc, true
+	default:
 		e.ccache, e.ownCache = wazero.NewCompilationCache(), true
 	}
 	rc := wazero.NewRuntimeConfig().

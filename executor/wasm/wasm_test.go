@@ -295,7 +295,7 @@ func TestRemoteWorkerFetchesModulesOverTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote, err := wasmexec.New(context.Background(), wasmexec.Config{Source: wasmexec.ClientSource(c), CompilationCache: sharedCache})
+	remote, err := wasmexec.New(context.Background(), wasmexec.Config{Source: wasmexec.SourceFunc(c.ModuleContentFor), CompilationCache: sharedCache})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,18 +313,8 @@ func TestRemoteWorkerFetchesModulesOverTheAPI(t *testing.T) {
 	if _, err := remote.Work(t.Context(), job); wasmexec.CodeOf(err) != wasmexec.CodeModuleNotFound || !worker.IsPermanent(err) {
 		t.Errorf("other tenant: %v (code %q)", err, wasmexec.CodeOf(err))
 	}
-	// A follower's fallback: the leader's API, or nothing while it leads.
-	leader := ""
-	ls := wasmexec.LeaderSource(func() string { return leader }, "")
-	if _, err := ls.Get(t.Context(), "acme", d); !greyerr.Is(err, greyerr.NotFound) {
-		t.Errorf("no leader: %v", err)
-	}
-	leader = e.url
-	if b, err := ls.Get(t.Context(), "acme", d); err != nil || modules.Digest(b) != d {
-		t.Errorf("from the leader: %v", err)
-	}
 	// Chain falls through NotFound to the next source.
-	ch := wasmexec.Chain(e.store, wasmexec.ClientSource(c))
+	ch := wasmexec.Chain(e.store, wasmexec.SourceFunc(c.ModuleContentFor))
 	if _, err := ch.Get(t.Context(), "acme", d); err != nil {
 		t.Error(err)
 	}

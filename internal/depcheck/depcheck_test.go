@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -147,5 +148,79 @@ func TestIsCore(t *testing.T) {
 		if got := isCore(pkg); got != want {
 			t.Errorf("isCore(%s) = %v, want %v", pkg, got, want)
 		}
+	}
+}
+
+// executorsMayNotReach are the packages the executors must not depend on:
+// greyd translates its configuration into their plain options and hands
+// them a module source, so the same executors serve a server and a
+// worker-only node and can be embedded without either.
+var executorsMayNotReach = []string{module + "/config", module + "/client"}
+
+// TestExecutorsImportNeitherConfigNorClient fails for every package under
+// executor/ that reaches config or client, directly or not, naming the
+// path through which it does.
+func TestExecutorsImportNeitherConfigNorClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	cmd := exec.Command("go", "list", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", "-deps", "./executor/...")
+	cmd.Dir = repoRoot(t)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.Bytes())
+	}
+	imports := map[string][]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			imports[f[0]] = f[1:]
+		}
+	}
+	checked := 0
+	for pkg := range imports {
+		if pkg != module+"/executor" && !strings.HasPrefix(pkg, module+"/executor/") {
+			continue
+		}
+		checked++
+		if path := pathTo(pkg, imports, executorsMayNotReach); path != nil {
+			t.Errorf("executor package %s depends on %s: %s", pkg, path[len(path)-1], strings.Join(path, " -> "))
+		}
+	}
+	if checked < 3 {
+		t.Fatalf("only %d executor packages checked; is the module layout what this test expects?", checked)
+	}
+}
+
+// pathTo returns an import path from pkg to one of targets, or nil.
+func pathTo(pkg string, imports map[string][]string, targets []string) []string {
+	seen := map[string]bool{}
+	var walk func(p string) []string
+	walk = func(p string) []string {
+		if seen[p] {
+			return nil
+		}
+		seen[p] = true
+		if slices.Contains(targets, p) {
+			return []string{p}
+		}
+		for _, q := range imports[p] {
+			if rest := walk(q); rest != nil {
+				return append([]string{p}, rest...)
+			}
+		}
+		return nil
+	}
+	return walk(pkg)
+}
+
+func TestPathTo(t *testing.T) {
+	imports := map[string][]string{"a": {"b", "c"}, "b": {"c"}, "c": {"d"}}
+	if got := pathTo("a", imports, []string{"d"}); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Errorf("pathTo(a, d) = %v", got)
+	}
+	if got := pathTo("b", imports, []string{"a"}); got != nil {
+		t.Errorf("pathTo(b, a) = %v", got)
 	}
 }

@@ -1,0 +1,73 @@
+package executor
+
+import (
+	"context"
+	"maps"
+	"slices"
+
+	"github.com/grey-distributed/grey/executor/httpexec"
+	wasmexec "github.com/grey-distributed/grey/executor/wasm"
+	"github.com/grey-distributed/grey/worker"
+)
+
+// Options configures the executors New builds. They are plain values: the
+// caller (greyd) translates its configuration into them and says where
+// wasm modules come from (Wasm.Source), the one thing that differs between
+// a server and a worker-only node.
+type Options struct {
+	// Wasm configures the wasm kind; Wasm.Source gives the modules' bytes.
+	Wasm wasmexec.Config
+	// HTTP configures the http kind.
+	HTTP httpexec.Config
+}
+
+// Registry is a node's executors by task kind: the built-ins, wasm and
+// http. A server advertises its kinds and replays tasks with its handlers;
+// a worker-only node leases the same kinds, so both run exactly the same
+// set. Handlers that implement worker.Deterministic can be replayed.
+type Registry struct {
+	handlers map[string]worker.Handler
+	wasm     *wasmexec.Executor
+	http     *httpexec.Executor
+}
+
+// New builds every executor Grey has from o. Close the Registry to
+// release them.
+func New(ctx context.Context, o Options) (*Registry, error) {
+	wasmH, err := wasmexec.New(ctx, o.Wasm)
+	if err != nil {
+		return nil, err // "wasm: …"
+	}
+	httpH, err := httpexec.New(o.HTTP)
+	if err != nil {
+		_ = wasmH.Close(ctx)
+		return nil, err // "http: …"
+	}
+	r := &Registry{handlers: Builtins(), wasm: wasmH, http: httpH}
+	r.handlers[wasmexec.Kind] = wasmH
+	r.handlers[httpexec.Kind] = httpH
+	return r, nil
+}
+
+// Kinds returns the kinds the registry runs, sorted.
+func (r *Registry) Kinds() []string { return slices.Sorted(maps.Keys(r.handlers)) }
+
+// Handler returns the handler of kind, if the registry has one.
+func (r *Registry) Handler(kind string) (worker.Handler, bool) {
+	h, ok := r.handlers[kind]
+	return h, ok
+}
+
+// Handlers returns a copy of the handlers by kind (for the engine's
+// replays and a worker pool's registrations).
+func (r *Registry) Handlers() map[string]worker.Handler { return maps.Clone(r.handlers) }
+
+// Wasm returns the wasm executor, whose Validate checks modules at upload.
+func (r *Registry) Wasm() *wasmexec.Executor { return r.wasm }
+
+// Close releases the executors' resources (the wasm runtime, idle HTTP
+// connections).
+func (r *Registry) Close(ctx context.Context) error {
+	r.http.Close()
+	return r.wasm.Close(ctx)
+}
