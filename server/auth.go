@@ -6,10 +6,10 @@ import (
 
 	"github.com/grey-distributed/grey/api"
 	"github.com/grey-distributed/grey/audit"
-	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/auth"
 	"github.com/grey-distributed/grey/auth/apikeyauth"
 	"github.com/grey-distributed/grey/auth/mtlsauth"
+	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/greyerr"
 )
