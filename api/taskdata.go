@@ -19,6 +19,19 @@ import (
 // dataTransferTimeout bounds one upload or download through Grey.
 const dataTransferTimeout = 10 * time.Minute
 
+// tenantData is the preamble of the tenant's task-data routes: the
+// request's tenant and the task data store; ok false when it has answered
+// the request with the error.
+func (s *Server) tenantData(w http.ResponseWriter, r *http.Request) (string, *taskdata.Store, bool) {
+	ten, err := tenantOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return "", nil, false
+	}
+	store := s.taskData(w, r)
+	return ten, store, store != nil
+}
+
 func (s *Server) taskData(w http.ResponseWriter, r *http.Request) *taskdata.Store {
 	if s.opts.TaskData == nil {
 		s.writeError(w, r, greyerr.New(greyerr.Unimplemented, "this server has no task data store (tasks.data_url)"))
@@ -49,13 +62,8 @@ func parseExpiry(v string) (time.Duration, error) {
 // createUpload reserves an upload and answers the signed PUT URL and the
 // payload_ref to submit with.
 func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
-	ten, err := tenantOf(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	store := s.taskData(w, r)
-	if store == nil {
+	ten, store, ok := s.tenantData(w, r)
+	if !ok {
 		return
 	}
 	var req uploadRequest
@@ -150,13 +158,8 @@ func (s *Server) taskResultURL(w http.ResponseWriter, r *http.Request) {
 // getObject streams an object of the tenant's task data (uploads/...,
 // results/...): what `greyctl proof verify --fetch` hashes.
 func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
-	ten, err := tenantOf(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	store := s.taskData(w, r)
-	if store == nil {
+	ten, store, ok := s.tenantData(w, r)
+	if !ok {
 		return
 	}
 	rc, size, err := store.Open(r.Context(), ten, r.PathValue("key"))
