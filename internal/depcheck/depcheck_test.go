@@ -110,28 +110,12 @@ func TestCoreImportsNoSDK(t *testing.T) {
 	}
 }
 
-// sdkPath returns an import path from pkg to a forbidden package, or nil.
+// sdkPath returns an import path from pkg to a forbidden package (one
+// under a forbidden prefix), or nil.
 func sdkPath(pkg string, imports map[string][]string) []string {
-	seen := map[string]bool{}
-	var walk func(p string) []string
-	walk = func(p string) []string {
-		if seen[p] {
-			return nil
-		}
-		seen[p] = true
-		for _, f := range forbidden {
-			if strings.HasPrefix(p, f) {
-				return []string{p}
-			}
-		}
-		for _, q := range imports[p] {
-			if rest := walk(q); rest != nil {
-				return append([]string{p}, rest...)
-			}
-		}
-		return nil
-	}
-	return walk(pkg)
+	return pathWhere(pkg, imports, func(p string) bool {
+		return slices.ContainsFunc(forbidden, func(f string) bool { return strings.HasPrefix(p, f) })
+	})
 }
 
 func TestIsCore(t *testing.T) {
@@ -195,6 +179,12 @@ func TestExecutorsImportNeitherConfigNorClient(t *testing.T) {
 
 // pathTo returns an import path from pkg to one of targets, or nil.
 func pathTo(pkg string, imports map[string][]string, targets []string) []string {
+	return pathWhere(pkg, imports, func(p string) bool { return slices.Contains(targets, p) })
+}
+
+// pathWhere returns an import path (depth first) from pkg to a package
+// that match reports, or nil when none is reachable.
+func pathWhere(pkg string, imports map[string][]string, match func(string) bool) []string {
 	seen := map[string]bool{}
 	var walk func(p string) []string
 	walk = func(p string) []string {
@@ -202,7 +192,7 @@ func pathTo(pkg string, imports map[string][]string, targets []string) []string 
 			return nil
 		}
 		seen[p] = true
-		if slices.Contains(targets, p) {
+		if match(p) {
 			return []string{p}
 		}
 		for _, q := range imports[p] {
