@@ -1,0 +1,73 @@
+package archive
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the archive port's Prometheus families, labelled by store
+// name and operation.
+type metrics struct {
+	ops     *prometheus.CounterVec
+	seconds *prometheus.HistogramVec
+	retries *prometheus.CounterVec
+	records *prometheus.CounterVec
+}
+
+// newMetrics creates the families and registers them with reg (nil: not
+// registered). Stores sharing a registerer share the families.
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grey_archive_operations_total",
+			Help: "Archive operations by store, operation and result code (ok or a Grey error code).",
+		}, []string{"store", "op", "code"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "grey_archive_operation_seconds",
+			Help:    "Archive operation latency, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+		}, []string{"store", "op"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grey_archive_retries_total",
+			Help: "Transient archive failures that were retried.",
+		}, []string{"store", "op"}),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "grey_archive_records_written_total",
+			Help: "Task records written to the archive (a re-delivered task counts again).",
+		}, []string{"store"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	if m.ops, err = register(reg, m.ops); err != nil {
+		return nil, err
+	}
+	if m.seconds, err = register(reg, m.seconds); err != nil {
+		return nil, err
+	}
+	if m.retries, err = register(reg, m.retries); err != nil {
+		return nil, err
+	}
+	if m.records, err = register(reg, m.records); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// its name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		var zero C
+		return zero, err
+	}
+	return c, nil
+}

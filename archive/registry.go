@@ -1,0 +1,149 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/grey-distributed/grey/greyerr"
+)
+
+// Opener opens a Driver for an archive URL of its scheme.
+type Opener interface {
+	OpenDriver(ctx context.Context, u *url.URL, opts OpenOptions) (Driver, error)
+}
+
+// OpenerFunc adapts a function to Opener.
+type OpenerFunc func(ctx context.Context, u *url.URL, opts OpenOptions) (Driver, error)
+
+// OpenDriver calls f.
+func (f OpenerFunc) OpenDriver(ctx context.Context, u *url.URL, opts OpenOptions) (Driver, error) {
+	return f(ctx, u, opts)
+}
+
+// OpenOptions are the settings of the configuration's database block that
+// every driver may honour; a driver's native knobs ride in its URL's query
+// (documented per driver).
+type OpenOptions struct {
+	// PoolSize bounds the driver's connections (database.<driver>.pool_size;
+	// 0: the driver's default).
+	PoolSize int
+	// ReadURLs are read replicas: reads may go there, falling back to the
+	// primary when none answers.
+	ReadURLs []string
+	// MigrateURL connects as the role that owns the schema, for migrations
+	// ("" : the main URL).
+	MigrateURL string
+	// Migrate applies pending schema migrations when the driver opens (else
+	// a missing or older schema is FailedPrecondition, naming the command
+	// that migrates).
+	Migrate bool
+	// Logger receives the driver's log lines (nil: discarded).
+	Logger *slog.Logger
+}
+
+// Registry maps URL schemes to driver openers. The zero value is not
+// usable; create one with NewRegistry. It is safe for concurrent use.
+type Registry struct {
+	mu      sync.RWMutex
+	openers map[string]Opener
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{openers: map[string]Opener{}}
+}
+
+// Register makes scheme open with o. Registering a scheme twice is an
+// error (two drivers claiming one scheme is a build mistake).
+func (r *Registry) Register(scheme string, o Opener) error {
+	scheme = strings.ToLower(scheme)
+	if scheme == "" || o == nil {
+		return fmt.Errorf("archive: register: empty scheme or nil opener")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.openers[scheme]; dup {
+		return fmt.Errorf("archive: scheme %q is registered twice", scheme)
+	}
+	r.openers[scheme] = o
+	return nil
+}
+
+// Schemes lists the registered schemes, sorted.
+func (r *Registry) Schemes() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.openers))
+	for s := range r.openers {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Check reports, as an InvalidArgument error naming the scheme, whether
+// this registry can open rawURL (for start-up checks that should fail
+// before anything is opened).
+func (r *Registry) Check(rawURL string) error {
+	_, _, err := r.lookup(rawURL)
+	return err
+}
+
+func (r *Registry) lookup(rawURL string) (*url.URL, Opener, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// url.Parse's message quotes the URL, password included.
+		return nil, nil, greyerr.Invalid("url", "archive URL is not a URL")
+	}
+	if u.Scheme == "" {
+		return nil, nil, greyerr.Invalid("url", "archive URL %q has no scheme (want one of %s)", Redact(rawURL), strings.Join(r.Schemes(), ", "))
+	}
+	r.mu.RLock()
+	o := r.openers[strings.ToLower(u.Scheme)]
+	r.mu.RUnlock()
+	if o == nil {
+		return nil, nil, greyerr.Invalid("url", "archive scheme %q is not supported by this build (it has %s)", u.Scheme, strings.Join(r.Schemes(), ", "))
+	}
+	return u, o, nil
+}
+
+// Open opens the archive at rawURL with the driver registered for its
+// scheme. An unknown scheme is InvalidArgument; a store that cannot be
+// reached is Unavailable (the caller may keep running and retry: see
+// Store.Ping); other failures keep the driver's code.
+func (r *Registry) Open(ctx context.Context, rawURL string, oo OpenOptions, opts Options) (*Store, error) {
+	u, o, err := r.lookup(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	d, err := o.OpenDriver(ctx, u, oo)
+	if err != nil {
+		code := greyerr.CodeOf(err)
+		if code == greyerr.Unknown {
+			code = greyerr.InvalidArgument
+		}
+		return nil, &greyerr.Error{Code: code, Message: fmt.Sprintf("open archive %s", Redact(rawURL)), Err: err}
+	}
+	s, err := New(d, opts)
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Redact returns rawURL with any password replaced by "xxxxx", for logs
+// and error messages; a string that does not parse as a URL is replaced
+// whole.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
