@@ -40,19 +40,17 @@ type CloudConfig struct {
 // notBuilt are the seed's integration blocks whose drivers this build does
 // not have yet: naming one is an error that says so, not a silent no-op.
 var notBuilt = map[string]string{
-	"database":           "the database archive",
-	"database.postgres":  "the PostgreSQL archive driver",
 	"database.cassandra": "the Cassandra archive driver",
 	"database.mongodb":   "the MongoDB archive driver",
 }
 
 // notBuiltError names the first driver block under database
-// (database.<driver>), else database itself, with its line and column, or
-// returns nil: nothing under database is built yet.
+// (database.<driver>) that this build does not have, with its line and
+// column, or returns nil.
 func notBuiltError(name string, keys *keyIndex) error {
 	var worst string
 	for key := range keys.lines {
-		if key != "database" && (!strings.HasPrefix(key, "database.") || strings.Count(key, ".") > 1) {
+		if !strings.HasPrefix(key, "database.") || strings.Count(key, ".") > 1 || key == "database.postgres" {
 			continue
 		}
 		d, wd := strings.Count(key, "."), strings.Count(worst, ".")

@@ -66,6 +66,11 @@ type Config struct {
 	// Cloud is the seed's cloud block: provider, region and cost tags for
 	// the blob drivers (docs/BLOB.md).
 	Cloud CloudConfig `yaml:"cloud"`
+	// Database is the seed's database block: the archive's driver
+	// (docs/ARCHIVE.md).
+	Database DatabaseConfig `yaml:"database"`
+	// Archive tunes the pipeline from the Raft state to the archive.
+	Archive ArchiveConfig `yaml:"archive"`
 
 	// origins records where loaded values came from, for error messages.
 	origins map[string]origin

@@ -405,6 +405,8 @@ func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) error {
 		{"AWS_REGION", []string{"cloud.region"}, str(&c.Cloud.Region)},
 		{"GOOGLE_PROJECT", []string{"cloud.project"}, str(&c.Cloud.Project)},
 		{"AZURE_SUBSCRIPTION_ID", []string{"cloud.subscription_id"}, str(&c.Cloud.SubscriptionID)},
+		{"GREY_PG_URL", []string{"database.postgres.url"}, func(v string) error { c.Database.Postgres.URL = SecretURL(v); return nil }},
+		{"GREY_PG_MIGRATE_URL", []string{"database.postgres.migrate_url"}, func(v string) error { c.Database.Postgres.MigrateURL = SecretURL(v); return nil }},
 	}
 	if c.origins == nil {
 		c.origins = map[string]origin{}

@@ -188,6 +188,7 @@ func (c *Config) Validate() error {
 	v.auth(&c.Auth)
 	v.tls(&c.TLS)
 	v.cloud(&c.Cloud)
+	v.database(&c.Database, &c.Archive)
 	return errors.Join(v.errs...)
 }
 
