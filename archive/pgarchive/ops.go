@@ -377,4 +377,3 @@ func (d *Driver) DeleteBefore(ctx context.Context, before time.Time) (int64, err
 	}
 	return deleted, nil
 }
-
