@@ -63,7 +63,9 @@ func codeOf(err error) greyerr.Code {
 			return greyerr.Unavailable
 		case pe.Code == "3D000" || pe.Code == "3F000" || pe.Code == "42P01" || pe.Code == "42883":
 			return greyerr.FailedPrecondition
-		case pe.Code == "22023":
+		case pe.Code == "22023", pe.Code == "22P02", pe.Code == "22021", pe.Code == "22P05", pe.Code == "54000":
+			// invalid parameter, invalid text (json), bad encoding (NUL
+			// bytes), untranslatable character, too large
 			return greyerr.InvalidArgument
 		}
 		return greyerr.Internal

@@ -97,17 +97,17 @@ func (d *Driver) forgetPartitions() {
 // partitioned table's key holds the finish time, so ON CONFLICT alone
 // would keep both); $9 bounds it to the partitions such a copy can be in.
 const upsertSQL = `WITH src AS (
-	SELECT * FROM unnest($2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-		AS s(id, finished_at, status, kind, labels, task, proof)
+	SELECT * FROM unnest($2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $10::text[], $11::text[])
+		AS s(id, finished_at, status, kind, labels, task, proof, payload, result)
 ), moved AS (
 	DELETE FROM ` + Schema + `.tasks t USING src
 	WHERE t.tenant_id = $1 AND t.id = src.id AND t.finished_at <> src.finished_at AND t.finished_at >= $9
 )
-INSERT INTO ` + Schema + `.tasks AS t (tenant_id, id, finished_at, status, kind, labels, task, proof)
-SELECT $1, id, finished_at, status, kind, labels::jsonb, task::json, proof::json FROM src
+INSERT INTO ` + Schema + `.tasks AS t (tenant_id, id, finished_at, status, kind, labels, task, payload, result, proof)
+SELECT $1, id, finished_at, status, kind, labels::jsonb, task::json, payload::json, result::json, proof::json FROM src
 ON CONFLICT (tenant_id, id, finished_at) DO UPDATE SET
-	status = EXCLUDED.status, kind = EXCLUDED.kind, labels = EXCLUDED.labels,
-	task = EXCLUDED.task, proof = EXCLUDED.proof, archived_at = now()`
+	status = EXCLUDED.status, kind = EXCLUDED.kind, labels = EXCLUDED.labels, task = EXCLUDED.task,
+	payload = EXCLUDED.payload, result = EXCLUDED.result, proof = EXCLUDED.proof, archived_at = now()`
 
 // Upsert implements archive.Driver: one transaction, one statement of
 // unnest arrays, after making sure the batch's daily partitions exist.
@@ -133,6 +133,8 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 		labels  = make([]string, 0, n)
 		tasks   = make([]string, 0, n)
 		proofs  = make([]*string, 0, n)
+		pays    = make([]*string, 0, n)
+		results = make([]*string, 0, n)
 		days    []int64
 		seenDay = map[int64]bool{}
 		bound   pgtype.Timestamptz
@@ -145,7 +147,11 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 		if t.TenantID != tenant {
 			return greyerr.Invalid("tenant_id", "record of task %s belongs to another tenant", t.ID)
 		}
-		tj, err := json.Marshal(t)
+		// encoding/json compacts and HTML-escapes a RawMessage: the payload
+		// and the result go in their own columns, byte for byte.
+		bare := *t
+		bare.Payload, bare.Result = nil, nil
+		tj, err := json.Marshal(&bare)
 		if err != nil {
 			return greyerr.Invalid("task", "task %s does not encode as JSON: %v", t.ID, err)
 		}
@@ -153,13 +159,16 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 		if err != nil {
 			return greyerr.Invalid("labels", "task %s: %v", t.ID, err)
 		}
-		var pj *string
-		if len(r.Proof) > 0 {
-			if !json.Valid(r.Proof) {
-				return greyerr.Invalid("proof", "the proof of task %s is not JSON", t.ID)
+		var raw [3]*string
+		for j, b := range [3]json.RawMessage{r.Proof, t.Payload, t.Result} {
+			if len(b) == 0 {
+				continue
 			}
-			s := string(r.Proof)
-			pj = &s
+			if !json.Valid(b) {
+				return greyerr.Invalid([3]string{"proof", "payload", "result"}[j], "the %s of task %s is not JSON", [3]string{"proof", "payload", "result"}[j], t.ID)
+			}
+			s := string(b)
+			raw[j] = &s
 		}
 		fin := t.FinishedAt.UTC()
 		ids = append(ids, t.ID)
@@ -168,7 +177,9 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 		kinds = append(kinds, t.Kind)
 		labels = append(labels, string(lj))
 		tasks = append(tasks, string(tj))
-		proofs = append(proofs, pj)
+		proofs = append(proofs, raw[0])
+		pays = append(pays, raw[1])
+		results = append(results, raw[2])
 		if dd := unixDay(fin); !seenDay[dd] {
 			seenDay[dd] = true
 			days = append(days, dd)
@@ -184,7 +195,7 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 			return err
 		}
 		err := d.inTenant(ctx, d.primary, tenant, false, func(tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, upsertSQL, tenant, ids, fins, status, kinds, labels, tasks, proofs, bound)
+			_, err := tx.Exec(ctx, upsertSQL, tenant, ids, fins, status, kinds, labels, tasks, proofs, bound, pays, results)
 			if err != nil {
 				var pe *pgconn.PgError
 				if errors.As(err, &pe) && pe.Code == "23514" && strings.Contains(pe.Message, "no partition") {
@@ -213,20 +224,29 @@ func orEmpty(m map[string]string) map[string]string {
 	return m
 }
 
+// columns are what a read selects, in decode's order.
+const columns = `task, payload, result, proof`
+
 // decode turns a row's columns into a Record.
-func decode(tj, pj []byte) (archive.Record, error) {
+func decode(tj, payload, result, proof []byte) (archive.Record, error) {
 	var t task.Task
 	if err := json.Unmarshal(tj, &t); err != nil {
 		return archive.Record{}, greyerr.New(greyerr.Internal, "archive: a stored task does not decode: %v", err)
 	}
+	if payload != nil {
+		t.Payload = json.RawMessage(slices.Clone(payload))
+	}
+	if result != nil {
+		t.Result = json.RawMessage(slices.Clone(result))
+	}
 	r := archive.Record{Task: &t}
-	if pj != nil {
-		r.Proof = json.RawMessage(slices.Clone(pj))
+	if proof != nil {
+		r.Proof = json.RawMessage(slices.Clone(proof))
 	}
 	return r, nil
 }
 
-const getSQL = `SELECT task, proof FROM ` + Schema + `.tasks
+const getSQL = `SELECT ` + columns + ` FROM ` + Schema + `.tasks
 	WHERE tenant_id = $1 AND id = $2 AND finished_at >= $3 ORDER BY finished_at DESC LIMIT 1`
 
 // Get implements archive.Driver. For a UUIDv7 id it first looks only in
@@ -246,15 +266,15 @@ func (d *Driver) Get(ctx context.Context, tenant, id string) (archive.Record, er
 			bounds = append(bounds, pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true})
 		}
 		for _, b := range bounds {
-			var tj, pj []byte
-			err := tx.QueryRow(ctx, getSQL, tenant, id, b).Scan(&tj, &pj)
+			var tj, pay, res, pj []byte
+			err := tx.QueryRow(ctx, getSQL, tenant, id, b).Scan(&tj, &pay, &res, &pj)
 			if errors.Is(err, pgx.ErrNoRows) {
 				continue
 			}
 			if err != nil {
 				return classify(err, "archive: get")
 			}
-			rec, err = decode(tj, pj)
+			rec, err = decode(tj, pay, res, pj)
 			return err
 		}
 		return greyerr.New(greyerr.NotFound, "task %s not found", id)
@@ -312,7 +332,7 @@ func (d *Driver) List(ctx context.Context, tenant string, q archive.DriverQuery)
 		cond += " AND id < $" + strconv.Itoa(len(args)) + "::uuid"
 	}
 	args = append(args, q.Limit)
-	sql := `SELECT task, proof FROM ` + Schema + `.tasks WHERE ` + cond +
+	sql := `SELECT ` + columns + ` FROM ` + Schema + `.tasks WHERE ` + cond +
 		` ORDER BY id DESC LIMIT $` + strconv.Itoa(len(args))
 	var out []archive.Record
 	err = d.read(ctx, tenant, false, func(tx pgx.Tx) error {
@@ -323,11 +343,11 @@ func (d *Driver) List(ctx context.Context, tenant string, q archive.DriverQuery)
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var tj, pj []byte
-			if err := rows.Scan(&tj, &pj); err != nil {
+			var tj, pay, res, pj []byte
+			if err := rows.Scan(&tj, &pay, &res, &pj); err != nil {
 				return classify(err, "archive: list")
 			}
-			r, err := decode(tj, pj)
+			r, err := decode(tj, pay, res, pj)
 			if err != nil {
 				return err
 			}

@@ -33,9 +33,12 @@ CREATE TABLE grey_archive.tasks (
 	-- the worker labels the task required (task.Spec.Labels), for the
 	-- label filter (labels @> '{"k":"v"}')
 	labels      jsonb       NOT NULL DEFAULT '{}',
-	-- the task and its DSSE proof envelope, byte for byte as Grey wrote
-	-- them (json, not jsonb: a proof covers exact bytes)
+	-- the task without its payload and result, and those two and the DSSE
+	-- proof envelope byte for byte as Grey holds them (json, not jsonb,
+	-- which would rewrite them: a proof covers exact bytes)
 	task        json        NOT NULL,
+	payload     json,
+	result      json,
 	proof       json,
 	archived_at timestamptz NOT NULL DEFAULT now(),
 	-- a partitioned table's keys must hold the partition key; (tenant_id,
