@@ -497,4 +497,35 @@ func TestRegister(t *testing.T) {
 	}
 }
 
-var _ = task.Completed
+// TestUpsertMovesFinishTime: a task written again with another finish
+// time (another partition) keeps one copy, and a batch naming a task twice
+// keeps the last.
+func TestUpsertMovesFinishTime(t *testing.T) {
+	db := migrated(t, "postgres")
+	s := store(t, open(t, db.AppURL, archive.OpenOptions{}))
+	ctx := ctxT(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	r := rec("move", now.Add(-3*24*time.Hour))
+	if err := s.Upsert(ctx, []archive.Record{r}); err != nil {
+		t.Fatal(err)
+	}
+	moved := *r.Task
+	fin := now
+	moved.FinishedAt = &fin
+	moved.Status = task.Failed
+	again := moved
+	again.Kind = "last"
+	if err := s.Upsert(ctx, []archive.Record{{Task: &moved}, {Task: &again}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Count(ctx, "move", archive.Filter{}); err != nil || n != 1 {
+		t.Fatalf("%d copies, %v; want 1", n, err)
+	}
+	got, err := s.Get(ctx, "move", r.Task.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Task.FinishedAt.Equal(fin) || got.Task.Kind != "last" || got.Task.Status != task.Failed {
+		t.Errorf("got finished %s kind %q status %s; want the batch's last copy", got.Task.FinishedAt, got.Task.Kind, got.Task.Status)
+	}
+}
