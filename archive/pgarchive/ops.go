@@ -267,7 +267,7 @@ func (d *Driver) Get(ctx context.Context, tenant, id string) (archive.Record, er
 	err := d.read(ctx, true, func(pl *pool) error {
 		for _, b := range bounds {
 			found := false
-			err := d.readQuery(ctx, pl, tenant, getSQL, []any{tenant, id, b}, func(rows pgx.Rows) error {
+			err := d.readQuery(ctx, pl, tenant, true, getSQL, []any{tenant, id, b}, func(rows pgx.Rows) error {
 				var tj, pay, res, pj []byte
 				if err := rows.Scan(&tj, &pay, &res, &pj); err != nil {
 					return err
@@ -320,6 +320,12 @@ func where(tenant string, f archive.Filter, args []any) (string, []any, error) {
 	return strings.Join(conds, " AND "), args, nil
 }
 
+// unfiltered reports whether f selects all of a tenant's records (its
+// statements then use a generic plan: see readQuery).
+func unfiltered(f archive.Filter) bool {
+	return len(f.Statuses) == 0 && f.Kind == "" && f.FinishedFrom.IsZero() && f.FinishedTo.IsZero() && len(f.Labels) == 0
+}
+
 // List implements archive.Driver: the tenant's records newest id first,
 // after q.Before (keyset paging on the primary key, no OFFSET).
 func (d *Driver) List(ctx context.Context, tenant string, q archive.DriverQuery) ([]archive.Record, error) {
@@ -337,10 +343,11 @@ func (d *Driver) List(ctx context.Context, tenant string, q archive.DriverQuery)
 	args = append(args, q.Limit)
 	sql := `SELECT ` + columns + ` FROM ` + Schema + `.tasks WHERE ` + cond +
 		` ORDER BY id DESC LIMIT $` + strconv.Itoa(len(args))
+	plain := unfiltered(q.Filter)
 	var out []archive.Record
 	err = d.read(ctx, false, func(pl *pool) error {
 		out = out[:0]
-		return d.readQuery(ctx, pl, tenant, sql, args, func(rows pgx.Rows) error {
+		return d.readQuery(ctx, pl, tenant, plain, sql, args, func(rows pgx.Rows) error {
 			var tj, pay, res, pj []byte
 			if err := rows.Scan(&tj, &pay, &res, &pj); err != nil {
 				return err
@@ -361,9 +368,10 @@ func (d *Driver) Count(ctx context.Context, tenant string, f archive.Filter) (in
 	if err != nil {
 		return 0, err
 	}
+	plain := unfiltered(f)
 	var n int64
 	err = d.read(ctx, false, func(pl *pool) error {
-		return d.readQuery(ctx, pl, tenant, `SELECT count(*) FROM `+Schema+`.tasks WHERE `+cond, args, func(rows pgx.Rows) error {
+		return d.readQuery(ctx, pl, tenant, plain, `SELECT count(*) FROM `+Schema+`.tasks WHERE `+cond, args, func(rows pgx.Rows) error {
 			return rows.Scan(&n)
 		})
 	})
