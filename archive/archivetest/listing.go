@@ -56,7 +56,7 @@ func testCursorStability(t *testing.T, h Harness) {
 	done := make(chan error, 1)
 	var writeErr error
 	stopWriter := sync.OnceFunc(func() { close(stop); writeErr = <-done })
-	defer stopWriter() // also when the test fails half-way
+	defer stopWriter()     // also when the test fails half-way
 	const maxBatches = 300 // bounds the run whatever the driver's speed
 	go func() {
 		for range maxBatches {
