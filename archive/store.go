@@ -99,15 +99,25 @@ func (s *Store) Ping(ctx context.Context) error {
 // Upsert archives recs, which may belong to several tenants: each tenant's
 // records reach the driver in their own calls (tenant-scoped), split at the
 // driver's MaxBatch. It is idempotent: archiving a task twice keeps one
-// record. A record that is not a finished task with a valid tenant and id
-// is InvalidArgument and nothing is written.
+// record. A task that appears more than once in recs is written once, as
+// its last occurrence (a driver's single-statement upsert may refuse to
+// touch one row twice). A record that is not a finished task with a valid
+// tenant and id is InvalidArgument and nothing is written.
 func (s *Store) Upsert(ctx context.Context, recs []Record) error {
 	byTenant := map[string][]Record{}
+	type key struct{ tenant, id string }
+	at := map[key]int{} // where a task sits in its tenant's group
 	for i, r := range recs {
 		if err := validRecord(r); err != nil {
 			return fmt.Errorf("record %d: %w", i, err)
 		}
-		byTenant[r.Task.TenantID] = append(byTenant[r.Task.TenantID], r)
+		k := key{r.Task.TenantID, r.Task.ID}
+		if j, dup := at[k]; dup {
+			byTenant[k.tenant][j] = r
+			continue
+		}
+		at[k] = len(byTenant[k.tenant])
+		byTenant[k.tenant] = append(byTenant[k.tenant], r)
 	}
 	tenants := make([]string, 0, len(byTenant))
 	for t := range byTenant {

@@ -493,6 +493,29 @@ func TestUpsertSplitsByTenantAndBatch(t *testing.T) {
 	}
 }
 
+func TestUpsertWritesATaskOnce(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f := newFake()
+	s := newStore(t, f, reg)
+	a1 := rec("acme")
+	a2 := archivetest.Make(archivetest.Spec{Tenant: "acme", ID: a1.Task.ID, Finished: *a1.Task.FinishedAt, Status: task.Failed})
+	b := rec("beta")
+	if err := s.Upsert(t.Context(), []archive.Record{a1, b, a2, b}); err != nil {
+		t.Fatal(err)
+	}
+	want := []upsertCall{{"acme", 1}, {"beta", 1}}
+	if len(f.upserts) != 2 || f.upserts[0] != want[0] || f.upserts[1] != want[1] {
+		t.Errorf("driver upserts %v, want %v", f.upserts, want)
+	}
+	got, err := s.Get(t.Context(), "acme", a1.Task.ID)
+	if err != nil || got.Task.Status != task.Failed {
+		t.Errorf("the task twice in a batch was written as %v, %v; want its last occurrence (failed)", got.Task, err)
+	}
+	if v := testutil.ToFloat64(mustCounter(t, reg, "grey_archive_records_written_total")); v != 2 {
+		t.Errorf("records written = %v, want 2", v)
+	}
+}
+
 func TestListNextCursor(t *testing.T) {
 	s, err := memarchive.Open(archive.Options{})
 	if err != nil {
@@ -576,4 +599,24 @@ func retries(t *testing.T, reg *prometheus.Registry, op string) prometheus.Colle
 		}
 	}
 	return c
+}
+
+// mustCounter is the counter family name, summed over its series.
+func mustCounter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
+			for _, m := range mf.GetMetric() {
+				c.Add(m.GetCounter().GetValue())
+			}
+			return c
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return nil
 }
