@@ -48,6 +48,8 @@ type Store struct {
 	deps     map[string]int                   // child id → parents not yet completed
 	keys     map[tenantKey][]string           // (tenant, state key) → non-terminal ids, FIFO
 	finished *btree.BTreeG[finishedItem]      // terminal tasks by finish time (for GC)
+	feed     *btree.BTreeG[feedItem]          // terminal tasks by Raft index (for sinks)
+	sinks    map[string]*sinkState            // sink name → cursor in feed
 	counts   map[task.Status]int
 
 	tenantsByID map[string]*tenantState
@@ -83,6 +85,8 @@ func (s *Store) reset() {
 		}
 		return a.id < b.id
 	})
+	s.feed = newFeed()
+	s.sinks = make(map[string]*sinkState)
 	s.counts = make(map[task.Status]int)
 	s.tenantsByID = make(map[string]*tenantState)
 	s.nodes = make(map[string]*Node)
