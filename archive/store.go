@@ -253,6 +253,40 @@ func (s *Store) List(ctx context.Context, tenantID string, q Query) (Page, error
 	return p, nil
 }
 
+// ListBefore returns up to limit of the tenant's archived tasks that match
+// f and whose ids are less than before ("" : from the newest), newest
+// first. It is the position-based form of List for callers that merge the
+// archive with another source of tasks under their own cursor (the task
+// list merges it with the Raft state, with cursors from EncodeCursor).
+func (s *Store) ListBefore(ctx context.Context, tenantID string, f Filter, before string, limit int) ([]Record, error) {
+	if err := tenant.ValidID("tenant", tenantID); err != nil {
+		return nil, err
+	}
+	if err := validFilter(f, s.caps); err != nil {
+		return nil, err
+	}
+	if limit < 1 || limit > MaxLimit+1 {
+		return nil, greyerr.Invalid("limit", "must be between 1 and %d", MaxLimit)
+	}
+	if before != "" && !task.ValidID(before) {
+		return nil, greyerr.Invalid("cursor", "is not a cursor this API returned")
+	}
+	var recs []Record
+	err := s.do(ctx, "list", tenantID, func(ctx context.Context) (err error) {
+		recs, err = s.drv.List(ctx, tenantID, DriverQuery{Filter: f, Limit: limit, Before: before})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		if r.Task == nil || r.Task.TenantID != tenantID {
+			return nil, greyerr.New(greyerr.Internal, "archive driver %s listed another tenant's task", s.caps.Scheme)
+		}
+	}
+	return recs, nil
+}
+
 // Count returns how many of the tenant's archived tasks match f.
 func (s *Store) Count(ctx context.Context, tenantID string, f Filter) (int64, error) {
 	if err := tenant.ValidID("tenant", tenantID); err != nil {

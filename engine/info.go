@@ -82,5 +82,18 @@ func (e *Engine) Ready() (bool, string) {
 	case in.AppliedIndex < in.CommitIndex:
 		return false, "follower is catching up"
 	}
+	if err := e.archiveBacklogFull(); err != nil {
+		return false, e.archiveDegraded()
+	}
 	return true, ""
+}
+
+// Degraded lists what works but not fully (by component: "archive"), for
+// /readyz: the node serves, but something the operator should know about
+// is failing.
+func (e *Engine) Degraded() map[string]string {
+	if why := e.archiveDegraded(); why != "" {
+		return map[string]string{ArchiveSink: why}
+	}
+	return nil
 }
