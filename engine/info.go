@@ -82,10 +82,18 @@ func (e *Engine) Ready() (bool, string) {
 	case in.AppliedIndex < in.CommitIndex:
 		return false, "follower is catching up"
 	}
-	if err := e.archiveBacklogFull(); err != nil {
-		return false, e.archiveDegraded()
-	}
 	return true, ""
+}
+
+// Refusing says why this node refuses new tasks while it serves
+// everything else ("" when it accepts them): the archive's backlog is at
+// its bound. /readyz reports it as not ready, so that a load balancer
+// sends submissions elsewhere; reads, leases and reports go on.
+func (e *Engine) Refusing() string {
+	if e.archiveBacklogFull() != nil {
+		return e.archiveDegraded()
+	}
+	return ""
 }
 
 // Degraded lists what works but not fully (by component: "archive"), for
