@@ -64,7 +64,7 @@ func TestAlertNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range []string{"GreyNoLeader", "GreyFrequentLeaderChanges", "GreyHighTaskFailureRate",
-		"GreyGrowingBacklog", "GreyQuotaExhausted", "GreyProofFailures", "GreyScrapeDown"} {
+		"GreyGrowingBacklog", "GreyQuotaExhausted", "GreyProofFailures", "GreyScrapeDown", "GreyArchiveLagging"} {
 		if !strings.Contains(string(data), "alert: "+a+"\n") {
 			t.Errorf("grey-rules.yml lacks alert %s", a)
 		}
