@@ -49,11 +49,15 @@ func (s archiveSink) Deliver(ctx context.Context, b state.FeedBatch) error {
 
 // newRelay builds the relay of the configured sinks (nil when none).
 func (e *Engine) newRelay() (*relay.Relay, error) {
-	if e.cfg.Archive.Store == nil {
+	sinks := append([]relay.Sink(nil), e.cfg.Sinks...)
+	if e.cfg.Archive.Store != nil {
+		sinks = append([]relay.Sink{archiveSink{e}}, sinks...)
+	}
+	if len(sinks) == 0 {
 		return nil, nil
 	}
 	return relay.New(relay.Config{BatchSize: e.cfg.Archive.BatchSize, Logger: e.logger, Registerer: e.cfg.Metrics},
-		e.node, e.store, archiveSink{e})
+		e.node, e.store, sinks...)
 }
 
 // gcHold names the sinks that must acknowledge a finished task before GC
@@ -76,7 +80,7 @@ func (e *Engine) Sinks() []relay.Status {
 // archiveBacklogFull refuses work while the archive's backlog is at its
 // bound: the state must not grow without limit while the archive is down.
 func (e *Engine) archiveBacklogFull() error {
-	if e.relay == nil {
+	if e.cfg.Archive.Store == nil {
 		return nil
 	}
 	st := e.store.Sink(ArchiveSink)

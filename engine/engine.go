@@ -79,6 +79,13 @@ type Config struct {
 	// Metrics receives the engine's metrics (the archive's lag); nil: not
 	// registered.
 	Metrics prometheus.Registerer
+	// Sinks follow the feed of finished tasks besides the archive (event
+	// streams); each holds finished tasks in the state until it has
+	// acknowledged them.
+	Sinks []relay.Sink
+	// OnLeader are run while this node leads (event sources: one
+	// consumer per cluster), each until its context ends.
+	OnLeader []func(context.Context)
 }
 
 func (c *Config) defaults() {
@@ -304,14 +311,21 @@ func (e *Engine) leaderLoop(ctx context.Context) {
 	}
 	e.sched.Enable(time.Now(), e.cfg.LeaseTTL)
 	e.logger.Info("leadership gained; scheduler enabled")
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	if e.relay != nil {
-		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			e.relay.Run(ctx)
 		}()
-		defer wg.Wait()
+	}
+	for _, run := range e.cfg.OnLeader {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(ctx)
+		}()
 	}
 	e.ensureMembership(ctx)
 	tick := time.NewTicker(20 * time.Millisecond)
