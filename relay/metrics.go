@@ -54,3 +54,9 @@ func newMetrics(reg prometheus.Registerer, sink string, status func() state.Sink
 	}
 	return m, nil
 }
+
+// Families lists the metric families a sink named sink exports, sorted.
+func Families(sink string) []string {
+	p := "grey_" + sink + "_"
+	return []string{p + "delivered_tasks_total", p + "delivery_errors_total", p + "delivery_seconds", p + "lag_seconds", p + "lag_tasks"}
+}
