@@ -3,7 +3,8 @@
 // metrics on 127.0.0.1:9090/metrics, built-in workers, no authentication.
 //
 // `greyd certs init|issue` makes a development CA and node certificates for
-// TLS and mutual TLS between nodes (docs/AUTH.md).
+// TLS and mutual TLS between nodes (docs/AUTH.md). `greyd archive
+// migrate|status` manages the PostgreSQL archive's schema (docs/ARCHIVE.md).
 package main
 
 import (
@@ -38,6 +39,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "certs" {
 		return runCerts(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "archive" {
+		return runArchive(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("greyd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
