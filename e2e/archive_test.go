@@ -122,8 +122,8 @@ func archived(t *testing.T, pg *pgtest.Instance, tenant string) (rows, distinct 
 
 // jsonHas reports whether out holds "key": value (any spacing).
 func jsonHas(out, key, value string) bool {
-	return regexp.MustCompile(`"` + regexp.QuoteMeta(key) + `":\s*` + regexp.QuoteMeta(value) + `\b`).MatchString(out) ||
-		regexp.MustCompile(`"` + regexp.QuoteMeta(key) + `":\s*` + regexp.QuoteMeta(value)).MatchString(out) && strings.HasSuffix(value, `"`)
+	return regexp.MustCompile(`"`+regexp.QuoteMeta(key)+`":\s*`+regexp.QuoteMeta(value)+`\b`).MatchString(out) ||
+		regexp.MustCompile(`"`+regexp.QuoteMeta(key)+`":\s*`+regexp.QuoteMeta(value)).MatchString(out) && strings.HasSuffix(value, `"`)
 }
 
 func psql(t *testing.T, pg *pgtest.Instance, sql string) string {

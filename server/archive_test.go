@@ -235,4 +235,3 @@ func containsAll(s string, parts ...string) bool {
 	}
 	return true
 }
-
