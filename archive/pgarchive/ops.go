@@ -256,26 +256,29 @@ func (d *Driver) Get(ctx context.Context, tenant, id string) (archive.Record, er
 	if _, err := uuid.Parse(id); err != nil {
 		return archive.Record{}, greyerr.New(greyerr.NotFound, "task %s not found", id)
 	}
+	bounds := []pgtype.Timestamptz{lowerBound(id)}
+	if d.noIDPruning {
+		bounds = nil
+	}
+	if len(bounds) == 0 || bounds[0].InfinityModifier != pgtype.NegativeInfinity {
+		bounds = append(bounds, pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true})
+	}
 	var rec archive.Record
-	err := d.read(ctx, tenant, true, func(tx pgx.Tx) error {
-		bounds := []pgtype.Timestamptz{lowerBound(id)}
-		if d.noIDPruning {
-			bounds = nil
-		}
-		if len(bounds) == 0 || bounds[0].InfinityModifier != pgtype.NegativeInfinity {
-			bounds = append(bounds, pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true})
-		}
+	err := d.read(ctx, true, func(pl *pool) error {
 		for _, b := range bounds {
-			var tj, pay, res, pj []byte
-			err := tx.QueryRow(ctx, getSQL, tenant, id, b).Scan(&tj, &pay, &res, &pj)
-			if errors.Is(err, pgx.ErrNoRows) {
-				continue
+			found := false
+			err := d.readQuery(ctx, pl, tenant, getSQL, []any{tenant, id, b}, func(rows pgx.Rows) error {
+				var tj, pay, res, pj []byte
+				if err := rows.Scan(&tj, &pay, &res, &pj); err != nil {
+					return err
+				}
+				r, err := decode(tj, pay, res, pj)
+				rec, found = r, err == nil
+				return err
+			})
+			if err != nil || found {
+				return err
 			}
-			if err != nil {
-				return classify(err, "archive: get")
-			}
-			rec, err = decode(tj, pay, res, pj)
-			return err
 		}
 		return greyerr.New(greyerr.NotFound, "task %s not found", id)
 	})
@@ -335,25 +338,19 @@ func (d *Driver) List(ctx context.Context, tenant string, q archive.DriverQuery)
 	sql := `SELECT ` + columns + ` FROM ` + Schema + `.tasks WHERE ` + cond +
 		` ORDER BY id DESC LIMIT $` + strconv.Itoa(len(args))
 	var out []archive.Record
-	err = d.read(ctx, tenant, false, func(tx pgx.Tx) error {
+	err = d.read(ctx, false, func(pl *pool) error {
 		out = out[:0]
-		rows, err := tx.Query(ctx, sql, args...)
-		if err != nil {
-			return classify(err, "archive: list")
-		}
-		defer rows.Close()
-		for rows.Next() {
+		return d.readQuery(ctx, pl, tenant, sql, args, func(rows pgx.Rows) error {
 			var tj, pay, res, pj []byte
 			if err := rows.Scan(&tj, &pay, &res, &pj); err != nil {
-				return classify(err, "archive: list")
-			}
-			r, err := decode(tj, pay, res, pj)
-			if err != nil {
 				return err
 			}
-			out = append(out, r)
-		}
-		return classify(rows.Err(), "archive: list")
+			r, err := decode(tj, pay, res, pj)
+			if err == nil {
+				out = append(out, r)
+			}
+			return err
+		})
 	})
 	return out, err
 }
@@ -365,11 +362,10 @@ func (d *Driver) Count(ctx context.Context, tenant string, f archive.Filter) (in
 		return 0, err
 	}
 	var n int64
-	err = d.read(ctx, tenant, false, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+Schema+`.tasks WHERE `+cond, args...).Scan(&n); err != nil {
-			return classify(err, "archive: count")
-		}
-		return nil
+	err = d.read(ctx, false, func(pl *pool) error {
+		return d.readQuery(ctx, pl, tenant, `SELECT count(*) FROM `+Schema+`.tasks WHERE `+cond, args, func(rows pgx.Rows) error {
+			return rows.Scan(&n)
+		})
 	})
 	return n, err
 }

@@ -323,10 +323,54 @@ func (d *Driver) inTenant(ctx context.Context, pl *pool, tenant string, readOnly
 	return nil
 }
 
-// read runs f for tenant on a replica when there is one that answers,
-// else on the primary. With notFoundToPrimary a NotFound from a replica is
-// asked of the primary too (the replica may lag behind a fresh write).
-func (d *Driver) read(ctx context.Context, tenant string, notFoundToPrimary bool, f func(pgx.Tx) error) error {
+// readQuery runs one read-only statement for tenant on pl in one round
+// trip: BEGIN READ ONLY, set the tenant (transaction-local), the
+// statement, COMMIT, pipelined. each is called for every row. A
+// connection left inside a transaction by an error is not reused (the
+// pool closes it).
+func (d *Driver) readQuery(ctx context.Context, pl *pool, tenant, sql string, args []any, each func(pgx.Rows) error) error {
+	if err := d.ensureReady(ctx, pl); err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN READ ONLY`)
+	b.Queue(`SELECT pg_catalog.set_config('grey.tenant_id', $1, true)`, tenant)
+	b.Queue(sql, args...)
+	b.Queue(`COMMIT`)
+	br := pl.p.SendBatch(ctx, b)
+	err := func() error {
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			if err := each(rows); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		_, err = br.Exec()
+		return err
+	}()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return classify(err, fmt.Sprintf("archive %s: read", pl.name))
+}
+
+// read runs f on a replica when there is one that answers, else on the
+// primary. With notFoundToPrimary a NotFound from a replica is asked of
+// the primary too (the replica may lag behind a fresh write).
+func (d *Driver) read(ctx context.Context, notFoundToPrimary bool, f func(pl *pool) error) error {
 	n := len(d.replicas)
 	if n > 0 {
 		start := int(d.next.Add(1) % uint64(n))
@@ -335,7 +379,7 @@ func (d *Driver) read(ctx context.Context, tenant string, notFoundToPrimary bool
 			if time.Now().UnixNano() < rp.downUntil.Load() {
 				continue
 			}
-			err := d.inTenant(ctx, rp, tenant, true, f)
+			err := f(rp)
 			if err == nil {
 				return nil
 			}
@@ -356,7 +400,7 @@ func (d *Driver) read(ctx context.Context, tenant string, notFoundToPrimary bool
 			d.log.Warn("archive: read replica failed; reading from the primary", "replica", rp.name, "err", err)
 		}
 	}
-	return d.inTenant(ctx, d.primary, tenant, true, f)
+	return f(d.primary)
 }
 
 var errNoPartition = errors.New("no partition for a row")
