@@ -335,11 +335,11 @@ func (s *Store) do(ctx context.Context, op, tenantID string, f func(context.Cont
 		if err != nil && (greyerr.CodeOf(err) != greyerr.Unavailable || ctx.Err() != nil) {
 			return struct{}{}, backoff.Permanent(err)
 		}
-		if err != nil {
-			s.metrics.retries.WithLabelValues(s.name, op).Inc()
-		}
 		return struct{}{}, err
-	}, backoff.WithBackOff(eb), backoff.WithMaxTries(r.MaxTries), backoff.WithMaxElapsedTime(r.MaxElapsed))
+	}, backoff.WithBackOff(eb), backoff.WithMaxTries(r.MaxTries), backoff.WithMaxElapsedTime(r.MaxElapsed),
+		// Notify runs only before a retry, so the last failure of a try
+		// that gives up is not counted as retried.
+		backoff.WithNotify(func(error, time.Duration) { s.metrics.retries.WithLabelValues(s.name, op).Inc() }))
 	err = s.wrap(ctx, op, err)
 	code := "ok"
 	if err != nil {
