@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/task"
@@ -98,9 +99,11 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Upsert archives recs, which may belong to several tenants: each tenant's
 // records reach the driver in their own calls (tenant-scoped), split at the
-// driver's MaxBatch. It is idempotent: archiving a task twice keeps one
-// record. A record that is not a finished task with a valid tenant and id
-// is InvalidArgument and nothing is written.
+// driver's MaxBatch, up to UpsertParallelism of them at once. It is
+// idempotent: archiving a task twice keeps one record. A record that is
+// not a finished task with a valid tenant and id is InvalidArgument and
+// nothing is written. On error some tenants' records may be written;
+// calling it again with the same records is safe.
 func (s *Store) Upsert(ctx context.Context, recs []Record) error {
 	byTenant := map[string][]Record{}
 	for i, r := range recs {
@@ -114,6 +117,11 @@ func (s *Store) Upsert(ctx context.Context, recs []Record) error {
 		tenants = append(tenants, t)
 	}
 	sort.Strings(tenants)
+	type call struct {
+		tenant string
+		recs   []Record
+	}
+	var calls []call
 	for _, t := range tenants {
 		group := byTenant[t]
 		for len(group) > 0 {
@@ -121,17 +129,28 @@ func (s *Store) Upsert(ctx context.Context, recs []Record) error {
 			if s.caps.MaxBatch > 0 && n > s.caps.MaxBatch {
 				n = s.caps.MaxBatch
 			}
-			part := group[:n]
+			calls = append(calls, call{t, group[:n]})
 			group = group[n:]
-			err := s.do(ctx, "upsert", t, func(ctx context.Context) error { return s.drv.Upsert(ctx, t, part) })
-			if err != nil {
-				return err
-			}
-			s.metrics.records.WithLabelValues(s.name).Add(float64(len(part)))
 		}
 	}
-	return nil
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(UpsertParallelism)
+	for _, c := range calls {
+		g.Go(func() error {
+			err := s.do(gctx, "upsert", c.tenant, func(ctx context.Context) error { return s.drv.Upsert(ctx, c.tenant, c.recs) })
+			if err == nil {
+				s.metrics.records.WithLabelValues(s.name).Add(float64(len(c.recs)))
+			}
+			return err
+		})
+	}
+	return g.Wait()
 }
+
+// UpsertParallelism bounds the driver calls one Upsert makes at once (one
+// per tenant's share of the batch: each is its own tenant-scoped
+// transaction in a database driver).
+const UpsertParallelism = 4
 
 func validRecord(r Record) error {
 	if r.Task == nil {
