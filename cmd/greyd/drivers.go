@@ -3,6 +3,9 @@ package main
 import (
 	"fmt"
 
+	"github.com/grey-distributed/grey/archive"
+	"github.com/grey-distributed/grey/archive/memarchive"
+	"github.com/grey-distributed/grey/archive/pgarchive"
 	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/blobstore/azblob"
 	"github.com/grey-distributed/grey/blobstore/fileblob"
@@ -25,6 +28,21 @@ func blobDrivers() (*blobstore.Registry, error) {
 	} {
 		if err := register(reg); err != nil {
 			return nil, fmt.Errorf("blob drivers: %w", err)
+		}
+	}
+	return reg, nil
+}
+
+// archiveDrivers is the archive registry of this binary, like blobDrivers:
+// the core (archive) imports no driver.
+func archiveDrivers() (*archive.Registry, error) {
+	reg := archive.NewRegistry()
+	for _, register := range []func(*archive.Registry) error{
+		memarchive.Register, // mem:// (tests, throw-away nodes)
+		pgarchive.Register,  // postgres:// and postgresql://
+	} {
+		if err := register(reg); err != nil {
+			return nil, fmt.Errorf("archive drivers: %w", err)
 		}
 	}
 	return reg, nil

@@ -3,7 +3,8 @@
 // metrics on 127.0.0.1:9090/metrics, built-in workers, no authentication.
 //
 // `greyd certs init|issue` makes a development CA and node certificates for
-// TLS and mutual TLS between nodes (docs/AUTH.md).
+// TLS and mutual TLS between nodes (docs/AUTH.md). `greyd archive
+// migrate|status` manages the PostgreSQL archive's schema (docs/ARCHIVE.md).
 package main
 
 import (
@@ -38,6 +39,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "certs" {
 		return runCerts(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "archive" {
+		return runArchive(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("greyd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -166,9 +170,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // newServer links the drivers greyd is built with into a server: the blob
-// drivers, and the identity drivers of the enabled auth modes.
+// and archive drivers, and the identity drivers of the enabled auth modes.
 func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*server.Server, error) {
 	blobs, err := blobDrivers()
+	if err != nil {
+		return nil, err
+	}
+	archives, err := archiveDrivers()
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +184,7 @@ func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	if err != nil {
 		return nil, err
 	}
-	return server.New(cfg, logger, append(opts, server.WithBlobRegistry(blobs))...)
+	return server.New(cfg, logger, append(opts, server.WithBlobRegistry(blobs), server.WithArchiveRegistry(archives))...)
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

@@ -21,6 +21,7 @@ var forbidden = []string{
 	"google.golang.org/api/",                   // Google API clients
 	"github.com/Azure/",                        // Azure SDK
 	"github.com/jackc/pgx",                     // PostgreSQL
+	"github.com/pressly/goose",                 // PostgreSQL migrations
 	"github.com/apache/cassandra-gocql-driver", // Cassandra
 	"github.com/gocql/gocql",
 	"go.mongodb.org/mongo-driver", // MongoDB
@@ -41,6 +42,7 @@ var notCore = []string{
 	"blobstore/gcsblob",
 	"blobstore/azblob",
 	"blobstore/gocloudblob",
+	"archive/pgarchive/...", // the PostgreSQL driver and its test harness (pgtest)
 	"test/...",
 	"e2e/...",
 	"bench/...",

@@ -1,0 +1,191 @@
+package pgarchive
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/grey-distributed/grey/archive"
+	"github.com/grey-distributed/grey/archive/pgarchive/pgtest"
+	"github.com/grey-distributed/grey/internal/testenv"
+)
+
+// benchEnv turns TestReadLatencyAtScale on and says how many rows it
+// loads (bench/archive_pg.sh sets it).
+const benchEnv = "GREY_BENCH_ARCHIVE_PG_ROWS"
+
+// TestReadLatencyAtScale loads GREY_BENCH_ARCHIVE_PG_ROWS archived tasks
+// across 100 tenants and 30 days into a scratch database with COPY (as
+// the owner), then measures through the portable Store, connected as the
+// tenant-scoped app role: get by id, a tenant's first page of its newest
+// 100, and next pages by cursor. It reports p50 and p99 and asserts
+// nothing about speed (bench/README.md holds the numbers).
+func TestReadLatencyAtScale(t *testing.T) {
+	rowsWanted, _ := strconv.Atoi(os.Getenv(benchEnv))
+	if rowsWanted <= 0 {
+		t.Skipf("%s is not set (bench/archive_pg.sh runs this)", benchEnv)
+	}
+	const tenants, days = 100, 30
+	ctx := context.Background()
+	db := pgtest.Scratch(t, testenv.ServiceURL(t, "postgres"))
+	if _, _, err := Migrate(ctx, db.OwnerURL, db.AppURL); err != nil {
+		t.Fatal(err)
+	}
+	owner, err := pgx.Connect(ctx, db.OwnerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close(ctx)
+
+	end := time.Now().UTC().Truncate(time.Microsecond)
+	start := end.Add(-days * 24 * time.Hour)
+	var dates []time.Time
+	for d := start.Truncate(24 * time.Hour); !d.After(end); d = d.Add(24 * time.Hour) {
+		dates = append(dates, d)
+	}
+	if _, err := owner.Exec(ctx, `SELECT grey_archive.ensure_partitions($1::date[])`, dates); err != nil {
+		t.Fatal(err)
+	}
+
+	// Rows in finish-time order; every 250th id is kept for the gets.
+	rng := rand.New(rand.NewPCG(1, 2))
+	step := end.Sub(start) / time.Duration(rowsWanted)
+	var sample []struct{ tenant, id string }
+	i := 0
+	buf := make([]byte, 0, 512)
+	load := time.Now()
+	n, err := owner.CopyFrom(ctx, pgx.Identifier{"grey_archive", "tasks"},
+		[]string{"tenant_id", "id", "finished_at", "status", "kind", "labels", "task", "payload", "result"},
+		pgx.CopyFromFunc(func() ([]any, error) {
+			if i >= rowsWanted {
+				return nil, nil
+			}
+			fin := start.Add(time.Duration(i) * step)
+			created := fin.Add(-time.Duration(rng.IntN(600_000)) * time.Millisecond)
+			id := v7(created, rng)
+			tenant := "tenant-" + strconv.Itoa(rng.IntN(tenants))
+			if i%250 == 0 {
+				sample = append(sample, struct{ tenant, id string }{tenant, id})
+			}
+			i++
+			buf = fmt.Appendf(buf[:0], `{"id":%q,"tenant_id":%q,"kind":"bench","status":"completed","attempt":1,`+
+				`"attempts":[{"n":1,"worker_id":"worker-%d","leased_at":%q,"finished_at":%q,"outcome":"completed"}],`+
+				`"created_at":%q,"updated_at":%q,"started_at":%q,"finished_at":%q,`+
+				`"usage":{"cpu_seconds":0.012,"wall_seconds":0.02},"cost_usd":0.0000012,"index":%d}`,
+				id, tenant, i%16, created.Format(time.RFC3339Nano), fin.Format(time.RFC3339Nano),
+				created.Format(time.RFC3339Nano), fin.Format(time.RFC3339Nano), created.Format(time.RFC3339Nano), fin.Format(time.RFC3339Nano), i)
+			return []any{tenant, id, fin, "completed", "bench", "{}", string(buf), `{"n":` + strconv.Itoa(i) + `}`, `{"ok":true}`}, nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadTook := time.Since(load)
+	if _, err := owner.Exec(ctx, `ANALYZE grey_archive.tasks`); err != nil {
+		t.Fatal(err)
+	}
+	var size string
+	_ = owner.QueryRow(ctx, `SELECT pg_size_pretty(sum(pg_total_relation_size(inhrelid))) FROM pg_inherits WHERE inhparent = 'grey_archive.tasks'::regclass`).Scan(&size)
+	t.Logf("loaded %d rows (%d tenants, %d daily partitions, %s) with COPY in %s (%.0f rows/s, analyze included after)",
+		n, tenants, len(dates), size, loadTook.Round(time.Second), float64(n)/loadTook.Seconds())
+
+	d, err := Open(ctx, db.AppURL, archive.OpenOptions{PoolSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := archive.New(d, archive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	measure := func(name string, samples int, f func(k int) error) {
+		t.Helper()
+		for k := 0; k < 200; k++ { // warm the pool, caches and plans
+			if err := f(k); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		lat := make([]time.Duration, samples)
+		for k := range lat {
+			t0 := time.Now()
+			if err := f(k); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			lat[k] = time.Since(t0)
+		}
+		slices.Sort(lat)
+		p := func(q float64) time.Duration { return lat[int(q*float64(len(lat)-1))] }
+		load, _ := os.ReadFile("/proc/loadavg")
+		t.Logf("%-40s p50 %8s  p99 %8s  max %8s  (%d samples; load average %s)", name, p(0.50).Round(time.Microsecond),
+			p(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond), samples, strings.Join(strings.Fields(string(load))[:3], " "))
+	}
+	get := func(k int) error {
+		x := sample[rng.IntN(len(sample))]
+		_, err := s.Get(ctx, x.tenant, x.id)
+		return err
+	}
+	measure("get by id", 5000, get)
+	d.noIDPruning = true
+	measure("get by id (no UUIDv7 partition bound)", 5000, get)
+	d.noIDPruning = false
+	measure("first page (newest 100)", 2000, func(int) error {
+		p, err := s.List(ctx, "tenant-"+strconv.Itoa(rng.IntN(tenants)), archive.Query{Limit: 100})
+		if err == nil && len(p.Records) != 100 {
+			err = fmt.Errorf("%d records", len(p.Records))
+		}
+		return err
+	})
+	// Next pages: a cursor at a random depth of a random tenant (pages 2
+	// to 200), followed.
+	cursors := map[string][]string{}
+	for k := 0; k < 20; k++ {
+		ten := "tenant-" + strconv.Itoa(k)
+		next := ""
+		for pg := 0; pg < 200; pg++ {
+			p, err := s.List(ctx, ten, archive.Query{Limit: 100, Cursor: next})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Next == "" {
+				break
+			}
+			if next != "" { // a cursor whose page is followed by another
+				cursors[ten] = append(cursors[ten], next)
+			}
+			next = p.Next
+		}
+	}
+	measure("next page (cursor, depth 2..200)", 2000, func(int) error {
+		ten := "tenant-" + strconv.Itoa(rng.IntN(20))
+		cs := cursors[ten]
+		p, err := s.List(ctx, ten, archive.Query{Limit: 100, Cursor: cs[rng.IntN(len(cs))]})
+		if err == nil && len(p.Records) != 100 {
+			err = fmt.Errorf("%d records", len(p.Records))
+		}
+		return err
+	})
+	measure("count (one tenant, ~50,000 rows)", 200, func(int) error {
+		_, err := s.Count(ctx, "tenant-"+strconv.Itoa(rng.IntN(tenants)), archive.Filter{})
+		return err
+	})
+}
+
+// v7 returns a UUIDv7 whose time is at.
+func v7(at time.Time, rng *rand.Rand) string {
+	var u uuid.UUID
+	binary.BigEndian.PutUint64(u[8:], rng.Uint64())
+	binary.BigEndian.PutUint64(u[0:8], uint64(at.UnixMilli())<<16|uint64(rng.IntN(1<<12)))
+	u[6] = 0x70 | (u[6] & 0x0f)
+	u[8] = 0x80 | (u[8] & 0x3f)
+	return u.String()
+}
