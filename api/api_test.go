@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/grey-distributed/grey/api"
+	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/engine"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/internal/greytest"
@@ -1081,9 +1082,18 @@ func TestTenantIsolation(t *testing.T) {
 	if l := e.list(t, globex, "?status=pending&kind=manual"); !slices.Equal(ids(l.Tasks), []string{g.ID}) {
 		t.Errorf("globex lists %v, want [%s]", ids(l.Tasks), g.ID)
 	}
-	// An acme id as globex's cursor reveals nothing of acme.
-	if l := e.list(t, globex, "?cursor="+a.ID); slices.Contains(ids(l.Tasks), a.ID) {
-		t.Errorf("globex list with acme's cursor = %v", ids(l.Tasks))
+	// A cursor is bound to its tenant and filter: acme's cursor, a raw id
+	// or a cursor for another filter is a 400 for globex, saying nothing of
+	// acme.
+	acmeCursor := archive.EncodeCursor(acme, archive.Filter{}, a.ID)
+	for _, q := range []string{"?cursor=" + acmeCursor, "?cursor=" + a.ID, "?kind=manual&cursor=" + archive.EncodeCursor(globex, archive.Filter{}, g.ID)} {
+		eb := e.fail(t, call{method: "GET", path: "/api/v1/tasks" + q, tenant: globex}, http.StatusBadRequest, greyerr.InvalidArgument, "cursor")
+		if strings.Contains(eb.Message, acme) {
+			t.Errorf("cursor error names acme: %s", eb.Message)
+		}
+	}
+	if l := e.list(t, globex, "?cursor="+archive.EncodeCursor(globex, archive.Filter{}, g.ID)); len(l.Tasks) != 0 {
+		t.Errorf("globex's page after its only task = %v", ids(l.Tasks))
 	}
 
 	// Idempotency keys are per tenant.

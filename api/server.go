@@ -124,6 +124,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Code: "unavailable", Message: why})
 		return
 	}
+	if why := s.eng.Refusing(); why != "" {
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Code: "unavailable", Message: why})
+		return
+	}
+	if d := s.eng.Degraded(); len(d) > 0 {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "degraded", "degraded": d})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 

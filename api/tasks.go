@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/grey-distributed/grey/apitypes"
@@ -103,7 +104,36 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	ts, next, err := s.eng.List(r.Context(), ten, engine.ListOptions{Statuses: sts, Kind: q.Get("kind"), Limit: limit, Before: q.Get("cursor")})
+	opts := engine.ListOptions{Limit: limit, Cursor: q.Get("cursor")}
+	opts.Statuses, opts.Kind = sts, q.Get("kind")
+	for _, key := range []string{"finished_from", "finished_to"} {
+		v := q.Get(key)
+		if v == "" {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			s.writeError(w, r, greyerr.Invalid(key, "must be an RFC 3339 time such as 2026-12-01T00:00:00Z, got %q", v))
+			return
+		}
+		if key == "finished_from" {
+			opts.FinishedFrom = at
+		} else {
+			opts.FinishedTo = at
+		}
+	}
+	for _, l := range q["label"] {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			s.writeError(w, r, greyerr.Invalid("label", "must be key=value, got %q", l))
+			return
+		}
+		if opts.Labels == nil {
+			opts.Labels = map[string]string{}
+		}
+		opts.Labels[k] = v
+	}
+	ts, next, err := s.eng.List(r.Context(), ten, opts)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

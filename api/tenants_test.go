@@ -752,7 +752,9 @@ func TestTenantIsolationWithQuotas(t *testing.T) {
 	} {
 		e.fail(t, c, http.StatusNotFound, greyerr.NotFound, "")
 	}
-	for _, q := range []string{"", "?status=pending", "?kind=manual", "?cursor=" + at.ID} {
+	// A's task id is no cursor for B.
+	e.fail(t, call{method: "GET", path: "/api/v1/tasks?cursor=" + at.ID, tenant: b}, http.StatusBadRequest, greyerr.InvalidArgument, "cursor")
+	for _, q := range []string{"", "?status=pending", "?kind=manual"} {
 		for _, tk := range e.list(t, b, q).Tasks {
 			if tk.TenantID != b || tk.CostTags["grey-tenant-id"] != b {
 				t.Errorf("B lists %s of %s (tags %v)", tk.ID, tk.TenantID, tk.CostTags)

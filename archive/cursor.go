@@ -99,7 +99,9 @@ func DecodeCursor(s, tenant string, f Filter) (Cursor, error) {
 	if len(s) > 256 {
 		return bad("too long")
 	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	// Strict: the unused low bits of the last character must be zero, so
+	// a cursor has one spelling and an edited last character is refused.
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return bad("not base64url")
 	}

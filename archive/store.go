@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/task"
@@ -98,22 +99,39 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Upsert archives recs, which may belong to several tenants: each tenant's
 // records reach the driver in their own calls (tenant-scoped), split at the
-// driver's MaxBatch. It is idempotent: archiving a task twice keeps one
-// record. A record that is not a finished task with a valid tenant and id
-// is InvalidArgument and nothing is written.
+// driver's MaxBatch, up to UpsertParallelism of them at once. It is
+// idempotent: archiving a task twice keeps one record. A task that appears
+// more than once in recs is written once, as its last occurrence (a
+// driver's single-statement upsert may refuse to touch one row twice). A
+// record that is not a finished task with a valid tenant and id is
+// InvalidArgument and nothing is written. On error some tenants' records
+// may be written; calling it again with the same records is safe.
 func (s *Store) Upsert(ctx context.Context, recs []Record) error {
 	byTenant := map[string][]Record{}
+	type key struct{ tenant, id string }
+	at := map[key]int{} // where a task sits in its tenant's group
 	for i, r := range recs {
 		if err := validRecord(r); err != nil {
 			return fmt.Errorf("record %d: %w", i, err)
 		}
-		byTenant[r.Task.TenantID] = append(byTenant[r.Task.TenantID], r)
+		k := key{r.Task.TenantID, r.Task.ID}
+		if j, dup := at[k]; dup {
+			byTenant[k.tenant][j] = r
+			continue
+		}
+		at[k] = len(byTenant[k.tenant])
+		byTenant[k.tenant] = append(byTenant[k.tenant], r)
 	}
 	tenants := make([]string, 0, len(byTenant))
 	for t := range byTenant {
 		tenants = append(tenants, t)
 	}
 	sort.Strings(tenants)
+	type call struct {
+		tenant string
+		recs   []Record
+	}
+	var calls []call
 	for _, t := range tenants {
 		group := byTenant[t]
 		for len(group) > 0 {
@@ -121,17 +139,28 @@ func (s *Store) Upsert(ctx context.Context, recs []Record) error {
 			if s.caps.MaxBatch > 0 && n > s.caps.MaxBatch {
 				n = s.caps.MaxBatch
 			}
-			part := group[:n]
+			calls = append(calls, call{t, group[:n]})
 			group = group[n:]
-			err := s.do(ctx, "upsert", t, func(ctx context.Context) error { return s.drv.Upsert(ctx, t, part) })
-			if err != nil {
-				return err
-			}
-			s.metrics.records.WithLabelValues(s.name).Add(float64(len(part)))
 		}
 	}
-	return nil
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(UpsertParallelism)
+	for _, c := range calls {
+		g.Go(func() error {
+			err := s.do(gctx, "upsert", c.tenant, func(ctx context.Context) error { return s.drv.Upsert(ctx, c.tenant, c.recs) })
+			if err == nil {
+				s.metrics.records.WithLabelValues(s.name).Add(float64(len(c.recs)))
+			}
+			return err
+		})
+	}
+	return g.Wait()
 }
+
+// UpsertParallelism bounds the driver calls one Upsert makes at once (one
+// per tenant's share of the batch: each is its own tenant-scoped
+// transaction in a database driver).
+const UpsertParallelism = 4
 
 func validRecord(r Record) error {
 	if r.Task == nil {
@@ -253,6 +282,40 @@ func (s *Store) List(ctx context.Context, tenantID string, q Query) (Page, error
 	return p, nil
 }
 
+// ListBefore returns up to limit of the tenant's archived tasks that match
+// f and whose ids are less than before ("" : from the newest), newest
+// first. It is the position-based form of List for callers that merge the
+// archive with another source of tasks under their own cursor (the task
+// list merges it with the Raft state, with cursors from EncodeCursor).
+func (s *Store) ListBefore(ctx context.Context, tenantID string, f Filter, before string, limit int) ([]Record, error) {
+	if err := tenant.ValidID("tenant", tenantID); err != nil {
+		return nil, err
+	}
+	if err := validFilter(f, s.caps); err != nil {
+		return nil, err
+	}
+	if limit < 1 || limit > MaxLimit+1 {
+		return nil, greyerr.Invalid("limit", "must be between 1 and %d", MaxLimit)
+	}
+	if before != "" && !task.ValidID(before) {
+		return nil, greyerr.Invalid("cursor", "is not a cursor this API returned")
+	}
+	var recs []Record
+	err := s.do(ctx, "list", tenantID, func(ctx context.Context) (err error) {
+		recs, err = s.drv.List(ctx, tenantID, DriverQuery{Filter: f, Limit: limit, Before: before})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		if r.Task == nil || r.Task.TenantID != tenantID {
+			return nil, greyerr.New(greyerr.Internal, "archive driver %s listed another tenant's task", s.caps.Scheme)
+		}
+	}
+	return recs, nil
+}
+
 // Count returns how many of the tenant's archived tasks match f.
 func (s *Store) Count(ctx context.Context, tenantID string, f Filter) (int64, error) {
 	if err := tenant.ValidID("tenant", tenantID); err != nil {
@@ -301,11 +364,11 @@ func (s *Store) do(ctx context.Context, op, tenantID string, f func(context.Cont
 		if err != nil && (greyerr.CodeOf(err) != greyerr.Unavailable || ctx.Err() != nil) {
 			return struct{}{}, backoff.Permanent(err)
 		}
-		if err != nil {
-			s.metrics.retries.WithLabelValues(s.name, op).Inc()
-		}
 		return struct{}{}, err
-	}, backoff.WithBackOff(eb), backoff.WithMaxTries(r.MaxTries), backoff.WithMaxElapsedTime(r.MaxElapsed))
+	}, backoff.WithBackOff(eb), backoff.WithMaxTries(r.MaxTries), backoff.WithMaxElapsedTime(r.MaxElapsed),
+		// Notify runs only before a retry, so the last failure of a try
+		// that gives up is not counted as retried.
+		backoff.WithNotify(func(error, time.Duration) { s.metrics.retries.WithLabelValues(s.name, op).Inc() }))
 	err = s.wrap(ctx, op, err)
 	code := "ok"
 	if err != nil {

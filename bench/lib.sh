@@ -10,6 +10,7 @@
 #   free_ports N             N loopback TCP ports that were free a moment ago
 #   start_greyd NAME [CFG]   a fresh single-node greyd (new data dir, free
 #                            ports, waited for on /readyz); sets PID URL LOG
+#                            METRICS
 #   stop_greyd               SIGTERM it and check it exits 0
 #   run NAME CFG ARGS...     fresh greyd + `greyctl bench -q ARGS`; prints the
 #                            JSON line as {"run":NAME,...}, keeps WORK/NAME.json
@@ -72,6 +73,7 @@ start_greyd() {
 	for try in 1 2 3; do
 		read -r http raft metrics <<<"$(free_ports 3)"
 		URL="http://127.0.0.1:$http"
+		METRICS="http://127.0.0.1:$metrics/metrics"
 		args=(--data-dir "$WORK/$name.data" --http-addr "127.0.0.1:$http" --raft-addr "127.0.0.1:$raft"
 			--metrics-addr "127.0.0.1:$metrics" --log-level warn)
 		[[ -n $cfg ]] && args+=(--config "$cfg")

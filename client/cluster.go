@@ -56,3 +56,21 @@ func (c *Client) Health(ctx context.Context) error {
 func (c *Client) Ready(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, "/readyz", nil, nil, nil)
 }
+
+// Readiness is the body of a ready node's /readyz.
+type Readiness struct {
+	// Status is "ready", or "degraded" when something works but not fully.
+	Status string `json:"status"`
+	// Degraded says what and why, by component ("archive").
+	Degraded map[string]string `json:"degraded,omitempty"`
+}
+
+// Readiness returns the node's readiness: an error (Unavailable, with the
+// reason) when it is not ready, else its status and what is degraded.
+func (c *Client) Readiness(ctx context.Context) (*Readiness, error) {
+	var r Readiness
+	if err := c.do(ctx, http.MethodGet, "/readyz", nil, nil, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,15 +79,31 @@ type ListOptions struct {
 	Status []task.Status
 	// Kind keeps only tasks of this kind (all when empty).
 	Kind string
+	// FinishedFrom keeps only tasks finished at or after it (zero: no bound).
+	FinishedFrom time.Time
+	// FinishedTo keeps only tasks finished before it (zero: no bound).
+	FinishedTo time.Time
+	// Labels keeps only tasks requiring all these worker labels.
+	Labels map[string]string
 	// Limit is the page size, 1–1000 (0 = the server's default, 100).
 	Limit int
-	// Cursor is the NextCursor of the previous page ("" = the first page).
+	// Cursor is the NextCursor of the previous page ("" = the first page);
+	// it is valid only with the same filters.
 	Cursor string
 }
 
 // query renders the options as query parameters.
 func (o ListOptions) query() url.Values {
 	q := statusQuery(o.Status, o.Kind)
+	if !o.FinishedFrom.IsZero() {
+		q.Set("finished_from", o.FinishedFrom.UTC().Format(time.RFC3339Nano))
+	}
+	if !o.FinishedTo.IsZero() {
+		q.Set("finished_to", o.FinishedTo.UTC().Format(time.RFC3339Nano))
+	}
+	for _, k := range slices.Sorted(maps.Keys(o.Labels)) {
+		q.Add("label", k+"="+o.Labels[k])
+	}
 	if o.Limit > 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
 	}

@@ -62,6 +62,10 @@ func Cancel(r *state.CancelRequest) Cmd[*task.Task] { return Cmd[*task.Task]{Can
 // GC removes finished tasks; the result is how many went.
 func GC(r *state.GCRequest) Cmd[int] { return Cmd[int]{GCMsg, r} }
 
+// SinkAck moves a sink's cursor in the feed of finished tasks; it has no
+// result.
+func SinkAck(r *state.SinkAckRequest) Cmd[struct{}] { return Cmd[struct{}]{SinkAckMsg, r} }
+
 // TenantPut creates or replaces a tenant; the result is the stored tenant.
 func TenantPut(r *state.TenantPutRequest) Cmd[*tenant.Tenant] {
 	return Cmd[*tenant.Tenant]{TenantPutMsg, r}

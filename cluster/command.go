@@ -68,6 +68,9 @@ const (
 	// objects in blob buckets gained (a reservation, refused over quota) or
 	// lost.
 	BlobBytesMsg MsgType = 21
+	// SinkAckMsg carries a state.SinkAckRequest: a sink (the archive, an
+	// event stream) acknowledged the finished tasks through a Raft index.
+	SinkAckMsg MsgType = 22
 )
 
 // IgnoreUnknownTypeFlag marks a command that an older server may skip if it
@@ -119,6 +122,8 @@ func (t MsgType) String() string {
 		return "apikey_used"
 	case BlobBytesMsg:
 		return "blob_bytes"
+	case SinkAckMsg:
+		return "sink_ack"
 	}
 	return fmt.Sprintf("msg(%d)", uint8(t))
 }

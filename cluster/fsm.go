@@ -95,6 +95,13 @@ func (f *FSM) apply(index uint64, t MsgType, data []byte) any {
 		var r state.GCRequest
 		dec(&r)
 		return f.store.GC(index, &r)
+	case SinkAckMsg:
+		var r state.SinkAckRequest
+		dec(&r)
+		if err := f.store.SinkAck(index, &r); err != nil {
+			return err
+		}
+		return nil
 	case TenantPutMsg:
 		var r state.TenantPutRequest
 		dec(&r)

@@ -344,6 +344,9 @@ func Default() *Config {
 			HTTP: HTTPExecutorConfig{MaxResponseBytes: 1 * MiB},
 		},
 		Proofs: ProofsConfig{Enabled: true, Attester: "software"},
+		// The only quorum over one database; majority and all need the
+		// quorum archive.
+		Database: DatabaseConfig{Postgres: PostgresConfig{Quorum: QuorumOne}},
 	}
 }
 

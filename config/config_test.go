@@ -181,6 +181,18 @@ proofs:
   enabled: false
   key_file: /etc/grey/node.key
   attester: auto
+database:
+  postgres:
+    url: postgres://grey@db.internal:5432/grey?sslmode=verify-full
+    pool_size: 40
+    quorum: one
+    read_urls: [postgres://grey@replica.internal:5432/grey]
+    migrate_url: postgres://grey_owner@db.internal:5432/grey
+    migrate: true
+archive:
+  batch_size: 500
+  max_backlog: 5000
+  retention: 2160h
 cloud:
   provider: gcp
   region: europe-west1
@@ -259,7 +271,8 @@ func TestFullFileRoundTrips(t *testing.T) {
 		// One credential at a time: the others are checked in
 		// TestNodeCredentials.
 		other := strings.HasPrefix(key, "node.credentials.") && key != "node.credentials.token_file" && key != "node.credentials.oauth2.scopes"
-		if key != "http.admin_token" && !other && reflect.DeepEqual(v.Interface(), def[key].Interface()) {
+		// quorum: one is the only value a single PostgreSQL accepts.
+		if key != "http.admin_token" && key != "database.postgres.quorum" && !other && reflect.DeepEqual(v.Interface(), def[key].Interface()) {
 			t.Errorf("%s: fullYAML leaves the default %v", key, v)
 		}
 	}
@@ -362,7 +375,8 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"unknown top-level key", "node:\n  id: a\nfoo: 1\n", []string{"grey.yaml:3:1:", `unknown field "foo"`}},
 		{"unknown nested key", "tasks:\n  retry:\n    max_retrys: 3\n", []string{"grey.yaml:3:5:", "tasks.retry.max_retrys", `unknown field "max_retrys"`}},
-		{"seed section not built", "database:\n  postgres:\n    url: x\n", []string{"grey.yaml:2:3:", "database.postgres", "not built yet"}},
+		{"seed section not built", "database:\n  cassandra:\n    url: x\n", []string{"grey.yaml:2:3:", "database.cassandra", "not built yet"}},
+		{"postgres url not a postgres URL", "database:\n  postgres:\n    url: x\n", []string{"database.postgres.url", "postgres:// URL"}},
 		{"bad duration", "tasks:\n  retry:\n    base_delay: 5 seconds\n", []string{"grey.yaml:3:17:", "tasks.retry.base_delay", "duration"}},
 		{"duration without unit", "http:\n  read_timeout: 30\n", []string{"grey.yaml:2:17:", "http.read_timeout", "missing unit"}},
 		{"duration as list", "http:\n  read_timeout: [1s]\n", []string{"grey.yaml:2:17:", "http.read_timeout", "must be a duration"}},
@@ -538,6 +552,30 @@ func TestSecretsAreMasked(t *testing.T) {
 	}
 	if Secret("").String() != "" {
 		t.Error("empty secret should print empty")
+	}
+}
+
+// A database URL's password never reaches --print-config, %v or %#v; the
+// rest of the URL stays readable.
+func TestDatabasePasswordMasked(t *testing.T) {
+	t.Parallel()
+	const pw = "pg-pa55w0rd-9876"
+	c, err := LoadBytes([]byte("database:\n  postgres:\n    url: ${GREY_PG_URL}\n    read_urls: [\"postgres://r:"+pw+"@replica:5432/grey\"]\n"),
+		"grey.yaml", env("GREY_PG_URL", "postgres://grey:"+pw+"@db:5432/grey"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(c.Database.Postgres.URL) != "postgres://grey:"+pw+"@db:5432/grey" {
+		t.Fatalf("url = %q", string(c.Database.Postgres.URL))
+	}
+	out := effective(t, c)
+	for _, s := range []string{out, fmt.Sprintf("%v %+v %#v", c.Database, c.Database, c.Database)} {
+		if strings.Contains(s, pw) {
+			t.Errorf("password leaked: %s", s)
+		}
+	}
+	if !strings.Contains(out, "postgres://grey:xxxxx@db:5432/grey") {
+		t.Errorf("masked URL missing:\n%s", out)
 	}
 }
 

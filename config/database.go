@@ -90,7 +90,7 @@ func (u SecretURL) MarshalYAML() (any, error) { return u.String(), nil }
 // database validates the database and archive blocks.
 func (v *validator) database(d *DatabaseConfig, a *ArchiveConfig) {
 	pg := &d.Postgres
-	set := pg.URL != "" || pg.PoolSize != 0 || pg.Quorum != "" || len(pg.ReadURLs) > 0 || pg.MigrateURL != "" || pg.Migrate
+	set := pg.URL != "" || pg.PoolSize != 0 || (pg.Quorum != "" && pg.Quorum != QuorumOne) || len(pg.ReadURLs) > 0 || pg.MigrateURL != "" || pg.Migrate
 	if set {
 		if pg.URL == "" {
 			v.fail("database.postgres.url", "is required when database.postgres is set (postgres://user:password@host:5432/db, or GREY_PG_URL)")

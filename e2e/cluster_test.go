@@ -81,6 +81,8 @@ type clusterServer struct {
 	PeerURL string
 	// Index is the server's position (0-based).
 	Index int
+	// Metrics is the metrics listener's host:port.
+	Metrics string
 }
 
 // testCluster is a 3-server cluster with worker-only nodes.
@@ -121,6 +123,7 @@ func startClusterWith(t *testing.T, nt *netnsTopo, workers int, serverConfig str
 			s.URL = "http://" + as[i].http
 			s.PeerURL = s.URL
 		}
+		s.Metrics = as[i].metrics
 		c.Servers = append(c.Servers, s)
 	}
 	for i, s := range c.Servers {

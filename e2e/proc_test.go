@@ -29,6 +29,8 @@ type proc struct {
 	state  *os.ProcessState
 	stderr *bytes.Buffer // stderr of the current run (also in the log file)
 	starts int
+	// env is added to the process's environment (after cleanEnv).
+	env []string
 }
 
 // initProc opens the log at logPath and registers the clean-up.
@@ -62,7 +64,7 @@ func (p *proc) run(cmd *exec.Cmd) {
 	}
 	p.starts++
 	fmt.Fprintf(p.logFile, "==== %s start %d: %s\n", time.Now().Format(time.RFC3339Nano), p.starts, strings.Join(cmd.Args, " "))
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), p.env...)
 	p.stderr = &bytes.Buffer{}
 	cmd.Stdout = p.logFile
 	cmd.Stderr = io.MultiWriter(p.logFile, &lockedWriter{mu: &p.mu, w: p.stderr})

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -10,7 +11,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/grey-distributed/grey/cluster"
+	"github.com/grey-distributed/grey/relay"
 	"github.com/grey-distributed/grey/scheduler"
 	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
@@ -70,6 +74,18 @@ type Config struct {
 	// APIKeyUseInterval is how often the leader writes API keys' last-used
 	// times, and how stale one may get (default one minute).
 	APIKeyUseInterval time.Duration
+	// Archive is where finished tasks go before they leave the state.
+	Archive ArchiveConfig
+	// Metrics receives the engine's metrics (the archive's lag); nil: not
+	// registered.
+	Metrics prometheus.Registerer
+	// Sinks follow the feed of finished tasks besides the archive (event
+	// streams); each holds finished tasks in the state until it has
+	// acknowledged them.
+	Sinks []relay.Sink
+	// OnLeader are run while this node leads (event sources: one
+	// consumer per cluster), each until its context ends.
+	OnLeader []func(context.Context)
 }
 
 func (c *Config) defaults() {
@@ -98,6 +114,12 @@ func (c *Config) defaults() {
 	if c.APIKeyUseInterval <= 0 {
 		c.APIKeyUseInterval = defaultAPIKeyUseInterval
 	}
+	if c.Archive.BatchSize <= 0 {
+		c.Archive.BatchSize = 1000
+	}
+	if c.Archive.MaxBacklog <= 0 {
+		c.Archive.MaxBacklog = 100000
+	}
 }
 
 // Engine is the task service of one greyd server.
@@ -124,6 +146,9 @@ type Engine struct {
 
 	replays   chan struct{} // replay slots
 	platforms platforms
+
+	relay        *relay.Relay // nil without sinks
+	archiveSwept time.Time    // the leader's last archive retention run
 
 	stop     chan struct{}
 	loopDone chan struct{}
@@ -155,6 +180,13 @@ func New(cfg Config, node *cluster.Node, store *state.Store, logger *slog.Logger
 		slots:    make(map[string]chan struct{}),
 	}
 	e.RegisterKinds(cfg.Kinds...)
+	r, err := e.newRelay()
+	if err != nil {
+		// Only a metric registered twice with another shape fails here: a
+		// wiring bug, not a runtime condition.
+		panic(fmt.Sprintf("engine: relay: %v", err))
+	}
+	e.relay = r
 	store.Observe(e.hub.observe)
 	go e.followLeadership()
 	return e
@@ -279,6 +311,22 @@ func (e *Engine) leaderLoop(ctx context.Context) {
 	}
 	e.sched.Enable(time.Now(), e.cfg.LeaseTTL)
 	e.logger.Info("leadership gained; scheduler enabled")
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if e.relay != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.relay.Run(ctx)
+		}()
+	}
+	for _, run := range e.cfg.OnLeader {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(ctx)
+		}()
+	}
 	e.ensureMembership(ctx)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -334,7 +382,7 @@ func (e *Engine) expire(ctx context.Context, due []scheduler.Expiry, now time.Ti
 func (e *Engine) collect(ctx context.Context) {
 	now := time.Now()
 	for {
-		n, err := cluster.Apply(ctx, e.node, cluster.GC(&state.GCRequest{Now: now, Before: now.Add(-e.cfg.Retention), Max: 10000}))
+		n, err := cluster.Apply(ctx, e.node, cluster.GC(&state.GCRequest{Now: now, Before: now.Add(-e.cfg.Retention), Max: 10000, Hold: e.gcHold()}))
 		if err != nil {
 			e.logger.Warn("gc", "err", err)
 			return
@@ -344,6 +392,7 @@ func (e *Engine) collect(ctx context.Context) {
 		}
 		if n < 10000 {
 			e.sweepResults(ctx)
+			e.collectArchive(ctx, now)
 			return
 		}
 	}

@@ -84,3 +84,24 @@ func (e *Engine) Ready() (bool, string) {
 	}
 	return true, ""
 }
+
+// Refusing says why this node refuses new tasks while it serves
+// everything else ("" when it accepts them): the archive's backlog is at
+// its bound. /readyz reports it as not ready, so that a load balancer
+// sends submissions elsewhere; reads, leases and reports go on.
+func (e *Engine) Refusing() string {
+	if e.archiveBacklogFull() != nil {
+		return e.archiveDegraded()
+	}
+	return ""
+}
+
+// Degraded lists what works but not fully (by component: "archive"), for
+// /readyz: the node serves, but something the operator should know about
+// is failing.
+func (e *Engine) Degraded() map[string]string {
+	if why := e.archiveDegraded(); why != "" {
+		return map[string]string{ArchiveSink: why}
+	}
+	return nil
+}

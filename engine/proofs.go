@@ -118,7 +118,7 @@ func (e *Engine) keyRing() (proof.KeyRing, map[string]string) {
 // the cluster's keys and the stored payload and result. A task without a
 // proof is NotFound, with the reason.
 func (e *Engine) Proof(ctx context.Context, tenant, id string) (*proof.Record, error) {
-	t, err := e.stored(tenant, id)
+	t, envBytes, err := e.stored(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func (e *Engine) Proof(ctx context.Context, tenant, id string) (*proof.Record, e
 		}
 		return nil, greyerr.New(greyerr.NotFound, "%s", why)
 	}
-	env, err := proof.ParseEnvelope(e.store.Proof(t.ProofID))
+	env, err := proof.ParseEnvelope(envBytes)
 	if err != nil {
 		e.proofChecked("", "error")
 		return nil, greyerr.New(greyerr.Internal, "task %s: stored proof %s: %v", t.ID, t.ProofID, err)
@@ -184,7 +184,7 @@ func (e *Engine) proofChecked(platform, result string) {
 // (and the proof's, if any). Only kinds whose handler is
 // worker.Deterministic for this job can be replayed.
 func (e *Engine) Replay(ctx context.Context, tenant, id string) (*proof.Replay, error) {
-	t, err := e.stored(tenant, id)
+	t, envBytes, err := e.stored(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +211,7 @@ func (e *Engine) Replay(ctx context.Context, tenant, id string) (*proof.Replay, 
 	}
 	out := &proof.Replay{TaskID: t.ID, Kind: t.Kind, StoredDigest: outputDigest(t), Node: e.node.ID()}
 	if t.ProofID != "" {
-		if env, err := proof.ParseEnvelope(e.store.Proof(t.ProofID)); err == nil {
+		if env, err := proof.ParseEnvelope(envBytes); err == nil {
 			if st, err := proof.DecodeStatement(env); err == nil {
 				if _, d, ok := st.Find(t.ID); ok {
 					out.ProofDigest = d
@@ -238,12 +238,28 @@ func (e *Engine) Replay(ctx context.Context, tenant, id string) (*proof.Replay, 
 	return out, nil
 }
 
-// stored returns the tenant's task as stored.
-func (e *Engine) stored(tenant, id string) (*task.Task, error) {
+// stored returns the tenant's task as stored, and its proof envelope (nil
+// when it has none): from the state, else from the archive.
+func (e *Engine) stored(ctx context.Context, tenant, id string) (*task.Task, []byte, error) {
 	if !task.ValidID(id) {
-		return nil, greyerr.New(greyerr.NotFound, "task %s not found", id)
+		return nil, nil, greyerr.New(greyerr.NotFound, "task %s not found", id)
 	}
-	return e.store.Get(tenant, id)
+	t, err := e.store.Get(tenant, id)
+	if greyerr.Is(err, greyerr.NotFound) {
+		rec, aerr := e.archived(ctx, tenant, id)
+		if aerr != nil {
+			return nil, nil, aerr
+		}
+		return rec.Task, rec.Proof, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var env []byte
+	if t.ProofID != "" {
+		env = e.store.Proof(t.ProofID)
+	}
+	return t, env, nil
 }
 
 // outputDigest is the SHA-256 of t's result: the stored object's when the

@@ -25,7 +25,7 @@ type TaskData interface {
 	// InlineMax is the largest result kept inline.
 	InlineMax() int
 	// SweepResults deletes the stored results of tasks that are gone.
-	SweepResults(ctx context.Context, live func(taskID string) bool) (int, error)
+	SweepResults(ctx context.Context, live func(tenant, taskID string) bool) (int, error)
 }
 
 // Data is the engine's task data store (nil when it has none).
@@ -106,7 +106,17 @@ func (e *Engine) sweepResults(ctx context.Context) {
 	if e.cfg.Data == nil {
 		return
 	}
-	n, err := e.cfg.Data.SweepResults(ctx, func(id string) bool { return e.store.Lookup(id) != nil })
+	n, err := e.cfg.Data.SweepResults(ctx, func(tenant, id string) bool {
+		if e.store.Lookup(id) != nil {
+			return true
+		}
+		if e.cfg.Archive.Store == nil {
+			return false
+		}
+		// An archived task's stored result stays while the archive keeps it.
+		_, err := e.cfg.Archive.Store.Get(ctx, tenant, id)
+		return !greyerr.Is(err, greyerr.NotFound)
+	})
 	if err != nil {
 		e.logger.Warn("sweeping stored results of collected tasks", "err", err)
 		return

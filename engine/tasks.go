@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/cluster"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/state"
@@ -51,6 +52,9 @@ func (e *Engine) submit(ctx context.Context, tenant string, specs []task.Spec, b
 	}
 	if !task.ValidTenant(tenant) {
 		return nil, greyerr.Invalid("tenant", "%q is not a valid tenant id", tenant)
+	}
+	if err := e.archiveBacklogFull(); err != nil {
+		return nil, err
 	}
 	lim := e.Limits()
 	now := time.Now().UTC()
@@ -110,12 +114,20 @@ func itoa(i int) string {
 	return itoa(i/10) + string(rune('0'+i%10))
 }
 
-// Get returns the tenant's task with its waiting reason filled in.
+// Get returns the tenant's task with its waiting reason filled in, from
+// the state or, once collected from there, from the archive.
 func (e *Engine) Get(ctx context.Context, tenant, id string) (*task.Task, error) {
 	if !task.ValidID(id) {
 		return nil, greyerr.New(greyerr.NotFound, "task %s not found", id)
 	}
 	t, err := e.store.Get(tenant, id)
+	if greyerr.Is(err, greyerr.NotFound) {
+		rec, aerr := e.archived(ctx, tenant, id)
+		if aerr != nil {
+			return nil, aerr
+		}
+		return e.costOf(rec.Task), nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -145,26 +157,48 @@ func (e *Engine) decorate(t *task.Task) *task.Task {
 }
 
 // ListOptions filter List.
-type ListOptions = state.ListFilter
+type ListOptions struct {
+	// Filter selects tasks: statuses, kind, finish-time range, labels.
+	archive.Filter
+	// Limit is the page size, 1 to 1000 (0: 100).
+	Limit int
+	// Cursor is the NextCursor of an earlier page with the same filter.
+	Cursor string
+}
 
-// List returns a page of the tenant's tasks, newest first.
+// List returns a page of the tenant's tasks, newest first: those in the
+// state and, with an archive, those archived (one merged, tenant-scoped
+// list; a task in both appears once). The cursor is opaque and bound to
+// the tenant and the filter.
 func (e *Engine) List(ctx context.Context, tenant string, opts ListOptions) ([]*task.Task, string, error) {
+	if opts.Limit == 0 {
+		opts.Limit = 100
+	}
 	if opts.Limit < 0 || opts.Limit > 1000 {
 		return nil, "", greyerr.Invalid("limit", "must be between 1 and 1000")
-	}
-	if opts.Before != "" && !task.ValidID(opts.Before) {
-		return nil, "", greyerr.Invalid("cursor", "is not a cursor returned by this API")
 	}
 	for _, s := range opts.Statuses {
 		if !s.Valid() {
 			return nil, "", greyerr.Invalid("status", "unknown status %q", s)
 		}
 	}
-	ts, next := e.store.List(tenant, opts)
-	for i, t := range ts {
-		ts[i] = e.costOf(t)
+	if !opts.FinishedFrom.IsZero() && !opts.FinishedTo.IsZero() && !opts.FinishedFrom.Before(opts.FinishedTo) {
+		return nil, "", greyerr.Invalid("finished_from", "must be before finished_to")
 	}
-	return ts, next, nil
+	for k := range opts.Labels {
+		if k == "" {
+			return nil, "", greyerr.Invalid("label", "a label filter is key=value with a non-empty key")
+		}
+	}
+	before := ""
+	if opts.Cursor != "" {
+		c, err := archive.DecodeCursor(opts.Cursor, tenant, opts.Filter)
+		if err != nil {
+			return nil, "", err
+		}
+		before = c.Before
+	}
+	return e.listMerged(ctx, tenant, opts, before)
 }
 
 // Cancel cancels the tenant's task. A running task's worker learns it at

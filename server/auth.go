@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"github.com/grey-distributed/grey/archive"
 	"net/http"
 
 	"github.com/grey-distributed/grey/api"
@@ -21,6 +22,8 @@ type options struct {
 	authenticators []auth.Authenticator
 	public         []api.PublicRoute
 	blobs          *blobstore.Registry
+	archives       *archive.Registry
+	archive        *archive.Store
 }
 
 // WithAuthenticators provides the authenticators of the enabled auth

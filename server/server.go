@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grey-distributed/grey/api"
+	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/audit"
 	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/certs"
@@ -64,6 +65,8 @@ type Server struct {
 	// data is the task data store (tasks.data_url).
 	data     *taskdata.Store
 	registry *prometheus.Registry
+	// archive holds finished tasks once they leave Raft (nil: none).
+	archive *archive.Store
 }
 
 // New opens the node's state and listeners. Nothing runs until Run. It
@@ -164,6 +167,13 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		return nil, err
 	}
 	s.signer = signer
+	var archReg prometheus.Registerer
+	if reg != nil {
+		archReg = reg
+	}
+	if s.archive, err = openArchive(context.Background(), cfg, &o, archReg, logger); err != nil {
+		return nil, err
+	}
 	if s.metrics != nil {
 		instrumentSigner(signer, s.metrics)
 	}
@@ -229,8 +239,10 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 				s.metrics.Proof(platform, result)
 			}
 		},
-		Replay: builtins,
-		Data:   data,
+		Replay:  builtins,
+		Data:    data,
+		Archive: archiveConfig(cfg, s.archive),
+		Metrics: archReg,
 
 		DeadServerTimeout: cfg.Raft.DeadServerTimeout.Std(),
 		PeerTLS:           mat.NodeClientConfig(),
@@ -425,6 +437,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.eng.Close()
 	if err := s.node.Shutdown(true); err != nil {
 		s.logger.Warn("raft shutdown", "err", err)
+	}
+	if s.archive != nil {
+		_ = s.archive.Close()
 	}
 	s.logger.Info("greyd stopped")
 	return runErr

@@ -23,6 +23,12 @@ import (
 // a max_storage_bytes of quota (0: none).
 func startDataServer(t testing.TB, dataURL string, quota int64, mutate ...func(*config.Config)) (*Server, func(tenant string) *client.Client) {
 	t.Helper()
+	return startServerWith(t, dataURL, quota, nil, mutate...)
+}
+
+// startServerWith is startDataServer with server options.
+func startServerWith(t testing.TB, dataURL string, quota int64, opts []Option, mutate ...func(*config.Config)) (*Server, func(tenant string) *client.Client) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Node.DataDir = t.TempDir()
 	cfg.HTTP.Addr = "127.0.0.1:0"
@@ -41,7 +47,7 @@ func startDataServer(t testing.TB, dataURL string, quota int64, mutate ...func(*
 	for _, m := range mutate {
 		m(cfg)
 	}
-	s, err := New(cfg, greytest.Logger(t), WithBlobRegistry(blobtest.Registry(t)))
+	s, err := New(cfg, greytest.Logger(t), append([]Option{WithBlobRegistry(blobtest.Registry(t))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

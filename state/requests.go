@@ -143,11 +143,15 @@ type CancelRequest struct {
 	Reason   string    `json:"reason,omitempty"`
 }
 
-// GCRequest removes terminal tasks finished before Before, at most Max.
+// GCRequest removes terminal tasks finished before Before, at most Max,
+// keeping those that a sink named in Hold has not acknowledged.
 type GCRequest struct {
 	Now    time.Time `json:"now"`
 	Before time.Time `json:"before"`
 	Max    int       `json:"max"`
+	// Hold names the sinks that must have acknowledged a task (the
+	// archive) before it leaves the state.
+	Hold []string `json:"hold,omitempty"`
 }
 
 // Outcome says what happened to one item of a batch write.

@@ -35,6 +35,13 @@ type snapshotRecord struct {
 	Proof *proofRecord `json:"proof,omitempty"`
 	// APIKey is a service-account API key (with its secret hash).
 	APIKey *APIKey `json:"api_key,omitempty"`
+	// Sink is a sink's cursor in the feed of finished tasks.
+	Sink *sinkRecord `json:"sink,omitempty"`
+}
+
+type sinkRecord struct {
+	Name   string `json:"name"`
+	Cursor uint64 `json:"cursor"`
 }
 
 type proofRecord struct {
@@ -63,6 +70,7 @@ type Snapshot struct {
 	sks   []SigningKey
 	prfs  []proofRecord
 	aks   []*APIKey // API keys
+	sinks []sinkRecord
 	cid   string
 }
 
@@ -102,6 +110,10 @@ func (s *Store) Snapshot() *Snapshot {
 		sn.aks = append(sn.aks, k) // records are immutable once stored
 	}
 	sortAPIKeys(sn.aks)
+	for name, st := range s.sinks {
+		sn.sinks = append(sn.sinks, sinkRecord{Name: name, Cursor: st.cursor})
+	}
+	sort.Slice(sn.sinks, func(i, j int) bool { return sn.sinks[i].Name < sn.sinks[j].Name })
 	sn.cid = s.clusterID
 	return sn
 }
@@ -157,6 +169,11 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	}
 	for _, k := range sn.aks {
 		if err := enc.Encode(snapshotRecord{APIKey: k}); err != nil {
+			return cw.n, err
+		}
+	}
+	for i := range sn.sinks {
+		if err := enc.Encode(snapshotRecord{Sink: &sn.sinks[i]}); err != nil {
 			return cw.n, err
 		}
 	}
@@ -220,6 +237,8 @@ func (s *Store) Restore(r io.Reader) error {
 			fresh.proofs[rec.Proof.ID] = &proofBlob{env: rec.Proof.Envelope}
 		case rec.APIKey != nil:
 			fresh.apiKeys[rec.APIKey.ID] = rec.APIKey
+		case rec.Sink != nil:
+			fresh.sinks[rec.Sink.Name] = &sinkState{cursor: rec.Sink.Cursor}
 		case rec.TenantState != nil:
 			r := rec.TenantState
 			ts := fresh.tstate(r.ID)
@@ -229,6 +248,7 @@ func (s *Store) Restore(r io.Reader) error {
 			}
 		}
 	}
+	fresh.rebuildFeed()
 	// Per-tenant counters and proof references are derived from the tasks.
 	for _, t := range fresh.tasks {
 		if b := fresh.proofs[t.ProofID]; b != nil {
@@ -263,6 +283,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.tasks, s.byTenant, s.idem = fresh.tasks, fresh.byTenant, fresh.idem
 	s.children, s.deps, s.keys = fresh.children, fresh.deps, fresh.keys
 	s.finished, s.counts = fresh.finished, fresh.counts
+	s.feed, s.sinks = fresh.feed, fresh.sinks
 	s.tenantsByID = fresh.tenantsByID
 	s.nodes, s.clusterID, s.signingKeys, s.proofs = fresh.nodes, fresh.clusterID, fresh.signingKeys, fresh.proofs
 	s.apiKeys = fresh.apiKeys

@@ -48,6 +48,8 @@ type Store struct {
 	deps     map[string]int                   // child id → parents not yet completed
 	keys     map[tenantKey][]string           // (tenant, state key) → non-terminal ids, FIFO
 	finished *btree.BTreeG[finishedItem]      // terminal tasks by finish time (for GC)
+	feed     *btree.BTreeG[feedItem]          // terminal tasks by Raft index (for sinks)
+	sinks    map[string]*sinkState            // sink name → cursor in feed
 	counts   map[task.Status]int
 
 	tenantsByID map[string]*tenantState
@@ -83,6 +85,8 @@ func (s *Store) reset() {
 		}
 		return a.id < b.id
 	})
+	s.feed = newFeed()
+	s.sinks = make(map[string]*sinkState)
 	s.counts = make(map[task.Status]int)
 	s.tenantsByID = make(map[string]*tenantState)
 	s.nodes = make(map[string]*Node)
@@ -147,6 +151,12 @@ type ListFilter struct {
 	Limit int
 	// Before is the cursor: only ids strictly less (older) than it.
 	Before string
+	// FinishedFrom and FinishedTo, when not zero, keep finished tasks with
+	// FinishedAt in [FinishedFrom, FinishedTo) (and no unfinished task).
+	FinishedFrom, FinishedTo time.Time
+	// Labels keeps tasks that require every one of these worker labels
+	// with the same value.
+	Labels map[string]string
 }
 
 // List returns the tenant's tasks, newest first, and the cursor of the next
@@ -192,6 +202,20 @@ func (s *Store) List(tenant string, f ListFilter) ([]*task.Task, string) {
 func matches(t *task.Task, f ListFilter) bool {
 	if f.Kind != "" && t.Kind != f.Kind {
 		return false
+	}
+	if !f.FinishedFrom.IsZero() || !f.FinishedTo.IsZero() {
+		if t.FinishedAt == nil || (!f.FinishedFrom.IsZero() && t.FinishedAt.Before(f.FinishedFrom)) ||
+			(!f.FinishedTo.IsZero() && !t.FinishedAt.Before(f.FinishedTo)) {
+			return false
+		}
+	}
+	if len(f.Labels) > 0 {
+		have := t.Spec.Labels()
+		for k, v := range f.Labels {
+			if l, ok := have[k]; !ok || l != v {
+				return false
+			}
+		}
 	}
 	if len(f.Statuses) == 0 {
 		return true

@@ -73,6 +73,14 @@ func (x *txn) put(t *task.Task) {
 	if !x.restoring {
 		x.account(old, t)
 	}
+	if !x.restoring {
+		if old != nil && old.Status.Terminal() {
+			s.feedRemove(old)
+		}
+		if t.Status.Terminal() {
+			s.feedAdd(t)
+		}
+	}
 	if old != nil {
 		s.counts[old.Status]--
 	} else {
@@ -489,7 +497,8 @@ func (x *txn) failDependent(id, parent string) {
 	x.finish(n, task.Failed, x.now)
 }
 
-// GC removes up to req.Max terminal tasks finished before req.Before.
+// GC removes up to req.Max terminal tasks finished before req.Before that
+// every sink in req.Hold has acknowledged.
 func (s *Store) GC(index uint64, req *GCRequest) int {
 	x := s.begin(index, req.Now)
 	defer x.commit()
@@ -497,6 +506,9 @@ func (s *Store) GC(index uint64, req *GCRequest) int {
 	s.finished.Ascend(func(it finishedItem) bool {
 		if !it.at.Before(req.Before) || (req.Max > 0 && len(victims) >= req.Max) {
 			return false
+		}
+		if t := s.tasks[it.id]; t != nil && len(req.Hold) > 0 && s.held(t, req.Hold) {
+			return true
 		}
 		victims = append(victims, it)
 		return true
@@ -508,6 +520,7 @@ func (s *Store) GC(index uint64, req *GCRequest) int {
 			continue
 		}
 		delete(s.tasks, v.id)
+		s.feedRemove(t)
 		x.unaccount(t)
 		s.releaseProof(t.ProofID)
 		s.counts[t.Status]--

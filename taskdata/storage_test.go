@@ -89,7 +89,7 @@ func TestStorageCounted(t *testing.T) {
 	if got := c.get("acme"); got != 7+17 {
 		t.Fatalf("after a stored result: %d, want %d", got, 7+17)
 	}
-	if n, err := s.SweepResults(ctx, func(string) bool { return false }); err != nil || n != 1 {
+	if n, err := s.SweepResults(ctx, func(string, string) bool { return false }); err != nil || n != 1 {
 		t.Fatalf("sweep: %d, %v", n, err)
 	}
 	if got := c.get("acme"); got != 7 {

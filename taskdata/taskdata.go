@@ -507,14 +507,15 @@ func (s *Store) PutUpload(ctx context.Context, tenant, key string, body io.Reade
 }
 
 // SweepResults deletes every stored result whose task is gone (collected
-// after tasks.retention): live reports whether a task id still exists. It
+// after tasks.retention and, with an archive, gone from it too): live
+// reports whether a tenant's task id still exists. It
 // walks the bucket's results/ areas and returns how many objects went.
 // Uploads are left alone: a tenant may submit an upload more than once.
-func (s *Store) SweepResults(ctx context.Context, live func(taskID string) bool) (int, error) {
+func (s *Store) SweepResults(ctx context.Context, live func(tenant, taskID string) bool) (int, error) {
 	var gone []blobstore.Object
 	err := s.bucket.Walk(ctx, "tenants/", func(o blobstore.Object) error {
 		parts := strings.Split(o.Key, "/")
-		if len(parts) == 4 && parts[2]+"/" == task.ResultsArea && !live(parts[3]) {
+		if len(parts) == 4 && parts[2]+"/" == task.ResultsArea && !live(parts[1], parts[3]) {
 			gone = append(gone, o)
 		}
 		return nil

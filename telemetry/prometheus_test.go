@@ -39,6 +39,7 @@ var mayBeEmpty = map[string]string{
 	"GreyNoLeader":              "the node leads",
 	"GreyFrequentLeaderChanges": "no elections after the first",
 	"GreyGrowingBacklog":        "the backlog stays under 1000",
+	"GreyArchiveLagging":        "the test's greyd has no archive",
 }
 
 // TestPrometheusQueries runs a real Prometheus against an in-process greyd

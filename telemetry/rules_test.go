@@ -3,6 +3,7 @@ package telemetry
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/grey-distributed/grey/relay"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,7 +65,7 @@ func TestAlertNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range []string{"GreyNoLeader", "GreyFrequentLeaderChanges", "GreyHighTaskFailureRate",
-		"GreyGrowingBacklog", "GreyQuotaExhausted", "GreyProofFailures", "GreyScrapeDown"} {
+		"GreyGrowingBacklog", "GreyQuotaExhausted", "GreyProofFailures", "GreyScrapeDown", "GreyArchiveLagging"} {
 		if !strings.Contains(string(data), "alert: "+a+"\n") {
 			t.Errorf("grey-rules.yml lacks alert %s", a)
 		}
@@ -243,7 +244,8 @@ var familyRef = regexp.MustCompile(`\b(grey_[a-z_]+|process_[a-z_]+|go_[a-z_]+)\
 func checkFamilies(t *testing.T, where, expr string) {
 	t.Helper()
 	known := map[string]bool{}
-	for _, f := range Families() {
+	// The relay exports each sink's families (the archive's here).
+	for _, f := range append(Families(), relay.Families("archive")...) {
 		known[f] = true
 	}
 	for _, name := range familyRef.FindAllString(expr, -1) {

@@ -128,6 +128,7 @@ func listAll(t testing.TB, s *archive.Store, tenant string, q archive.Query) []a
 		limit = archive.DefaultLimit
 	}
 	var out []archive.Record
+	cursors := map[string]bool{}
 	for pages := 0; ; pages++ {
 		if pages > 10000 {
 			t.Fatal("list does not end")
@@ -146,6 +147,10 @@ func listAll(t testing.TB, s *archive.Store, tenant string, q archive.Query) []a
 		if p.Next == "" {
 			return out
 		}
+		if cursors[p.Next] {
+			t.Fatalf("page %d ends where an earlier page ended: the list does not advance", pages)
+		}
+		cursors[p.Next] = true
 		q.Cursor = p.Next
 	}
 }

@@ -132,6 +132,16 @@ func testIdempotent(t *testing.T, h Harness) {
 	if n := count(t, s, ten, archive.Filter{Statuses: []task.Status{task.Completed}}); n != 14-1+5 {
 		t.Errorf("completed after replacing a completed record by a failed one: count %d, want 18", n)
 	}
+	// A task twice in one batch is written once, as its last occurrence.
+	first := Make(Spec{Tenant: ten, Finished: clk.tick(), Result: json.RawMessage(`{"copy":1}`)})
+	last := Make(Spec{Tenant: ten, ID: first.Task.ID, Finished: *first.Task.FinishedAt, Result: json.RawMessage(`{"copy":2}`)})
+	upsert(t, s, []archive.Record{first, recs[0], last})
+	if d := sameRecord(last, get(t, s, ten, first.Task.ID), !h.JSONAsValues); d != "" {
+		t.Errorf("a task twice in a batch: %s", d)
+	}
+	if n := count(t, s, ten, archive.Filter{}); n != 46 {
+		t.Errorf("after a batch with a task twice: count %d, want 46", n)
+	}
 	// The untouched records are as written.
 	for _, i := range []int{0, 5, 39} {
 		if d := sameRecord(recs[i], get(t, s, ten, recs[i].Task.ID), !h.JSONAsValues); d != "" {

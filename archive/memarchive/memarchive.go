@@ -14,9 +14,10 @@ import (
 	"maps"
 	"net/url"
 	"slices"
-	"sort"
 	"sync"
 	"time"
+
+	"github.com/google/btree"
 
 	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/greyerr"
@@ -50,11 +51,15 @@ type Driver struct {
 	closed      bool
 }
 
-// tenantRecords are one tenant's records, by id and as ids in ascending
-// order (List walks them from the end).
+// tenantRecords are one tenant's records, by id and as an ordered set of
+// ids (List walks it downwards).
 type tenantRecords struct {
 	byID map[string]archive.Record
-	ids  []string
+	ids  *btree.BTreeG[string]
+}
+
+func newTenantRecords() *tenantRecords {
+	return &tenantRecords{byID: map[string]archive.Record{}, ids: btree.NewOrderedG[string](32)}
 }
 
 var _ archive.Driver = (*Driver)(nil)
@@ -80,7 +85,7 @@ func (d *Driver) Len() int {
 	defer d.mu.RUnlock()
 	n := 0
 	for _, tr := range d.tenants {
-		n += len(tr.ids)
+		n += len(tr.byID)
 	}
 	return n
 }
@@ -119,16 +124,12 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 	}
 	tr := d.tenants[tenant]
 	if tr == nil {
-		tr = &tenantRecords{byID: map[string]archive.Record{}}
+		tr = newTenantRecords()
 		d.tenants[tenant] = tr
 	}
 	for _, r := range copies {
-		id := r.Task.ID
-		if _, ok := tr.byID[id]; !ok {
-			i, _ := slices.BinarySearch(tr.ids, id)
-			tr.ids = slices.Insert(tr.ids, i, id)
-		}
-		tr.byID[id] = r
+		tr.ids.ReplaceOrInsert(r.Task.ID)
+		tr.byID[r.Task.ID] = r
 	}
 	return nil
 }
@@ -159,21 +160,30 @@ func (d *Driver) List(ctx context.Context, tenant string, q archive.DriverQuery)
 	if tr == nil || q.Limit <= 0 {
 		return nil, nil
 	}
-	end := len(tr.ids)
-	if q.Before != "" {
-		end = sort.SearchStrings(tr.ids, q.Before) // ids[end:] are >= Before
-	}
 	var out []archive.Record
-	for i := end - 1; i >= 0 && len(out) < q.Limit; i-- {
-		if i%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
+	var err error
+	seen := 0
+	visit := func(id string) bool {
+		if id == q.Before {
+			return true // strictly before the cursor
+		}
+		if seen++; seen%1024 == 0 {
+			if err = ctx.Err(); err != nil {
+				return false
 			}
 		}
-		r := tr.byID[tr.ids[i]]
-		if Match(r, q.Filter) {
+		if r := tr.byID[id]; Match(r, q.Filter) {
 			out = append(out, CopyRecord(r))
 		}
+		return len(out) < q.Limit
+	}
+	if q.Before == "" {
+		tr.ids.Descend(visit)
+	} else {
+		tr.ids.DescendLessOrEqual(q.Before, visit)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -190,13 +200,14 @@ func (d *Driver) Count(ctx context.Context, tenant string, f archive.Filter) (in
 		return 0, nil
 	}
 	var n int64
-	for i, id := range tr.ids {
-		if i%1024 == 0 {
+	i := 0
+	for _, r := range tr.byID {
+		if i++; i%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return 0, err
 			}
 		}
-		if Match(tr.byID[id], f) {
+		if Match(r, f) {
 			n++
 		}
 	}
@@ -213,18 +224,14 @@ func (d *Driver) DeleteBefore(ctx context.Context, before time.Time) (int64, err
 	}
 	var n int64
 	for tenant, tr := range d.tenants {
-		kept := tr.ids[:0]
-		for _, id := range tr.ids {
-			if tr.byID[id].Task.FinishedAt.Before(before) {
+		for id, r := range tr.byID {
+			if r.Task.FinishedAt.Before(before) {
 				delete(tr.byID, id)
+				tr.ids.Delete(id)
 				n++
-				continue
 			}
-			kept = append(kept, id)
 		}
-		clear(tr.ids[len(kept):])
-		tr.ids = kept
-		if len(kept) == 0 {
+		if len(tr.byID) == 0 {
 			delete(d.tenants, tenant)
 		}
 	}

@@ -96,13 +96,17 @@ func (d *Driver) forgetPartitions() {
 // upsertSQL writes a batch of one tenant's records from arrays. The
 // DELETE removes a copy of a task stored under another finish time (a
 // partitioned table's key holds the finish time, so ON CONFLICT alone
-// would keep both); $9 bounds it to the partitions such a copy can be in.
+// would keep both); $9 bounds it to the partitions such a copy can be in,
+// and id = ANY($2) makes it a primary-key probe per id rather than a join
+// over the tenant's rows (which grew with the table: 1.3 s per 1000 rows
+// after 20,000).
 const upsertSQL = `WITH src AS (
 	SELECT * FROM unnest($2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $10::text[], $11::text[])
 		AS s(id, finished_at, status, kind, labels, task, proof, payload, result)
 ), moved AS (
-	DELETE FROM ` + Schema + `.tasks t USING src
-	WHERE t.tenant_id = $1 AND t.id = src.id AND t.finished_at <> src.finished_at AND t.finished_at >= $9
+	DELETE FROM ` + Schema + `.tasks t
+	WHERE t.tenant_id = $1 AND t.id = ANY($2::uuid[]) AND t.finished_at >= $9
+		AND NOT EXISTS (SELECT 1 FROM src WHERE src.id = t.id AND src.finished_at = t.finished_at)
 )
 INSERT INTO ` + Schema + `.tasks AS t (tenant_id, id, finished_at, status, kind, labels, task, payload, result, proof)
 SELECT $1, id, finished_at, status, kind, labels::jsonb, task::json, payload::json, result::json, proof::json FROM src

@@ -353,11 +353,16 @@ func newListCmd(a *app) *cobra.Command {
 		status []string
 		opts   client.ListOptions
 		all    bool
+		from   string
+		to     string
+		labels []string
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the tenant's tasks, newest first",
 		Long: `List the tenant's tasks, newest first, one page at a time (or all with --all).
+Finished tasks that left the Raft state are listed from the archive where
+one is configured.
 
 With -o json, each task is printed as one line of JSON.`,
 		Args: noArgs,
@@ -372,6 +377,30 @@ With -o json, each task is printed as one line of JSON.`,
 			if opts.Limit < 0 || opts.Limit > 1000 {
 				return usageErrorf("--limit must be between 1 and 1000")
 			}
+			for flag, v := range map[string]string{"--finished-from": from, "--finished-to": to} {
+				if v == "" {
+					continue
+				}
+				at, err := time.Parse(time.RFC3339Nano, v)
+				if err != nil {
+					return usageErrorf("%s %q: want an RFC 3339 time such as 2026-12-01T00:00:00Z", flag, v)
+				}
+				if flag == "--finished-from" {
+					opts.FinishedFrom = at
+				} else {
+					opts.FinishedTo = at
+				}
+			}
+			for _, l := range labels {
+				k, v, ok := strings.Cut(l, "=")
+				if !ok || k == "" {
+					return usageErrorf("--label %q: want key=value", l)
+				}
+				if opts.Labels == nil {
+					opts.Labels = map[string]string{}
+				}
+				opts.Labels[k] = v
+			}
 			c, err := a.client(a.tenant)
 			if err != nil {
 				return err
@@ -382,6 +411,9 @@ With -o json, each task is printed as one line of JSON.`,
 	f := cmd.Flags()
 	f.StringSliceVar(&status, "status", nil, "only these statuses (comma-separated)")
 	f.StringVar(&opts.Kind, "kind", "", "only this kind")
+	f.StringVar(&from, "finished-from", "", "only tasks finished at or after this RFC 3339 time")
+	f.StringVar(&to, "finished-to", "", "only tasks finished before this RFC 3339 time")
+	f.StringSliceVar(&labels, "label", nil, "only tasks requiring this worker label, key=value (repeatable)")
 	f.IntVar(&opts.Limit, "limit", 0, "page size, 1-1000 (default: the server's, 100)")
 	f.StringVar(&opts.Cursor, "cursor", "", "start at this cursor (printed after a page)")
 	f.BoolVar(&all, "all", false, "fetch every page")

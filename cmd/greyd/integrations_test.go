@@ -25,7 +25,7 @@ func TestIntegrationsFlag(t *testing.T) {
 	out.Reset()
 	errb.Reset()
 	code = run([]string{"--integrations", "../../config/testdata/grey-integrations.yaml", "--print-config"}, &out, &errb)
-	if code != 2 || !strings.Contains(errb.String(), "grey-integrations.yaml:3:3: database.postgres") || !strings.Contains(errb.String(), "not built yet") {
+	if code != 2 || !strings.Contains(errb.String(), "grey-integrations.yaml: database.postgres.quorum (line 6)") || !strings.Contains(errb.String(), "quorum archive") {
 		t.Errorf("seed file with its database block: exit %d, %s", code, errb.String())
 	}
 }
