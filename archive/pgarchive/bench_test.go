@@ -142,8 +142,10 @@ func TestReadLatencyAtScale(t *testing.T) {
 			next = p.Next
 		}
 	}
-	page := func(cursor bool) func() error {
+	page := func(cursor, window bool) func() error {
 		return func() error {
+			d.noListWindow = !window
+			defer func() { d.noListWindow = false }()
 			q := archive.Query{Limit: 100}
 			ten := "tenant-" + strconv.Itoa(rng.IntN(tenants))
 			if cursor {
@@ -165,12 +167,14 @@ func TestReadLatencyAtScale(t *testing.T) {
 	}{
 		{name: "get by id", f: get(true)},
 		{name: "get by id (no UUIDv7 partition bound)", f: get(false)},
-		{name: "first page (newest 100)", f: page(false)},
-		{name: "next page (cursor, depth 2..200)", f: page(true)},
+		{name: "first page (newest 100)", f: page(false, true)},
+		{name: "next page (cursor, depth 2..200)", f: page(true, true)},
+		{name: "first page (all partitions)", f: page(false, false)},
+		{name: "next page (all partitions)", f: page(true, false)},
 	}
 	// Interleaved, so that every operation meets the same load of this
 	// (shared) machine.
-	const rounds = 3000
+	const rounds = 2000
 	load0, _ := os.ReadFile("/proc/loadavg")
 	for r := -200; r < rounds; r++ { // 200 warm-up rounds: pool, caches, plans
 		for i := range ops {
