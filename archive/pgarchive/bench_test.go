@@ -113,12 +113,12 @@ func TestReadLatencyAtScale(t *testing.T) {
 	}
 	defer s.Close()
 
-	get := func(bound bool) func() error {
+	get := func(bound, generic bool) func() error {
 		return func() error {
 			x := sample[rng.IntN(len(sample))]
-			d.noIDPruning = !bound
+			d.noIDPruning, d.getGenericPlan = !bound, generic
 			_, err := s.Get(ctx, x.tenant, x.id)
-			d.noIDPruning = false
+			d.noIDPruning, d.getGenericPlan = false, false
 			return err
 		}
 	}
@@ -165,8 +165,10 @@ func TestReadLatencyAtScale(t *testing.T) {
 		f    func() error
 		lat  []time.Duration
 	}{
-		{name: "get by id", f: get(true)},
-		{name: "get by id (no UUIDv7 partition bound)", f: get(false)},
+		{name: "get by id", f: get(true, false)},
+		{name: "get by id (no UUIDv7 partition bound)", f: get(false, false)},
+		{name: "get by id (generic plan)", f: get(true, true)},
+		{name: "get by id (no bound, generic plan)", f: get(false, true)},
 		{name: "first page (newest 100)", f: page(false, true)},
 		{name: "next page (cursor, depth 2..200)", f: page(true, true)},
 		{name: "first page (all partitions)", f: page(false, false)},
@@ -209,7 +211,7 @@ func TestReadLatencyAtScale(t *testing.T) {
 		name, tenant, sql string
 		args              []any
 	}{
-		{"get", x.tenant, getSQL, []any{x.tenant, x.id, lowerBound(x.id)}},
+		{"get", x.tenant, getSQL, []any{x.tenant, x.id, lowerBound(x.id), lowerBound(x.id).Time.Add(getWindow)}},
 		{"first page", "tenant-0", `SELECT ` + columns + ` FROM ` + Schema + `.tasks WHERE tenant_id = $1 ORDER BY id DESC LIMIT 101`, []any{"tenant-0"}},
 		{"next page", "tenant-0", `SELECT ` + columns + ` FROM ` + Schema + `.tasks WHERE tenant_id = $1 AND id < $2::uuid ORDER BY id DESC LIMIT 101`, []any{"tenant-0", c0.Before}},
 	} {

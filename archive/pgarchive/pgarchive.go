@@ -67,6 +67,8 @@ type Driver struct {
 	// noIDPruning turns off the finish-time bound a UUIDv7 id gives Get
 	// (the benchmark measures what the bound is worth).
 	noIDPruning bool
+	// getGenericPlan runs gets on a generic plan (the benchmark compares).
+	getGenericPlan bool
 	// noListWindow turns off List's first look at recent partitions only.
 	noListWindow bool
 }
