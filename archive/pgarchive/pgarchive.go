@@ -343,8 +343,8 @@ func (d *Driver) inTenant(ctx context.Context, pl *pool, tenant string, readOnly
 // generic asks PostgreSQL to reuse the statement's generic plan (pruning
 // partitions when it runs) instead of planning it again for every call:
 // planning a query over ~30 partitions costs about as much as running it.
-// It suits statements whose best plan does not depend on the values (get
-// by id, a tenant's pages without filters).
+// It suits statements whose best plan does not depend on the values (a
+// tenant's pages without filters).
 func (d *Driver) readQuery(ctx context.Context, pl *pool, tenant string, generic bool, sql string, args []any, each func(pgx.Rows) error) error {
 	if err := d.ensureReady(ctx, pl); err != nil {
 		return err
