@@ -113,12 +113,12 @@ func TestReadLatencyAtScale(t *testing.T) {
 	}
 	defer s.Close()
 
-	get := func(bound, generic bool) func() error {
+	get := func(bound, custom bool) func() error {
 		return func() error {
 			x := sample[rng.IntN(len(sample))]
-			d.noIDPruning, d.getGenericPlan = !bound, generic
+			d.noIDPruning, d.getCustomPlan = !bound, custom
 			_, err := s.Get(ctx, x.tenant, x.id)
-			d.noIDPruning, d.getGenericPlan = false, false
+			d.noIDPruning, d.getCustomPlan = false, false
 			return err
 		}
 	}
@@ -167,8 +167,8 @@ func TestReadLatencyAtScale(t *testing.T) {
 	}{
 		{name: "get by id", f: get(true, false)},
 		{name: "get by id (no UUIDv7 partition bound)", f: get(false, false)},
-		{name: "get by id (generic plan)", f: get(true, true)},
-		{name: "get by id (no bound, generic plan)", f: get(false, true)},
+		{name: "get by id (planned each call)", f: get(true, true)},
+		{name: "get by id (no bound, planned each call)", f: get(false, true)},
 		{name: "first page (newest 100)", f: page(false, true)},
 		{name: "next page (cursor, depth 2..200)", f: page(true, true)},
 		{name: "first page (all partitions)", f: page(false, false)},

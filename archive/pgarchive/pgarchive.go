@@ -67,8 +67,8 @@ type Driver struct {
 	// noIDPruning turns off the finish-time bound a UUIDv7 id gives Get
 	// (the benchmark measures what the bound is worth).
 	noIDPruning bool
-	// getGenericPlan runs gets on a generic plan (the benchmark compares).
-	getGenericPlan bool
+	// getCustomPlan plans every get afresh (the benchmark compares).
+	getCustomPlan bool
 	// noListWindow turns off List's first look at recent partitions only.
 	noListWindow bool
 }
@@ -343,8 +343,8 @@ func (d *Driver) inTenant(ctx context.Context, pl *pool, tenant string, readOnly
 // generic asks PostgreSQL to reuse the statement's generic plan (pruning
 // partitions when it runs) instead of planning it again for every call:
 // planning a query over ~30 partitions costs about as much as running it.
-// It suits statements whose best plan does not depend on the values (a
-// tenant's pages without filters).
+// It suits statements whose best plan does not depend on the values (get
+// by id, a tenant's pages without filters).
 func (d *Driver) readQuery(ctx context.Context, pl *pool, tenant string, generic bool, sql string, args []any, each func(pgx.Rows) error) error {
 	if err := d.ensureReady(ctx, pl); err != nil {
 		return err
