@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/archive/pgarchive/pgtest"
@@ -98,7 +99,11 @@ func TestReadLatencyAtScale(t *testing.T) {
 	t.Logf("loaded %d rows (%d tenants, %d daily partitions, %s) with COPY in %s (%.0f rows/s, analyze included after)",
 		n, tenants, len(dates), size, loadTook.Round(time.Second), float64(n)/loadTook.Seconds())
 
-	d, err := Open(ctx, db.AppURL, archive.OpenOptions{PoolSize: 4})
+	appURL := db.AppURL
+	if extra := os.Getenv("GREY_BENCH_ARCHIVE_PG_URL_QUERY"); extra != "" {
+		appURL += "&" + extra
+	}
+	d, err := Open(ctx, appURL, archive.OpenOptions{PoolSize: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +179,48 @@ func TestReadLatencyAtScale(t *testing.T) {
 		}
 		return err
 	})
+	// Where the time goes: the plans and server-side times of the three
+	// reads, as the app role under a tenant.
+	var pl *pgxpool.Pool
+	d.As(&pl)
+	x := sample[0]
+	firstCursor := cursors["tenant-0"][0]
+	c0, _ := archive.DecodeCursor(firstCursor, "tenant-0", archive.Filter{})
+	for _, q := range []struct {
+		name, tenant, sql string
+		args              []any
+	}{
+		{"get", x.tenant, getSQL, []any{x.tenant, x.id, lowerBound(x.id)}},
+		{"first page", "tenant-0", `SELECT ` + columns + ` FROM ` + Schema + `.tasks WHERE tenant_id = $1 ORDER BY id DESC LIMIT 101`, []any{"tenant-0"}},
+		{"next page", "tenant-0", `SELECT ` + columns + ` FROM ` + Schema + `.tasks WHERE tenant_id = $1 AND id < $2::uuid ORDER BY id DESC LIMIT 101`, []any{"tenant-0", c0.Before}},
+	} {
+		tx, err := pl.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT set_config('grey.tenant_id', $1, true)`, q.tenant); err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for k := 0; k < 3; k++ { // the last of three (warm)
+			plan = plan[:0]
+			rows, err := tx.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, SUMMARY ON) `+q.sql, q.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var line string
+				_ = rows.Scan(&line)
+				plan = append(plan, line)
+			}
+			rows.Close()
+		}
+		_ = tx.Rollback(ctx)
+		if len(plan) > 14 {
+			plan = append(plan[:6], append([]string{"  ..."}, plan[len(plan)-6:]...)...)
+		}
+		t.Logf("plan of %s:\n%s", q.name, strings.Join(plan, "\n"))
+	}
 	measure("count (one tenant, ~50,000 rows)", 200, func(int) error {
 		_, err := s.Count(ctx, "tenant-"+strconv.Itoa(rng.IntN(tenants)), archive.Filter{})
 		return err

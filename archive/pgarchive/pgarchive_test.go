@@ -529,3 +529,60 @@ func TestUpsertMovesFinishTime(t *testing.T) {
 		t.Errorf("got finished %s kind %q status %s; want the batch's last copy", got.Task.FinishedAt, got.Task.Kind, got.Task.Status)
 	}
 }
+
+// TestCrashDuringUpserts kills PostgreSQL (SIGKILL, backends included)
+// while batches are being written and restarts it: a batch that failed is
+// written again, as the archive relay does, and afterwards every record is
+// in the archive exactly once.
+func TestCrashDuringUpserts(t *testing.T) {
+	in := pgtest.Start(t)
+	ctx := ctxT(t)
+	if _, _, err := pgarchive.Migrate(ctx, in.OwnerURL(), in.AppURL()); err != nil {
+		t.Fatal(err)
+	}
+	s := store(t, open(t, in.AppURL(), archive.OpenOptions{PoolSize: 4}))
+	const batches, size = 40, 50
+	var all []archive.Record
+	done := make(chan struct{})
+	var failures int
+	go func() {
+		defer close(done)
+		for b := 0; b < batches; b++ {
+			batch := make([]archive.Record, size)
+			for i := range batch {
+				batch[i] = rec(fmt.Sprintf("crash-%d", i%3), time.Now())
+			}
+			all = append(all, batch...)
+			for try := 0; ; try++ {
+				err := s.Upsert(ctx, batch)
+				if err == nil {
+					break
+				}
+				if c := greyerr.CodeOf(err); c != greyerr.Unavailable {
+					t.Errorf("upsert during the crash: %v (code %s), want unavailable", err, c)
+					return
+				}
+				failures++
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	in.Kill()
+	time.Sleep(500 * time.Millisecond)
+	in.Restart()
+	<-done
+	t.Logf("%d upserts failed while PostgreSQL was down and were written again", failures)
+	perTenant := map[string]int64{}
+	for _, r := range all {
+		perTenant[r.Task.TenantID]++
+		if _, err := s.Get(ctx, r.Task.TenantID, r.Task.ID); err != nil {
+			t.Fatalf("record %s after the crash: %v", r.Task.ID, err)
+		}
+	}
+	for ten, want := range perTenant {
+		if n, err := s.Count(ctx, ten, archive.Filter{}); err != nil || n != want {
+			t.Errorf("tenant %s: %d records, %v; want %d (each once)", ten, n, err, want)
+		}
+	}
+}
