@@ -272,7 +272,9 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		}
 	}
 
-	if cfg.Worker.Enabled {
+	// worker.enabled runs in-process workers on a node of role both only:
+	// a server-role node is the control plane and executes nothing.
+	if cfg.Worker.Enabled && cfg.Node.Role != config.RoleServer {
 		s.pool = worker.NewPool(newRouter(s.eng, s.peerToken(), s.peerOptions()...), worker.Options{
 			WorkerID:      cfg.Node.ID + "/builtin",
 			Kinds:         cfg.Worker.Kinds,
