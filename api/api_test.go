@@ -369,12 +369,18 @@ func TestSubmitAndIdempotency(t *testing.T) {
 		t.Errorf("submitted task = %+v", first)
 	}
 
-	// The same key answers 200 with the existing task, unchanged.
-	spec["payload"] = "other"
+	// The same request again answers 200 with the existing task, unchanged.
 	var again task.Task
 	e.ok(t, call{method: "POST", path: "/api/v1/tasks", tenant: "acme", body: spec}, http.StatusOK, &again)
 	if again.ID != first.ID || string(again.Payload) != `{"msg":"hi"}` {
 		t.Errorf("replay = %s %s, want %s with the first payload", again.ID, again.Payload, first.ID)
+	}
+	// The same key with another payload or kind is 409 naming what differs.
+	spec["payload"] = "other"
+	spec["kind"] = "noop"
+	eb := e.fail(t, call{method: "POST", path: "/api/v1/tasks", tenant: "acme", body: spec}, http.StatusConflict, greyerr.AlreadyExists, "idempotency_key")
+	if eb.Reason != "idempotency_key_reused" || !strings.Contains(eb.Message, "different kind, payload;") || !strings.Contains(eb.Message, first.ID) {
+		t.Errorf("reused key = %+v, want reason idempotency_key_reused naming kind, payload and task %s", eb, first.ID)
 	}
 	e.storeLen(t, 1)
 
