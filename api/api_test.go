@@ -399,6 +399,24 @@ func TestSubmitAndIdempotency(t *testing.T) {
 	e.storeLen(t, 4)
 }
 
+// TestCurlFormContentType: the README's curl -d (which sends the form
+// content type) creates the task; JSON is read whatever the form type says.
+func TestCurlFormContentType(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, engine.Config{}, api.Options{})
+	r := e.do(t, call{method: "POST", path: "/api/v1/tasks", tenant: "acme", bad: true,
+		contentType: "application/x-www-form-urlencoded", body: `{"kind":"echo","payload":{"hello":"world"},"priority":7}`})
+	var tk task.Task
+	if r.status != http.StatusCreated || json.Unmarshal(r.body, &tk) != nil || tk.Kind != "echo" || string(tk.Payload) != `{"hello":"world"}` || tk.Prio() != 7 {
+		t.Fatalf("curl -d submit = %d %s, want 201 with the echo task", r.status, r.body)
+	}
+	// No Content-Type at all is JSON too.
+	r = e.do(t, call{method: "POST", path: "/api/v1/tasks", tenant: "acme", bad: true, contentType: " ", body: `{"kind":"noop"}`})
+	if r.status != http.StatusCreated {
+		t.Fatalf("submit without Content-Type = %d %s, want 201", r.status, r.body)
+	}
+}
+
 func TestBatch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, engine.Config{}, api.Options{})
@@ -407,7 +425,7 @@ func TestBatch(t *testing.T) {
 		{"kind": "noop"},
 		{"kind": "echo", "payload": 1, "idempotency_key": "k"},
 		{"kind": "sleep", "payload": map[string]int{"ms": 1}},
-		{"kind": "echo", "payload": 2, "idempotency_key": "k"},
+		{"kind": "echo", "payload": 1, "idempotency_key": "k"},
 	}}}, http.StatusCreated, &br)
 	if len(br.Tasks) != 4 {
 		t.Fatalf("batch returned %d tasks, want 4", len(br.Tasks))
@@ -964,6 +982,10 @@ func TestErrors(t *testing.T) {
 		{"bad idempotency key", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"noop","idempotency_key":"has space"}`}, 400, greyerr.InvalidArgument, "idempotency_key", ""},
 		{"unknown parent", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"noop","depends_on":["` + zeroID + `"]}`}, 400, greyerr.InvalidArgument, "depends_on", zeroID},
 		{"malformed parent", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"noop","depends_on":["x"]}`}, 400, greyerr.InvalidArgument, "depends_on", ""},
+		{"sleep with negative ms", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"sleep","payload":{"ms":-5}}`}, 400, greyerr.InvalidArgument, "payload", "ms must not be negative, got -5"},
+		{"sleep with a string", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"sleep","payload":{"ms":"5"}}`}, 400, greyerr.InvalidArgument, "payload", "sleep: want"},
+		{"fail with a number", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"fail","payload":7}`}, 400, greyerr.InvalidArgument, "payload", "fail: want"},
+		{"batch sleep with negative ms", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":[{"kind":"noop"},{"kind":"sleep","payload":{"ms":-1}}]}`}, 400, greyerr.InvalidArgument, "tasks[1].payload", "negative"},
 		{"negative retries", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"noop","retry":{"max_retries":-1}}`}, 400, greyerr.InvalidArgument, "retry.max_retries", ""},
 		{"payload over the limit", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"echo","payload":"` + big(1100) + `"}`}, 413, greyerr.TooLarge, "payload", ""},
 		{"body over the limit", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"echo","payload":"` + big(5000) + `"}`}, 413, greyerr.TooLarge, "body", ""},
@@ -982,7 +1004,23 @@ func TestErrors(t *testing.T) {
 		{"batch empty", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":[]}`}, 400, greyerr.InvalidArgument, "tasks", ""},
 		{"batch without tasks", call{method: "POST", path: "/api/v1/tasks/batch", body: `{}`}, 400, greyerr.InvalidArgument, "tasks", ""},
 		{"batch tasks not an array", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":{"kind":"noop"}}`}, 400, greyerr.InvalidArgument, "tasks", ""},
-		{"batch wrong content type", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":[{"kind":"noop"}]}`, contentType: "application/x-www-form-urlencoded"}, 400, greyerr.InvalidArgument, "Content-Type", ""},
+		{"batch wrong content type", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":[{"kind":"noop"}]}`, contentType: "multipart/form-data; boundary=x"}, 400, greyerr.InvalidArgument, "Content-Type", ""},
+		{"form content type from a browser", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"noop"}`, contentType: "application/x-www-form-urlencoded", header: map[string]string{"Origin": "https://evil.example"}}, 400, greyerr.InvalidArgument, "Content-Type", "browser"},
+		{"form content type with a cookie", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"noop"}`, contentType: "application/x-www-form-urlencoded", header: map[string]string{"Cookie": "grey_session=x"}}, 400, greyerr.InvalidArgument, "Content-Type", "browser"},
+
+		// Strict JSON: what two parsers could read differently is refused,
+		// with the field and the byte offset.
+		{"invalid UTF-8 in the payload", call{method: "POST", path: "/api/v1/tasks", body: "{\"kind\":\"echo\",\"payload\":{\"msg\":\"caf\xe9\"}}"}, 400, greyerr.InvalidArgument, "payload.msg", "invalid UTF-8 at byte 36"},
+		{"invalid UTF-8 in a payload key", call{method: "POST", path: "/api/v1/tasks", body: "{\"kind\":\"echo\",\"payload\":{\"\xff\":1}}"}, 400, greyerr.InvalidArgument, "payload", "invalid UTF-8 at byte 27"},
+		{"invalid UTF-8 in a field", call{method: "POST", path: "/api/v1/tasks", body: "{\"kind\":\"noop\",\"state_key\":\"k\xc3\"}"}, 400, greyerr.InvalidArgument, "state_key", "invalid UTF-8 at byte 29"},
+		{"lone surrogate in the payload", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"echo","payload":["\ud800"]}`}, 400, greyerr.InvalidArgument, "payload[0]", "lone UTF-16 surrogate"},
+		{"duplicate key", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"noop","kind":"echo"}`}, 400, greyerr.InvalidArgument, "kind", "duplicate key \"kind\" at byte 15"},
+		{"duplicate key in the payload", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"echo","payload":{"to":"a","n":1,"to":"b"}}`}, 400, greyerr.InvalidArgument, "payload.to", "duplicate key \"to\""},
+		{"duplicate key by escape", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"echo","payload":{"a":1,"\u0061":2}}`}, 400, greyerr.InvalidArgument, "payload.a", "duplicate key"},
+		{"case-folded field name", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"noop","Kind":"echo"}`}, 400, greyerr.InvalidArgument, "Kind", "case-sensitive"},
+		{"batch duplicate key", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":[{"kind":"noop"},{"kind":"echo","payload":{"x":1,"x":2}}]}`}, 400, greyerr.InvalidArgument, "tasks[1].payload.x", "duplicate key"},
+		{"batch case-folded field", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":[{"kind":"noop","PRIORITY":1}]}`}, 400, greyerr.InvalidArgument, "tasks[0].PRIORITY", "case-sensitive"},
+		{"complete result duplicate key", call{method: "POST", path: "/api/v1/workers/complete", body: `{"worker_id":"w","reports":[{"task_id":"` + zeroID + `","attempt":1,"status":"completed","result":{"a":1,"a":1},"at":"2026-01-01T00:00:00Z"}]}`}, 400, greyerr.InvalidArgument, "reports[0].result.a", "duplicate key"},
 
 		// Ids.
 		{"get unknown id", call{method: "GET", path: "/api/v1/tasks/" + zeroID}, 404, greyerr.NotFound, "", ""},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -48,6 +49,13 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 // the index ("tasks.priority").
 type batchRequest struct {
 	Tasks []json.RawMessage `json:"tasks"`
+}
+
+// strictType checks the items as the specs they decode into.
+func (*batchRequest) strictType() reflect.Type {
+	return reflect.TypeFor[struct {
+		Tasks []task.Spec `json:"tasks"`
+	}]()
 }
 
 func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {

@@ -230,7 +230,9 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 			}
 		},
 		Replay: builtins,
-		Data:   data,
+		// Payloads a kind can never run are refused at submit.
+		ValidatePayload: execs.ValidatePayload,
+		Data:            data,
 
 		DeadServerTimeout: cfg.Raft.DeadServerTimeout.Std(),
 		PeerTLS:           mat.NodeClientConfig(),
