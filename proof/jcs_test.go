@@ -22,7 +22,7 @@ func TestCanonicalizeRFC8785(t *testing.T) {
 		math.Float64frombits(0x3eb0c6f7a0b5ed8c): "9.999999999999997e-7",
 		math.Float64frombits(0x41b3de4355555555): "333333333.3333333",
 		math.Float64frombits(0x44b52d02c7e14af7): "1.0000000000000001e+23",
-		1e21: "1e+21", 1e20: "100000000000000000000", 123e-9: "1.23e-7",
+		1e21:                                     "1e+21", 1e20: "100000000000000000000", 123e-9: "1.23e-7",
 	}
 	for f, want := range nums {
 		if got := FormatNumber(f); got != want {
@@ -35,7 +35,7 @@ func TestCanonicalizeRFC8785(t *testing.T) {
 		  "literals": [null, true, false]}`: `{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}`,
 		`{"\u20ac": "Euro Sign", "\r": "Carriage Return", "\ufb33": "Hebrew Letter Dalet With Dagesh",
 		  "1": "One", "\ud83d\ude00": "Emoji: Grinning Face", "\u0080": "Control", "\u00f6": "Latin Small Letter O With Diaeresis"}`: "{\"\\r\":\"Carriage Return\",\"1\":\"One\",\"\u0080\":\"Control\",\"\u00f6\":\"Latin Small Letter O With Diaeresis\",\"\u20ac\":\"Euro Sign\",\"\U0001F600\":\"Emoji: Grinning Face\",\"\ufb33\":\"Hebrew Letter Dalet With Dagesh\"}",
-		` "x" `: `"x"`,
+		` "x" `:              `"x"`,
 		`[1.0, 10, 1e2, -0]`: `[1,10,100,0]`,
 	}
 	for in, want := range docs {
