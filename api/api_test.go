@@ -177,8 +177,17 @@ func (e *env) checkResponse(t *testing.T, req *http.Request, status int, header 
 	t.Helper()
 	err := e.v.ValidateResponse(req, status, header, body)
 	if c := greyerr.CodeOf(err); c == greyerr.NotFound || c == greyerr.Unimplemented {
-		if status != http.StatusNotFound {
-			t.Fatalf("%s %s is not in the spec but answered %d, want 404", req.Method, req.URL.Path, status)
+		// An unknown path is 404; a known path's undeclared method 405
+		// with Allow.
+		want := http.StatusNotFound
+		if c == greyerr.Unimplemented {
+			want = http.StatusMethodNotAllowed
+			if header.Get("Allow") == "" {
+				t.Fatalf("%s %s: 405 without Allow", req.Method, req.URL.Path)
+			}
+		}
+		if status != want {
+			t.Fatalf("%s %s is not in the spec but answered %d, want %d", req.Method, req.URL.Path, status, want)
 		}
 		probe := httptest.NewRequest(http.MethodGet, "/api/v1/tasks/"+zeroID, nil)
 		err = e.v.ValidateResponse(probe, status, header, body)
@@ -1037,6 +1046,15 @@ func TestErrors(t *testing.T) {
 		{"list limit not a number", call{method: "GET", path: "/api/v1/tasks?limit=ten"}, 400, greyerr.InvalidArgument, "limit", ""},
 		{"list bad cursor", call{method: "GET", path: "/api/v1/tasks?cursor=page-2"}, 400, greyerr.InvalidArgument, "cursor", ""},
 		{"watch bad status", call{method: "GET", path: "/api/v1/tasks/watch?status=done"}, 400, greyerr.InvalidArgument, "status", ""},
+		{"list empty status", call{method: "GET", path: "/api/v1/tasks?status="}, 400, greyerr.InvalidArgument, "status", "must not be empty"},
+		{"watch empty status", call{method: "GET", path: "/api/v1/tasks/watch?status=&kind=noop"}, 400, greyerr.InvalidArgument, "status", "must not be empty"},
+		{"list empty kind", call{method: "GET", path: "/api/v1/tasks?kind="}, 400, greyerr.InvalidArgument, "kind", "must not be empty"},
+		{"usage empty to", call{method: "GET", path: "/api/v1/cluster/usage?to="}, 400, greyerr.InvalidArgument, "to", "must not be empty"},
+		{"wait empty timeout", call{method: "GET", path: "/api/v1/tasks/" + zeroID + "/wait?timeout="}, 400, greyerr.InvalidArgument, "timeout", "must not be empty"},
+		{"require_proof null", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"noop","require_proof":null}`}, 400, greyerr.InvalidArgument, "require_proof", "must not be null"},
+		{"priority null", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"noop","priority":null}`}, 400, greyerr.InvalidArgument, "priority", "must not be null"},
+		{"nested null", call{method: "POST", path: "/api/v1/tasks", body: `{"kind":"noop","retry":{"max_retries":null}}`}, 400, greyerr.InvalidArgument, "retry.max_retries", "must not be null"},
+		{"batch null", call{method: "POST", path: "/api/v1/tasks/batch", body: `{"tasks":[{"kind":"noop","run_at":null}]}`}, 400, greyerr.InvalidArgument, "tasks[0].run_at", "must not be null"},
 		{"wait timeout without unit", call{method: "GET", path: "/api/v1/tasks/" + zeroID + "/wait?timeout=30"}, 400, greyerr.InvalidArgument, "timeout", ""},
 		{"wait timeout negative", call{method: "GET", path: "/api/v1/tasks/" + zeroID + "/wait?timeout=-1s"}, 400, greyerr.InvalidArgument, "timeout", ""},
 		{"wait timeout over 5m", call{method: "GET", path: "/api/v1/tasks/" + zeroID + "/wait?timeout=10m"}, 400, greyerr.InvalidArgument, "timeout", ""},
@@ -1065,7 +1083,8 @@ func TestErrors(t *testing.T) {
 		// Routes.
 		{"unknown route", call{method: "GET", path: "/api/v1/nope"}, 404, greyerr.NotFound, "", ""},
 		{"unknown version", call{method: "POST", path: "/api/v2/tasks", body: `{"kind":"noop"}`}, 404, greyerr.NotFound, "", ""},
-		{"unknown method", call{method: "PUT", path: "/api/v1/tasks", body: `{"kind":"noop"}`}, 404, greyerr.NotFound, "", ""},
+		{"unknown method", call{method: "PUT", path: "/api/v1/tasks", body: `{"kind":"noop"}`}, 405, greyerr.MethodNotAllowed, "", "allowed: GET, HEAD, POST"},
+		{"unknown method on a task", call{method: "PATCH", path: "/api/v1/tasks/" + zeroID}, 405, greyerr.MethodNotAllowed, "", "allowed: GET, HEAD, DELETE"},
 	}
 	t.Run("cases", func(t *testing.T) {
 		for _, tc := range cases {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -202,6 +203,12 @@ func (s *strictScanner) object(t reflect.Type, path string, depth int) error {
 			return errNotJSON
 		}
 		s.pos++
+		s.ws()
+		if fields != nil && sub != nil && !anyJSON(sub) && bytes.HasPrefix(s.data[s.pos:], []byte("null")) {
+			// encoding/json reads null as "absent"; the spec gives no
+			// field of a request a null value (leave the field out).
+			return greyerr.Invalid(kp, "must not be null at byte %d (leave the field out to use its default)", s.pos)
+		}
 		if err := s.value(sub, kp, depth+1); err != nil {
 			return err
 		}
@@ -219,6 +226,11 @@ func (s *strictScanner) object(t reflect.Type, path string, depth int) error {
 			return errNotJSON
 		}
 	}
+}
+
+// anyJSON reports whether t holds any JSON value, null included.
+func anyJSON(t reflect.Type) bool {
+	return t == reflect.TypeFor[json.RawMessage]() || t.Kind() == reflect.Interface
 }
 
 // foldName finds the field a key matches only case-insensitively.

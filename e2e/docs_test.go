@@ -219,7 +219,15 @@ func TestDocsExamples(t *testing.T) {
 	t.Logf("%d shell examples, %d marked skip", len(blocks), skipped)
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {
-			var shared *greyd // the file's greyd, started on first use
+			var shared *greyd // the file's greyd, for the blocks that start none
+			for _, b := range byFile[f] {
+				if _, own := b.script("", ""); b.skip == "" && !own {
+					shared = newGreyd(t, "")
+					shared.Start()
+					shared.WaitReady(30 * time.Second)
+					break
+				}
+			}
 			for _, b := range byFile[f] {
 				t.Run(fmt.Sprintf("line%d", b.line), func(t *testing.T) {
 					if b.skip != "" {
@@ -233,11 +241,6 @@ func TestDocsExamples(t *testing.T) {
 					dataDir := filepath.Join(t.TempDir(), "data")
 					src, own := b.script(addrs[0], addrs[2])
 					if !own {
-						if shared == nil {
-							shared = newGreyd(t, "")
-							shared.Start()
-							shared.WaitReady(30 * time.Second)
-						}
 						addrs = [3]string{shared.HTTPAddr, shared.RaftAddr, shared.MetricsAddr}
 						dataDir = shared.DataDir
 						src, _ = b.script(addrs[0], addrs[2])
@@ -264,11 +267,12 @@ func runDocBlock(t *testing.T, b docBlock, root, binDir string, addrs [3]string,
 		}
 	}
 	statusFile := filepath.Join(dir, ".docs-status")
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", src)
 	cmd.Dir = dir
-	cmd.Env = append(cleanEnv(),
+	cmd.Env = append(cleanEnv(), goEnv(t)...)
+	cmd.Env = append(cmd.Env,
 		"PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"HOME="+dir,
 		"GREY_REPO="+root,
@@ -281,13 +285,21 @@ func runDocBlock(t *testing.T, b docBlock, root, binDir string, addrs [3]string,
 	)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	// Output goes to a file, not a pipe: a greyd the block started in the
+	// background keeps its output open after bash exits.
+	outFile, err := os.Create(filepath.Join(dir, ".docs-output"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outFile.Close()
+	cmd.Stdout, cmd.Stderr = outFile, outFile
+	err = cmd.Run()
 	if cmd.Process != nil {
 		// Whatever the block left running (a greyd it started).
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
+	outBytes, _ := os.ReadFile(outFile.Name())
+	out := bytes.NewBuffer(outBytes)
 	where := fmt.Sprintf("%s:%d", b.file, b.line)
 	if ctx.Err() != nil {
 		t.Fatalf("%s: did not finish in time; output:\n%s", where, tail(out.Bytes(), 4000))
@@ -307,6 +319,21 @@ func runDocBlock(t *testing.T, b docBlock, root, binDir string, addrs [3]string,
 		}
 	}
 	t.Logf("%s ok; output:\n%s", where, tail(out.Bytes(), 1500))
+}
+
+// goEnv keeps the go command's caches where they are when a block runs
+// with its own HOME.
+func goEnv(t *testing.T) []string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOPATH", "GOMODCACHE", "GOCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env: %v", err)
+	}
+	v := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(v) != 3 {
+		t.Fatalf("go env: %q", out)
+	}
+	return []string{"GOPATH=" + v[0], "GOMODCACHE=" + v[1], "GOCACHE=" + v[2]}
 }
 
 // TestProofVerifierInDocs runs the Python verifier of docs/PROOFS.md on a
