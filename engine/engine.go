@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -64,6 +65,11 @@ type Config struct {
 	// Replay holds the handlers this server can replay tasks with, by kind
 	// (only worker.Deterministic ones replay).
 	Replay map[string]worker.Handler
+	// ValidatePayload, if set, checks a task's payload at submit with its
+	// kind's executor (executor.Registry.ValidatePayload); an error is a
+	// 400 naming the payload field. Payloads given by payload_ref are
+	// checked when they run.
+	ValidatePayload func(kind string, payload json.RawMessage) error
 	// ProofChecked, if set, is told the platform and outcome ("verified",
 	// "rejected" or "error") of every proof this server checks on read.
 	ProofChecked func(platform, result string)

@@ -239,10 +239,12 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 				s.metrics.Proof(platform, result)
 			}
 		},
-		Replay:  builtins,
-		Data:    data,
-		Archive: archiveConfig(cfg, s.archive),
-		Metrics: archReg,
+		Replay: builtins,
+		// Payloads a kind can never run are refused at submit.
+		ValidatePayload: execs.ValidatePayload,
+		Data:            data,
+		Archive:         archiveConfig(cfg, s.archive),
+		Metrics:         archReg,
 
 		DeadServerTimeout: cfg.Raft.DeadServerTimeout.Std(),
 		PeerTLS:           mat.NodeClientConfig(),
@@ -284,7 +286,9 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		}
 	}
 
-	if cfg.Worker.Enabled {
+	// worker.enabled runs in-process workers on a node of role both only:
+	// a server-role node is the control plane and executes nothing.
+	if cfg.Worker.Enabled && cfg.Node.Role != config.RoleServer {
 		s.pool = worker.NewPool(newRouter(s.eng, s.peerToken(), s.peerOptions()...), worker.Options{
 			WorkerID:      cfg.Node.ID + "/builtin",
 			Kinds:         cfg.Worker.Kinds,
@@ -318,6 +322,9 @@ func (s *Server) closeEarly() {
 	s.eng.Close()
 	_ = s.node.Shutdown(false)
 	_ = s.httpLn.Close()
+	if s.archive != nil {
+		_ = s.archive.Close()
+	}
 }
 
 // APIURL is the API's base URL on its bound address (https:// with TLS).
