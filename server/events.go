@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,7 +88,7 @@ func eventBlocks(cfg *config.Config) []eventStream {
 // on its first delivery, so a broker that is down at start degrades the
 // stream (/readyz says so) instead of stopping greyd. A URL this build
 // cannot open does stop it.
-func openEvents(cfg *config.Config, o *options, reg prometheus.Registerer, logger *slog.Logger, submit events.SubmitFunc) (*eventStreams, error) {
+func openEvents(cfg *config.Config, o *options, reg prometheus.Registerer, logger *slog.Logger, submit events.SubmitFunc, tenants func(context.Context) []string) (*eventStreams, error) {
 	blocks := eventBlocks(cfg)
 	es := &eventStreams{}
 	if len(blocks) == 0 {
@@ -108,7 +109,10 @@ func openEvents(cfg *config.Config, o *options, reg prometheus.Registerer, logge
 		log := logger.With("component", "events", "broker", b.name)
 		if b.source {
 			c, err := events.NewConsumerFunc(func(ctx context.Context) (events.SourceDriver, error) {
-				return o.events.OpenSource(ctx, b.url, b.sourceOptions)
+				so := b.sourceOptions
+				so.Settings = maps.Clone(so.Settings)
+				so.Settings[events.SettingTenants] = strings.Join(tenants(ctx), ",")
+				return o.events.OpenSource(ctx, b.url, so)
 			}, events.ConsumerOptions{Name: b.name, Submit: submit, MaxMessageBytes: maxMessageBytes(cfg), Logger: log, Metrics: m})
 			if err != nil {
 				return nil, err
@@ -219,6 +223,20 @@ func (es *eventStreams) close() {
 	for _, s := range es.sinks {
 		_ = s.p.Close()
 	}
+}
+
+// tenantIDs lists the tenants the state knows, for drivers that declare a
+// queue per tenant.
+func (s *Server) tenantIDs(ctx context.Context) []string {
+	if s.eng == nil {
+		return nil
+	}
+	var out []string
+	for _, t := range s.eng.ListTenants(ctx) {
+		out = append(out, t.ID)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // submitOne is the consumers' submit: engine.Submit of one spec.
