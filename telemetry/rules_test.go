@@ -3,6 +3,7 @@ package telemetry
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/grey-distributed/grey/relay"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -252,8 +253,8 @@ func knownFamilies() map[string]bool {
 		known[f] = true
 	}
 	for _, s := range relaySinks {
-		for _, suf := range []string{"lag_tasks", "lag_seconds", "delivered_tasks_total", "delivery_errors_total", "delivery_seconds"} {
-			known["grey_"+s+"_"+suf] = true
+		for _, f := range relay.Families(s) {
+			known[f] = true
 		}
 	}
 	return known
