@@ -27,7 +27,7 @@ import (
 // startEventsServer runs a greyd whose events.kafka block (source and
 // sink) opens the in-memory broker b, registered under the kafka scheme:
 // the configuration path a real Kafka takes, without a broker.
-func startEventsServer(t *testing.T, open events.Opener, mutate ...func(*config.Config)) (*Server, func(string) *client.Client) {
+func startEventsServer(t testing.TB, open events.Opener, mutate ...func(*config.Config)) (*Server, func(string) *client.Client) {
 	t.Helper()
 	reg := events.NewRegistry()
 	if err := reg.Register("kafka", open); err != nil {
