@@ -370,3 +370,39 @@ func TestEventsUnknownSchemeStopsStart(t *testing.T) {
 		t.Fatalf("start without an events registry: %v", err)
 	}
 }
+
+// The events block becomes the drivers' URLs and settings.
+func TestEventBlocks(t *testing.T) {
+	cfg := config.Default()
+	if b := eventBlocks(cfg); len(b) != 0 {
+		t.Fatalf("default config has event streams: %+v", b)
+	}
+	k := &cfg.Events.Kafka
+	k.Brokers, k.Source, k.Sink, k.Transactional, k.Group = []string{"k1:9092", "k2:9093"}, true, true, true, "grey-eu"
+	k.SASL = config.KafkaSASLConfig{Mechanism: "SCRAM-SHA-512", Username: "u", Password: "p"}
+	k.TLS = config.KafkaTLSConfig{Enabled: true, CAFile: "/ca.pem"}
+	r := &cfg.Events.RabbitMQ
+	r.URL, r.Sink, r.QueueType, r.MaxPriority, r.DeliveryLimit, r.Prefetch = "amqps://u:p@rabbit:5671/grey", true, config.QueueClassic, 10, 3, 50
+	b := eventBlocks(cfg)
+	if len(b) != 2 {
+		t.Fatalf("%d blocks", len(b))
+	}
+	kb, rb := b[0], b[1]
+	if kb.name != "kafka" || kb.url != "kafka://k1:9092" || !kb.source || !kb.sink || !kb.sinkOptions.Transactional || kb.sourceOptions.Group != "grey-eu" {
+		t.Errorf("kafka %+v", kb)
+	}
+	for key, want := range map[string]string{events.SettingBrokers: "k1:9092,k2:9093", events.SettingTopicsRegex: `^grey\.tasks\..+$`, events.SettingCompression: "zstd",
+		events.SettingSASLMechanism: "SCRAM-SHA-512", events.SettingSASLUsername: "u", events.SettingSASLPassword: "p", events.SettingTLS: "true", events.SettingTLSCAFile: "/ca.pem"} {
+		if kb.sourceOptions.Settings[key] != want || kb.sinkOptions.Settings[key] != want {
+			t.Errorf("kafka setting %s = %q, want %q", key, kb.sourceOptions.Settings[key], want)
+		}
+	}
+	if rb.name != "rabbitmq" || rb.url != "amqps://u:p@rabbit:5671/grey" || rb.source || !rb.sink || rb.sourceOptions.Prefetch != 50 {
+		t.Errorf("rabbitmq %+v", rb)
+	}
+	for key, want := range map[string]string{events.SettingQueueType: "classic", events.SettingMaxPriority: "10", events.SettingDeliveryLimit: "3"} {
+		if rb.sinkOptions.Settings[key] != want {
+			t.Errorf("rabbitmq setting %s = %q, want %q", key, rb.sinkOptions.Settings[key], want)
+		}
+	}
+}
