@@ -22,6 +22,7 @@ import (
 	"github.com/grey-distributed/grey/internal/blobtest"
 	"github.com/grey-distributed/grey/internal/greytest"
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/tenant"
 )
 
 // startEventsServer runs a greyd whose events.kafka block (source and
@@ -404,5 +405,45 @@ func TestEventBlocks(t *testing.T) {
 		if rb.sinkOptions.Settings[key] != want {
 			t.Errorf("rabbitmq setting %s = %q, want %q", key, rb.sinkOptions.Settings[key], want)
 		}
+	}
+}
+
+// Through the real engine: a message for a tenant that does not exist and
+// one whose payload is over the tenant's limit go to the DLQ; a tenant at
+// its max_queued is paused, not dropped, and its messages all become tasks
+// as its running tasks finish.
+func TestEventsTenantLimits(t *testing.T) {
+	b := memevents.New()
+	s, mk := startEventsServer(t, memevents.Opener(b), func(cfg *config.Config) {
+		cfg.Tenants.AutoCreate = false
+		cfg.Tenants.EnforceQuotas = true
+	})
+	ctx := context.Background()
+	admin := mk("")
+	if _, err := admin.CreateTenant(ctx, "acme", tenant.Quota{Weight: 1, MaxQueued: 2, MaxPayloadBytes: 64}); err != nil {
+		t.Fatal(err)
+	}
+	produceMsg(t, b, "ghost", `{"kind":"echo"}`, nil)
+	produceMsg(t, b, "acme", fmt.Sprintf(`{"kind":"echo","payload":%q}`, strings.Repeat("x", 100)), nil)
+	const n = 8
+	for i := range n {
+		produceMsg(t, b, "acme", fmt.Sprintf(`{"kind":"sleep","payload":{"ms":%d}}`, 50+i), nil)
+	}
+	greytest.Eventually(t, 60*time.Second, func() bool { return b.Pending("acme") == 0 && b.Pending("ghost") == 0 })
+	if dl := b.DeadLetters("ghost"); len(dl) != 1 || !strings.HasPrefix(dl[0].Reason, "unknown_tenant: ") {
+		t.Fatalf("ghost's dead letters: %+v", dl)
+	}
+	if dl := b.DeadLetters("acme"); len(dl) != 1 || !strings.HasPrefix(dl[0].Reason, "payload_too_large: ") {
+		t.Fatalf("acme's dead letters: %+v", dl)
+	}
+	page, err := mk("acme").List(ctx, client.ListOptions{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Tasks) != n {
+		t.Fatalf("acme has %d tasks, want %d: quota refusals must hold messages back, not drop them", len(page.Tasks), n)
+	}
+	if got := counter(t, s.registry, "grey_events_retried_total", map[string]string{"reason": "quota"}); got < 1 {
+		t.Errorf("no quota refusal was counted (grey_events_retried_total{reason=quota} = %v): the test did not reach the limit", got)
 	}
 }
