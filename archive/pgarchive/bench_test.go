@@ -113,45 +113,17 @@ func TestReadLatencyAtScale(t *testing.T) {
 	}
 	defer s.Close()
 
-	measure := func(name string, samples int, f func(k int) error) {
-		t.Helper()
-		for k := 0; k < 200; k++ { // warm the pool, caches and plans
-			if err := f(k); err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
+	get := func(bound bool) func() error {
+		return func() error {
+			x := sample[rng.IntN(len(sample))]
+			d.noIDPruning = !bound
+			_, err := s.Get(ctx, x.tenant, x.id)
+			d.noIDPruning = false
+			return err
 		}
-		lat := make([]time.Duration, samples)
-		for k := range lat {
-			t0 := time.Now()
-			if err := f(k); err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			lat[k] = time.Since(t0)
-		}
-		slices.Sort(lat)
-		p := func(q float64) time.Duration { return lat[int(q*float64(len(lat)-1))] }
-		load, _ := os.ReadFile("/proc/loadavg")
-		t.Logf("%-40s p50 %8s  p99 %8s  max %8s  (%d samples; load average %s)", name, p(0.50).Round(time.Microsecond),
-			p(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond), samples, strings.Join(strings.Fields(string(load))[:3], " "))
 	}
-	get := func(k int) error {
-		x := sample[rng.IntN(len(sample))]
-		_, err := s.Get(ctx, x.tenant, x.id)
-		return err
-	}
-	measure("get by id", 5000, get)
-	d.noIDPruning = true
-	measure("get by id (no UUIDv7 partition bound)", 5000, get)
-	d.noIDPruning = false
-	measure("first page (newest 100)", 2000, func(int) error {
-		p, err := s.List(ctx, "tenant-"+strconv.Itoa(rng.IntN(tenants)), archive.Query{Limit: 100})
-		if err == nil && len(p.Records) != 100 {
-			err = fmt.Errorf("%d records", len(p.Records))
-		}
-		return err
-	})
 	// Next pages: a cursor at a random depth of a random tenant (pages 2
-	// to 200), followed.
+	// to 200).
 	cursors := map[string][]string{}
 	for k := 0; k < 20; k++ {
 		ten := "tenant-" + strconv.Itoa(k)
@@ -170,15 +142,62 @@ func TestReadLatencyAtScale(t *testing.T) {
 			next = p.Next
 		}
 	}
-	measure("next page (cursor, depth 2..200)", 2000, func(int) error {
-		ten := "tenant-" + strconv.Itoa(rng.IntN(20))
-		cs := cursors[ten]
-		p, err := s.List(ctx, ten, archive.Query{Limit: 100, Cursor: cs[rng.IntN(len(cs))]})
-		if err == nil && len(p.Records) != 100 {
-			err = fmt.Errorf("%d records", len(p.Records))
+	page := func(cursor, window bool) func() error {
+		return func() error {
+			d.noListWindow = !window
+			defer func() { d.noListWindow = false }()
+			q := archive.Query{Limit: 100}
+			ten := "tenant-" + strconv.Itoa(rng.IntN(tenants))
+			if cursor {
+				ten = "tenant-" + strconv.Itoa(rng.IntN(20))
+				cs := cursors[ten]
+				q.Cursor = cs[rng.IntN(len(cs))]
+			}
+			p, err := s.List(ctx, ten, q)
+			if err == nil && len(p.Records) != 100 {
+				err = fmt.Errorf("%d records", len(p.Records))
+			}
+			return err
 		}
-		return err
-	})
+	}
+	ops := []struct {
+		name string
+		f    func() error
+		lat  []time.Duration
+	}{
+		{name: "get by id", f: get(true)},
+		{name: "get by id (no UUIDv7 partition bound)", f: get(false)},
+		{name: "first page (newest 100)", f: page(false, true)},
+		{name: "next page (cursor, depth 2..200)", f: page(true, true)},
+		{name: "first page (all partitions)", f: page(false, false)},
+		{name: "next page (all partitions)", f: page(true, false)},
+	}
+	// Interleaved, so that every operation meets the same load of this
+	// (shared) machine.
+	const rounds = 2000
+	load0, _ := os.ReadFile("/proc/loadavg")
+	for r := -200; r < rounds; r++ { // 200 warm-up rounds: pool, caches, plans
+		for i := range ops {
+			t0 := time.Now()
+			if err := ops[i].f(); err != nil {
+				t.Fatalf("%s: %v", ops[i].name, err)
+			}
+			if r >= 0 {
+				ops[i].lat = append(ops[i].lat, time.Since(t0))
+			}
+		}
+	}
+	load1, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("%d interleaved rounds; load average before %s, after %s", rounds,
+		strings.Join(strings.Fields(string(load0))[:3], " "), strings.Join(strings.Fields(string(load1))[:3], " "))
+	for _, op := range ops {
+		lat := op.lat
+		slices.Sort(lat)
+		p := func(q float64) time.Duration { return lat[int(q*float64(len(lat)-1))] }
+		t.Logf("%-40s p50 %8s  p90 %8s  p99 %8s  max %8s", op.name, p(0.50).Round(time.Microsecond),
+			p(0.90).Round(time.Microsecond), p(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
+	}
+
 	// Where the time goes: the plans and server-side times of the three
 	// reads, as the app role under a tenant.
 	var pl *pgxpool.Pool
@@ -221,10 +240,16 @@ func TestReadLatencyAtScale(t *testing.T) {
 		}
 		t.Logf("plan of %s:\n%s", q.name, strings.Join(plan, "\n"))
 	}
-	measure("count (one tenant, ~50,000 rows)", 200, func(int) error {
-		_, err := s.Count(ctx, "tenant-"+strconv.Itoa(rng.IntN(tenants)), archive.Filter{})
-		return err
-	})
+	var counts []time.Duration
+	for k := 0; k < 100; k++ {
+		t0 := time.Now()
+		if _, err := s.Count(ctx, "tenant-"+strconv.Itoa(rng.IntN(tenants)), archive.Filter{}); err != nil {
+			t.Fatal(err)
+		}
+		counts = append(counts, time.Since(t0))
+	}
+	slices.Sort(counts)
+	t.Logf("%-40s p50 %8s  max %8s (100 samples)", "count (one tenant, ~50,000 rows)", counts[50].Round(time.Microsecond), counts[99].Round(time.Microsecond))
 }
 
 // v7 returns a UUIDv7 whose time is at.

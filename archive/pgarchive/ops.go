@@ -176,6 +176,16 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 			raw[j] = &s
 		}
 		fin := t.FinishedAt.UTC()
+		// List and Get prune partitions by the time in the id (see
+		// List): only ids that carry their creation time, and tasks that
+		// finished after it (clocks allowing), are stored.
+		it, ok := idTime(t.ID)
+		if !ok {
+			return greyerr.Invalid("id", "task id %s is not a UUIDv7: the archive orders and finds tasks by the time in their ids", t.ID)
+		}
+		if it.After(fin.Add(clockSlack)) {
+			return greyerr.Invalid("finished_at", "task %s finished at %s, more than %s before its id's time %s", t.ID, fin.Format(time.RFC3339Nano), clockSlack, it.UTC().Format(time.RFC3339Nano))
+		}
 		ids = append(ids, t.ID)
 		fins = append(fins, fin)
 		status = append(status, string(t.Status))
@@ -334,40 +344,75 @@ func unfiltered(f archive.Filter) bool {
 	return len(f.Statuses) == 0 && f.Kind == "" && f.FinishedFrom.IsZero() && f.FinishedTo.IsZero() && len(f.Labels) == 0
 }
 
+// listWindow is how far back, from the newest id a page can hold, List
+// first looks (see List).
+const listWindow = 3 * 24 * time.Hour
+
 // List implements archive.Driver: the tenant's records newest id first,
 // after q.Before (keyset paging on the primary key, no OFFSET).
+//
+// A page merges the tenant's rows of every daily partition by id. Most
+// pages come from the last few days before their first id, so List first
+// looks only at partitions from listWindow before the page's anchor (now,
+// or the cursor's id time). That answer is the page when it is full and
+// its oldest id is at least clockSlack younger than the window's start:
+// Upsert only stores tasks whose id time is at most clockSlack after they
+// finished, so every row finished before the window has an older id.
+// Otherwise (a sparse tenant) List asks all partitions.
 func (d *Driver) List(ctx context.Context, tenant string, q archive.DriverQuery) ([]archive.Record, error) {
 	cond, args, err := where(tenant, q.Filter, nil)
 	if err != nil {
 		return nil, err
 	}
+	anchor, windowed := time.Now(), !d.noListWindow
 	if q.Before != "" {
 		if _, err := uuid.Parse(q.Before); err != nil {
 			return nil, greyerr.Invalid("cursor", "names no task id")
 		}
 		args = append(args, q.Before)
 		cond += " AND id < $" + strconv.Itoa(len(args)) + "::uuid"
+		t, ok := idTime(q.Before)
+		anchor, windowed = t, windowed && ok
 	}
-	args = append(args, q.Limit)
-	sql := `SELECT ` + columns + ` FROM ` + Schema + `.tasks WHERE ` + cond +
-		` ORDER BY id DESC LIMIT $` + strconv.Itoa(len(args))
+	start := anchor.Add(-listWindow)
+	if !q.FinishedFrom.IsZero() && !q.FinishedFrom.Before(start) {
+		windowed = false // the filter bounds the partitions already
+	}
 	plain := unfiltered(q.Filter)
-	var out []archive.Record
-	err = d.read(ctx, false, func(pl *pool) error {
-		out = out[:0]
-		return d.readQuery(ctx, pl, tenant, plain, sql, args, func(rows pgx.Rows) error {
-			var tj, pay, res, pj []byte
-			if err := rows.Scan(&tj, &pay, &res, &pj); err != nil {
+	query := func(cond string, args []any) ([]archive.Record, error) {
+		args = append(args, q.Limit)
+		sql := `SELECT ` + columns + ` FROM ` + Schema + `.tasks WHERE ` + cond +
+			` ORDER BY id DESC LIMIT $` + strconv.Itoa(len(args))
+		var out []archive.Record
+		err := d.read(ctx, false, func(pl *pool) error {
+			out = out[:0]
+			return d.readQuery(ctx, pl, tenant, plain, sql, args, func(rows pgx.Rows) error {
+				var tj, pay, res, pj []byte
+				if err := rows.Scan(&tj, &pay, &res, &pj); err != nil {
+					return err
+				}
+				r, err := decode(tj, pay, res, pj)
+				if err == nil {
+					out = append(out, r)
+				}
 				return err
-			}
-			r, err := decode(tj, pay, res, pj)
-			if err == nil {
-				out = append(out, r)
-			}
-			return err
+			})
 		})
-	})
-	return out, err
+		return out, err
+	}
+	if windowed {
+		wargs := append(slices.Clone(args), start)
+		out, err := query(cond+" AND finished_at >= $"+strconv.Itoa(len(wargs)), wargs)
+		if err != nil {
+			return nil, err
+		}
+		if len(out) == q.Limit {
+			if t, ok := idTime(out[len(out)-1].Task.ID); ok && !t.Before(start.Add(clockSlack)) {
+				return out, nil
+			}
+		}
+	}
+	return query(cond, args)
 }
 
 // Count implements archive.Driver.

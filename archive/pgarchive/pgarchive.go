@@ -67,6 +67,8 @@ type Driver struct {
 	// noIDPruning turns off the finish-time bound a UUIDv7 id gives Get
 	// (the benchmark measures what the bound is worth).
 	noIDPruning bool
+	// noListWindow turns off List's first look at recent partitions only.
+	noListWindow bool
 }
 
 // pool is one server's connection pool and what is known of it.
@@ -308,17 +310,24 @@ func (d *Driver) inTenant(ctx context.Context, pl *pool, tenant string, readOnly
 	}
 	tx, err := pl.p.BeginTx(ctx, opts)
 	if err != nil {
-		return classify(err, fmt.Sprintf("archive %s: begin", pl.name))
+		err = classify(err, fmt.Sprintf("archive %s: begin", pl.name))
+		pl.resetOnLoss(err)
+		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if _, err := tx.Exec(ctx, `SELECT pg_catalog.set_config('grey.tenant_id', $1, true)`, tenant); err != nil {
-		return classify(err, fmt.Sprintf("archive %s: set the tenant", pl.name))
+		err = classify(err, fmt.Sprintf("archive %s: set the tenant", pl.name))
+		pl.resetOnLoss(err)
+		return err
 	}
 	if err := f(tx); err != nil {
+		pl.resetOnLoss(err)
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return classify(err, fmt.Sprintf("archive %s: commit", pl.name))
+		err = classify(err, fmt.Sprintf("archive %s: commit", pl.name))
+		pl.resetOnLoss(err)
+		return err
 	}
 	return nil
 }
@@ -374,7 +383,18 @@ func (d *Driver) readQuery(ctx context.Context, pl *pool, tenant string, generic
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	return classify(err, fmt.Sprintf("archive %s: read", pl.name))
+	err = classify(err, fmt.Sprintf("archive %s: read", pl.name))
+	pl.resetOnLoss(err)
+	return err
+}
+
+// resetOnLoss closes the pool's idle connections after an error that
+// says the server went away (a restart, a failover): they are all dead,
+// and a retry must not meet them one by one.
+func (pl *pool) resetOnLoss(err error) {
+	if greyerr.CodeOf(err) == greyerr.Unavailable {
+		pl.p.Reset()
+	}
 }
 
 // read runs f on a replica when there is one that answers, else on the

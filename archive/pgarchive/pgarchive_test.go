@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -544,16 +545,20 @@ func TestCrashDuringUpserts(t *testing.T) {
 	const batches, size = 40, 50
 	var all []archive.Record
 	done := make(chan struct{})
+	halfway := make(chan struct{})
 	var failures int
 	go func() {
 		defer close(done)
 		for b := 0; b < batches; b++ {
+			if b == batches/2 {
+				close(halfway)
+			}
 			batch := make([]archive.Record, size)
 			for i := range batch {
 				batch[i] = rec(fmt.Sprintf("crash-%d", i%3), time.Now())
 			}
 			all = append(all, batch...)
-			for try := 0; ; try++ {
+			for {
 				err := s.Upsert(ctx, batch)
 				if err == nil {
 					break
@@ -565,13 +570,17 @@ func TestCrashDuringUpserts(t *testing.T) {
 				failures++
 				time.Sleep(100 * time.Millisecond)
 			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	<-halfway
 	in.Kill()
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(time.Second)
 	in.Restart()
 	<-done
+	if failures == 0 {
+		t.Error("no upsert failed while PostgreSQL was down")
+	}
 	t.Logf("%d upserts failed while PostgreSQL was down and were written again", failures)
 	perTenant := map[string]int64{}
 	for _, r := range all {
@@ -584,5 +593,73 @@ func TestCrashDuringUpserts(t *testing.T) {
 		if n, err := s.Count(ctx, ten, archive.Filter{}); err != nil || n != want {
 			t.Errorf("tenant %s: %d records, %v; want %d (each once)", ten, n, err, want)
 		}
+	}
+}
+
+// TestListSparseAndMixedAges: List's first look at recent partitions
+// must not change a page: a tenant with one task every few days (the
+// look falls short), and tasks created long before they finished (old
+// ids in new partitions) mixed with fresh ones.
+func TestListSparseAndMixedAges(t *testing.T) {
+	db := migrated(t, "postgres")
+	s := store(t, open(t, db.AppURL, archive.OpenOptions{}))
+	ctx := ctxT(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var recs []archive.Record
+	for i := 0; i < 40; i++ { // one every 3 days, 120 days back
+		fin := now.Add(-time.Duration(i) * 72 * time.Hour)
+		recs = append(recs, archivetest.Make(archivetest.Spec{Tenant: "sparse", Finished: fin}))
+	}
+	for i := 0; i < 30; i++ { // created 20 days before they finished, today
+		fin := now.Add(-time.Duration(i) * time.Minute)
+		recs = append(recs, archivetest.Make(archivetest.Spec{Tenant: "sparse", ID: archivetest.IDAt(fin.Add(-20 * 24 * time.Hour)), Finished: fin}))
+	}
+	if err := s.Upsert(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]string, len(recs))
+	for i, r := range recs {
+		want[i] = r.Task.ID
+	}
+	slices.Sort(want)
+	slices.Reverse(want)
+	for _, limit := range []int{1, 7, 30, 100} {
+		var got []string
+		cursor := ""
+		for {
+			p, err := s.List(ctx, "sparse", archive.Query{Limit: limit, Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range p.Records {
+				got = append(got, r.Task.ID)
+			}
+			if p.Next == "" {
+				break
+			}
+			cursor = p.Next
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("limit %d: pages list %d ids, not the %d in id order", limit, len(got), len(want))
+		}
+	}
+}
+
+// TestUpsertRefusesIDsWithoutTime: the archive finds and orders tasks by
+// the time in their UUIDv7 ids; other ids, and tasks that finished more
+// than a day before their id's time, are refused (nothing is written).
+func TestUpsertRefusesIDsWithoutTime(t *testing.T) {
+	db := migrated(t, "postgres")
+	s := store(t, open(t, db.AppURL, archive.OpenOptions{}))
+	ctx := ctxT(t)
+	now := time.Now()
+	v4 := archivetest.Make(archivetest.Spec{Tenant: "ids", ID: "6ba7b810-9dad-41d1-80b4-00c04fd430c8", Finished: now})
+	future := archivetest.Make(archivetest.Spec{Tenant: "ids", ID: archivetest.IDAt(now.Add(49 * time.Hour)), Finished: now})
+	for name, r := range map[string]archive.Record{"a UUIDv4 id": v4, "an id two days after the finish": future} {
+		err := s.Upsert(ctx, []archive.Record{rec("ids", now), r})
+		wantCode(t, "upsert of "+name, err, greyerr.InvalidArgument)
+	}
+	if n, err := s.Count(ctx, "ids", archive.Filter{}); err != nil || n != 0 {
+		t.Errorf("%d records written, %v", n, err)
 	}
 }
