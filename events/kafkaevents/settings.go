@@ -283,6 +283,9 @@ func parseConfig(u *url.URL, settings map[string]string) (*config, error) {
 	if c.pingInterval == 0 {
 		c.pingInterval = 5 * time.Second
 	}
+	if c.metadataMaxAge < 100*time.Millisecond {
+		return nil, greyerr.Invalid(SettingMetadataMaxAge, "kafka: metadata_max_age is at least 100ms")
+	}
 	switch v := strings.ToLower(vals[SettingStart]); v {
 	case "", "earliest":
 	case "latest":
@@ -302,6 +305,7 @@ func parseConfig(u *url.URL, settings map[string]string) (*config, error) {
 		kgo.SeedBrokers(c.brokers...),
 		kgo.ClientID(c.clientID),
 		kgo.MetadataMaxAge(c.metadataMaxAge),
+		kgo.MetadataMinAge(min(c.metadataMaxAge, 5*time.Second)),
 	}
 	mech, err := parseSASL(vals)
 	if err != nil {
