@@ -14,9 +14,9 @@ import (
 const (
 	// HeaderContentType names the body's media type on a task message
 	// (application/json when absent).
-	HeaderContentType = "content-type"
+	HeaderContentType = events.HeaderContentType
 	// HeaderDLQReason carries why a message was dead-lettered.
-	HeaderDLQReason = "grey-dlq-reason"
+	HeaderDLQReason = events.HeaderReason
 	// HeaderDLQTopic, HeaderDLQPartition and HeaderDLQOffset say where
 	// the dead-lettered message was; HeaderDLQPosition is the three as
 	// one Position.
@@ -31,8 +31,8 @@ const (
 
 // Content types a task message may declare.
 const (
-	ContentTypeJSON = "application/json"
-	ContentTypeAvro = "avro/binary"
+	ContentTypeJSON = events.ContentTypeJSON
+	ContentTypeAvro = events.ContentTypeAvro
 )
 
 // positionPrefix starts every Kafka position.

@@ -157,9 +157,13 @@ func TestParseConfig(t *testing.T) {
 	if len(c.brokers) != 2 || c.brokers[1] != "h2:9093" || c.partitions != 6 || c.replication != 3 || !c.startLatest {
 		t.Fatalf("config %+v", c)
 	}
-	c, err = parseConfig(u("kafka://ignored:1/"), map[string]string{"brokers": "a:1, b:2", "sasl_mechanism": "scram-sha-512", "sasl_user": "u", "sasl_password": "p"})
+	c, err = parseConfig(u("kafka://ignored:1/"), map[string]string{"brokers": "a:1, b:2", "sasl_mechanism": "scram-sha-512", "sasl_username": "u", "sasl_password": "p"})
 	if err != nil || len(c.brokers) != 2 || c.brokers[0] != "a:1" {
 		t.Fatalf("brokers setting: %+v %v", c, err)
+	}
+	// Settings carry every driver's keys: another driver's are ignored.
+	if _, err := parseConfig(u("kafka://h:1/"), map[string]string{"queue_type": "quorum", "delivery_limit": "5"}); err != nil {
+		t.Fatalf("another driver's settings: %v", err)
 	}
 	for _, bad := range []struct {
 		url      string
@@ -168,6 +172,7 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{"kafka:///", nil, SettingBrokers},
 		{"kafka://h:1/?nope=1", nil, "nope"},
+		{"kafka://h:1/?queue_type=quorum", nil, "queue_type"},
 		{"kafka://h:1/", map[string]string{"compression": "brotli"}, SettingCompression},
 		{"kafka://h:1/", map[string]string{"topics_regex": "("}, SettingTopicsRegex},
 		{"kafka://h:1/", map[string]string{"partitions": "0"}, SettingPartitions},
@@ -175,11 +180,11 @@ func TestParseConfig(t *testing.T) {
 		{"kafka://h:1/", map[string]string{"linger": "soon"}, SettingLinger},
 		{"kafka://h:1/", map[string]string{"start": "middle"}, SettingStart},
 		{"kafka://h:1/", map[string]string{"transactional": "maybe"}, SettingTransactional},
-		{"kafka://h:1/", map[string]string{"sasl_mechanism": "GSSAPI", "sasl_user": "u"}, SettingSASLMechanism},
-		{"kafka://h:1/", map[string]string{"sasl_mechanism": "PLAIN"}, SettingSASLUser},
-		{"kafka://h:1/", map[string]string{"sasl_user": "u"}, SettingSASLMechanism},
+		{"kafka://h:1/", map[string]string{"sasl_mechanism": "GSSAPI", "sasl_username": "u"}, SettingSASLMechanism},
+		{"kafka://h:1/", map[string]string{"sasl_mechanism": "PLAIN"}, SettingSASLUsername},
+		{"kafka://h:1/", map[string]string{"sasl_username": "u"}, SettingSASLMechanism},
 		{"kafka://h:1/", map[string]string{"tls": "yes please"}, SettingTLS},
-		{"kafka://h:1/", map[string]string{"tls_ca": "/nonexistent/ca.pem"}, SettingTLSCA},
+		{"kafka://h:1/", map[string]string{"tls_ca_file": "/nonexistent/ca.pem"}, SettingTLSCAFile},
 		{"kafka://h:1/", map[string]string{"tls": "true", "tls_cert": "/x.pem"}, SettingTLSCert},
 	} {
 		_, err := parseConfig(u(bad.url), bad.settings)

@@ -32,3 +32,8 @@ func (Opener) OpenSink(ctx context.Context, u *url.URL, opts events.SinkOptions)
 	}
 	return s, nil
 }
+
+// Register registers the kafka:// driver in r.
+func Register(r *events.Registry) error {
+	return r.Register(Scheme, Opener{})
+}

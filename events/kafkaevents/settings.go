@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/grey-distributed/grey/events"
 	"github.com/grey-distributed/grey/greyerr"
 )
 
@@ -27,12 +28,12 @@ import (
 const (
 	// SettingBrokers is a comma-separated list of host:port seeds; it
 	// replaces the URL's host list.
-	SettingBrokers = "brokers"
+	SettingBrokers = events.SettingBrokers
 	// SettingClientID is the client id the brokers log (default "grey").
 	SettingClientID = "client_id"
 	// SettingTopicsRegex is the source's subscription (default
 	// ^grey\.tasks\..+$).
-	SettingTopicsRegex = "topics_regex"
+	SettingTopicsRegex = events.SettingTopicsRegex
 	// SettingTasksPrefix is the prefix stripped from a topic's name to
 	// find its tenant (default "grey.tasks.").
 	SettingTasksPrefix = "tasks_prefix"
@@ -67,7 +68,7 @@ const (
 	SettingFetchMaxWait = "fetch_max_wait"
 	// SettingCompression is the sink's (and DLQ's) batch compression:
 	// none, gzip, snappy, lz4 or zstd (default snappy).
-	SettingCompression = "compression"
+	SettingCompression = events.SettingCompression
 	// SettingLinger is how long the producer waits to fill a batch
 	// (default 0: batches form while a previous one is in flight).
 	SettingLinger = "linger"
@@ -91,17 +92,17 @@ const (
 	SettingPartitions  = "partitions"
 	SettingReplication = "replication"
 	// SettingSASLMechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
-	// (default: no SASL); SettingSASLUser and SettingSASLPassword are its
-	// credentials.
-	SettingSASLMechanism = "sasl_mechanism"
-	SettingSASLUser      = "sasl_user"
-	SettingSASLPassword  = "sasl_password"
-	// SettingTLS turns on TLS (true/false); SettingTLSCA names a PEM file
-	// of CAs (default: the system's), SettingTLSCert and SettingTLSKey a
-	// client certificate, SettingTLSServerName the name to verify, and
-	// SettingTLSInsecure skips verification (tests only).
-	SettingTLS           = "tls"
-	SettingTLSCA         = "tls_ca"
+	// (default: no SASL); SettingSASLUsername and SettingSASLPassword are
+	// its credentials.
+	SettingSASLMechanism = events.SettingSASLMechanism
+	SettingSASLUsername  = events.SettingSASLUsername
+	SettingSASLPassword  = events.SettingSASLPassword
+	// SettingTLS turns on TLS (true/false); SettingTLSCAFile names a PEM
+	// file of CAs (default: the system's), SettingTLSCert and
+	// SettingTLSKey a client certificate, SettingTLSServerName the name
+	// to verify, and SettingTLSInsecure skips verification (tests only).
+	SettingTLS           = events.SettingTLS
+	SettingTLSCAFile     = events.SettingTLSCAFile
 	SettingTLSCert       = "tls_cert"
 	SettingTLSKey        = "tls_key"
 	SettingTLSServerName = "tls_server_name"
@@ -118,19 +119,19 @@ const (
 	DefaultTxnID         = "grey-events"
 )
 
-// knownSettings are the keys the driver reads; any other key is a
-// mistake worth failing on. The portable layer's own keys (group, source,
-// sink) are tolerated: they may ride along in Settings.
+// knownSettings are the keys the driver reads. An unknown key in the
+// URL's query is a mistake worth failing on; Settings carry the keys of
+// every driver (the server fills them from the whole events block), so
+// unknown keys there are ignored.
 var knownSettings = []string{
 	SettingBrokers, SettingClientID, SettingTopicsRegex, SettingTasksPrefix,
 	SettingDLQPrefix, SettingDLQMaxValueBytes, SettingResultsPrefix,
 	SettingEventsTopic, SettingStart, SettingMetadataMaxAge, SettingPingInterval,
 	SettingFetchMaxWait, SettingCompression, SettingLinger, SettingDeliveryTimeout,
 	SettingTransactional, SettingTransactionalID, SettingCreateTopics,
-	SettingPartitions, SettingReplication, SettingSASLMechanism, SettingSASLUser,
-	SettingSASLPassword, SettingTLS, SettingTLSCA, SettingTLSCert, SettingTLSKey,
+	SettingPartitions, SettingReplication, SettingSASLMechanism, SettingSASLUsername,
+	SettingSASLPassword, SettingTLS, SettingTLSCAFile, SettingTLSCert, SettingTLSKey,
 	SettingTLSServerName, SettingTLSInsecure,
-	"group", "source", "sink",
 }
 
 // config is a parsed URL plus settings.
@@ -170,14 +171,16 @@ func parseConfig(u *url.URL, settings map[string]string) (*config, error) {
 			vals[k] = vs[len(vs)-1]
 		}
 	}
-	for k, v := range settings {
-		vals[k] = v
-	}
 	for k := range vals {
 		if !slices.Contains(knownSettings, k) {
 			known := slices.Clone(knownSettings)
 			sort.Strings(known)
-			return nil, greyerr.Invalid(k, "kafka: unknown setting %q (known: %s)", k, strings.Join(known, ", "))
+			return nil, greyerr.Invalid(k, "kafka: unknown setting %q in the URL (known: %s)", k, strings.Join(known, ", "))
+		}
+	}
+	for k, v := range settings {
+		if slices.Contains(knownSettings, k) {
+			vals[k] = v
 		}
 	}
 	c := &config{
@@ -305,7 +308,9 @@ func parseConfig(u *url.URL, settings map[string]string) (*config, error) {
 		kgo.SeedBrokers(c.brokers...),
 		kgo.ClientID(c.clientID),
 		kgo.MetadataMaxAge(c.metadataMaxAge),
-		kgo.MetadataMinAge(min(c.metadataMaxAge, 5*time.Second)),
+		// A write to a topic just created waits for a metadata refresh:
+		// allow one a second rather than franz-go's five.
+		kgo.MetadataMinAge(min(c.metadataMaxAge, time.Second)),
 	}
 	mech, err := parseSASL(vals)
 	if err != nil {
@@ -343,15 +348,15 @@ func parseCompression(v string) (kgo.CompressionCodec, error) {
 // parseSASL returns the mechanism the settings name (nil: none).
 func parseSASL(vals map[string]string) ([]saslMech, error) {
 	m := strings.ToUpper(strings.TrimSpace(vals[SettingSASLMechanism]))
-	user, pass := vals[SettingSASLUser], vals[SettingSASLPassword]
+	user, pass := vals[SettingSASLUsername], vals[SettingSASLPassword]
 	if m == "" {
 		if user != "" || pass != "" {
-			return nil, greyerr.Invalid(SettingSASLMechanism, "kafka: sasl_user or sasl_password without sasl_mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")
+			return nil, greyerr.Invalid(SettingSASLMechanism, "kafka: sasl_username or sasl_password without sasl_mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")
 		}
 		return nil, nil
 	}
 	if user == "" {
-		return nil, greyerr.Invalid(SettingSASLUser, "kafka: sasl_mechanism %s needs sasl_user and sasl_password", m)
+		return nil, greyerr.Invalid(SettingSASLUsername, "kafka: sasl_mechanism %s needs sasl_username and sasl_password", m)
 	}
 	switch m {
 	case "PLAIN":
@@ -375,7 +380,7 @@ func parseTLS(vals map[string]string) (*tls.Config, error) {
 		}
 		on = b
 	}
-	ca, cert, key := vals[SettingTLSCA], vals[SettingTLSCert], vals[SettingTLSKey]
+	ca, cert, key := vals[SettingTLSCAFile], vals[SettingTLSCert], vals[SettingTLSKey]
 	if !on && ca == "" && cert == "" {
 		return nil, nil
 	}
@@ -390,11 +395,11 @@ func parseTLS(vals map[string]string) (*tls.Config, error) {
 	if ca != "" {
 		pem, err := os.ReadFile(ca)
 		if err != nil {
-			return nil, greyerr.Invalid(SettingTLSCA, "kafka: tls_ca: %v", err)
+			return nil, greyerr.Invalid(SettingTLSCAFile, "kafka: tls_ca_file: %v", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, greyerr.Invalid(SettingTLSCA, "kafka: tls_ca %s holds no PEM certificate", ca)
+			return nil, greyerr.Invalid(SettingTLSCAFile, "kafka: tls_ca_file %s holds no PEM certificate", ca)
 		}
 		tc.RootCAs = pool
 	}

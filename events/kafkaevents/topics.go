@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -50,18 +51,53 @@ func (m *topicMaker) ensure(ctx context.Context, names ...string) error {
 		return errorOf(err, "kafka: create topics %v", missing)
 	}
 	var firstErr error
+	var created []string
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	for _, n := range missing {
 		r, ok := resp[n]
 		switch {
-		case ok && (r.Err == nil || errors.Is(r.Err, kerr.TopicAlreadyExists)):
+		case ok && r.Err == nil:
+			created = append(created, n)
+			m.known[n] = true
+		case ok && errors.Is(r.Err, kerr.TopicAlreadyExists):
 			m.known[n] = true
 		case ok && firstErr == nil:
 			firstErr = errorOf(r.Err, "kafka: create topic %s", n)
 		}
 	}
+	m.mu.Unlock()
+	m.awaitLeaders(ctx, created)
 	return firstErr
+}
+
+// awaitLeaders waits (a few seconds at most) until the brokers' metadata
+// gives every topic in names a leader for each partition, so that the
+// first write to a new topic does not wait for a metadata refresh.
+func (m *topicMaker) awaitLeaders(ctx context.Context, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		details, err := m.adm.ListTopics(ctx, names...)
+		ready := err == nil
+		for _, n := range names {
+			d, ok := details[n]
+			if !ok || d.Err != nil || len(d.Partitions) == 0 {
+				ready = false
+				break
+			}
+			for _, p := range d.Partitions {
+				if p.Leader < 0 || p.Err != nil {
+					ready = false
+				}
+			}
+		}
+		if ready {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func contains(s []string, v string) bool {
