@@ -33,4 +33,9 @@ const (
 	// SettingMaxPriority: RabbitMQ classic queues' x-max-priority ("0" :
 	// none).
 	SettingMaxPriority = "max_priority"
+	// SettingTenants: the tenants the cluster knows when a source opens,
+	// comma-separated (a driver with a queue per tenant declares theirs;
+	// messages of later tenants must still arrive, e.g. through an
+	// alternate exchange).
+	SettingTenants = "tenants"
 )
