@@ -26,7 +26,7 @@ import (
 // kafka is one test's view of the real broker: a unique tenant prefix so
 // that the subscription sees only this test's topics, and a unique group.
 type kafka struct {
-	t       *testing.T
+	t       testing.TB
 	url     string
 	brokers string
 	run     string // unique per test: tenants are run+"a", run+"b", ...
@@ -35,7 +35,9 @@ type kafka struct {
 	adm     *kadm.Client
 }
 
-func newKafka(t *testing.T) *kafka {
+func newKafka(t *testing.T) *kafka { return newKafkaB(t) }
+
+func newKafkaB(t testing.TB) *kafka {
 	t.Helper()
 	raw := testenv.ServiceURL(t, "kafka")
 	u, err := url.Parse(raw)
@@ -74,7 +76,7 @@ func uniq() string {
 	return hex.EncodeToString(b)
 }
 
-func ctxFor(t *testing.T, d time.Duration) context.Context {
+func ctxFor(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
