@@ -133,8 +133,10 @@ type Consumer struct {
 }
 
 type pauseState struct {
-	until time.Time
-	timer *time.Timer
+	until  time.Time
+	timer  *time.Timer
+	d      SourceDriver
+	tenant string
 }
 
 // NewConsumer returns a consumer of d; Run uses d and does not close it.
@@ -266,11 +268,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer func() {
 		c.mu.Lock()
 		c.running, c.failures = false, 0
+		var resume []*pauseState
 		for t, p := range c.paused {
-			p.timer.Stop()
+			if p.timer.Stop() && !c.own {
+				// The driver outlives this Run: it must not keep the
+				// tenant paused for the next one.
+				resume = append(resume, p)
+			}
 			delete(c.paused, t)
 		}
 		c.mu.Unlock()
+		for _, p := range resume {
+			p.d.Resume(p.tenant)
+		}
 		c.opts.Metrics.setPaused(c.opts.Name, 0)
 	}()
 
@@ -674,7 +684,7 @@ func (c *Consumer) pause(d SourceDriver, tenant string, err error) {
 	if errors.As(err, &ge) && ge.RetryAfter > wait {
 		wait = min(ge.RetryAfter, c.opts.MaxBackoff)
 	}
-	p := &pauseState{until: time.Now().Add(wait)}
+	p := &pauseState{until: time.Now().Add(wait), d: d, tenant: tenant}
 	d.Pause(tenant)
 	p.timer = time.AfterFunc(wait, func() {
 		c.mu.Lock()

@@ -573,3 +573,29 @@ func testConsumerAckFailureRetries(t *testing.T, batched bool) {
 		t.Fatal("no acknowledgement failed")
 	}
 }
+
+// A consumer that stops while a tenant is paused resumes it in a driver
+// it does not own, so the next Run (a later leadership) consumes it.
+func TestConsumerStopResumesPausedTenant(t *testing.T) {
+	b := memevents.New()
+	cl := newCluster("busy")
+	var full atomic.Bool
+	full.Store(true)
+	cl.refuse = func(string) error {
+		if full.Load() {
+			return greyerr.New(greyerr.ResourceExhausted, "max_queued")
+		}
+		return nil
+	}
+	src, _ := b.OpenSource()
+	o := opts(cl, nil, false)
+	o.MinBackoff, o.MaxBackoff = time.Hour, time.Hour // paused for good unless resumed
+	c, _ := events.NewConsumer(src, o)
+	stop := run(t, c)
+	produce(t, b, "busy", memevents.Message{Value: []byte(`{"kind":"noop"}`)})
+	eventually(t, "busy paused", func() bool { return len(c.Status().Paused) == 1 })
+	stop()
+	full.Store(false)
+	run(t, c)
+	eventually(t, "busy consumed by the next run", func() bool { return b.Pending("busy") == 0 })
+}
