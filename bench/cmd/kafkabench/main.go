@@ -100,18 +100,17 @@ func run() error {
 	defer prod.Close()
 	prodErr := make(chan error, 1)
 	go func() {
-		var tick <-chan time.Time
-		if *rate > 0 {
-			t := time.NewTicker(time.Second / time.Duration(*rate))
-			defer t.Stop()
-			tick = t.C
-		}
+		// Paced by schedule (message i is due at start + i/rate), so a
+		// late message does not lower the rate after it.
+		start := time.Now()
 		var wg sync.WaitGroup
 		var ferr error
 		var emu sync.Mutex
 		for i := 0; i < *tasks; i++ {
-			if tick != nil {
-				<-tick
+			if *rate > 0 {
+				if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(*rate))); d > 0 {
+					time.Sleep(d)
+				}
 			}
 			r := &kgo.Record{Topic: taskTopic, Value: fmt.Appendf(nil, `{"kind":"noop","payload":{"n":%d}}`, i)}
 			at := time.Now()
