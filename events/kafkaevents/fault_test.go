@@ -15,6 +15,7 @@ import (
 
 	"github.com/grey-distributed/grey/events"
 	"github.com/grey-distributed/grey/events/kafkaevents"
+	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
 )
@@ -314,4 +315,66 @@ func readTopic(t *testing.T, addr, topic string, want int, iso kgo.IsolationLeve
 		}
 	}
 	return out
+}
+
+// TestFaultBrokerDownThenClose: with the broker killed after the group
+// was joined, Fetch reports Unavailable, Close returns in bounded time,
+// and after the restart the messages never acknowledged come again.
+func TestFaultBrokerDownThenClose(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test: starts, kills and restarts a Kafka broker")
+	}
+	pk := startPrivateKafka(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	topic := kafkaevents.DefaultTasksPrefix + "down"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(pk.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for i := range 10 {
+		recs = append(recs, &kgo.Record{Topic: topic, Value: fmt.Appendf(nil, "m%d", i)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	u, _ := url.Parse(pk.URL())
+	opts := events.SourceOptions{Group: "down", Settings: map[string]string{kafkaevents.SettingPingInterval: "1s"}}
+	s, err := kafkaevents.OpenSource(ctx, u, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fetchN(t, s, 10, 60*time.Second)
+	if err := s.Ack(ctx, got[:4]); err != nil {
+		t.Fatal(err)
+	}
+	pk.kill9()
+	fctx, fcancel := context.WithTimeout(ctx, 20*time.Second)
+	_, err = s.Fetch(fctx, 10)
+	fcancel()
+	if !greyerr.Is(err, greyerr.Unavailable) {
+		t.Errorf("fetch with the broker down: %v, want Unavailable", err)
+	}
+	start := time.Now()
+	_ = s.Close()
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("Close with the broker down took %s", d)
+	} else {
+		t.Logf("Close with the broker down took %s", d.Round(time.Millisecond))
+	}
+	pk.start()
+	s2, err := kafkaevents.OpenSource(ctx, u, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	again := fetchN(t, s2, 6, 90*time.Second)
+	if len(again) != 6 || again[0].Position != got[4].Position {
+		t.Fatalf("after the restart: %d messages from %v, want the 6 from %s", len(again), positions(again), got[4].Position)
+	}
 }
