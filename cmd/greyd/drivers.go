@@ -13,6 +13,7 @@ import (
 	"github.com/grey-distributed/grey/blobstore/memblob"
 	"github.com/grey-distributed/grey/blobstore/s3blob"
 	"github.com/grey-distributed/grey/events"
+	"github.com/grey-distributed/grey/events/kafkaevents"
 	"github.com/grey-distributed/grey/events/memevents"
 )
 
@@ -57,6 +58,7 @@ func eventDrivers() (*events.Registry, error) {
 	reg := events.NewRegistry()
 	for _, register := range []func(*events.Registry) error{
 		func(r *events.Registry) error { return memevents.Register(r, memevents.New()) }, // mem:// (one in-process broker: tests, demos)
+		kafkaevents.Register, // kafka://broker:port (settings from events.kafka)
 	} {
 		if err := register(reg); err != nil {
 			return nil, fmt.Errorf("event drivers: %w", err)

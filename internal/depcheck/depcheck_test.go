@@ -43,6 +43,7 @@ var notCore = []string{
 	"blobstore/azblob",
 	"blobstore/gocloudblob",
 	"archive/pgarchive/...", // the PostgreSQL driver and its test harness (pgtest)
+	"events/kafkaevents",
 	"test/...",
 	"e2e/...",
 	"bench/...",
