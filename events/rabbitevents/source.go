@@ -28,10 +28,10 @@ type Source struct {
 	ctl sync.Mutex
 
 	mu       sync.Mutex
-	gen      uint64           // generation of the connection the fields below belong to (0: none)
-	conn     *amqp.Connection // current connection
-	ch       *amqp.Channel    // consuming channel (acks go here)
-	pub      *amqp.Channel    // confirm-mode channel for DeadLetter
+	gen      uint64            // generation of the connection the fields below belong to (0: none)
+	conn     *amqp.Connection  // current connection
+	ch       *amqp.Channel     // consuming channel (acks go here)
+	pub      *amqp.Channel     // confirm-mode channel for DeadLetter
 	consumer map[string]string // tenant ("" for unrouted) -> consumer tag while consuming
 	nextTag  int
 	paused   map[string]bool
@@ -98,7 +98,7 @@ func (s *Source) signalLocked() {
 // queueArgs are the arguments of every task queue.
 func (s *Source) queueArgs() amqp.Table {
 	args := amqp.Table{
-		amqp.QueueTypeArg:         s.set.queueType,
+		amqp.QueueTypeArg:        s.set.queueType,
 		"x-dead-letter-exchange": s.set.dlx,
 	}
 	switch s.set.queueType {
