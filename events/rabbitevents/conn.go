@@ -43,13 +43,14 @@ type session struct {
 	gen     uint64
 	lastErr error // why the last attempt failed or the connection closed
 	tried   bool  // an attempt finished since start
+	change  chan struct{} // closed and replaced on every state change
 
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 func newSession(rawURL, name string) *session {
-	return &session{url: rawURL, name: name, done: make(chan struct{})}
+	return &session{url: rawURL, name: name, done: make(chan struct{}), change: make(chan struct{})}
 }
 
 // start runs the connection loop until stop.
@@ -83,7 +84,34 @@ func (s *session) current() (*amqp.Connection, uint64, error) {
 	return nil, 0, err
 }
 
+// wait returns the open connection; while the first attempt is under way
+// it waits for it (or ctx). Without a connection it returns the reason,
+// coded (Unavailable, PermissionDenied...).
+func (s *session) wait(ctx context.Context, what string) (*amqp.Connection, uint64, error) {
+	for {
+		conn, gen, err := s.current()
+		if conn != nil {
+			return conn, gen, nil
+		}
+		if err != nil {
+			return nil, 0, coded(err, "rabbitmq %s: broker not connected", what)
+		}
+		s.mu.Lock()
+		ch := s.change
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
 func (s *session) notify() {
+	s.mu.Lock()
+	close(s.change)
+	s.change = make(chan struct{})
+	s.mu.Unlock()
 	if s.changed != nil {
 		s.changed()
 	}

@@ -43,3 +43,13 @@ func brokerURL(u *url.URL) (string, error) {
 	}
 	return checkURL(u)
 }
+
+// Register registers the RabbitMQ driver for the amqp and amqps schemes.
+func Register(r *events.Registry) error {
+	for _, scheme := range []string{"amqp", "amqps"} {
+		if err := r.Register(scheme, Opener{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

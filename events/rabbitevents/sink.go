@@ -2,7 +2,6 @@ package rabbitevents
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -112,17 +111,19 @@ func (k *Sink) Publish(ctx context.Context, evs []events.Event) error {
 		}
 		routes[i] = routed{ex, key}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	k.pubMu.Lock()
 	defer k.pubMu.Unlock()
+	if _, _, err := k.sess.wait(ctx, "sink"); err != nil {
+		return err
+	}
 	k.mu.Lock()
 	ch := k.ch
 	k.mu.Unlock()
 	if ch == nil {
-		_, _, err := k.sess.current()
-		if err == nil {
-			err = errors.New("connecting")
-		}
-		return coded(err, "rabbitmq sink: broker not connected")
+		return greyerr.New(greyerr.Unavailable, "rabbitmq sink: broker connection lost")
 	}
 	now := time.Now()
 	confs := make([]*amqp.DeferredConfirmation, 0, len(evs))
@@ -150,6 +151,9 @@ func (k *Sink) Publish(ctx context.Context, evs []events.Event) error {
 			Body:         ev.Value,
 		})
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return coded(err, "rabbitmq sink: publish to %s", routes[i].ex)
 		}
 		confs = append(confs, dc)

@@ -326,30 +326,44 @@ func (s *Source) Fetch(ctx context.Context, max int) ([]*events.Message, error) 
 	}
 }
 
-// settle marks m settled and returns its handle when it belongs to the
-// current connection and was not settled before (nil otherwise: a message
-// of a closed connection is requeued by the broker, a settled one needs
-// nothing). The caller holds mu.
-func (s *Source) settleLocked(m *events.Message) *handle {
+// errStale says a message's connection closed after it was delivered.
+var errStale = greyerr.New(greyerr.Unavailable, "rabbitmq: the message's connection closed; the broker delivers it again (same position)")
+
+// settleLocked marks m settled and returns its handle when it belongs to
+// the current connection and was not settled before; nil, nil for a
+// message settled before (nothing to do); nil, errStale for a message of
+// a closed connection. The caller holds mu.
+func (s *Source) settleLocked(m *events.Message) (*handle, error) {
 	h, ok := m.Handle.(*handle)
-	if !ok || h == nil || h.settled || h.gen != s.gen || s.gen == 0 {
-		return nil
+	switch {
+	case !ok || h == nil:
+		return nil, greyerr.New(greyerr.InvalidArgument, "rabbitmq: message %q was not fetched from this source", m.Position)
+	case h.gen != s.gen || s.gen == 0:
+		return nil, errStale
+	case h.settled:
+		return nil, nil
 	}
 	h.settled = true
 	s.inflight[m.Tenant]--
-	return h
+	return h, nil
 }
 
 // Ack implements events.SourceDriver: basic.ack of each delivery. A
-// message whose connection has closed since needs no ack (the broker
-// requeued it; its redelivery has the same Position) and is skipped.
+// message whose connection closed since cannot be acknowledged (the
+// broker requeued it; its redelivery has the same Position): Ack
+// acknowledges the others and returns Unavailable.
 func (s *Source) Ack(ctx context.Context, msgs []*events.Message) error {
 	s.mu.Lock()
 	ch := s.ch
 	tags := make([]uint64, 0, len(msgs))
+	var firstErr error
 	for _, m := range msgs {
-		if h := s.settleLocked(m); h != nil {
+		h, err := s.settleLocked(m)
+		if h != nil {
 			tags = append(tags, h.tag)
+		}
+		if err != nil && firstErr == nil {
+			firstErr = err
 		}
 	}
 	s.mu.Unlock()
@@ -358,7 +372,7 @@ func (s *Source) Ack(ctx context.Context, msgs []*events.Message) error {
 			return coded(err, "rabbitmq: ack")
 		}
 	}
-	return nil
+	return firstErr
 }
 
 // Retry implements events.SourceDriver. The messages stay unacknowledged
@@ -389,12 +403,20 @@ func (s *Source) Retry(ctx context.Context, msgs []*events.Message) error {
 
 // DeadLetter implements events.SourceDriver: it publishes m to the
 // dead-letter exchange with grey-dlq-reason, waits for the broker's
-// confirm and acknowledges m. A message of a closed connection is skipped
-// (the broker redelivers it and it is judged again).
+// confirm and acknowledges m. A message of a closed connection is not
+// published (Unavailable: the broker redelivers it and it is judged
+// again); one settled before is left alone.
 func (s *Source) DeadLetter(ctx context.Context, m *events.Message, reason string) error {
 	s.mu.Lock()
 	h, ok := m.Handle.(*handle)
-	if !ok || h == nil || h.settled || h.gen != s.gen || s.gen == 0 {
+	switch {
+	case !ok || h == nil:
+		s.mu.Unlock()
+		return greyerr.New(greyerr.InvalidArgument, "rabbitmq: message %q was not fetched from this source", m.Position)
+	case h.gen != s.gen || s.gen == 0:
+		s.mu.Unlock()
+		return errStale
+	case h.settled:
 		s.mu.Unlock()
 		return nil
 	}
@@ -430,11 +452,13 @@ func (s *Source) DeadLetter(ctx context.Context, m *events.Message, reason strin
 		return greyerr.New(greyerr.Unavailable, "rabbitmq: the broker did not confirm the dead-lettered message")
 	}
 	s.mu.Lock()
-	h = s.settleLocked(m)
+	h, err = s.settleLocked(m)
 	ch := s.ch
 	s.mu.Unlock()
 	if h == nil {
-		return nil
+		// dead-lettered but the connection closed before the ack: the
+		// redelivery is dead-lettered again (grey-position tells copies)
+		return err
 	}
 	if err := ch.Ack(h.tag, false); err != nil {
 		return coded(err, "rabbitmq: ack dead-lettered message")
@@ -496,20 +520,16 @@ func (s *Source) Resume(tenant string) {
 // messages of its queue (queue.declare passive) plus those delivered to
 // this driver and not yet acknowledged.
 func (s *Source) Lag(ctx context.Context) (map[string]int64, error) {
+	conn, _, err := s.sess.wait(ctx, "source")
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
-	conn := s.conn
 	inflight := make(map[string]int64, len(s.inflight))
 	for k, v := range s.inflight {
 		inflight[k] = v
 	}
 	s.mu.Unlock()
-	if conn == nil {
-		_, _, err := s.sess.current()
-		if err == nil {
-			err = errors.New("connecting")
-		}
-		return nil, coded(err, "rabbitmq source: broker not connected")
-	}
 	out := make(map[string]int64, len(s.set.tenants))
 	var ch *amqp.Channel
 	defer func() {

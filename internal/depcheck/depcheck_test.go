@@ -41,6 +41,7 @@ var notCore = []string{
 	"blobstore/gcsblob",
 	"blobstore/azblob",
 	"blobstore/gocloudblob",
+	"events/rabbitevents",
 	"test/...",
 	"e2e/...",
 	"bench/...",
