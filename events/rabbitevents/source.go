@@ -44,6 +44,7 @@ type Source struct {
 
 // handle is Message.Handle: the delivery tag on one connection.
 type handle struct {
+	src     *Source
 	gen     uint64
 	tag     uint64
 	settled bool // acknowledged or dead-lettered (guarded by Source.mu)
@@ -250,7 +251,7 @@ func (s *Source) forward(dels <-chan amqp.Delivery, queue, tenant string, gen ui
 			Redelivered: d.Redelivered,
 		}
 		m := dl.toMessage()
-		m.Handle = &handle{gen: gen, tag: d.DeliveryTag}
+		m.Handle = &handle{src: s, gen: gen, tag: d.DeliveryTag}
 		s.mu.Lock()
 		if s.gen != gen {
 			s.mu.Unlock()
@@ -336,7 +337,7 @@ var errStale = greyerr.New(greyerr.Unavailable, "rabbitmq: the message's connect
 func (s *Source) settleLocked(m *events.Message) (*handle, error) {
 	h, ok := m.Handle.(*handle)
 	switch {
-	case !ok || h == nil:
+	case !ok || h == nil || h.src != s:
 		return nil, greyerr.New(greyerr.InvalidArgument, "rabbitmq: message %q was not fetched from this source", m.Position)
 	case h.gen != s.gen || s.gen == 0:
 		return nil, errStale
@@ -385,7 +386,7 @@ func (s *Source) Retry(ctx context.Context, msgs []*events.Message) error {
 	var back []*events.Message
 	for _, m := range msgs {
 		h, ok := m.Handle.(*handle)
-		if !ok || h == nil || h.settled || h.gen != s.gen || s.gen == 0 {
+		if !ok || h == nil || h.src != s || h.settled || h.gen != s.gen || s.gen == 0 {
 			continue
 		}
 		if s.paused[m.Tenant] {
@@ -410,7 +411,7 @@ func (s *Source) DeadLetter(ctx context.Context, m *events.Message, reason strin
 	s.mu.Lock()
 	h, ok := m.Handle.(*handle)
 	switch {
-	case !ok || h == nil:
+	case !ok || h == nil || h.src != s:
 		s.mu.Unlock()
 		return greyerr.New(greyerr.InvalidArgument, "rabbitmq: message %q was not fetched from this source", m.Position)
 	case h.gen != s.gen || s.gen == 0:
