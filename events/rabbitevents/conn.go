@@ -41,8 +41,8 @@ type session struct {
 	mu      sync.Mutex
 	conn    *amqp.Connection
 	gen     uint64
-	lastErr error // why the last attempt failed or the connection closed
-	tried   bool  // an attempt finished since start
+	lastErr error         // why the last attempt failed or the connection closed
+	tried   bool          // an attempt finished since start
 	change  chan struct{} // closed and replaced on every state change
 
 	cancel context.CancelFunc
