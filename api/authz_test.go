@@ -146,6 +146,7 @@ var allowedRoles = map[string][]string{
 	"PUT /api/v1/tenants/{id}":             {"admin"},
 	"DELETE /api/v1/tenants/{id}":          {"admin"},
 	"GET /api/v1/cluster/usage":            {"admin"},
+	"GET /api/v1/cluster/events":           {"admin"},
 	"GET /api/v1/cluster/snapshot":         {"admin"},
 	"POST /api/v1/cluster/snapshot":        {"admin"},
 	"POST /api/v1/modules":                 {"admin", "operator"},

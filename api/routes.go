@@ -98,6 +98,7 @@ func (s *Server) routeTable() []Route {
 		{"PUT", "/api/v1/tenants/{id}", auth.PermTenantAdmin, c, admins, s.updateTenant},
 		{"DELETE", "/api/v1/tenants/{id}", auth.PermTenantAdmin, c, admins, s.deleteTenant},
 		{"GET", "/api/v1/cluster/usage", auth.PermTenantAdmin, c, admins, s.usage},
+		{"GET", "/api/v1/cluster/events", auth.PermClusterAdmin, c, admins, s.eventsStatus},
 		{"GET", "/api/v1/cluster/snapshot", auth.PermSnapshot, c, admins, s.saveSnapshot},
 		{"POST", "/api/v1/cluster/snapshot", auth.PermSnapshot, c, admins, s.restoreSnapshot},
 		{"POST", "/api/v1/modules", auth.PermModuleWrite, t, operators, s.uploadModule},

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/audit"
 	"github.com/grey-distributed/grey/auth"
 	"github.com/grey-distributed/grey/engine"
@@ -65,6 +66,9 @@ type Options struct {
 	// PeerTLS, when set, is the TLS config of requests forwarded to the
 	// leader: the node certificate, and the cluster CA to verify it by.
 	PeerTLS *tls.Config
+	// Events, when set, reports the event sources and sinks for
+	// GET /api/v1/cluster/events (nil: none configured).
+	Events func() apitypes.EventsStatus
 }
 
 // Server is the HTTP API of one greyd server.

@@ -86,6 +86,10 @@ type Config struct {
 	// OnLeader are run while this node leads (event sources: one
 	// consumer per cluster), each until its context ends.
 	OnLeader []func(context.Context)
+	// Health, if set, names components besides the archive that work but
+	// not fully (an event source whose broker does not answer), each with
+	// why: Degraded and /readyz report them.
+	Health func() map[string]string
 }
 
 func (c *Config) defaults() {

@@ -47,6 +47,9 @@ const (
 	HeaderContentType = "content-type"
 	// HeaderTraceparent carries the W3C trace context.
 	HeaderTraceparent = "traceparent"
+	// HeaderEvent is a lifecycle event's transition (completed, failed,
+	// cancelled): AMQP drivers route on it.
+	HeaderEvent = "grey-event"
 )
 
 // AvroSchema is the Avro schema of a task submission (the file

@@ -169,3 +169,19 @@ func (m *Metrics) Retried(source, reason string) prometheus.Counter {
 func (m *Metrics) Published(sink string, kind EventKind) prometheus.Counter {
 	return m.published.WithLabelValues(sink, string(kind))
 }
+
+// Families lists the metric families NewMetrics registers, sorted. The
+// relay adds, per sink, grey_events_<name>_lag_tasks, _lag_seconds,
+// _delivered_tasks_total, _delivery_errors_total and _delivery_seconds.
+func Families() []string {
+	return []string{
+		"grey_events_consumed_total",
+		"grey_events_consumer_lag_messages",
+		"grey_events_dead_lettered_total",
+		"grey_events_paused_tenants",
+		"grey_events_publish_errors_total",
+		"grey_events_publish_seconds",
+		"grey_events_published_total",
+		"grey_events_retried_total",
+	}
+}

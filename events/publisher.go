@@ -287,6 +287,7 @@ func TaskEvents(t *task.Task) (result, lifecycle Event, err error) {
 	}
 	result = Event{Kind: Result, Tenant: t.TenantID, Key: t.ID, Value: rv, Headers: headers()}
 	lifecycle = Event{Kind: Lifecycle, Tenant: t.TenantID, Key: t.ID, Value: lv, Headers: headers()}
+	lifecycle.Headers[HeaderEvent] = string(t.Status)
 	return result, lifecycle, nil
 }
 

@@ -69,6 +69,9 @@ func TestPublisherDeliver(t *testing.T) {
 		t.Fatalf("acme lifecycle events: %d, want 2", len(life))
 	}
 	var lb events.LifecycleBody
+	if life[1].Headers[events.HeaderEvent] != "failed" || life[0].Headers[events.HeaderEvent] != "completed" {
+		t.Errorf("lifecycle %s headers %v %v", events.HeaderEvent, life[0].Headers, life[1].Headers)
+	}
 	if err := json.Unmarshal(life[1].Value, &lb); err != nil || lb.Type != "task.failed" || lb.TaskID != failed.ID {
 		t.Errorf("lifecycle %s", life[1].Value)
 	}

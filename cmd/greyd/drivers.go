@@ -9,6 +9,8 @@ import (
 	"github.com/grey-distributed/grey/blobstore/gcsblob"
 	"github.com/grey-distributed/grey/blobstore/memblob"
 	"github.com/grey-distributed/grey/blobstore/s3blob"
+	"github.com/grey-distributed/grey/events"
+	"github.com/grey-distributed/grey/events/memevents"
 )
 
 // blobDrivers is the blob registry of this binary: the drivers greyd links
@@ -25,6 +27,21 @@ func blobDrivers() (*blobstore.Registry, error) {
 	} {
 		if err := register(reg); err != nil {
 			return nil, fmt.Errorf("blob drivers: %w", err)
+		}
+	}
+	return reg, nil
+}
+
+// eventDrivers is the event-stream registry of this binary: the broker
+// drivers greyd links (the events core imports none). A new driver is one
+// import and one line.
+func eventDrivers() (*events.Registry, error) {
+	reg := events.NewRegistry()
+	for _, register := range []func(*events.Registry) error{
+		func(r *events.Registry) error { return memevents.Register(r, memevents.New()) }, // mem:// (one in-process broker: tests, demos)
+	} {
+		if err := register(reg); err != nil {
+			return nil, fmt.Errorf("event drivers: %w", err)
 		}
 	}
 	return reg, nil

@@ -166,9 +166,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // newServer links the drivers greyd is built with into a server: the blob
-// drivers, and the identity drivers of the enabled auth modes.
+// drivers, the event-stream drivers, and the identity drivers of the
+// enabled auth modes.
 func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*server.Server, error) {
 	blobs, err := blobDrivers()
+	if err != nil {
+		return nil, err
+	}
+	evs, err := eventDrivers()
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +181,7 @@ func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	if err != nil {
 		return nil, err
 	}
-	return server.New(cfg, logger, append(opts, server.WithBlobRegistry(blobs))...)
+	return server.New(cfg, logger, append(opts, server.WithBlobRegistry(blobs), server.WithEventsRegistry(evs))...)
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

@@ -35,7 +35,14 @@ const Scheme = "mem"
 // Register registers the mem:// driver in r, opening sources and sinks on
 // b (the URL's host, path and query are ignored).
 func Register(r *events.Registry, b *Broker) error {
-	return r.Register(Scheme, events.OpenerFuncs{
+	return r.Register(Scheme, Opener(b))
+}
+
+// Opener returns an opener of sources and sinks on b, for tests that
+// register the in-memory broker under another scheme (kafka, amqp) to
+// run a server's configured event streams without a broker.
+func Opener(b *Broker) events.Opener {
+	return events.OpenerFuncs{
 		Source: func(ctx context.Context, _ *url.URL, _ events.SourceOptions) (events.SourceDriver, error) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -48,7 +55,7 @@ func Register(r *events.Registry, b *Broker) error {
 			}
 			return b.OpenSink()
 		},
-	})
+	}
 }
 
 // Message is a message to Produce.
