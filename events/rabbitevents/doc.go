@@ -70,7 +70,8 @@
 // SourceOptions.Settings and SinkOptions.Settings (the events.rabbitmq
 // block) may hold: tenants (comma-separated list of tenants whose queues
 // the source declares and reads), queue_type (quorum | classic),
-// delivery_limit (quorum queues; default 20, negative: none),
+// delivery_limit (quorum queues; default 5, negative: none; classic
+// queues have none),
 // max_priority (classic queues; default 10), and the names
 // tasks_exchange, dead_letter_exchange, dead_letter_queue,
 // results_exchange, events_exchange (defaults grey.tasks, grey.dlx,

@@ -340,7 +340,6 @@ func TestSettingsRefused(t *testing.T) {
 		"unknown key":             {"queue_typ": "classic"},
 		"bad queue type":          {"queue_type": "stream"},
 		"priority on quorum":      {"max_priority": "5"},
-		"limit on classic":        {"queue_type": "classic", "delivery_limit": "5"},
 		"priority out of range":   {"queue_type": "classic", "max_priority": "300"},
 		"limit not a number":      {"delivery_limit": "many"},
 		"bad tenant":              {"tenants": "acme,Bad.Tenant"},
@@ -364,6 +363,28 @@ func TestSettingsRefused(t *testing.T) {
 	_, err := reg.OpenSource(context.Background(), "amqp://guest:secret@127.0.0.1:1/?heartbeat=x", events.SourceOptions{})
 	if !greyerr.Is(err, greyerr.InvalidArgument) || strings.Contains(err.Error(), "secret") {
 		t.Errorf("bad URL: %v, want InvalidArgument without the password", err)
+	}
+}
+
+func TestServerSettingsAccepted(t *testing.T) {
+	// what the server passes from the events block, for both queue types
+	for _, set := range []map[string]string{
+		{events.SettingQueueType: "quorum", events.SettingDeliveryLimit: "5", events.SettingMaxPriority: "0", events.SettingTenants: "acme,beta"},
+		{events.SettingQueueType: "classic", events.SettingDeliveryLimit: "5", events.SettingMaxPriority: "10", events.SettingTenants: ""},
+		{events.SettingQueueType: "classic", events.SettingDeliveryLimit: "5", events.SettingMaxPriority: "0", events.SettingBrokers: "k:9092"},
+	} {
+		s, err := rabbitevents.OpenSource("amqp://guest:guest@127.0.0.1:1/", events.SourceOptions{Settings: set})
+		if err != nil {
+			t.Errorf("settings %v: %v", set, err)
+			continue
+		}
+		_ = s.Close()
+		k, err := rabbitevents.OpenSink("amqp://guest:guest@127.0.0.1:1/", events.SinkOptions{Settings: set})
+		if err != nil {
+			t.Errorf("sink settings %v: %v", set, err)
+			continue
+		}
+		_ = k.Close()
 	}
 }
 

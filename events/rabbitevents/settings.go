@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/grey-distributed/grey/events"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/task"
 )
@@ -17,11 +18,16 @@ const (
 // Defaults of the settings.
 const (
 	// DefaultDeliveryLimit is the x-delivery-limit Grey declares on quorum
-	// queues: RabbitMQ 4 would set 20 by itself and 3.x none at all, so
-	// Grey says it explicitly and both behave the same. Only real
-	// redeliveries count (Retry does not nack), so 20 consumer deaths with
-	// one message in flight mark that message as poison.
-	DefaultDeliveryLimit = 20
+	// queues when the settings name none (the server always passes
+	// events.rabbitmq.delivery_limit, whose default is the same 5).
+	// RabbitMQ 4 would set 20 by itself and 3.x none at all, so Grey
+	// says it explicitly and both behave the same. Only real redeliveries
+	// count (Retry does not nack: quota refusals and outages of the
+	// cluster cost no delivery), so a message delivered 5 times is one
+	// whose consumer or broker died with it in flight again and again: a
+	// poison message, dead-lettered with x-first-death-reason
+	// delivery_limit instead of being retried for ever.
+	DefaultDeliveryLimit = 5
 	// DefaultMaxPriority is the x-max-priority of classic queues: AMQP
 	// priorities 0..10 are honoured (RabbitMQ advises at most 10 levels;
 	// each level costs the broker memory and CPU).
@@ -53,14 +59,17 @@ type settings struct {
 	eventsExchange   string
 }
 
-// settingKeys are the keys parseSettings knows; others are refused, so a
-// typo is an error and not a silent default.
+// settingKeys are the keys parseSettings knows: the events package's
+// (those of Kafka are ignored, a server may pass every key to every
+// driver) and the driver's own names. Other keys are refused, so a typo
+// is an error and not a silent default.
 var settingKeys = map[string]bool{
-	"tenants": true, "queue_type": true, "delivery_limit": true, "max_priority": true,
+	events.SettingTenants: true, events.SettingQueueType: true, events.SettingDeliveryLimit: true, events.SettingMaxPriority: true,
 	"tasks_exchange": true, "dead_letter_exchange": true, "dead_letter_queue": true,
 	"results_exchange": true, "events_exchange": true,
-	// read by the port's configuration, not by the driver
-	"url": true, "source": true, "sink": true, "prefetch": true,
+	events.SettingBrokers: true, events.SettingTopicsRegex: true, events.SettingCompression: true,
+	events.SettingSASLMechanism: true, events.SettingSASLUsername: true, events.SettingSASLPassword: true,
+	events.SettingTLS: true, events.SettingTLSCAFile: true,
 }
 
 // parseSettings checks and fills in the driver's settings. group is
@@ -83,7 +92,7 @@ func parseSettings(m map[string]string, group string) (settings, error) {
 	if g := strings.TrimSpace(group); g != "" {
 		s.prefix = g
 	}
-	if v := strings.TrimSpace(m["queue_type"]); v != "" {
+	if v := strings.TrimSpace(m[events.SettingQueueType]); v != "" {
 		switch strings.ToLower(v) {
 		case queueQuorum, queueClassic:
 			s.queueType = strings.ToLower(v)
@@ -91,11 +100,11 @@ func parseSettings(m map[string]string, group string) (settings, error) {
 			return s, greyerr.Invalid("events.rabbitmq.queue_type", "queue_type %q: want quorum or classic", v)
 		}
 	}
-	limit, limitSet, err := intSetting(m, "delivery_limit")
+	limit, limitSet, err := intSetting(m, events.SettingDeliveryLimit)
 	if err != nil {
 		return s, err
 	}
-	prio, prioSet, err := intSetting(m, "max_priority")
+	prio, prioSet, err := intSetting(m, events.SettingMaxPriority)
 	if err != nil {
 		return s, err
 	}
@@ -113,9 +122,8 @@ func parseSettings(m map[string]string, group string) (settings, error) {
 			s.deliveryLimit = limit
 		}
 	case queueClassic:
-		if limitSet && limit > 0 {
-			return s, greyerr.Invalid("events.rabbitmq.delivery_limit", "delivery_limit needs queue_type quorum (classic queues have no delivery limit)")
-		}
+		// classic queues have no delivery limit: delivery_limit (which
+		// the server always passes) does not apply to them
 		switch {
 		case !prioSet:
 			s.maxPriority = DefaultMaxPriority
@@ -148,7 +156,7 @@ func parseSettings(m map[string]string, group string) (settings, error) {
 	}
 	s.unroutedExchange = s.tasksExchange + ".unrouted"
 	seen := map[string]bool{}
-	for _, t := range strings.Split(m["tenants"], ",") {
+	for _, t := range strings.Split(m[events.SettingTenants], ",") {
 		t = strings.TrimSpace(t)
 		if t == "" || seen[t] {
 			continue
