@@ -407,3 +407,63 @@ func TestOpenDoesNotWaitForTheBroker(t *testing.T) {
 		t.Fatalf("Lag: %v, want Unavailable", err)
 	}
 }
+
+func TestTenantLearntFromAcceptedUnroutedMessage(t *testing.T) {
+	e := newEnv(t, nil)
+	e.settings([]string{"newco"}) // for cleanup: the queue the driver will declare
+	s := e.open(t, []string{"acme"}, 0)
+	defer s.Close()
+	e.publish(t, "newco.noop", amqp.Publishing{MessageId: "n1", Body: []byte(`{"kind":"noop"}`)})
+	m := fetch(t, s, 1)[0]
+	if m.Tenant != "newco" || m.Source != e.group+"._unrouted" {
+		t.Fatalf("first message: tenant %q from %s", m.Tenant, m.Source)
+	}
+	// The Consumer accepted it (the tenant exists): the driver gives the
+	// tenant its own queue.
+	if err := s.Ack(ctxT(t, 5*time.Second), []*events.Message{m}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lag, err := s.Lag(ctxT(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := lag["newco"]; ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("newco has no queue after its message was accepted: lag %v", lag)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.publish(t, "newco.noop", amqp.Publishing{MessageId: "n2", Body: []byte(`{"kind":"noop"}`)})
+	m2 := fetch(t, s, 1)[0]
+	if m2.Tenant != "newco" || m2.Source != e.group+".newco" || m2.Position != "amqp:"+e.group+".newco/n2" {
+		t.Fatalf("second message: tenant %q from %s at %s, want newco's own queue", m2.Tenant, m2.Source, m2.Position)
+	}
+	// Pausing it now cancels its consumer like any tenant's.
+	s.Pause("newco")
+	e.publish(t, "newco.noop", amqp.Publishing{MessageId: "n3", Body: []byte(`{"kind":"noop"}`)})
+	fetchNothing(t, s, 500*time.Millisecond, "newco paused")
+	s.Resume("newco")
+	m3 := fetch(t, s, 1)[0]
+	if m3.Position != "amqp:"+e.group+".newco/n3" {
+		t.Fatalf("after Resume: %s", m3.Position)
+	}
+	if err := s.Ack(ctxT(t, 5*time.Second), []*events.Message{m2, m3}); err != nil {
+		t.Fatal(err)
+	}
+	// A dead-lettered unknown tenant gets no queue.
+	e.publish(t, "ghost.noop", amqp.Publishing{Body: []byte(`{"kind":"noop"}`)})
+	g := fetch(t, s, 1)[0]
+	if err := s.DeadLetter(ctxT(t, 5*time.Second), g, "unknown_tenant: ghost"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if lag, _ := s.Lag(ctxT(t, 5*time.Second)); lag != nil {
+		if _, ok := lag["ghost"]; ok {
+			t.Fatal("a dead-lettered tenant got a queue")
+		}
+	}
+}

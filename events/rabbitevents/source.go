@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/grey-distributed/grey/events"
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/task"
 )
 
 // maxReasonBytes bounds the grey-dlq-reason header.
@@ -33,6 +35,8 @@ type Source struct {
 	ch       *amqp.Channel     // consuming channel (acks go here)
 	pub      *amqp.Channel     // confirm-mode channel for DeadLetter
 	consumer map[string]string // tenant ("" for unrouted) -> consumer tag while consuming
+	tenants  []string          // tenants with a queue: the settings' and those learnt since
+	known    map[string]bool   // the same, as a set
 	nextTag  int
 	paused   map[string]bool
 	ready    []*events.Message // fetched from the broker, not yet returned by Fetch
@@ -72,10 +76,15 @@ func OpenSource(rawURL string, opts events.SourceOptions) (*Source, error) {
 		prefetch: prefetch,
 		sess:     newSession(rawURL, "grey-source"),
 		consumer: map[string]string{},
+		tenants:  append([]string(nil), set.tenants...),
+		known:    map[string]bool{},
 		paused:   map[string]bool{},
 		held:     map[string][]*events.Message{},
 		inflight: map[string]int64{},
 		wake:     make(chan struct{}),
+	}
+	for _, t := range set.tenants {
+		s.known[t] = true
 	}
 	s.sess.setup = s.setup
 	s.sess.teardown = s.teardown
@@ -120,7 +129,7 @@ func (s *Source) queueArgs() amqp.Table {
 }
 
 // declareSource declares the source side's topology on ch.
-func declareSource(ch *amqp.Channel, set *settings, queueArgs amqp.Table) error {
+func declareSource(ch *amqp.Channel, set *settings, tenants []string, queueArgs amqp.Table) error {
 	dlqArgs := amqp.Table{amqp.QueueTypeArg: set.queueType}
 	if err := ch.ExchangeDeclare(set.dlx, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
 		return fmt.Errorf("declare exchange %s: %w", set.dlx, err)
@@ -145,16 +154,66 @@ func declareSource(ch *amqp.Channel, set *settings, queueArgs amqp.Table) error 
 	if err := ch.QueueBind(uq, "#", set.unroutedExchange, false, nil); err != nil {
 		return fmt.Errorf("bind queue %s: %w", uq, err)
 	}
-	for _, t := range set.tenants {
-		q := set.tenantQueue(t)
-		if _, err := ch.QueueDeclare(q, true, false, false, false, queueArgs); err != nil {
-			return fmt.Errorf("declare queue %s: %w", q, err)
-		}
-		if err := ch.QueueBind(q, t+".#", set.tasksExchange, false, nil); err != nil {
-			return fmt.Errorf("bind queue %s: %w", q, err)
+	for _, t := range tenants {
+		if err := declareTenant(ch, set, t, queueArgs); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// declareTenant declares tenant's queue and binds it with <tenant>.#.
+func declareTenant(ch *amqp.Channel, set *settings, tenant string, queueArgs amqp.Table) error {
+	q := set.tenantQueue(tenant)
+	if _, err := ch.QueueDeclare(q, true, false, false, false, queueArgs); err != nil {
+		return fmt.Errorf("declare queue %s: %w", q, err)
+	}
+	if err := ch.QueueBind(q, tenant+".#", set.tasksExchange, false, nil); err != nil {
+		return fmt.Errorf("bind queue %s: %w", q, err)
+	}
+	return nil
+}
+
+// tenantList is a copy of the tenants with a queue.
+func (s *Source) tenantList() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.tenants...)
+}
+
+// learn gives a tenant whose message the Consumer accepted from the
+// unrouted queue its own queue: declared, bound and consumed from now on
+// (and on every reconnection), so that it gets per-tenant pause and lag
+// like the tenants the server named at open. Messages of tenants nobody
+// accepted (dead-lettered as unknown) never get a queue.
+func (s *Source) learn(tenant string) {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	s.mu.Lock()
+	conn := s.conn
+	if s.known[tenant] || conn == nil || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	if err := declareTenant(ch, &s.set, tenant, s.queueArgs()); err != nil {
+		return // tried again with the tenant's next accepted message
+	}
+	s.mu.Lock()
+	if !s.known[tenant] {
+		s.known[tenant] = true
+		s.tenants = append(s.tenants, tenant)
+	}
+	paused := s.paused[tenant]
+	s.mu.Unlock()
+	if !paused {
+		_ = s.consumeLocked(tenant)
+	}
 }
 
 // setup runs on every new connection: declare, open the channels, start
@@ -166,7 +225,8 @@ func (s *Source) setup(conn *amqp.Connection, gen uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := declareSource(decl, &s.set, s.queueArgs()); err != nil {
+	tenants := s.tenantList()
+	if err := declareSource(decl, &s.set, tenants, s.queueArgs()); err != nil {
 		return err
 	}
 	_ = decl.Close()
@@ -198,7 +258,7 @@ func (s *Source) setup(conn *amqp.Connection, gen uint64) error {
 	if err := s.consumeLocked(""); err != nil {
 		return err
 	}
-	for _, t := range s.set.tenants {
+	for _, t := range tenants {
 		s.mu.Lock()
 		p := s.paused[t]
 		s.mu.Unlock()
@@ -358,10 +418,15 @@ func (s *Source) Ack(ctx context.Context, msgs []*events.Message) error {
 	ch := s.ch
 	tags := make([]uint64, 0, len(msgs))
 	var firstErr error
+	var learn []string
+	unrouted := s.set.unroutedQueue()
 	for _, m := range msgs {
 		h, err := s.settleLocked(m)
 		if h != nil {
 			tags = append(tags, h.tag)
+			if m.Source == unrouted && !s.known[m.Tenant] && task.ValidTenant(m.Tenant) && !slices.Contains(learn, m.Tenant) {
+				learn = append(learn, m.Tenant)
+			}
 		}
 		if err != nil && firstErr == nil {
 			firstErr = err
@@ -372,6 +437,9 @@ func (s *Source) Ack(ctx context.Context, msgs []*events.Message) error {
 		if err := ch.Ack(t, false); err != nil {
 			return coded(err, "rabbitmq: ack")
 		}
+	}
+	for _, t := range learn {
+		go s.learn(t)
 	}
 	return firstErr
 }
@@ -501,7 +569,7 @@ func (s *Source) Resume(tenant string) {
 	}
 	s.signalLocked()
 	s.mu.Unlock()
-	for _, t := range s.set.tenants {
+	for _, t := range s.tenantList() {
 		if t == tenant {
 			if err := s.consumeLocked(tenant); err != nil {
 				// the channel failed: close the connection so that the
@@ -531,14 +599,15 @@ func (s *Source) Lag(ctx context.Context) (map[string]int64, error) {
 		inflight[k] = v
 	}
 	s.mu.Unlock()
-	out := make(map[string]int64, len(s.set.tenants))
+	tenants := s.tenantList()
+	out := make(map[string]int64, len(tenants))
 	var ch *amqp.Channel
 	defer func() {
 		if ch != nil {
 			_ = ch.Close()
 		}
 	}()
-	for _, t := range s.set.tenants {
+	for _, t := range tenants {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
