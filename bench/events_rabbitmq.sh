@@ -23,7 +23,11 @@
 # Each run prints a JSON line; then one summary line per queue type:
 #
 #   {"summary":true,"queue_type":"quorum","grey_tasks_per_second":<median>,
-#    "raw_tasks_per_second":<median>,"ratio":<grey/raw>}
+#    "raw_tasks_per_second":<median>,"ratio":<grey/raw medians>,
+#    "pair_ratios":[…],"median_pair_ratio":…}
+#
+# On a busy machine the broker's speed drifts between rounds: the ratio of
+# each round's pair (run back to back) says more than the medians.
 #
 # Environment: GREY_TEST_RABBITMQ_URL (from `eval "$(scripts/services.sh env)"`),
 # TASKS (50000), TENANTS (4), ROUNDS (3), PREFETCH (1024), FETCH (512),
@@ -44,7 +48,7 @@ trap 'rm -rf "$WORK"' EXIT
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 rate() { grep -o '"tasks_per_second":[0-9.]*' <<<"$1" | cut -d: -f2; }
 for qt in $QUEUE_TYPES; do
-	grey=() raw=()
+	grey=() raw=() pairs=()
 	for r in $(seq 1 "$ROUNDS"); do
 		echo "events_rabbitmq: $qt round $r/$ROUNDS" >&2
 		out=$("$WORK/eventsrabbit" -url "$GREY_TEST_RABBITMQ_URL" -queue-type "$qt" -tasks "$TASKS" \
@@ -52,8 +56,9 @@ for qt in $QUEUE_TYPES; do
 		echo "$out"
 		grey+=("$(rate "$(sed -n 1p <<<"$out")")")
 		raw+=("$(rate "$(sed -n 2p <<<"$out")")")
+		pairs+=("$(awk -v a="${grey[-1]}" -v b="${raw[-1]}" 'BEGIN { printf "%.3f", a / b }')")
 	done
 	g=$(median "${grey[@]}") w=$(median "${raw[@]}")
 	ratio=$(awk -v a="$g" -v b="$w" 'BEGIN { if (b == 0) print "null"; else printf "%.3f", a / b }')
-	echo "{\"summary\":true,\"queue_type\":\"$qt\",\"tasks\":$TASKS,\"grey_tasks_per_second\":$g,\"raw_tasks_per_second\":$w,\"ratio\":$ratio,\"grey_runs\":[$(IFS=,; echo "${grey[*]}")],\"raw_runs\":[$(IFS=,; echo "${raw[*]}")]}"
+	echo "{\"summary\":true,\"queue_type\":\"$qt\",\"tasks\":$TASKS,\"grey_tasks_per_second\":$g,\"raw_tasks_per_second\":$w,\"ratio\":$ratio,\"grey_runs\":[$(IFS=,; echo "${grey[*]}")],\"raw_runs\":[$(IFS=,; echo "${raw[*]}")],\"pair_ratios\":[$(IFS=,; echo "${pairs[*]}")],\"median_pair_ratio\":$(median "${pairs[@]}")}"
 done

@@ -43,6 +43,7 @@ type opts struct {
 	tasks, tenants, prefetch, fetch int
 	batch                           int
 	baseline                        bool
+	greyd                           bool
 }
 
 type result struct {
@@ -68,11 +69,20 @@ func main() {
 	flag.IntVar(&o.fetch, "fetch", 512, "Consumer FetchMax")
 	flag.IntVar(&o.batch, "batch", 1000, "results per sink Publish (the relay's batch)")
 	flag.BoolVar(&o.baseline, "baseline", false, "also run the raw amqp091 baseline")
+	flag.BoolVar(&o.greyd, "greyd", false, "through a running greyd consuming from the broker (events.rabbitmq source and sink on, default names)")
 	flag.Parse()
 	if o.url == "" {
 		log.Fatal("eventsrabbit: no -url and GREY_TEST_RABBITMQ_URL unset")
 	}
 	enc := json.NewEncoder(os.Stdout)
+	if o.greyd {
+		r, err := runGreyd(o)
+		if err != nil {
+			log.Fatal(err)
+		}
+		_ = enc.Encode(r)
+		return
+	}
 	r, err := runGrey(o)
 	if err != nil {
 		log.Fatal(err)
@@ -182,7 +192,7 @@ func produce(conn *amqp.Connection, n names, o opts, exchange string, key func(i
 	}
 	for i := range o.tasks {
 		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key(i), false, false, amqp.Publishing{
-			DeliveryMode: amqp.Persistent, ContentType: "application/json", MessageId: fmt.Sprintf("b-%d", i),
+			DeliveryMode: amqp.Persistent, ContentType: "application/json", MessageId: fmt.Sprintf("b-%s-%d", n.sfx, i),
 			Body: []byte(fmt.Sprintf(`{"kind":"noop","payload":{"n":%d}}`, i)),
 		})
 		if err != nil {
@@ -438,3 +448,71 @@ func runRaw(o opts) (result, error) {
 }
 
 func round(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }
+
+// runGreyd measures a greyd that consumes grey.tasks and publishes to
+// grey.results on this broker: it binds a queue of its own to
+// grey.results for fresh tenants, publishes o.tasks noop submissions
+// (with confirms, message_id set) and waits until every result arrived.
+// The clock runs from the first publish to the last result.
+func runGreyd(o opts) (result, error) {
+	sfx := suffix()
+	var tenants []string
+	for i := range o.tenants {
+		tenants = append(tenants, fmt.Sprintf("rb%s-%d", sfx, i+1))
+	}
+	conn, err := amqp.Dial(o.url)
+	if err != nil {
+		return result{}, err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return result{}, err
+	}
+	q := "greybench.results." + sfx
+	if err := ch.ExchangeDeclare("grey.results", amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		return result{}, err
+	}
+	if _, err := ch.QueueDeclare(q, false, false, false, false, nil); err != nil {
+		return result{}, err
+	}
+	defer func() { _, _ = ch.QueueDelete(q, false, false, false) }()
+	for _, t := range tenants {
+		if err := ch.QueueBind(q, t, "grey.results", false, nil); err != nil {
+			return result{}, err
+		}
+	}
+	if err := ch.Qos(2000, 0, false); err != nil {
+		return result{}, err
+	}
+	dels, err := ch.Consume(q, "", false, false, false, false, nil)
+	if err != nil {
+		return result{}, err
+	}
+	got := make(chan int, 1)
+	go func() {
+		seen := map[string]bool{}
+		for d := range dels {
+			_ = d.Ack(false)
+			seen[fmt.Sprint(d.Headers["grey-task-id"])] = true
+			if len(seen) == o.tasks {
+				got <- len(seen)
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	rate, err := produce(conn, names{sfx: sfx}, o, "grey.tasks", func(i int) string { return tenants[i%len(tenants)] + ".noop" })
+	if err != nil {
+		return result{}, err
+	}
+	log.Printf("greyd: %d messages published (%.0f/s with confirms)", o.tasks, rate)
+	select {
+	case <-got:
+	case <-time.After(10 * time.Minute):
+		return result{}, fmt.Errorf("timed out waiting for %d results", o.tasks)
+	}
+	secs := time.Since(start).Seconds()
+	return result{Run: "greyd", QueueType: o.queueType, Tasks: o.tasks, Tenants: o.tenants, Seconds: round(secs),
+		TasksPerSecond: round(float64(o.tasks) / secs), ProducePerSec: round(rate), Results: o.tasks}, nil
+}
