@@ -467,3 +467,44 @@ func TestTenantLearntFromAcceptedUnroutedMessage(t *testing.T) {
 		}
 	}
 }
+
+func TestAckLeavesOthersUnacknowledged(t *testing.T) {
+	// Acks may be sent as one basic.ack with multiple set: it must never
+	// cover a delivery not acknowledged yet.
+	e := newEnv(t, nil)
+	s := e.open(t, []string{"acme", "beta"}, 0)
+	for i := 0; i < 20; i++ {
+		tn := []string{"acme", "beta"}[i%2]
+		e.publish(t, tn+".noop", amqp.Publishing{MessageId: fmt.Sprintf("%s-%d", tn, i), Body: []byte(`{"kind":"noop"}`)})
+	}
+	got := fetch(t, s, 20)
+	var acme, beta []*events.Message
+	for _, m := range got {
+		if m.Tenant == "acme" {
+			acme = append(acme, m)
+		} else {
+			beta = append(beta, m)
+		}
+	}
+	// beta's in two batches, and half of acme's
+	if err := s.Ack(ctxT(t, 5*time.Second), beta[:5]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack(ctxT(t, 5*time.Second), append(beta[5:], acme[:5]...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	s2 := e.open(t, []string{"acme", "beta"}, 0)
+	defer s2.Close()
+	again := fetch(t, s2, 5)
+	fetchNothing(t, s2, 500*time.Millisecond, "only acme's 5 unacknowledged messages come again")
+	want := map[string]bool{}
+	for _, m := range acme[5:] {
+		want[m.Position] = true
+	}
+	for _, m := range again {
+		if !want[m.Position] {
+			t.Fatalf("redelivered %s, which was acknowledged", m.Position)
+		}
+	}
+}

@@ -44,6 +44,15 @@ type Source struct {
 	inflight map[string]int64 // per tenant: delivered, not yet acknowledged
 	closed   bool
 	wake     chan struct{} // closed and replaced on every change
+
+	// ackMu serializes settling and sending acks, so that a multiple ack
+	// never covers a tag another call is about to ack alone.
+	ackMu sync.Mutex
+	// Delivery tags of a channel are 1, 2, 3...: every tag up to ackBase
+	// is settled and acknowledged; tags holds those above it that were
+	// received (false) or settled (true).
+	ackBase uint64
+	tags    map[uint64]bool
 }
 
 // handle is Message.Handle: the delivery tag on one connection.
@@ -81,6 +90,7 @@ func OpenSource(rawURL string, opts events.SourceOptions) (*Source, error) {
 		paused:   map[string]bool{},
 		held:     map[string][]*events.Message{},
 		inflight: map[string]int64{},
+		tags:     map[uint64]bool{},
 		wake:     make(chan struct{}),
 	}
 	for _, t := range set.tenants {
@@ -253,6 +263,8 @@ func (s *Source) setup(conn *amqp.Connection, gen uint64) error {
 		return errors.New("source closed")
 	}
 	s.gen, s.conn, s.ch, s.pub = gen, conn, ch, pub
+	s.ackBase = 0
+	clear(s.tags)
 	clear(s.consumer)
 	s.mu.Unlock()
 	if err := s.consumeLocked(""); err != nil {
@@ -318,6 +330,7 @@ func (s *Source) forward(dels <-chan amqp.Delivery, queue, tenant string, gen ui
 			continue // the broker redelivers it on the new connection
 		}
 		s.inflight[m.Tenant]++
+		s.tags[d.DeliveryTag] = false
 		s.ready = append(s.ready, m)
 		s.signalLocked()
 		s.mu.Unlock()
@@ -333,6 +346,8 @@ func (s *Source) teardown(gen uint64, _ error) {
 		return
 	}
 	s.gen, s.conn, s.ch, s.pub = 0, nil, nil, nil
+	s.ackBase = 0
+	clear(s.tags)
 	clear(s.consumer)
 	s.ready = nil
 	clear(s.held)
@@ -406,14 +421,30 @@ func (s *Source) settleLocked(m *events.Message) (*handle, error) {
 	}
 	h.settled = true
 	s.inflight[m.Tenant]--
+	s.tags[h.tag] = true
 	return h, nil
 }
 
-// Ack implements events.SourceDriver: basic.ack of each delivery. A
-// message whose connection closed since cannot be acknowledged (the
-// broker requeued it; its redelivery has the same Position): Ack
+// advanceLocked moves ackBase over the settled tags that follow it. The
+// caller holds mu.
+func (s *Source) advanceLocked() {
+	for s.tags[s.ackBase+1] {
+		delete(s.tags, s.ackBase+1)
+		s.ackBase++
+	}
+}
+
+// Ack implements events.SourceDriver. When every delivery of the channel
+// up to the batch's highest tag is settled (the usual case: the Consumer
+// acknowledges what it fetched, in order), one basic.ack with multiple
+// set acknowledges the batch; tags above a delivery still pending (a
+// paused tenant's, a message being dead-lettered) are acknowledged one by
+// one. A message whose connection closed since cannot be acknowledged
+// (the broker requeued it; its redelivery has the same Position): Ack
 // acknowledges the others and returns Unavailable.
 func (s *Source) Ack(ctx context.Context, msgs []*events.Message) error {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
 	s.mu.Lock()
 	ch := s.ch
 	tags := make([]uint64, 0, len(msgs))
@@ -432,10 +463,25 @@ func (s *Source) Ack(ctx context.Context, msgs []*events.Message) error {
 			firstErr = err
 		}
 	}
+	s.advanceLocked()
+	base := s.ackBase
 	s.mu.Unlock()
+	var multi uint64 // the highest tag of the batch covered by ackBase
 	for _, t := range tags {
-		if err := ch.Ack(t, false); err != nil {
+		if t <= base && t > multi {
+			multi = t
+		}
+	}
+	if multi > 0 {
+		if err := ch.Ack(multi, true); err != nil {
 			return coded(err, "rabbitmq: ack")
+		}
+	}
+	for _, t := range tags {
+		if t <= base && t > multi {
+			if err := ch.Ack(t, false); err != nil {
+				return coded(err, "rabbitmq: ack")
+			}
 		}
 	}
 	for _, t := range learn {
@@ -520,8 +566,11 @@ func (s *Source) DeadLetter(ctx context.Context, m *events.Message, reason strin
 	if !acked {
 		return greyerr.New(greyerr.Unavailable, "rabbitmq: the broker did not confirm the dead-lettered message")
 	}
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
 	s.mu.Lock()
 	h, err = s.settleLocked(m)
+	s.advanceLocked()
 	ch := s.ch
 	s.mu.Unlock()
 	if h == nil {
