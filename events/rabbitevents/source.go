@@ -478,7 +478,7 @@ func (s *Source) Ack(ctx context.Context, msgs []*events.Message) error {
 		}
 	}
 	for _, t := range tags {
-		if t <= base && t > multi {
+		if t > multi {
 			if err := ch.Ack(t, false); err != nil {
 				return coded(err, "rabbitmq: ack")
 			}
