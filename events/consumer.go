@@ -36,6 +36,13 @@ type ConsumerOptions struct {
 	Name string
 	// Submit submits a task (required).
 	Submit SubmitFunc
+	// SubmitBatch, if set, submits several tasks of one tenant at once,
+	// all or none (engine.Submit with batch): the messages of one fetch
+	// are grouped by tenant into one Raft entry per BatchSize, and a
+	// refused batch is submitted again message by message through Submit.
+	SubmitBatch func(ctx context.Context, tenant string, specs []task.Spec) ([]*task.Task, error)
+	// BatchSize bounds the tasks of one SubmitBatch (0: 256; at most 1000).
+	BatchSize int
 	// MaxMessageBytes bounds a message's body; a larger one is
 	// dead-lettered as too_large (0: 2 MiB, room for the default 1 MiB
 	// payload limit and the rest of the spec).
@@ -69,6 +76,12 @@ func (o *ConsumerOptions) defaults() {
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 64
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 256
+	}
+	if o.BatchSize > 1000 {
+		o.BatchSize = 1000
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = 100 * time.Millisecond
@@ -120,8 +133,10 @@ type Consumer struct {
 }
 
 type pauseState struct {
-	until time.Time
-	timer *time.Timer
+	until  time.Time
+	timer  *time.Timer
+	d      SourceDriver
+	tenant string
 }
 
 // NewConsumer returns a consumer of d; Run uses d and does not close it.
@@ -253,11 +268,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer func() {
 		c.mu.Lock()
 		c.running, c.failures = false, 0
+		var resume []*pauseState
 		for t, p := range c.paused {
-			p.timer.Stop()
+			if p.timer.Stop() && !c.own {
+				// The driver outlives this Run: it must not keep the
+				// tenant paused for the next one.
+				resume = append(resume, p)
+			}
 			delete(c.paused, t)
 		}
 		c.mu.Unlock()
+		for _, p := range resume {
+			p.d.Resume(p.tenant)
+		}
 		c.opts.Metrics.setPaused(c.opts.Name, 0)
 	}()
 
@@ -366,6 +389,8 @@ func (c *Consumer) handle(ctx context.Context, d SourceDriver, msgs []*Message) 
 	res := make([]result, len(msgs))
 	sem := make(chan struct{}, c.opts.Concurrency)
 	var wg sync.WaitGroup
+	specs := make([]task.Spec, len(msgs))
+	var byTenant map[string][]int // with SubmitBatch: valid messages per tenant, in order
 	for i, m := range msgs {
 		spec, derr := c.check(m)
 		if derr != nil {
@@ -376,6 +401,14 @@ func (c *Consumer) handle(ctx context.Context, d SourceDriver, msgs []*Message) 
 			res[i] = result{out: retried}
 			continue
 		}
+		if c.opts.SubmitBatch != nil {
+			if byTenant == nil {
+				byTenant = map[string][]int{}
+			}
+			specs[i] = spec
+			byTenant[m.Tenant] = append(byTenant[m.Tenant], i)
+			continue
+		}
 		sem <- struct{}{}
 		wg.Add(1)
 		go func(i int, m *Message, spec task.Spec) {
@@ -383,6 +416,22 @@ func (c *Consumer) handle(ctx context.Context, d SourceDriver, msgs []*Message) 
 			out, reason := c.submit(ctx, d, m, spec)
 			res[i] = result{out: out, reason: reason}
 		}(i, m, spec)
+	}
+	for tenant, idx := range byTenant {
+		for len(idx) > 0 {
+			n := min(len(idx), c.opts.BatchSize)
+			chunk := idx[:n]
+			idx = idx[n:]
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				outs, reasons := c.submitBatch(ctx, d, tenant, msgs, specs, chunk)
+				for j, i := range chunk {
+					res[i] = result{out: outs[j], reason: reasons[j]}
+				}
+			}()
+		}
 	}
 	wg.Wait()
 
@@ -416,8 +465,10 @@ func (c *Consumer) handle(ctx context.Context, d SourceDriver, msgs []*Message) 
 	if len(ack) > 0 {
 		if err := d.Ack(actx, ack); err != nil {
 			// The tasks exist: a redelivered message names its task again
-			// through its idempotency key and is acknowledged then.
-			c.opts.Logger.Warn("acknowledging messages failed; they may come again (their tasks exist)", "source", c.opts.Name, "messages", len(ack), "err", err)
+			// through its idempotency key and is acknowledged then. Give
+			// them back so that they come again even if this member stays.
+			c.opts.Logger.Warn("acknowledging messages failed; they come again (their tasks exist)", "source", c.opts.Name, "messages", len(ack), "err", err)
+			again = append(again, ack...)
 		} else {
 			c.opts.Metrics.consume(c.opts.Name, len(ack))
 			c.mu.Lock()
@@ -517,6 +568,77 @@ func (c *Consumer) submit(ctx context.Context, d SourceDriver, m *Message, spec 
 	}
 }
 
+// submitBatch submits the messages msgs[chunk] of one tenant in one
+// SubmitBatch (one Raft entry), retrying while the cluster is unavailable.
+// A batch the cluster refuses otherwise (a bad message in it, a quota with
+// room for only some) is submitted again message by message, in order, so
+// that each gets its own outcome.
+func (c *Consumer) submitBatch(ctx context.Context, d SourceDriver, tenant string, msgs []*Message, specs []task.Spec, chunk []int) ([]outcome, []*DecodeError) {
+	outs, reasons := make([]outcome, len(chunk)), make([]*DecodeError, len(chunk))
+	batch := make([]task.Spec, len(chunk))
+	for j, i := range chunk {
+		batch[j] = specs[i]
+		// One submit has one context: each task keeps its message's own
+		// trace context through its headers.
+		if tp := msgs[i].Headers[HeaderTraceparent]; tp != "" && batch[j].Headers[HeaderTraceparent] == "" {
+			h := make(map[string]string, len(batch[j].Headers)+2)
+			for k, v := range batch[j].Headers {
+				h[k] = v
+			}
+			h[HeaderTraceparent] = tp
+			if ts := msgs[i].Headers[tracing.HeaderTracestate]; ts != "" {
+				h[tracing.HeaderTracestate] = ts
+			}
+			batch[j].Headers = h
+		}
+	}
+	if len(chunk) > 1 {
+		ctx, span := tracing.Start(ctx, SpanConsume, trace.WithAttributes(tracing.TenantID.String(tenant), tracing.TaskCount.Int(len(chunk))))
+		eb := c.newBackoff()
+		for {
+			_, err := c.opts.SubmitBatch(ctx, tenant, batch)
+			if err == nil {
+				span.End()
+				c.resetPause(tenant)
+				return outs, reasons // all acked
+			}
+			if ctx.Err() != nil {
+				span.End()
+				for j := range outs {
+					outs[j] = retried
+				}
+				return outs, reasons
+			}
+			code := greyerr.CodeOf(err)
+			if code != greyerr.Unavailable && code != greyerr.DeadlineExceeded && code != greyerr.Internal && code != greyerr.Unknown {
+				break // judge them one by one
+			}
+			c.opts.Metrics.retry(c.opts.Name, "unavailable")
+			wait := eb.NextBackOff()
+			var ge *greyerr.Error
+			if errors.As(err, &ge) && ge.RetryAfter > wait {
+				wait = min(ge.RetryAfter, c.opts.MaxBackoff)
+			}
+			if !sleep(ctx, wait) {
+				span.End()
+				for j := range outs {
+					outs[j] = retried
+				}
+				return outs, reasons
+			}
+		}
+		span.End()
+	}
+	for j, i := range chunk {
+		if c.isPaused(tenant) {
+			outs[j] = retried
+			continue
+		}
+		outs[j], reasons[j] = c.submit(ctx, d, msgs[i], specs[i])
+	}
+	return outs, reasons
+}
+
 // refusal maps the submit path's refusal to a dead-letter reason.
 func refusal(err error) *DecodeError {
 	var ge *greyerr.Error
@@ -562,7 +684,7 @@ func (c *Consumer) pause(d SourceDriver, tenant string, err error) {
 	if errors.As(err, &ge) && ge.RetryAfter > wait {
 		wait = min(ge.RetryAfter, c.opts.MaxBackoff)
 	}
-	p := &pauseState{until: time.Now().Add(wait)}
+	p := &pauseState{until: time.Now().Add(wait), d: d, tenant: tenant}
 	d.Pause(tenant)
 	p.timer = time.AfterFunc(wait, func() {
 		c.mu.Lock()

@@ -23,14 +23,16 @@ import (
 // cluster is a stand-in for engine.Submit: it dedupes by idempotency key
 // per tenant and refuses what the engine refuses.
 type cluster struct {
-	mu       sync.Mutex
-	tasks    map[string]*task.Task // tenant/key → task
-	calls    int
-	tenants  map[string]bool
-	kinds    map[string]bool
-	maxBytes int
-	refuse   func(tenant string) error // quota or outage
-	traces   []trace.TraceID
+	mu         sync.Mutex
+	tasks      map[string]*task.Task // tenant/key → task
+	calls      int
+	tenants    map[string]bool
+	kinds      map[string]bool
+	maxBytes   int
+	refuse     func(tenant string) error // quota or outage
+	traces     []trace.TraceID
+	batches    int
+	specTraces []string
 }
 
 func newCluster(tenants ...string) *cluster {
@@ -77,6 +79,47 @@ func (c *cluster) submit(ctx context.Context, tenant string, spec task.Spec) (*t
 	return t, nil
 }
 
+// submitBatch is engine.Submit of a batch: all or none.
+func (c *cluster) submitBatch(ctx context.Context, tenant string, specs []task.Spec) ([]*task.Task, error) {
+	c.mu.Lock()
+	c.batches++
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		c.traces = append(c.traces, sc.TraceID())
+	}
+	for _, s := range specs {
+		if tp := s.Headers["traceparent"]; tp != "" {
+			c.specTraces = append(c.specTraces, tp)
+		}
+	}
+	if c.refuse != nil {
+		if err := c.refuse(tenant); err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+	}
+	for i := range specs {
+		s := specs[i]
+		if err := s.Validate(fmt.Sprintf("tasks[%d].", i), task.Limits{MaxPayloadBytes: c.maxBytes}); err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+		if !c.kinds[s.Kind] {
+			c.mu.Unlock()
+			return nil, greyerr.Invalid(fmt.Sprintf("tasks[%d].kind", i), "unknown kind %q", s.Kind)
+		}
+	}
+	c.mu.Unlock()
+	out := make([]*task.Task, len(specs))
+	for i, s := range specs {
+		t, err := c.submit(ctx, tenant, s)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = t
+	}
+	return out, nil
+}
+
 func (c *cluster) count(tenant string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -95,9 +138,20 @@ func (c *cluster) task(tenant, key string) *task.Task {
 	return c.tasks[tenant+"/"+key]
 }
 
-func opts(c *cluster, m *events.Metrics) events.ConsumerOptions {
-	return events.ConsumerOptions{Name: "mem", Submit: c.submit, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+func opts(c *cluster, m *events.Metrics, batched bool) events.ConsumerOptions {
+	o := events.ConsumerOptions{Name: "mem", Submit: c.submit, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		LagInterval: 20 * time.Millisecond, Metrics: m, MaxMessageBytes: 64 << 10}
+	if batched {
+		o.SubmitBatch, o.BatchSize = c.submitBatch, 4
+	}
+	return o
+}
+
+// forModes runs a consumer test with one submit per message and with
+// batched submits.
+func forModes(t *testing.T, test func(t *testing.T, batched bool)) {
+	t.Run("single", func(t *testing.T) { test(t, false) })
+	t.Run("batched", func(t *testing.T) { test(t, true) })
 }
 
 // run runs a consumer until the returned stop is called.
@@ -144,7 +198,9 @@ func produce(t *testing.T, b *memevents.Broker, tenant string, m memevents.Messa
 	return pos
 }
 
-func TestConsumerSubmitsAndAcks(t *testing.T) {
+func TestConsumerSubmitsAndAcks(t *testing.T) { forModes(t, testConsumerSubmitsAndAcks) }
+
+func testConsumerSubmitsAndAcks(t *testing.T, batched bool) {
 	b := memevents.New()
 	cl := newCluster("acme")
 	reg := prometheus.NewRegistry()
@@ -153,16 +209,29 @@ func TestConsumerSubmitsAndAcks(t *testing.T) {
 		t.Fatal(err)
 	}
 	src, _ := b.OpenSource()
-	c, err := events.NewConsumer(src, opts(cl, m))
+	c, err := events.NewConsumer(src, opts(cl, m, batched))
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(t, c)
 	var positions []string
 	for i := range 20 {
-		positions = append(positions, produce(t, b, "acme", memevents.Message{Value: fmt.Appendf(nil, `{"kind":"noop","payload":{"i":%d},"idempotency_key":"mine"}`, i)}))
+		tp := fmt.Sprintf("00-4bf92f3577b34da6a3ce929d0e0e47%02d-00f067aa0ba902b7-01", i)
+		positions = append(positions, produce(t, b, "acme", memevents.Message{Value: fmt.Appendf(nil, `{"kind":"noop","payload":{"i":%d},"idempotency_key":"mine"}`, i),
+			Headers: map[string]string{"traceparent": tp}}))
 	}
+	run(t, c)
 	eventually(t, "20 tasks acknowledged", func() bool { return b.Pending("acme") == 0 })
+	if batched {
+		cl.mu.Lock()
+		batches, traces := cl.batches, len(cl.specTraces)
+		cl.mu.Unlock()
+		if batches != 5 {
+			t.Errorf("%d batches for 20 messages in batches of 4, want 5", batches)
+		}
+		if traces != 20 {
+			t.Errorf("%d batched specs carry their message's traceparent, want 20", traces)
+		}
+	}
 	if n := cl.count("acme"); n != 20 {
 		t.Fatalf("%d tasks, want 20", n)
 	}
@@ -199,12 +268,16 @@ func (a *ackFails) Ack(ctx context.Context, msgs []*events.Message) error {
 }
 
 func TestConsumerRestartBeforeAckMakesNoSecondTask(t *testing.T) {
+	forModes(t, testConsumerRestartBeforeAckMakesNoSecondTask)
+}
+
+func testConsumerRestartBeforeAckMakesNoSecondTask(t *testing.T, batched bool) {
 	b := memevents.New()
 	cl := newCluster("acme")
 	src, _ := b.OpenSource()
 	af := &ackFails{SourceDriver: src}
 	af.fail.Store(true)
-	c1, _ := events.NewConsumer(af, opts(cl, nil))
+	c1, _ := events.NewConsumer(af, opts(cl, nil, batched))
 	stop := run(t, c1)
 	for i := range 10 {
 		produce(t, b, "acme", memevents.Message{Value: fmt.Appendf(nil, `{"kind":"noop","payload":%d}`, i)})
@@ -218,7 +291,7 @@ func TestConsumerRestartBeforeAckMakesNoSecondTask(t *testing.T) {
 		t.Fatalf("pending %d, want 10 unacknowledged", p)
 	}
 	src2, _ := b.OpenSource()
-	c2, _ := events.NewConsumer(src2, opts(cl, nil))
+	c2, _ := events.NewConsumer(src2, opts(cl, nil, batched))
 	run(t, c2)
 	eventually(t, "every message acknowledged", func() bool { return b.Pending("acme") == 0 })
 	if n := cl.count("acme"); n != 10 {
@@ -229,13 +302,15 @@ func TestConsumerRestartBeforeAckMakesNoSecondTask(t *testing.T) {
 	}
 }
 
-func TestConsumerDeadLetters(t *testing.T) {
+func TestConsumerDeadLetters(t *testing.T) { forModes(t, testConsumerDeadLetters) }
+
+func testConsumerDeadLetters(t *testing.T, batched bool) {
 	b := memevents.New()
 	cl := newCluster("acme", "other")
 	reg := prometheus.NewRegistry()
 	m, _ := events.NewMetrics(reg)
 	src, _ := b.OpenSource()
-	c, _ := events.NewConsumer(src, opts(cl, m))
+	c, _ := events.NewConsumer(src, opts(cl, m, batched))
 	run(t, c)
 
 	wrongSchema := append([]byte{0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8}, 0x02, 'x')
@@ -306,7 +381,9 @@ func TestConsumerDeadLetters(t *testing.T) {
 	}
 }
 
-func TestConsumerQuotaPausesTenant(t *testing.T) {
+func TestConsumerQuotaPausesTenant(t *testing.T) { forModes(t, testConsumerQuotaPausesTenant) }
+
+func testConsumerQuotaPausesTenant(t *testing.T, batched bool) {
 	b := memevents.New()
 	cl := newCluster("busy", "calm")
 	var full atomic.Bool
@@ -321,7 +398,7 @@ func TestConsumerQuotaPausesTenant(t *testing.T) {
 	}
 	src, _ := b.OpenSource()
 	m, _ := events.NewMetrics(prometheus.NewRegistry())
-	c, _ := events.NewConsumer(src, opts(cl, m))
+	c, _ := events.NewConsumer(src, opts(cl, m, batched))
 	run(t, c)
 	for i := range 5 {
 		produce(t, b, "busy", memevents.Message{Value: fmt.Appendf(nil, `{"kind":"noop","payload":%d}`, i)})
@@ -349,7 +426,9 @@ func TestConsumerQuotaPausesTenant(t *testing.T) {
 	eventually(t, "busy resumed", func() bool { return len(c.Status().Paused) == 0 })
 }
 
-func TestConsumerRetriesWhileNoLeader(t *testing.T) {
+func TestConsumerRetriesWhileNoLeader(t *testing.T) { forModes(t, testConsumerRetriesWhileNoLeader) }
+
+func testConsumerRetriesWhileNoLeader(t *testing.T, batched bool) {
 	b := memevents.New()
 	cl := newCluster("acme")
 	var down atomic.Int32
@@ -361,7 +440,7 @@ func TestConsumerRetriesWhileNoLeader(t *testing.T) {
 		return nil
 	}
 	src, _ := b.OpenSource()
-	c, _ := events.NewConsumer(src, opts(cl, nil))
+	c, _ := events.NewConsumer(src, opts(cl, nil, batched))
 	run(t, c)
 	produce(t, b, "acme", memevents.Message{Value: []byte(`{"kind":"noop"}`)})
 	eventually(t, "the message consumed after the leader came back", func() bool { return b.Pending("acme") == 0 })
@@ -373,7 +452,9 @@ func TestConsumerRetriesWhileNoLeader(t *testing.T) {
 	}
 }
 
-func TestConsumerBrokerDownAtStart(t *testing.T) {
+func TestConsumerBrokerDownAtStart(t *testing.T) { forModes(t, testConsumerBrokerDownAtStart) }
+
+func testConsumerBrokerDownAtStart(t *testing.T, batched bool) {
 	b := memevents.New()
 	b.SetUnavailable(errors.New("dial tcp 127.0.0.1:9092: connection refused"))
 	cl := newCluster("acme")
@@ -383,7 +464,7 @@ func TestConsumerBrokerDownAtStart(t *testing.T) {
 	}
 	c, err := events.NewConsumerFunc(func(ctx context.Context) (events.SourceDriver, error) {
 		return reg.OpenSource(ctx, "mem://", events.SourceOptions{})
-	}, opts(cl, nil))
+	}, opts(cl, nil, batched))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,11 +487,13 @@ func TestConsumerBrokerDownAtStart(t *testing.T) {
 	eventually(t, "consumption after the outage", func() bool { return b.Pending("acme") == 0 && c.Degraded() == "" })
 }
 
-func TestConsumerContinuesTrace(t *testing.T) {
+func TestConsumerContinuesTrace(t *testing.T) { forModes(t, testConsumerContinuesTrace) }
+
+func testConsumerContinuesTrace(t *testing.T, batched bool) {
 	b := memevents.New()
 	cl := newCluster("acme")
 	src, _ := b.OpenSource()
-	c, _ := events.NewConsumer(src, opts(cl, nil))
+	c, _ := events.NewConsumer(src, opts(cl, nil, batched))
 	run(t, c)
 	produce(t, b, "acme", memevents.Message{Value: []byte(`{"kind":"noop"}`),
 		Headers: map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}})
@@ -430,7 +513,7 @@ func TestConsumerOptions(t *testing.T) {
 	if _, err := events.NewConsumer(src, events.ConsumerOptions{}); err == nil {
 		t.Error("missing Submit accepted")
 	}
-	c, _ := events.NewConsumer(src, opts(newCluster(), nil))
+	c, _ := events.NewConsumer(src, opts(newCluster(), nil, false))
 	stop := run(t, c)
 	time.Sleep(20 * time.Millisecond)
 	if err := c.Run(context.Background()); err == nil {
@@ -451,4 +534,68 @@ func TestIdempotencyKey(t *testing.T) {
 	if k := events.IdempotencyKey("a b"); strings.Contains(k, " ") {
 		t.Errorf("key with a space: %q", k)
 	}
+}
+
+// ackFailsN fails the first n acknowledgements.
+type ackFailsN struct {
+	events.SourceDriver
+	n atomic.Int32
+}
+
+func (a *ackFailsN) Ack(ctx context.Context, msgs []*events.Message) error {
+	if a.n.Add(-1) >= 0 {
+		return greyerr.New(greyerr.Unavailable, "broker connection lost")
+	}
+	return a.SourceDriver.Ack(ctx, msgs)
+}
+
+// A failed acknowledgement gives the messages back: they come again to
+// the same member, name their tasks and are acknowledged, with no second
+// task.
+func TestConsumerAckFailureRetries(t *testing.T) { forModes(t, testConsumerAckFailureRetries) }
+
+func testConsumerAckFailureRetries(t *testing.T, batched bool) {
+	b := memevents.New()
+	cl := newCluster("acme")
+	src, _ := b.OpenSource()
+	af := &ackFailsN{SourceDriver: src}
+	af.n.Store(2)
+	for i := range 8 {
+		produce(t, b, "acme", memevents.Message{Value: fmt.Appendf(nil, `{"kind":"noop","payload":%d}`, i)})
+	}
+	c, _ := events.NewConsumer(af, opts(cl, nil, batched))
+	run(t, c)
+	eventually(t, "every message acknowledged after the failed acks", func() bool { return b.Pending("acme") == 0 })
+	if n := cl.count("acme"); n != 8 {
+		t.Fatalf("%d tasks, want 8", n)
+	}
+	if af.n.Load() >= 0 {
+		t.Fatal("no acknowledgement failed")
+	}
+}
+
+// A consumer that stops while a tenant is paused resumes it in a driver
+// it does not own, so the next Run (a later leadership) consumes it.
+func TestConsumerStopResumesPausedTenant(t *testing.T) {
+	b := memevents.New()
+	cl := newCluster("busy")
+	var full atomic.Bool
+	full.Store(true)
+	cl.refuse = func(string) error {
+		if full.Load() {
+			return greyerr.New(greyerr.ResourceExhausted, "max_queued")
+		}
+		return nil
+	}
+	src, _ := b.OpenSource()
+	o := opts(cl, nil, false)
+	o.MinBackoff, o.MaxBackoff = time.Hour, time.Hour // paused for good unless resumed
+	c, _ := events.NewConsumer(src, o)
+	stop := run(t, c)
+	produce(t, b, "busy", memevents.Message{Value: []byte(`{"kind":"noop"}`)})
+	eventually(t, "busy paused", func() bool { return len(c.Status().Paused) == 1 })
+	stop()
+	full.Store(false)
+	run(t, c)
+	eventually(t, "busy consumed by the next run", func() bool { return b.Pending("busy") == 0 })
 }

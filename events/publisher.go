@@ -40,6 +40,11 @@ type ResultBody struct {
 	// ResultRef names a result over the inline limit (fetch it from
 	// GET /api/v1/tasks/{id}/result).
 	ResultRef *task.DataRef `json:"result_ref,omitempty"`
+	// ResultOmitted says the inline result was left out of the event, being
+	// over PublisherOptions.MaxResultBytes (brokers bound message sizes):
+	// fetch it from GET /api/v1/tasks/{id}/result. ResultBytes is its size.
+	ResultOmitted bool `json:"result_omitted,omitempty"`
+	ResultBytes   int  `json:"result_bytes,omitempty"`
 	// Error is a failed task's reason.
 	Error *task.Error `json:"error,omitempty"`
 	// FinishedAt is when the task finished.
@@ -75,6 +80,10 @@ type PublisherOptions struct {
 	Name string
 	// NoLifecycle publishes results only.
 	NoLifecycle bool
+	// MaxResultBytes is the largest inline result an event carries; a
+	// larger one is left out (ResultBody.ResultOmitted) so that the event
+	// fits the broker's message size (Kafka's default is 1 MB) (0: 512 KiB).
+	MaxResultBytes int
 	// MaxTries bounds publish attempts within one delivery before the
 	// relay takes over the retrying (0: 3).
 	MaxTries uint
@@ -137,6 +146,9 @@ func newPublisher(open func(ctx context.Context) (SinkDriver, error), own bool, 
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
 			return nil, fmt.Errorf("events: sink name %q: lower-case letters, digits and '_' only", opts.Name)
 		}
+	}
+	if opts.MaxResultBytes <= 0 {
+		opts.MaxResultBytes = 512 << 10
 	}
 	if opts.MaxTries == 0 {
 		opts.MaxTries = 3
@@ -242,7 +254,7 @@ func (p *Publisher) Events(b state.FeedBatch) ([]Event, error) {
 		if t == nil || !t.Status.Terminal() {
 			continue
 		}
-		r, l, err := TaskEvents(t)
+		r, l, err := taskEvents(t, p.opts.MaxResultBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -254,10 +266,20 @@ func (p *Publisher) Events(b state.FeedBatch) ([]Event, error) {
 	return evs, nil
 }
 
-// TaskEvents returns a finished task's Result and Lifecycle events.
+// TaskEvents returns a finished task's Result and Lifecycle events, the
+// result inline whatever its size.
 func TaskEvents(t *task.Task) (result, lifecycle Event, err error) {
+	return taskEvents(t, 0)
+}
+
+// taskEvents is TaskEvents leaving out an inline result over maxResult
+// bytes (0: no bound).
+func taskEvents(t *task.Task, maxResult int) (result, lifecycle Event, err error) {
 	rb := ResultBody{TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Status: t.Status, Attempt: t.Attempt,
 		IdempotencyKey: t.IdempotencyKey, Result: t.Result, ResultRef: t.ResultRef, Error: t.Error, FinishedAt: t.FinishedAt, ProofID: t.ProofID}
+	if maxResult > 0 && len(t.Result) > maxResult {
+		rb.Result, rb.ResultOmitted, rb.ResultBytes = nil, true, len(t.Result)
+	}
 	rv, err := json.Marshal(rb)
 	if err != nil {
 		return Event{}, Event{}, greyerr.Wrap(greyerr.Internal, err, "encode result event of task %s", t.ID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,6 +123,17 @@ func TestPublisherOutage(t *testing.T) {
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
+	}
+	// A result over MaxResultBytes is left out of the event, saying so.
+	big := eventstest.FinishedTask("big", 0, task.Completed)
+	big.Result = []byte(`"` + strings.Repeat("r", 2000) + `"`)
+	small, _ := events.NewPublisher(func() events.SinkDriver { d, _ := b.OpenSink(); return d }(), events.PublisherOptions{Name: "x", MaxResultBytes: 1000})
+	if err := small.Deliver(context.Background(), state.FeedBatch{Tasks: []*task.Task{big}}); err != nil {
+		t.Fatal(err)
+	}
+	var rb events.ResultBody
+	if got := b.Published(events.Result, "big"); len(got) != 1 || json.Unmarshal(got[0].Value, &rb) != nil || !rb.ResultOmitted || rb.ResultBytes != 2002 || rb.Result != nil {
+		t.Fatalf("big result event %+v", rb)
 	}
 	if _, err := events.NewPublisherFunc(func(context.Context) (events.SinkDriver, error) { return nil, nil }, events.PublisherOptions{Name: "Bad-Name"}); err == nil {
 		t.Error("a sink name that is not a metric name accepted")

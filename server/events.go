@@ -88,7 +88,7 @@ func eventBlocks(cfg *config.Config) []eventStream {
 // on its first delivery, so a broker that is down at start degrades the
 // stream (/readyz says so) instead of stopping greyd. A URL this build
 // cannot open does stop it.
-func openEvents(cfg *config.Config, o *options, reg prometheus.Registerer, logger *slog.Logger, submit events.SubmitFunc, tenants func(context.Context) []string) (*eventStreams, error) {
+func openEvents(cfg *config.Config, o *options, reg prometheus.Registerer, logger *slog.Logger, submit submitter, tenants func(context.Context) []string) (*eventStreams, error) {
 	blocks := eventBlocks(cfg)
 	es := &eventStreams{}
 	if len(blocks) == 0 {
@@ -113,7 +113,7 @@ func openEvents(cfg *config.Config, o *options, reg prometheus.Registerer, logge
 				so.Settings = maps.Clone(so.Settings)
 				so.Settings[events.SettingTenants] = strings.Join(tenants(ctx), ",")
 				return o.events.OpenSource(ctx, b.url, so)
-			}, events.ConsumerOptions{Name: b.name, Submit: submit, MaxMessageBytes: maxMessageBytes(cfg), Logger: log, Metrics: m})
+			}, events.ConsumerOptions{Name: b.name, Submit: submit.one, SubmitBatch: submit.batch, MaxMessageBytes: maxMessageBytes(cfg), Logger: log, Metrics: m})
 			if err != nil {
 				return nil, err
 			}
@@ -239,14 +239,35 @@ func (s *Server) tenantIDs(ctx context.Context) []string {
 	return out
 }
 
-// submitOne is the consumers' submit: engine.Submit of one spec.
-func (s *Server) submitOne(ctx context.Context, tenant string, spec task.Spec) (*task.Task, error) {
-	if s.eng == nil {
-		return nil, greyerr.New(greyerr.Unavailable, "the server is starting")
+// submitter is the consumers' way into the engine.
+type submitter struct {
+	one   events.SubmitFunc
+	batch func(ctx context.Context, tenant string, specs []task.Spec) ([]*task.Task, error)
+}
+
+// submitter submits through engine.Submit: one spec, or a batch of one
+// tenant's specs in one Raft entry.
+func (s *Server) submitter() submitter {
+	return submitter{
+		one: func(ctx context.Context, tenant string, spec task.Spec) (*task.Task, error) {
+			if s.eng == nil {
+				return nil, greyerr.New(greyerr.Unavailable, "the server is starting")
+			}
+			res, err := s.eng.Submit(ctx, tenant, []task.Spec{spec}, false)
+			if err != nil {
+				return nil, err
+			}
+			return res.Tasks[0], nil
+		},
+		batch: func(ctx context.Context, tenant string, specs []task.Spec) ([]*task.Task, error) {
+			if s.eng == nil {
+				return nil, greyerr.New(greyerr.Unavailable, "the server is starting")
+			}
+			res, err := s.eng.Submit(ctx, tenant, specs, true)
+			if err != nil {
+				return nil, err
+			}
+			return res.Tasks, nil
+		},
 	}
-	res, err := s.eng.Submit(ctx, tenant, []task.Spec{spec}, false)
-	if err != nil {
-		return nil, err
-	}
-	return res.Tasks[0], nil
 }

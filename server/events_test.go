@@ -22,12 +22,13 @@ import (
 	"github.com/grey-distributed/grey/internal/blobtest"
 	"github.com/grey-distributed/grey/internal/greytest"
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/tenant"
 )
 
 // startEventsServer runs a greyd whose events.kafka block (source and
 // sink) opens the in-memory broker b, registered under the kafka scheme:
 // the configuration path a real Kafka takes, without a broker.
-func startEventsServer(t *testing.T, open events.Opener, mutate ...func(*config.Config)) (*Server, func(string) *client.Client) {
+func startEventsServer(t testing.TB, open events.Opener, mutate ...func(*config.Config)) (*Server, func(string) *client.Client) {
 	t.Helper()
 	reg := events.NewRegistry()
 	if err := reg.Register("kafka", open); err != nil {
@@ -368,5 +369,81 @@ func TestEventsUnknownSchemeStopsStart(t *testing.T) {
 	_, err = New(cfg, greytest.Logger(t), WithBlobRegistry(blobtest.Registry(t)))
 	if err == nil || !strings.Contains(err.Error(), "links no event drivers") {
 		t.Fatalf("start without an events registry: %v", err)
+	}
+}
+
+// The events block becomes the drivers' URLs and settings.
+func TestEventBlocks(t *testing.T) {
+	cfg := config.Default()
+	if b := eventBlocks(cfg); len(b) != 0 {
+		t.Fatalf("default config has event streams: %+v", b)
+	}
+	k := &cfg.Events.Kafka
+	k.Brokers, k.Source, k.Sink, k.Transactional, k.Group = []string{"k1:9092", "k2:9093"}, true, true, true, "grey-eu"
+	k.SASL = config.KafkaSASLConfig{Mechanism: "SCRAM-SHA-512", Username: "u", Password: "p"}
+	k.TLS = config.KafkaTLSConfig{Enabled: true, CAFile: "/ca.pem"}
+	r := &cfg.Events.RabbitMQ
+	r.URL, r.Sink, r.QueueType, r.MaxPriority, r.DeliveryLimit, r.Prefetch = "amqps://u:p@rabbit:5671/grey", true, config.QueueClassic, 10, 3, 50
+	b := eventBlocks(cfg)
+	if len(b) != 2 {
+		t.Fatalf("%d blocks", len(b))
+	}
+	kb, rb := b[0], b[1]
+	if kb.name != "kafka" || kb.url != "kafka://k1:9092" || !kb.source || !kb.sink || !kb.sinkOptions.Transactional || kb.sourceOptions.Group != "grey-eu" {
+		t.Errorf("kafka %+v", kb)
+	}
+	for key, want := range map[string]string{events.SettingBrokers: "k1:9092,k2:9093", events.SettingTopicsRegex: `^grey\.tasks\..+$`, events.SettingCompression: "zstd",
+		events.SettingSASLMechanism: "SCRAM-SHA-512", events.SettingSASLUsername: "u", events.SettingSASLPassword: "p", events.SettingTLS: "true", events.SettingTLSCAFile: "/ca.pem"} {
+		if kb.sourceOptions.Settings[key] != want || kb.sinkOptions.Settings[key] != want {
+			t.Errorf("kafka setting %s = %q, want %q", key, kb.sourceOptions.Settings[key], want)
+		}
+	}
+	if rb.name != "rabbitmq" || rb.url != "amqps://u:p@rabbit:5671/grey" || rb.source || !rb.sink || rb.sourceOptions.Prefetch != 50 {
+		t.Errorf("rabbitmq %+v", rb)
+	}
+	for key, want := range map[string]string{events.SettingQueueType: "classic", events.SettingMaxPriority: "10", events.SettingDeliveryLimit: "3"} {
+		if rb.sinkOptions.Settings[key] != want {
+			t.Errorf("rabbitmq setting %s = %q, want %q", key, rb.sinkOptions.Settings[key], want)
+		}
+	}
+}
+
+// Through the real engine: a message for a tenant that does not exist and
+// one whose payload is over the tenant's limit go to the DLQ; a tenant at
+// its max_queued is paused, not dropped, and its messages all become tasks
+// as its running tasks finish.
+func TestEventsTenantLimits(t *testing.T) {
+	b := memevents.New()
+	s, mk := startEventsServer(t, memevents.Opener(b), func(cfg *config.Config) {
+		cfg.Tenants.AutoCreate = false
+		cfg.Tenants.EnforceQuotas = true
+	})
+	ctx := context.Background()
+	admin := mk("")
+	if _, err := admin.CreateTenant(ctx, "acme", tenant.Quota{Weight: 1, MaxQueued: 2, MaxPayloadBytes: 64}); err != nil {
+		t.Fatal(err)
+	}
+	produceMsg(t, b, "ghost", `{"kind":"echo"}`, nil)
+	produceMsg(t, b, "acme", fmt.Sprintf(`{"kind":"echo","payload":%q}`, strings.Repeat("x", 100)), nil)
+	const n = 8
+	for i := range n {
+		produceMsg(t, b, "acme", fmt.Sprintf(`{"kind":"sleep","payload":{"ms":%d}}`, 50+i), nil)
+	}
+	greytest.Eventually(t, 60*time.Second, func() bool { return b.Pending("acme") == 0 && b.Pending("ghost") == 0 })
+	if dl := b.DeadLetters("ghost"); len(dl) != 1 || !strings.HasPrefix(dl[0].Reason, "unknown_tenant: ") {
+		t.Fatalf("ghost's dead letters: %+v", dl)
+	}
+	if dl := b.DeadLetters("acme"); len(dl) != 1 || !strings.HasPrefix(dl[0].Reason, "payload_too_large: ") {
+		t.Fatalf("acme's dead letters: %+v", dl)
+	}
+	page, err := mk("acme").List(ctx, client.ListOptions{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Tasks) != n {
+		t.Fatalf("acme has %d tasks, want %d: quota refusals must hold messages back, not drop them", len(page.Tasks), n)
+	}
+	if got := counter(t, s.registry, "grey_events_retried_total", map[string]string{"reason": "quota"}); got < 1 {
+		t.Errorf("no quota refusal was counted (grey_events_retried_total{reason=quota} = %v): the test did not reach the limit", got)
 	}
 }

@@ -139,7 +139,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	if reg != nil {
 		evReg = reg
 	}
-	if s.events, err = openEvents(cfg, &o, evReg, logger, s.submitOne, s.tenantIDs); err != nil {
+	if s.events, err = openEvents(cfg, &o, evReg, logger, s.submitter(), s.tenantIDs); err != nil {
 		return nil, err
 	}
 	lock, err := lockDataDir(cfg.Node.DataDir)

@@ -185,6 +185,23 @@ func (b *Broker) Published(kind events.EventKind, tenant string) []events.Event 
 	return out
 }
 
+// Count returns how many events of kind were published for tenant,
+// without copying them.
+func (b *Broker) Count(kind events.EventKind, tenant string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if kind == events.Result {
+		return len(b.results[tenant])
+	}
+	n := 0
+	for _, e := range b.lifecycle {
+		if e.Tenant == tenant {
+			n++
+		}
+	}
+	return n
+}
+
 // Pending returns the messages of tenant neither acknowledged nor
 // dead-lettered.
 func (b *Broker) Pending(tenant string) int {
