@@ -15,6 +15,7 @@ import (
 	"github.com/grey-distributed/grey/events"
 	"github.com/grey-distributed/grey/events/kafkaevents"
 	"github.com/grey-distributed/grey/events/memevents"
+	"github.com/grey-distributed/grey/events/rabbitevents"
 )
 
 // blobDrivers is the blob registry of this binary: the drivers greyd links
@@ -58,7 +59,8 @@ func eventDrivers() (*events.Registry, error) {
 	reg := events.NewRegistry()
 	for _, register := range []func(*events.Registry) error{
 		func(r *events.Registry) error { return memevents.Register(r, memevents.New()) }, // mem:// (one in-process broker: tests, demos)
-		kafkaevents.Register, // kafka://broker:port (settings from events.kafka)
+		kafkaevents.Register,  // kafka://broker:port (settings from events.kafka)
+		rabbitevents.Register, // amqp://, amqps:// (RabbitMQ)
 	} {
 		if err := register(reg); err != nil {
 			return nil, fmt.Errorf("event drivers: %w", err)

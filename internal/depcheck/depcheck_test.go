@@ -44,6 +44,7 @@ var notCore = []string{
 	"blobstore/gocloudblob",
 	"archive/pgarchive/...", // the PostgreSQL driver and its test harness (pgtest)
 	"events/kafkaevents",
+	"events/rabbitevents",
 	"test/...",
 	"e2e/...",
 	"bench/...",
