@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -62,17 +63,36 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // decode reads a JSON body strictly: bounded size, unknown fields refused,
-// one value only. Errors name the field where the decoder can.
+// one value only, and what JSON parsers could read differently refused
+// (checkStrictJSON: invalid UTF-8, duplicate keys, case-folded field
+// names). Errors name the field where the decoder can.
+//
+// The body is JSON whatever the Content-Type says, with two exceptions:
+// a type that is clearly something else (not application/json, a +json
+// type, or the form type that curl -d sends) is refused, and the form
+// type is refused from browsers (a request with an Origin or Cookie
+// header), where it is the cross-site request a CORS preflight never
+// checks.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return greyerr.Invalid("Content-Type", "must be application/json, got %q", ct)
+	if err := jsonContentType(r); err != nil {
+		return err
 	}
 	body := http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
-	var raw bytes.Buffer
-	dec := json.NewDecoder(io.TeeReader(body, &raw))
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return decodeError(err, s.opts.MaxBodyBytes)
+	}
+	t := reflect.TypeOf(v)
+	if st, ok := v.(strictTyped); ok {
+		t = st.strictType()
+	}
+	if err := checkStrictJSON(raw, t); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return withFieldPath(decodeError(err, s.opts.MaxBodyBytes), raw.Bytes(), v)
+		return withFieldPath(decodeError(err, s.opts.MaxBodyBytes), raw, v)
 	}
 	if dec.More() {
 		return greyerr.Invalid("body", "must hold exactly one JSON value")
@@ -81,6 +101,36 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return greyerr.Invalid("body", "must hold exactly one JSON value")
 	}
 	return nil
+}
+
+// strictTyped is a request type decoded in parts (its items held raw):
+// strictType is the type the whole document is checked against.
+type strictTyped interface{ strictType() reflect.Type }
+
+// formContentType is what curl -d sends by default.
+const formContentType = "application/x-www-form-urlencoded"
+
+// jsonContentType accepts a request body's Content-Type as JSON (see
+// decode).
+func jsonContentType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return greyerr.Invalid("Content-Type", "must be application/json, got %q", ct)
+	}
+	switch {
+	case mt == "application/json", strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"):
+		return nil
+	case mt == formContentType:
+		if r.Header.Get("Origin") != "" || r.Header.Get("Cookie") != "" {
+			return greyerr.Invalid("Content-Type", "must be application/json for a request from a browser, got %q", ct)
+		}
+		return nil
+	}
+	return greyerr.Invalid("Content-Type", "must be application/json, got %q", ct)
 }
 
 // decodeItem strictly decodes one element of a request array (already known

@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 
+	"github.com/grey-distributed/grey/greyerr"
+
 	"github.com/grey-distributed/grey/auth"
 )
 
@@ -98,6 +100,7 @@ func (s *Server) routeTable() []Route {
 		{"PUT", "/api/v1/tenants/{id}", auth.PermTenantAdmin, c, admins, s.updateTenant},
 		{"DELETE", "/api/v1/tenants/{id}", auth.PermTenantAdmin, c, admins, s.deleteTenant},
 		{"GET", "/api/v1/cluster/usage", auth.PermTenantAdmin, c, admins, s.usage},
+		{"GET", "/api/v1/cluster/events", auth.PermClusterAdmin, c, admins, s.eventsStatus},
 		{"GET", "/api/v1/cluster/snapshot", auth.PermSnapshot, c, admins, s.saveSnapshot},
 		{"POST", "/api/v1/cluster/snapshot", auth.PermSnapshot, c, admins, s.restoreSnapshot},
 		{"POST", "/api/v1/modules", auth.PermModuleWrite, t, operators, s.uploadModule},
@@ -125,7 +128,35 @@ func (s *Server) buildMux() {
 		s.routes = append(s.routes, Route{Method: pr.Method, Pattern: pr.Pattern, Scope: ScopePublic, Who: pr.Who, handler: pr.Handler.ServeHTTP})
 	}
 	for _, rt := range s.routes {
+		rt.handler = s.nonEmptyQuery(rt.handler)
 		s.mux.Handle(rt.Key(), s.authorize(rt))
 	}
 	s.mux.HandleFunc("/", s.notFound)
+}
+
+// emptyMeansAbsent reports whether the spec allows query parameter name
+// an empty value, meaning "not given" (the first page of a list).
+func emptyMeansAbsent(name string) bool { return name == "cursor" }
+
+// nonEmptyQuery refuses a query parameter given with an empty value
+// ("?status=", "?to="): the spec gives none an empty value (but
+// emptyMeansAbsent), and reading one as "absent" would silently drop the
+// filter the caller meant to set.
+func (s *Server) nonEmptyQuery(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery != "" {
+			for name, vs := range r.URL.Query() {
+				if emptyMeansAbsent(name) {
+					continue
+				}
+				for _, v := range vs {
+					if v == "" {
+						s.writeError(w, r, greyerr.Invalid(name, "must not be empty (leave the parameter out for its default)"))
+						return
+					}
+				}
+			}
+		}
+		next(w, r)
+	}
 }

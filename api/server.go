@@ -7,13 +7,17 @@ package api
 
 import (
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/audit"
 	"github.com/grey-distributed/grey/auth"
 	"github.com/grey-distributed/grey/engine"
+	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/modules"
 	"github.com/grey-distributed/grey/taskdata"
 	"github.com/grey-distributed/grey/telemetry/tracing"
@@ -65,6 +69,9 @@ type Options struct {
 	// PeerTLS, when set, is the TLS config of requests forwarded to the
 	// leader: the node certificate, and the cluster CA to verify it by.
 	PeerTLS *tls.Config
+	// Events, when set, reports the event sources and sinks for
+	// GET /api/v1/cluster/events (nil: none configured).
+	Events func() apitypes.EventsStatus
 }
 
 // Server is the HTTP API of one greyd server.
@@ -136,7 +143,24 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
+// notFound answers a request no route matched: 405 with Allow when the
+// path has routes for other methods (the catch-all pattern hides the mux's
+// own 405), else 404.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	// The methods the route table uses, in Allow's order.
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Code: string(greyerr.MethodNotAllowed),
+			Message: fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", "))})
+		return
+	}
 	writeJSON(w, http.StatusNotFound, errorBody{Code: "not_found", Message: "no route for " + r.Method + " " + r.URL.Path})
 }
 

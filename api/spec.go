@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -152,7 +153,12 @@ func requestError(err error) error {
 	var se *openapi3.SchemaError
 	if errors.As(err, &se) {
 		if ge.Field == "" {
-			ge.Field = fieldPath(se.JSONPointer())
+			ptr := se.JSONPointer()
+			// An unknown property: name it, not only its object.
+			if m := unsupportedRe.FindStringSubmatch(se.Reason); m != nil && se.SchemaField == "additionalProperties" {
+				ptr = append(ptr, m[1])
+			}
+			ge.Field = fieldPath(ptr)
 		}
 		if ge.Field != "" && se.Reason != "" {
 			ge.Message = se.Reason
@@ -160,6 +166,10 @@ func requestError(err error) error {
 	}
 	return ge
 }
+
+// unsupportedRe reads the property name of kin-openapi's
+// additionalProperties error.
+var unsupportedRe = regexp.MustCompile(`^property "(.*)" is unsupported$`)
 
 // fieldPath renders a JSON pointer as a field name: ["tasks","3","kind"]
 // becomes "tasks[3].kind".

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +50,13 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 // the index ("tasks.priority").
 type batchRequest struct {
 	Tasks []json.RawMessage `json:"tasks"`
+}
+
+// strictType checks the items as the specs they decode into.
+func (*batchRequest) strictType() reflect.Type {
+	return reflect.TypeFor[struct {
+		Tasks []task.Spec `json:"tasks"`
+	}]()
 }
 
 func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {

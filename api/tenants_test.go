@@ -778,7 +778,7 @@ func TestTenantIsolationWithQuotas(t *testing.T) {
 	}
 	// A's idempotent replay at its limit still answers A's task.
 	var again task.Task
-	e.ok(t, call{method: "POST", path: "/api/v1/tasks", tenant: a, body: map[string]any{"kind": "manual", "idempotency_key": "k"}}, http.StatusOK, &again)
+	e.ok(t, call{method: "POST", path: "/api/v1/tasks", tenant: a, body: map[string]any{"kind": "manual", "payload": "secret", "idempotency_key": "k"}}, http.StatusOK, &again)
 	if again.ID != at.ID {
 		t.Errorf("A's replay = %s, want %s", again.ID, at.ID)
 	}

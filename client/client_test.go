@@ -123,7 +123,7 @@ func TestTaskLifecycle(t *testing.T) {
 	if sub.ID == "" || sub.Status != task.Pending || sub.TenantID != "acme" || sub.Type != task.Stateless {
 		t.Fatalf("Submit = %+v", sub)
 	}
-	again, err := c.Submit(ctx, task.Spec{Kind: "echo", IdempotencyKey: "k1"})
+	again, err := c.Submit(ctx, task.Spec{Kind: "echo", Payload: json.RawMessage(`{"a":1}`), IdempotencyKey: "k1"})
 	if err != nil || again.ID != sub.ID {
 		t.Fatalf("idempotent Submit = %v, %v; want %s", again, err, sub.ID)
 	}

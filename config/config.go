@@ -71,6 +71,9 @@ type Config struct {
 	Database DatabaseConfig `yaml:"database"`
 	// Archive tunes the pipeline from the Raft state to the archive.
 	Archive ArchiveConfig `yaml:"archive"`
+	// Events configures the event streams: Kafka and RabbitMQ as task
+	// sources and result sinks (docs/EVENTS.md).
+	Events EventsConfig `yaml:"events"`
 
 	// origins records where loaded values came from, for error messages.
 	origins map[string]origin
@@ -347,6 +350,7 @@ func Default() *Config {
 		// The only quorum over one database; majority and all need the
 		// quorum archive.
 		Database: DatabaseConfig{Postgres: PostgresConfig{Quorum: QuorumOne}},
+		Events:   defaultEvents(),
 	}
 }
 

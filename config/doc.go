@@ -23,7 +23,9 @@
 //	GREY_OTEL_ENDPOINT    monitoring.opentelemetry.endpoint
 //	GREY_OTEL_PROTOCOL    monitoring.opentelemetry.protocol
 //	GREY_IAM_PROVIDER     auth.oidc.provider (an issuer URL or a preset: keycloak)
+//	GREY_KAFKA_BROKERS    events.kafka.brokers (a comma-separated list)
+//	GREY_RABBITMQ_URL     events.rabbitmq.url
 //
-// Other variables from the integration guide (GREY_PG_URL, GREY_KAFKA_BROKERS,
-// …) are used through ${VAR} references in the file.
+// Other variables from the integration guide (GREY_PG_URL, …) are used
+// through ${VAR} references in the file or applied like the above.
 package config

@@ -189,6 +189,7 @@ func (c *Config) Validate() error {
 	v.tls(&c.TLS)
 	v.cloud(&c.Cloud)
 	v.database(&c.Database, &c.Archive)
+	v.events(&c.Events)
 	return errors.Join(v.errs...)
 }
 

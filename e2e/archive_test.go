@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -312,5 +313,80 @@ func TestArchivePostgresFaults(t *testing.T) {
 		if err != nil || tk.Status != task.Completed {
 			t.Fatalf("task %s: %+v, %v", id, tk, err)
 		}
+	}
+}
+
+// A wrong password or an unreachable database does not stop greyd: it
+// starts, runs tasks, reports the archive degraded in /readyz and the lag
+// in its metrics, and retries; restarted with the right URL it archives
+// everything that waited.
+func TestArchiveUnavailableAtStart(t *testing.T) {
+	requireE2E(t)
+	pg := pgtest.Start(t)
+	migrateArchive(t, pg)
+	wrong := strings.Replace(pg.AppURL(), "@", "x@", 1) // the password with an extra character
+	if wrong == pg.AppURL() {
+		t.Fatal("could not make a wrong password")
+	}
+	closed := fmt.Sprintf("postgres://grey:pw@127.0.0.1:%d/grey?connect_timeout=2", freePorts(t, 1)[0])
+	ctx := context.Background()
+	for _, tc := range []struct{ name, url, want string }{
+		{"wrong password", wrong, "password"},
+		{"unreachable", closed, "unavailable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGreyd(t, "")
+			g.env = []string{"GREY_PG_URL=" + tc.url}
+			g.Start()
+			g.WaitReady(30 * time.Second)
+			c, err := client.New(g.URL(), client.WithTenant("acme"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tk, err := c.Submit(ctx, task.Spec{Kind: "echo", Payload: []byte(`{"a":1}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if done, err := c.Wait(ctx, tk.ID); err != nil || done.Status != task.Completed {
+				t.Fatalf("task with the archive down: %+v, %v", done, err)
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				r, err := c.Readiness(ctx)
+				if err == nil && r.Status == "degraded" && strings.Contains(strings.ToLower(r.Degraded["archive"]), tc.want) &&
+					metric(g.MetricsAddr, "grey_archive_lag_tasks") == 1 {
+					if strings.Contains(r.Degraded["archive"], pg.AppURL()) || strings.Contains(r.Degraded["archive"], wrong) {
+						t.Fatalf("readyz shows a password: %s", r.Degraded["archive"])
+					}
+					t.Logf("readyz: %s", r.Degraded["archive"])
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("readyz %+v, %v; lag %v", r, err, metric(g.MetricsAddr, "grey_archive_lag_tasks"))
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if errs := metricSum(g.MetricsAddr, "grey_archive_delivery_errors_total", `step="deliver"`); errs < 1 {
+				t.Fatalf("delivery errors %v", errs)
+			}
+			// Restarted with the right URL, the waiting task is archived.
+			g.Signal(syscall.SIGTERM)
+			if code, ok := g.WaitExit(30 * time.Second); !ok || code != 0 {
+				t.Fatalf("greyd exit %d (%v)", code, ok)
+			}
+			g.env = []string{"GREY_PG_URL=" + pg.AppURL()}
+			g.Start()
+			g.WaitReady(30 * time.Second)
+			deadline = time.Now().Add(20 * time.Second)
+			for metric(g.MetricsAddr, "grey_archive_lag_tasks") != 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("lag after the fix: %v", metric(g.MetricsAddr, "grey_archive_lag_tasks"))
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if rows, _ := archived(t, pg, "acme"); rows < 1 {
+				t.Fatalf("archive rows %d", rows)
+			}
+		})
 	}
 }

@@ -83,12 +83,12 @@ func (e *Engine) archiveBacklogFull() error {
 	if e.cfg.Archive.Store == nil {
 		return nil
 	}
-	st := e.store.Sink(ArchiveSink)
-	if st.Backlog < e.cfg.Archive.MaxBacklog {
+	backlog := e.store.SinkBacklog(ArchiveSink)
+	if backlog < e.cfg.Archive.MaxBacklog {
 		return nil
 	}
 	err := greyerr.New(greyerr.ResourceExhausted,
-		"the archive is %d finished tasks behind (archive.max_backlog %d): new tasks wait until it catches up", st.Backlog, e.cfg.Archive.MaxBacklog)
+		"the archive is %d finished tasks behind (archive.max_backlog %d): new tasks wait until it catches up", backlog, e.cfg.Archive.MaxBacklog)
 	err.Reason = "archive_backlog"
 	err.RetryAfter = 5 * time.Second
 	return err

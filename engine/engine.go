@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -64,6 +65,11 @@ type Config struct {
 	// Replay holds the handlers this server can replay tasks with, by kind
 	// (only worker.Deterministic ones replay).
 	Replay map[string]worker.Handler
+	// ValidatePayload, if set, checks a task's payload at submit with its
+	// kind's executor (executor.Registry.ValidatePayload); an error is a
+	// 400 naming the payload field. Payloads given by payload_ref are
+	// checked when they run.
+	ValidatePayload func(kind string, payload json.RawMessage) error
 	// ProofChecked, if set, is told the platform and outcome ("verified",
 	// "rejected" or "error") of every proof this server checks on read.
 	ProofChecked func(platform, result string)
@@ -86,6 +92,10 @@ type Config struct {
 	// OnLeader are run while this node leads (event sources: one
 	// consumer per cluster), each until its context ends.
 	OnLeader []func(context.Context)
+	// Health, if set, names components besides the archive that work but
+	// not fully (an event source whose broker does not answer), each with
+	// why: Degraded and /readyz report them.
+	Health func() map[string]string
 }
 
 func (c *Config) defaults() {

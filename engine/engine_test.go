@@ -369,8 +369,8 @@ func TestStateSurvivesRestart(t *testing.T) {
 		if err != nil || p.Status != task.Pending {
 			t.Fatalf("snapshot=%v: pending after restart %v %+v", snapshot, err, p)
 		}
-		again, _ := n.Engine.Submit(context.Background(), "acme", []task.Spec{{Kind: "echo", IdempotencyKey: "k"}}, false)
-		if again.Tasks[0].ID != ids[1] {
+		again, err := n.Engine.Submit(context.Background(), "acme", []task.Spec{{Kind: "echo", Payload: json.RawMessage(`"x"`), IdempotencyKey: "k"}}, false)
+		if err != nil || again.Tasks[0].ID != ids[1] {
 			t.Fatalf("snapshot=%v: idempotency lost on restart", snapshot)
 		}
 	}

@@ -96,12 +96,28 @@ func (e *Engine) Refusing() string {
 	return ""
 }
 
-// Degraded lists what works but not fully (by component: "archive"), for
+// Degraded lists what works but not fully (by component: "archive", and
+// what Config.Health names, such as "events_kafka_source"), for
 // /readyz: the node serves, but something the operator should know about
 // is failing.
 func (e *Engine) Degraded() map[string]string {
-	if why := e.archiveDegraded(); why != "" {
-		return map[string]string{ArchiveSink: why}
+	var out map[string]string
+	if e.cfg.Health != nil {
+		for k, v := range e.cfg.Health() {
+			if v == "" {
+				continue
+			}
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
 	}
-	return nil
+	if why := e.archiveDegraded(); why != "" {
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[ArchiveSink] = why
+	}
+	return out
 }

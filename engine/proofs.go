@@ -227,7 +227,13 @@ func (e *Engine) Replay(ctx context.Context, tenant, id string) (*proof.Replay, 
 	if err == nil {
 		var b []byte
 		if b, err = worker.EncodeResult(res); err == nil {
-			out.ReplayDigest = proof.Digest(b)
+			// Digested as the stored result is: the object's bytes when
+			// it is stored by reference, else the JSON value.
+			if t.ResultRef != nil {
+				out.ReplayDigest = proof.Digest(b)
+			} else {
+				out.ReplayDigest = proof.JSONDigest(b)
+			}
 		}
 	}
 	if err != nil {
@@ -262,20 +268,8 @@ func (e *Engine) stored(ctx context.Context, tenant, id string) (*task.Task, []b
 	return t, env, nil
 }
 
-// outputDigest is the SHA-256 of t's result: the stored object's when the
-// result is stored by reference.
-func outputDigest(t *task.Task) string {
-	if t.ResultRef != nil {
-		return t.ResultRef.SHA256
-	}
-	return proof.Digest(t.Result)
-}
+// outputDigest and inputDigest are what a proof of t must carry
+// (proof.OutputDigest, proof.InputDigest).
+func outputDigest(t *task.Task) string { return proof.OutputDigest(t) }
 
-// inputDigest is the SHA-256 of t's payload: the object's when the task
-// named it by payload_ref.
-func inputDigest(t *task.Task) string {
-	if t.PayloadObject != nil {
-		return t.PayloadObject.SHA256
-	}
-	return proof.Digest(t.Payload)
-}
+func inputDigest(t *task.Task) string { return proof.InputDigest(t) }

@@ -51,10 +51,16 @@ func TestProofSignedForCompletedTask(t *testing.T) {
 		t.Fatalf("signing keys = %+v", keys)
 	}
 	st, err := proof.Verify(rec.Envelope, proof.NewKeyRing(keys[0].PublicKey), proof.Expect{
-		TaskID: tk.ID, TenantID: "acme", InputDigest: proof.Digest(got.Payload), OutputDigest: proof.Digest(got.Result),
+		TaskID: tk.ID, TenantID: "acme", InputDigest: proof.JSONDigest(got.Payload), OutputDigest: proof.JSONDigest(got.Result),
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The digests are of the RFC 8785 form, whatever the spacing and key
+	// order of the bytes submitted and stored.
+	canon := `{"a":[1,2],"b":"<&>"}`
+	if x, out, _ := st.Find(tk.ID); x.InputDigest != proof.Digest([]byte(canon)) || out != proof.Digest([]byte(canon)) {
+		t.Fatalf("digests %s / %s, want the SHA-256 of %s", x.InputDigest, out, canon)
 	}
 	x, _, ok := st.Find(tk.ID)
 	if !ok || st.Predicate.TenantID != "acme" || st.Predicate.NodeID != "test-1" || x.Kind != "echo" || x.Attempt != 1 || x.Executor.Name != "grey-worker" || x.FinishedAt.Before(x.StartedAt) {

@@ -72,6 +72,11 @@ func (e *Engine) submit(ctx context.Context, tenant string, specs []task.Spec, b
 		if !e.KnownKind(sp.Kind) {
 			return nil, greyerr.Invalid(prefix+"kind", "unknown kind %q: no executor or worker provides it (known: %s; list extra kinds in tasks.kinds or start a worker for it first)", sp.Kind, strings.Join(e.Kinds(), ", "))
 		}
+		if e.cfg.ValidatePayload != nil && sp.PayloadRef == "" {
+			if err := e.cfg.ValidatePayload(sp.Kind, sp.Payload); err != nil {
+				return nil, greyerr.Invalid(prefix+"payload", "%v", err)
+			}
+		}
 		id, err := task.NewID()
 		if err != nil {
 			return nil, greyerr.Wrap(greyerr.Internal, err, "new task id")

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/grey-distributed/grey/worker"
@@ -19,21 +20,61 @@ import (
 // payload, so their tasks can be replayed.
 func Builtins() map[string]worker.Handler {
 	return map[string]worker.Handler{
-		"noop":  deterministic(noop),
-		"echo":  deterministic(echo),
-		"sleep": deterministic(sleep),
-		"fail":  deterministic(fail),
+		"noop":  deterministic{work: noop},
+		"echo":  deterministic{work: echo},
+		"sleep": deterministic{work: sleep, validate: validateSleep},
+		"fail":  deterministic{work: fail, validate: validateFail},
 	}
 }
 
-// deterministic is a handler whose output depends only on its job.
-type deterministic worker.HandlerFunc
+// deterministic is a handler whose output depends only on its job, with
+// an optional payload check for submit.
+type deterministic struct {
+	work     worker.HandlerFunc
+	validate func(json.RawMessage) error
+}
 
 // Work implements worker.Handler.
-func (d deterministic) Work(ctx context.Context, j *worker.Job) (any, error) { return d(ctx, j) }
+func (d deterministic) Work(ctx context.Context, j *worker.Job) (any, error) { return d.work(ctx, j) }
 
 // Deterministic implements worker.Deterministic.
 func (deterministic) Deterministic(*worker.Job) bool { return true }
+
+// ValidatePayload implements worker.PayloadValidator.
+func (d deterministic) ValidatePayload(p json.RawMessage) error {
+	if d.validate == nil {
+		return nil
+	}
+	return d.validate(p)
+}
+
+// decodePayload decodes a built-in kind's payload as Job.Decode does (an
+// absent payload is the zero value).
+func decodePayload(p json.RawMessage, v any) error {
+	if len(p) == 0 {
+		return nil
+	}
+	return json.Unmarshal(p, v)
+}
+
+func validateSleep(p json.RawMessage) error {
+	var sp SleepPayload
+	if err := decodePayload(p, &sp); err != nil {
+		return fmt.Errorf(`sleep: want {"ms": N}: %w`, err)
+	}
+	if sp.MS < 0 {
+		return fmt.Errorf("sleep: ms must not be negative, got %d", sp.MS)
+	}
+	return nil
+}
+
+func validateFail(p json.RawMessage) error {
+	var fp FailPayload
+	if err := decodePayload(p, &fp); err != nil {
+		return fmt.Errorf(`fail: want {"message": "…", "retryable": bool}: %w`, err)
+	}
+	return nil
+}
 
 func noop(context.Context, *worker.Job) (any, error) { return nil, nil }
 

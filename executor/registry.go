@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"slices"
 
@@ -61,6 +62,24 @@ func (r *Registry) Handler(kind string) (worker.Handler, bool) {
 // Handlers returns a copy of the handlers by kind (for the engine's
 // replays and a worker pool's registrations).
 func (r *Registry) Handlers() map[string]worker.Handler { return maps.Clone(r.handlers) }
+
+// ValidatePayload checks a task's payload at submit with its kind's
+// handler, where that handler implements worker.PayloadValidator (looking
+// through wrappers); other kinds, and kinds the registry lacks, pass.
+func (r *Registry) ValidatePayload(kind string, payload json.RawMessage) error {
+	h, ok := r.handlers[kind]
+	for ok {
+		if v, is := h.(worker.PayloadValidator); is {
+			return v.ValidatePayload(payload)
+		}
+		w, is := h.(worker.Wrapper)
+		if !is {
+			break
+		}
+		h = w.Unwrap()
+	}
+	return nil
+}
 
 // Wasm returns the wasm executor, whose Validate checks modules at upload.
 func (r *Registry) Wasm() *wasmexec.Executor { return r.wasm }

@@ -39,6 +39,9 @@ const (
 	TooLarge Code = "too_large"
 	// Unimplemented: the operation is not supported (by this driver or build).
 	Unimplemented Code = "unimplemented"
+	// MethodNotAllowed: the path exists but not with this HTTP method (the
+	// response's Allow header lists the methods it has).
+	MethodNotAllowed Code = "method_not_allowed"
 	// Unavailable: try again later, possibly elsewhere (not leader, shutting down).
 	Unavailable Code = "unavailable"
 	// Canceled: the caller gave up.
@@ -153,6 +156,8 @@ func HTTPStatus(code Code) int {
 		return http.StatusRequestEntityTooLarge
 	case Unimplemented:
 		return http.StatusNotImplemented
+	case MethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	case Unavailable:
 		return http.StatusServiceUnavailable
 	case Canceled:
@@ -183,6 +188,8 @@ func FromHTTPStatus(status int) Code {
 		return TooLarge
 	case http.StatusNotImplemented:
 		return Unimplemented
+	case http.StatusMethodNotAllowed:
+		return MethodNotAllowed
 	case http.StatusServiceUnavailable:
 		return Unavailable
 	case http.StatusGatewayTimeout:

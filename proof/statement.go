@@ -158,6 +158,42 @@ func Digest(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
+// InputDigest is the input digest a proof of t must carry: the payload
+// object's SHA-256 (of its bytes as stored and served) when t named its
+// payload by payload_ref, else JSONDigest of the inline payload.
+func InputDigest(t *task.Task) string {
+	if t.PayloadObject != nil {
+		return t.PayloadObject.SHA256
+	}
+	return JSONDigest(t.Payload)
+}
+
+// OutputDigest is the output digest a proof of t must carry: the result
+// object's SHA-256 (of its bytes as stored and served by GET
+// /api/v1/tasks/{id}/result) when the result is stored by reference, else
+// JSONDigest of the inline result.
+func OutputDigest(t *task.Task) string {
+	if t.ResultRef != nil {
+		return t.ResultRef.SHA256
+	}
+	return JSONDigest(t.Result)
+}
+
+// runDigests are the digests of a run, by the rules of InputDigest and
+// OutputDigest: a stored object's bytes, else the inline JSON value's.
+func runDigests(r *Run) (in, out string) {
+	in, out = JSONDigest(r.Payload), JSONDigest(r.Output)
+	for _, o := range r.Objects {
+		switch o.Role {
+		case ObjectPayload:
+			in = o.Digest[DigestAlgorithm]
+		case ObjectResult:
+			out = Digest(r.Output)
+		}
+	}
+	return in, out
+}
+
 // NewStatement returns the statement for runs of one tenant on one node.
 // platform "" means [PlatformSoftware]; times are converted to UTC.
 func NewStatement(tenantID, nodeID, platform string, runs ...Run) *Statement {
@@ -171,9 +207,10 @@ func NewStatement(tenantID, nodeID, platform string, runs ...Run) *Statement {
 		Predicate:     Predicate{TenantID: tenantID, NodeID: nodeID, Platform: platform, Executions: make([]Execution, len(runs))},
 	}
 	for i, r := range runs {
-		st.Subject[i] = Subject{Name: SubjectPrefix + r.TaskID, Digest: map[string]string{DigestAlgorithm: Digest(r.Output)}}
+		in, out := runDigests(&r)
+		st.Subject[i] = Subject{Name: SubjectPrefix + r.TaskID, Digest: map[string]string{DigestAlgorithm: out}}
 		st.Predicate.Executions[i] = Execution{
-			TaskID: r.TaskID, Kind: r.Kind, InputDigest: Digest(r.Payload), Executor: r.Executor,
+			TaskID: r.TaskID, Kind: r.Kind, InputDigest: in, Executor: r.Executor,
 			Attempt: r.Attempt, StartedAt: r.StartedAt.UTC(), FinishedAt: r.FinishedAt.UTC(), LeasedBy: r.LeasedBy, Objects: r.Objects,
 		}
 	}

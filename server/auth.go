@@ -12,6 +12,7 @@ import (
 	"github.com/grey-distributed/grey/auth/mtlsauth"
 	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/config"
+	"github.com/grey-distributed/grey/events"
 	"github.com/grey-distributed/grey/greyerr"
 )
 
@@ -24,6 +25,7 @@ type options struct {
 	blobs          *blobstore.Registry
 	archives       *archive.Registry
 	archive        *archive.Store
+	events         *events.Registry
 }
 
 // WithAuthenticators provides the authenticators of the enabled auth

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grey-distributed/grey/api"
+	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/audit"
 	"github.com/grey-distributed/grey/blobstore"
@@ -67,6 +68,9 @@ type Server struct {
 	registry *prometheus.Registry
 	// archive holds finished tasks once they leave Raft (nil: none).
 	archive *archive.Store
+	// events are the event sources and sinks (events.kafka,
+	// events.rabbitmq).
+	events *eventStreams
 }
 
 // New opens the node's state and listeners. Nothing runs until Run. It
@@ -127,6 +131,16 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		s.metrics = m
 		s.registry = reg
 		s.store.Observe(m.Observe)
+	}
+	// The event streams only check their URLs here (they connect once
+	// running): a scheme this build lacks stops start-up before anything
+	// is locked or opened.
+	var evReg prometheus.Registerer
+	if reg != nil {
+		evReg = reg
+	}
+	if s.events, err = openEvents(cfg, &o, evReg, logger, s.submitter(), s.tenantIDs); err != nil {
+		return nil, err
 	}
 	lock, err := lockDataDir(cfg.Node.DataDir)
 	if err != nil {
@@ -239,10 +253,15 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 				s.metrics.Proof(platform, result)
 			}
 		},
-		Replay:  builtins,
-		Data:    data,
-		Archive: archiveConfig(cfg, s.archive),
-		Metrics: archReg,
+		Replay: builtins,
+		// Payloads a kind can never run are refused at submit.
+		ValidatePayload: execs.ValidatePayload,
+		Data:            data,
+		Archive:         archiveConfig(cfg, s.archive),
+		Metrics:         archReg,
+		Sinks:           s.events.relaySinks(),
+		OnLeader:        s.events.onLeader(),
+		Health:          func() map[string]string { return s.events.health(s.eng.Sinks) },
 
 		DeadServerTimeout: cfg.Raft.DeadServerTimeout.Std(),
 		PeerTLS:           mat.NodeClientConfig(),
@@ -263,7 +282,8 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		return nil, err
 	}
 	s.api = api.New(s.eng, api.Options{Refused: s.refused, NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), Modules: mods, TaskData: data, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), PeerTLS: mat.NodeClientConfig(), Logger: logger,
-		Auth: chain, Audit: s.audit, AuthResult: authResult, Public: o.public})
+		Auth: chain, Audit: s.audit, AuthResult: authResult, Public: o.public,
+		Events: func() apitypes.EventsStatus { return s.events.status(s.eng.Sinks) }})
 	var handler http.Handler = s.api
 	if s.metrics != nil {
 		handler = s.metrics.HTTP(func(r *http.Request) string { return r.Pattern }, handler)
@@ -284,7 +304,9 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		}
 	}
 
-	if cfg.Worker.Enabled {
+	// worker.enabled runs in-process workers on a node of role both only:
+	// a server-role node is the control plane and executes nothing.
+	if cfg.Worker.Enabled && cfg.Node.Role != config.RoleServer {
 		s.pool = worker.NewPool(newRouter(s.eng, s.peerToken(), s.peerOptions()...), worker.Options{
 			WorkerID:      cfg.Node.ID + "/builtin",
 			Kinds:         cfg.Worker.Kinds,
@@ -318,6 +340,9 @@ func (s *Server) closeEarly() {
 	s.eng.Close()
 	_ = s.node.Shutdown(false)
 	_ = s.httpLn.Close()
+	if s.archive != nil {
+		_ = s.archive.Close()
+	}
 }
 
 // APIURL is the API's base URL on its bound address (https:// with TLS).
@@ -441,6 +466,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.archive != nil {
 		_ = s.archive.Close()
 	}
+	s.events.close()
 	s.logger.Info("greyd stopped")
 	return runErr
 }

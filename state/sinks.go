@@ -144,6 +144,17 @@ func (s *Store) Sink(name string) SinkStatus {
 	return out
 }
 
+// SinkBacklog is Sink(name).Backlog without the oldest task's lookup (for
+// the submit path).
+func (s *Store) SinkBacklog(name string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if st := s.sinks[name]; st != nil {
+		return st.unacked
+	}
+	return s.feed.Len()
+}
+
 // Sinks lists every sink with a cursor, by name.
 func (s *Store) Sinks() []SinkStatus {
 	s.mu.RLock()

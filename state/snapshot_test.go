@@ -112,7 +112,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	// The same writes on both stores keep them equal.
 	for _, s := range []*state.Store{f.s, r} {
 		g := &fixture{t: t, s: s, idx: f.idx}
-		if res := g.submit(mk(20, "acme", func(x *task.Task) { x.IdempotencyKey = "once" })); res.Created[0] {
+		if res := g.submit(mk(20, "acme", func(x *task.Task) { x.Payload = json.RawMessage(`{"n":1}`); x.IdempotencyKey = "once" })); res.Created[0] {
 			t.Fatal("an idempotency key forgotten by the snapshot")
 		}
 		g.complete(t0.Add(3*time.Minute), "w1", ref(1, 1), `1`) // unblocks 2

@@ -180,6 +180,68 @@ func TestIdempotencyKeys(t *testing.T) {
 	}
 }
 
+// An idempotency key names one request: reusing it for a different kind,
+// payload or option is refused with 409 idempotency_key_reused naming what
+// differs, in a batch too (and the batch creates nothing); the same request
+// (payload keys reordered, defaults spelled out) maps to the original task.
+func TestIdempotencyKeyReused(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	keyed := func(x *task.Task) { x.IdempotencyKey = "order-1"; x.Payload = json.RawMessage(`{"a":1,"b":[true]}`) }
+	f.submit(mk(1, "acme", keyed))
+	five, yes := 5, true
+	same := f.submit(mk(2, "acme", keyed, func(x *task.Task) {
+		x.Payload = json.RawMessage(`{ "b": [true], "a": 1 }`)
+		x.Priority = &five
+		x.Retry = &task.RetryPolicy{}
+	}))
+	if same.Created[0] || same.Tasks[0].ID != tid(1) {
+		t.Fatalf("the same request again = created %v, task %s; want task 1", same.Created, same.Tasks[0].ID)
+	}
+	cases := []struct {
+		name string
+		mod  func(*task.Task)
+		want string
+	}{
+		{"kind", func(x *task.Task) { x.Kind = "echo" }, "kind"},
+		{"payload", func(x *task.Task) { x.Payload = json.RawMessage(`{"a":2,"b":[true]}`) }, "payload"},
+		{"payload number spelling", func(x *task.Task) { x.Payload = json.RawMessage(`{"a":1.0,"b":[true]}`) }, "payload"},
+		{"no payload", func(x *task.Task) { x.Payload = nil }, "payload"},
+		{"priority", func(x *task.Task) { p := 9; x.Priority = &p }, "priority"},
+		{"require_proof", func(x *task.Task) { x.RequireProof = &yes }, "require_proof"},
+		{"timeout and kind", func(x *task.Task) { x.Timeout = task.Duration(time.Second); x.Kind = "echo" }, "kind, timeout"},
+		{"constraints", func(x *task.Task) { x.Constraints = &task.Constraints{Labels: map[string]string{"gpu": "true"}} }, "constraints"},
+		{"run_at", func(x *task.Task) { at := t0.Add(time.Hour); x.RunAt = &at }, "run_at"},
+	}
+	for i, tc := range cases {
+		_, err := f.submitErr(t0, mk(10+i, "acme", keyed, tc.mod))
+		var ge *greyerr.Error
+		if !asGrey(err, &ge) || ge.Code != greyerr.AlreadyExists || ge.Reason != state.ReasonIdempotencyKeyReused ||
+			ge.Field != "idempotency_key" || !strings.Contains(ge.Message, "different "+tc.want+";") || !strings.Contains(ge.Message, tid(1)) {
+			t.Errorf("%s: err = %#v, want already_exists idempotency_key_reused naming %q and task 1", tc.name, err, tc.want)
+		}
+		if f.s.Lookup(tid(10+i)) != nil {
+			t.Errorf("%s: a task was created", tc.name)
+		}
+	}
+	// In one batch: a fresh task and two uses of a new key that differ.
+	_, err := f.submitErr(t0, mk(30, "acme"), mk(31, "acme", func(x *task.Task) { x.IdempotencyKey = "k2" }),
+		mk(32, "acme", func(x *task.Task) { x.IdempotencyKey = "k2"; x.Kind = "echo" }))
+	var ge *greyerr.Error
+	if !asGrey(err, &ge) || ge.Reason != state.ReasonIdempotencyKeyReused || ge.Field != "tasks[2].idempotency_key" {
+		t.Fatalf("in-batch reuse: err = %v, want idempotency_key_reused on tasks[2]", err)
+	}
+	for _, n := range []int{30, 31, 32} {
+		if f.s.Lookup(tid(n)) != nil {
+			t.Errorf("task %d of a refused batch was created", n)
+		}
+	}
+	// Headers (trace context) do not count.
+	if r := f.submit(mk(40, "acme", keyed, func(x *task.Task) { x.Headers = map[string]string{"traceparent": "00-1-2-01"} })); r.Created[0] {
+		t.Error("a retry with other trace headers created a task")
+	}
+}
+
 // Every report is fenced: by attempt, by worker, by principal, and by the
 // status it moves from.
 func TestLeaseStartCompleteAreFenced(t *testing.T) {

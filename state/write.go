@@ -120,7 +120,9 @@ func (x *txn) touch(id string) {
 
 // Submit stores new tasks, all or none: a missing parent rejects the whole
 // batch. An idempotency key that matches an existing task (or an earlier
-// task of the batch) returns that task instead of creating one.
+// task of the batch) returns that task instead of creating one when the
+// specs are the same request (SpecDiff), and refuses the whole submit with
+// AlreadyExists, reason ReasonIdempotencyKeyReused, when they differ.
 func (s *Store) Submit(index uint64, req *SubmitRequest) (*SubmitResult, error) {
 	x := s.begin(index, req.Now)
 	defer x.commit()
@@ -132,10 +134,20 @@ func (s *Store) Submit(index uint64, req *SubmitRequest) (*SubmitResult, error) 
 		}
 		if t.IdempotencyKey != "" {
 			k := tenantKey{t.TenantID, t.IdempotencyKey}
-			if _, ok := s.idem[k]; ok {
+			// The key names one request: the same spec again is answered
+			// with the task it created, a different one is refused.
+			if id, ok := s.idem[k]; ok {
+				if prev := s.tasks[id]; prev != nil {
+					if diff := SpecDiff(&prev.Spec, &t.Spec); diff != nil {
+						return nil, keyReused(fieldOf(i, len(req.Tasks), "idempotency_key"), t.IdempotencyKey, id, diff)
+					}
+				}
 				continue
 			}
-			if _, ok := batchKeys[k]; ok {
+			if first, ok := batchKeys[k]; ok {
+				if diff := SpecDiff(&first.Spec, &t.Spec); diff != nil {
+					return nil, keyReused(fieldOf(i, len(req.Tasks), "idempotency_key"), t.IdempotencyKey, first.ID, diff)
+				}
 				continue
 			}
 			batchKeys[k] = t

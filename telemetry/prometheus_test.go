@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,8 +25,11 @@ import (
 
 	"github.com/grey-distributed/grey/api"
 	"github.com/grey-distributed/grey/engine"
+	"github.com/grey-distributed/grey/events"
+	"github.com/grey-distributed/grey/events/memevents"
 	"github.com/grey-distributed/grey/executor"
 	"github.com/grey-distributed/grey/internal/greytest"
+	"github.com/grey-distributed/grey/relay"
 	"github.com/grey-distributed/grey/task"
 	"github.com/grey-distributed/grey/tenant"
 	"github.com/grey-distributed/grey/worker"
@@ -39,7 +43,8 @@ var mayBeEmpty = map[string]string{
 	"GreyNoLeader":              "the node leads",
 	"GreyFrequentLeaderChanges": "no elections after the first",
 	"GreyGrowingBacklog":        "the backlog stays under 1000",
-	"GreyArchiveLagging":        "the test's greyd has no archive",
+	"GreyArchiveLagging":        "no archive is configured",
+	"GreyEventConsumerLagging":  "the event source keeps up",
 }
 
 // TestPrometheusQueries runs a real Prometheus against an in-process greyd
@@ -61,12 +66,44 @@ func TestPrometheusQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The greyd equivalent.
-	n := greytest.NewNode(t, engine.Config{
-		Retry: task.RetryPolicy{BaseDelay: task.Duration(5 * time.Millisecond), MaxDelay: task.Duration(20 * time.Millisecond)},
-	})
+	// The greyd equivalent, with event streams on the in-memory broker as
+	// greyd runs them for events.kafka (source and sink) and
+	// events.rabbitmq (sink).
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	broker := memevents.New()
+	evm, err := events.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n *greytest.Node
+	src, _ := broker.OpenSource()
+	consumer, err := events.NewConsumer(src, events.ConsumerOptions{Name: "kafka", Metrics: evm, LagInterval: 200 * time.Millisecond,
+		Submit: func(ctx context.Context, tenantID string, spec task.Spec) (*task.Task, error) {
+			res, err := n.Engine.Submit(ctx, tenantID, []task.Spec{spec}, false)
+			if err != nil {
+				return nil, err
+			}
+			return res.Tasks[0], nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sinks []relay.Sink
+	for _, name := range []string{"kafka", "rabbitmq"} {
+		d, _ := broker.OpenSink()
+		p, err := events.NewPublisher(d, events.PublisherOptions{Name: name, Metrics: evm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sinks = append(sinks, p)
+	}
+	n = greytest.NewNode(t, engine.Config{
+		Retry:    task.RetryPolicy{BaseDelay: task.Duration(5 * time.Millisecond), MaxDelay: task.Duration(20 * time.Millisecond)},
+		Sinks:    sinks,
+		OnLeader: []func(context.Context){func(ctx context.Context) { _ = consumer.Run(ctx) }},
+		Metrics:  reg,
+	})
 	m, err := NewMetrics(reg, Options{
 		IncludeTenantLabels: true, NodeID: "test-1", Store: n.Store, Cluster: n.Raft,
 		Prices:       tenant.Prices{CPUSecond: 0.001, Task: 0.0001, GBMonth: 0.02, GBMoved: 0.09},
@@ -138,6 +175,10 @@ func TestPrometheusQueries(t *testing.T) {
 		}
 		m.Attestation("sgx", round%10 != 0, time.Duration(10+round%7)*time.Millisecond)
 		m.Attestation("tdx", true, 25*time.Millisecond)
+		_, _ = broker.Produce("acme", memevents.Message{Value: []byte(`{"kind":"echo","payload":"from kafka"}`)})
+		if round%10 == 0 {
+			_, _ = broker.Produce("acme", memevents.Message{Value: []byte(`{"kind":`)})
+		}
 		time.Sleep(200 * time.Millisecond)
 	}
 

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/grey-distributed/grey/events"
 )
 
 // tool finds an external binary on PATH or in /usr/bin. Without it the
@@ -65,7 +67,7 @@ func TestAlertNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range []string{"GreyNoLeader", "GreyFrequentLeaderChanges", "GreyHighTaskFailureRate",
-		"GreyGrowingBacklog", "GreyQuotaExhausted", "GreyProofFailures", "GreyScrapeDown", "GreyArchiveLagging"} {
+		"GreyGrowingBacklog", "GreyQuotaExhausted", "GreyProofFailures", "GreyScrapeDown", "GreyArchiveLagging", "GreyEventConsumerLagging"} {
 		if !strings.Contains(string(data), "alert: "+a+"\n") {
 			t.Errorf("grey-rules.yml lacks alert %s", a)
 		}
@@ -239,15 +241,30 @@ func TestDashboards(t *testing.T) {
 
 var familyRef = regexp.MustCompile(`\b(grey_[a-z_]+|process_[a-z_]+|go_[a-z_]+)\b`)
 
-// checkFamilies fails for a grey_ name in expr that this package does not
+// relaySinks are the relay's sinks whose families dashboards and rules
+// may name: grey_<sink>_lag_tasks and the rest (relay/metrics.go).
+var relaySinks = []string{"archive", "events_kafka", "events_rabbitmq"}
+
+// knownFamilies are the families a greyd exports: this package's, the
+// event streams' and the relay's per sink.
+func knownFamilies() map[string]bool {
+	known := map[string]bool{}
+	for _, f := range append(Families(), events.Families()...) {
+		known[f] = true
+	}
+	for _, s := range relaySinks {
+		for _, f := range relay.Families(s) {
+			known[f] = true
+		}
+	}
+	return known
+}
+
+// checkFamilies fails for a grey_ name in expr that a greyd does not
 // export.
 func checkFamilies(t *testing.T, where, expr string) {
 	t.Helper()
-	known := map[string]bool{}
-	// The relay exports each sink's families (the archive's here).
-	for _, f := range append(Families(), relay.Families("archive")...) {
-		known[f] = true
-	}
+	known := knownFamilies()
 	for _, name := range familyRef.FindAllString(expr, -1) {
 		if !strings.HasPrefix(name, "grey_") {
 			continue

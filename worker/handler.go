@@ -47,6 +47,15 @@ type Deterministic interface {
 	Deterministic(j *Job) bool
 }
 
+// PayloadValidator is implemented by handlers that can tell from a
+// payload alone that it can never run (a malformed shape, a value out of
+// range): the server refuses such a task at submit (400, field payload)
+// instead of storing it to fail later. It must not depend on anything a
+// worker node could configure differently (allowlists, capabilities).
+type PayloadValidator interface {
+	ValidatePayload(payload json.RawMessage) error
+}
+
 // Wrapper is implemented by handlers that wrap another (middleware such as
 // metrics); the pool and replays look through them for Measurer and
 // Deterministic.

@@ -2,6 +2,8 @@ package pgarchive
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -102,17 +104,21 @@ func (d *Driver) forgetPartitions() {
 // after 20,000).
 const upsertSQL = `WITH src AS (
 	SELECT * FROM unnest($2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $10::text[], $11::text[])
-		AS s(id, finished_at, status, kind, labels, task, proof, payload, result)
+		AS s(id, finished_at, status, kind, labels, task, proof_id, payload, result)
 ), moved AS (
 	DELETE FROM ` + Schema + `.tasks t
 	WHERE t.tenant_id = $1 AND t.id = ANY($2::uuid[]) AND t.finished_at >= $9
 		AND NOT EXISTS (SELECT 1 FROM src WHERE src.id = t.id AND src.finished_at = t.finished_at)
+), prf AS (
+	INSERT INTO ` + Schema + `.proofs AS p (tenant_id, id, last_finished_at, envelope)
+	SELECT $1, id, fin, env::json FROM unnest($12::text[], $13::timestamptz[], $14::text[]) AS x(id, fin, env)
+	ON CONFLICT (tenant_id, id) DO UPDATE SET last_finished_at = GREATEST(p.last_finished_at, EXCLUDED.last_finished_at)
 )
-INSERT INTO ` + Schema + `.tasks AS t (tenant_id, id, finished_at, status, kind, labels, task, payload, result, proof)
-SELECT $1, id, finished_at, status, kind, labels::jsonb, task::json, payload::json, result::json, proof::json FROM src
+INSERT INTO ` + Schema + `.tasks AS t (tenant_id, id, finished_at, status, kind, labels, task, payload, result, proof_id)
+SELECT $1, id, finished_at, status, kind, labels::jsonb, task::json, payload::json, result::json, proof_id FROM src
 ON CONFLICT (tenant_id, id, finished_at) DO UPDATE SET
 	status = EXCLUDED.status, kind = EXCLUDED.kind, labels = EXCLUDED.labels, task = EXCLUDED.task,
-	payload = EXCLUDED.payload, result = EXCLUDED.result, proof = EXCLUDED.proof, archived_at = now()`
+	payload = EXCLUDED.payload, result = EXCLUDED.result, proof_id = EXCLUDED.proof_id, archived_at = now()`
 
 // Upsert implements archive.Driver: one transaction, one statement of
 // unnest arrays, after making sure the batch's daily partitions exist.
@@ -137,12 +143,18 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 		kinds   = make([]string, 0, n)
 		labels  = make([]string, 0, n)
 		tasks   = make([]string, 0, n)
-		proofs  = make([]*string, 0, n)
+		proofs  = make([]*string, 0, n) // each task's envelope id
 		pays    = make([]*string, 0, n)
 		results = make([]*string, 0, n)
 		days    []int64
 		seenDay = map[int64]bool{}
 		bound   pgtype.Timestamptz
+		// the batch's envelopes, once each: one covers a report batch of
+		// the tenant's tasks (hundreds), and is kilobytes
+		envIDs  []string
+		envFins []time.Time
+		envs    []string
+		envAt   = map[string]int{}
 	)
 	for i, r := range recs {
 		if last[r.Task.ID] != i {
@@ -192,7 +204,19 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 		kinds = append(kinds, t.Kind)
 		labels = append(labels, string(lj))
 		tasks = append(tasks, string(tj))
-		proofs = append(proofs, raw[0])
+		var proofID *string
+		if raw[0] != nil {
+			sum := sha256.Sum256(r.Proof)
+			id := hex.EncodeToString(sum[:])
+			proofID = &id
+			if k, ok := envAt[id]; !ok {
+				envAt[id] = len(envIDs)
+				envIDs, envFins, envs = append(envIDs, id), append(envFins, fin), append(envs, *raw[0])
+			} else if fin.After(envFins[k]) {
+				envFins[k] = fin
+			}
+		}
+		proofs = append(proofs, proofID)
 		pays = append(pays, raw[1])
 		results = append(results, raw[2])
 		if dd := unixDay(fin); !seenDay[dd] {
@@ -210,7 +234,7 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 			return err
 		}
 		err := d.inTenant(ctx, d.primary, tenant, false, func(tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, upsertSQL, tenant, ids, fins, status, kinds, labels, tasks, proofs, bound, pays, results)
+			_, err := tx.Exec(ctx, upsertSQL, tenant, ids, fins, status, kinds, labels, tasks, proofs, bound, pays, results, envIDs, envFins, envs)
 			if err != nil {
 				var pe *pgconn.PgError
 				if errors.As(err, &pe) && pe.Code == "23514" && strings.Contains(pe.Message, "no partition") {
@@ -240,7 +264,8 @@ func orEmpty(m map[string]string) map[string]string {
 }
 
 // columns are what a read selects, in decode's order.
-const columns = `task, payload, result, proof`
+const columns = `task, payload, result,
+	(SELECT p.envelope FROM ` + Schema + `.proofs p WHERE p.tenant_id = tasks.tenant_id AND p.id = tasks.proof_id)`
 
 // decode turns a row's columns into a Record. The task's JSON is decoded
 // with goccy/go-json, a drop-in for encoding/json that is 3 to 5 times

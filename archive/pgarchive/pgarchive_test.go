@@ -663,3 +663,66 @@ func TestUpsertRefusesIDsWithoutTime(t *testing.T) {
 		t.Errorf("%d records written, %v", n, err)
 	}
 }
+
+// One envelope covers a report batch of a tenant's tasks: the archive
+// stores it once, every task still reads it back, and retention removes it
+// with the last task naming it.
+func TestProofsStoredOnce(t *testing.T) {
+	db := migrated(t, "postgres")
+	d := open(t, db.AppURL, archive.OpenOptions{})
+	s := store(t, d)
+	ctx := ctxT(t)
+	ten := archivetest.Tenant("proofs")
+	env := json.RawMessage(`{"payloadType":"application/vnd.in-toto+json","payload":"` + strings.Repeat("QUJD", 4000) + `","signatures":[{"keyid":"k","sig":"c2ln"}]}`)
+	old := time.Now().Add(-72 * time.Hour).Truncate(time.Microsecond)
+	var recs []archive.Record
+	for i := range 50 {
+		fin := old
+		if i == 49 {
+			fin = time.Now().Truncate(time.Microsecond) // the envelope's last task
+		}
+		recs = append(recs, archivetest.Make(archivetest.Spec{Tenant: ten, Finished: fin, Proof: env}))
+	}
+	if err := s.Upsert(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	owner, err := pgx.Connect(ctx, db.OwnerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close(ctx)
+	count := func() (n int) {
+		t.Helper()
+		// The owner sees every envelope (the retention policy).
+		if err := owner.QueryRow(ctx, `SELECT count(*) FROM grey_archive.proofs WHERE tenant_id = $1`, ten).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("50 tasks of one envelope stored %d envelopes", n)
+	}
+	for _, i := range []int{0, 49} {
+		got, err := s.Get(ctx, ten, recs[i].Task.ID)
+		if err != nil || string(got.Proof) != string(env) {
+			t.Fatalf("task %d's proof: %d bytes, %v", i, len(got.Proof), err)
+		}
+	}
+	// Retention before the last task's finish keeps the envelope; after
+	// it, the envelope goes with its tasks.
+	if _, err := s.DeleteBefore(ctx, old.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("envelope of a remaining task: %d rows", n)
+	}
+	if got, err := s.Get(ctx, ten, recs[49].Task.ID); err != nil || string(got.Proof) != string(env) {
+		t.Fatalf("remaining task's proof: %v", err)
+	}
+	if _, err := s.DeleteBefore(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("envelope outlived its tasks: %d rows", n)
+	}
+}

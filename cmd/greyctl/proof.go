@@ -276,20 +276,9 @@ otherwise.`,
 	}
 }
 
-// inputDigest is what the proof's input digest must be: the payload
-// object's recorded SHA-256 when the task named its payload by reference.
-func inputDigest(t *task.Task) string {
-	if t.PayloadObject != nil {
-		return t.PayloadObject.SHA256
-	}
-	return proof.Digest(t.Payload)
-}
+// inputDigest and outputDigest are what the proof's digests must be
+// (proof.InputDigest, proof.OutputDigest: RFC 8785 canonical JSON of an
+// inline value, the bytes of a stored object).
+func inputDigest(t *task.Task) string { return proof.InputDigest(t) }
 
-// outputDigest is what the proof's output digest must be: the stored
-// result's recorded SHA-256 when the result is by reference.
-func outputDigest(t *task.Task) string {
-	if t.ResultRef != nil {
-		return t.ResultRef.SHA256
-	}
-	return proof.Digest(t.Result)
-}
+func outputDigest(t *task.Task) string { return proof.OutputDigest(t) }

@@ -151,6 +151,7 @@ Without --token or --api-key, the token stored by greyctl login is used
 	})
 	root.AddCommand(newTaskCmd(a), newTenantCmd(a), newCostCmd(a), newClusterCmd(a), newSnapshotCmd(a), newModuleCmd(a), newProofCmd(a), newBenchCmd(a)) // module: issue #4
 	root.AddCommand(newAPIKeyCmd(a), newLoginCmd(a), newLogoutCmd(a))
+	root.AddCommand(newEventsCmd(a))
 	return root
 }
 

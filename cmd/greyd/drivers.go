@@ -12,6 +12,10 @@ import (
 	"github.com/grey-distributed/grey/blobstore/gcsblob"
 	"github.com/grey-distributed/grey/blobstore/memblob"
 	"github.com/grey-distributed/grey/blobstore/s3blob"
+	"github.com/grey-distributed/grey/events"
+	"github.com/grey-distributed/grey/events/kafkaevents"
+	"github.com/grey-distributed/grey/events/memevents"
+	"github.com/grey-distributed/grey/events/rabbitevents"
 )
 
 // blobDrivers is the blob registry of this binary: the drivers greyd links
@@ -43,6 +47,23 @@ func archiveDrivers() (*archive.Registry, error) {
 	} {
 		if err := register(reg); err != nil {
 			return nil, fmt.Errorf("archive drivers: %w", err)
+		}
+	}
+	return reg, nil
+}
+
+// eventDrivers is the event-stream registry of this binary: the broker
+// drivers greyd links (the events core imports none). A new driver is one
+// import and one line.
+func eventDrivers() (*events.Registry, error) {
+	reg := events.NewRegistry()
+	for _, register := range []func(*events.Registry) error{
+		func(r *events.Registry) error { return memevents.Register(r, memevents.New()) }, // mem:// (one in-process broker: tests, demos)
+		kafkaevents.Register,  // kafka://broker:port (settings from events.kafka)
+		rabbitevents.Register, // amqp://, amqps:// (RabbitMQ)
+	} {
+		if err := register(reg); err != nil {
+			return nil, fmt.Errorf("event drivers: %w", err)
 		}
 	}
 	return reg, nil

@@ -40,3 +40,14 @@ func TestBlobDrivers(t *testing.T) {
 		t.Errorf("schemes %s", got)
 	}
 }
+
+// The binary links the event drivers, each scheme once.
+func TestEventDrivers(t *testing.T) {
+	reg, err := eventDrivers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(reg.Schemes(), ","); !strings.Contains(got, "mem") {
+		t.Errorf("schemes %s", got)
+	}
+}

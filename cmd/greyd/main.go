@@ -170,7 +170,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // newServer links the drivers greyd is built with into a server: the blob
-// and archive drivers, and the identity drivers of the enabled auth modes.
+// and archive drivers, the event-stream drivers, and the identity drivers
+// of the enabled auth modes.
 func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*server.Server, error) {
 	blobs, err := blobDrivers()
 	if err != nil {
@@ -180,11 +181,15 @@ func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	if err != nil {
 		return nil, err
 	}
+	evs, err := eventDrivers()
+	if err != nil {
+		return nil, err
+	}
 	opts, err := identityOptions(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return server.New(cfg, logger, append(opts, server.WithBlobRegistry(blobs), server.WithArchiveRegistry(archives))...)
+	return server.New(cfg, logger, append(opts, server.WithBlobRegistry(blobs), server.WithArchiveRegistry(archives), server.WithEventsRegistry(evs))...)
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

@@ -461,3 +461,31 @@ func CodeOf(err error) string {
 	}
 	return ""
 }
+
+// ValidatePayload implements worker.PayloadValidator: the payload's shape
+// and an absolute http(s) URL; the allowlist is the running node's to
+// apply (a worker node may allow more hosts).
+func (e *Executor) ValidatePayload(payload json.RawMessage) error {
+	var p Payload
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return fmt.Errorf("http: bad payload (want {\"url\":…,\"method\":…,\"headers\":{…},\"body\":…}): %w", err)
+	}
+	if p.URL == "" {
+		return errors.New("http: bad payload: url is required")
+	}
+	u, err := url.Parse(p.URL)
+	if err != nil {
+		return fmt.Errorf("http: bad payload: url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("http: bad payload: url %q is not an absolute http or https URL", p.URL)
+	}
+	for k := range p.Headers {
+		if strings.EqualFold(k, "Host") {
+			return errors.New("http: bad payload: the Host header cannot be set")
+		}
+	}
+	return nil
+}

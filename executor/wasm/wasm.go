@@ -643,3 +643,36 @@ func (w *headWriter) Write(p []byte) (int, error) {
 func (w *headWriter) text() string { return w.buf.String() }
 
 var _ io.Writer = (*limitedWriter)(nil)
+
+// ValidatePayload implements worker.PayloadValidator: the payload's shape
+// (fields, the module digest, one input form, known capability names),
+// not what this node's configuration grants (a worker node may grant
+// more).
+func (e *Executor) ValidatePayload(payload json.RawMessage) error {
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return errors.New(`wasm: payload is required: {"module":"sha256:…","input":…}`)
+	}
+	var p Payload
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return fmt.Errorf("wasm: bad payload: %w", err)
+	}
+	if _, _, err := modules.ParseDigest("module", p.Module); err != nil {
+		return fmt.Errorf("wasm: bad payload: %w", err)
+	}
+	if in := bytes.TrimSpace(p.Input); len(in) > 0 && string(in) != "null" && p.InputBase64 != "" {
+		return errors.New("wasm: bad payload: give input or input_base64, not both")
+	}
+	if p.InputBase64 != "" {
+		if _, err := base64.StdEncoding.DecodeString(p.InputBase64); err != nil {
+			return fmt.Errorf("wasm: bad payload: input_base64: %w", err)
+		}
+	}
+	for _, c := range p.Allow {
+		if c != CapClock && c != CapRandom {
+			return fmt.Errorf("wasm: bad payload: unknown capability %q in allow (want %q or %q)", c, CapClock, CapRandom)
+		}
+	}
+	return nil
+}

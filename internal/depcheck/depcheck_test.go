@@ -43,6 +43,8 @@ var notCore = []string{
 	"blobstore/azblob",
 	"blobstore/gocloudblob",
 	"archive/pgarchive/...", // the PostgreSQL driver and its test harness (pgtest)
+	"events/kafkaevents",
+	"events/rabbitevents",
 	"test/...",
 	"e2e/...",
 	"bench/...",

@@ -4,6 +4,7 @@ package greytest
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"testing"
@@ -75,6 +76,16 @@ func newNode(t testing.TB, cfg engine.Config, strict bool) *Node {
 	n.cfg.Self.KeyID, n.cfg.Self.PublicKey = key.KeyID(), key.Public()
 	if n.cfg.Replay == nil {
 		n.cfg.Replay = executor.Builtins()
+	}
+	if n.cfg.ValidatePayload == nil {
+		// As greyd does: the built-in kinds check payloads at submit.
+		builtins := executor.Builtins()
+		n.cfg.ValidatePayload = func(kind string, p json.RawMessage) error {
+			if v, ok := builtins[kind].(worker.PayloadValidator); ok {
+				return v.ValidatePayload(p)
+			}
+			return nil
+		}
 	}
 	n.open()
 	t.Cleanup(n.Close)

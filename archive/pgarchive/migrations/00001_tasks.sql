@@ -33,13 +33,14 @@ CREATE TABLE grey_archive.tasks (
 	-- the worker labels the task required (task.Spec.Labels), for the
 	-- label filter (labels @> '{"k":"v"}')
 	labels      jsonb       NOT NULL DEFAULT '{}',
-	-- the task without its payload and result, and those two and the DSSE
-	-- proof envelope byte for byte as Grey holds them (json, not jsonb,
-	-- which would rewrite them: a proof covers exact bytes)
+	-- the task without its payload and result, and those two byte for
+	-- byte as Grey holds them (json, not jsonb, which would rewrite them)
 	task        json        NOT NULL,
 	payload     json,
 	result      json,
-	proof       json,
+	-- the task's proof envelope, in proofs (one envelope covers the tasks
+	-- of one signed report batch: stored once, not once per task)
+	proof_id    text,
 	archived_at timestamptz NOT NULL DEFAULT now(),
 	-- a partitioned table's keys must hold the partition key; (tenant_id,
 	-- id) leads, so this index also serves get by id and the newest-first
@@ -48,6 +49,35 @@ CREATE TABLE grey_archive.tasks (
 ) PARTITION BY RANGE (finished_at);
 
 CREATE INDEX tasks_tenant_finished ON grey_archive.tasks (tenant_id, finished_at);
+
+-- Proof envelopes (DSSE JSON, byte for byte: a signature covers exact
+-- bytes), one row per envelope, by the SHA-256 that tasks name.
+-- last_finished_at is the latest finish of a task naming it: retention
+-- drops an envelope with the partitions of its last task.
+CREATE TABLE grey_archive.proofs (
+	tenant_id        text        NOT NULL,
+	id               text        NOT NULL,
+	last_finished_at timestamptz NOT NULL,
+	envelope         json        NOT NULL,
+	PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX proofs_last_finished ON grey_archive.proofs (last_finished_at);
+
+ALTER TABLE grey_archive.proofs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE grey_archive.proofs FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON grey_archive.proofs
+	USING (tenant_id = NULLIF(current_setting('grey.tenant_id', true), ''))
+	WITH CHECK (tenant_id = NULLIF(current_setting('grey.tenant_id', true), ''));
+-- The schema owner (who runs this migration, and drop_before as its
+-- definer) may see every envelope, for retention: it could switch the
+-- policies off anyway. The runtime role is not the owner.
+-- +goose StatementBegin
+DO $$
+BEGIN
+	EXECUTE format('CREATE POLICY retention ON grey_archive.proofs TO %I USING (true)', current_user);
+END
+$$;
+-- +goose StatementEnd
 
 ALTER TABLE grey_archive.tasks ENABLE ROW LEVEL SECURITY;
 -- FORCE: the owner is subject to the policy too
@@ -130,6 +160,9 @@ BEGIN
 			deleted := deleted + n;
 		END IF;
 	END LOOP;
+	-- envelopes whose last task is gone (policy retention: the owner, as
+	-- whom this function runs, sees every tenant's envelopes)
+	DELETE FROM grey_archive.proofs WHERE last_finished_at < ts;
 	RETURN NEXT;
 END
 $$;
@@ -142,6 +175,7 @@ GRANT USAGE ON SCHEMA grey_archive TO grey_archive_writer;
 -- DELETE: an upsert removes the copy of a task stored under another
 -- finish time (the policy limits it to the tenant's rows)
 GRANT SELECT, INSERT, UPDATE, DELETE ON grey_archive.tasks TO grey_archive_writer;
+GRANT SELECT, INSERT, UPDATE ON grey_archive.proofs TO grey_archive_writer;
 GRANT SELECT ON grey_archive.goose_db_version TO grey_archive_writer;
 GRANT EXECUTE ON FUNCTION grey_archive.ensure_partitions(date[]) TO grey_archive_writer;
 GRANT EXECUTE ON FUNCTION grey_archive.drop_before(timestamptz) TO grey_archive_writer;
@@ -149,4 +183,5 @@ GRANT EXECUTE ON FUNCTION grey_archive.drop_before(timestamptz) TO grey_archive_
 -- +goose Down
 DROP FUNCTION grey_archive.drop_before(timestamptz);
 DROP FUNCTION grey_archive.ensure_partitions(date[]);
+DROP TABLE grey_archive.proofs;
 DROP TABLE grey_archive.tasks;

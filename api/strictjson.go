@@ -1,0 +1,339 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/grey-distributed/grey/greyerr"
+)
+
+// checkStrictJSON refuses what encoding/json accepts but other JSON
+// parsers may read differently, so that every reader of a body sees the
+// same document (RFC 8259 §8.1, RFC 7493 I-JSON):
+//
+//   - invalid UTF-8, anywhere (encoding/json silently turns it into
+//     U+FFFD in strings, and keeps it raw in json.RawMessage payloads);
+//   - lone UTF-16 surrogate escapes ("\ud800");
+//   - a key twice in one object (encoding/json keeps the last one, others
+//     the first);
+//   - a key of an object decoded into a Go struct that matches a field only
+//     case-insensitively ("Kind" for "kind": encoding/json folds case,
+//     other parsers do not).
+//
+// t is the Go type data is decoded into (nil: any JSON). Errors are
+// InvalidArgument naming the field path and the byte offset. A document
+// that is not well-formed JSON passes: the decoder reports that.
+func checkStrictJSON(data []byte, t reflect.Type) error {
+	s := &strictScanner{data: data}
+	err := s.value(t, "", 0)
+	if errors.Is(err, errNotJSON) {
+		return nil
+	}
+	return err
+}
+
+// errNotJSON stops the scan at malformed JSON, which the decoder reports.
+var errNotJSON = errors.New("not JSON")
+
+// maxStrictDepth bounds nesting as encoding/json does.
+const maxStrictDepth = 10000
+
+type strictScanner struct {
+	data []byte
+	pos  int
+}
+
+func (s *strictScanner) ws() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// fieldName renders path for an error ("body" for the document itself).
+func fieldName(path string) string {
+	if path == "" {
+		return "body"
+	}
+	return path
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// strictType is the type a JSON value decoded into t is checked against:
+// nil where the value is kept raw or decoded by its own UnmarshalJSON.
+func strictType(t reflect.Type) reflect.Type {
+	if t == nil {
+		return nil
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == reflect.TypeFor[json.RawMessage]() || reflect.PointerTo(t).Implements(reflect.TypeFor[json.Unmarshaler]()) {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map, reflect.Slice, reflect.Array:
+		return t
+	}
+	return nil
+}
+
+func (s *strictScanner) value(t reflect.Type, path string, depth int) error {
+	if depth > maxStrictDepth {
+		return errNotJSON
+	}
+	s.ws()
+	if s.pos >= len(s.data) {
+		return errNotJSON
+	}
+	t = strictType(t)
+	switch s.data[s.pos] {
+	case '{':
+		return s.object(t, path, depth)
+	case '[':
+		s.pos++
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		s.ws()
+		if s.pos < len(s.data) && s.data[s.pos] == ']' {
+			s.pos++
+			return nil
+		}
+		for i := 0; ; i++ {
+			if err := s.value(elem, path+"["+strconv.Itoa(i)+"]", depth+1); err != nil {
+				return err
+			}
+			s.ws()
+			if s.pos >= len(s.data) {
+				return errNotJSON
+			}
+			switch s.data[s.pos] {
+			case ',':
+				s.pos++
+			case ']':
+				s.pos++
+				return nil
+			default:
+				return errNotJSON
+			}
+		}
+	case '"':
+		_, err := s.str(path)
+		return err
+	default:
+		// A number or literal: ASCII up to the next delimiter; anything
+		// else is malformed and left to the decoder.
+		for s.pos < len(s.data) {
+			c := s.data[s.pos]
+			if c == ',' || c == ']' || c == '}' || c == ' ' || c == '\t' || c == '\n' || c == '\r' {
+				break
+			}
+			if c >= utf8.RuneSelf {
+				return s.badUTF8(path)
+			}
+			s.pos++
+		}
+		return nil
+	}
+}
+
+func (s *strictScanner) object(t reflect.Type, path string, depth int) error {
+	start := s.pos
+	s.pos++
+	var fields map[string]reflect.Type
+	var elem reflect.Type
+	if t != nil {
+		switch t.Kind() {
+		case reflect.Struct:
+			fields = jsonFields(t)
+		case reflect.Map:
+			elem = t.Elem()
+		}
+	}
+	seen := map[string]bool{}
+	s.ws()
+	if s.pos < len(s.data) && s.data[s.pos] == '}' {
+		s.pos++
+		return nil
+	}
+	for {
+		s.ws()
+		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
+			return errNotJSON
+		}
+		keyAt := s.pos
+		key, err := s.str(path)
+		if err != nil {
+			return err
+		}
+		kp := joinPath(path, key)
+		if seen[key] {
+			return greyerr.Invalid(kp, "duplicate key %q at byte %d (the object at byte %d already has it; JSON parsers disagree on which one counts)", key, keyAt, start)
+		}
+		seen[key] = true
+		sub := elem
+		if fields != nil {
+			ft, ok := fields[key]
+			if !ok {
+				if name, folded := foldName(fields, key); folded {
+					return greyerr.Invalid(kp, "unknown field %q at byte %d (field names are case-sensitive: %q)", key, keyAt, name)
+				}
+			}
+			sub = ft
+		}
+		s.ws()
+		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
+			return errNotJSON
+		}
+		s.pos++
+		s.ws()
+		if fields != nil && sub != nil && !anyJSON(sub) && bytes.HasPrefix(s.data[s.pos:], []byte("null")) {
+			// encoding/json reads null as "absent"; the spec gives no
+			// field of a request a null value (leave the field out).
+			return greyerr.Invalid(kp, "must not be null at byte %d (leave the field out to use its default)", s.pos)
+		}
+		if err := s.value(sub, kp, depth+1); err != nil {
+			return err
+		}
+		s.ws()
+		if s.pos >= len(s.data) {
+			return errNotJSON
+		}
+		switch s.data[s.pos] {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return nil
+		default:
+			return errNotJSON
+		}
+	}
+}
+
+// anyJSON reports whether t holds any JSON value, null included.
+func anyJSON(t reflect.Type) bool {
+	return t == reflect.TypeFor[json.RawMessage]() || t.Kind() == reflect.Interface
+}
+
+// foldName finds the field a key matches only case-insensitively.
+func foldName(fields map[string]reflect.Type, k string) (string, bool) {
+	for name := range fields {
+		if name != k && equalFoldASCII(name, k) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *strictScanner) badUTF8(path string) error {
+	return greyerr.Invalid(fieldName(path), "invalid UTF-8 at byte %d: JSON text must be UTF-8", s.pos)
+}
+
+// str scans the string at s.pos (its opening quote) and returns its value.
+func (s *strictScanner) str(path string) (string, error) {
+	start := s.pos
+	s.pos++
+	escaped := false
+	for s.pos < len(s.data) {
+		c := s.data[s.pos]
+		switch {
+		case c == '"':
+			s.pos++
+			raw := s.data[start:s.pos]
+			if !escaped {
+				return string(raw[1 : len(raw)-1]), nil
+			}
+			var v string
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return "", errNotJSON
+			}
+			return v, nil
+		case c == '\\':
+			escaped = true
+			if s.pos+1 >= len(s.data) {
+				return "", errNotJSON
+			}
+			if s.data[s.pos+1] != 'u' {
+				s.pos += 2
+				continue
+			}
+			r, ok := s.hex4(s.pos + 2)
+			if !ok {
+				return "", errNotJSON
+			}
+			if utf16.IsSurrogate(r) {
+				// A high surrogate must be followed by an escaped low one.
+				lo, ok2 := rune(0), false
+				if r < 0xdc00 && s.pos+11 < len(s.data) && s.data[s.pos+6] == '\\' && s.data[s.pos+7] == 'u' {
+					lo, ok2 = s.hex4(s.pos + 8)
+				}
+				if !ok2 || utf16.DecodeRune(r, lo) == utf8.RuneError {
+					return "", greyerr.Invalid(fieldName(path), "lone UTF-16 surrogate %q at byte %d: JSON text must be valid Unicode", string(s.data[s.pos:s.pos+6]), s.pos)
+				}
+				s.pos += 12
+				continue
+			}
+			s.pos += 6
+		case c < 0x20:
+			return "", errNotJSON
+		case c < utf8.RuneSelf:
+			s.pos++
+		default:
+			r, n := utf8.DecodeRune(s.data[s.pos:])
+			if r == utf8.RuneError && n <= 1 {
+				return "", s.badUTF8(path)
+			}
+			s.pos += n
+		}
+	}
+	return "", errNotJSON
+}
+
+// hex4 reads four hex digits at i.
+func (s *strictScanner) hex4(i int) (rune, bool) {
+	if i+4 > len(s.data) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(s.data[i:i+4]), 16, 32)
+	if err != nil {
+		return 0, false
+	}
+	return rune(n), true
+}

@@ -1,0 +1,106 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/grey-distributed/grey/task"
+)
+
+// FuzzStrictJSON: the strict check never panics; whatever it lets through
+// that encoding/json also accepts is valid UTF-8 and has no duplicate keys
+// (checked by a second, independent reader), so every JSON parser reads
+// the same document.
+func FuzzStrictJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"kind":"echo","payload":{"a":[1,"x",{"b":null}]}}`,
+		`{"kind":"echo","kind":"x"}`,
+		"{\"kind\":\"caf\xe9\"}",
+		`{"payload":"\ud83d\ude00 \ud800"}`,
+		`{"Kind":"a"}`,
+		`[{"a":1},{"a":2,"a":3}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	spec := reflect.TypeFor[task.Spec]()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		err := checkStrictJSON(data, spec)
+		if errAny := checkStrictJSON(data, nil); err == nil && errAny != nil {
+			// Typed checks add rules; they never drop one.
+			t.Fatalf("typed check passed what the untyped one refused: %v", errAny)
+		}
+		if err != nil || !json.Valid(data) {
+			return
+		}
+		if !utf8.Valid(data) {
+			t.Fatalf("invalid UTF-8 passed: %q", data)
+		}
+		if k, dup := hasDuplicate(data); dup {
+			t.Fatalf("duplicate key %q passed: %q", k, data)
+		}
+	})
+}
+
+// hasDuplicate walks data with encoding/json's tokenizer.
+func hasDuplicate(data []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	type frame struct {
+		obj  bool
+		keys map[string]bool
+		key  bool // the next string token is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				if top != nil && top.obj {
+					top.key = true
+				}
+				stack = append(stack, &frame{obj: v == '{', keys: map[string]bool{}, key: v == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		case string:
+			if top != nil && top.obj && top.key {
+				if top.keys[v] {
+					return v, true
+				}
+				top.keys[v] = true
+				top.key = false
+				continue
+			}
+		}
+		if top != nil && top.obj {
+			top.key = true
+		}
+	}
+}
+
+func TestStrictJSONPasses(t *testing.T) {
+	t.Parallel()
+	spec := reflect.TypeFor[task.Spec]()
+	for _, s := range []string{
+		`{"kind":"echo","payload":{"A":1,"a":2,"é":"\u00e9","emoji":"\ud83d\ude00"}}`,
+		`{"kind":"echo","constraints":{"labels":{"GPU":"1","gpu":"2"}}}`,
+		`{"kind":"echo","payload":[{"x":1},{"x":1}]}`,
+		`{"kind":"echo","timeout":"1s","run_at":"2026-01-01T00:00:00Z"}`,
+	} {
+		if err := checkStrictJSON([]byte(s), spec); err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+}

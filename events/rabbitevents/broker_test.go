@@ -1,0 +1,228 @@
+package rabbitevents_test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/grey-distributed/grey/internal/testenv"
+)
+
+// rabbitServer is the Debian package's server script, the one
+// scripts/services.sh runs.
+const rabbitServer = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+// privateBroker is a RabbitMQ node of this test alone (own epmd, ports,
+// node name and data directory), started the way scripts/services.sh
+// starts the shared one, so that a test may kill -9 it without
+// disturbing anyone.
+type privateBroker struct {
+	t                      testing.TB
+	dir, node              string
+	port, dist, epmd, mgmt int
+	epmdCmd, srv           *exec.Cmd
+	srvDone                chan struct{}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startPrivateBroker starts a private node; management adds the
+// management plugin (HTTP API on b.mgmt). It skips without the real
+// service (GREY_TEST_RABBITMQ_URL unset) or the server package.
+func startPrivateBroker(t testing.TB, management bool) *privateBroker {
+	t.Helper()
+	testenv.ServiceURL(t, "rabbitmq")
+	if _, err := os.Stat(rabbitServer); err != nil {
+		if testenv.InCI() {
+			t.Fatalf("%s: %v", rabbitServer, err)
+		}
+		t.Skipf("%s is not installed (scripts/services.sh installs it)", rabbitServer)
+	}
+	epmdBin, err := exec.LookPath("epmd")
+	if err != nil {
+		m, _ := filepath.Glob("/usr/lib/erlang/erts-*/bin/epmd")
+		if len(m) == 0 {
+			t.Skip("no epmd")
+		}
+		epmdBin = m[0]
+	}
+	dir, err := os.MkdirTemp("", "grey-rabbit-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &privateBroker{t: t, dir: dir, node: "greyfault" + randHex(3) + "@localhost",
+		port: freePort(t), dist: freePort(t), epmd: freePort(t)}
+	for _, d := range []string{"home", "mnesia", "log"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := fmt.Sprintf("listeners.tcp.1 = 127.0.0.1:%d\nloopback_users.guest = true\nlog.file.level = warning\nlog.console = false\n", b.port)
+	plugins := "[]."
+	if management {
+		b.mgmt = freePort(t)
+		conf += fmt.Sprintf("management.tcp.port = %d\nmanagement.tcp.ip = 127.0.0.1\n", b.mgmt)
+		plugins = "[rabbitmq_management]."
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "rabbitmq.conf"), []byte(conf), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "enabled_plugins"), []byte(plugins), 0o644))
+	b.epmdCmd = exec.Command(epmdBin, "-port", strconv.Itoa(b.epmd), "-address", "127.0.0.1")
+	b.epmdCmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	must(t, b.epmdCmd.Start())
+	t.Cleanup(b.cleanup)
+	b.start()
+	return b
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// URL is the node's AMQP URL.
+func (b *privateBroker) URL() string {
+	return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", b.port)
+}
+
+// Env is the environment of the server script and of rabbitmqctl for
+// this node.
+func (b *privateBroker) Env() []string {
+	d := b.dir
+	return append(os.Environ(),
+		"HOME="+d+"/home",
+		"RABBITMQ_HOME=/usr/lib/rabbitmq",
+		"RABBITMQ_NODENAME="+b.node,
+		"RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
+		"RABBITMQ_NODE_PORT="+strconv.Itoa(b.port),
+		"RABBITMQ_DIST_PORT="+strconv.Itoa(b.dist),
+		"RABBITMQ_CONFIG_FILE="+d+"/rabbitmq.conf",
+		"RABBITMQ_ENABLED_PLUGINS_FILE="+d+"/enabled_plugins",
+		"RABBITMQ_MNESIA_BASE="+d+"/mnesia",
+		"RABBITMQ_LOG_BASE="+d+"/log",
+		"RABBITMQ_PID_FILE="+d+"/beam.pid",
+		"RABBITMQ_CONF_ENV_FILE="+d+"/rabbitmq-env.conf",
+		"RABBITMQ_ADVANCED_CONFIG_FILE="+d+"/advanced.config",
+		"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=+S 1:1 +A 4",
+		"ERL_EPMD_PORT="+strconv.Itoa(b.epmd),
+		"ERL_EPMD_ADDRESS=127.0.0.1",
+	)
+}
+
+// start launches the node and waits until it accepts AMQP connections.
+func (b *privateBroker) start() {
+	t := b.t
+	t.Helper()
+	_ = os.Remove(filepath.Join(b.dir, "beam.pid"))
+	out, err := os.OpenFile(filepath.Join(b.dir, "server.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	must(t, err)
+	b.srv = exec.Command(rabbitServer)
+	b.srv.Env = b.Env()
+	b.srv.Stdout, b.srv.Stderr = out, out
+	b.srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	must(t, b.srv.Start())
+	done := make(chan struct{})
+	b.srvDone = done
+	go func() { _ = b.srv.Wait(); out.Close(); close(done) }()
+	deadline := time.Now().Add(180 * time.Second)
+	for {
+		c, err := amqp.Dial(b.URL())
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-done:
+			log, _ := os.ReadFile(filepath.Join(b.dir, "server.out"))
+			t.Fatalf("private RabbitMQ exited at start: %s", tail(string(log), 2000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("private RabbitMQ did not accept connections in 180 s: %v", err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// beamPid is the Erlang VM's pid (the server script writes it).
+func (b *privateBroker) beamPid() (int, error) {
+	raw, err := os.ReadFile(filepath.Join(b.dir, "beam.pid"))
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil || pid <= 1 {
+		return 0, errors.New("bad pid file")
+	}
+	return pid, nil
+}
+
+// kill9 kills the node's VM with SIGKILL and waits for the script to end.
+func (b *privateBroker) kill9() {
+	t := b.t
+	t.Helper()
+	pid, err := b.beamPid()
+	if err != nil {
+		t.Fatalf("beam pid: %v", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %d: %v", pid, err)
+	}
+	select {
+	case <-b.srvDone:
+	case <-time.After(30 * time.Second):
+		// the script's own process group holds only what it started
+		_ = syscall.Kill(-b.srv.Process.Pid, syscall.SIGKILL)
+		<-b.srvDone
+	}
+}
+
+func (b *privateBroker) cleanup() {
+	if b.srv != nil && b.srv.Process != nil {
+		select {
+		case <-b.srvDone:
+		default:
+			if pid, err := b.beamPid(); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			_ = syscall.Kill(-b.srv.Process.Pid, syscall.SIGKILL)
+			select {
+			case <-b.srvDone:
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}
+	if b.epmdCmd != nil && b.epmdCmd.Process != nil {
+		_ = syscall.Kill(-b.epmdCmd.Process.Pid, syscall.SIGKILL)
+		_ = b.epmdCmd.Wait()
+	}
+	if os.Getenv("GREY_KEEP_BROKER_DIR") == "" {
+		_ = os.RemoveAll(b.dir)
+	}
+}

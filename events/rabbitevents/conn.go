@@ -1,0 +1,254 @@
+package rabbitevents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/grey-distributed/grey/greyerr"
+)
+
+// Reconnection backoff bounds.
+const (
+	minBackoff  = 100 * time.Millisecond
+	maxBackoff  = 10 * time.Second
+	dialTimeout = 5 * time.Second
+	heartbeat   = 10 * time.Second
+)
+
+// session keeps one AMQP connection open: it dials, runs setup on every
+// new connection, and when the connection (or a channel setup registered)
+// closes it runs teardown and dials again with exponential backoff.
+type session struct {
+	url  string
+	name string // connection_name shown by the broker
+	// setup declares the topology and opens channels on a new connection;
+	// an error closes the connection and counts as a failed attempt.
+	setup func(conn *amqp.Connection, gen uint64) error
+	// teardown forgets everything bound to generation gen (delivery tags,
+	// channels) after its connection closed.
+	teardown func(gen uint64, cause error)
+	// changed is called (without locks held) after every state change.
+	changed func()
+
+	mu      sync.Mutex
+	conn    *amqp.Connection
+	gen     uint64
+	lastErr error         // why the last attempt failed or the connection closed
+	tried   bool          // an attempt finished since start
+	change  chan struct{} // closed and replaced on every state change
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newSession(rawURL, name string) *session {
+	return &session{url: rawURL, name: name, done: make(chan struct{}), change: make(chan struct{})}
+}
+
+// start runs the connection loop until stop.
+func (s *session) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go s.loop(ctx)
+}
+
+// stop closes the connection and waits for the loop to end.
+func (s *session) stop() {
+	s.cancel()
+	<-s.done
+}
+
+// current returns the open connection and its generation, or nil, 0 and
+// the reason there is none (nil while the first attempt is under way).
+func (s *session) current() (*amqp.Connection, uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil {
+		return s.conn, s.gen, nil
+	}
+	if !s.tried {
+		return nil, 0, nil
+	}
+	err := s.lastErr
+	if err == nil {
+		err = errors.New("not connected")
+	}
+	return nil, 0, err
+}
+
+// wait returns the open connection; while the first attempt is under way
+// it waits for it (or ctx). Without a connection it returns the reason,
+// coded (Unavailable, PermissionDenied...).
+func (s *session) wait(ctx context.Context, what string) (*amqp.Connection, uint64, error) {
+	for {
+		conn, gen, err := s.current()
+		if conn != nil {
+			return conn, gen, nil
+		}
+		if err != nil {
+			return nil, 0, coded(err, "rabbitmq %s: broker not connected", what)
+		}
+		s.mu.Lock()
+		ch := s.change
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+func (s *session) notify() {
+	s.mu.Lock()
+	close(s.change)
+	s.change = make(chan struct{})
+	s.mu.Unlock()
+	if s.changed != nil {
+		s.changed()
+	}
+}
+
+func (s *session) loop(ctx context.Context) {
+	defer close(s.done)
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = minBackoff
+	b.MaxInterval = maxBackoff
+	for {
+		conn, gen, err := s.connect()
+		if err != nil {
+			s.mu.Lock()
+			s.lastErr, s.tried = err, true
+			s.mu.Unlock()
+			s.notify()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(b.NextBackOff()):
+			}
+			continue
+		}
+		b.Reset()
+		closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+		s.notify()
+		var cause error
+		select {
+		case <-ctx.Done():
+			cause = errors.New("closed")
+		case e, ok := <-closed:
+			if ok && e != nil {
+				cause = e
+			} else {
+				cause = amqp.ErrClosed
+			}
+		}
+		s.mu.Lock()
+		s.conn = nil
+		s.lastErr = cause
+		s.mu.Unlock()
+		if s.teardown != nil {
+			s.teardown(gen, cause)
+		}
+		_ = conn.Close()
+		s.notify()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+func (s *session) connect() (*amqp.Connection, uint64, error) {
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName(s.name)
+	conn, err := amqp.DialConfig(s.url, amqp.Config{
+		Heartbeat:  heartbeat,
+		Properties: props,
+		Dial:       amqp.DefaultDial(dialTimeout),
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	s.mu.Lock()
+	s.gen++
+	gen := s.gen
+	s.mu.Unlock()
+	if s.setup != nil {
+		if err := s.setup(conn, gen); err != nil {
+			_ = conn.Close()
+			if s.teardown != nil {
+				s.teardown(gen, err)
+			}
+			return nil, 0, err
+		}
+	}
+	s.mu.Lock()
+	s.conn, s.lastErr, s.tried = conn, nil, true
+	s.mu.Unlock()
+	return conn, gen, nil
+}
+
+// watchChannel closes conn when ch closes, so that a channel error (say,
+// a declaration refused) goes through the same reconnection as a lost
+// connection.
+func watchChannel(conn *amqp.Connection, ch *amqp.Channel) {
+	c := ch.NotifyClose(make(chan *amqp.Error, 1))
+	go func() {
+		if _, ok := <-c; ok {
+			_ = conn.Close()
+		}
+	}()
+}
+
+// coded gives err its greyerr code: refused credentials or vhost are
+// PermissionDenied, a declaration the broker refused (a queue that exists
+// with other arguments) is FailedPrecondition, a missing entity NotFound,
+// everything else (network, broker restart, closed channel) Unavailable.
+func coded(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	msg := fmt.Sprintf(format, args...)
+	var ge *greyerr.Error
+	if errors.As(err, &ge) {
+		return &greyerr.Error{Code: ge.Code, Message: msg, Err: err}
+	}
+	code := greyerr.Unavailable
+	var ae *amqp.Error
+	if errors.As(err, &ae) {
+		switch ae.Code {
+		case amqp.AccessRefused, amqp.NotAllowed:
+			code = greyerr.PermissionDenied
+		case amqp.PreconditionFailed, amqp.NotImplemented, amqp.CommandInvalid:
+			code = greyerr.FailedPrecondition
+		case amqp.NotFound:
+			code = greyerr.NotFound
+		}
+	}
+	if errors.Is(err, amqp.ErrSASL) || errors.Is(err, amqp.ErrCredentials) {
+		code = greyerr.PermissionDenied
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		code = greyerr.Unavailable
+	}
+	return &greyerr.Error{Code: code, Message: msg, Err: err}
+}
+
+// checkURL parses u as amqp091 does, refusing what it would refuse, with
+// an error that does not quote the password (amqp091's errors never
+// include the URL).
+func checkURL(u *url.URL) (string, error) {
+	raw := u.String()
+	if _, err := amqp.ParseURI(raw); err != nil {
+		return "", greyerr.Invalid("events.rabbitmq.url", "%s: %v", u.Redacted(), err)
+	}
+	return raw, nil
+}
