@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/internal/testenv"
+	"github.com/grey-distributed/grey/task"
 )
 
 // TestEventsKafkaLeaderKill: a 3-server cluster consumes 10,000 messages
@@ -238,4 +241,48 @@ func recHeader(r *kgo.Record, key string) string {
 		}
 	}
 	return ""
+}
+
+// TestEventsKafkaBrokerDownAtStart: greyd starts with events.kafka naming
+// a broker that does not answer; it becomes ready, /readyz names the Kafka
+// source as degraded (the consumer retries with backoff), and tasks are
+// still served through the API.
+func TestEventsKafkaBrokerDownAtStart(t *testing.T) {
+	requireE2E(t)
+	closed := freePorts(t, 1)[0] // nothing listens there
+	g := newGreyd(t, fmt.Sprintf("events:\n  kafka:\n    brokers: [\"127.0.0.1:%d\"]\n    source: true\n    sink: true\n", closed))
+	g.Start()
+	g.WaitReady(30 * time.Second)
+	hc := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		resp, err := hc.Get(g.URL() + "/readyz")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			last = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, b)
+			if resp.StatusCode == http.StatusOK && strings.Contains(string(b), "events_kafka_source") && strings.Contains(string(b), "unavailable") {
+				break
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(last, "events_kafka_source") {
+		t.Fatalf("/readyz never named the Kafka source as degraded; last: %s", last)
+	}
+	t.Logf("/readyz: %s", last)
+	c, err := client.New(g.URL(), client.WithTenant("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tk, err := c.Submit(ctx, task.Spec{Kind: "noop"})
+	if err != nil {
+		t.Fatalf("submit through the API with Kafka down: %v", err)
+	}
+	if _, err := c.Wait(ctx, tk.ID); err != nil {
+		t.Fatalf("wait: %v", err)
+	}
 }
