@@ -425,8 +425,13 @@ func runRaw(o opts) (result, error) {
 			m = <-merged
 		}
 		tenant, _, _ := strings.Cut(m.RoutingKey, ".")
+		// the same properties and headers as the sink's results: headers
+		// cost the broker as much as the rest of the message
 		dc, err := pc.PublishWithDeferredConfirmWithContext(bg, n.resultsEx, tenant, false, false, amqp.Publishing{
-			DeliveryMode: amqp.Persistent, ContentType: "application/json", MessageId: m.MessageId,
+			DeliveryMode: amqp.Persistent, ContentType: "application/json", MessageId: m.MessageId + "/1",
+			Type: "result", Timestamp: time.Now(),
+			Headers: amqp.Table{events.HeaderTaskID: m.MessageId, events.HeaderAttempt: "1", events.HeaderTenant: tenant,
+				events.HeaderContentType: "application/json"},
 			Body: []byte(`{"status":"completed","result":null}`)})
 		if err != nil {
 			return result{}, err
