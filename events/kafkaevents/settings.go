@@ -63,6 +63,12 @@ const (
 	// checks that a broker answers (default 5s); an unreachable cluster
 	// makes Fetch return Unavailable.
 	SettingPingInterval = "ping_interval"
+	// SettingSessionTimeout is the consumer group's session timeout
+	// (default 10s, franz-go's is 45s): when a leader dies without leaving
+	// the group, its partitions go to the new leader's consumer once this
+	// passes. The broker bounds it (group.min.session.timeout.ms, 6s by
+	// default).
+	SettingSessionTimeout = "session_timeout"
 	// SettingFetchMaxWait is the longest a broker holds a fetch open
 	// (default 500ms; lower means a Resume takes effect sooner).
 	SettingFetchMaxWait = "fetch_max_wait"
@@ -127,7 +133,7 @@ var knownSettings = []string{
 	SettingBrokers, SettingClientID, SettingTopicsRegex, SettingTasksPrefix,
 	SettingDLQPrefix, SettingDLQMaxValueBytes, SettingResultsPrefix,
 	SettingEventsTopic, SettingStart, SettingMetadataMaxAge, SettingPingInterval,
-	SettingFetchMaxWait, SettingCompression, SettingLinger, SettingDeliveryTimeout,
+	SettingFetchMaxWait, SettingSessionTimeout, SettingCompression, SettingLinger, SettingDeliveryTimeout,
 	SettingTransactional, SettingTransactionalID, SettingCreateTopics,
 	SettingPartitions, SettingReplication, SettingSASLMechanism, SettingSASLUsername,
 	SettingSASLPassword, SettingTLS, SettingTLSCAFile, SettingTLSCert, SettingTLSKey,
@@ -148,6 +154,7 @@ type config struct {
 	metadataMaxAge  time.Duration
 	pingInterval    time.Duration
 	fetchMaxWait    time.Duration
+	sessionTimeout  time.Duration
 	compression     []kgo.CompressionCodec
 	linger          time.Duration
 	deliveryTimeout time.Duration
@@ -194,6 +201,7 @@ func parseConfig(u *url.URL, settings map[string]string) (*config, error) {
 		metadataMaxAge:  10 * time.Second,
 		pingInterval:    5 * time.Second,
 		fetchMaxWait:    500 * time.Millisecond,
+		sessionTimeout:  10 * time.Second,
 		compression:     []kgo.CompressionCodec{kgo.SnappyCompression(), kgo.NoCompression()},
 		deliveryTimeout: 30 * time.Second,
 		txnID:           DefaultTxnID,
@@ -268,6 +276,7 @@ func parseConfig(u *url.URL, settings map[string]string) (*config, error) {
 		dur(SettingMetadataMaxAge, &c.metadataMaxAge),
 		dur(SettingPingInterval, &c.pingInterval),
 		dur(SettingFetchMaxWait, &c.fetchMaxWait),
+		dur(SettingSessionTimeout, &c.sessionTimeout),
 		dur(SettingLinger, &c.linger),
 		dur(SettingDeliveryTimeout, &c.deliveryTimeout),
 		boolean(SettingTransactional, &c.transactional),

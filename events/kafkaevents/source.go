@@ -133,6 +133,8 @@ func OpenSource(ctx context.Context, u *url.URL, opts events.SourceOptions) (*So
 		kgo.ConsumeRegex(),
 		kgo.ConsumeTopics(cfg.topicsRegex),
 		kgo.DisableAutoCommit(),
+		kgo.SessionTimeout(cfg.sessionTimeout),
+		kgo.HeartbeatInterval(max(100*time.Millisecond, min(3*time.Second, cfg.sessionTimeout/4))),
 		kgo.ConsumeResetOffset(start),
 		kgo.FetchMaxWait(cfg.fetchMaxWait),
 		// Tasks written by transactional producers count once committed.
