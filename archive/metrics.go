@@ -1,9 +1,9 @@
 package archive
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/grey-distributed/grey/internal/promreg"
 )
 
 // metrics are the archive port's Prometheus families, labelled by store
@@ -41,33 +41,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.ops, err = register(reg, m.ops); err != nil {
+	if m.ops, err = promreg.Register(reg, m.ops); err != nil {
 		return nil, err
 	}
-	if m.seconds, err = register(reg, m.seconds); err != nil {
+	if m.seconds, err = promreg.Register(reg, m.seconds); err != nil {
 		return nil, err
 	}
-	if m.retries, err = register(reg, m.retries); err != nil {
+	if m.retries, err = promreg.Register(reg, m.retries); err != nil {
 		return nil, err
 	}
-	if m.records, err = register(reg, m.records); err != nil {
+	if m.records, err = promreg.Register(reg, m.records); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		var zero C
-		return zero, err
-	}
-	return c, nil
 }

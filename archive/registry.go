@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"sort"
-	"strings"
-	"sync"
 
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/internal/schemes"
 )
 
 // Opener opens a Driver for an archive URL of its scheme.
@@ -49,67 +47,27 @@ type OpenOptions struct {
 // Registry maps URL schemes to driver openers. The zero value is not
 // usable; create one with NewRegistry. It is safe for concurrent use.
 type Registry struct {
-	mu      sync.RWMutex
-	openers map[string]Opener
+	table *schemes.Table[Opener]
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{openers: map[string]Opener{}}
+	return &Registry{table: schemes.New[Opener]("archive", "archive", Redact)}
 }
 
 // Register makes scheme open with o. Registering a scheme twice is an
 // error (two drivers claiming one scheme is a build mistake).
-func (r *Registry) Register(scheme string, o Opener) error {
-	scheme = strings.ToLower(scheme)
-	if scheme == "" || o == nil {
-		return fmt.Errorf("archive: register: empty scheme or nil opener")
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, dup := r.openers[scheme]; dup {
-		return fmt.Errorf("archive: scheme %q is registered twice", scheme)
-	}
-	r.openers[scheme] = o
-	return nil
-}
+func (r *Registry) Register(scheme string, o Opener) error { return r.table.Register(scheme, o) }
 
 // Schemes lists the registered schemes, sorted.
-func (r *Registry) Schemes() []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]string, 0, len(r.openers))
-	for s := range r.openers {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
-}
+func (r *Registry) Schemes() []string { return r.table.Schemes() }
 
 // Check reports, as an InvalidArgument error naming the scheme, whether
 // this registry can open rawURL (for start-up checks that should fail
 // before anything is opened).
 func (r *Registry) Check(rawURL string) error {
-	_, _, err := r.lookup(rawURL)
+	_, _, err := r.table.Lookup(rawURL)
 	return err
-}
-
-func (r *Registry) lookup(rawURL string) (*url.URL, Opener, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		// url.Parse's message quotes the URL, password included.
-		return nil, nil, greyerr.Invalid("url", "archive URL is not a URL")
-	}
-	if u.Scheme == "" {
-		return nil, nil, greyerr.Invalid("url", "archive URL %q has no scheme (want one of %s)", Redact(rawURL), strings.Join(r.Schemes(), ", "))
-	}
-	r.mu.RLock()
-	o := r.openers[strings.ToLower(u.Scheme)]
-	r.mu.RUnlock()
-	if o == nil {
-		return nil, nil, greyerr.Invalid("url", "archive scheme %q is not supported by this build (it has %s)", u.Scheme, strings.Join(r.Schemes(), ", "))
-	}
-	return u, o, nil
 }
 
 // Open opens the archive at rawURL with the driver registered for its
@@ -117,7 +75,7 @@ func (r *Registry) lookup(rawURL string) (*url.URL, Opener, error) {
 // reached is Unavailable (the caller may keep running and retry: see
 // Store.Ping); other failures keep the driver's code.
 func (r *Registry) Open(ctx context.Context, rawURL string, oo OpenOptions, opts Options) (*Store, error) {
-	u, o, err := r.lookup(rawURL)
+	u, o, err := r.table.Lookup(rawURL)
 	if err != nil {
 		return nil, err
 	}

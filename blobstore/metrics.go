@@ -1,9 +1,9 @@
 package blobstore
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/grey-distributed/grey/internal/promreg"
 )
 
 // metrics are the blob port's Prometheus families, labelled by bucket name
@@ -41,34 +41,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	m.ops, err = register(reg, m.ops)
+	m.ops, err = promreg.Register(reg, m.ops)
 	if err != nil {
 		return nil, err
 	}
-	if m.seconds, err = register(reg, m.seconds); err != nil {
+	if m.seconds, err = promreg.Register(reg, m.seconds); err != nil {
 		return nil, err
 	}
-	if m.bytes, err = register(reg, m.bytes); err != nil {
+	if m.bytes, err = promreg.Register(reg, m.bytes); err != nil {
 		return nil, err
 	}
-	if m.retries, err = register(reg, m.retries); err != nil {
+	if m.retries, err = promreg.Register(reg, m.retries); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		var zero C
-		return zero, err
-	}
-	return c, nil
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"sort"
-	"strings"
-	"sync"
 
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/internal/schemes"
 )
 
 // Opener opens a Driver for a bucket URL of its scheme. env holds what the
@@ -40,42 +38,20 @@ type Env struct {
 // Registry maps URL schemes to driver openers. The zero value is not
 // usable; create one with NewRegistry. It is safe for concurrent use.
 type Registry struct {
-	mu      sync.RWMutex
-	openers map[string]Opener
+	table *schemes.Table[Opener]
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{openers: map[string]Opener{}}
+	return &Registry{table: schemes.New[Opener]("blobstore", "bucket", redactString)}
 }
 
 // Register makes scheme open with o. Registering a scheme twice is an
 // error (two drivers claiming one scheme is a build mistake).
-func (r *Registry) Register(scheme string, o Opener) error {
-	scheme = strings.ToLower(scheme)
-	if scheme == "" || o == nil {
-		return fmt.Errorf("blobstore: register: empty scheme or nil opener")
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, dup := r.openers[scheme]; dup {
-		return fmt.Errorf("blobstore: scheme %q is registered twice", scheme)
-	}
-	r.openers[scheme] = o
-	return nil
-}
+func (r *Registry) Register(scheme string, o Opener) error { return r.table.Register(scheme, o) }
 
 // Schemes lists the registered schemes, sorted.
-func (r *Registry) Schemes() []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]string, 0, len(r.openers))
-	for s := range r.openers {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
-}
+func (r *Registry) Schemes() []string { return r.table.Schemes() }
 
 // Check parses rawURL and reports, as an InvalidArgument error naming the
 // scheme, whether this registry can open it (for start-up checks that
@@ -86,18 +62,9 @@ func (r *Registry) Check(rawURL string) error {
 }
 
 func (r *Registry) lookup(rawURL string) (*url.URL, Opener, error) {
-	u, err := url.Parse(rawURL)
+	u, o, err := r.table.Lookup(rawURL)
 	if err != nil {
-		return nil, nil, greyerr.Invalid("url", "bucket URL %q: %v", rawURL, err)
-	}
-	if u.Scheme == "" {
-		return nil, nil, greyerr.Invalid("url", "bucket URL %q has no scheme (want one of %s)", rawURL, strings.Join(r.Schemes(), ", "))
-	}
-	r.mu.RLock()
-	o := r.openers[strings.ToLower(u.Scheme)]
-	r.mu.RUnlock()
-	if o == nil {
-		return nil, nil, greyerr.Invalid("url", "bucket scheme %q is not supported by this build (it has %s)", u.Scheme, strings.Join(r.Schemes(), ", "))
+		return nil, nil, err
 	}
 	if u.Scheme != "file" && u.Scheme != "mem" && u.Host == "" {
 		return nil, nil, greyerr.Invalid("url", "bucket URL %q names no bucket (want %s://<bucket>)", redact(u), u.Scheme)
@@ -138,6 +105,16 @@ func (r *Registry) Open(ctx context.Context, rawURL string, opts Options) (*Buck
 		return nil, err
 	}
 	return b, nil
+}
+
+// redactString is redact for a URL string (one that does not parse is
+// replaced whole).
+func redactString(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return redact(u)
 }
 
 // redact drops a URL's user info and query (credentials may sit there).

@@ -4,11 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"sort"
 	"strings"
-	"sync"
 
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/internal/schemes"
 )
 
 // OpenerFuncs adapts two functions to Opener; a nil side answers
@@ -41,67 +40,27 @@ func (f OpenerFuncs) OpenSink(ctx context.Context, u *url.URL, opts SinkOptions)
 // concurrent use. cmd/greyd fills one with the drivers it links; the events
 // package itself imports none.
 type Registry struct {
-	mu      sync.RWMutex
-	openers map[string]Opener
+	table *schemes.Table[Opener]
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{openers: map[string]Opener{}}
+	return &Registry{table: schemes.New[Opener]("events", "event broker", Redact)}
 }
 
 // Register makes scheme open with o. Registering a scheme twice is an
 // error (two drivers claiming one scheme is a build mistake).
-func (r *Registry) Register(scheme string, o Opener) error {
-	scheme = strings.ToLower(scheme)
-	if scheme == "" || o == nil {
-		return fmt.Errorf("events: register: empty scheme or nil opener")
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, dup := r.openers[scheme]; dup {
-		return fmt.Errorf("events: scheme %q is registered twice", scheme)
-	}
-	r.openers[scheme] = o
-	return nil
-}
+func (r *Registry) Register(scheme string, o Opener) error { return r.table.Register(scheme, o) }
 
 // Schemes lists the registered schemes, sorted.
-func (r *Registry) Schemes() []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]string, 0, len(r.openers))
-	for s := range r.openers {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
-}
+func (r *Registry) Schemes() []string { return r.table.Schemes() }
 
 // Check reports, as an InvalidArgument error naming the scheme, whether
 // this registry can open rawURL (for start-up checks that should fail
 // before anything is opened).
 func (r *Registry) Check(rawURL string) error {
-	_, _, err := r.lookup(rawURL)
+	_, _, err := r.table.Lookup(rawURL)
 	return err
-}
-
-func (r *Registry) lookup(rawURL string) (*url.URL, Opener, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		// url.Parse's message quotes the URL, password included.
-		return nil, nil, greyerr.Invalid("url", "event broker URL is not a URL")
-	}
-	if u.Scheme == "" {
-		return nil, nil, greyerr.Invalid("url", "event broker URL %q has no scheme (want one of %s)", Redact(rawURL), strings.Join(r.Schemes(), ", "))
-	}
-	r.mu.RLock()
-	o := r.openers[strings.ToLower(u.Scheme)]
-	r.mu.RUnlock()
-	if o == nil {
-		return nil, nil, greyerr.Invalid("url", "event broker scheme %q is not supported by this build (it has %s)", u.Scheme, strings.Join(r.Schemes(), ", "))
-	}
-	return u, o, nil
 }
 
 // OpenSource opens the source driver registered for rawURL's scheme. An
@@ -110,7 +69,7 @@ func (r *Registry) lookup(rawURL string) (*url.URL, Opener, error) {
 // the driver's code (InvalidArgument when it has none). Errors never show
 // the URL's password.
 func (r *Registry) OpenSource(ctx context.Context, rawURL string, opts SourceOptions) (SourceDriver, error) {
-	u, o, err := r.lookup(rawURL)
+	u, o, err := r.table.Lookup(rawURL)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +86,7 @@ func (r *Registry) OpenSource(ctx context.Context, rawURL string, opts SourceOpt
 // OpenSink opens the sink driver registered for rawURL's scheme, with the
 // errors of OpenSource.
 func (r *Registry) OpenSink(ctx context.Context, rawURL string, opts SinkOptions) (SinkDriver, error) {
-	u, o, err := r.lookup(rawURL)
+	u, o, err := r.table.Lookup(rawURL)
 	if err != nil {
 		return nil, err
 	}
