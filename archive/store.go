@@ -401,5 +401,5 @@ func (s *Store) wrap(ctx context.Context, op string, err error) error {
 			return err // already says what the caller needs
 		}
 	}
-	return &greyerr.Error{Code: code, Message: fmt.Sprintf("archive %s %s: %v", s.caps.Scheme, op, err), Err: err}
+	return &greyerr.Error{Code: code, Message: fmt.Sprintf("archive %s %s", s.caps.Scheme, op), Err: err}
 }
