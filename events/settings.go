@@ -26,6 +26,10 @@ const (
 	SettingTLS = "tls"
 	// SettingTLSCAFile: PEM CAs of the Kafka brokers ("" : system pool).
 	SettingTLSCAFile = "tls_ca_file"
+	// SettingTransactionalID: the Kafka sink's transactional id, one per
+	// Grey cluster (the server derives it from events.kafka.group, so two
+	// clusters on one Kafka do not fence each other).
+	SettingTransactionalID = "transactional_id"
 	// SettingQueueType: RabbitMQ queue type, quorum or classic.
 	SettingQueueType = "queue_type"
 	// SettingDeliveryLimit: RabbitMQ quorum queues' x-delivery-limit.

@@ -65,6 +65,9 @@ func eventBlocks(cfg *config.Config) []eventStream {
 			events.SettingSASLPassword:  string(k.SASL.Password),
 			events.SettingTLS:           strconv.FormatBool(k.TLS.Enabled),
 			events.SettingTLSCAFile:     k.TLS.CAFile,
+			// One transactional producer per cluster: a new leader's
+			// fences the old one's, another cluster's is left alone.
+			events.SettingTransactionalID: "grey-" + k.Group + "-events",
 		}
 		out = append(out, eventStream{name: "kafka", url: "kafka://" + k.Brokers[0], source: k.Source, sink: k.Sink,
 			sourceOptions: events.SourceOptions{Group: k.Group, Settings: settings},
