@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -207,6 +208,15 @@ func decodeError(err error, max int64) error {
 		return e
 	}
 	return greyerr.Invalid("body", "%v", err)
+}
+
+// kindParam is the ?kind= filter: absent, or a well-formed kind.
+func kindParam(q url.Values) (string, error) {
+	k := q.Get("kind")
+	if k != "" && !task.ValidKind(k) {
+		return "", greyerr.Invalid("kind", "%q is not a valid kind (lower-case letters, digits, '_', '-', '.'; at most 63)", k)
+	}
+	return k, nil
 }
 
 func parseStatuses(v string) ([]task.Status, error) {

@@ -117,6 +117,10 @@ func (s *strictScanner) value(t reflect.Type, path string, depth int) error {
 			return nil
 		}
 		for i := 0; ; i++ {
+			s.ws()
+			if elem != nil && !anyJSON(elem) && bytes.HasPrefix(s.data[s.pos:], []byte("null")) {
+				return greyerr.Invalid(path+"["+strconv.Itoa(i)+"]", "must not be null at byte %d", s.pos)
+			}
 			if err := s.value(elem, path+"["+strconv.Itoa(i)+"]", depth+1); err != nil {
 				return err
 			}
@@ -204,10 +208,14 @@ func (s *strictScanner) object(t reflect.Type, path string, depth int) error {
 		}
 		s.pos++
 		s.ws()
-		if fields != nil && sub != nil && !anyJSON(sub) && bytes.HasPrefix(s.data[s.pos:], []byte("null")) {
+		if sub != nil && !anyJSON(sub) && bytes.HasPrefix(s.data[s.pos:], []byte("null")) {
 			// encoding/json reads null as "absent"; the spec gives no
 			// field of a request a null value (leave the field out).
 			return greyerr.Invalid(kp, "must not be null at byte %d (leave the field out to use its default)", s.pos)
+		}
+		if sub != nil && isBytes(sub) && s.pos < len(s.data) && s.data[s.pos] != '"' {
+			// encoding/json also reads an array of numbers into []byte.
+			return greyerr.Invalid(kp, "must be a base64 string (at byte %d)", s.pos)
 		}
 		if err := s.value(sub, kp, depth+1); err != nil {
 			return err
@@ -226,6 +234,11 @@ func (s *strictScanner) object(t reflect.Type, path string, depth int) error {
 			return errNotJSON
 		}
 	}
+}
+
+// isBytes reports whether t is a byte slice (base64 in JSON).
+func isBytes(t reflect.Type) bool {
+	return t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 && !anyJSON(t)
 }
 
 // anyJSON reports whether t holds any JSON value, null included.
