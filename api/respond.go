@@ -87,7 +87,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if st, ok := v.(strictTyped); ok {
 		t = st.strictType()
 	}
-	if err := checkStrictJSON(raw, t); err != nil {
+	if err := checkStrictJSON(raw, t, &s.fields); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))

@@ -82,6 +82,8 @@ type Server struct {
 	routes []Route
 	// synthetic are the mux patterns that only answer 405 (buildMux).
 	synthetic map[string]bool
+	// fields caches the JSON fields of request types (strict decoding).
+	fields fieldCache
 }
 
 // New returns the API over eng.
