@@ -45,8 +45,8 @@ var errNotJSON = errors.New("not JSON")
 const maxStrictDepth = 10000
 
 type strictScanner struct {
-	data []byte
-	pos  int
+	data  []byte
+	pos   int
 	cache *fieldCache // nil: computed on every use
 }
 
