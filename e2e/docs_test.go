@@ -220,7 +220,7 @@ func TestDocBlocks(t *testing.T) {
 		t.Fatal("the README's curl example or the PROOFS.md console example is missing")
 	}
 	src, own := proofs.script("127.0.0.1:1", "127.0.0.1:2")
-	if !own || !strings.Contains(src, "go run ./cmd/greyd &")|| !strings.Contains(src, "\n__grey_ready\n") || strings.Contains(src, "$ ") || strings.Contains(src, "ok  envelope") {
+	if !own || !strings.Contains(src, "go run ./cmd/greyd &") || !strings.Contains(src, "\n__grey_ready\n") || strings.Contains(src, "$ ") || strings.Contains(src, "ok  envelope") {
 		t.Errorf("PROOFS.md console script: own server %v\n%s", own, src)
 	}
 	src, own = readme.script("127.0.0.1:1", "127.0.0.1:2")
