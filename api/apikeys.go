@@ -9,6 +9,7 @@ import (
 	"github.com/grey-distributed/grey/auth/apikey"
 	"github.com/grey-distributed/grey/engine"
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/task"
 )
 
 // The API key routes need auth.PermAPIKeyManage on the request's tenant
@@ -93,6 +94,10 @@ func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request) {
 	p := keysPrincipal(r)
 	tenant := r.URL.Query().Get("tenant")
+	if tenant != "" && tenant != "*" && !task.ValidTenant(tenant) {
+		s.writeError(w, r, greyerr.Invalid("tenant", "%q is not a tenant id (or * for every tenant)", tenant))
+		return
+	}
 	if !apikey.IsAdmin(p) {
 		t, err := keysTenant(r)
 		if err != nil {

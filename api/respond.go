@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -86,7 +87,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if st, ok := v.(strictTyped); ok {
 		t = st.strictType()
 	}
-	if err := checkStrictJSON(raw, t); err != nil {
+	if err := checkStrictJSON(raw, t, &s.fields); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -207,6 +208,15 @@ func decodeError(err error, max int64) error {
 		return e
 	}
 	return greyerr.Invalid("body", "%v", err)
+}
+
+// kindParam is the ?kind= filter: absent, or a well-formed kind.
+func kindParam(q url.Values) (string, error) {
+	k := q.Get("kind")
+	if k != "" && !task.ValidKind(k) {
+		return "", greyerr.Invalid("kind", "%q is not a valid kind (lower-case letters, digits, '_', '-', '.'; at most 63)", k)
+	}
+	return k, nil
 }
 
 func parseStatuses(v string) ([]task.Status, error) {

@@ -2,6 +2,8 @@ package api
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/grey-distributed/grey/greyerr"
 
@@ -127,11 +129,33 @@ func (s *Server) buildMux() {
 	for _, pr := range s.opts.Public {
 		s.routes = append(s.routes, Route{Method: pr.Method, Pattern: pr.Pattern, Scope: ScopePublic, Who: pr.Who, handler: pr.Handler.ServeHTTP})
 	}
+	paths := map[string]bool{}
 	for _, rt := range s.routes {
 		rt.handler = s.nonEmptyQuery(rt.handler)
 		s.mux.Handle(rt.Key(), s.authorize(rt))
+		paths[rt.Pattern] = true
 	}
 	s.mux.HandleFunc("/", s.notFound)
+	// A literal path that a wildcard route of another method also matches
+	// (GET /api/v1/tasks/batch is GET /api/v1/tasks/{id}): its other
+	// methods answer 405 with Allow, as for any known path, not the
+	// wildcard route's 404.
+	s.synthetic = map[string]bool{}
+	for p := range paths {
+		if strings.Contains(p, "{") {
+			continue
+		}
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			probe := &http.Request{Method: m, URL: &url.URL{Path: p}, Header: http.Header{}}
+			_, pattern := s.mux.Handler(probe)
+			_, matched, _ := strings.Cut(pattern, " ")
+			if pattern != "" && pattern != "/" && matched != p {
+				key := m + " " + p
+				s.synthetic[key] = true
+				s.mux.HandleFunc(key, s.notFound)
+			}
+		}
+	}
 }
 
 // emptyMeansAbsent reports whether the spec allows query parameter name

@@ -84,6 +84,10 @@ type Server struct {
 	h      http.Handler
 	chain  *auth.Chain
 	routes []Route
+	// synthetic are the mux patterns that only answer 405 (buildMux).
+	synthetic map[string]bool
+	// fields caches the JSON fields of request types (strict decoding).
+	fields fieldCache
 }
 
 // New returns the API over eng.
@@ -151,7 +155,7 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	// The methods the route table uses, in Allow's order.
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
-		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" {
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/" && !s.synthetic[pattern] {
 			allow = append(allow, m)
 		}
 	}

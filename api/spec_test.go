@@ -113,6 +113,9 @@ func TestSpecRoutes(t *testing.T) {
 		"POST /api/v1/apikeys",
 		"GET /api/v1/apikeys",
 		"DELETE /api/v1/apikeys/abcdefghijklmnop",
+		"GET /api/v1/cluster/self",
+		"POST /api/v1/cluster/join",
+		"DELETE /api/v1/cluster/nodes/w1",
 	}
 	for _, r := range routes {
 		method, path, _ := strings.Cut(r, " ")

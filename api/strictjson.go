@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -28,8 +29,8 @@ import (
 // t is the Go type data is decoded into (nil: any JSON). Errors are
 // InvalidArgument naming the field path and the byte offset. A document
 // that is not well-formed JSON passes: the decoder reports that.
-func checkStrictJSON(data []byte, t reflect.Type) error {
-	s := &strictScanner{data: data}
+func checkStrictJSON(data []byte, t reflect.Type, cache *fieldCache) error {
+	s := &strictScanner{data: data, cache: cache}
 	err := s.value(t, "", 0)
 	if errors.Is(err, errNotJSON) {
 		return nil
@@ -44,8 +45,25 @@ var errNotJSON = errors.New("not JSON")
 const maxStrictDepth = 10000
 
 type strictScanner struct {
-	data []byte
-	pos  int
+	data  []byte
+	pos   int
+	cache *fieldCache // nil: computed on every use
+}
+
+// fieldCache holds jsonFields by struct type (a Server keeps one: the
+// reflection costs more than the scan).
+type fieldCache struct{ m sync.Map }
+
+func (s *strictScanner) structFields(t reflect.Type) map[string]reflect.Type {
+	if s.cache == nil {
+		return jsonFields(t)
+	}
+	if f, ok := s.cache.m.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	f := jsonFields(t)
+	s.cache.m.Store(t, f)
+	return f
 }
 
 func (s *strictScanner) ws() {
@@ -117,6 +135,10 @@ func (s *strictScanner) value(t reflect.Type, path string, depth int) error {
 			return nil
 		}
 		for i := 0; ; i++ {
+			s.ws()
+			if elem != nil && !anyJSON(elem) && bytes.HasPrefix(s.data[s.pos:], []byte("null")) {
+				return greyerr.Invalid(path+"["+strconv.Itoa(i)+"]", "must not be null at byte %d", s.pos)
+			}
 			if err := s.value(elem, path+"["+strconv.Itoa(i)+"]", depth+1); err != nil {
 				return err
 			}
@@ -162,12 +184,36 @@ func (s *strictScanner) object(t reflect.Type, path string, depth int) error {
 	if t != nil {
 		switch t.Kind() {
 		case reflect.Struct:
-			fields = jsonFields(t)
+			fields = s.structFields(t)
 		case reflect.Map:
 			elem = t.Elem()
 		}
 	}
-	seen := map[string]bool{}
+	// The keys seen so far: a slice, as objects are small; a map past 16.
+	var seenList []string
+	var seenMap map[string]bool
+	seen := func(k string) bool {
+		if seenMap != nil {
+			if seenMap[k] {
+				return true
+			}
+			seenMap[k] = true
+			return false
+		}
+		for _, x := range seenList {
+			if x == k {
+				return true
+			}
+		}
+		seenList = append(seenList, k)
+		if len(seenList) > 16 {
+			seenMap = make(map[string]bool, 32)
+			for _, x := range seenList {
+				seenMap[x] = true
+			}
+		}
+		return false
+	}
 	s.ws()
 	if s.pos < len(s.data) && s.data[s.pos] == '}' {
 		s.pos++
@@ -184,10 +230,9 @@ func (s *strictScanner) object(t reflect.Type, path string, depth int) error {
 			return err
 		}
 		kp := joinPath(path, key)
-		if seen[key] {
+		if seen(key) {
 			return greyerr.Invalid(kp, "duplicate key %q at byte %d (the object at byte %d already has it; JSON parsers disagree on which one counts)", key, keyAt, start)
 		}
-		seen[key] = true
 		sub := elem
 		if fields != nil {
 			ft, ok := fields[key]
@@ -204,10 +249,14 @@ func (s *strictScanner) object(t reflect.Type, path string, depth int) error {
 		}
 		s.pos++
 		s.ws()
-		if fields != nil && sub != nil && !anyJSON(sub) && bytes.HasPrefix(s.data[s.pos:], []byte("null")) {
+		if sub != nil && !anyJSON(sub) && bytes.HasPrefix(s.data[s.pos:], []byte("null")) {
 			// encoding/json reads null as "absent"; the spec gives no
 			// field of a request a null value (leave the field out).
 			return greyerr.Invalid(kp, "must not be null at byte %d (leave the field out to use its default)", s.pos)
+		}
+		if sub != nil && isBytes(sub) && s.pos < len(s.data) && s.data[s.pos] != '"' {
+			// encoding/json also reads an array of numbers into []byte.
+			return greyerr.Invalid(kp, "must be a base64 string (at byte %d)", s.pos)
 		}
 		if err := s.value(sub, kp, depth+1); err != nil {
 			return err
@@ -226,6 +275,11 @@ func (s *strictScanner) object(t reflect.Type, path string, depth int) error {
 			return errNotJSON
 		}
 	}
+}
+
+// isBytes reports whether t is a byte slice (base64 in JSON).
+func isBytes(t reflect.Type) bool {
+	return t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 && !anyJSON(t)
 }
 
 // anyJSON reports whether t holds any JSON value, null included.

@@ -27,8 +27,8 @@ func FuzzStrictJSON(f *testing.F) {
 	}
 	spec := reflect.TypeFor[task.Spec]()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		err := checkStrictJSON(data, spec)
-		if errAny := checkStrictJSON(data, nil); err == nil && errAny != nil {
+		err := checkStrictJSON(data, spec, nil)
+		if errAny := checkStrictJSON(data, nil, nil); err == nil && errAny != nil {
 			// Typed checks add rules; they never drop one.
 			t.Fatalf("typed check passed what the untyped one refused: %v", errAny)
 		}
@@ -99,8 +99,33 @@ func TestStrictJSONPasses(t *testing.T) {
 		`{"kind":"echo","payload":[{"x":1},{"x":1}]}`,
 		`{"kind":"echo","timeout":"1s","run_at":"2026-01-01T00:00:00Z"}`,
 	} {
-		if err := checkStrictJSON([]byte(s), spec); err != nil {
+		if err := checkStrictJSON([]byte(s), spec, nil); err != nil {
 			t.Errorf("%s: %v", s, err)
 		}
 	}
+}
+
+// BenchmarkStrictJSON measures the strict check of a typical submit body
+// beside the decode it precedes.
+func BenchmarkStrictJSON(b *testing.B) {
+	body := []byte(`{"kind":"echo","payload":{"order":42,"items":[{"sku":"a-1","qty":2},{"sku":"b-7","qty":1}],"note":"café"},"priority":7,"idempotency_key":"order-42","constraints":{"labels":{"gpu":"true"}},"timeout":"30s"}`)
+	spec := reflect.TypeFor[task.Spec]()
+	var cache fieldCache
+	b.Run("check", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			if err := checkStrictJSON(body, spec, &cache); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			var s task.Spec
+			if err := json.Unmarshal(body, &s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -103,6 +103,10 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if _, err := kindParam(q); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	limit := 100
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -205,12 +209,17 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	kind, err := kindParam(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		s.writeError(w, r, greyerr.New(greyerr.Unimplemented, "streaming is not supported by this connection"))
 		return
 	}
-	wt, err := s.eng.Watch(ten, engine.WatchOptions{Statuses: sts, Kind: r.URL.Query().Get("kind")})
+	wt, err := s.eng.Watch(ten, engine.WatchOptions{Statuses: sts, Kind: kind})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -19,7 +19,12 @@ type ReplayResult = proof.Replay
 type NodeKey = proof.NodeKey
 
 // Proof returns the signed proof of the tenant's completed task. A task
-// without one is a NotFound error whose message says why.
+// without one is a NotFound error whose message says why. To check it
+// yourself, verify the envelope with the keys of NodeKeys and
+// proof.Expect{InputDigest: proof.InputDigest(t), OutputDigest:
+// proof.OutputDigest(t)} of the task from Get: the digests are over the
+// RFC 8785 form of the payload and result (docs/PROOFS.md), as greyctl
+// proof verify and the docs' Python verifier compute them.
 func (c *Client) Proof(ctx context.Context, id task.ID) (*ProofRecord, error) {
 	path, err := taskPath(id, "/proof")
 	if err != nil {

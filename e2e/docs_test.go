@@ -187,6 +187,48 @@ __grey_ready() {
 }
 `
 
+// TestDocBlocks checks the extraction the docs test relies on (it runs
+// without GREY_E2E): blocks found with their directives, console prompts
+// stripped, the text's addresses replaced, a greyd started in a block
+// followed by the readiness wait.
+func TestDocBlocks(t *testing.T) {
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := docBlocks(t, root)
+	byPlace := map[string]docBlock{}
+	for _, b := range blocks {
+		byPlace[b.file] = b // the last block of each file
+		if b.skip != "" && strings.Contains(b.text, "greyd") && !strings.Contains(b.skip, " ") {
+			t.Errorf("%s:%d: skip reason %q says too little", b.file, b.line, b.skip)
+		}
+	}
+	if len(blocks) < 20 {
+		t.Fatalf("found %d shell examples, want the 20 and more of README.md and docs/", len(blocks))
+	}
+	var proofs, readme *docBlock
+	for i, b := range blocks {
+		switch {
+		case b.file == filepath.Join("docs", "PROOFS.md") && b.lang == "console":
+			proofs = &blocks[i]
+		case b.file == "README.md" && strings.Contains(b.text, "curl") && readme == nil:
+			readme = &blocks[i]
+		}
+	}
+	if proofs == nil || readme == nil {
+		t.Fatal("the README's curl example or the PROOFS.md console example is missing")
+	}
+	src, own := proofs.script("127.0.0.1:1", "127.0.0.1:2")
+	if !own || !strings.Contains(src, "go run ./cmd/greyd &") || !strings.Contains(src, "\n__grey_ready\n") || strings.Contains(src, "$ ") || strings.Contains(src, "ok  envelope") {
+		t.Errorf("PROOFS.md console script: own server %v\n%s", own, src)
+	}
+	src, own = readme.script("127.0.0.1:1", "127.0.0.1:2")
+	if own || !strings.Contains(src, "127.0.0.1:1/api/v1/tasks") || strings.Contains(src, "localhost:8080") {
+		t.Errorf("README curl script: own server %v\n%s", own, src)
+	}
+}
+
 // TestDocsExamples runs the shell examples of README.md and docs/.
 func TestDocsExamples(t *testing.T) {
 	requireE2E(t)

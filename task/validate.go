@@ -37,6 +37,10 @@ func ValidTenant(s string) bool { return tenantRe.MatchString(s) }
 // Validate checks a submitted spec and fills in defaults (type, priority).
 // Errors are greyerr InvalidArgument or TooLarge errors naming the field;
 // field names are prefixed with prefix (e.g. "tasks[3].").
+// ValidKind reports whether kind is a well-formed task kind (lower-case
+// letters, digits, '_', '-', '.'; at most 63).
+func ValidKind(kind string) bool { return kindRe.MatchString(kind) }
+
 func (s *Spec) Validate(prefix string, lim Limits) error {
 	if s.Kind == "" {
 		return invalid(prefix+"kind", "is required")
