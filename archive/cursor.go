@@ -99,6 +99,13 @@ func DecodeCursor(s, tenant string, f Filter) (Cursor, error) {
 	if len(s) > 256 {
 		return bad("too long")
 	}
+	// The decoder skips \r and \n: two spellings of one cursor must not
+	// both pass, so every byte must be of the base64url alphabet.
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return bad("not base64url")
+		}
+	}
 	// Strict: the unused low bits of the last character must be zero, so
 	// a cursor has one spelling and an edited last character is refused.
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
