@@ -79,3 +79,24 @@ type Capabilities struct {
 	// ReadReplicas is the number of read replicas the driver may read from.
 	ReadReplicas int
 }
+
+// TenantLister is an optional Driver interface: a driver that can name the
+// tenants it holds records of. Moving tenants between the shards of a
+// sharded archive, anti-entropy between replicas and migrating a whole
+// archive need it; Store.Tenants is Unimplemented over a driver without it.
+type TenantLister interface {
+	// Tenants returns the ids of the tenants that have at least one record,
+	// sorted ascending, each once.
+	Tenants(ctx context.Context) ([]string, error)
+}
+
+// Deleter is an optional Driver interface: a driver that can remove single
+// records. Moving a tenant off a shard and undoing a partial copy need it;
+// Store.Delete is Unimplemented over a driver without it.
+type Deleter interface {
+	// Delete removes the tenant's records with these task ids and returns
+	// how many were removed. Ids the tenant has no record of (including
+	// another tenant's ids) are skipped, not an error; calling it twice is
+	// safe.
+	Delete(ctx context.Context, tenant string, ids []string) (int64, error)
+}

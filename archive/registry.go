@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"time"
 
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/internal/schemes"
@@ -40,6 +41,11 @@ type OpenOptions struct {
 	// a missing or older schema is FailedPrecondition, naming the command
 	// that migrates).
 	Migrate bool
+	// Retention is how long the archive keeps a record after its task
+	// finished (archive.retention; 0: forever). A driver with native expiry
+	// (a TTL) applies it when it writes; the Store's DeleteBefore runs on
+	// every driver all the same.
+	Retention time.Duration
 	// Logger receives the driver's log lines (nil: discarded).
 	Logger *slog.Logger
 }

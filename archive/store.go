@@ -347,6 +347,43 @@ func (s *Store) DeleteBefore(ctx context.Context, before time.Time) (int64, erro
 	return n, err
 }
 
+// Tenants returns the ids of the tenants with records in the archive,
+// sorted. It is Unimplemented when the driver is no TenantLister.
+func (s *Store) Tenants(ctx context.Context) ([]string, error) {
+	tl, ok := s.drv.(TenantLister)
+	if !ok {
+		return nil, greyerr.New(greyerr.Unimplemented, "the %s archive cannot list its tenants", s.caps.Scheme)
+	}
+	var out []string
+	err := s.do(ctx, "tenants", "", func(ctx context.Context) (err error) {
+		out, err = tl.Tenants(ctx)
+		return err
+	})
+	return out, err
+}
+
+// Delete removes the tenant's records with these task ids (missing ids are
+// skipped) and returns how many went. It is Unimplemented when the driver
+// is no Deleter.
+func (s *Store) Delete(ctx context.Context, tenantID string, ids []string) (int64, error) {
+	if err := tenant.ValidID("tenant", tenantID); err != nil {
+		return 0, err
+	}
+	dl, ok := s.drv.(Deleter)
+	if !ok {
+		return 0, greyerr.New(greyerr.Unimplemented, "the %s archive cannot delete single records", s.caps.Scheme)
+	}
+	var n int64
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	err := s.do(ctx, "delete", tenantID, func(ctx context.Context) (err error) {
+		n, err = dl.Delete(ctx, tenantID, ids)
+		return err
+	})
+	return n, err
+}
+
 // do runs op with tracing and metrics, retrying it with exponential backoff
 // while it fails with Unavailable, and wraps its error with the store's
 // name and the operation.

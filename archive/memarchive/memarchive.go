@@ -62,7 +62,11 @@ func newTenantRecords() *tenantRecords {
 	return &tenantRecords{byID: map[string]archive.Record{}, ids: btree.NewOrderedG[string](32)}
 }
 
-var _ archive.Driver = (*Driver)(nil)
+var (
+	_ archive.Driver       = (*Driver)(nil)
+	_ archive.TenantLister = (*Driver)(nil)
+	_ archive.Deleter      = (*Driver)(nil)
+)
 
 // NewDriver returns a driver over a new, empty in-memory archive.
 func NewDriver() *Driver {
@@ -234,6 +238,41 @@ func (d *Driver) DeleteBefore(ctx context.Context, before time.Time) (int64, err
 		if len(tr.byID) == 0 {
 			delete(d.tenants, tenant)
 		}
+	}
+	return n, nil
+}
+
+// Tenants implements archive.TenantLister.
+func (d *Driver) Tenants(ctx context.Context) ([]string, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if err := d.check(ctx); err != nil {
+		return nil, err
+	}
+	return slices.Sorted(maps.Keys(d.tenants)), nil
+}
+
+// Delete implements archive.Deleter.
+func (d *Driver) Delete(ctx context.Context, tenant string, ids []string) (int64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.check(ctx); err != nil {
+		return 0, err
+	}
+	tr := d.tenants[tenant]
+	if tr == nil {
+		return 0, nil
+	}
+	var n int64
+	for _, id := range ids {
+		if _, ok := tr.byID[id]; ok {
+			delete(tr.byID, id)
+			tr.ids.Delete(id)
+			n++
+		}
+	}
+	if len(tr.byID) == 0 {
+		delete(d.tenants, tenant)
 	}
 	return n, nil
 }

@@ -4,14 +4,13 @@ import (
 	"fmt"
 
 	"github.com/grey-distributed/grey/archive"
-	"github.com/grey-distributed/grey/archive/memarchive"
-	"github.com/grey-distributed/grey/archive/pgarchive"
 	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/blobstore/azblob"
 	"github.com/grey-distributed/grey/blobstore/fileblob"
 	"github.com/grey-distributed/grey/blobstore/gcsblob"
 	"github.com/grey-distributed/grey/blobstore/memblob"
 	"github.com/grey-distributed/grey/blobstore/s3blob"
+	"github.com/grey-distributed/grey/cmd/internal/archivedrivers"
 	"github.com/grey-distributed/grey/events"
 	"github.com/grey-distributed/grey/events/kafkaevents"
 	"github.com/grey-distributed/grey/events/memevents"
@@ -37,20 +36,9 @@ func blobDrivers() (*blobstore.Registry, error) {
 	return reg, nil
 }
 
-// archiveDrivers is the archive registry of this binary, like blobDrivers:
-// the core (archive) imports no driver.
-func archiveDrivers() (*archive.Registry, error) {
-	reg := archive.NewRegistry()
-	for _, register := range []func(*archive.Registry) error{
-		memarchive.Register, // mem:// (tests, throw-away nodes)
-		pgarchive.Register,  // postgres:// and postgresql://
-	} {
-		if err := register(reg); err != nil {
-			return nil, fmt.Errorf("archive drivers: %w", err)
-		}
-	}
-	return reg, nil
-}
+// archiveDrivers is the archive registry of this binary, shared with
+// greyctl (cmd/internal/archivedrivers).
+func archiveDrivers() (*archive.Registry, error) { return archivedrivers.Registry() }
 
 // eventDrivers is the event-stream registry of this binary: the broker
 // drivers greyd links (the events core imports none). A new driver is one
