@@ -347,9 +347,8 @@ func Default() *Config {
 			HTTP: HTTPExecutorConfig{MaxResponseBytes: 1 * MiB},
 		},
 		Proofs: ProofsConfig{Enabled: true, Attester: "software"},
-		// The only quorum over one database; majority and all need the
-		// quorum archive.
-		Database: DatabaseConfig{Postgres: PostgresConfig{Quorum: QuorumOne}},
+		// The seed's quorum; over one database every level is that one.
+		Database: DatabaseConfig{Postgres: PostgresConfig{Quorum: QuorumMajority}},
 		Events:   defaultEvents(),
 	}
 }

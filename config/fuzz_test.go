@@ -48,7 +48,8 @@ func FuzzLoad(f *testing.F) {
 
 // FuzzIntegrationsBlocks feeds a grey.yaml and an integrations file (the
 // seed's layout: database, monitoring, cloud) to LoadDocuments: it must not
-// panic; a database block of a driver this build lacks is always refused;
+// panic; a database block of a driver this build lacks is always refused; an
+// archive URL comes with the key it came from;
 // a loaded config validates.
 func FuzzIntegrationsBlocks(f *testing.F) {
 	seed, err := os.ReadFile("testdata/grey-integrations-nodb.yaml")
@@ -57,7 +58,9 @@ func FuzzIntegrationsBlocks(f *testing.F) {
 	}
 	f.Add([]byte("node:\n  id: n1\n"), seed)
 	f.Add([]byte(""), []byte("database:\n  postgres:\n    url: x\n"))
-	f.Add([]byte(""), []byte("database:\n  cassandra:\n    url: x\n"))
+	f.Add([]byte(""), []byte("database:\n  redis:\n    url: x\n"))
+	f.Add([]byte(""), []byte("database:\n  cassandra:\n    hosts: [a, b:9042]\n"))
+	f.Add([]byte(""), []byte("database:\n  postgres:\n    replicas: [postgres://a, postgres://b]\n"))
 	f.Add([]byte("cloud:\n  region: eu-west-1\n"), []byte("cloud:\n  cost_tags: {a: b}\n"))
 	f.Add([]byte("tenants:\n  cost:\n    environment: x\n"), []byte("cloud:\n  provider: azure\n  subscription_id: abc\n"))
 	lookup := env("GREY_OTEL_ENDPOINT", "http://otel:4318", "GREY_PG_URL", "postgres://x")
@@ -69,8 +72,11 @@ func FuzzIntegrationsBlocks(f *testing.F) {
 			}
 			return
 		}
-		if bytes.Contains(integrations, []byte("cassandra:")) && bytes.HasPrefix(bytes.TrimSpace(integrations), []byte("database:\n  cassandra:")) {
-			t.Fatalf("a file starting with a cassandra block loaded:\n%s", integrations)
+		if bytes.HasPrefix(bytes.TrimSpace(integrations), []byte("database:\n  redis:")) {
+			t.Fatalf("a file starting with a block of a driver this build lacks loaded:\n%s", integrations)
+		}
+		if u, key := c.ArchiveURL(); (u == "") != (key == "") || (u != "" && c.Database.Driver() == "" && c.Archive.URL == "") {
+			t.Fatalf("ArchiveURL = %q from %q for %+v", u, key, c.Database)
 		}
 		if err := c.Validate(); err != nil {
 			t.Fatalf("loaded config does not validate: %v", err)

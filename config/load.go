@@ -407,6 +407,9 @@ func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) error {
 		{"AZURE_SUBSCRIPTION_ID", []string{"cloud.subscription_id"}, str(&c.Cloud.SubscriptionID)},
 		{"GREY_PG_URL", []string{"database.postgres.url"}, func(v string) error { c.Database.Postgres.URL = SecretURL(v); return nil }},
 		{"GREY_PG_MIGRATE_URL", []string{"database.postgres.migrate_url"}, func(v string) error { c.Database.Postgres.MigrateURL = SecretURL(v); return nil }},
+		{"GREY_CASSANDRA_HOSTS", []string{"database.cassandra.hosts"}, func(v string) error { c.Database.Cassandra.Hosts = splitBrokers(v); return nil }},
+		{"GREY_CASSANDRA_PASSWORD", []string{"database.cassandra.password"}, func(v string) error { c.Database.Cassandra.Password = Secret(v); return nil }},
+		{"GREY_MONGO_URL", []string{"database.mongodb.url"}, func(v string) error { c.Database.MongoDB.URL = SecretURL(v); return nil }},
 		{"GREY_KAFKA_BROKERS", []string{"events.kafka.brokers"}, func(v string) error { c.Events.Kafka.Brokers = splitBrokers(v); return nil }},
 		{"GREY_RABBITMQ_URL", []string{"events.rabbitmq.url"}, func(v string) error { c.Events.RabbitMQ.URL = SecretURL(v); return nil }},
 	}

@@ -36,38 +36,50 @@ func openArchive(ctx context.Context, cfg *config.Config, o *options, reg promet
 	if o.archive != nil {
 		return o.archive, nil
 	}
-	driver := cfg.Database.Driver()
-	if driver == "" {
+	rawURL, key := cfg.ArchiveURL()
+	if rawURL == "" {
 		return nil, nil
 	}
 	if o.archives == nil {
-		return nil, fmt.Errorf("database.%s: this build links no archive drivers", driver)
-	}
-	pg := cfg.Database.Postgres
-	reads := make([]string, len(pg.ReadURLs))
-	for i, u := range pg.ReadURLs {
-		reads[i] = string(u)
+		return nil, fmt.Errorf("%s: this build links no archive drivers", key)
 	}
 	opts := archive.Options{Name: "archive"}
 	if reg != nil {
 		opts.Registerer = reg
 	}
-	st, err := o.archives.Open(ctx, string(pg.URL), archive.OpenOptions{
-		PoolSize: pg.PoolSize, ReadURLs: reads, MigrateURL: string(pg.MigrateURL), Migrate: pg.Migrate,
-		Logger: logger.With("component", "archive"),
-	}, opts)
+	st, err := o.archives.Open(ctx, rawURL, ArchiveOpenOptions(cfg, logger), opts)
 	if err != nil {
-		return nil, fmt.Errorf("database.%s: %w", driver, err)
+		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	if err := st.Ping(ctx); err != nil {
 		switch greyerr.CodeOf(err) {
 		case greyerr.FailedPrecondition, greyerr.InvalidArgument:
 			_ = st.Close()
-			return nil, fmt.Errorf("database.%s: %w", driver, err)
+			return nil, fmt.Errorf("%s: %w", key, err)
 		}
-		logger.Warn("archive unavailable at start; finished tasks wait in Raft until it answers", "url", pg.URL.String(), "err", err)
+		logger.Warn("archive unavailable at start; finished tasks wait in Raft until it answers", "url", archive.Redact(rawURL), "err", err)
 	}
 	return st, nil
+}
+
+// ArchiveOpenOptions are the driver options of the configured archive:
+// the database block's pool, read replicas, migration role and switch, and
+// archive.retention for drivers with native expiry.
+func ArchiveOpenOptions(cfg *config.Config, logger *slog.Logger) archive.OpenOptions {
+	pg := cfg.Database.Postgres
+	reads := make([]string, len(pg.ReadURLs))
+	for i, u := range pg.ReadURLs {
+		reads[i] = string(u)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return archive.OpenOptions{
+		PoolSize: pg.PoolSize, ReadURLs: reads, MigrateURL: string(pg.MigrateURL),
+		Migrate:   pg.Migrate || cfg.Database.Cassandra.Migrate,
+		Retention: cfg.Archive.Retention.Std(),
+		Logger:    logger.With("component", "archive"),
+	}
 }
 
 // archiveConfig is the engine's view of the archive block.

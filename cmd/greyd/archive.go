@@ -9,17 +9,22 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/archive/pgarchive"
 	"github.com/grey-distributed/grey/config"
+	"github.com/grey-distributed/grey/server"
 )
 
 const archiveUsage = `usage:
   greyd archive migrate [--config FILE] [--integrations FILE]
-      apply the archive's pending schema migrations (under an advisory lock),
-      connected as database.postgres.migrate_url (GREY_PG_MIGRATE_URL), or
-      url (GREY_PG_URL) when unset, and grant grey_archive_writer to url's user
+      apply the archive's pending schema migrations. PostgreSQL: under an
+      advisory lock, connected as database.postgres.migrate_url
+      (GREY_PG_MIGRATE_URL), or url (GREY_PG_URL) when unset, and grant
+      grey_archive_writer to url's user. Cassandra, MongoDB, replicas and
+      shards: every member, as the configured user.
   greyd archive status [--config FILE] [--integrations FILE]
-      print the archive's schema version and its daily partitions
+      print the archive's schema version and its daily partitions (one
+      PostgreSQL), or whether the archive answers with a current schema
 `
 
 // runArchive is `greyd archive migrate|status`: the PostgreSQL archive's
@@ -49,17 +54,21 @@ func runArchive(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "greyd archive %s: %v\n", cmd, err)
 		return 2
 	}
-	pg := cfg.Database.Postgres
-	if pg.URL == "" {
-		fmt.Fprintf(stderr, "greyd archive %s: no archive database is configured (set database.postgres.url, or GREY_PG_URL)\n", cmd)
+	rawURL, _ := cfg.ArchiveURL()
+	if rawURL == "" {
+		fmt.Fprintf(stderr, "greyd archive %s: no archive is configured (set database.postgres.url or GREY_PG_URL, database.cassandra.hosts or GREY_CASSANDRA_HOSTS, database.mongodb.url or GREY_MONGO_URL, or archive.url)\n", cmd)
 		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	pg := cfg.Database.Postgres
+	if cfg.Database.Driver() != "postgres" || pg.URL == "" {
+		return archiveOther(ctx, cfg, cmd, stdout, stderr)
 	}
 	owner := string(pg.MigrateURL)
 	if owner == "" {
 		owner = string(pg.URL)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	if cmd == "migrate" {
 		from, to, err := pgarchive.Migrate(ctx, owner, string(pg.URL))
 		if err != nil {
@@ -106,5 +115,35 @@ func runArchive(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "partitions: %d daily, %s .. %s, %s\n", len(st.Partitions),
 		st.Partitions[0].Day.Format("2006-01-02"), st.Partitions[len(st.Partitions)-1].Day.Format("2006-01-02"), est)
+	return 0
+}
+
+// archiveOther migrates or checks an archive that is not one PostgreSQL
+// (Cassandra, MongoDB, PostgreSQL replicas or shards, archive.url): it
+// opens it through the drivers of this binary, with migrations on for
+// migrate, and pings it; composites migrate every member.
+func archiveOther(ctx context.Context, cfg *config.Config, cmd string, stdout, stderr io.Writer) int {
+	rawURL, key := cfg.ArchiveURL()
+	reg, err := archiveDrivers()
+	if err != nil {
+		fmt.Fprintf(stderr, "greyd archive %s: %v\n", cmd, err)
+		return 1
+	}
+	oo := server.ArchiveOpenOptions(cfg, nil)
+	oo.Migrate = cmd == "migrate"
+	st, err := reg.Open(ctx, rawURL, oo, archive.Options{Name: "archive"})
+	if err == nil {
+		defer st.Close()
+		err = st.Ping(ctx)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "greyd archive %s: %s: %v\n", cmd, key, err)
+		return 1
+	}
+	if cmd == "migrate" {
+		fmt.Fprintf(stdout, "archive %s: schema up to date\n", archive.Redact(rawURL))
+	} else {
+		fmt.Fprintf(stdout, "archive %s: answers, schema up to date\n", archive.Redact(rawURL))
+	}
 	return 0
 }
