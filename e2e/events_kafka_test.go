@@ -8,6 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -284,5 +287,65 @@ func TestEventsKafkaBrokerDownAtStart(t *testing.T) {
 	}
 	if _, err := c.Wait(ctx, tk.ID); err != nil {
 		t.Fatalf("wait: %v", err)
+	}
+}
+
+// TestEventsKafkaConsoleTools runs the Kafka examples of docs/EVENTS.md as
+// a user would, with the Kafka distribution's console tools: tasks written
+// by kafka-console-producer.sh into grey.tasks.<tenant> (one with headers,
+// one malformed) come back as results that kafka-console-consumer.sh reads
+// from grey.results.<tenant>, and the malformed one from grey.dlq.<tenant>
+// with its reason.
+func TestEventsKafkaConsoleTools(t *testing.T) {
+	requireE2E(t)
+	raw := testenv.ServiceURL(t, "kafka")
+	bin := os.Getenv("GREY_TEST_KAFKA_BIN")
+	if bin == "" {
+		msg := "GREY_TEST_KAFKA_BIN is not set: the Kafka console tools (eval \"$(scripts/services.sh env)\" exports it)"
+		if testenv.InCI() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	ku, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker := strings.Split(ku.Host, ",")[0]
+	var rb [4]byte
+	_, _ = rand.Read(rb[:])
+	tenant := "kc" + hex.EncodeToString(rb[:])
+	g := newGreyd(t, fmt.Sprintf("events:\n  kafka:\n    brokers: [%q]\n    group: grey-e2e-%s\n    source: true\n    sink: true\n    topics_regex: '^grey\\.tasks\\.%s$'\n", broker, tenant, tenant))
+	g.Start()
+	g.WaitReady(60 * time.Second)
+
+	tool := func(stdin, name string, args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, name), append([]string{"--bootstrap-server", broker}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s %q: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+	tool(`{"kind":"echo","payload":{"hello":"world"}}`+"\n"+`{"kind":"echo","payload":{"n":2}`+"\n",
+		"kafka-console-producer.sh", "--topic", "grey.tasks."+tenant)
+	tool("content-type:application/json,traceparent:00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\t{\"kind\":\"echo\",\"payload\":{\"n\":3}}\n",
+		"kafka-console-producer.sh", "--topic", "grey.tasks."+tenant, "--property", "parse.headers=true")
+
+	results := tool("", "kafka-console-consumer.sh", "--topic", "grey.results."+tenant, "--from-beginning",
+		"--max-messages", "2", "--timeout-ms", "90000", "--property", "print.key=true", "--property", "print.headers=true")
+	for _, want := range []string{`"hello":"world"`, `"n":3`, "grey-tenant-id:" + tenant, "grey-task-id:", `"status":"completed"`} {
+		if !strings.Contains(results, want) {
+			t.Errorf("kafka-console-consumer.sh of grey.results.%s lacks %q:\n%s", tenant, want, results)
+		}
+	}
+	dlq := tool("", "kafka-console-consumer.sh", "--topic", "grey.dlq."+tenant, "--from-beginning",
+		"--max-messages", "1", "--timeout-ms", "90000", "--property", "print.headers=true")
+	if !strings.Contains(dlq, "grey-dlq-reason:malformed") || !strings.Contains(dlq, `{"kind":"echo","payload":{"n":2}`) {
+		t.Errorf("kafka-console-consumer.sh of grey.dlq.%s:\n%s", tenant, dlq)
 	}
 }

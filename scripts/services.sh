@@ -233,6 +233,7 @@ extra_env() {
 		echo "GREY_TEST_OTLP_GRPC_URL=$HOST:$PORT_otlp_grpc"
 		echo "GREY_TEST_OTLP_QUERY_URL=http://$HOST:$PORT_otlp_query"
 		;;
+	kafka) echo "GREY_TEST_KAFKA_BIN=$CACHE/kafka-$KAFKA_VERSION/bin" ;;
 	esac
 }
 
@@ -387,7 +388,7 @@ installed() {
 	postgres | postgres2 | postgres3) [[ -n $(pg_bindir) ]] ;;
 	epmd) have_cmd epmd || compgen -G '/usr/lib/erlang/erts-*/bin/epmd' >/dev/null ;;
 	rabbitmq) [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] ;;
-	kafka) have_cmd java && is_done "$CACHE/kafka-$KAFKA_VERSION" ;;
+	kafka) have_cmd java && is_done "$CACHE/kafka-$KAFKA_VERSION" && [[ -x $CACHE/kafka-$KAFKA_VERSION/bin/kafka-console-consumer.sh ]] ;;
 	cassandra) have_cmd java && is_done "$CACHE/cassandra-$CASSANDRA_VERSION" ;;
 	mongodb) [[ -n $(pg_bindir) && -x $CACHE/bin/ferretdb-$FERRETDB_VERSION ]] ;;
 	prometheus) have_cmd prometheus && have_cmd promtool ;;
@@ -451,11 +452,22 @@ EOF
 install_kafka() {
 	local d=$CACHE/kafka-$KAFKA_VERSION
 	reset_half_installed "$d"
-	is_done "$d" && return 0
+	is_done "$d" && [[ -x $d/bin/kafka-console-consumer.sh ]] && return 0
+	rm -f "$d/.grey-installed" # an install from before the console tools: add them
 	mvn_resolve "$d" "    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>" || return 1
-	ls "$d"/lib/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null || return 1
+	ls "$d"/lib/kafka_2.13-"$KAFKA_VERSION".jar "$d"/lib/kafka-tools-"$KAFKA_VERSION".jar >/dev/null || return 1
+	# The console tools of the Kafka distribution, for the docs' examples
+	# and the tests that run them (the Maven jars ship no bin/ scripts).
+	mkdir -p "$d/bin"
+	local tool
+	for tool in kafka-console-producer:org.apache.kafka.tools.ConsoleProducer kafka-console-consumer:org.apache.kafka.tools.consumer.ConsoleConsumer; do
+		printf '#!/bin/sh\n# %s.sh of the Kafka %s distribution, over the Maven jars.\nexec java -Xmx256m -cp "%s/lib/*" %s "$@"\n' \
+			"${tool%%:*}" "$KAFKA_VERSION" "$d" "${tool#*:}" >"$d/bin/${tool%%:*}.sh"
+		chmod +x "$d/bin/${tool%%:*}.sh"
+	done
 	mark_done "$d"
 }
 
