@@ -238,8 +238,9 @@ func New(replicas []Replica, cfg Config) (*Driver, error) {
 
 // Register registers the quorum:// driver in r. Its replicas open through
 // r (any scheme r knows, a quorum too), each with the parent's
-// OpenOptions less ReadURLs and MigrateURL (they name one database, and a
-// replica's own URL is its everything).
+// OpenOptions less ReadURLs and MigrateURL, which name one database; when
+// MigrateURL is set, the replicas do not migrate when they open (one
+// owner URL cannot serve N databases): migrate each on its own.
 func Register(r *archive.Registry) error {
 	return r.Register(Scheme, archive.OpenerFunc(func(ctx context.Context, u *url.URL, opts archive.OpenOptions) (archive.Driver, error) {
 		return Open(ctx, r, u, opts)
@@ -321,6 +322,11 @@ func Open(ctx context.Context, reg *archive.Registry, u *url.URL, opts archive.O
 	}
 	child := opts
 	child.ReadURLs, child.MigrateURL = nil, ""
+	if opts.MigrateURL != "" {
+		// One owner URL cannot migrate N databases: each replica is
+		// migrated on its own (greyd archive migrate with its URLs).
+		child.Migrate = false
+	}
 	reps := make([]Replica, 0, len(s.Replicas))
 	closeAll := func() {
 		for _, r := range reps {
