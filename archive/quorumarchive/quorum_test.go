@@ -508,3 +508,71 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("open with a replica of an unknown scheme: %v", err)
 	}
 }
+
+// The background pass (anti_entropy) converges a replica that was down
+// without anyone asking.
+func TestBackgroundAntiEntropy(t *testing.T) {
+	d, mems := memQuorum(t, 3, quorumarchive.Config{AntiEntropy: 50 * time.Millisecond})
+	defer d.Close()
+	ctx := ctxT(t)
+	ten := archivetest.Tenant("bg")
+	mems[0].SetUnavailable(errors.New("down"))
+	if err := d.Upsert(ctx, ten, records(t, ten, 30, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if mems[0].Len() != 0 {
+		t.Fatal("the down replica took writes")
+	}
+	mems[0].SetUnavailable(nil)
+	waitFor(t, "the background pass to copy 30 records", func() bool { return mems[0].Len() == 30 })
+	sameEverywhere(t, drivers(mems), ten, 30)
+}
+
+// Repair never copies back a record older than the retention: retention
+// may have removed it from the other replicas already.
+func TestRepairRespectsRetention(t *testing.T) {
+	d, mems := memQuorum(t, 2, quorumarchive.Config{Retention: time.Hour})
+	defer d.Close()
+	ctx := ctxT(t)
+	ten := archivetest.Tenant("ret")
+	old := archivetest.Make(archivetest.Spec{Tenant: ten, Finished: time.Now().Add(-2 * time.Hour)})
+	fresh := archivetest.Make(archivetest.Spec{Tenant: ten, Finished: time.Now()})
+	if err := mems[0].Upsert(ctx, ten, []archive.Record{old, fresh}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.AntiEntropy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Divergent != 2 || res.Repaired != 1 {
+		t.Errorf("pass: %+v; want 2 divergent, 1 repaired (the record past retention stays where it is)", res)
+	}
+	if _, err := mems[1].Get(ctx, ten, old.Task.ID); !greyerr.Is(err, greyerr.NotFound) {
+		t.Errorf("a record past retention was copied: %v", err)
+	}
+	if _, err := mems[1].Get(ctx, ten, fresh.Task.ID); err != nil {
+		t.Errorf("a fresh record was not copied: %v", err)
+	}
+}
+
+// A pass needs two replicas that answer, and replicas that list tenants.
+func TestAntiEntropyNeedsReplicas(t *testing.T) {
+	d, mems := memQuorum(t, 3, quorumarchive.Config{})
+	defer d.Close()
+	mems[0].SetUnavailable(errors.New("down"))
+	mems[1].SetUnavailable(errors.New("down"))
+	if _, err := d.AntiEntropy(ctxT(t)); !greyerr.Is(err, greyerr.Unavailable) || !strings.Contains(err.Error(), "1 of 3 replicas answer") {
+		t.Errorf("pass with one replica answering: %v", err)
+	}
+	noList, err := quorumarchive.New([]quorumarchive.Replica{{Name: "a", Driver: memarchive.NewDriver()}, {Name: "plain", Driver: plain{memarchive.NewDriver()}}}, quorumarchive.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noList.Close()
+	if _, err := noList.AntiEntropy(ctxT(t)); !greyerr.Is(err, greyerr.Unimplemented) || !strings.Contains(err.Error(), "replica 2 (plain)") {
+		t.Errorf("pass over a replica without TenantLister: %v", err)
+	}
+}
+
+// plain hides memarchive's optional interfaces.
+type plain struct{ archive.Driver }
