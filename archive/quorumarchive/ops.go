@@ -176,6 +176,13 @@ func (d *Driver) repairList(tenant string, limit int, all []result[[]archive.Rec
 	if len(ok) < 2 {
 		return
 	}
+	byID := make([]map[string]archive.Record, len(ok))
+	for i, x := range ok {
+		byID[i] = make(map[string]archive.Record, len(x.v))
+		for _, r := range x.v {
+			byID[i][r.Task.ID] = r
+		}
+	}
 	seen := map[string]bool{}
 	for _, x := range ok {
 		for _, r := range x.v {
@@ -183,13 +190,12 @@ func (d *Driver) repairList(tenant string, limit int, all []result[[]archive.Rec
 				continue
 			}
 			seen[r.Task.ID] = true
-			for _, y := range ok {
+			for i, y := range ok {
 				covers := len(y.v) < limit || (len(y.v) > 0 && r.Task.ID >= y.v[len(y.v)-1].Task.ID)
 				if !covers {
 					continue
 				}
-				j := slices.IndexFunc(y.v, func(o archive.Record) bool { return o.Task.ID == r.Task.ID })
-				if j < 0 || compare(y.v[j], r) != 0 {
+				if o, has := byID[i][r.Task.ID]; !has || compare(o, r) != 0 {
 					d.enqueue(tenant, r.Task.ID)
 					break
 				}
