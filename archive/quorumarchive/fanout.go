@@ -7,7 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/telemetry/tracing"
 )
 
 // result is one replica's reply to a call.
@@ -45,7 +50,14 @@ func fanout[T any](ctx context.Context, d *Driver, op string, reps []*replica, n
 	ch := make(chan result[T], len(reps))
 	for _, r := range reps {
 		go func() {
-			v, err := f(bg, r)
+			cctx, span := tracing.Start(bg, "archive.quorum."+op, trace.WithAttributes(
+				attribute.String("db.operation.name", op),
+				attribute.String("grey.archive.replica", r.Name)))
+			v, err := f(cctx, r)
+			if err != nil && !answered(err) {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
 			if err != nil && !answered(err) {
 				d.replicaFailed(r, op, err)
 			} else {
