@@ -12,8 +12,8 @@
 // acknowledged them; the replicas that had not answered yet go on in the
 // background. A write that cannot reach its quorum fails with an error
 // that names each failed replica and says on which replicas the records
-// were written. Reads ask every replica that is not known to be down and
-// return once the read quorum answered (an answer may be "not found"); the
+// were written. Reads ask every replica and return once the read quorum
+// answered (an answer may be "not found"); the
 // newest version among the answers wins, and replicas that answered with
 // an older version or none are repaired in the background (read repair,
 // through a bounded queue: when it is full, a repair is left to
