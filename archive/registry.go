@@ -101,6 +101,18 @@ func (r *Registry) Open(ctx context.Context, rawURL string, oo OpenOptions, opts
 	return s, nil
 }
 
+// OpenDriver opens the driver registered for rawURL's scheme, without a
+// Store around it: the composite drivers (sharded, quorum) open their
+// children so, with their own OpenOptions. An unknown scheme is
+// InvalidArgument; other failures are the driver's.
+func (r *Registry) OpenDriver(ctx context.Context, rawURL string, oo OpenOptions) (Driver, error) {
+	u, o, err := r.table.Lookup(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return o.OpenDriver(ctx, u, oo)
+}
+
 // Redact returns rawURL with any password replaced by "xxxxx", for logs
 // and error messages; a string that does not parse as a URL is replaced
 // whole.

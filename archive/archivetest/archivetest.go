@@ -61,6 +61,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ContextCancelled", func(t *testing.T) { testCancel(t, h) })
 	t.Run("Unreachable", func(t *testing.T) { testUnreachable(t, h) })
 	t.Run("BadCursor", func(t *testing.T) { testBadCursor(t, h) })
+	// Optional interfaces: skipped when the driver lacks them.
+	t.Run("Tenants", func(t *testing.T) { testTenants(t, h) })
+	t.Run("Delete", func(t *testing.T) { testDelete(t, h) })
 }
 
 // FastRetry are the retry options the suite's stores use: a transient

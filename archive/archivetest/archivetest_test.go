@@ -17,6 +17,7 @@ import (
 	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/archive/archivetest"
 	"github.com/grey-distributed/grey/archive/memarchive"
+	"github.com/grey-distributed/grey/greyerr"
 )
 
 // The suite must fail drivers that break the contract: each mutant below
@@ -44,6 +45,12 @@ var mutants = []struct {
 	{"millisecond-times", "GetByTenantAndID"},
 	{"keeps-first-copy", "IdempotentUpsert"},
 	{"skips-under-writes", "CursorStableUnderConcurrentInserts"},
+	{"tenants-unsorted", "Tenants"},
+	{"tenants-twice", "Tenants"},
+	{"tenants-keeps-emptied", "Tenants"},
+	{"delete-any-tenant", "Delete"},
+	{"delete-counts-asked", "Delete"},
+	{"delete-missing-fails", "Delete"},
 }
 
 const mutantEnv = "ARCHIVETEST_MUTANTS"
@@ -111,6 +118,7 @@ type mutant struct {
 
 	mu     sync.Mutex
 	owner  map[string]string // task id → tenant
+	ever   map[string]bool   // tenants ever written
 	cached map[string]archive.Record
 	pages  int
 }
@@ -139,6 +147,10 @@ func (m *mutant) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 	for _, r := range recs {
 		m.owner[r.Task.ID] = tenant
 	}
+	if m.ever == nil {
+		m.ever = map[string]bool{}
+	}
+	m.ever[tenant] = true
 	m.mu.Unlock()
 	switch {
 	case m.is("writes-first-1000") && len(recs) > 1000:
@@ -292,3 +304,59 @@ func (m *mutant) DeleteBefore(ctx context.Context, before time.Time) (int64, err
 }
 
 func (m *mutant) Ping(ctx context.Context) error { return m.err(m.Driver.Ping(m.ctx(ctx))) }
+
+func (m *mutant) Tenants(ctx context.Context) ([]string, error) {
+	got, err := m.Driver.Tenants(ctx)
+	if err != nil {
+		return nil, m.err(err)
+	}
+	switch {
+	case m.is("tenants-unsorted"):
+		slices.Reverse(got)
+	case m.is("tenants-twice") && len(got) > 0:
+		got = append(got, got[len(got)-1])
+		slices.Sort(got)
+	case m.is("tenants-keeps-emptied"):
+		m.mu.Lock()
+		for t := range m.ever {
+			if !slices.Contains(got, t) {
+				got = append(got, t)
+			}
+		}
+		m.mu.Unlock()
+		slices.Sort(got)
+	}
+	return got, nil
+}
+
+func (m *mutant) Delete(ctx context.Context, tenant string, ids []string) (int64, error) {
+	switch {
+	case m.is("delete-any-tenant"):
+		var n int64
+		for _, id := range ids {
+			m.mu.Lock()
+			owner := m.owner[id]
+			m.mu.Unlock()
+			if owner == "" {
+				owner = tenant
+			}
+			k, err := m.Driver.Delete(ctx, owner, []string{id})
+			if err != nil {
+				return n, err
+			}
+			n += k
+		}
+		return n, nil
+	case m.is("delete-counts-asked"):
+		_, err := m.Driver.Delete(ctx, tenant, ids)
+		return int64(len(ids)), err
+	case m.is("delete-missing-fails"):
+		n, err := m.Driver.Delete(ctx, tenant, ids)
+		if err == nil && n < int64(len(ids)) {
+			return n, greyerr.New(greyerr.NotFound, "some ids not found")
+		}
+		return n, err
+	}
+	n, err := m.Driver.Delete(m.ctx(ctx), tenant, ids)
+	return n, m.err(err)
+}
