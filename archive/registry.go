@@ -1,11 +1,14 @@
 package archive
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/internal/schemes"
@@ -48,6 +51,12 @@ type OpenOptions struct {
 	Retention time.Duration
 	// Logger receives the driver's log lines (nil: discarded).
 	Logger *slog.Logger
+	// Registerer receives the driver's own metrics, if it has any,
+	// labelled with Name (nil: not registered). Registry.Open fills both
+	// from the Store's Options when they are unset.
+	Registerer prometheus.Registerer
+	// Name labels the driver's own metrics (the Store's Options.Name).
+	Name string
 }
 
 // Registry maps URL schemes to driver openers. The zero value is not
@@ -84,6 +93,12 @@ func (r *Registry) Open(ctx context.Context, rawURL string, oo OpenOptions, opts
 	u, o, err := r.table.Lookup(rawURL)
 	if err != nil {
 		return nil, err
+	}
+	if oo.Registerer == nil {
+		oo.Registerer = opts.Registerer
+	}
+	if oo.Name == "" {
+		oo.Name = cmp.Or(opts.Name, "default")
 	}
 	d, err := o.OpenDriver(ctx, u, oo)
 	if err != nil {

@@ -348,7 +348,7 @@ func Default() *Config {
 		},
 		Proofs: ProofsConfig{Enabled: true, Attester: "software"},
 		// The seed's quorum; over one database every level is that one.
-		Database: DatabaseConfig{Postgres: PostgresConfig{Quorum: QuorumMajority}},
+		Database: DatabaseConfig{Postgres: PostgresConfig{Quorum: QuorumMajority, AntiEntropy: Duration(10 * time.Minute)}},
 		Events:   defaultEvents(),
 	}
 }

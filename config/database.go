@@ -52,6 +52,10 @@ type PostgresConfig struct {
 	Quorum string `yaml:"quorum"`
 	// ReadQuorum is the read quorum over the replicas ("": Quorum).
 	ReadQuorum string `yaml:"read_quorum"`
+	// AntiEntropy is how often the quorum archive compares its replicas
+	// and repairs what differs (0: never; reads still repair what they
+	// see).
+	AntiEntropy Duration `yaml:"anti_entropy"`
 	// ReadURLs are read replicas of url (streaming replicas); reads go
 	// there first and fall back to the primary.
 	ReadURLs []SecretURL `yaml:"read_urls"`
@@ -166,6 +170,9 @@ func (c *Config) ArchiveURL() (rawURL, key string) {
 			}
 			q.Set("write", w)
 			q.Set("read", r)
+			if pg.AntiEntropy > 0 {
+				q.Set("anti_entropy", pg.AntiEntropy.Std().String())
+			}
 			return "quorum://?" + q.Encode(), "database.postgres.replicas"
 		case len(pg.Shards) > 0:
 			q := url.Values{}
@@ -315,6 +322,7 @@ func (v *validator) postgres(pg *PostgresConfig) {
 		v.fail("database.postgres.read_urls", "are read replicas of url; with replicas or shards leave them out")
 	}
 	between(v, "database.postgres.pool_size", pg.PoolSize, 0, 10000)
+	v.nonNegative("database.postgres.anti_entropy", pg.AntiEntropy)
 	if pg.Quorum != "" {
 		v.oneOf("database.postgres.quorum", pg.Quorum, quorumLevels...)
 	}

@@ -1,6 +1,7 @@
 package quorumarchive
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -348,6 +349,12 @@ func Open(ctx context.Context, reg *archive.Registry, u *url.URL, opts archive.O
 	if err != nil {
 		closeAll()
 		return nil, err
+	}
+	if opts.Registerer != nil {
+		if err := d.RegisterMetrics(opts.Registerer, cmp.Or(opts.Name, "default")); err != nil {
+			_ = d.Close()
+			return nil, err
+		}
 	}
 	return d, nil
 }
