@@ -94,7 +94,8 @@ func TestCLIEndToEnd(t *testing.T) {
 
 	// bench prints one JSON line; assert on the counts, not on speed.
 	start := time.Now()
-	r = greyctl(t, srv, 2*time.Minute, "bench", "--tasks", "2000", "--tenants", "2", "--kind", "noop")
+	r = greyctl(t, srv, 2*time.Minute, "bench", "--tasks", "2000", "--tenants", "2", "--kind", "noop",
+		"--server-metrics", "http://"+g.MetricsAddr+"/metrics")
 	if r.Code != 0 {
 		t.Fatalf("bench: exit %d; stdout: %s; stderr: %s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -109,6 +110,8 @@ func TestCLIEndToEnd(t *testing.T) {
 		TasksPerSecond *float64 `json:"tasks_per_second"`
 		P50Ms          *float64 `json:"p50_ms"`
 		P99Ms          *float64 `json:"p99_ms"`
+		CPUMicros      *float64 `json:"server_cpu_us_per_task"`
+		Allocs         *float64 `json:"server_allocs_per_task"`
 	}
 	dec := json.NewDecoder(strings.NewReader(lines[0]))
 	dec.DisallowUnknownFields()
@@ -124,6 +127,10 @@ func TestCLIEndToEnd(t *testing.T) {
 		t.Errorf("bench: a field is missing in %s", lines[0])
 	case *res.P50Ms > *res.P99Ms:
 		t.Errorf("bench: p50 %.2fms above p99 %.2fms", *res.P50Ms, *res.P99Ms)
+	case res.CPUMicros == nil || *res.CPUMicros <= 0 || res.Allocs == nil || *res.Allocs <= 0:
+		// The server did work for every task: its CPU and allocation
+		// counters moved (how much is the benchmark's business).
+		t.Errorf("bench: server cost per task missing or zero in %s", lines[0])
 	}
 	t.Logf("bench (%s): %s", time.Since(start).Round(time.Millisecond), lines[0])
 }

@@ -49,6 +49,9 @@ type benchConfig struct {
 	// for every tenant before the run and named in every task's payload;
 	// "" for none.
 	Module string
+	// ServerMetrics are the servers' Prometheus endpoints whose CPU and
+	// allocation counters the run reads before and after.
+	ServerMetrics []string
 }
 
 // benchResult is the single JSON line a benchmark prints.
@@ -69,6 +72,12 @@ type benchResult struct {
 	// ModulePushMs is how long the first push of the module took: on a
 	// server that had not seen it, its cold compile plus the upload.
 	ModulePushMs float64 `json:"module_push_ms,omitempty"`
+	// ServerCPUMicros is the servers' CPU time per task in microseconds
+	// and ServerAllocs their heap allocations per task, from the
+	// --server-metrics endpoints read before and after the run (absent
+	// without them).
+	ServerCPUMicros *float64 `json:"server_cpu_us_per_task,omitempty"`
+	ServerAllocs    *float64 `json:"server_allocs_per_task,omitempty"`
 }
 
 // scenario runs one benchmark. It returns the result to print (nil when
@@ -96,6 +105,13 @@ func newBenchCmd(a *app) *cobra.Command {
 		Long: `Benchmark the cluster and print one JSON line of results:
 
   {"tasks":N,"seconds":S,"tasks_per_second":R,"p50_ms":…,"p99_ms":…,"failed":F}
+
+With --server-metrics (each server's Prometheus endpoint) the line adds
+"server_cpu_us_per_task" and "server_allocs_per_task": the servers' CPU time
+(process_cpu_seconds_total) and heap allocations (go_memstats_mallocs_total)
+over the run, summed over the servers named, per task. The counters are read
+just before the first submit and after the last completion, so they include
+whatever else the servers did meanwhile: measure on an otherwise idle cluster.
 
 Scenario "throughput" spreads --tasks over --tenants tenants (bench-1..bench-M).
 It first opens a watch per tenant, then submits in batches of --batch from
@@ -203,7 +219,20 @@ compile (a server compiles a module when it is uploaded) plus the upload.`,
 					fmt.Fprintf(a.stderr, "bench: pushed %s (%s, %d bytes) in %s\n", cfg.Module, mod.digest, len(mod.wasm), pushed.Round(time.Microsecond))
 				}
 			}
+			var before serverCost
+			if len(cfg.ServerMetrics) > 0 {
+				if before, err = scrapeCost(cmd.Context(), a.httpClient, cfg.ServerMetrics); err != nil {
+					return failure(err)
+				}
+			}
 			res, runErr := sc(cmd.Context(), a, cfg)
+			if res != nil && len(cfg.ServerMetrics) > 0 && runErr == nil {
+				after, err := scrapeCost(cmd.Context(), a.httpClient, cfg.ServerMetrics)
+				if err != nil {
+					return failure(err)
+				}
+				res.perTask(before, after, res.Tasks)
+			}
 			if res != nil && mod != nil {
 				res.Module = mod.digest
 				res.ModulePushMs = round(ms(pushed), 3)
@@ -235,6 +264,7 @@ compile (a server compiles a module when it is uploaded) plus the upload.`,
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
 	f.IntVar(&cfg.ATasks, "a-tasks", 20000, "noisy-neighbor: tasks of the noisy tenant (noisy-a)")
 	f.IntVar(&cfg.BTasks, "b-tasks", 100, "noisy-neighbor: tasks of the quiet tenant (quiet-b), one every 10ms; 0 = the noisy tenant alone")
+	f.StringSliceVar(&cfg.ServerMetrics, "server-metrics", nil, "greyd metrics endpoints (http://host:9090/metrics; repeat or comma-separate for every server): print the servers' CPU µs and allocations per task")
 	f.StringVar(&cfg.Module, "module", "", "wasm: push this .wasm module (- for stdin) for every tenant and name it in each task's payload (implies --kind wasm)")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -546,5 +547,47 @@ func TestBenchDeadServer(t *testing.T) {
 	}
 	if el := time.Since(start); el > time.Minute {
 		t.Errorf("took %s: it waited for --timeout", el)
+	}
+}
+
+// --server-metrics reads each server's CPU and allocation counters before
+// and after the run and prints their growth per task, summed over servers;
+// an endpoint that is not a greyd's fails the bench naming it.
+func TestBenchServerCost(t *testing.T) {
+	t.Parallel()
+	f := newFakeGrey(t)
+	env := serverEnv(f)
+	var scrapes atomic.Int64
+	metrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := scrapes.Add(1) // 1 before the run, 2 after it
+		fmt.Fprintf(w, "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %g\n# TYPE go_memstats_mallocs_total counter\ngo_memstats_mallocs_total %d\n", 0.5*float64(n), 1000*n)
+	}))
+	defer metrics.Close()
+	r := greyctl(t, env, "bench", "--tasks", "250", "--batch", "50", "-q", "--server-metrics", metrics.URL+","+metrics.URL)
+	if r.code != 0 {
+		t.Fatalf("bench: %+v", r)
+	}
+	var res map[string]float64
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	// Two endpoints (the same one twice), so four scrapes: 1 and 2 before
+	// the run, 3 and 4 after. CPU: (1.5+2.0)-(0.5+1.0) = 2 s over 250
+	// tasks = 8000 µs; allocations: (3000+4000)-(1000+2000) = 4000 / 250 = 16.
+	if res["server_cpu_us_per_task"] != 8000 || res["server_allocs_per_task"] != 16 {
+		t.Errorf("server cost = %s", r.stdout)
+	}
+
+	notGrey := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "# TYPE other_total counter\nother_total 1")
+	}))
+	defer notGrey.Close()
+	r = greyctl(t, env, "bench", "--tasks", "10", "-q", "--server-metrics", notGrey.URL)
+	if r.code != 1 || !strings.Contains(r.stderr, notGrey.URL) || !strings.Contains(r.stderr, "process_cpu_seconds_total") {
+		t.Errorf("bench against a non-greyd metrics endpoint: %+v", r)
+	}
+	r = greyctl(t, env, "bench", "--tasks", "10", "-q", "--server-metrics", notGrey.URL+"/nothing-here{")
+	if r.code != 1 {
+		t.Errorf("bench against a bad metrics URL: %+v", r)
 	}
 }
