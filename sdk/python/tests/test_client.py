@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-
 from conftest import Greyd
+
 from grey_client import (
     AlreadyExists,
     AsyncClient,
@@ -42,7 +42,9 @@ def test_submit_get_wait(greyd: Greyd, tenant: str) -> None:
 
 def test_failed_task_carries_error(greyd: Greyd, tenant: str) -> None:
     with Client(greyd.url, tenant=tenant) as c:
-        t = c.submit(Spec(kind="fail", payload={"message": "boom", "retryable": False}, retry=RetryPolicy(max_retries=0)))
+        t = c.submit(
+            Spec(kind="fail", payload={"message": "boom", "retryable": False}, retry=RetryPolicy(max_retries=0))
+        )
         done = c.wait(t.id, timeout=30)
         assert done.status == "failed"
         assert done.error is not None and done.error.message
@@ -190,7 +192,9 @@ def test_headers_sent() -> None:
         return httpx.Response(404, json={"code": "not_found", "message": "no such task"})
 
     key = "grey_" + "a" * 16 + "_" + "b" * 52
-    c = Client("http://grey.test", tenant="acme", api_key=key, http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    c = Client(
+        "http://grey.test", tenant="acme", api_key=key, http_client=httpx.Client(transport=httpx.MockTransport(handler))
+    )
     with pytest.raises(NotFound):
         c.get("abc/def")
     r = seen[0]
@@ -228,7 +232,9 @@ def test_wait_rides_out_unavailable() -> None:
     def handler(req: httpx.Request) -> httpx.Response:
         calls["n"] += 1
         if calls["n"] <= 2:
-            return httpx.Response(503, json={"code": "unavailable", "message": "no leader"}, headers={"Retry-After": "0"})
+            return httpx.Response(
+                503, json={"code": "unavailable", "message": "no leader"}, headers={"Retry-After": "0"}
+            )
         return httpx.Response(200, json={"id": "t", "status": "completed", "result": 1})
 
     c = Client("http://grey.test", http_client=httpx.Client(transport=httpx.MockTransport(handler)))

@@ -8,12 +8,13 @@ import os
 import stat
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import REPO, Greyd
+
 from grey_client import Client, Job, ProofError, Spec, Worker, proof
 from grey_client.models import Envelope, from_json, to_json
 
@@ -59,13 +60,21 @@ def test_rfc8785_sample() -> None:
     )
     assert proof.canonicalize(json.loads(text)).decode() == want
     sort = {"\u20ac": 1, "\r": 2, "\ufb33": 3, "1": 4, "\U0001f600": 5, "\u0080": 6, "\u00f6": 7}
-    assert [k for k in json.loads(proof.canonicalize(sort))] == ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\U0001f600", "\ufb33"]
+    assert [k for k in json.loads(proof.canonicalize(sort))] == [
+        "\r",
+        "1",
+        "\u0080",
+        "\u00f6",
+        "\u20ac",
+        "\U0001f600",
+        "\ufb33",
+    ]
 
 
 def test_jcs_matches_go(tmp_path: Path) -> None:
     """The Python and Go canonical forms of the same values are byte-identical (proof.Canonicalize)."""
     values: list[Any] = [
-        {"b": [1, 2.5, 1e100, -0.0, 1e-7], "a": "é\u2028\t\"\\", "c": None, "d": True},
+        {"b": [1, 2.5, 1e100, -0.0, 1e-7], "a": 'é\u2028\t"\\', "c": None, "d": True},
         [1, 1.0, 1e2, 12345678901234567890, 0.1, 1 / 3],
         "\u0000\u001f\u007f<>&",
         {"\U0001f600": 1, "\ufb33": 2, "é": 3},
@@ -75,7 +84,8 @@ def test_jcs_matches_go(tmp_path: Path) -> None:
         "package main\n"
         'import ("bufio"; "fmt"; "os"; "github.com/grey-distributed/grey/proof")\n'
         "func main() { s := bufio.NewScanner(os.Stdin); s.Buffer(nil, 1<<20)\n"
-        "  for s.Scan() { b, err := proof.Canonicalize(s.Bytes()); if err != nil { panic(err) }; fmt.Println(string(b)) } }\n"
+        "  for s.Scan() { b, err := proof.Canonicalize(s.Bytes())\n"
+        "    if err != nil { panic(err) }; fmt.Println(string(b)) } }\n"
     )
     if not _have_go():
         pytest.skip("no Go toolchain")
@@ -135,8 +145,8 @@ def test_sign_verify_roundtrip_and_tampering() -> None:
     k = proof.SigningKey.generate()
     env = proof.sign(k, "acme", "node-py", _runs(3))
     ring = proof.key_ring([k.public])
-    st = proof.verify(env, ring, task_id="t-1", tenant_id="acme",
-                      input_digest=proof.json_digest({"i": 1}), output_digest="sha256:" + proof.json_digest({"o": 1}))  # fmt: skip
+    ind, outd = proof.json_digest({"i": 1}), "sha256:" + proof.json_digest({"o": 1})
+    st = proof.verify(env, ring, task_id="t-1", tenant_id="acme", input_digest=ind, output_digest=outd)
     assert st.node_id == "node-py" and len(st.executions) == 3
     cases: list[tuple[str, dict[str, Any], dict[str, str]]] = [
         ("task id differs", env, {"task_id": "t-9"}),
@@ -178,7 +188,7 @@ def test_invalid_statements_refused() -> None:
                 "signatures": [{"keyid": k.key_id, "sig": base64.b64encode(sig).decode()}]}  # fmt: skip
 
     good = json.loads(base64.b64decode(proof.sign(k, "acme", "n", _runs(2))["payload"]))
-    mutations = {
+    mutations: dict[str, Callable[[dict[str, Any]], Any]] = {
         "_type": lambda s: s.update(_type="x"),
         "no executions": lambda s: s["predicate"].update(executions=[]),
         "subjects for": lambda s: s["subject"].pop(),
@@ -249,7 +259,9 @@ def test_python_and_go_agree_on_greyd_proofs(greyd: Greyd, greyctl: str, tenant:
         with pytest.raises(ProofError, match="digest differs"):
             proof.verify(forged, proof.key_ring([k.public]), task_id=ts[0].id,
                          output_digest=proof.output_digest(c.get(ts[0].id)))  # fmt: skip
-        go = greyctl_verify(greyctl, greyd, tenant, ts[0].id, forged, base64.b64encode(k.public_raw()).decode(), tmp_path)
+        go = greyctl_verify(
+            greyctl, greyd, tenant, ts[0].id, forged, base64.b64encode(k.public_raw()).decode(), tmp_path
+        )
         assert go.returncode != 0 and "digest" in (go.stdout + go.stderr), go.stdout
 
 

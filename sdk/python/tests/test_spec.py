@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import REPO
+
 from grey_client import errors, models
 
 SPEC_PATH = REPO / "api" / "openapi.yaml"

@@ -28,7 +28,9 @@ failure (code ``executor``, or the exception's ``code`` attribute).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import inspect
 import json
 import logging
@@ -44,11 +46,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import FrameType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from . import proof as _proof
 from ._base import jittered
 from .client import Client
-from .errors import GreyError, InvalidArgument
+from .errors import GreyError, InvalidArgument, Unavailable, error_from_body
 from .models import Assignment, format_time, from_json, parse_duration
 
 __all__ = ["Handler", "Job", "PermanentError", "RetryableError", "Worker"]
@@ -135,7 +138,7 @@ class Worker:
         concurrency: int = 16,
         worker_id: str | None = None,
         labels: Mapping[str, str] | None = None,
-        lease_wait: float = 5.0,
+        lease_wait: float = 30.0,
         heartbeat_interval: float = 1.0,
         shutdown_grace: float = 30.0,
         max_report_batch: int = 1000,
@@ -162,6 +165,7 @@ class Worker:
         self._measure: dict[str, dict[str, str]] = {}
 
         self._stop = threading.Event()
+        self._poller = _LeasePoller(client)
         self._mu = threading.Lock()
         self._free = threading.Condition(self._mu)
         self._slots = 0
@@ -190,8 +194,10 @@ class Worker:
     # -- running ------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop leasing and drain: running tasks get ``shutdown_grace`` to finish. Safe from any thread."""
+        """Stop leasing and drain: running tasks get ``shutdown_grace`` to finish. Safe from any thread
+        and from a signal handler: the lease long poll in flight is aborted, so the server leases nothing more."""
         self._stop.set()
+        self._poller.abort()
         with self._free:
             self._free.notify_all()
 
@@ -295,9 +301,11 @@ class Worker:
             if self.labels:
                 body["labels"] = self.labels
             try:
-                raw = self.client.request("POST", "/api/v1/workers/lease", json=body, timeout=self.lease_wait + 30.0)
+                raw = self._poller.lease(body, self.lease_wait + 30.0)
             except GreyError as e:
                 self._give_back(free)
+                if self._stop.is_set():
+                    return
                 failures += 1
                 d = jittered(failures)
                 log.warning("lease failed: %s; retrying in %.2fs", e, d)
@@ -556,6 +564,65 @@ class Worker:
                 if not res.accepted:
                     log.debug("report refused: %s %s", res.task_id, res.reason)
             return
+
+
+class _LeasePoller:
+    """The lease long poll on a connection of its own, so that :meth:`Worker.stop` can abort it.
+
+    httpx cannot interrupt a request blocked in another thread; shutting the
+    socket down can, and the server then sees the client gone and leases
+    nothing (as a Go worker's cancelled context does).
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+        self._conn: http.client.HTTPConnection | None = None
+        self._server = -1
+        self._aborted = False
+
+    def abort(self) -> None:
+        self._aborted = True
+        conn = self._conn
+        sock = conn.sock if conn is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def lease(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        core = self.client._core
+        data = json.dumps(body, separators=(",", ":")).encode()
+        last: GreyError | None = None
+        for idx in core.order():
+            base = urlsplit(core.servers[idx])
+            with self._lock:
+                if self._conn is None or self._server != idx:
+                    if self._conn is not None:
+                        self._conn.close()
+                    cls = http.client.HTTPSConnection if base.scheme == "https" else http.client.HTTPConnection
+                    self._conn = cls(base.netloc, timeout=timeout)
+                    self._server = idx
+                conn = self._conn
+            if self._aborted:
+                raise Unavailable("worker stopping")
+            try:
+                conn.request("POST", base.path + "/api/v1/workers/lease", body=data, headers=core.headers(True))
+                resp = conn.getresponse()
+                content = resp.read()
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                last = Unavailable(f"POST /api/v1/workers/lease: {base.netloc} did not answer: {e}")
+                continue
+            if resp.status == 503:
+                last = error_from_body(resp.status, content, resp.getheader("Retry-After"))
+                continue
+            core.preferred = idx
+            if resp.status != 200:
+                raise error_from_body(resp.status, content, resp.getheader("Retry-After"))
+            out: dict[str, Any] = json.loads(content)
+            return out
+        assert last is not None
+        raise last
 
 
 def _measure(fn: Handler) -> dict[str, str]:
