@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import Greyd, start_greyd
+
 from grey_client import Client, Job, PermissionDenied, Spec, Unauthenticated, Worker
 
 ADMIN = "admin-token-for-the-python-sdk-tests"

@@ -43,7 +43,7 @@ def test_pip_install_and_example_worker(greyd: Greyd, greyctl: str, tenant: str,
         while time.monotonic() < deadline:
             # greyd accepts the kind once a worker has asked for it (or tasks.kinds lists it)
             r = subprocess.run(
-                [greyctl, "task", "submit", "--kind", "resize", "--payload", '{"width":640,"height":480}',
+                [greyctl, "task", "submit", "--kind", "resize", "--payload", '{"url":"s3://b/cat.png","width":320}',
                  "--wait", "-o", "json"],
                 capture_output=True, text=True, timeout=60, env=ctl,
             )  # fmt: skip
@@ -53,7 +53,7 @@ def test_pip_install_and_example_worker(greyd: Greyd, greyctl: str, tenant: str,
             time.sleep(0.2)
         assert out is not None, r.stdout + r.stderr
         assert out["status"] == "completed", out
-        assert out["result"] == {"width": 320, "height": 240}
+        assert out["result"] == {"url": "s3://b/cat.png", "width": 320, "resized": True}
         v = subprocess.run([greyctl, "proof", "verify", out["id"]], capture_output=True, text=True, timeout=60, env=ctl)
         assert v.returncode == 0, v.stdout + v.stderr
     finally:
