@@ -9,7 +9,9 @@ the last task submitted has completed (the queue is FIFO per tenant and
 priority); then every task is checked completed. `tasks_per_s` includes the
 workers' start-up (process, imports, key registration); `steady_tasks_per_s`
 is (tasks - 1) / (last finished_at - first finished_at), the server's own
-times, which the summary compares. Setups:
+times, which the summary compares; `worker_cpu_us_per_task` is the worker
+processes' user + system CPU (from /proc, start-up included) per task, which
+other load on the machine disturbs far less. Setups:
 
 - go:    one worker-only greyd (`--role worker`, the Go worker.Pool over HTTP, concurrency 16);
 - py-1:  one Python process, Worker(concurrency=16);
@@ -108,6 +110,15 @@ def start_py_workers(url: str, tenant: str, n: int, tmp: Path) -> list[subproces
     return [subprocess.Popen([sys.executable, str(script), url, tenant], env=env) for _ in range(n)]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc), including start-up."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(setup: str, url: str, greyd: str, tasks: int, procs: int, tmp: Path) -> dict[str, object]:
     tenant = "b-" + uuid.uuid4().hex[:10]
     c = Client(url, tenant=tenant, timeout=120)
@@ -125,6 +136,7 @@ def run(setup: str, url: str, greyd: str, tasks: int, procs: int, tmp: Path) -> 
     try:
         t = c.wait(last, timeout=600)
         secs = time.monotonic() - t0
+        cpu = sum(cpu_seconds(w.pid) for w in ws)
     finally:
         for w in ws:
             w.send_signal(signal.SIGTERM)
@@ -140,7 +152,7 @@ def run(setup: str, url: str, greyd: str, tasks: int, procs: int, tmp: Path) -> 
     c.close()
     return {"setup": setup, "procs": 1 if setup != "py-n" else procs, "tasks": tasks, "completed": done,
             "last_status": t.status, "seconds": round(secs, 3), "tasks_per_s": round(tasks / secs, 1),
-            "steady_tasks_per_s": round(steady, 1)}  # fmt: skip
+            "steady_tasks_per_s": round(steady, 1), "worker_cpu_us_per_task": round(cpu / tasks * 1e6, 1)}  # fmt: skip
 
 
 def main() -> None:
@@ -154,18 +166,25 @@ def main() -> None:
         tmp = Path(d)
         url, server = start_server(a.greyd, tmp)
         results: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
         try:
             for _ in range(a.rounds):
                 for setup in ("go", "py-1", "py-n"):
                     r = run(setup, url, a.greyd, a.tasks, a.procs, tmp)
                     print(json.dumps(r), flush=True)
                     results.setdefault(setup, []).append(float(str(r["steady_tasks_per_s"])))
+                    cpus.setdefault(setup, []).append(float(str(r["worker_cpu_us_per_task"])))
         finally:
             server.terminate()
             server.wait(30)
     med = {k: sorted(v)[len(v) // 2] for k, v in results.items()}
+    cpu_med = {k + "_cpu_us": sorted(v)[len(v) // 2] for k, v in cpus.items()}
     ratios = {"py1_vs_go": round(med["py-1"] / med["go"], 3), "pyn_vs_go": round(med["py-n"] / med["go"], 3)}
-    print(json.dumps({"summary": "median steady tasks/s", **med, "procs": a.procs, "cpus": os.cpu_count(), **ratios}))
+    print(
+        json.dumps(
+            {"summary": "median steady tasks/s", **med, "procs": a.procs, "cpus": os.cpu_count(), **ratios, **cpu_med}
+        )
+    )
 
 
 if __name__ == "__main__":

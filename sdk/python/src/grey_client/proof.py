@@ -342,6 +342,16 @@ def decode_statement(env: Envelope) -> Statement:
 
 def _statement(body: bytes) -> Statement:
     try:
+        return _parse_statement(body)
+    except ProofError:
+        raise
+    except (AttributeError, TypeError, KeyError, ValueError, IndexError) as e:
+        # a member of the wrong JSON type (a list where an object belongs, ...)
+        raise ProofError(f"invalid statement: malformed ({type(e).__name__}: {e})") from None
+
+
+def _parse_statement(body: bytes) -> Statement:
+    try:
         st = json.loads(body)
     except ValueError as err:
         raise ProofError(f"payload is not an in-toto statement: {err}") from None
