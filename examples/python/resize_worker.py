@@ -4,15 +4,8 @@ import os
 
 from grey_client import Client, Job, Worker
 
-client = Client(
-    os.environ.get("GREY_SERVER", "http://127.0.0.1:8080"),
-    tenant=os.environ.get("GREY_TENANT"),
-)
-worker = Worker(
-    client,
-    concurrency=8,
-    key_file=os.environ.get("GREY_WORKER_KEY", "resize-worker.key"),
-)
+client = Client(os.environ.get("GREY_SERVER", "http://127.0.0.1:8080"), tenant=os.environ.get("GREY_TENANT"))
+worker = Worker(client, concurrency=8, key_file=os.environ.get("GREY_WORKER_KEY", "resize-worker.key"))
 
 
 @worker.task("resize")  # the same task as examples/resizeworker (Go)
