@@ -83,6 +83,16 @@ def test_typed_errors(greyd: Greyd, tenant: str) -> None:
         assert uf.value.field == "bogus"
 
 
+def test_large_payload_goes_by_upload(greyd: Greyd, tenant: str) -> None:
+    with Client(greyd.url, tenant=tenant, inline_limit=100) as c:
+        ts = c.submit_batch([Spec(kind="echo", payload={"x": "z" * 500}), Spec(kind="echo", payload=1)])
+        assert ts[0].payload_ref and ts[0].payload_object is not None and ts[1].payload_ref is None
+        assert [c.wait(t.id, timeout=30).result for t in ts] == [{"x": "z" * 500}, 1]
+        assert c.result(ts[1].id) == b"1"
+    with Client(greyd.url, tenant=tenant, inline_limit=0) as never, pytest.raises(errors.TooLarge):
+        never.submit(Spec(kind="echo", payload="z" * (2 << 20)))
+
+
 def test_cancel(greyd: Greyd, tenant: str) -> None:
     with Client(greyd.url, tenant=tenant) as c:
         t = c.submit(Spec(kind="pyslow"))  # no worker serves it: stays pending
@@ -277,5 +287,9 @@ def test_async_client(greyd: Greyd, tenant: str) -> None:
             assert r.match
             st = await c.verify_proof(ts[0].id)
             assert st.tenant_id == tenant
+        async with AsyncClient(greyd.url, tenant=tenant, inline_limit=100) as small:
+            big = await small.submit(Spec(kind="echo", payload={"x": "z" * 500}))
+            assert big.payload_ref and big.payload is None
+            assert (await small.wait(big.id, timeout=30)).result == {"x": "z" * 500}
 
     asyncio.run(main())

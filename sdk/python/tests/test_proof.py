@@ -307,3 +307,42 @@ def test_python_signed_proofs_verify_in_go(greyd: Greyd, greyctl: str, tenant: s
             assert ex is not None and ex[0].executor["name"].startswith("grey-python-worker")
             go = greyctl_verify(greyctl, greyd, tenant, t.id, None, None, tmp_path)
             assert go.returncode == 0, go.stdout + go.stderr
+
+
+def test_large_payload_and_result_by_reference(greyd: Greyd, greyctl: str, tenant: str, tmp_path: Path) -> None:
+    """A payload over the client's inline limit goes by upload; a result over the server's goes by
+    reference; the Python worker's proof names both objects and every verifier accepts it."""
+    with Client(greyd.url, tenant=tenant, inline_limit=1000) as c:
+        w = Worker(c, concurrency=2, key_file=tmp_path / "big.key", worker_id="big-" + tenant)
+
+        @w.task("pyecho")
+        def big(job: Job) -> Any:
+            return {"n": len(job.payload["blob"]), "out": "y" * (1 << 20) + "é"}
+
+        th = threading.Thread(target=w.run, kwargs={"install_signal_handlers": False})
+        th.start()
+        try:
+            t = c.submit(Spec(kind="pyecho", payload={"blob": "x" * 5000}))
+            assert t.payload_ref and t.payload_object is not None and t.payload is None
+            done = c.wait(t.id, timeout=60)
+        finally:
+            w.stop()
+            th.join(30)
+        assert done.status == "completed", done.error
+        assert done.result_ref is not None and done.result_ref.ref == "results/" + t.id
+        assert isinstance(done.result, dict) and done.result["n"] == 5000 and done.result["out"].endswith("é")
+        assert c.get(t.id).result == done.result
+        rec = c.proof(t.id)
+        assert rec.verified, rec.problem
+        st = c.verify_proof(t.id, rec)
+        found = st.find(t.id)
+        assert found is not None
+        roles = {o["role"]: o for o in found[0].objects or []}
+        assert set(roles) == {"payload", "result"}
+        assert roles["result"]["digest"]["sha256"] == done.result_ref.sha256
+        go = subprocess.run(
+            [greyctl, "--server", greyd.url, "--tenant", tenant, "proof", "verify", t.id, "--fetch"],
+            capture_output=True, text=True, timeout=60,
+            env={k: v for k, v in os.environ.items() if not k.startswith("GREY_")},
+        )  # fmt: skip
+        assert go.returncode == 0, go.stdout + go.stderr

@@ -18,6 +18,9 @@ from .errors import GreyError, InvalidArgument, Unauthenticated, error_from_body
 from .models import Spec, format_time, to_json
 
 DEFAULT_USER_AGENT = "grey-python-client/0.1"
+#: Payloads over this many bytes of JSON are uploaded and submitted by payload_ref
+#: (the server's default tasks.max_payload_bytes), as the Go client does.
+DEFAULT_INLINE_LIMIT = 1 << 20
 TENANT_HEADER = "X-Grey-Tenant"
 
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,62}$")
@@ -95,6 +98,37 @@ SpecLike = Spec | Mapping[str, Any]
 def spec_json(spec: SpecLike) -> dict[str, Any]:
     """A spec as its JSON object (a mapping is sent as given)."""
     return to_json(spec) if isinstance(spec, Spec) else dict(spec)
+
+
+def dumps(v: Any) -> bytes:
+    """Compact JSON, UTF-8 (the bytes the worker reports and the server stores)."""
+    import json
+
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def large_payload(spec: dict[str, Any], limit: int) -> bytes | None:
+    """The payload's JSON bytes when the spec's inline payload is over limit (0: never), else None."""
+    if limit <= 0 or "payload" not in spec or spec.get("payload_ref"):
+        return None
+    b = dumps(spec["payload"])
+    return b if len(b) > limit else None
+
+
+def absolute(server: str, u: str) -> str:
+    """A Grey-served signed path resolved against the server (an absolute URL is kept)."""
+    return server + u if u.startswith("/") else u
+
+
+def check_stored(data: bytes, want_sha256: str, ref: str) -> None:
+    """Refuse a downloaded result whose SHA-256 is not the one the task recorded."""
+    import hashlib
+
+    from .errors import FailedPrecondition
+
+    got = hashlib.sha256(data).hexdigest()
+    if got != want_sha256:
+        raise FailedPrecondition(f"stored result {ref} has sha256 {got}, the task recorded {want_sha256}")
 
 
 def task_path(task_id: str, suffix: str = "") -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json as _json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
@@ -13,13 +14,17 @@ import httpx
 
 from . import proof as _proof
 from ._base import (
+    DEFAULT_INLINE_LIMIT,
     DEFAULT_USER_AGENT,
     Backoff,
     Core,
     ListFilter,
     SpecLike,
+    absolute,
     can_fail_over,
+    check_stored,
     decode_error,
+    large_payload,
     spec_json,
     task_path,
     transient,
@@ -50,12 +55,14 @@ class AsyncClient:
         wait_poll: float = 30.0,
         user_agent: str = DEFAULT_USER_AGENT,
         http_client: httpx.AsyncClient | None = None,
+        inline_limit: int = DEFAULT_INLINE_LIMIT,
     ) -> None:
         self._core = Core(
             servers, tenant=tenant, token=token, api_key=api_key, token_provider=token_provider, user_agent=user_agent
         )
         self._timeout = timeout
         self._wait_poll = wait_poll
+        self._inline_limit = inline_limit
         self._own = http_client is None
         self._http = http_client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout), limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
@@ -123,18 +130,58 @@ class AsyncClient:
         raise last
 
     async def submit(self, spec: SpecLike | None = None, /, **fields: Any) -> Task:
-        """Submit one task and return it as created."""
-        body = spec_json(spec) if spec is not None else dict(fields)
+        """Submit one task and return it as created (a payload over ``inline_limit`` goes by upload)."""
+        body = await self._inline(spec_json(spec) if spec is not None else dict(fields))
         return from_json(Task, await self.request("POST", "/api/v1/tasks", json=body))
 
     async def submit_batch(self, specs: Sequence[SpecLike]) -> list[Task]:
         """Submit 1 to 1000 tasks at once, all or nothing; returns them in order."""
-        data = await self.request("POST", "/api/v1/tasks/batch", json={"tasks": [spec_json(s) for s in specs]})
+        body = {"tasks": [await self._inline(spec_json(s)) for s in specs]}
+        data = await self.request("POST", "/api/v1/tasks/batch", json=body)
         return [from_json(Task, t) for t in data["tasks"]]
 
+    async def _inline(self, spec: dict[str, Any]) -> dict[str, Any]:
+        big = large_payload(spec, self._inline_limit)
+        if big is None:
+            return spec
+        out = {k: v for k, v in spec.items() if k != "payload"}
+        out["payload_ref"] = await self.upload_payload(big)
+        return out
+
+    async def upload_payload(self, data: bytes) -> str:
+        """Upload a payload's JSON bytes through a signed URL and return its ``payload_ref``."""
+        up = await self.request("POST", "/api/v1/uploads", json={"size": len(data)})
+        url = absolute(self._core.servers[self._core.preferred], up["url"])
+        try:
+            resp = await self._http.request(
+                up.get("method", "PUT"), url, content=data, headers=dict(up.get("headers") or {})
+            )
+        except httpx.TransportError as e:
+            raise unavailable("PUT", "signed upload URL", url, e) from e
+        if resp.status_code < 200 or resp.status_code > 299:
+            raise decode_error(resp)
+        return str(up["payload_ref"])
+
+    async def result(self, task_id: str) -> bytes:
+        """A completed task's result bytes (a stored result is downloaded, as served)."""
+        core = self._core
+        resp = await self._http.get(
+            core.servers[core.preferred] + task_path(task_id, "/result"), headers=core.headers(False)
+        )
+        if resp.status_code < 200 or resp.status_code > 299:
+            raise decode_error(resp)
+        return resp.content
+
+    async def _fill_result(self, t: Task) -> Task:
+        if t.status == "completed" and t.result_ref is not None and t.result is None:
+            data = await self.result(t.id)
+            check_stored(data, t.result_ref.sha256, t.result_ref.ref)
+            t.result = _json.loads(data)
+        return t
+
     async def get(self, task_id: str) -> Task:
-        """A task of the tenant; unknown (or another tenant's) raises NotFound."""
-        return from_json(Task, await self.request("GET", task_path(task_id)))
+        """A task of the tenant; unknown (or another tenant's) raises NotFound; a stored result is fetched."""
+        return await self._fill_result(from_json(Task, await self.request("GET", task_path(task_id))))
 
     async def list(
         self,
@@ -209,7 +256,7 @@ class AsyncClient:
             t = from_json(Task, data)
             last = t
             if t.terminal:
-                return t
+                return await self._fill_result(t)
             retry.reset()
             if time.monotonic() - began < poll / 10:
                 await asyncio.sleep(_clip(early.delay(None), deadline))

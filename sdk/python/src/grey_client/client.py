@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json as _json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -12,13 +13,17 @@ import httpx
 
 from . import proof as _proof
 from ._base import (
+    DEFAULT_INLINE_LIMIT,
     DEFAULT_USER_AGENT,
     Backoff,
     Core,
     ListFilter,
     SpecLike,
+    absolute,
     can_fail_over,
+    check_stored,
     decode_error,
+    large_payload,
     spec_json,
     task_path,
     transient,
@@ -68,12 +73,14 @@ class Client:
         wait_poll: float = 30.0,
         user_agent: str = DEFAULT_USER_AGENT,
         http_client: httpx.Client | None = None,
+        inline_limit: int = DEFAULT_INLINE_LIMIT,
     ) -> None:
         self._core = Core(
             servers, tenant=tenant, token=token, api_key=api_key, token_provider=token_provider, user_agent=user_agent
         )
         self._timeout = timeout
         self._wait_poll = wait_poll
+        self._inline_limit = inline_limit
         self._own = http_client is None
         self._http = http_client or httpx.Client(
             timeout=httpx.Timeout(timeout), limits=httpx.Limits(max_connections=256, max_keepalive_connections=64)
@@ -167,19 +174,61 @@ class Client:
     def submit(self, spec: SpecLike | None = None, /, **fields: Any) -> Task:
         """Submit one task and return it as created (``submit(Spec(kind="echo", payload=...))`` or
         ``submit(kind="echo", payload=...)``). A spec whose idempotency_key matches an existing
-        task returns that task."""
-        body = spec_json(spec) if spec is not None else dict(fields)
+        task returns that task. A payload over ``inline_limit`` bytes of JSON is uploaded first and
+        the task submitted with its ``payload_ref``."""
+        body = self._inline(spec_json(spec) if spec is not None else dict(fields))
         return from_json(Task, self.request("POST", "/api/v1/tasks", json=body))
 
     def submit_batch(self, specs: Sequence[SpecLike]) -> list[Task]:
         """Submit 1 to 1000 tasks at once, all or nothing; returns them in order. A bad spec raises
         InvalidArgument whose ``field`` is ``tasks[i].<field>``."""
-        data = self.request("POST", "/api/v1/tasks/batch", json={"tasks": [spec_json(s) for s in specs]})
+        body = {"tasks": [self._inline(spec_json(s)) for s in specs]}
+        data = self.request("POST", "/api/v1/tasks/batch", json=body)
         return [from_json(Task, t) for t in data["tasks"]]
 
+    def _inline(self, spec: dict[str, Any]) -> dict[str, Any]:
+        big = large_payload(spec, self._inline_limit)
+        if big is None:
+            return spec
+        out = {k: v for k, v in spec.items() if k != "payload"}
+        out["payload_ref"] = self.upload_payload(big)
+        return out
+
+    def upload_payload(self, data: bytes) -> str:
+        """Upload a payload's JSON bytes through a signed URL and return the ``payload_ref`` to submit with."""
+        up = self.request("POST", "/api/v1/uploads", json={"size": len(data)})
+        url = absolute(self._core.servers[self._core.preferred], up["url"])
+        headers = dict(up.get("headers") or {})
+        try:
+            resp = self._http.request(up.get("method", "PUT"), url, content=data, headers=headers)
+        except httpx.TransportError as e:
+            raise unavailable("PUT", "signed upload URL", url, e) from e
+        if resp.status_code < 200 or resp.status_code > 299:
+            raise decode_error(resp)
+        return str(up["payload_ref"])
+
+    def result(self, task_id: str) -> bytes:
+        """A completed task's result bytes (a stored result is downloaded, as served)."""
+        return self._raw("GET", task_path(task_id, "/result"))
+
+    def _raw(self, method: str, path: str) -> bytes:
+        resp = self._send(method, path, None, None, None)
+        if resp.status_code < 200 or resp.status_code > 299:
+            raise decode_error(resp)
+        return resp.content
+
+    def _fill_result(self, t: Task) -> Task:
+        """Fetch a result stored by reference, so callers see ``result`` as if it were inline."""
+        if t.status == "completed" and t.result_ref is not None and t.result is None:
+            data = self.result(t.id)
+            check_stored(data, t.result_ref.sha256, t.result_ref.ref)
+            t.result = _json.loads(data)
+        return t
+
     def get(self, task_id: str) -> Task:
-        """A task of the tenant; unknown (or another tenant's) raises NotFound."""
-        return from_json(Task, self.request("GET", task_path(task_id)))
+        """A task of the tenant; unknown (or another tenant's) raises NotFound. A result stored by
+        reference (``result_ref``) is fetched into ``result`` and checked against its SHA-256."""
+        return self._fill_result(from_json(Task, self.request("GET", task_path(task_id))))
 
     def list(
         self,
@@ -259,7 +308,7 @@ class Client:
             t = from_json(Task, data)
             last = t
             if t.terminal:
-                return t
+                return self._fill_result(t)
             retry.reset()
             if time.monotonic() - began < poll / 10:
                 time.sleep(_clip(early.delay(None), deadline))
