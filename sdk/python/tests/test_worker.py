@@ -226,3 +226,22 @@ def test_sigterm_grace_over_releases_the_task(greyd: Greyd, tenant: str, tmp_pat
         assert got.attempts and got.attempts[0].error is not None
         assert got.attempts[0].error.code == "worker_shutdown"
         c.cancel(t.id)
+
+
+def test_second_signal_quits_at_once(greyd: Greyd, tenant: str, tmp_path: Path) -> None:
+    with Client(greyd.url, tenant=tenant) as c:
+        p = _spawn(greyd, tenant, 30, tmp_path)
+        try:
+            _wait_line(p, "ready")
+            t = c.submit(Spec(kind="pyslow", payload={"sleep": 30}))
+            _wait_line(p, "started")
+            p.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            began = time.monotonic()
+            p.send_signal(signal.SIGTERM)
+            code = p.wait(10)
+            assert time.monotonic() - began < 5
+            assert code != 0  # KeyboardInterrupt out of run()
+        finally:
+            p.kill()
+        c.cancel(t.id)

@@ -19,6 +19,8 @@ The protocol (``worker.Pool`` in Go, routes ``/api/v1/workers/*``):
 - **shutdown**: :meth:`Worker.stop` (and SIGTERM/SIGINT under :meth:`Worker.run`)
   stops leasing; running handlers get ``shutdown_grace`` to finish; those
   still running then are released as retryable ``worker_shutdown`` failures.
+  A second signal raises KeyboardInterrupt out of :meth:`Worker.run` at once
+  (the leases of tasks still running then expire and they are retried).
 
 Handlers are plain functions ``fn(job) -> result`` run on ``concurrency``
 threads; the result must be JSON-serialisable. Raise :class:`PermanentError`
@@ -214,7 +216,10 @@ class Worker:
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
 
             def on_signal(signum: int, frame: FrameType | None) -> None:
-                log.info("signal %d: stopping (finishing running tasks)", signum)
+                if self._stop.is_set():
+                    # a second signal: stop waiting for running handlers
+                    raise KeyboardInterrupt
+                log.info("signal %d: stopping (finishing running tasks; again to quit now)", signum)
                 self.stop()
 
             for s in (signal.SIGTERM, signal.SIGINT):
