@@ -317,9 +317,23 @@ func runThroughput(ctx context.Context, a *app, cfg benchConfig) (*benchResult, 
 		defer t.Stop()
 		tick = t.C
 	}
+	// On a terminal, a bar of finished tasks (stderr; off with -o json).
+	bar := a.newProgress("bench: finished", int64(cfg.Tasks), false)
+	defer bar.Finish()
+	var barTick <-chan time.Time
+	if bar != nil {
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		barTick = t.C
+	}
 	for {
 		select {
+		case <-barTick:
+			_, fin := tr.progress()
+			bar.Set(int64(fin))
 		case <-tr.done:
+			_, fin := tr.progress()
+			bar.Set(int64(fin))
 			return tr.result(), nil
 		case err := <-submitErr:
 			if err != nil {

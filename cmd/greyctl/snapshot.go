@@ -37,14 +37,19 @@ then renamed into place, so FILE is never left half-written.`,
 			path := args[0]
 			var info *client.SnapshotInfo
 			msg := a.stdout
+			// The size is not known before the download ends: the bar
+			// counts bytes and their rate.
+			bar := a.newProgress("snapshot save", 0, true)
+			defer bar.Finish() // ends the line on errors too
 			if path == "-" {
 				msg = a.stderr
-				if info, err = c.SaveSnapshot(cmd.Context(), a.stdout); err != nil {
+				if info, err = c.SaveSnapshot(cmd.Context(), bar.Writer(a.stdout)); err != nil {
 					return failure(err)
 				}
-			} else if info, err = saveSnapshotFile(cmd, c, path); err != nil {
+			} else if info, err = saveSnapshotFile(cmd, c, path, bar); err != nil {
 				return failure(err)
 			}
+			bar.Finish()
 			if a.json() {
 				return writeJSON(msg, info)
 			}
@@ -69,6 +74,7 @@ cluster holds no tasks and no tenants yet (a freshly bootstrapped cluster).`,
 				return err
 			}
 			var r io.Reader = a.stdin
+			var size int64
 			if args[0] != "-" {
 				f, err := os.Open(args[0])
 				if err != nil {
@@ -76,8 +82,13 @@ cluster holds no tasks and no tenants yet (a freshly bootstrapped cluster).`,
 				}
 				defer f.Close()
 				r = f
+				if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+					size = fi.Size()
+				}
 			}
-			info, err := c.RestoreSnapshot(cmd.Context(), r, force)
+			bar := a.newProgress("snapshot restore: uploaded", size, true)
+			info, err := c.RestoreSnapshot(cmd.Context(), bar.Reader(r), force)
+			bar.Finish()
 			if err != nil {
 				return failure(err)
 			}
@@ -100,13 +111,13 @@ cluster holds no tasks and no tenants yet (a freshly bootstrapped cluster).`,
 
 // saveSnapshotFile downloads a snapshot into a temporary file next to path
 // and renames it into place once complete.
-func saveSnapshotFile(cmd *cobra.Command, c *client.Client, path string) (*client.SnapshotInfo, error) {
+func saveSnapshotFile(cmd *cobra.Command, c *client.Client, path string, bar *progress) (*client.SnapshotInfo, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.partial")
 	if err != nil {
 		return nil, err
 	}
 	tmp := f.Name()
-	info, err := c.SaveSnapshot(cmd.Context(), f)
+	info, err := c.SaveSnapshot(cmd.Context(), bar.Writer(f))
 	if err == nil {
 		err = f.Sync()
 	}
