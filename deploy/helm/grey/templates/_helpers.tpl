@@ -208,13 +208,14 @@ auth:
 {{- if $v.auth.workerApiKeySecret -}}
 {{- $cred = dict "api_key_file" (printf "/etc/grey/secrets/%s" $v.auth.workerApiKeyKey) -}}
 {{- end -}}
-{{- $node := dict "role" "worker" "servers" $servers "credentials" $cred -}}
+{{- $node := dict "role" "worker" "servers" $servers -}}
+{{- if not $v.tls.enabled }}{{ $_ := set $node "credentials" $cred }}{{ end -}}
 {{- with $p.labels }}{{ $_ := set $node "labels" . }}{{ end -}}
 {{- $worker := dict "concurrency" (int $p.concurrency) "shutdown_grace" (printf "%ds" $grace) -}}
 {{- with $p.kinds }}{{ $_ := set $worker "kinds" . }}{{ end -}}
 {{- $cfg := dict "node" $node "worker" $worker -}}
 {{- if $p.tee }}{{ $_ := set $cfg "proofs" (dict "attester" $p.tee) }}{{ end -}}
-{{- if $v.tls.enabled }}{{ $_ := set $cfg "tls" (dict "ca_file" "/etc/grey/tls/ca.crt") }}{{ end -}}
+{{- if $v.tls.enabled }}{{ $_ := set $cfg "tls" (dict "ca_file" "/etc/grey/tls/ca.crt" "node_cert_file" "/etc/grey/tls/worker.crt" "node_key_file" "/etc/grey/tls/worker.key") }}{{ end -}}
 {{- $cfg = mergeOverwrite $cfg (fromYaml (include "grey.commonConfig" $)) -}}
 {{- $extra := deepCopy $v.config -}}
 {{- range $k := list "http" "raft" "auth" "tasks" "executors" "tenants" "archive" "database" "events" }}{{ $_ := unset $extra $k }}{{ end -}}

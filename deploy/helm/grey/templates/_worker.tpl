@@ -77,7 +77,8 @@ spec:
             periodSeconds: 20
             failureThreshold: 6
             timeoutSeconds: 5
-          {{- $res := deepCopy (ternary (default dict $p.resources) $v.workers.resources (not (empty $p))) }}
+          {{- $res := deepCopy $v.workers.resources }}
+          {{- if $p }}{{ $res = mergeOverwrite $res (deepCopy (default dict $p.resources)) }}{{ end }}
           {{- if $p }}
           {{- $lim := default dict $res.limits }}
           {{- $req := default dict $res.requests }}
@@ -94,9 +95,11 @@ spec:
             - name: config
               mountPath: /etc/grey/config
               readOnly: true
+            {{- if not $v.tls.enabled }}
             - name: secrets
               mountPath: /etc/grey/secrets
               readOnly: true
+            {{- end }}
             - name: tmp
               mountPath: /tmp
             {{- if $v.tls.enabled }}
@@ -114,6 +117,7 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: 256Mi
+        {{- if not $v.tls.enabled }}
         - name: secrets
           secret:
             defaultMode: 0400
@@ -128,13 +132,15 @@ spec:
               - key: {{ $v.auth.adminTokenKey }}
                 path: {{ $v.auth.adminTokenKey }}
             {{- end }}
+        {{- end }}
         {{- if $v.tls.enabled }}
         - name: tls
           secret:
             secretName: {{ $v.tls.existingSecret }}
             defaultMode: 0400
             items:
-              - key: ca.crt
-                path: ca.crt
+              - {key: ca.crt, path: ca.crt}
+              - {key: worker.crt, path: worker.crt}
+              - {key: worker.key, path: worker.key}
         {{- end }}
 {{- end -}}

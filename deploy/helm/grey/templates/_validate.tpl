@@ -1,3 +1,4 @@
+{{- define "grey.validate" -}}
 {{- /*
 Refusals of values that would break quorum, lose backups or never schedule:
 each names the value and the reason. (values.schema.json checks types and
@@ -60,4 +61,6 @@ enums first.)
 {{- if not .nodeSelector -}}
 {{- fail (printf "workers.teePools[%s] has no nodeSelector: name the confidential-computing node pool (see values-tee.yaml)" .name) -}}
 {{- end -}}
+{{- end -}}
+
 {{- end -}}
