@@ -33,4 +33,4 @@ archive=${GREY_IMAGE_ARCHIVE:-$stage/image.tar}
 b push --quiet --digestfile "$stage/digest" "$tag" "oci-archive:$archive" >/dev/null
 echo "image:  $tag"
 echo "digest: $(cat "$stage/digest")"
-echo "size:   $(b images --format '{{.Size}}' "$tag" | head -1) (uncompressed); binaries $(du -ch "$stage/greyd" "$stage/greyctl" | tail -1 | cut -f1)"
+echo "size:   $(b images --format '{{.Size}}' "$tag" | head -1) uncompressed, $(du -h "$archive" | cut -f1) as an OCI archive (gzip layers); binaries $(du -ch "$stage/greyd" "$stage/greyctl" | tail -1 | cut -f1)"
