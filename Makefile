@@ -4,7 +4,7 @@
 GO ?= go
 export CGO_ENABLED ?= 1
 
-.PHONY: build test unit fuzz-short services clean
+.PHONY: build test test-deploy image unit fuzz-short services clean
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -13,6 +13,19 @@ build:
 # the race detector, then a short run of every fuzz target.
 test: build
 	./scripts/test.sh
+	$(MAKE) test-deploy
+
+# The nested deploy module (its own go.mod keeps Helm and k8s.io out of
+# greyd's): the Helm chart rendered with every values file and decoded
+# strictly, the bad values it refuses, the rolling-upgrade drill on local
+# processes, and the container image (with buildah).
+test-deploy:
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
+
+# The container image, built offline with buildah (scripts/image.sh); prints
+# its digest and size. With the network: docker build . (Dockerfile).
+image:
+	./scripts/image.sh $(IMAGE)
 
 unit:
 	$(GO) test ./...

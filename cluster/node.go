@@ -408,6 +408,31 @@ func lower(s string) string {
 	return string(b)
 }
 
+// TransferLeadership hands the leadership to the most up-to-date other
+// voter and waits until it leads (or the transfer times out), so that a
+// leader about to stop does not leave the cluster leaderless for an
+// election timeout while it drains. It does nothing on a follower or in a
+// one-voter cluster.
+func (n *Node) TransferLeadership() error {
+	if n.raft.State() != raft.Leader {
+		return nil
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	voters := 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	if voters < 2 {
+		return nil
+	}
+	return n.raft.LeadershipTransfer().Error()
+}
+
 // Shutdown stops the node, taking a snapshot first when snapshot is true.
 func (n *Node) Shutdown(snapshot bool) error {
 	n.shutdownOnce.Do(func() { close(n.shutdownCh) })

@@ -7,8 +7,13 @@ cd "$(dirname "$0")/.."
 t="${1:-10s}"
 for f in $(grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(' .); do
   pkg="./$(dirname "${f#./}")"
+  # A package of a nested module (deploy/) is fuzzed from its module's root.
+  mod=.
+  for d in deploy; do
+    case $pkg in ./$d/*) mod=$d pkg="./${pkg#./$d/}" ;; esac
+  done
   for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(' "$f" | sed -E 's/func (Fuzz[A-Za-z0-9_]+)\(/\1/'); do
-    echo "== fuzz $pkg $target ($t)"
-    go test -run='^$' -fuzz="^${target}\$" -fuzztime="$t" "$pkg"
+    echo "== fuzz $mod/$pkg $target ($t)"
+    (cd "$mod" && go test -run='^$' -fuzz="^${target}\$" -fuzztime="$t" "$pkg")
   done
 done

@@ -7,7 +7,7 @@
 #   scripts/services.sh env [NAME...]     export GREY_TEST_<NAME>_URL=... for services that are up
 #   scripts/services.sh down [NAME...]    stop what this script started (by pid, verified)
 #   scripts/services.sh install [NAME...] only install
-#   scripts/services.sh tools             install the command-line tools tests use (wat2wasm)
+#   scripts/services.sh tools             install the command-line tools tests use (wat2wasm, buildah)
 #   scripts/services.sh list              names of all services
 #   scripts/services.sh stats [NAME...]   resident memory (RSS) of each running service
 #   scripts/services.sh logs NAME         tail of the service's log
@@ -1332,7 +1332,10 @@ main() {
 	status) cmd_status "$@" ;;
 	env) cmd_env "$@" ;;
 	install) cmd_install "$@" ;;
-	tools) have_cmd wat2wasm || apt_install wabt ;;
+	tools)
+		have_cmd wat2wasm || apt_install wabt
+		have_cmd buildah || apt_install buildah
+		;;
 	list) echo "${ALL_SERVICES[@]}" ;;
 	stats) cmd_stats "$@" ;;
 	logs) [[ -n ${1:-} ]] || usage; show_log_tail "$1" "${2:-50}" ;;

@@ -446,6 +446,16 @@ func (s *Server) Run(ctx context.Context) error {
 	case runErr = <-errc:
 	}
 	stopBackups()
+	// A leader hands over first: while it drains (long polls may hold its
+	// HTTP server for up to their timeout) its API no longer accepts
+	// connections, so writes forwarded to it would fail until it is gone.
+	if s.node.IsLeader() {
+		if err := s.node.TransferLeadership(); err != nil {
+			s.logger.Warn("shutting down: leadership transfer failed", "err", err)
+		} else {
+			s.logger.Info("shutting down: leadership transferred", "leader", s.node.LeaderID())
+		}
+	}
 	s.logger.Info("shutting down: draining workers")
 	stopWorkers()
 	wg.Wait()
