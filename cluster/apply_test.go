@@ -19,28 +19,7 @@ import (
 )
 
 // leader opens a one-server cluster and waits until it leads.
-func leader(t *testing.T) (*cluster.Node, *state.Store) {
-	t.Helper()
-	st := state.New()
-	n, err := cluster.Open(cluster.Config{
-		NodeID: "s1", DataDir: t.TempDir(), BindAddr: "127.0.0.1:0", Bootstrap: true,
-		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
-		LeaderLeaseTimeout: 100 * time.Millisecond, Logger: greytest.Logger(t), LogOutput: io.Discard,
-	}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Shutdown(false) })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for !n.IsLeader() {
-		if ctx.Err() != nil {
-			t.Fatal("no leader")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return n, st
-}
+func leader(t *testing.T) (*cluster.Node, *state.Store) { return greytest.Leader(t) }
 
 // Apply returns each command's own result type, a refused command's error
 // as the error, and nothing for a command without a result.

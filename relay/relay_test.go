@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"testing"
 	"time"
@@ -22,21 +21,7 @@ import (
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // leader opens a one-server cluster and waits until it leads.
-func leader(t *testing.T) (*cluster.Node, *state.Store) {
-	t.Helper()
-	st := state.New()
-	n, err := cluster.Open(cluster.Config{
-		NodeID: "s1", DataDir: t.TempDir(), BindAddr: "127.0.0.1:0", Bootstrap: true,
-		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
-		LeaderLeaseTimeout: 100 * time.Millisecond, Logger: greytest.Logger(t), LogOutput: io.Discard,
-	}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Shutdown(false) })
-	greytest.Eventually(t, 10*time.Second, n.IsLeader)
-	return n, st
-}
+func leader(t *testing.T) (*cluster.Node, *state.Store) { return greytest.Leader(t) }
 
 // finish submits n tasks of tenant and completes them through Raft, each
 // completion its own command (so each finishes at its own index), and
