@@ -1,0 +1,307 @@
+package cassarchive_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+
+	"github.com/grey-distributed/grey/archive"
+	"github.com/grey-distributed/grey/archive/archivetest"
+	"github.com/grey-distributed/grey/archive/cassarchive"
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/internal/testenv"
+)
+
+// testKeyspace is the keyspace the conformance suite shares between runs
+// (its tenants are unique per run).
+const testKeyspace = "grey_archive_test"
+
+// serviceURL returns the test Cassandra's URL for keyspace ks, with the
+// single node's replication and the extra query knobs.
+func serviceURL(t testing.TB, ks string, knobs string) string {
+	t.Helper()
+	base := testenv.ServiceURL(t, "cassandra") // GREY_TEST_CASSANDRA_URL: skips when unset, fails in CI
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("GREY_TEST_CASSANDRA_URL: %v", err)
+	}
+	u.Path = "/" + ks
+	q := "replication=SimpleStrategy:1&timeout=30s"
+	if knobs != "" {
+		q += "&" + knobs
+	}
+	u.RawQuery = q
+	return u.String()
+}
+
+func harness(t testing.TB) archivetest.Harness {
+	raw := serviceURL(t, testKeyspace, "")
+	return archivetest.Harness{
+		Open: func(t testing.TB) archive.Driver {
+			d, err := cassarchive.Open(context.Background(), raw, archive.OpenOptions{Migrate: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		},
+		Unreachable: func(t testing.TB) archive.Driver {
+			d, err := cassarchive.Open(context.Background(), "cassandra://127.0.0.1:1/"+testKeyspace+"?connect_timeout=1s", archive.OpenOptions{})
+			if err != nil {
+				t.Fatal(err) // opening must not need the cluster
+			}
+			return d
+		},
+	}
+}
+
+func TestConformance(t *testing.T) { archivetest.Run(t, harness(t)) }
+
+func BenchmarkArchive(b *testing.B) { archivetest.Bench(b, harness(b)) }
+
+// uniqueKeyspace returns a keyspace name no other test uses, dropped when
+// t ends.
+func uniqueKeyspace(t *testing.T, what string) string {
+	t.Helper()
+	ks := fmt.Sprintf("grey_t_%s_%d", what, time.Now().UnixNano()%1e9)
+	t.Cleanup(func() {
+		s := rawSession(t)
+		defer s.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		_ = s.Query(`DROP KEYSPACE IF EXISTS ` + ks).ExecContext(ctx)
+	})
+	return ks
+}
+
+func rawSession(t testing.TB) *gocql.Session {
+	t.Helper()
+	u, err := url.Parse(testenv.ServiceURL(t, "cassandra"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gocql.NewCluster(u.Host)
+	c.Timeout = 30 * time.Second
+	c.Consistency = gocql.One
+	s, err := c.CreateSession()
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	return s
+}
+
+func ctxT(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+// A replication the one-node cluster cannot hold is refused before
+// anything is made, naming what it needs and what there is.
+func TestReplicationTheClusterCannotSatisfy(t *testing.T) {
+	for _, tc := range []struct {
+		replication string
+		want        []string
+	}{
+		{"SimpleStrategy:3", []string{"needs 3 replicas", "has 1 node"}},
+		{"NetworkTopologyStrategy:dc1=3,dc2=3", []string{"needs 3 replicas in data center dc1", "0 node"}},
+		{"NetworkTopologyStrategy:datacenter1=2", []string{"needs 2 replicas in data center datacenter1", "has 1 node"}},
+	} {
+		ks := uniqueKeyspace(t, "repl")
+		raw := serviceURL(t, ks, "") + "&replication=" + url.QueryEscape(tc.replication)
+		raw = strings.Replace(raw, "replication=SimpleStrategy%3A1&", "", 1)
+		raw = strings.Replace(raw, "replication=SimpleStrategy:1&", "", 1)
+		_, _, err := cassarchive.Migrate(ctxT(t), raw, archive.OpenOptions{})
+		if !greyerr.Is(err, greyerr.FailedPrecondition) {
+			t.Fatalf("%s: got %v, want failed_precondition", tc.replication, err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q does not say %q", tc.replication, err, w)
+			}
+		}
+		// Nothing was made.
+		s := rawSession(t)
+		var n int
+		_ = s.Query(`SELECT COUNT(*) FROM system_schema.keyspaces WHERE keyspace_name = ?`, ks).Scan(&n)
+		s.Close()
+		if n != 0 {
+			t.Errorf("%s: the keyspace was made", tc.replication)
+		}
+	}
+}
+
+// A keyspace migrated by a newer binary is refused by Open, Ping and
+// Migrate, with both versions named.
+func TestKeyspaceNewerThanBinary(t *testing.T) {
+	ks := uniqueKeyspace(t, "newer")
+	raw := serviceURL(t, ks, "")
+	from, to, err := cassarchive.Migrate(ctxT(t), raw, archive.OpenOptions{})
+	if err != nil || from != 0 || to != cassarchive.LatestVersion() {
+		t.Fatalf("migrate: %d -> %d, %v", from, to, err)
+	}
+	// Again: nothing to do.
+	if from, to, err = cassarchive.Migrate(ctxT(t), raw, archive.OpenOptions{}); err != nil || from != to {
+		t.Fatalf("second migrate: %d -> %d, %v", from, to, err)
+	}
+	d, err := cassarchive.Open(ctxT(t), raw, archive.OpenOptions{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer d.Close()
+	if err := d.Ping(ctxT(t)); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	s := rawSession(t)
+	defer s.Close()
+	newer := cassarchive.LatestVersion() + 41
+	if err := s.Query(`INSERT INTO `+ks+`.schema_migrations (version, description) VALUES (?, 'from the future')`, newer).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("schema version %d, newer than this binary's version %d", newer, cassarchive.LatestVersion())
+	for what, err := range map[string]error{
+		"ping": d.Ping(ctxT(t)),
+		"open": func() error {
+			d2, err := cassarchive.Open(ctxT(t), raw, archive.OpenOptions{})
+			if err == nil {
+				d2.Close()
+			}
+			return err
+		}(),
+		"migrate": func() error { _, _, err := cassarchive.Migrate(ctxT(t), raw, archive.OpenOptions{}); return err }(),
+	} {
+		if !greyerr.Is(err, greyerr.FailedPrecondition) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s of a newer keyspace: got %v, want failed_precondition saying %q", what, err, want)
+		}
+	}
+}
+
+// A keyspace that was never migrated is refused at Open (without
+// migrate), naming the command.
+func TestKeyspaceMissing(t *testing.T) {
+	ks := uniqueKeyspace(t, "missing")
+	_, err := cassarchive.Open(ctxT(t), serviceURL(t, ks, ""), archive.OpenOptions{})
+	if !greyerr.Is(err, greyerr.FailedPrecondition) || !strings.Contains(err.Error(), "greyd archive migrate") {
+		t.Fatalf("open of a missing keyspace: %v", err)
+	}
+}
+
+// A hosts list with an entry that does not parse is refused naming the
+// entry; one with an unreachable entry works through the others.
+func TestHostsList(t *testing.T) {
+	good := serviceURL(t, testKeyspace, "")
+	u, _ := url.Parse(good)
+	for _, bad := range []string{"127.0.0.1:notaport", "127.0.0.1:70000", "bad host", ",", "::1:9042"} {
+		raw := good + "&hosts=" + url.QueryEscape(bad)
+		_, err := cassarchive.Open(ctxT(t), raw, archive.OpenOptions{})
+		var ge *greyerr.Error
+		if !greyerr.Is(err, greyerr.InvalidArgument) || !asGrey(err, &ge) || ge.Field != "hosts" {
+			t.Errorf("hosts=%q: got %v, want invalid_argument on hosts", bad, err)
+		}
+	}
+	// A dead contact point first, the live one second.
+	raw := fmt.Sprintf("cassandra://127.0.0.1:1/%s?hosts=%s&replication=SimpleStrategy:1&connect_timeout=2s", testKeyspace, u.Host)
+	d, err := cassarchive.Open(ctxT(t), raw, archive.OpenOptions{Migrate: true})
+	if err != nil {
+		t.Fatalf("open with a dead contact point first: %v", err)
+	}
+	defer d.Close()
+	if err := d.Ping(ctxT(t)); err != nil {
+		t.Errorf("ping with a dead contact point first: %v", err)
+	}
+}
+
+func asGrey(err error, ge **greyerr.Error) bool {
+	for e := err; e != nil; {
+		if g, ok := e.(*greyerr.Error); ok {
+			*ge = g
+			return true
+		}
+		u, ok := e.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		e = u.Unwrap()
+	}
+	return false
+}
+
+// Two migrations at once: one takes the lock, the other waits, and both
+// end at the latest version.
+func TestConcurrentMigrations(t *testing.T) {
+	ks := uniqueKeyspace(t, "lock")
+	raw := serviceURL(t, ks, "")
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, to, err := cassarchive.Migrate(ctxT(t), raw, archive.OpenOptions{})
+			if err == nil && to != cassarchive.LatestVersion() {
+				err = fmt.Errorf("ended at %d", to)
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent migrate: %v", err)
+		}
+	}
+	s := rawSession(t)
+	defer s.Close()
+	var n int
+	if err := s.Query(`SELECT COUNT(*) FROM ` + ks + `.schema_migrations`).Scan(&n); err != nil || n != len(versions()) {
+		t.Errorf("schema_migrations rows = %d (%v), want %d", n, err, len(versions()))
+	}
+	var owner string
+	if err := s.Query(`SELECT owner FROM ` + ks + `.schema_lock WHERE name = 'migrate'`).Scan(&owner); err != gocql.ErrNotFound {
+		t.Errorf("the lock is still held by %q (%v)", owner, err)
+	}
+}
+
+func versions() []int {
+	out := make([]int, cassarchive.LatestVersion())
+	for i := range out {
+		out[i] = i + 1
+	}
+	return out
+}
+
+// Retention as a TTL: a record written with OpenOptions.Retention carries
+// the time its task has left, and one already past it is not written.
+func TestRetentionTTL(t *testing.T) {
+	raw := serviceURL(t, testKeyspace, "")
+	d, err := cassarchive.Open(ctxT(t), raw, archive.OpenOptions{Migrate: true, Retention: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := archive.New(d, archive.Options{Retry: archivetest.FastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ten := archivetest.Tenant("ttl")
+	fresh := archivetest.Make(archivetest.Spec{Tenant: ten, Finished: time.Now().Add(-10 * time.Minute)})
+	old := archivetest.Make(archivetest.Spec{Tenant: ten, Finished: time.Now().Add(-2 * time.Hour)})
+	if err := s.Upsert(ctxT(t), []archive.Record{fresh, old}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctxT(t), ten, old.Task.ID); !greyerr.Is(err, greyerr.NotFound) {
+		t.Errorf("a record past its retention was written: %v", err)
+	}
+	var sess *gocql.Session
+	if !s.As(&sess) {
+		t.Fatal("As(**gocql.Session) = false")
+	}
+	var ttl int
+	if err := sess.Query(`SELECT TTL(task) FROM `+testKeyspace+`.tasks WHERE tenant_id = ? AND id = ? AND bucket = ?`,
+		ten, fresh.Task.ID, fresh.Task.FinishedAt.Add(-time.Minute).UnixMilli()/86400000).Scan(&ttl); err != nil {
+		t.Fatal(err)
+	}
+	if ttl < 45*60 || ttl > 50*60 {
+		t.Errorf("TTL of a record finished 10 minutes ago with 1h retention = %ds, want about 3000", ttl)
+	}
+}
