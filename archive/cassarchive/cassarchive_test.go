@@ -119,6 +119,7 @@ func TestReplicationTheClusterCannotSatisfy(t *testing.T) {
 		if !greyerr.Is(err, greyerr.FailedPrecondition) {
 			t.Fatalf("%s: got %v, want failed_precondition", tc.replication, err)
 		}
+		t.Logf("%s: %v", tc.replication, err)
 		for _, w := range tc.want {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%s: %q does not say %q", tc.replication, err, w)
@@ -195,13 +196,14 @@ func TestKeyspaceMissing(t *testing.T) {
 func TestHostsList(t *testing.T) {
 	good := serviceURL(t, testKeyspace, "")
 	u, _ := url.Parse(good)
-	for _, bad := range []string{"127.0.0.1:notaport", "127.0.0.1:70000", "bad host", ",", "::1:9042"} {
+	for _, bad := range []string{"127.0.0.1:notaport", "127.0.0.1:70000", "bad host", ",", "[::1]:x", "host:"} {
 		raw := good + "&hosts=" + url.QueryEscape(bad)
 		_, err := cassarchive.Open(ctxT(t), raw, archive.OpenOptions{})
 		var ge *greyerr.Error
 		if !greyerr.Is(err, greyerr.InvalidArgument) || !asGrey(err, &ge) || ge.Field != "hosts" {
 			t.Errorf("hosts=%q: got %v, want invalid_argument on hosts", bad, err)
 		}
+		t.Logf("hosts=%q: %v", bad, err)
 	}
 	// A dead contact point first, the live one second.
 	raw := fmt.Sprintf("cassandra://127.0.0.1:1/%s?hosts=%s&replication=SimpleStrategy:1&connect_timeout=2s", testKeyspace, u.Host)
