@@ -307,3 +307,47 @@ func TestRetentionTTL(t *testing.T) {
 		t.Errorf("TTL of a record finished 10 minutes ago with 1h retention = %ds, want about 3000", ttl)
 	}
 }
+
+// A keyspace whose replication outgrew the cluster (altered by hand to 2
+// replicas on one node): reads and writes are Unavailable naming the
+// replicas needed and alive, and Migrate refuses it naming both.
+func TestTooFewReplicas(t *testing.T) {
+	ks := uniqueKeyspace(t, "few")
+	raw := serviceURL(t, ks, "")
+	d, err := cassarchive.Open(ctxT(t), raw, archive.OpenOptions{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	s := rawSession(t)
+	defer s.Close()
+	if err := s.Query(`ALTER KEYSPACE ` + ks + ` WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 2}`).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := archive.New(d, archive.Options{Retry: archive.RetryOptions{MaxTries: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ten := archivetest.Tenant("few")
+	err = st.Upsert(ctxT(t), []archive.Record{archivetest.Make(archivetest.Spec{Tenant: ten})})
+	if !greyerr.Is(err, greyerr.Unavailable) || !strings.Contains(err.Error(), "LOCAL_QUORUM needs 2 live replicas, 1 are alive") {
+		t.Errorf("upsert at local_quorum over 2 replicas on 1 node: %v", err)
+	}
+	_, err = st.Count(ctxT(t), ten, archive.Filter{})
+	if !greyerr.Is(err, greyerr.Unavailable) || !strings.Contains(err.Error(), "needs 2 live replicas") {
+		t.Errorf("count: %v", err)
+	}
+	_, _, err = cassarchive.Migrate(ctxT(t), raw, archive.OpenOptions{})
+	if !greyerr.Is(err, greyerr.FailedPrecondition) || !strings.Contains(err.Error(), "keyspace "+ks+" exists: replication SimpleStrategy:2 needs 2 replicas but the cluster has 1 node") {
+		t.Errorf("migrate: %v", err)
+	}
+	// consistency=one still works over it.
+	d1, err := cassarchive.Open(ctxT(t), raw+"&consistency=one", archive.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d1.Close()
+	if err := d1.Upsert(ctxT(t), ten, []archive.Record{archivetest.Make(archivetest.Spec{Tenant: ten})}); err != nil {
+		t.Errorf("upsert at one: %v", err)
+	}
+}

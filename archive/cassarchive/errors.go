@@ -59,6 +59,35 @@ func codeOf(err error) greyerr.Code {
 	case errors.Is(err, context.DeadlineExceeded):
 		return greyerr.DeadlineExceeded
 	}
+	// The typed errors first (they carry their code in their type), then
+	// any other server error by its code.
+	var (
+		un  *gocql.RequestErrUnavailable
+		wt  *gocql.RequestErrWriteTimeout
+		rt  *gocql.RequestErrReadTimeout
+		rf  *gocql.RequestErrReadFailure
+		wf  *gocql.RequestErrWriteFailure
+		ov  *gocql.RequestErrOverloaded
+		bs  *gocql.RequestErrBootstrapping
+		cu  *gocql.RequestErrCASWriteUnknown
+		cr  *gocql.RequestErrCredentials
+		ua  *gocql.RequestErrUnauthorized
+		inv *gocql.RequestErrInvalid
+		cfg *gocql.RequestErrConfig
+	)
+	switch {
+	case errors.As(err, &wf) && tooLarge(wf.Message()):
+		return greyerr.InvalidArgument
+	case errors.As(err, &un), errors.As(err, &wt), errors.As(err, &rt), errors.As(err, &rf), errors.As(err, &wf),
+		errors.As(err, &ov), errors.As(err, &bs), errors.As(err, &cu):
+		return greyerr.Unavailable
+	case errors.As(err, &cr), errors.As(err, &ua):
+		return greyerr.PermissionDenied
+	case errors.As(err, &inv):
+		return invalidCode(inv.Message())
+	case errors.As(err, &cfg):
+		return invalidCode(cfg.Message())
+	}
 	var re gocql.RequestError
 	if errors.As(err, &re) {
 		switch re.Code() {
@@ -72,15 +101,7 @@ func codeOf(err error) greyerr.Code {
 		case gocql.ErrCodeCredentials, gocql.ErrCodeUnauthorized:
 			return greyerr.PermissionDenied
 		case gocql.ErrCodeInvalid, gocql.ErrCodeConfig:
-			m := strings.ToLower(re.Message())
-			switch {
-			case strings.Contains(m, "keyspace") && strings.Contains(m, "does not exist"),
-				strings.Contains(m, "unconfigured table"), strings.Contains(m, "undefined column"):
-				return greyerr.FailedPrecondition
-			case tooLarge(m):
-				return greyerr.InvalidArgument
-			}
-			return greyerr.Internal
+			return invalidCode(re.Message())
 		}
 		return greyerr.Internal
 	}
@@ -107,6 +128,21 @@ func codeOf(err error) greyerr.Code {
 		strings.Contains(m, "connection refused"), strings.Contains(m, "i/o timeout"),
 		strings.Contains(m, "failed to resolve"), strings.Contains(m, "unable to discover protocol version"):
 		return greyerr.Unavailable
+	}
+	return greyerr.Internal
+}
+
+// invalidCode classifies an INVALID or CONFIG error by its message: a
+// missing keyspace or table is the schema's state, an oversized request
+// the caller's.
+func invalidCode(msg string) greyerr.Code {
+	m := strings.ToLower(msg)
+	switch {
+	case strings.Contains(m, "keyspace") && strings.Contains(m, "does not exist"),
+		strings.Contains(m, "unconfigured table"), strings.Contains(m, "undefined column"):
+		return greyerr.FailedPrecondition
+	case tooLarge(m):
+		return greyerr.InvalidArgument
 	}
 	return greyerr.Internal
 }

@@ -153,7 +153,7 @@ func (d *Driver) initSettings(ctx context.Context, s *gocql.Session) error {
 func (d *Driver) readBucket(ctx context.Context, s *gocql.Session) (int64, error) {
 	var v string
 	err := s.Query(fmt.Sprintf(`SELECT value FROM %s.settings WHERE name = 'bucket_ms'`, d.cfg.Keyspace)).
-		Consistency(d.cfg.SerialConsistency).ScanContext(ctx, &v)
+		Consistency(d.cfg.ReadConsistency).ScanContext(ctx, &v)
 	if err == gocql.ErrNotFound {
 		return 0, greyerr.New(greyerr.FailedPrecondition, "keyspace %s has no bucket setting: its first migration did not finish; run `greyd archive migrate`", d.cfg.Keyspace)
 	}
@@ -370,7 +370,7 @@ func describeTopology(dcs map[string]int) string {
 
 // satisfiable checks that the cluster has a node for every replica r asks
 // for, naming what is needed and what is there.
-func satisfiable(r Replication, dcs map[string]int) error {
+func satisfiable(r Replication, dcs map[string]int, prefix string) error {
 	total := 0
 	for _, n := range dcs {
 		total += n
@@ -379,8 +379,8 @@ func satisfiable(r Replication, dcs map[string]int) error {
 	case simpleStrategy:
 		if r.Factor > total {
 			return greyerr.New(greyerr.FailedPrecondition,
-				"replication %s needs %d replicas but the cluster has %d node(s) (%s): lower the replication factor or add nodes",
-				r, r.Factor, total, describeTopology(dcs))
+				"%sreplication %s needs %d replicas but the cluster has %d node(s) (%s): lower the replication factor or add nodes",
+				prefix, r, r.Factor, total, describeTopology(dcs))
 		}
 	case networkStrategy:
 		var dcNames []string
@@ -391,8 +391,8 @@ func satisfiable(r Replication, dcs map[string]int) error {
 		for _, dc := range dcNames {
 			if need, have := r.DCs[dc], dcs[dc]; need > have {
 				return greyerr.New(greyerr.FailedPrecondition,
-					"replication %s needs %d replicas in data center %s but it has %d node(s) (the cluster: %s)",
-					r, need, dc, have, describeTopology(dcs))
+					"%sreplication %s needs %d replicas in data center %s but it has %d node(s) (the cluster: %s)",
+					prefix, r, need, dc, have, describeTopology(dcs))
 			}
 		}
 	}
@@ -411,8 +411,8 @@ func (d *Driver) ensureKeyspace(ctx context.Context, s *gocql.Session) error {
 		return err
 	}
 	if found {
-		if err := satisfiable(existing, dcs); err != nil {
-			return fmt.Errorf("keyspace %s exists: %w", d.cfg.Keyspace, err)
+		if err := satisfiable(existing, dcs, "keyspace "+d.cfg.Keyspace+" exists: "); err != nil {
+			return err
 		}
 		if d.cfg.Replication.Class != "" && existing.String() != d.cfg.Replication.String() {
 			d.log.Warn("archive: the keyspace exists with another replication; it is left as it is (ALTER KEYSPACE to change it)",
@@ -428,7 +428,7 @@ func (d *Driver) ensureKeyspace(ctx context.Context, s *gocql.Session) error {
 		}
 		r = Replication{Class: simpleStrategy, Factor: max(1, min(3, total))}
 	}
-	if err := satisfiable(r, dcs); err != nil {
+	if err := satisfiable(r, dcs, ""); err != nil {
 		return err
 	}
 	d.log.Info("archive: creating keyspace", "keyspace", d.cfg.Keyspace, "replication", r.String())

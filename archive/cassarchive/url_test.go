@@ -1,7 +1,9 @@
 package cassarchive
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -132,7 +134,7 @@ func TestSatisfiable(t *testing.T) {
 		{Replication{Class: networkStrategy, DCs: map[string]int{"dc1": 3, "dc2": 3}}, false, "needs 3 replicas in data center dc2 but it has 1 node(s)"},
 		{Replication{Class: networkStrategy, DCs: map[string]int{"dc3": 1}}, false, "data center dc3 but it has 0 node(s)"},
 	} {
-		err := satisfiable(tc.r, dcs)
+		err := satisfiable(tc.r, dcs, "")
 		if tc.ok != (err == nil) || err != nil && (!greyerr.Is(err, greyerr.FailedPrecondition) || !strings.Contains(err.Error(), tc.says)) {
 			t.Errorf("%s: %v", tc.r, err)
 		}
@@ -196,4 +198,33 @@ func FuzzParseURL(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code greyerr.Code
+		says string
+	}{
+		{&gocql.RequestErrUnavailable{Consistency: gocql.LocalQuorum, Required: 2, Alive: 1}, greyerr.Unavailable, "LOCAL_QUORUM needs 2 live replicas, 1 are alive"},
+		{&gocql.RequestErrWriteTimeout{WriteType: "CAS"}, greyerr.Unavailable, ""},
+		{&gocql.RequestErrReadTimeout{}, greyerr.Unavailable, ""},
+		{&gocql.RequestErrOverloaded{}, greyerr.Unavailable, ""},
+		{&gocql.RequestErrCredentials{}, greyerr.PermissionDenied, ""},
+		{&gocql.RequestErrUnauthorized{}, greyerr.PermissionDenied, ""},
+		{gocql.ErrNoConnections, greyerr.Unavailable, ""},
+		{gocql.ErrTimeoutNoResponse, greyerr.Unavailable, ""},
+		{errors.New("gocql: unable to create session: unable to discover protocol version: dial tcp 127.0.0.1:1: connect: connection refused"), greyerr.Unavailable, ""},
+		{context.Canceled, greyerr.Canceled, ""},
+		{fmt.Errorf("wrapped: %w", context.DeadlineExceeded), greyerr.DeadlineExceeded, ""},
+		{errors.New("something else"), greyerr.Internal, ""},
+	} {
+		err := classify(tc.err, "op")
+		if !greyerr.Is(err, tc.code) || !strings.Contains(err.Error(), tc.says) || !errors.Is(err, tc.err) {
+			t.Errorf("%T %v: got %v, want %s saying %q wrapping the cause", tc.err, tc.err, err, tc.code, tc.says)
+		}
+	}
+	if !unknownOutcome(&gocql.RequestErrWriteTimeout{WriteType: "CAS"}) || !unknownOutcome(&gocql.RequestErrCASWriteUnknown{}) || unknownOutcome(&gocql.RequestErrInvalid{}) {
+		t.Error("unknownOutcome")
+	}
 }
