@@ -133,9 +133,9 @@ type row struct {
 }
 
 // Upsert implements archive.Driver. Proofs are written first, then the
-// records (single-partition unlogged batches, in parallel, token-aware),
-// then the tenant's bucket rows, so a reader that finds a bucket finds
-// its records and a record finds its proof. Every statement is an
+// records (single-partition unlogged batches, in parallel, token-aware)
+// with the tenant's bucket rows, so a record a reader finds finds its
+// proof. Every statement is an
 // idempotent upsert: a batch written twice leaves one copy of each
 // record. With OpenOptions.Retention, each row's TTL is the time its task
 // has left; a record already past it is skipped.
@@ -247,13 +247,20 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 	if err := run(steps); err != nil {
 		return err
 	}
-	// 2. records, one partition's rows per batch
+	// 2. records, one partition's rows per batch, and the tenant's bucket
+	// rows (a record whose bucket row is not there yet is not listed yet;
+	// the retention's deletes are timestamped, so neither order loses a
+	// write).
 	byBucket := map[int64][]row{}
 	for _, rw := range rows {
 		byBucket[rw.bucket] = append(byBucket[rw.bucket], rw)
 	}
 	steps = steps[:0]
-	for _, group := range byBucket {
+	for bucket, group := range byBucket {
+		steps = append(steps, func(ctx context.Context) error {
+			err := s.Query(d.st.insertBucket, tenant, bucket).Consistency(wc).Idempotent(true).ExecContext(ctx)
+			return classify(err, "write a tenant's bucket")
+		})
 		for len(group) > 0 {
 			n, size := 0, 0
 			for n < len(group) && n < batchRows && (n == 0 || size+group[n].size <= batchBytes) {
@@ -277,17 +284,6 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 				return classify(b.ExecContext(ctx), "write a batch of tasks")
 			})
 		}
-	}
-	if err := run(steps); err != nil {
-		return err
-	}
-	// 3. the tenant's buckets
-	steps = steps[:0]
-	for bucket := range byBucket {
-		steps = append(steps, func(ctx context.Context) error {
-			err := s.Query(d.st.insertBucket, tenant, bucket).Consistency(wc).Idempotent(true).ExecContext(ctx)
-			return classify(err, "write a tenant's bucket")
-		})
 	}
 	return run(steps)
 }
