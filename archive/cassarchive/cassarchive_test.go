@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -319,6 +320,9 @@ func TestTooFewReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
+	if err := d.Ping(ctxT(t)); err != nil { // migrated (Open gives up waiting after 5 s)
+		t.Fatal(err)
+	}
 	s := rawSession(t)
 	defer s.Close()
 	if err := s.Query(`ALTER KEYSPACE ` + ks + ` WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 2}`).Exec(); err != nil {
@@ -349,5 +353,95 @@ func TestTooFewReplicas(t *testing.T) {
 	defer d1.Close()
 	if err := d1.Upsert(ctxT(t), ten, []archive.Record{archivetest.Make(archivetest.Spec{Tenant: ten})}); err != nil {
 		t.Errorf("upsert at one: %v", err)
+	}
+}
+
+// Tenants lists the tenants holding records, sorted, each once; Delete
+// removes a tenant's named records (skipping unknown ids and another
+// tenant's), and a tenant left with none is no longer listed. The
+// retention removes records, their proofs (when no newer task names
+// them) and emptied buckets.
+func TestTenantsDeleteAndRetention(t *testing.T) {
+	ks := uniqueKeyspace(t, "tenants")
+	d, err := cassarchive.Open(ctxT(t), serviceURL(t, ks, ""), archive.OpenOptions{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := archive.New(d, archive.Options{Retry: archivetest.FastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, b, c := "tenant-b", "tenant-a", "tenant-c"
+	now := time.Now()
+	shared := archivetest.Make(archivetest.Spec{Tenant: a, Finished: now.Add(-50 * time.Hour)}).Proof
+	var recsA []archive.Record
+	for i := range 5 {
+		r := archivetest.Make(archivetest.Spec{Tenant: a, Finished: now.Add(-time.Duration(10*i) * time.Hour)})
+		r.Proof = shared // one envelope for tasks both sides of the cut
+		recsA = append(recsA, r)
+	}
+	recB := archivetest.Make(archivetest.Spec{Tenant: b, Finished: now.Add(-72 * time.Hour)})
+	recC := archivetest.Make(archivetest.Spec{Tenant: c, Finished: now})
+	if err := s.Upsert(ctxT(t), append(slices.Clone(recsA), recB, recC)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Tenants(ctxT(t))
+	if err != nil || strings.Join(got, ",") != "tenant-a,tenant-b,tenant-c" {
+		t.Fatalf("tenants = %v, %v", got, err)
+	}
+	n, err := s.Delete(ctxT(t), c, []string{recC.Task.ID, recC.Task.ID, recB.Task.ID, archivetest.IDAt(now), "not-an-id"})
+	if err != nil || n != 1 {
+		t.Fatalf("delete: %d, %v", n, err)
+	}
+	if _, err := s.Get(ctxT(t), b, recB.Task.ID); err != nil {
+		t.Errorf("tenant c's delete touched tenant b's task: %v", err)
+	}
+	if n, err := s.Delete(ctxT(t), c, []string{recC.Task.ID}); err != nil || n != 0 {
+		t.Errorf("second delete: %d, %v", n, err)
+	}
+	got, err = s.Tenants(ctxT(t))
+	if err != nil || strings.Join(got, ",") != "tenant-a,tenant-b" {
+		t.Fatalf("tenants after deleting tenant c's only task = %v, %v", got, err)
+	}
+	// Retention at now-25h: tenant b's task and tenant a's two oldest go;
+	// the shared proof stays for tenant a's newer tasks.
+	n, err = s.DeleteBefore(ctxT(t), now.Add(-25*time.Hour))
+	if err != nil || n != 3 {
+		t.Fatalf("delete before: %d, %v", n, err)
+	}
+	got, err = s.Tenants(ctxT(t))
+	if err != nil || strings.Join(got, ",") != a {
+		t.Fatalf("tenants after the retention = %v, %v", got, err)
+	}
+	for i, r := range recsA {
+		g, err := s.Get(ctxT(t), a, r.Task.ID)
+		if i >= 3 {
+			if !greyerr.Is(err, greyerr.NotFound) {
+				t.Errorf("task %d finished %dh ago: %v", i, 10*i, err)
+			}
+			continue
+		}
+		if err != nil || string(g.Proof) != string(shared) {
+			t.Errorf("task %d: proof %q, %v", i, g.Proof, err)
+		}
+	}
+	// Retention past all of tenant a's: the proof goes too.
+	if n, err := s.DeleteBefore(ctxT(t), now.Add(time.Second)); err != nil || n != 3 {
+		t.Fatalf("second delete before: %d, %v", n, err)
+	}
+	var sess *gocql.Session
+	if !s.As(&sess) {
+		t.Fatal("As")
+	}
+	// Only tenant c's proof is left: Delete keeps the proofs its records
+	// named (another record may name one).
+	var left int
+	var owner string
+	if err := sess.Query(`SELECT tenant_id FROM ` + ks + `.proofs`).Scan(&owner); err != nil || owner != c {
+		t.Errorf("proofs left: tenant %q, %v", owner, err)
+	}
+	if err := sess.Query(`SELECT COUNT(*) FROM ` + ks + `.tenant_buckets`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("bucket rows left: %d, %v", left, err)
 	}
 }

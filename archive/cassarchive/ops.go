@@ -43,6 +43,8 @@ const (
 	// at half its commit log segment: 16 MiB by default).
 	batchBytes = 512 << 10
 	batchRows  = 100
+	// listWindow bounds the buckets one List reads at once.
+	listWindow = 8
 	// maxTTL is Cassandra's largest TTL (20 years).
 	maxTTL = 630720000
 )
@@ -54,6 +56,7 @@ type statements struct {
 	listBuckets, listBucketsBefore, allBuckets, distinctTenants   string
 	pageFull, pageFullBefore, pageSlim, pageSlimBefore, pageByIDs string
 	countAll, firstID, deleteIDs, deleteBucket, deleteBucketRow   string
+	existIDs                                                      string
 	deleteProof                                                   string
 }
 
@@ -82,6 +85,7 @@ func newStatements(ks string) statements {
 		pageByIDs:         f(`SELECT ` + full + ` FROM %s.tasks WHERE tenant_id = ? AND bucket = ? AND id IN ?`),
 		countAll:          f(`SELECT COUNT(*) FROM %s.tasks WHERE tenant_id = ? AND bucket = ?`),
 		firstID:           f(`SELECT id FROM %s.tasks WHERE tenant_id = ? AND bucket = ? LIMIT 1`),
+		existIDs:          f(`SELECT id FROM %s.tasks WHERE tenant_id = ? AND bucket = ? AND id IN ?`),
 		deleteIDs:         f(`DELETE FROM %s.tasks WHERE tenant_id = ? AND bucket = ? AND id IN ?`),
 		deleteBucket:      f(`DELETE FROM %s.tasks USING TIMESTAMP ? WHERE tenant_id = ? AND bucket = ?`),
 		deleteBucketRow:   f(`DELETE FROM %s.tenant_buckets USING TIMESTAMP ? WHERE tenant_id = ? AND bucket = ?`),
@@ -155,11 +159,9 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 		}
 		last[r.Task.ID] = i
 	}
-	s, err := d.ready(ctx)
-	if err != nil {
-		return err
+	if len(recs) == 0 {
+		return nil
 	}
-	width := d.bucketWidth()
 	now := time.Now()
 	type proof struct {
 		env []byte
@@ -202,7 +204,7 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 			return greyerr.Invalid("task", "task %s does not encode as JSON: %v", t.ID, err)
 		}
 		rw := row{
-			bucket: floorDiv(it.UnixMilli(), width), id: t.ID, fin: fin.UnixMicro(),
+			bucket: it.UnixMilli(), id: t.ID, fin: fin.UnixMicro(), // bucket: the id's ms until the width is known
 			status: string(t.Status), kind: t.Kind, labels: t.Labels(),
 			task: tj, payload: t.Payload, result: t.Result, ttl: ttl,
 		}
@@ -221,6 +223,14 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 	}
 	if len(rows) == 0 {
 		return nil
+	}
+	s, err := d.ready(ctx)
+	if err != nil {
+		return err
+	}
+	width := d.bucketWidth()
+	for i := range rows {
+		rows[i].bucket = floorDiv(rows[i].bucket, width)
 	}
 	wc := d.cfg.WriteConsistency
 	run := func(fs []func(context.Context) error) error {
@@ -421,7 +431,7 @@ func (d *Driver) buckets(ctx context.Context, s *gocql.Session, tenant string, f
 	} else {
 		q = s.Query(d.st.listBuckets, tenant)
 	}
-	it := q.Consistency(d.cfg.ReadConsistency).Idempotent(true).PageSize(100).IterContext(ctx)
+	it := q.Consistency(d.cfg.ReadConsistency).Idempotent(true).PageSize(256).IterContext(ctx)
 	var b int64
 	var ferr error
 	for it.Scan(&b) {
@@ -552,13 +562,13 @@ func (d *Driver) List(ctx context.Context, tenant string, q archive.DriverQuery)
 		from = b
 	}
 	rc := d.cfg.ReadConsistency
-	var rows []fullRow
-	err = d.buckets(ctx, s, tenant, from, bounded, func(bucket int64) (bool, error) {
+	// readBucket returns up to need of a bucket's matching rows, id
+	// descending.
+	readBucket := func(ctx context.Context, bucket int64, need int) ([]fullRow, error) {
 		before := ""
 		if bounded && bucket == from {
 			before = q.Before
 		}
-		need := q.Limit - len(rows)
 		if !filtered(q.Filter) {
 			var it *gocql.Iter
 			if before != "" {
@@ -566,18 +576,19 @@ func (d *Driver) List(ctx context.Context, tenant string, q archive.DriverQuery)
 			} else {
 				it = s.Query(d.st.pageFull, tenant, bucket, need).Consistency(rc).Idempotent(true).IterContext(ctx)
 			}
+			var out []fullRow
 			var fr fullRow
 			for it.Scan(&fr.id, &fr.task, &fr.payload, &fr.result, &fr.proofID) {
-				rows = append(rows, fr)
+				out = append(out, fr)
 				fr = fullRow{}
 			}
 			if err := it.Close(); err != nil {
-				return false, d.readErr(ctx, err, "read a bucket")
+				return nil, d.readErr(ctx, err, "read a bucket")
 			}
-			return len(rows) < q.Limit, nil
+			return out, nil
 		}
 		if skipBucket(bucket, width, q.Filter) {
-			return true, nil
+			return nil, nil
 		}
 		var ids []string
 		if err := d.scanSlim(ctx, s, tenant, bucket, before, rc, func(r slimRow) bool {
@@ -586,18 +597,59 @@ func (d *Driver) List(ctx context.Context, tenant string, q archive.DriverQuery)
 			}
 			return len(ids) < need
 		}); err != nil {
-			return false, err
+			return nil, err
 		}
 		if len(ids) == 0 {
+			return nil, nil
+		}
+		return d.readIDs(ctx, s, tenant, bucket, ids)
+	}
+	// Buckets are read in windows: the first alone (a busy tenant's page
+	// is nearly always in its newest bucket), then 2, 4 and up to
+	// listWindow at once, so a sparse tenant's page spread over many
+	// buckets costs a few round trips, not one per bucket.
+	var rows []fullRow
+	var pending []int64
+	window := 1
+	flush := func() error {
+		need := q.Limit - len(rows)
+		got := make([][]fullRow, len(pending))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, b := range pending {
+			g.Go(func() (err error) {
+				got[i], err = readBucket(gctx, b, need)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		for _, g := range got {
+			rows = append(rows, g...)
+		}
+		if len(rows) > q.Limit {
+			rows = rows[:q.Limit]
+		}
+		pending = pending[:0]
+		window = min(2*window, listWindow)
+		return nil
+	}
+	err = d.buckets(ctx, s, tenant, from, bounded, func(bucket int64) (bool, error) {
+		pending = append(pending, bucket)
+		if len(pending) < window {
 			return true, nil
 		}
-		got, err := d.readIDs(ctx, s, tenant, bucket, ids)
-		if err != nil {
+		if err := flush(); err != nil {
 			return false, err
 		}
-		rows = append(rows, got...)
 		return len(rows) < q.Limit, nil
 	})
+	if err == nil && len(pending) > 0 && len(rows) < q.Limit {
+		err = flush()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -675,14 +727,17 @@ func (d *Driver) Count(ctx context.Context, tenant string, f archive.Filter) (n 
 
 // DeleteBefore implements archive.Driver. It walks every tenant's buckets
 // that can hold a task finished before the cut (those starting before
-// it plus clockSlack), reads each one's slim rows, and deletes the rows
-// finished before the cut: a whole partition at once (a partition
-// tombstone timestamped when the walk began, so a record written since
-// survives) when none stays, else by id. An emptied bucket's row goes
-// too, and so does every proof whose tasks all finished before the cut (a
-// tombstone timestamped at the cut: a proof's write time is its latest
-// task's finish). It returns the number of records removed; records that
-// expired by TTL are not counted (they were gone already).
+// it plus clockSlack), reads each one's slim rows at consistency ALL, and
+// deletes the rows finished before the cut: a whole partition at once (a
+// partition tombstone timestamped when the walk began, so a record
+// written since survives) when none stays, else by id; the emptied
+// bucket's row goes too (timestamped the same way). When a replica is
+// down, the rows a scan at the read consistency finds go by id and the
+// bucket stays listed until a later pass. It also removes every proof
+// whose tasks all finished before the cut (a tombstone timestamped at the
+// cut: a proof's write time is its latest task's finish). It returns the
+// number of records removed; records that expired by TTL are not counted
+// (they were gone already).
 func (d *Driver) DeleteBefore(ctx context.Context, before time.Time) (n int64, err error) {
 	if err := checkCtx(ctx); err != nil {
 		return 0, err
@@ -719,22 +774,37 @@ func (d *Driver) DeleteBefore(ctx context.Context, before time.Time) (n int64, e
 	for _, c := range cands {
 		g.Go(func() error {
 			var gone []string
-			proofs := map[string]bool{}
+			var proofs map[string]bool
 			stays := 0
-			if err := d.scanSlim(gctx, s, c.tenant, c.bucket, "", wc, func(r slimRow) bool {
-				if r.fin < cut {
-					gone = append(gone, r.id)
-					if r.proofID != "" {
-						proofs[r.proofID] = true
+			scan := func(cl gocql.Consistency) error {
+				gone, proofs, stays = nil, map[string]bool{}, 0
+				return d.scanSlim(gctx, s, c.tenant, c.bucket, "", cl, func(r slimRow) bool {
+					if r.fin < cut {
+						gone = append(gone, r.id)
+						if r.proofID != "" {
+							proofs[r.proofID] = true
+						}
+					} else {
+						stays++
 					}
-				} else {
-					stays++
-				}
-				return true
-			}); err != nil {
-				return err
+					return true
+				})
 			}
-			if stays == 0 {
+			// Only a scan that every replica answered proves a bucket
+			// holds nothing newer (whatever the write consistency was);
+			// without one, the rows seen go one by one and the bucket
+			// stays listed.
+			whole := true
+			if err := scan(gocql.All); err != nil {
+				if !greyerr.Is(err, greyerr.Unavailable) {
+					return err
+				}
+				whole = false
+				if err := scan(d.cfg.ReadConsistency); err != nil {
+					return err
+				}
+			}
+			if whole && stays == 0 {
 				if len(gone) > 0 {
 					if err := s.Query(d.st.deleteBucket, started, c.tenant, c.bucket).Consistency(wc).Idempotent(true).ExecContext(gctx); err != nil {
 						return classify(err, "delete a bucket")
@@ -843,16 +913,19 @@ func (d *Driver) Delete(ctx context.Context, tenant string, ids []string) (n int
 		byBucket[b] = append(byBucket[b], id)
 	}
 	for bucket, bids := range byBucket {
-		found, err := d.readIDs(ctx, s, tenant, bucket, bids)
-		if err != nil {
-			return n, err
+		var have []string
+		for chunk := range slices.Chunk(bids, 100) {
+			it := s.Query(d.st.existIDs, tenant, bucket, chunk).Consistency(d.cfg.ReadConsistency).Idempotent(true).IterContext(ctx)
+			var id string
+			for it.Scan(&id) {
+				have = append(have, id)
+			}
+			if err := it.Close(); err != nil {
+				return n, d.readErr(ctx, err, "read tasks by id")
+			}
 		}
-		if len(found) == 0 {
+		if len(have) == 0 {
 			continue
-		}
-		have := make([]string, len(found))
-		for i, fr := range found {
-			have[i] = fr.id
 		}
 		for chunk := range slices.Chunk(have, 100) {
 			if err := s.Query(d.st.deleteIDs, tenant, bucket, chunk).Consistency(d.cfg.WriteConsistency).Idempotent(true).ExecContext(ctx); err != nil {
