@@ -123,6 +123,7 @@ func (d *Driver) cluster() *gocql.ClusterConfig {
 		fallback = gocql.DCAwareRoundRobinPolicy(d.cfg.LocalDC)
 	}
 	c.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(fallback, gocql.ShuffleReplicas())
+	c.Logger = slogger{d.log}
 	if d.cfg.Username != "" {
 		c.Authenticator = gocql.PasswordAuthenticator{Username: d.cfg.Username, Password: d.cfg.Password}
 	}
@@ -226,6 +227,7 @@ func (d *Driver) ready(ctx context.Context) (*gocql.Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.warnReplication(ctx, s)
 	if time.Duration(bucket)*time.Millisecond != d.cfg.Bucket && d.cfg.Bucket != DefaultBucket {
 		d.log.Warn("archive: the keyspace keeps the bucket width it was made with; the URL's bucket= is ignored",
 			"keyspace", d.cfg.Keyspace, "keyspace_bucket", time.Duration(bucket)*time.Millisecond, "url_bucket", d.cfg.Bucket)
@@ -234,6 +236,24 @@ func (d *Driver) ready(ctx context.Context) (*gocql.Session, error) {
 	d.bucketMs = bucket
 	d.mu.Unlock()
 	return s, nil
+}
+
+// warnReplication logs when the keyspace asks for more replicas than the
+// cluster has nodes (made elsewhere, or nodes removed since): requests at
+// a quorum then fail as Unavailable, naming the replicas needed and
+// alive.
+func (d *Driver) warnReplication(ctx context.Context, s *gocql.Session) {
+	dcs, err := topology(ctx, s)
+	if err != nil {
+		return
+	}
+	r, found, err := keyspaceReplication(ctx, s, d.cfg.Keyspace)
+	if err != nil || !found {
+		return
+	}
+	if err := satisfiable(r, dcs, "keyspace "+d.cfg.Keyspace+": "); err != nil {
+		d.log.Warn("archive: "+err.Error(), "keyspace", d.cfg.Keyspace)
+	}
 }
 
 // bucketWidth returns the keyspace's bucket width in milliseconds (after

@@ -1,11 +1,14 @@
 package cassarchive_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -345,14 +348,18 @@ func TestTooFewReplicas(t *testing.T) {
 	if !greyerr.Is(err, greyerr.FailedPrecondition) || !strings.Contains(err.Error(), "keyspace "+ks+" exists: replication SimpleStrategy:2 needs 2 replicas but the cluster has 1 node") {
 		t.Errorf("migrate: %v", err)
 	}
-	// consistency=one still works over it.
-	d1, err := cassarchive.Open(ctxT(t), raw+"&consistency=one", archive.OpenOptions{})
+	// consistency=one still works over it, and the driver warns.
+	var logs syncBuffer
+	d1, err := cassarchive.Open(ctxT(t), raw+"&consistency=one", archive.OpenOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d1.Close()
 	if err := d1.Upsert(ctxT(t), ten, []archive.Record{archivetest.Make(archivetest.Spec{Tenant: ten})}); err != nil {
 		t.Errorf("upsert at one: %v", err)
+	}
+	if !strings.Contains(logs.String(), "replication SimpleStrategy:2 needs 2 replicas but the cluster has 1 node") {
+		t.Errorf("no warning about the replication in the log:\n%s", logs.String())
 	}
 }
 
@@ -444,4 +451,21 @@ func TestTenantsDeleteAndRetention(t *testing.T) {
 	if err := sess.Query(`SELECT COUNT(*) FROM ` + ks + `.tenant_buckets`).Scan(&left); err != nil || left != 0 {
 		t.Errorf("bucket rows left: %d, %v", left, err)
 	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
