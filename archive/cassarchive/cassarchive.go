@@ -227,7 +227,9 @@ func (d *Driver) ready(ctx context.Context) (*gocql.Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.warnReplication(ctx, s)
+	if err := d.checkTopology(ctx, s); err != nil {
+		return nil, err
+	}
 	if time.Duration(bucket)*time.Millisecond != d.cfg.Bucket && d.cfg.Bucket != DefaultBucket {
 		d.log.Warn("archive: the keyspace keeps the bucket width it was made with; the URL's bucket= is ignored",
 			"keyspace", d.cfg.Keyspace, "keyspace_bucket", time.Duration(bucket)*time.Millisecond, "url_bucket", d.cfg.Bucket)
@@ -238,22 +240,27 @@ func (d *Driver) ready(ctx context.Context) (*gocql.Session, error) {
 	return s, nil
 }
 
-// warnReplication logs when the keyspace asks for more replicas than the
-// cluster has nodes (made elsewhere, or nodes removed since): requests at
-// a quorum then fail as Unavailable, naming the replicas needed and
-// alive.
-func (d *Driver) warnReplication(ctx context.Context, s *gocql.Session) {
+// checkTopology refuses a local_dc the cluster has no node in (requests
+// would all go to remote data centers), and logs when the keyspace asks
+// for more replicas than the cluster has nodes (made elsewhere, or nodes
+// removed since): requests at a quorum then fail as Unavailable, naming
+// the replicas needed and alive.
+func (d *Driver) checkTopology(ctx context.Context, s *gocql.Session) error {
 	dcs, err := topology(ctx, s)
 	if err != nil {
-		return
+		return err
+	}
+	if d.cfg.LocalDC != "" && dcs[d.cfg.LocalDC] == 0 {
+		return greyerr.New(greyerr.FailedPrecondition, "local_dc %s is not a data center of the cluster (%s)", d.cfg.LocalDC, describeTopology(dcs))
 	}
 	r, found, err := keyspaceReplication(ctx, s, d.cfg.Keyspace)
 	if err != nil || !found {
-		return
+		return err
 	}
 	if err := satisfiable(r, dcs, "keyspace "+d.cfg.Keyspace+": "); err != nil {
 		d.log.Warn("archive: "+err.Error(), "keyspace", d.cfg.Keyspace)
 	}
+	return nil
 }
 
 // bucketWidth returns the keyspace's bucket width in milliseconds (after

@@ -221,6 +221,23 @@ func TestHostsList(t *testing.T) {
 	}
 }
 
+// local_dc makes the routing DC-aware; a data center the cluster does
+// not have is refused, naming the ones it has.
+func TestLocalDC(t *testing.T) {
+	d, err := cassarchive.Open(ctxT(t), serviceURL(t, testKeyspace, "local_dc=datacenter1"), archive.OpenOptions{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Ping(ctxT(t)); err != nil {
+		t.Errorf("ping with local_dc=datacenter1: %v", err)
+	}
+	_, err = cassarchive.Open(ctxT(t), serviceURL(t, testKeyspace, "local_dc=dc9"), archive.OpenOptions{Migrate: true})
+	if !greyerr.Is(err, greyerr.FailedPrecondition) || !strings.Contains(err.Error(), "local_dc dc9 is not a data center of the cluster (datacenter1: 1)") {
+		t.Errorf("local_dc=dc9: %v", err)
+	}
+}
+
 func asGrey(err error, ge **greyerr.Error) bool {
 	for e := err; e != nil; {
 		if g, ok := e.(*greyerr.Error); ok {
