@@ -3,6 +3,7 @@ package cassarchive_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -486,3 +487,35 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A migration lock held by another process is waited out (its condition
+// failing is not an error and is not retried as one); a caller whose
+// context ends first gets the context's error.
+func TestMigrationWaitsForTheLock(t *testing.T) {
+	ks := uniqueKeyspace(t, "held")
+	raw := serviceURL(t, ks, "")
+	if _, _, err := cassarchive.Migrate(ctxT(t), raw, archive.OpenOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s := rawSession(t)
+	defer s.Close()
+	if err := s.Query(`INSERT INTO ` + ks + `.schema_lock (name, owner) VALUES ('migrate', 'other-host:1:abcd') USING TTL 4`).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, _, err := cassarchive.Migrate(short, raw, archive.OpenOptions{})
+	if !greyerr.Is(err, greyerr.DeadlineExceeded) && !errorsIsDeadline(err) {
+		t.Errorf("migrate while the lock is held, 1 s deadline: %v (code %s)", err, greyerr.CodeOf(err))
+	}
+	start := time.Now()
+	from, to, err := cassarchive.Migrate(ctxT(t), raw, archive.OpenOptions{})
+	if err != nil || from != to {
+		t.Fatalf("migrate after the lock expires: %d -> %d, %v", from, to, err)
+	}
+	if el := time.Since(start); el < time.Second {
+		t.Errorf("migrate took %s: it did not wait for the held lock", el)
+	}
+}
+
+func errorsIsDeadline(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
