@@ -286,10 +286,10 @@ func TestConcurrentMigrations(t *testing.T) {
 	}
 }
 
-func versions() []int {
-	out := make([]int, cassarchive.LatestVersion())
+func versions() []int64 {
+	out := make([]int64, cassarchive.LatestVersion())
 	for i := range out {
-		out[i] = i + 1
+		out[i] = int64(i + 1)
 	}
 	return out
 }

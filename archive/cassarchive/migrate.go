@@ -21,7 +21,7 @@ import (
 // statements name the keyspace as %[1]s and are idempotent (IF NOT
 // EXISTS), so a step cut short is applied again whole.
 type migration struct {
-	version     int
+	version     int64
 	description string
 	stmts       []string
 }
@@ -54,7 +54,7 @@ var migrations = []migration{{
 }}
 
 // LatestVersion is the keyspace schema version this binary needs.
-func LatestVersion() int { return migrations[len(migrations)-1].version }
+func LatestVersion() int64 { return migrations[len(migrations)-1].version }
 
 // lockTTL bounds how long a migration lock outlives a process that died
 // holding it.
@@ -67,7 +67,7 @@ const lockWait = 5 * time.Minute
 // migrations, under the keyspace's migration lock; it returns the schema
 // versions before and after. A keyspace newer than the binary, or a
 // replication the cluster cannot satisfy, is FailedPrecondition.
-func Migrate(ctx context.Context, rawURL string, opts archive.OpenOptions) (from, to int, err error) {
+func Migrate(ctx context.Context, rawURL string, opts archive.OpenOptions) (from, to int64, err error) {
 	cfg, err := ParseURL(rawURL)
 	if err != nil {
 		return 0, 0, err
@@ -81,7 +81,7 @@ func Migrate(ctx context.Context, rawURL string, opts archive.OpenOptions) (from
 	return d.migrate(ctx, s)
 }
 
-func (d *Driver) migrate(ctx context.Context, s *gocql.Session) (from, to int, err error) {
+func (d *Driver) migrate(ctx context.Context, s *gocql.Session) (from, to int64, err error) {
 	ks := d.cfg.Keyspace
 	if err := d.ensureKeyspace(ctx, s); err != nil {
 		return 0, 0, err
@@ -291,13 +291,13 @@ func lockOwner() string {
 // schemaVersion returns the highest applied migration (0 when the
 // keyspace or its bookkeeping is missing), read at serial consistency
 // when serial.
-func (d *Driver) schemaVersion(ctx context.Context, s *gocql.Session, serial bool) (int, error) {
+func (d *Driver) schemaVersion(ctx context.Context, s *gocql.Session, serial bool) (int64, error) {
 	cl := d.cfg.ReadConsistency
 	if serial {
 		cl = d.cfg.SerialConsistency
 	}
 	it := s.Query(fmt.Sprintf(`SELECT version FROM %s.schema_migrations`, d.cfg.Keyspace)).Consistency(cl).IterContext(ctx)
-	top, v := 0, 0
+	var top, v int64
 	for it.Scan(&v) {
 		top = max(top, v)
 	}
@@ -333,7 +333,7 @@ func (d *Driver) checkSchema(ctx context.Context, s *gocql.Session) error {
 	return nil
 }
 
-func newerSchema(ks string, v int) error {
+func newerSchema(ks string, v int64) error {
 	return greyerr.New(greyerr.FailedPrecondition,
 		"the archive keyspace %s is at schema version %d, newer than this binary's version %d: run a greyd at least as new as the one that migrated it", ks, v, LatestVersion())
 }
