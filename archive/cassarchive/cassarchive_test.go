@@ -66,6 +66,40 @@ func harness(t testing.TB) archivetest.Harness {
 
 func TestConformance(t *testing.T) { archivetest.Run(t, harness(t)) }
 
+// TestConformanceMinuteBuckets runs the suite over a keyspace of one-minute
+// buckets, so pages, cursors, filters and the retention cross many
+// partitions (the suite spreads its records over minutes to hours).
+func TestConformanceMinuteBuckets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	ks := uniqueKeyspace(t, "minute")
+	raw := serviceURL(t, ks, "bucket=1m")
+	h := harness(t)
+	h.Open = func(t testing.TB) archive.Driver {
+		d, err := cassarchive.Open(context.Background(), raw, archive.OpenOptions{Migrate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	archivetest.Run(t, h)
+	// The width stays the keyspace's whatever a later URL says.
+	d, err := cassarchive.Open(ctxT(t), serviceURL(t, ks, "bucket=48h"), archive.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var sess *gocql.Session
+	if err := d.Ping(ctxT(t)); err != nil || !d.As(&sess) {
+		t.Fatal(err)
+	}
+	var v string
+	if err := sess.Query(`SELECT value FROM ` + ks + `.settings WHERE name = 'bucket_ms'`).Scan(&v); err != nil || v != "60000" {
+		t.Errorf("bucket_ms = %q, %v", v, err)
+	}
+}
+
 func BenchmarkArchive(b *testing.B) { archivetest.Bench(b, harness(b)) }
 
 // uniqueKeyspace returns a keyspace name no other test uses, dropped when
