@@ -3,6 +3,7 @@ package cassarchive_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -493,12 +494,11 @@ func TestTenantsDeleteAndRetention(t *testing.T) {
 	if !s.As(&sess) {
 		t.Fatal("As")
 	}
-	// Only tenant c's proof is left: Delete keeps the proofs its records
-	// named (another record may name one).
+	// The shared proof went with its last task; tenant c's (named by one
+	// task of its batch) was in that task's row.
 	var left int
-	var owner string
-	if err := sess.Query(`SELECT tenant_id FROM ` + ks + `.proofs`).Scan(&owner); err != nil || owner != c {
-		t.Errorf("proofs left: tenant %q, %v", owner, err)
+	if err := sess.Query(`SELECT COUNT(*) FROM ` + ks + `.proofs`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("proofs left: %d, %v", left, err)
 	}
 	if err := sess.Query(`SELECT COUNT(*) FROM ` + ks + `.tenant_buckets`).Scan(&left); err != nil || left != 0 {
 		t.Errorf("bucket rows left: %d, %v", left, err)
@@ -553,3 +553,58 @@ func TestMigrationWaitsForTheLock(t *testing.T) {
 }
 
 func errorsIsDeadline(err error) bool { return errors.Is(err, context.DeadlineExceeded) }
+
+// A proof envelope only one task of its batch names rides in the task's
+// row; one shared is stored once. A task written again with its proof
+// moving between the two, changing, or gone reads back as last written.
+func TestProofInlineAndShared(t *testing.T) {
+	d, err := cassarchive.Open(ctxT(t), serviceURL(t, testKeyspace, ""), archive.OpenOptions{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := archive.New(d, archive.Options{Retry: archivetest.FastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ten := archivetest.Tenant("proofs")
+	rec := archivetest.Make(archivetest.Spec{Tenant: ten})
+	other := archivetest.Make(archivetest.Spec{Tenant: ten, Finished: time.Now().Add(-time.Second)})
+	p, q := rec.Proof, other.Proof
+	check := func(step string, want json.RawMessage) {
+		t.Helper()
+		g, err := s.Get(ctxT(t), ten, rec.Task.ID)
+		if err != nil || string(g.Proof) != string(want) {
+			t.Errorf("%s: proof %.40q, want %.40q (%v)", step, g.Proof, want, err)
+		}
+		l, err := s.List(ctxT(t), ten, archive.Query{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range l.Records {
+			if r.Task.ID == rec.Task.ID && string(r.Proof) != string(want) {
+				t.Errorf("%s: listed proof %.40q, want %.40q", step, r.Proof, want)
+			}
+		}
+	}
+	up := func(recs ...archive.Record) {
+		t.Helper()
+		if err := s.Upsert(ctxT(t), recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up(rec) // alone: inline
+	check("inline", p)
+	other.Proof = p
+	up(rec, other) // shared: by id
+	check("shared", p)
+	rec.Proof = q
+	up(rec) // alone again, another envelope: inline
+	check("inline again", q)
+	rec.Proof = nil
+	up(rec) // none
+	check("none", nil)
+	rec.Proof, other.Proof = q, q
+	up(rec, other)
+	check("shared again", q)
+}

@@ -62,11 +62,11 @@ type statements struct {
 
 func newStatements(ks string) statements {
 	f := func(s string) string { return fmt.Sprintf(s, ks) }
-	const full = `id, task, payload, result, proof_id`
+	const full = `id, task, payload, result, proof_id, proof`
 	const slim = `id, finished_us, status, kind, labels, proof_id`
 	return statements{
-		insertTask: f(`INSERT INTO %s.tasks (tenant_id, bucket, id, finished_us, status, kind, labels, task, payload, result, proof_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?`),
+		insertTask: f(`INSERT INTO %s.tasks (tenant_id, bucket, id, finished_us, status, kind, labels, task, payload, result, proof_id, proof)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?`),
 		insertBucket: f(`INSERT INTO %s.tenant_buckets (tenant_id, bucket) VALUES (?, ?)`),
 		// A proof's write time is the latest finish of the tasks that
 		// name it, so the retention's tombstone (at its cut) removes it
@@ -131,7 +131,8 @@ type row struct {
 	task    []byte
 	payload []byte
 	result  []byte
-	proofID string
+	proofID string // the envelope in the proofs table ("": none or inline)
+	proof   []byte // an envelope only this record of its batch names
 	ttl     int
 	size    int
 }
@@ -163,9 +164,10 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 	}
 	now := time.Now()
 	type proof struct {
-		env []byte
-		fin int64
-		ttl int
+		env  []byte
+		fin  int64
+		ttl  int
+		uses int
 	}
 	proofs := map[string]*proof{} // by envelope id (SHA-256)
 	envIDs := map[string]string{} // envelope bytes -> id
@@ -228,12 +230,24 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 			}
 			p.fin = max(p.fin, rw.fin)
 			p.ttl = max(p.ttl, ttl)
+			p.uses++
 		}
 		rw.size = len(tj) + len(rw.payload) + len(rw.result) + 256
 		rows = append(rows, rw)
 	}
 	if len(rows) == 0 {
 		return nil
+	}
+	// An envelope only one record of the batch names (a task reported on
+	// its own) rides in the record's row: a read then needs no second
+	// query. One shared by several is stored once, in proofs.
+	for i := range rows {
+		if p := proofs[rows[i].proofID]; p != nil && p.uses == 1 {
+			rows[i].proof = p.env
+			rows[i].size += len(p.env)
+			delete(proofs, rows[i].proofID)
+			rows[i].proofID = ""
+		}
 	}
 	s, err := d.ready(ctx)
 	if err != nil {
@@ -294,19 +308,32 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 				if len(chunk) == 1 {
 					rw := chunk[0]
 					err := s.Query(d.st.insertTask, tenant, rw.bucket, rw.id, rw.fin, rw.status, rw.kind, rw.labels,
-						rw.task, nullable(rw.payload), nullable(rw.result), rw.proofID, rw.ttl).Consistency(wc).Idempotent(true).ExecContext(ctx)
+						rw.task, nullable(rw.payload), nullable(rw.result), rw.proofID, inline(rw), rw.ttl).Consistency(wc).Idempotent(true).ExecContext(ctx)
 					return classify(err, "write a task")
 				}
 				b := s.Batch(gocql.UnloggedBatch).Consistency(wc)
 				for _, rw := range chunk {
 					b.Query(d.st.insertTask, tenant, rw.bucket, rw.id, rw.fin, rw.status, rw.kind, rw.labels,
-						rw.task, nullable(rw.payload), nullable(rw.result), rw.proofID, rw.ttl)
+						rw.task, nullable(rw.payload), nullable(rw.result), rw.proofID, inline(rw), rw.ttl)
 				}
 				return classify(b.ExecContext(ctx), "write a batch of tasks")
 			})
 		}
 	}
 	return run(steps)
+}
+
+// inline binds a row's proof column: its own envelope; unset when it
+// names one in proofs (no tombstone: a proof_id wins over a stale inline
+// copy); null when it has none (clearing an earlier copy's).
+func inline(rw row) any {
+	switch {
+	case rw.proof != nil:
+		return rw.proof
+	case rw.proofID != "":
+		return gocql.UnsetValue
+	}
+	return nil
 }
 
 // nullable stores an absent JSON value as null, not as an empty blob.
@@ -335,7 +362,7 @@ func (d *Driver) Get(ctx context.Context, tenant, id string) (rec archive.Record
 	}
 	var fr fullRow
 	err = s.Query(d.st.getTask, tenant, bucket, id).Consistency(d.cfg.ReadConsistency).Idempotent(true).
-		ScanContext(ctx, &fr.id, &fr.task, &fr.payload, &fr.result, &fr.proofID)
+		ScanContext(ctx, &fr.id, &fr.task, &fr.payload, &fr.result, &fr.proofID, &fr.proof)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return archive.Record{}, greyerr.New(greyerr.NotFound, "task %s not found", id)
 	}
@@ -361,6 +388,7 @@ type fullRow struct {
 	id                    string
 	task, payload, result []byte
 	proofID               string
+	proof                 []byte
 }
 
 func (fr fullRow) record(envs map[string][]byte) (archive.Record, error) {
@@ -375,8 +403,12 @@ func (fr fullRow) record(envs map[string][]byte) (archive.Record, error) {
 		t.Result = json.RawMessage(fr.result)
 	}
 	r := archive.Record{Task: &t}
-	if env, ok := envs[fr.proofID]; ok && fr.proofID != "" {
-		r.Proof = json.RawMessage(slices.Clone(env))
+	if fr.proofID != "" {
+		if env, ok := envs[fr.proofID]; ok {
+			r.Proof = json.RawMessage(slices.Clone(env))
+		}
+	} else if fr.proof != nil {
+		r.Proof = json.RawMessage(fr.proof)
 	}
 	return r, nil
 }
@@ -577,7 +609,7 @@ func (d *Driver) List(ctx context.Context, tenant string, q archive.DriverQuery)
 			}
 			var out []fullRow
 			var fr fullRow
-			for it.Scan(&fr.id, &fr.task, &fr.payload, &fr.result, &fr.proofID) {
+			for it.Scan(&fr.id, &fr.task, &fr.payload, &fr.result, &fr.proofID, &fr.proof) {
 				out = append(out, fr)
 				fr = fullRow{}
 			}
@@ -673,7 +705,7 @@ func (d *Driver) readIDs(ctx context.Context, s *gocql.Session, tenant string, b
 	for chunk := range slices.Chunk(ids, 100) {
 		it := s.Query(d.st.pageByIDs, tenant, bucket, chunk).Consistency(d.cfg.ReadConsistency).Idempotent(true).IterContext(ctx)
 		var fr fullRow
-		for it.Scan(&fr.id, &fr.task, &fr.payload, &fr.result, &fr.proofID) {
+		for it.Scan(&fr.id, &fr.task, &fr.payload, &fr.result, &fr.proofID, &fr.proof) {
 			out = append(out, fr)
 			fr = fullRow{}
 		}
