@@ -608,3 +608,27 @@ func TestProofInlineAndShared(t *testing.T) {
 	up(rec, other)
 	check("shared again", q)
 }
+
+// A record over what the server accepts in one message is refused as
+// invalid_argument (not retried), saying so; the driver goes on.
+func TestRecordTooLarge(t *testing.T) {
+	d, err := cassarchive.Open(ctxT(t), serviceURL(t, testKeyspace, ""), archive.OpenOptions{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := archive.New(d, archive.Options{Retry: archivetest.FastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ten := archivetest.Tenant("big")
+	huge := archivetest.Make(archivetest.Spec{Tenant: ten, Result: json.RawMessage(`"` + strings.Repeat("x", 17<<20) + `"`)})
+	err = s.Upsert(ctxT(t), []archive.Record{huge})
+	if !greyerr.Is(err, greyerr.InvalidArgument) || !strings.Contains(err.Error(), "exceeds") {
+		t.Errorf("a 17 MiB record: %v", err)
+	}
+	small := archivetest.Make(archivetest.Spec{Tenant: ten})
+	if err := s.Upsert(ctxT(t), []archive.Record{small}); err != nil {
+		t.Errorf("a small record after it: %v", err)
+	}
+}

@@ -90,6 +90,9 @@ func codeOf(err error) greyerr.Code {
 	}
 	var re gocql.RequestError
 	if errors.As(err, &re) {
+		if tooLarge(re.Message()) {
+			return greyerr.InvalidArgument // a message or mutation over the server's limit
+		}
 		switch re.Code() {
 		case gocql.ErrCodeUnavailable, gocql.ErrCodeOverloaded, gocql.ErrCodeBootstrapping,
 			gocql.ErrCodeWriteTimeout, gocql.ErrCodeReadTimeout, gocql.ErrCodeReadFailure,
@@ -151,7 +154,8 @@ func invalidCode(msg string) greyerr.Code {
 // size (max_mutation_size, native_transport_max_frame_size).
 func tooLarge(msg string) bool {
 	m := strings.ToLower(msg)
-	return strings.Contains(m, "too large") || strings.Contains(m, "oversized") || strings.Contains(m, "exceeds maximum")
+	return strings.Contains(m, "too large") || strings.Contains(m, "oversized") ||
+		strings.Contains(m, "exceeds") && strings.Contains(m, "maximum")
 }
 
 // sanitized wraps an error so its text cannot carry a password.
