@@ -18,7 +18,8 @@
 //   - tenant_buckets, one partition per tenant listing its buckets newest
 //     first: what List, Count, Tenants and the retention walk.
 //   - proofs, by (tenant_id, proof_id): a proof envelope covers a batch
-//     of tasks, so it is stored once and tasks name it.
+//     of tasks, so one several tasks of a batch share is stored once and
+//     they name it; one a single task names rides in its row.
 //   - settings, schema_migrations and schema_lock: the keyspace's bucket
 //     width, the applied migrations, and the lightweight-transaction lock
 //     under which they are applied.
@@ -35,7 +36,8 @@
 // has left, so expired data leaves by dropping whole SSTables. Reads and
 // writes use their own consistency levels (LOCAL_QUORUM by default); the
 // host selection is token-aware over a DC-aware round robin when local_dc
-// is set. As accepts a **gocql.Session (connected lazily: As connects).
+// is set. As sets a **gocql.Session once the driver has connected (it
+// connects at first use, so greyd starts while Cassandra is down).
 //
 // docs/ARCHIVE.md ("Cassandra") lists the URL's knobs, the consistency
 // each setting gives, and a worked example.
