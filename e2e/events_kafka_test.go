@@ -160,38 +160,6 @@ func TestEventsKafkaLeaderKill(t *testing.T) {
 	}
 	t.Logf("all consumed and published %s after the start", time.Since(began).Round(time.Millisecond))
 
-	// Exactly one task per good message.
-	cl := c.Client(tenant)
-	byKey := map[string]string{}
-	tasks := 0
-	for tk, err := range cl.ListAll(ctx, client.ListOptions{Limit: 1000}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		tasks++
-		if !good[tk.IdempotencyKey] {
-			t.Errorf("task %s has key %q, not a good message's position", tk.ID, tk.IdempotencyKey)
-		}
-		if old, dup := byKey[tk.IdempotencyKey]; dup {
-			t.Errorf("message %s became two tasks: %s and %s", tk.IdempotencyKey, old, tk.ID)
-		}
-		byKey[tk.IdempotencyKey] = string(tk.ID)
-	}
-	if tasks != len(good) || len(byKey) != len(good) {
-		t.Errorf("%d tasks (%d keys) for %d good messages", tasks, len(byKey), len(good))
-	}
-	// Every result at least once, once per (task id, attempt).
-	pairs := 0
-	for _, id := range byKey {
-		if len(results[id]) == 0 {
-			t.Errorf("task %s: no result published", id)
-		}
-		pairs += len(results[id])
-	}
-	if pairs != len(good) {
-		t.Errorf("%d distinct (task id, attempt) results for %d tasks", pairs, len(good))
-	}
-	// The DLQ holds exactly the malformed messages.
 	dlq := map[string]int{}
 	dlqRecs := readTopicAll(t, brokers, "grey.dlq."+tenant)
 	for _, r := range dlqRecs {
@@ -200,16 +168,7 @@ func TestEventsKafkaLeaderKill(t *testing.T) {
 			t.Errorf("dead letter %s without a reason", recHeader(r, "grey-dlq-position"))
 		}
 	}
-	for p := range dlq {
-		if !bad[p] {
-			t.Errorf("dead letter %s is not a malformed message", p)
-		}
-	}
-	for p := range bad {
-		if dlq[p] == 0 {
-			t.Errorf("malformed message %s is not in the DLQ", p)
-		}
-	}
+	tasks, pairs := checkOneTaskPerMessage(ctx, t, c.Client(tenant), func(key string) string { return key }, good, bad, results, dlq)
 	t.Logf("%d tasks; %d result records (%d distinct task/attempt); %d dead-letter records for %d malformed messages",
 		tasks, resultRecs, pairs, len(dlqRecs), len(bad))
 }
@@ -348,4 +307,54 @@ func TestEventsKafkaConsoleTools(t *testing.T) {
 	if !strings.Contains(dlq, "grey-dlq-reason:malformed") || !strings.Contains(dlq, `{"kind":"echo","payload":{"n":2}`) {
 		t.Errorf("kafka-console-consumer.sh of grey.dlq.%s:\n%s", tenant, dlq)
 	}
+}
+
+// checkOneTaskPerMessage checks what an event source and sink promise
+// after a fault: every good message became exactly one task (idOf maps a
+// task's idempotency key to the message's identity in good and bad), every
+// task's result was published, once per (task id, attempt) after
+// deduplication (results: task id -> attempt -> copies), and the dead
+// letters (message identity -> copies) are exactly the bad messages. It
+// returns the tasks and the distinct results seen.
+func checkOneTaskPerMessage(ctx context.Context, t *testing.T, cl *client.Client, idOf func(key string) string,
+	good, bad map[string]bool, results map[string]map[string]int, dlq map[string]int) (tasks, pairs int) {
+	t.Helper()
+	byKey := map[string]string{}
+	for tk, err := range cl.ListAll(ctx, client.ListOptions{Limit: 1000}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		tasks++
+		id := idOf(tk.IdempotencyKey)
+		if !good[id] {
+			t.Errorf("task %s has key %q, not a good message's position", tk.ID, tk.IdempotencyKey)
+		}
+		if old, dup := byKey[id]; dup {
+			t.Errorf("message %s became two tasks: %s and %s", id, old, tk.ID)
+		}
+		byKey[id] = string(tk.ID)
+	}
+	if tasks != len(good) || len(byKey) != len(good) {
+		t.Errorf("%d tasks (%d keys) for %d good messages", tasks, len(byKey), len(good))
+	}
+	for _, id := range byKey {
+		if len(results[id]) == 0 {
+			t.Errorf("task %s: no result published", id)
+		}
+		pairs += len(results[id])
+	}
+	if pairs != len(good) {
+		t.Errorf("%d distinct (task id, attempt) results for %d tasks", pairs, len(good))
+	}
+	for p := range dlq {
+		if !bad[p] {
+			t.Errorf("dead letter %s is not a malformed message", p)
+		}
+	}
+	for p := range bad {
+		if dlq[p] == 0 {
+			t.Errorf("malformed message %s is not among the dead letters", p)
+		}
+	}
+	return tasks, pairs
 }
