@@ -89,7 +89,9 @@ func codeOf(err error) greyerr.Code {
 	var se mongo.ServerError
 	if errors.As(err, &se) {
 		codes := se.ErrorCodes()
-		has := func(set []int) bool { return slices.ContainsFunc(codes, func(c int) bool { return slices.Contains(set, c) }) }
+		has := func(set []int) bool {
+			return slices.ContainsFunc(codes, func(c int) bool { return slices.Contains(set, c) })
+		}
 		switch {
 		case has(permissionCodes):
 			return greyerr.PermissionDenied
@@ -146,7 +148,9 @@ func redactErr(err error, raw string) string {
 	if _, rest, ok := strings.Cut(raw, "://"); ok {
 		hosts, _, _ := strings.Cut(rest, "/")
 		if at := strings.LastIndex(hosts, "@"); at >= 0 {
-			if _, pw, ok := strings.Cut(hosts[:at], ":"); ok && pw != "" {
+			// (a password of under 4 bytes is left: replacing every "p"
+			// of a message would garble it)
+			if _, pw, ok := strings.Cut(hosts[:at], ":"); ok && len(pw) >= 4 {
 				s = strings.ReplaceAll(s, pw, "xxxxx")
 			}
 		}

@@ -88,6 +88,7 @@ func ParseURL(raw string) (Config, error) {
 		return bad("it has a fragment")
 	}
 	hosts, path, _ := strings.Cut(hostPath, "/")
+	hosts0 := hosts // with the credentials
 	if at := strings.LastIndex(hosts, "@"); at >= 0 {
 		hosts = hosts[at+1:]
 	}
@@ -192,7 +193,7 @@ func ParseURL(raw string) (Config, error) {
 		q.Set("connectTimeoutMS", strconv.FormatInt(DefaultConnectTimeout.Milliseconds(), 10))
 	}
 	_, cfg.MaxPoolSizeSet = opts["maxpoolsize"]
-	cfg.URI = scheme + "://" + hostPath + "?" + q.Encode()
+	cfg.URI = scheme + "://" + hosts0 + "/" + path + "?" + q.Encode()
 	if scheme == connstring.SchemeMongoDB {
 		// The driver's own parser checks the rest (hosts, ports, every
 		// other option); for mongodb+srv it would resolve the name, so
