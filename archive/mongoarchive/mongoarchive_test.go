@@ -61,8 +61,34 @@ func open(t testing.TB, rawURL string, oo archive.OpenOptions) *mongoarchive.Dri
 	return d
 }
 
-func harness(t testing.TB) archivetest.Harness {
+// scratchURL returns the server's URL with a collection of its own, dropped
+// when t ends: FerretDB 1.x scans a whole collection for every query, so
+// a collection that grows with every run slows every later run.
+func scratchURL(t testing.TB) string {
+	t.Helper()
+	coll := fmt.Sprintf("conformance_%d", time.Now().UnixNano())
 	u := serverURL(t, "grey_conformance")
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	u += sep + "collection=" + coll
+	t.Cleanup(func() {
+		d, err := mongoarchive.Open(context.Background(), u, archive.OpenOptions{})
+		if err != nil {
+			return
+		}
+		defer d.Close()
+		var c *mongo.Collection
+		d.As(&c)
+		_ = c.Drop(context.Background())
+		_ = c.Database().Collection(coll + "_meta").Drop(context.Background())
+	})
+	return u
+}
+
+func harness(t testing.TB) archivetest.Harness {
+	u := scratchURL(t)
 	return archivetest.Harness{
 		Open: func(t testing.TB) archive.Driver {
 			d, err := mongoarchive.Open(ctxT(t), u, archive.OpenOptions{PoolSize: 8})
@@ -153,7 +179,7 @@ func TestRegistry(t *testing.T) {
 // TestOptionalInterfaces: Tenants lists the tenants written (sorted, once
 // each) and Delete removes one tenant's ids only.
 func TestOptionalInterfaces(t *testing.T) {
-	u := serverURL(t, "grey_conformance")
+	u := scratchURL(t)
 	d := open(t, u, archive.OpenOptions{})
 	s, err := archive.New(d, archive.Options{Retry: archivetest.FastRetry})
 	if err != nil {
@@ -203,7 +229,7 @@ func TestOptionalInterfaces(t *testing.T) {
 // TestRetentionTTL: with a retention, each record carries its expiry;
 // where the server has TTL indexes (not FerretDB 1.x) the index exists.
 func TestRetentionTTL(t *testing.T) {
-	u := serverURL(t, "grey_conformance")
+	u := scratchURL(t)
 	d := open(t, u, archive.OpenOptions{Retention: 48 * time.Hour})
 	s, _ := archive.New(d, archive.Options{Retry: archivetest.FastRetry})
 	ten := archivetest.Tenant("ttl")
@@ -258,7 +284,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 // TestTooLarge: a record over MongoDB's document limit is InvalidArgument
 // and nothing else of its batch is lost on retry without it.
 func TestTooLarge(t *testing.T) {
-	u := serverURL(t, "grey_conformance")
+	u := scratchURL(t)
 	d := open(t, u, archive.OpenOptions{})
 	ten := archivetest.Tenant("large")
 	big := `"` + strings.Repeat("x", 17<<20) + `"`
