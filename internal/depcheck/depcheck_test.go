@@ -45,6 +45,7 @@ var notCore = []string{
 	"blobstore/azblob",
 	"blobstore/gocloudblob",
 	"archive/pgarchive/...", // the PostgreSQL driver and its test harness (pgtest)
+	"archive/mongoarchive",  // the MongoDB driver
 	"events/kafkaevents",
 	"events/rabbitevents",
 	"test/...",
