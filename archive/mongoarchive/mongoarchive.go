@@ -88,8 +88,9 @@ var (
 )
 
 // Open opens the archive at rawURL (see ParseURL). It does not need the
-// server to answer: when it does not, Open succeeds and every method
-// (Ping first) returns Unavailable until it does. When the server answers,
+// server to answer: when it does not, or refuses the credentials, Open
+// succeeds and every method (Ping first) returns Unavailable or
+// PermissionDenied until it does. When the server answers,
 // Open creates the archive's indexes (once; an existing index is kept)
 // and checks the schema version, returning FailedPrecondition for a store
 // of a newer binary or with other indexes under the archive's names.
@@ -136,7 +137,7 @@ func Open(ctx context.Context, rawURL string, opts archive.OpenOptions) (*Driver
 	defer cancel()
 	if err := d.ensureReady(pctx); err != nil {
 		code := greyerr.CodeOf(err)
-		if code == greyerr.FailedPrecondition || code == greyerr.PermissionDenied || code == greyerr.InvalidArgument {
+		if code == greyerr.FailedPrecondition || code == greyerr.InvalidArgument {
 			_ = d.Close()
 			return nil, err
 		}
