@@ -282,7 +282,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 }
 
 // TestTooLarge: a record over MongoDB's document limit is InvalidArgument
-// and nothing else of its batch is lost on retry without it.
+// before anything is sent.
 func TestTooLarge(t *testing.T) {
 	u := scratchURL(t)
 	d := open(t, u, archive.OpenOptions{})
