@@ -152,7 +152,7 @@ func TestBadURLs(t *testing.T) {
 
 // TestRegistry opens through a Registry by scheme.
 func TestRegistry(t *testing.T) {
-	u := serverURL(t, "grey_conformance")
+	u := scratchURL(t)
 	reg := archive.NewRegistry()
 	if err := mongoarchive.Register(reg); err != nil {
 		t.Fatal(err)
