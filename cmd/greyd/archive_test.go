@@ -16,7 +16,7 @@ func TestArchiveDrivers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(reg.Schemes(), ","); got != "cassandra,mem,postgres,postgresql,quorum" {
+	if got := strings.Join(reg.Schemes(), ","); got != "cassandra,mem,mongodb,mongodb+srv,postgres,postgresql,quorum" {
 		t.Errorf("archive schemes %s", got)
 	}
 }

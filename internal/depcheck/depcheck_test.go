@@ -46,6 +46,7 @@ var notCore = []string{
 	"blobstore/gocloudblob",
 	"archive/pgarchive/...", // the PostgreSQL driver and its test harness (pgtest)
 	"archive/cassarchive",   // the Cassandra driver
+	"archive/mongoarchive",  // the MongoDB driver
 	"events/kafkaevents",
 	"events/rabbitevents",
 	"test/...",

@@ -10,6 +10,7 @@ import (
 	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/archive/cassarchive"
 	"github.com/grey-distributed/grey/archive/memarchive"
+	"github.com/grey-distributed/grey/archive/mongoarchive"
 	"github.com/grey-distributed/grey/archive/pgarchive"
 	"github.com/grey-distributed/grey/archive/quorumarchive"
 )
@@ -20,9 +21,10 @@ import (
 func Registry() (*archive.Registry, error) {
 	reg := archive.NewRegistry()
 	for _, register := range []func(*archive.Registry) error{
-		memarchive.Register,  // mem:// (tests, throw-away nodes)
-		pgarchive.Register,   // postgres:// and postgresql://
-		cassarchive.Register, // cassandra://host[:port]/keyspace?hosts=&consistency=...
+		memarchive.Register,   // mem:// (tests, throw-away nodes)
+		pgarchive.Register,    // postgres:// and postgresql://
+		cassarchive.Register,  // cassandra://host[:port]/keyspace?hosts=&consistency=...
+		mongoarchive.Register, // mongodb:// and mongodb+srv://
 		// Composites last: they open their members through reg.
 		quorumarchive.Register, // quorum://?replica=URL&...&write=&read=
 	} {
