@@ -10,6 +10,7 @@ import (
 	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/archive/memarchive"
 	"github.com/grey-distributed/grey/archive/pgarchive"
+	"github.com/grey-distributed/grey/archive/shardarchive"
 )
 
 // Registry returns a registry holding every archive driver of this build.
@@ -20,6 +21,8 @@ func Registry() (*archive.Registry, error) {
 	for _, register := range []func(*archive.Registry) error{
 		memarchive.Register, // mem:// (tests, throw-away nodes)
 		pgarchive.Register,  // postgres:// and postgresql://
+		// Composites last.
+		shardarchive.Register, // sharded://
 	} {
 		if err := register(reg); err != nil {
 			return nil, fmt.Errorf("archive drivers: %w", err)
