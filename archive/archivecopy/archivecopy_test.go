@@ -333,3 +333,35 @@ func TestMemToPostgresToMem(t *testing.T) {
 	}
 	t.Logf("digest of %d records over mem -> postgres -> mem: %s", 300, da)
 }
+
+// FuzzCheckpoint: whatever a checkpoint file holds, a copy resumed from it
+// either refuses it (InvalidArgument) or ends with the target holding
+// every record of the source.
+func FuzzCheckpoint(f *testing.F) {
+	f.Add([]byte(`{"version":1,"at":"a","before":"0190"}`))
+	f.Add([]byte(`{"version":1,"at":""}`))
+	f.Add([]byte(`{"version":2}`))
+	f.Add([]byte(`{"version":1,"since":"2026-01-01T00:00:00Z","at":"z"}`))
+	f.Add([]byte("\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		from, to := mem(t), mem(t)
+		seed(t, from, 2, 3)
+		cp := filepath.Join(t.TempDir(), "cp")
+		if err := os.WriteFile(cp, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := archivecopy.Copy(ctxT(t), from, to, archivecopy.Options{Checkpoint: cp})
+		if err != nil {
+			if !greyerr.Is(err, greyerr.InvalidArgument) {
+				t.Fatalf("checkpoint %q: %v, want InvalidArgument or success", b, err)
+			}
+			return
+		}
+		// A checkpoint may legitimately say that part was done; a fresh
+		// copy then completes it.
+		if _, err := archivecopy.Copy(ctxT(t), from, to, archivecopy.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		verifyEqual(t, from, to, archivecopy.VerifyOptions{})
+	})
+}
