@@ -49,10 +49,27 @@ func (d Digest) String() string { return hex.EncodeToString(d[:]) }
 func (d Digest) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
 // RecordHash returns the SHA-256 of r's canonical encoding: the record as
-// JSON (times in UTC), in RFC 8785 canonical form, so that a store that
-// reorders JSON object keys or rewrites numbers and escapes (PostgreSQL
-// jsonb) hashes a record as the store it came from did.
+// JSON (times in UTC) with its JSON documents (the task's payload and
+// result, the proof envelope) in RFC 8785 canonical form, so that a store
+// that reorders JSON object keys or rewrites numbers and escapes
+// (PostgreSQL jsonb) hashes a record as the store it came from did. The
+// rest of the record is Go structs, whose encoding is already canonical
+// (fields in declaration order, maps sorted by key).
 func RecordHash(r archive.Record) ([sha256.Size]byte, error) {
+	canon := func(what string, b []byte) ([]byte, error) {
+		if len(b) == 0 {
+			return b, nil
+		}
+		c, err := proof.Canonicalize(b)
+		if err != nil {
+			return nil, fmt.Errorf("canonical form of the %s: %w", what, err)
+		}
+		return c, nil
+	}
+	var err error
+	if r.Proof, err = canon("proof", r.Proof); err != nil {
+		return [sha256.Size]byte{}, err
+	}
 	if r.Task != nil {
 		t := *r.Task
 		utc := func(p **time.Time) {
@@ -66,17 +83,19 @@ func RecordHash(r archive.Record) ([sha256.Size]byte, error) {
 		utc(&t.FinishedAt)
 		utc(&t.NextAttemptAt)
 		utc(&t.RunAt)
+		if t.Payload, err = canon("payload", t.Payload); err != nil {
+			return [sha256.Size]byte{}, err
+		}
+		if t.Result, err = canon("result", t.Result); err != nil {
+			return [sha256.Size]byte{}, err
+		}
 		r.Task = &t
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return [sha256.Size]byte{}, fmt.Errorf("encode record: %w", err)
 	}
-	c, err := proof.Canonicalize(b)
-	if err != nil {
-		return [sha256.Size]byte{}, fmt.Errorf("canonical form of record: %w", err)
-	}
-	return sha256.Sum256(c), nil
+	return sha256.Sum256(b), nil
 }
 
 // TenantReport is one tenant's comparison.
