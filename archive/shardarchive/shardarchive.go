@@ -24,8 +24,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/greyerr"
 )
@@ -275,12 +273,16 @@ func (d *Driver) refreshLoop(every time.Duration) {
 // owner returns the owner's index.
 func (d *Driver) owner(tenant string) int { return Owner(d.ids, tenant) }
 
-// readers returns the owner and the other shards known to hold tenant.
+// readers returns the other shards known to hold tenant, then the owner,
+// last. Reads go in this order, one after the other, so that a tenant
+// being moved is never missed: a rebalance copies a record to the owner
+// before it deletes it from the old shard, so a record the old shard no
+// longer has when read there is on the owner when read there after.
 func (d *Driver) readers(tenant string) []int {
 	o := d.owner(tenant)
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return append([]int{o}, d.holders[tenant]...)
+	return append(slices.Clone(d.holders[tenant]), o)
 }
 
 // Upsert implements archive.Driver: the records go to the tenant's owner.
@@ -292,11 +294,11 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 	return nil
 }
 
-// Get implements archive.Driver: the owner first, then (on NotFound) the
-// other shards known to hold the tenant.
+// Get implements archive.Driver: the other shards known to hold the
+// tenant, then the owner (see readers for why in this order).
 func (d *Driver) Get(ctx context.Context, tenant, id string) (archive.Record, error) {
-	var firstErr error
-	for n, i := range d.readers(tenant) {
+	var lastErr error
+	for _, i := range d.readers(tenant) {
 		r, err := d.shards[i].Get(ctx, tenant, id)
 		if err == nil {
 			return r, nil
@@ -304,16 +306,15 @@ func (d *Driver) Get(ctx context.Context, tenant, id string) (archive.Record, er
 		if greyerr.CodeOf(err) != greyerr.NotFound {
 			return archive.Record{}, shardErr(d.ids[i], "get", err)
 		}
-		if n == 0 {
-			firstErr = err
-		}
+		lastErr = err
 	}
-	return archive.Record{}, firstErr
+	return archive.Record{}, lastErr
 }
 
 // List implements archive.Driver: the pages of every shard holding the
-// tenant merged by id descending, each id once (a record on two shards,
-// mid-move, is the copy with the higher Task.Index, the owner's on a tie).
+// tenant (read one after the other, the owner last) merged by id
+// descending, each id once (a record on two shards, mid-move, is the copy
+// with the higher Task.Index, the owner's on a tie).
 func (d *Driver) List(ctx context.Context, tenant string, q archive.DriverQuery) ([]archive.Record, error) {
 	rs := d.readers(tenant)
 	if len(rs) == 1 {
@@ -324,31 +325,24 @@ func (d *Driver) List(ctx context.Context, tenant string, q archive.DriverQuery)
 		return out, nil
 	}
 	pages := make([][]archive.Record, len(rs))
-	g, gctx := errgroup.WithContext(ctx)
-	for n, i := range rs {
-		g.Go(func() error {
-			p, err := d.shards[i].List(gctx, tenant, q)
-			if err != nil {
-				return shardErr(d.ids[i], "list", err)
-			}
-			pages[n] = p
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
+	for n, i := range rs { // one after the other, owner last: see readers
+		p, err := d.shards[i].List(ctx, tenant, q)
+		if err != nil {
+			return nil, shardErr(d.ids[i], "list", err)
+		}
+		pages[n] = p
 	}
 	return mergePages(pages, q.Limit), nil
 }
 
 // mergePages merges pages sorted by id descending, keeping each id once
-// (the copy with the higher Task.Index, the earlier page's on a tie), up
-// to limit records.
+// (the copy with the higher Task.Index, the later page's — the owner's —
+// on a tie), up to limit records.
 func mergePages(pages [][]archive.Record, limit int) []archive.Record {
 	byID := map[string]archive.Record{}
 	for _, p := range pages {
 		for _, r := range p {
-			if old, ok := byID[r.Task.ID]; !ok || r.Task.Index > old.Task.Index {
+			if old, ok := byID[r.Task.ID]; !ok || r.Task.Index >= old.Task.Index {
 				byID[r.Task.ID] = r
 			}
 		}
@@ -377,7 +371,7 @@ func (d *Driver) Count(ctx context.Context, tenant string, f archive.Filter) (in
 		return n, nil
 	}
 	seen := map[string]struct{}{}
-	for _, i := range rs {
+	for _, i := range rs { // owner last: see readers
 		before := ""
 		for {
 			p, err := d.shards[i].List(ctx, tenant, archive.DriverQuery{Filter: f, Limit: archive.MaxLimit, Before: before})
