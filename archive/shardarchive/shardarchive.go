@@ -46,7 +46,8 @@ const (
 const DefaultRefresh = time.Minute
 
 // Register registers the sharded:// driver in r. Its shards open through r
-// (the opener of each child's scheme) with the parent's OpenOptions.
+// (the opener of each child's scheme) with the parent's OpenOptions, less
+// ReadURLs and MigrateURL (they name one database, not every shard).
 func Register(r *archive.Registry) error {
 	return r.Register(Scheme, archive.OpenerFunc(func(ctx context.Context, u *url.URL, opts archive.OpenOptions) (archive.Driver, error) {
 		return OpenURL(ctx, r, u.String(), opts)
@@ -91,10 +92,15 @@ func OpenURL(ctx context.Context, r *archive.Registry, rawURL string, opts archi
 		}
 		cfg.Refresh = d
 	}
+	// Read replicas and the schema owner's URL name one database: they
+	// cannot apply to every shard, so shards open without them (a shard
+	// migrates with its own URL's credentials).
+	child := opts
+	child.ReadURLs, child.MigrateURL = nil, ""
 	for _, s := range shards {
 		// The parent Store retries and measures; a shard's Store does
 		// neither a second time.
-		st, err := r.Open(ctx, s.URL, opts, archive.Options{Name: "shard " + s.ID, Retry: archive.RetryOptions{MaxTries: 1}})
+		st, err := r.Open(ctx, s.URL, child, archive.Options{Name: "shard " + s.ID, Retry: archive.RetryOptions{MaxTries: 1}})
 		if err != nil {
 			closeAll(cfg.Drivers)
 			return nil, shardErr(s.ID, "open", err)
