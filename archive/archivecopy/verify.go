@@ -9,9 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/proof"
 )
+
+// VerifyParallelism is how many tenants Verify compares at once.
+const VerifyParallelism = 4
 
 // VerifyOptions select what Verify compares.
 type VerifyOptions struct {
@@ -197,11 +202,21 @@ func verify(ctx context.Context, from, to *archive.Store, opts VerifyOptions, ke
 		}
 		ts = sortedUnion(a, b)
 	}
-	for _, t := range ts {
-		tr, err := verifyTenant(ctx, from, to, t, opts, keepSame)
-		if err != nil {
-			return rep, err
-		}
+	// Tenants are compared VerifyParallelism at a time (hashing is the
+	// cost), reported in order.
+	trs := make([]TenantReport, len(ts))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(VerifyParallelism)
+	for i, t := range ts {
+		g.Go(func() (err error) {
+			trs[i], err = verifyTenant(gctx, from, to, t, opts, keepSame)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return rep, err
+	}
+	for _, tr := range trs {
 		rep.Tenants = append(rep.Tenants, tr)
 		rep.FromCount += tr.FromCount
 		rep.ToCount += tr.ToCount
