@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/grey-distributed/grey/client"
+	"github.com/grey-distributed/grey/cmd/internal/archivedrivers"
 	"github.com/grey-distributed/grey/greyerr"
 )
 
@@ -152,6 +153,7 @@ Without --token or --api-key, the token stored by greyctl login is used
 	root.AddCommand(newTaskCmd(a), newTenantCmd(a), newCostCmd(a), newClusterCmd(a), newSnapshotCmd(a), newModuleCmd(a), newProofCmd(a), newBenchCmd(a)) // module: issue #4
 	root.AddCommand(newAPIKeyCmd(a), newLoginCmd(a), newLogoutCmd(a))
 	root.AddCommand(newEventsCmd(a))
+	root.AddCommand(newArchiveCmd(a, archivedrivers.Registry))
 	return root
 }
 

@@ -16,7 +16,7 @@ func TestArchiveDrivers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(reg.Schemes(), ","); got != "cassandra,mem,mongodb,mongodb+srv,postgres,postgresql,quorum" {
+	if got := strings.Join(reg.Schemes(), ","); got != "cassandra,mem,mongodb,mongodb+srv,postgres,postgresql,quorum,sharded" {
 		t.Errorf("archive schemes %s", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/grey-distributed/grey/archive/mongoarchive"
 	"github.com/grey-distributed/grey/archive/pgarchive"
 	"github.com/grey-distributed/grey/archive/quorumarchive"
+	"github.com/grey-distributed/grey/archive/shardarchive"
 )
 
 // Registry returns a registry holding every archive driver of this build.
@@ -27,6 +28,7 @@ func Registry() (*archive.Registry, error) {
 		mongoarchive.Register, // mongodb:// and mongodb+srv://
 		// Composites last: they open their members through reg.
 		quorumarchive.Register, // quorum://?replica=URL&...&write=&read=
+		shardarchive.Register,  // sharded://?shard=URL&...
 	} {
 		if err := register(reg); err != nil {
 			return nil, fmt.Errorf("archive drivers: %w", err)
