@@ -115,7 +115,7 @@ const upsertSQL = `WITH src AS (
 	ON CONFLICT (tenant_id, id) DO UPDATE SET last_finished_at = GREATEST(p.last_finished_at, EXCLUDED.last_finished_at)
 )
 INSERT INTO ` + Schema + `.tasks AS t (tenant_id, id, finished_at, status, kind, labels, task, payload, result, proof_id)
-SELECT $1, id, finished_at, status, kind, labels::jsonb, task::json, payload::json, result::json, proof_id FROM src
+SELECT $1, id, finished_at, status, kind, labels::jsonb, task, payload, result, proof_id FROM src
 ON CONFLICT (tenant_id, id, finished_at) DO UPDATE SET
 	status = EXCLUDED.status, kind = EXCLUDED.kind, labels = EXCLUDED.labels, task = EXCLUDED.task,
 	payload = EXCLUDED.payload, result = EXCLUDED.result, proof_id = EXCLUDED.proof_id, archived_at = now()`
