@@ -194,9 +194,12 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 		if err != nil {
 			return greyerr.Invalid("task", "task %s does not encode as JSON: %v", t.ID, err)
 		}
-		lj, err := json.Marshal(orEmpty(t.Spec.Labels()))
-		if err != nil {
-			return greyerr.Invalid("labels", "task %s: %v", t.ID, err)
+		lj := []byte("{}") // most tasks require no labels: no encoder call
+		if l := t.Spec.Labels(); len(l) > 0 {
+			var err error
+			if lj, err = json.Marshal(l); err != nil {
+				return greyerr.Invalid("labels", "task %s: %v", t.ID, err)
+			}
 		}
 		var raw [3]*string
 		// An envelope is validated, hashed and sent once per batch: it is
@@ -330,13 +333,6 @@ func envelopeID(r archive.Record, envAt map[string]int, envs []string) (string, 
 	id := hex.EncodeToString(sum[:])
 	k, ok := envAt[id]
 	return id, ok && envs[k] == string(r.Proof)
-}
-
-func orEmpty(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
 }
 
 // columns are what a read selects, in decode's order.
