@@ -30,7 +30,11 @@ import (
 // writer and checkpointer not included), in microseconds. Wall time
 // depends on the machine's load; the CPU per task much less.
 //
-//	eval "$(scripts/services.sh env)"; go test -run '^$' -bench Upsert -benchtime 50x ./archive/pgarchive
+//	eval "$(scripts/services.sh env)"; go test -run '^$' -bench Upsert -benchtime 30x ./archive/pgarchive
+//
+// GREY_BENCH_UPSERT_PRE is SQL run as the schema owner after the
+// migration, to try a schema change before writing its migration (for
+// example "DROP INDEX grey_archive.some_index").
 func BenchmarkUpsert(b *testing.B) {
 	ctx := context.Background()
 	db := pgtest.Scratch(b, testenv.ServiceURL(b, "postgres"))
