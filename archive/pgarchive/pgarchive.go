@@ -436,3 +436,7 @@ func (d *Driver) read(ctx context.Context, notFoundToPrimary bool, f func(pl *po
 }
 
 var errNoPartition = errors.New("no partition for a row")
+
+// errStored is insertSQL meeting a row that a concurrent writer stored
+// first (Upsert then runs upsertSQL).
+var errStored = errors.New("a row is stored already")

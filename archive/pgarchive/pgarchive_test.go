@@ -726,3 +726,64 @@ func TestProofsStoredOnce(t *testing.T) {
 		t.Fatalf("envelope outlived its tasks: %d rows", n)
 	}
 }
+
+// TestUpsertStoredAndConcurrent covers the paths beside the plain insert
+// of new tasks: a batch that mixes new tasks with stored ones (changed),
+// and writers delivering the same batch at once (a new leader re-sending
+// what the old one is still writing): one row per task, the last content.
+func TestUpsertStoredAndConcurrent(t *testing.T) {
+	db := migrated(t, "postgres")
+	s := store(t, open(t, db.AppURL, archive.OpenOptions{PoolSize: 8}))
+	ctx := ctxT(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var first []archive.Record
+	for i := range 10 {
+		first = append(first, rec("mix", now.Add(-time.Duration(i)*time.Second)))
+	}
+	if err := s.Upsert(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	batch := make([]archive.Record, 0, 20)
+	for _, r := range first {
+		c := *r.Task
+		c.Kind = "changed"
+		batch = append(batch, archive.Record{Task: &c, Proof: r.Proof})
+	}
+	for i := range 10 {
+		batch = append(batch, rec("mix", now.Add(-time.Duration(i)*time.Millisecond)))
+	}
+	if err := s.Upsert(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Count(ctx, "mix", archive.Filter{}); err != nil || n != 20 {
+		t.Fatalf("count %d, %v; want 20", n, err)
+	}
+	if n, err := s.Count(ctx, "mix", archive.Filter{Kind: "changed"}); err != nil || n != 10 {
+		t.Fatalf("changed %d, %v; want 10", n, err)
+	}
+
+	for round := range 5 {
+		var same []archive.Record
+		for i := range 200 {
+			same = append(same, rec("race", now.Add(-time.Duration(round*1000+i)*time.Millisecond)))
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for w := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[w] = s.Upsert(ctx, same)
+			}()
+		}
+		wg.Wait()
+		for w, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d writer %d: %v", round, w, err)
+			}
+		}
+		if n, err := s.Count(ctx, "race", archive.Filter{}); err != nil || n != int64(200*(round+1)) {
+			t.Fatalf("round %d: count %d, %v; want %d", round, n, err, 200*(round+1))
+		}
+	}
+}
