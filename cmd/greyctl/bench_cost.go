@@ -63,7 +63,11 @@ func parseCost(r io.Reader, from string) (serverCost, error) {
 		return serverCost{}, fmt.Errorf("--server-metrics %s: %w", from, err)
 	}
 	var c serverCost
-	for name, dst := range map[string]*float64{"process_cpu_seconds_total": &c.cpuSeconds, "go_memstats_mallocs_total": &c.mallocs} {
+	for _, fam := range []struct {
+		name string
+		dst  *float64
+	}{{"process_cpu_seconds_total", &c.cpuSeconds}, {"go_memstats_mallocs_total", &c.mallocs}} {
+		name, dst := fam.name, fam.dst
 		f, ok := fams[name]
 		if !ok || len(f.GetMetric()) == 0 {
 			return serverCost{}, fmt.Errorf("--server-metrics %s: no %s (is it a greyd's metrics listener?)", from, name)
