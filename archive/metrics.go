@@ -7,7 +7,7 @@ import (
 )
 
 // metrics are the archive port's Prometheus families, labelled by store
-// name and operation.
+// name, driver (the URL scheme) and operation.
 type metrics struct {
 	ops     *prometheus.CounterVec
 	seconds *prometheus.HistogramVec
@@ -21,21 +21,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "grey_archive_operations_total",
-			Help: "Archive operations by store, operation and result code (ok or a Grey error code).",
-		}, []string{"store", "op", "code"}),
+			Help: "Archive operations by store, driver, operation and result code (ok or a Grey error code).",
+		}, []string{"store", "driver", "op", "code"}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "grey_archive_operation_seconds",
 			Help:    "Archive operation latency, retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
-		}, []string{"store", "op"}),
+		}, []string{"store", "driver", "op"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "grey_archive_retries_total",
 			Help: "Transient archive failures that were retried.",
-		}, []string{"store", "op"}),
+		}, []string{"store", "driver", "op"}),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "grey_archive_records_written_total",
 			Help: "Task records written to the archive (a re-delivered task counts again).",
-		}, []string{"store"}),
+		}, []string{"store", "driver"}),
 	}
 	if reg == nil {
 		return m, nil

@@ -149,7 +149,7 @@ func (s *Store) Upsert(ctx context.Context, recs []Record) error {
 		g.Go(func() error {
 			err := s.do(gctx, "upsert", c.tenant, func(ctx context.Context) error { return s.drv.Upsert(ctx, c.tenant, c.recs) })
 			if err == nil {
-				s.metrics.records.WithLabelValues(s.name).Add(float64(len(c.recs)))
+				s.metrics.records.WithLabelValues(s.name, s.caps.Scheme).Add(float64(len(c.recs)))
 			}
 			return err
 		})
@@ -388,9 +388,17 @@ func (s *Store) Delete(ctx context.Context, tenantID string, ids []string) (int6
 // while it fails with Unavailable, and wraps its error with the store's
 // name and the operation.
 func (s *Store) do(ctx context.Context, op, tenantID string, f func(context.Context) error) error {
-	ctx, span := tracing.Start(ctx, "archive."+op, trace.WithAttributes(
+	attrs := []attribute.KeyValue{
 		attribute.String("grey.archive.scheme", s.caps.Scheme),
-		attribute.String("grey.tenant_id", tenantID)))
+		attribute.String("grey.tenant_id", tenantID),
+		// OpenTelemetry's database conventions, for trace backends that
+		// group database calls.
+		attribute.String("db.operation.name", op),
+	}
+	if sys := dbSystem(s.caps.Scheme); sys != "" {
+		attrs = append(attrs, attribute.String("db.system.name", sys))
+	}
+	ctx, span := tracing.Start(ctx, "archive."+op, trace.WithAttributes(attrs...))
 	defer span.End()
 	start := time.Now()
 	r := s.retry
@@ -405,7 +413,7 @@ func (s *Store) do(ctx context.Context, op, tenantID string, f func(context.Cont
 	}, backoff.WithBackOff(eb), backoff.WithMaxTries(r.MaxTries), backoff.WithMaxElapsedTime(r.MaxElapsed),
 		// Notify runs only before a retry, so the last failure of a try
 		// that gives up is not counted as retried.
-		backoff.WithNotify(func(error, time.Duration) { s.metrics.retries.WithLabelValues(s.name, op).Inc() }))
+		backoff.WithNotify(func(error, time.Duration) { s.metrics.retries.WithLabelValues(s.name, s.caps.Scheme, op).Inc() }))
 	err = s.wrap(ctx, op, err)
 	code := "ok"
 	if err != nil {
@@ -414,8 +422,8 @@ func (s *Store) do(ctx context.Context, op, tenantID string, f func(context.Cont
 			span.SetStatus(codes.Error, err.Error())
 		}
 	}
-	s.metrics.ops.WithLabelValues(s.name, op, code).Inc()
-	s.metrics.seconds.WithLabelValues(s.name, op).Observe(time.Since(start).Seconds())
+	s.metrics.ops.WithLabelValues(s.name, s.caps.Scheme, op, code).Inc()
+	s.metrics.seconds.WithLabelValues(s.name, s.caps.Scheme, op).Observe(time.Since(start).Seconds())
 	return err
 }
 
@@ -439,4 +447,18 @@ func (s *Store) wrap(ctx context.Context, op string, err error) error {
 		}
 	}
 	return &greyerr.Error{Code: code, Message: fmt.Sprintf("archive %s %s", s.caps.Scheme, op), Err: err}
+}
+
+// dbSystem is OpenTelemetry's db.system.name of a driver's scheme ("" for
+// in-memory and composite archives, whose members' own spans name theirs).
+func dbSystem(scheme string) string {
+	switch scheme {
+	case "postgres", "postgresql":
+		return "postgresql"
+	case "cassandra":
+		return "cassandra"
+	case "mongodb", "mongodb+srv":
+		return "mongodb"
+	}
+	return ""
 }

@@ -407,19 +407,19 @@ func TestMetrics(t *testing.T) {
 	f.always["count"] = greyerr.New(greyerr.PermissionDenied, "no")
 	_, _ = s.Count(ctx, "acme", archive.Filter{})
 	want := `
-# HELP grey_archive_operations_total Archive operations by store, operation and result code (ok or a Grey error code).
+# HELP grey_archive_operations_total Archive operations by store, driver, operation and result code (ok or a Grey error code).
 # TYPE grey_archive_operations_total counter
-grey_archive_operations_total{code="ok",op="get",store="t"} 1
-grey_archive_operations_total{code="not_found",op="get",store="t"} 1
-grey_archive_operations_total{code="ok",op="list",store="t"} 1
-grey_archive_operations_total{code="ok",op="upsert",store="t"} 2
-grey_archive_operations_total{code="permission_denied",op="count",store="t"} 1
+grey_archive_operations_total{code="ok",driver="mem",op="get",store="t"} 1
+grey_archive_operations_total{code="not_found",driver="mem",op="get",store="t"} 1
+grey_archive_operations_total{code="ok",driver="mem",op="list",store="t"} 1
+grey_archive_operations_total{code="ok",driver="mem",op="upsert",store="t"} 2
+grey_archive_operations_total{code="permission_denied",driver="mem",op="count",store="t"} 1
 # HELP grey_archive_records_written_total Task records written to the archive (a re-delivered task counts again).
 # TYPE grey_archive_records_written_total counter
-grey_archive_records_written_total{store="t"} 3
+grey_archive_records_written_total{driver="mem",store="t"} 3
 # HELP grey_archive_retries_total Transient archive failures that were retried.
 # TYPE grey_archive_retries_total counter
-grey_archive_retries_total{op="list",store="t"} 1
+grey_archive_retries_total{driver="mem",op="list",store="t"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"grey_archive_operations_total", "grey_archive_records_written_total", "grey_archive_retries_total"); err != nil {

@@ -12,8 +12,12 @@
 #
 #   eval "$(scripts/services.sh env postgres)"; PAIRS=3 bench/archive.sh
 #
+# ARCHIVE=cassandra or ARCHIVE=mongodb runs the same pairs with that
+# archive instead (a fresh keyspace on GREY_TEST_CASSANDRA_URL, a fresh
+# database on GREY_TEST_MONGODB_URL, as greyd's config names them).
+#
 # Environment: GREY_TEST_POSTGRES_URL (a superuser, required), TASKS
-# (100000), PAIRS (3), KEEP=1.
+# (100000), PAIRS (3), ARCHIVE (postgres), KEEP=1.
 set -euo pipefail
 
 PGURL=${GREY_TEST_POSTGRES_URL:?start PostgreSQL: eval "\$(scripts/services.sh env postgres)"}
@@ -38,8 +42,22 @@ dropdb() {
 trap 'dropdb; cleanup' EXIT
 "$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$PGURL" -c "CREATE DATABASE $db" \
 	-c "CREATE ROLE $app LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '$pw'" >/dev/null
-GREY_PG_URL=$appurl GREY_PG_MIGRATE_URL=$owner "$WORK/greyd" archive migrate >&2
-printf 'database:\n  postgres:\n    url: "%s"\n' "$appurl" >"$WORK/archive.yaml"
+case ${ARCHIVE:-postgres} in
+postgres)
+	GREY_PG_URL=$appurl GREY_PG_MIGRATE_URL=$owner "$WORK/greyd" archive migrate >&2
+	printf 'database:\n  postgres:\n    url: "%s"\n' "$appurl" >"$WORK/archive.yaml"
+	;;
+cassandra)
+	curl_host=${GREY_TEST_CASSANDRA_URL:?start Cassandra: eval "\$(scripts/services.sh env cassandra)"}
+	curl_host=${curl_host#cassandra://}
+	printf 'database:\n  cassandra:\n    hosts: ["%s"]\n    keyspace: grey_bench_%s\n    replication: SimpleStrategy:1\n    migrate: true\n' "${curl_host%%/*}" "$suffix" >"$WORK/archive.yaml"
+	;;
+mongodb)
+	murl=${GREY_TEST_MONGODB_URL:?start MongoDB (FerretDB): eval "\$(scripts/services.sh env mongodb)"}
+	printf 'database:\n  mongodb:\n    url: "%s"\n    database: grey_bench_%s\n' "$murl" "$suffix" >"$WORK/archive.yaml"
+	;;
+*) die "ARCHIVE=$ARCHIVE: want postgres, cassandra or mongodb" ;;
+esac
 
 thr=(--tasks "$TASKS" --tenants 4 --kind noop)
 sample() { # metric name → value from greyd's metrics endpoint
@@ -51,7 +69,7 @@ for ((i = 1; i <= PAIRS; i++)); do
 	off+=("$(field "off$i" tasks_per_second)")
 
 	name=on$i
-	log "$name: greyctl bench ${thr[*]} (PostgreSQL archive)"
+	log "$name: greyctl bench ${thr[*]} (${ARCHIVE:-postgres} archive)"
 	start_greyd "$name" "$WORK/archive.yaml"
 	: >"$WORK/$name.lag"
 	(while :; do
@@ -59,7 +77,7 @@ for ((i = 1; i <= PAIRS; i++)); do
 		sleep 0.25
 	done) &
 	sampler=$!
-	line=$("$WORK/greyctl" --server "$URL" bench -q "${thr[@]}") || die "$name: greyctl bench failed: $line"
+	line=$("$WORK/greyctl" --server "$URL" bench -q --server-metrics "$METRICS" "${thr[@]}") || die "$name: greyctl bench failed: $line"
 	t0=$(date +%s.%N)
 	for ((j = 0; j < 1200; j++)); do
 		[[ $(sample grey_archive_lag_tasks) == 0 ]] && break
@@ -80,6 +98,7 @@ for ((i = 1; i <= PAIRS; i++)); do
 done
 om=$(median "${off[@]}")
 nm=$(median "${on[@]}")
-rows=$("$PSQL" -X -A -t -d "$owner" -c "SELECT count(*) FROM grey_archive.tasks" 2>/dev/null || echo null)
+rows=null
+[[ ${ARCHIVE:-postgres} == postgres ]] && rows=$("$PSQL" -X -A -t -d "$owner" -c "SELECT count(*) FROM grey_archive.tasks" 2>/dev/null || echo null)
 printf '{"summary":true,"off_median":%s,"on_median":%s,"on_over_off":%s,"pairs":[%s],"pair_median":%s,"max_lag_seconds":%s,"max_lag_tasks":%s,"drain_seconds_max":%s,"archived_rows_seen_by_owner":%s}\n' \
 	"$om" "$nm" "$(ratio "$nm" "$om")" "$(IFS=,; echo "${pairs[*]}")" "$(median "${pairs[@]}")" "$maxlag" "$maxtasks" "$drainmax" "$rows"

@@ -109,7 +109,7 @@ run() {
 	shift 2
 	log "$name: greyctl bench $*"
 	start_greyd "$name" "$cfg"
-	if ! line=$("$WORK/greyctl" --server "$URL" bench -q "$@"); then
+	if ! line=$("$WORK/greyctl" --server "$URL" bench -q --server-metrics "$METRICS" "$@"); then
 		die "$name: greyctl bench failed: $line"
 	fi
 	stop_greyd
