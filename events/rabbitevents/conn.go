@@ -157,13 +157,18 @@ func (s *session) loop(ctx context.Context) {
 		if s.teardown != nil {
 			s.teardown(gen, cause)
 		}
-		_ = conn.Close()
+		_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
 		s.notify()
 		if ctx.Err() != nil {
 			return
 		}
 	}
 }
+
+// closeTimeout bounds closing a connection: Close waits for the broker's
+// close-ok, and a broker that is going down (killed, partitioned) may never
+// send it, which would hang the driver's Close and everything waiting on it.
+const closeTimeout = 5 * time.Second
 
 func (s *session) connect() (*amqp.Connection, uint64, error) {
 	props := amqp.NewConnectionProperties()
@@ -182,7 +187,7 @@ func (s *session) connect() (*amqp.Connection, uint64, error) {
 	s.mu.Unlock()
 	if s.setup != nil {
 		if err := s.setup(conn, gen); err != nil {
-			_ = conn.Close()
+			_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
 			if s.teardown != nil {
 				s.teardown(gen, err)
 			}
@@ -202,7 +207,7 @@ func watchChannel(conn *amqp.Connection, ch *amqp.Channel) {
 	c := ch.NotifyClose(make(chan *amqp.Error, 1))
 	go func() {
 		if _, ok := <-c; ok {
-			_ = conn.Close()
+			_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
 		}
 	}()
 }

@@ -627,7 +627,7 @@ func (s *Source) Resume(tenant string) {
 				conn := s.conn
 				s.mu.Unlock()
 				if conn != nil {
-					_ = conn.Close()
+					_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
 				}
 			}
 		}
