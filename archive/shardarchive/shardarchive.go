@@ -98,46 +98,16 @@ func OpenURL(ctx context.Context, r *archive.Registry, rawURL string, opts archi
 	child := opts
 	child.ReadURLs, child.MigrateURL = nil, ""
 	for _, s := range shards {
-		// The parent Store retries and measures; a shard's Store does
-		// neither a second time.
-		st, err := r.Open(ctx, s.URL, child, archive.Options{Name: "shard " + s.ID, Retry: archive.RetryOptions{MaxTries: 1}})
+		// Shards open as drivers: the parent Store validates, retries and
+		// measures once for all of them.
+		d, err := r.OpenDriver(ctx, s.URL, child)
 		if err != nil {
 			closeAll(cfg.Drivers)
 			return nil, shardErr(s.ID, "open", err)
 		}
-		var d archive.Driver = storeDriver{st}
 		cfg.Drivers = append(cfg.Drivers, d)
 	}
 	return New(ctx, cfg)
-}
-
-// storeDriver is a child opened by the registry: a Store (its retries and
-// metrics per shard are not wanted twice, but its Tenants and Delete are
-// the driver's), seen as a Driver.
-type storeDriver struct{ s *archive.Store }
-
-func (d storeDriver) Upsert(ctx context.Context, tenant string, recs []archive.Record) error {
-	return d.s.Upsert(ctx, recs)
-}
-func (d storeDriver) Get(ctx context.Context, tenant, id string) (archive.Record, error) {
-	return d.s.Get(ctx, tenant, id)
-}
-func (d storeDriver) List(ctx context.Context, tenant string, q archive.DriverQuery) ([]archive.Record, error) {
-	return d.s.ListBefore(ctx, tenant, q.Filter, q.Before, q.Limit)
-}
-func (d storeDriver) Count(ctx context.Context, tenant string, f archive.Filter) (int64, error) {
-	return d.s.Count(ctx, tenant, f)
-}
-func (d storeDriver) DeleteBefore(ctx context.Context, before time.Time) (int64, error) {
-	return d.s.DeleteBefore(ctx, before)
-}
-func (d storeDriver) Ping(ctx context.Context) error                { return d.s.Ping(ctx) }
-func (d storeDriver) Capabilities() archive.Capabilities            { return d.s.Capabilities() }
-func (d storeDriver) As(i any) bool                                 { return d.s.As(i) }
-func (d storeDriver) Close() error                                  { return d.s.Close() }
-func (d storeDriver) Tenants(ctx context.Context) ([]string, error) { return d.s.Tenants(ctx) }
-func (d storeDriver) Delete(ctx context.Context, tenant string, ids []string) (int64, error) {
-	return d.s.Delete(ctx, tenant, ids)
 }
 
 func closeAll(ds []archive.Driver) {
