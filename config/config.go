@@ -57,6 +57,8 @@ type Config struct {
 	Tenants TenantsConfig `yaml:"tenants"`
 	// Executors configures the wasm and http task kinds (docs/EXECUTORS.md).
 	Executors ExecutorsConfig `yaml:"executors"`
+	// AI configures the model registry and the inference kind.
+	AI AIConfig `yaml:"ai"`
 	// Proofs configures signed execution proofs (docs/PROOFS.md).
 	Proofs ProofsConfig `yaml:"proofs"`
 	// Auth configures who may call Grey and as which tenant (docs/AUTH.md).
@@ -346,6 +348,7 @@ func Default() *Config {
 			Wasm: WasmConfig{MaxModuleBytes: 32 * MiB, MaxMemoryPages: 256, MaxOutputBytes: 1 * MiB, CacheModules: 64},
 			HTTP: HTTPExecutorConfig{MaxResponseBytes: 1 * MiB},
 		},
+		AI:     defaultAI(),
 		Proofs: ProofsConfig{Enabled: true, Attester: "software"},
 		// The seed's quorum; over one database every level is that one.
 		Database: DatabaseConfig{Postgres: PostgresConfig{Quorum: QuorumMajority, AntiEntropy: Duration(10 * time.Minute)}},

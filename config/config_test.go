@@ -177,6 +177,25 @@ executors:
     tenant_allow_hosts: {acme: [api.acme.com]}
     allow_private: true
     max_response_bytes: 4096
+ai:
+  model_registry: s3://models
+  max_model_bytes: 104857600
+  inference_timeout: 45s
+  runtimes:
+    - name: torch
+      url: python:///usr/bin/python3?device=auto
+      frameworks: [pytorch]
+    - name: triton
+      url: oip+http://triton:8000
+      frameworks: [pytorch, tensorflow]
+  cache_bytes: 1073741824
+  cache_dir: /var/cache/grey/models
+  concurrency: 128
+  batching:
+    max_batch_size: 64
+    max_queue_delay: 5ms
+    models: {resnet: {max_batch_size: 16, max_queue_delay: 1ms}}
+  tenant_models: {acme: [resnet]}
 proofs:
   enabled: false
   key_file: /etc/grey/node.key

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -411,6 +412,15 @@ func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) error {
 		{"GREY_CASSANDRA_PASSWORD", []string{"database.cassandra.password"}, func(v string) error { c.Database.Cassandra.Password = Secret(v); return nil }},
 		{"GREY_MONGO_URL", []string{"database.mongodb.url"}, func(v string) error { c.Database.MongoDB.URL = SecretURL(v); return nil }},
 		{"GREY_KAFKA_BROKERS", []string{"events.kafka.brokers"}, func(v string) error { c.Events.Kafka.Brokers = splitBrokers(v); return nil }},
+		{"GREY_MODEL_REGISTRY", []string{"ai.model_registry"}, str(&c.AI.ModelRegistry)},
+		{"GREY_INFERENCE_TIMEOUT", []string{"ai.inference_timeout"}, func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("want a duration such as 30s")
+			}
+			c.AI.InferenceTimeout = Duration(d)
+			return nil
+		}},
 		{"GREY_RABBITMQ_URL", []string{"events.rabbitmq.url"}, func(v string) error { c.Events.RabbitMQ.URL = SecretURL(v); return nil }},
 	}
 	if c.origins == nil {

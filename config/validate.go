@@ -184,6 +184,7 @@ func (c *Config) Validate() error {
 	}
 	v.labels("tenants.cost.tags", c.Tenants.Cost.Tags)
 	v.executors(&c.Executors)
+	v.ai(&c.AI)
 	v.oneOf("proofs.attester", c.Proofs.Attester, "software", "auto", "sgx", "tdx", "sev-snp", "nitro")
 	v.auth(&c.Auth)
 	v.tls(&c.TLS)
