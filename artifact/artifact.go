@@ -16,6 +16,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -169,26 +171,57 @@ func (s *Store) notFound(digest string) error {
 // Put stores data for tenant unless it has it already (created false).
 // check, when not nil, runs before a new artifact is stored.
 func (s *Store) Put(ctx context.Context, tenant string, data []byte, check func() error) (a *Artifact, created bool, err error) {
+	return s.put(ctx, tenant, Digest(data), int64(len(data)), check, func(v *blobstore.Bucket, key string, wo *blobstore.WriteOptions) error {
+		return v.Put(ctx, key, data, wo)
+	})
+}
+
+// PutReader is Put for an artifact too large to hold in memory: the size
+// bytes of r, whose digest the caller computed (for example while spooling
+// an upload to a file). The bytes are hashed again as they are written;
+// when they do not match digest and size, the object is removed and the
+// error is Internal.
+func (s *Store) PutReader(ctx context.Context, tenant, digest string, size int64, r io.Reader, check func() error) (a *Artifact, created bool, err error) {
+	digest, _, err = s.ParseDigest("digest", digest)
+	if err != nil {
+		return nil, false, err
+	}
+	return s.put(ctx, tenant, digest, size, check, func(v *blobstore.Bucket, key string, wo *blobstore.WriteOptions) error {
+		h := sha256.New()
+		n, err := v.Upload(ctx, key, io.TeeReader(io.LimitReader(r, size+1), h), wo)
+		if err != nil {
+			return err
+		}
+		if got := DigestPrefix + hex.EncodeToString(h.Sum(nil)); n != size || got != digest {
+			_ = v.Delete(ctx, key)
+			return greyerr.New(greyerr.Internal, "%s: %d bytes written with digest %s, not the %d bytes announced", digest, n, got, size)
+		}
+		return nil
+	})
+}
+
+// put is Put and PutReader: write stores the bytes under key of the
+// tenant's view.
+func (s *Store) put(ctx context.Context, tenant, digest string, size int64, check func() error, write func(v *blobstore.Bucket, key string, wo *blobstore.WriteOptions) error) (a *Artifact, created bool, err error) {
 	v, err := s.view(tenant)
 	if err != nil {
 		return nil, false, err
 	}
-	if len(data) == 0 {
+	if size == 0 {
 		return nil, false, greyerr.Invalid("body", "is empty")
 	}
-	if int64(len(data)) > s.opts.MaxBytes {
-		e := greyerr.New(greyerr.TooLarge, "%d bytes exceed the limit of %d bytes (%s)", len(data), s.opts.MaxBytes, s.opts.LimitKey)
+	if size > s.opts.MaxBytes {
+		e := greyerr.New(greyerr.TooLarge, "%d bytes exceed the limit of %d bytes (%s)", size, s.opts.MaxBytes, s.opts.LimitKey)
 		e.Field = "body"
 		return nil, false, e
 	}
-	digest := Digest(data)
 	if a, err := s.Stat(ctx, tenant, digest); err == nil {
 		return a, false, nil
 	} else if !greyerr.Is(err, greyerr.NotFound) {
 		return nil, false, err
 	}
 	if s.opts.Quota != nil && s.opts.Storage == nil {
-		if err := s.checkQuota(ctx, tenant, int64(len(data))); err != nil {
+		if err := s.checkQuota(ctx, tenant, size); err != nil {
 			return nil, false, err
 		}
 	}
@@ -205,13 +238,15 @@ func (s *Store) Put(ctx context.Context, tenant string, data []byte, check func(
 		} else if !greyerr.Is(err, greyerr.NotFound) {
 			return nil, false, err
 		}
-		if err := s.opts.Storage(ctx, tenant, int64(len(data)), true); err != nil {
+		if err := s.opts.Storage(ctx, tenant, size, true); err != nil {
 			return nil, false, err
 		}
 	}
 	h := strings.TrimPrefix(digest, DigestPrefix)
-	if err := v.Put(ctx, s.key(h), data, &blobstore.WriteOptions{ContentType: s.opts.ContentType, Metadata: map[string]string{"digest": digest}}); err != nil {
-		s.release(tenant, int64(len(data)))
+	if err := write(v, s.key(h), &blobstore.WriteOptions{ContentType: s.opts.ContentType, Metadata: map[string]string{"digest": digest}}); err != nil {
+		if s.opts.Storage != nil {
+			s.release(tenant, size)
+		}
 		return nil, false, err
 	}
 	a, err = s.Stat(ctx, tenant, digest)
@@ -328,6 +363,50 @@ func (s *Store) Get(ctx context.Context, tenant, digest string) ([]byte, error) 
 	}
 	return b, nil
 }
+
+// Open streams the bytes of tenant's artifact digest. The reader checks
+// them against the digest as they are read: instead of io.EOF, bytes that
+// do not match end with an Internal error (a damaged or altered blob), so
+// a caller that reads to the end never uses them unknowingly.
+func (s *Store) Open(ctx context.Context, tenant, digest string) (io.ReadCloser, error) {
+	v, err := s.view(tenant)
+	if err != nil {
+		return nil, err
+	}
+	digest, h, err := s.ParseDigest("digest", digest)
+	if err != nil {
+		return nil, err
+	}
+	r, err := v.NewReader(ctx, s.key(h))
+	if err != nil {
+		if greyerr.Is(err, greyerr.NotFound) {
+			return nil, s.notFound(digest)
+		}
+		return nil, err
+	}
+	return &checkedReader{rc: r, r: io.LimitReader(r, s.opts.MaxBytes+1), h: sha256.New(), digest: digest}, nil
+}
+
+// checkedReader hashes what it reads and checks the digest at the end.
+type checkedReader struct {
+	rc     io.ReadCloser
+	r      io.Reader
+	h      hash.Hash
+	digest string
+}
+
+func (c *checkedReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	if err == io.EOF {
+		if got := DigestPrefix + hex.EncodeToString(c.h.Sum(nil)); got != c.digest {
+			return n, greyerr.New(greyerr.Internal, "%s: stored bytes do not match the digest (damaged blob)", c.digest)
+		}
+	}
+	return n, err
+}
+
+func (c *checkedReader) Close() error { return c.rc.Close() }
 
 // Delete removes tenant's artifact digest (NotFound if it has none).
 func (s *Store) Delete(ctx context.Context, tenant, digest string) error {
