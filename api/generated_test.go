@@ -19,6 +19,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/grey-distributed/grey/ai/modelstore"
 	"github.com/grey-distributed/grey/api"
 	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/blobstore/memblob"
@@ -83,7 +84,11 @@ func TestGeneratedRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, engine.Config{Data: data, Kinds: []string{"manual"}}, api.Options{Modules: mods, TaskData: data})
+	models, err := modelstore.New(b, modelstore.Options{MaxBytes: 1 << 20, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, engine.Config{Data: data, Kinds: []string{"manual"}}, api.Options{Modules: mods, TaskData: data, ModelRegistry: models})
 	doc, err := openapi3.NewLoader().LoadFromData(api.Spec())
 	if err != nil {
 		t.Fatal(err)

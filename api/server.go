@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grey-distributed/grey/ai/modelstore"
 	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/audit"
 	"github.com/grey-distributed/grey/auth"
@@ -59,6 +60,9 @@ type Options struct {
 	// Modules is the wasm module store behind /api/v1/modules (issue #4);
 	// nil answers those routes 501.
 	Modules *modules.Store
+	// ModelRegistry is the model registry behind /api/v1/models; nil
+	// answers those routes 501.
+	ModelRegistry *modelstore.Store
 	// TaskData is the task data store behind /api/v1/uploads, task results
 	// by reference and /api/v1/signed/ (nil answers those routes 501).
 	TaskData *taskdata.Store

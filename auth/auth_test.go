@@ -25,9 +25,9 @@ func TestRoleTable(t *testing.T) {
 	t.Parallel()
 	want := map[auth.Role][]auth.Permission{
 		auth.RoleAdmin:    auth.Permissions,
-		auth.RoleOperator: {auth.PermTaskRead, auth.PermTaskSubmit, auth.PermTaskCancel, auth.PermTaskReplay, auth.PermModuleRead, auth.PermModuleWrite, auth.PermClusterRead, auth.PermAPIKeyManage},
-		auth.RoleViewer:   {auth.PermTaskRead, auth.PermModuleRead, auth.PermClusterRead},
-		auth.RoleWorker:   {auth.PermWorkerLease, auth.PermNodeRegister, auth.PermModuleRead, auth.PermClusterRead},
+		auth.RoleOperator: {auth.PermTaskRead, auth.PermTaskSubmit, auth.PermTaskCancel, auth.PermTaskReplay, auth.PermModuleRead, auth.PermModuleWrite, auth.PermModelRead, auth.PermModelWrite, auth.PermClusterRead, auth.PermAPIKeyManage},
+		auth.RoleViewer:   {auth.PermTaskRead, auth.PermModuleRead, auth.PermModelRead, auth.PermClusterRead},
+		auth.RoleWorker:   {auth.PermWorkerLease, auth.PermNodeRegister, auth.PermModuleRead, auth.PermModelRead, auth.PermClusterRead},
 	}
 	for _, r := range auth.Roles {
 		for _, p := range auth.Permissions {

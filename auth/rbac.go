@@ -25,6 +25,12 @@ const (
 	PermModuleRead Permission = "module.read"
 	// PermModuleWrite uploads a tenant's wasm modules.
 	PermModuleWrite Permission = "module.write"
+	// PermModelRead lists, describes and downloads a tenant's AI models
+	// (the model registry).
+	PermModelRead Permission = "model.read"
+	// PermModelWrite pushes and deletes a tenant's AI models and sets and
+	// deletes their aliases.
+	PermModelWrite Permission = "model.write"
 	// PermWorkerLease leases, heartbeats and reports tasks (of the tenants
 	// and kinds the principal is granted the worker role for).
 	PermWorkerLease Permission = "worker.lease"
@@ -54,7 +60,7 @@ const (
 // Permissions lists every permission.
 var Permissions = []Permission{
 	PermTaskRead, PermTaskSubmit, PermTaskCancel, PermTaskReplay,
-	PermModuleRead, PermModuleWrite, PermWorkerLease,
+	PermModuleRead, PermModuleWrite, PermModelRead, PermModelWrite, PermWorkerLease,
 	PermClusterRead, PermClusterAdmin, PermTenantAdmin, PermSnapshot, PermDebug,
 	PermNodeRegister, PermAPIKeyManage,
 }
@@ -79,10 +85,10 @@ var roleTable = map[Role][]Permission{
 	RoleAdmin: Permissions,
 	RoleOperator: {
 		PermTaskRead, PermTaskSubmit, PermTaskCancel, PermTaskReplay,
-		PermModuleRead, PermModuleWrite, PermClusterRead, PermAPIKeyManage,
+		PermModuleRead, PermModuleWrite, PermModelRead, PermModelWrite, PermClusterRead, PermAPIKeyManage,
 	},
-	RoleViewer: {PermTaskRead, PermModuleRead, PermClusterRead},
-	RoleWorker: {PermWorkerLease, PermNodeRegister, PermModuleRead, PermClusterRead},
+	RoleViewer: {PermTaskRead, PermModuleRead, PermModelRead, PermClusterRead},
+	RoleWorker: {PermWorkerLease, PermNodeRegister, PermModuleRead, PermModelRead, PermClusterRead},
 }
 
 // RolePermissions returns the permissions of role r (nil for an unknown
