@@ -159,6 +159,9 @@ type request struct {
 	query  url.Values
 	body   []byte // nil: no body
 	accept string
+	// tenant, when set, acts for this tenant instead of the client's (a
+	// worker fetching a task's model as the task's tenant).
+	tenant string
 }
 
 // send sends r to the preferred server, failing over to the others (see the
@@ -232,7 +235,9 @@ func (c *Client) newRequest(ctx context.Context, base *url.URL, r *request) (*ht
 	}
 	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", c.userAgent)
-	if c.tenant != "" {
+	if r.tenant != "" {
+		req.Header.Set(TenantHeader, r.tenant)
+	} else if c.tenant != "" {
 		req.Header.Set(TenantHeader, c.tenant)
 	}
 	if err := c.setAuth(req); err != nil {
@@ -255,7 +260,12 @@ func canFailOver(method string, err error) bool {
 // do sends a JSON request and decodes a 2xx JSON response into out (unless
 // out is nil). Non-2xx responses become *greyerr.Error.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
-	r := &request{method: method, path: path, query: query}
+	return c.doAs(ctx, "", method, path, query, in, out)
+}
+
+// doAs is do acting for tenant ("" = the client's tenant).
+func (c *Client) doAs(ctx context.Context, tenant, method, path string, query url.Values, in, out any) error {
+	r := &request{method: method, path: path, query: query, tenant: tenant}
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/grey-distributed/grey/ai/modelstore"
 	"github.com/grey-distributed/grey/api"
 	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/archive"
@@ -63,6 +64,8 @@ type Server struct {
 	// blobs opens bucket URLs (WithBlobRegistry); registry is the metrics
 	// registry buckets register with (nil without metrics).
 	blobs *blobstore.Registry
+	// models is the model registry (ai.model_registry).
+	models *modelstore.Store
 	// data is the task data store (tasks.data_url).
 	data     *taskdata.Store
 	registry *prometheus.Registry
@@ -176,6 +179,13 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	s.data = data
 	data.SetStorage(s.blobStorage)
 	mods.SetStorage(s.blobStorage)
+	// The model registry: models count in the same stored bytes.
+	if s.models, err = openModelRegistry(context.Background(), cfg, s.blobs, s.blobOptions(modelstore.Kind)); err != nil {
+		_ = execs.Close(context.Background())
+		_ = mods.Close()
+		return nil, err
+	}
+	s.models.SetStorage(s.blobStorage)
 	signer, err := newSigner(cfg)
 	if err != nil {
 		return nil, err
@@ -281,7 +291,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		s.closeEarly()
 		return nil, err
 	}
-	s.api = api.New(s.eng, api.Options{Refused: s.refused, NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), Modules: mods, TaskData: data, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), PeerTLS: mat.NodeClientConfig(), Logger: logger,
+	s.api = api.New(s.eng, api.Options{Refused: s.refused, NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), Modules: mods, ModelRegistry: s.models, TaskData: data, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), PeerTLS: mat.NodeClientConfig(), Logger: logger,
 		Auth: chain, Audit: s.audit, AuthResult: authResult, Public: o.public,
 		Events: func() apitypes.EventsStatus { return s.events.status(s.eng.Sinks) }})
 	var handler http.Handler = s.api

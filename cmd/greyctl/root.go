@@ -150,7 +150,7 @@ Without --token or --api-key, the token stored by greyctl login is used
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
-	root.AddCommand(newTaskCmd(a), newTenantCmd(a), newCostCmd(a), newClusterCmd(a), newSnapshotCmd(a), newModuleCmd(a), newProofCmd(a), newBenchCmd(a)) // module: issue #4
+	root.AddCommand(newTaskCmd(a), newTenantCmd(a), newCostCmd(a), newClusterCmd(a), newSnapshotCmd(a), newModuleCmd(a), newModelCmd(a), newProofCmd(a), newBenchCmd(a)) // module: issue #4
 	root.AddCommand(newAPIKeyCmd(a), newLoginCmd(a), newLogoutCmd(a))
 	root.AddCommand(newEventsCmd(a))
 	root.AddCommand(newArchiveCmd(a, archivedrivers.Registry))
