@@ -291,26 +291,43 @@ func (s *Store) Push(ctx context.Context, tenant string, spec PushSpec, r io.Rea
 		return nil, false, err
 	}
 
+	// The artifact is stored without holding the write lock (it may take
+	// minutes); the version is checked before and again after.
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old, err := s.readVersion(ctx, v, spec.Name, spec.Version); err == nil {
-		if old.Digest == digest && old.Framework == spec.Framework {
-			aliases, err := s.readAliases(ctx, v, spec.Name)
-			if err != nil {
-				return nil, false, err
-			}
-			old.Aliases = aliasesOf(aliases, old.Version)
-			return old, false, nil
-		}
-		return nil, false, greyerr.New(greyerr.AlreadyExists, "model %s:%s exists with other bytes (%s); versions are immutable: push a new version", spec.Name, spec.Version, old.Digest)
-	} else if !greyerr.Is(err, greyerr.NotFound) {
-		return nil, false, err
+	old, exists, err := s.existingVersion(ctx, v, tenant, spec, digest)
+	s.mu.Unlock()
+	if exists || err != nil {
+		return old, false, err
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, false, greyerr.Wrap(greyerr.Internal, err, "spool model")
 	}
-	a, _, err := s.art.PutReader(ctx, tenant, digest, size, f, nil)
+	a, stored, err := s.art.PutReader(ctx, tenant, digest, size, f, nil)
 	if err != nil {
+		return nil, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, exists, err := s.existingVersion(ctx, v, tenant, spec, digest); exists || err != nil {
+		// A concurrent push of this version won: drop the bytes stored
+		// here if no version has them.
+		if stored {
+			if used, uerr := s.digestInUse(ctx, v, digest); uerr == nil && !used {
+				_ = s.art.Delete(ctx, tenant, digest)
+			}
+		}
+		return old, false, err
+	}
+	// A concurrent delete of another version with these bytes may have
+	// removed the artifact meanwhile: store it again.
+	if _, err := s.art.Stat(ctx, tenant, digest); greyerr.Is(err, greyerr.NotFound) {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, false, greyerr.Wrap(greyerr.Internal, err, "spool model")
+		}
+		if a, _, err = s.art.PutReader(ctx, tenant, digest, size, f, nil); err != nil {
+			return nil, false, err
+		}
+	} else if err != nil {
 		return nil, false, err
 	}
 	m = &ai.Model{TenantID: tenant, Name: spec.Name, Version: spec.Version, Framework: spec.Framework, Digest: a.Digest, Size: a.Size, CreatedAt: s.opts.Now().UTC().Truncate(time.Millisecond)}
@@ -326,6 +343,29 @@ func (s *Store) Push(ctx context.Context, tenant string, spec PushSpec, r io.Rea
 	}
 	m.Aliases = aliasesOf(aliases, m.Version)
 	return m, true, nil
+}
+
+// existingVersion looks for spec's version: exists is false when there is
+// none; else it answers the stored version when it has these bytes, and
+// AlreadyExists when it has others. The caller holds s.mu.
+func (s *Store) existingVersion(ctx context.Context, v *blobstore.Bucket, tenant string, spec PushSpec, digest string) (m *ai.Model, exists bool, err error) {
+	old, err := s.readVersion(ctx, v, spec.Name, spec.Version)
+	if greyerr.Is(err, greyerr.NotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	if old.Digest != digest || old.Framework != spec.Framework {
+		return nil, true, greyerr.New(greyerr.AlreadyExists, "model %s:%s exists with other bytes (%s); versions are immutable: push a new version", spec.Name, spec.Version, old.Digest)
+	}
+	aliases, err := s.readAliases(ctx, v, spec.Name)
+	if err != nil {
+		return nil, true, err
+	}
+	old.TenantID = tenant
+	old.Aliases = aliasesOf(aliases, old.Version)
+	return old, true, nil
 }
 
 func (s *Store) writeJSON(ctx context.Context, v *blobstore.Bucket, key string, x any) error {

@@ -610,3 +610,59 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+func TestConcurrentPushes(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, modelstore.Options{})
+	ctx := t.Context()
+	const n = 8
+	var wg sync.WaitGroup
+	created := make(chan bool, 2*n)
+	errs := make(chan error, 2*n)
+	// The same bytes: one push creates, the others answer the version.
+	same := torchScript(t, "same")
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, c, err := s.Push(ctx, "acme", modelstore.PushSpec{Name: "m", Version: "v1", Framework: ai.PyTorch}, bytes.NewReader(same))
+			created <- c
+			errs <- err
+		}()
+	}
+	// Different bytes for v2: one wins, the others are AlreadyExists.
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, c, err := s.Push(ctx, "acme", modelstore.PushSpec{Name: "m", Version: "v2", Framework: ai.PyTorch}, bytes.NewReader(torchScript(t, "v2-"+string(rune('a'+i)))))
+			created <- c
+			if err != nil && !greyerr.Is(err, greyerr.AlreadyExists) {
+				errs <- err
+			} else {
+				errs <- nil
+			}
+		}()
+	}
+	wg.Wait()
+	close(created)
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	wins := 0
+	for c := range created {
+		if c {
+			wins++
+		}
+	}
+	if wins != 2 {
+		t.Fatalf("%d pushes created a version, want 2 (one per version)", wins)
+	}
+	// The losers' bytes were dropped: one artifact per version.
+	if _, count, err := s.Usage(ctx, "acme"); err != nil || count != 2 {
+		t.Fatalf("artifacts = %d (%v), want 2", count, err)
+	}
+}
