@@ -142,6 +142,14 @@ func walkTar(r io.Reader, f func(name string, h *tar.Header, tr *tar.Reader) err
 		if err != nil {
 			return err
 		}
+		for k := range h.PAXRecords {
+			if strings.HasPrefix(k, "GNU.sparse.") {
+				return notSavedModel("tar entry %q is a sparse file (refused)", h.Name)
+			}
+		}
+		if h.Size < 0 {
+			return notSavedModel("tar entry %q has a negative size", h.Name)
+		}
 		switch h.Typeflag {
 		case tar.TypeReg, tar.TypeDir:
 		case tar.TypeXGlobalHeader:
@@ -196,14 +204,21 @@ func checkSavedModel(r *io.SectionReader) error {
 }
 
 // Unpack writes the SavedModel tar r into dir (created, mode 0700), refusing
-// what Check refuses: paths that leave dir, links and devices. File modes
-// are 0600 and directories 0700, whatever the tar says. The runtime loads
-// the directory.
-func Unpack(r io.Reader, dir string) error {
+// what Check refuses: paths that leave dir, links, devices and sparse
+// files. It writes at most maxBytes bytes of file contents (the artifact's
+// size is a natural bound: a tar holds its files' bytes), refusing a tar
+// that claims more. File modes are 0600 and directories 0700, whatever the
+// tar says. The runtime loads the directory.
+func Unpack(r io.Reader, dir string, maxBytes int64) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("unpack model: %w", err)
 	}
+	left := maxBytes
 	return walkTar(r, func(name string, h *tar.Header, tr *tar.Reader) error {
+		if h.Size > left {
+			return notSavedModel("tar entry %q: its %d bytes take the files past %d bytes", h.Name, h.Size, maxBytes)
+		}
+		left -= h.Size
 		if name == "" {
 			return nil
 		}

@@ -546,7 +546,7 @@ func TestTarDirDeterministicAndUnpack(t *testing.T) {
 		t.Fatalf("Check(TarDir) = %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "m")
-	if err := modelstore.Unpack(bytes.NewReader(b1.Bytes()), out); err != nil {
+	if err := modelstore.Unpack(bytes.NewReader(b1.Bytes()), out, int64(b1.Len())); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(out, "variables", "variables.index")); err != nil || string(b) != "idx" {
@@ -554,8 +554,12 @@ func TestTarDirDeterministicAndUnpack(t *testing.T) {
 	}
 	// Unpack refuses what Check refuses.
 	evil := tarOf(t, entry{name: "saved_model.pb", typ: tar.TypeReg, body: "g"}, entry{name: "variables/../../x", typ: tar.TypeReg, body: "x"})
-	if err := modelstore.Unpack(bytes.NewReader(evil), filepath.Join(t.TempDir(), "e")); !greyerr.Is(err, greyerr.InvalidArgument) {
+	if err := modelstore.Unpack(bytes.NewReader(evil), filepath.Join(t.TempDir(), "e"), int64(len(evil))); !greyerr.Is(err, greyerr.InvalidArgument) {
 		t.Errorf("Unpack of an escaping path: %v", err)
+	}
+	// A tar claiming more file bytes than allowed is refused.
+	if err := modelstore.Unpack(bytes.NewReader(b1.Bytes()), filepath.Join(t.TempDir(), "small"), 4); !greyerr.Is(err, greyerr.InvalidArgument) {
+		t.Errorf("Unpack past maxBytes: %v", err)
 	}
 	// A symbolic link in the directory is refused.
 	_ = os.Symlink("/etc/passwd", filepath.Join(d1, "link"))
@@ -581,7 +585,7 @@ func FuzzCheck(f *testing.F) {
 		if err == nil && !torch {
 			// What Check accepts unpacks without leaving the directory.
 			dir := t.TempDir()
-			if err := modelstore.Unpack(bytes.NewReader(b), filepath.Join(dir, "m")); err != nil && !greyerr.Is(err, greyerr.InvalidArgument) {
+			if err := modelstore.Unpack(bytes.NewReader(b), filepath.Join(dir, "m"), int64(len(b))); err != nil && !greyerr.Is(err, greyerr.InvalidArgument) {
 				t.Fatalf("Unpack of a checked tar: %v", err)
 			}
 			_ = filepath.Walk(dir, func(p string, _ os.FileInfo, _ error) error {

@@ -87,7 +87,7 @@ tf.saved_model.save(m, sys.argv[1], signatures=m.__call__)
 		wantCode(t, "SavedModel as pytorch", err, greyerr.InvalidArgument, "not a TorchScript model")
 		// The tar unpacks to a directory TensorFlow loads.
 		out := filepath.Join(t.TempDir(), "m")
-		if err := modelstore.Unpack(bytes.NewReader(tarred.Bytes()), out); err != nil {
+		if err := modelstore.Unpack(bytes.NewReader(tarred.Bytes()), out, int64(tarred.Len())); err != nil {
 			t.Fatal(err)
 		}
 		runPython(t, py, `
