@@ -25,6 +25,9 @@ const (
 	OutputLabel = "label"
 )
 
+// MaxSlots bounds a model's Slots.
+const MaxSlots = 4096
+
 // MaxDocBytes bounds a model document.
 const MaxDocBytes = 16 << 20
 
@@ -53,7 +56,7 @@ type Doc struct {
 	// RowCost is the added time per row of a batch ("50us").
 	RowCost Duration `json:"row_cost,omitempty"`
 	// Slots bounds the calls of this model that run at once, as one
-	// device does (0: no bound). With Latency, Slots 1 makes batching
+	// device does (0: no bound; at most MaxSlots). With Latency, Slots 1 makes batching
 	// pay as it does on a real device.
 	Slots int `json:"slots,omitempty"`
 	// RaiseOn, when set, makes a call whose input holds this value fail
@@ -160,8 +163,8 @@ func (d *Doc) check() error {
 	if len(d.Layers) == 0 {
 		return fmt.Errorf("no layers")
 	}
-	if d.Slots < 0 {
-		return fmt.Errorf("slots %d is negative", d.Slots)
+	if d.Slots < 0 || d.Slots > MaxSlots {
+		return fmt.Errorf("slots %d is not within [0, %d]", d.Slots, MaxSlots)
 	}
 	prev := -1
 	for l, layer := range d.Layers {

@@ -37,6 +37,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -310,10 +311,25 @@ func (d *Driver) Infer(ctx context.Context, key string, inputs []ai.Tensor, name
 	if status != http.StatusOK {
 		return nil, remote.CtxErr(ctx, d.c.InferError(status, body))
 	}
-	var resp inferResponse
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&resp); err != nil {
+	out, err := decodeResponse(body, names)
+	if err != nil {
+		if greyerr.Is(err, greyerr.InvalidArgument) && !errors.Is(err, errMalformed) {
+			return nil, err
+		}
 		return nil, d.c.Malformed("inference response", err)
+	}
+	return out, nil
+}
+
+var errMalformed = errors.New("malformed")
+
+// decodeResponse reads an inference response's outputs and picks those
+// asked for, in the order asked. An output asked for and missing is
+// InvalidArgument; anything else wrong wraps errMalformed.
+func decodeResponse(body []byte, names []string) ([]ai.Tensor, error) {
+	var resp inferResponse
+	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&resp); err != nil {
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
 	if len(names) == 0 {
 		return resp.Outputs, nil
