@@ -293,3 +293,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRuntime is the suite's benchmark on the mem runtime: the
+// in-process baseline other runtimes' per-call overhead is measured
+// against.
+func BenchmarkRuntime(b *testing.B) {
+	doc := testDoc()
+	path := writeModel(b, doc.Marshal())
+	m, err := memruntime.Parse(doc.Marshal())
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtimetest.Bench(b, runtimetest.Harness{
+		Open: func(testing.TB) ai.Driver { return memruntime.Open(memruntime.Options{}) },
+		Model: runtimetest.Model{
+			Spec:      spec(path, ai.PyTorch),
+			Inputs:    []runtimetest.TensorSpec{{Name: "x", Datatype: ai.FP32, Shape: []int64{4}}},
+			Outputs:   []string{"y", "label"},
+			Reference: func(in []ai.Tensor) ([]ai.Tensor, error) { return m.Eval(in, nil) },
+		},
+	})
+}

@@ -38,8 +38,9 @@ func BenchmarkInfer(b *testing.B) {
 		for _, n := range []int{1, 64} {
 			in := rows(n)
 			b.Run(map[int]string{1: "rows=1", 64: "rows=64"}[n], func(b *testing.B) {
+				c := ctx(b)
 				for i := 0; i < b.N; i++ {
-					if _, err := rt.Infer(ctx(b), "k", in, nil); err != nil {
+					if _, err := rt.Infer(c, "k", in, nil); err != nil {
 						b.Fatal(err)
 					}
 				}
