@@ -31,6 +31,10 @@
 //	timeout=30s                  bound of one call without a deadline (default the runtime's, 30s)
 //	max_response_bytes=N         bound of an answer (default 256 MiB)
 //	ca_file=/path/ca.pem         CAs to trust for oip+https (default the system's)
+//	token_file=/path/token       a bearer token sent with every request (read at open)
+//
+// Credentials in the URL (oip+https://user:password@host) are sent as basic
+// authentication; errors and proofs name the server without them.
 package oipruntime
 
 import (
@@ -162,11 +166,10 @@ func (d *Driver) Info(ctx context.Context) (ai.RuntimeInfo, error) {
 		Name    string `json:"name"`
 		Version string `json:"version"`
 	}
-	if status != http.StatusOK {
-		return ai.RuntimeInfo{}, d.c.LoadError(status, body, "", "")
-	}
-	if err := json.Unmarshal(body, &sm); err != nil {
-		return ai.RuntimeInfo{}, d.c.Malformed("server metadata", err)
+	// Server metadata is informative only: a server that is ready but
+	// answers it badly still serves.
+	if status == http.StatusOK {
+		_ = json.Unmarshal(body, &sm)
 	}
 	version := strings.TrimSpace(sm.Name + " " + sm.Version)
 	if version == "" {

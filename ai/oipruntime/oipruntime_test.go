@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -395,5 +396,66 @@ func TestPrefixAndMapping(t *testing.T) {
 	}
 	if srv.Infers.Load() != 1 {
 		t.Errorf("the server saw %d inferences, want 1", srv.Infers.Load())
+	}
+}
+
+// A bearer token from token_file, or basic credentials in the URL, reach
+// the server; errors and the served model never name the password.
+func TestCredentials(t *testing.T) {
+	srv := oiptest.New(oiptest.Model{Name: "mlp", Versions: []string{"1"}, Model: parse(t, testDoc())})
+	defer srv.Close()
+	var mu sync.Mutex
+	var seenAll []string
+	seenFirst := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seenAll) == 0 {
+			return ""
+		}
+		return seenAll[0]
+	}
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seenAll = append(seenAll, r.Header.Get("Authorization"))
+		mu.Unlock()
+		srv.Config.Handler.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte("s3cret-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := spec("mlp", "1")
+	s.Key = "k"
+	d := open(t, "oip+"+front.URL+"?token_file="+tok)
+	if _, err := d.Load(ctx(t), s); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if got := seenFirst(); got != "Bearer s3cret-token" {
+		t.Errorf("authorization header %q, want the bearer token", got)
+	}
+	mu.Lock()
+	seenAll = nil
+	mu.Unlock()
+	d = open(t, strings.Replace("oip+"+front.URL, "://", "://alice:pw-xyz@", 1))
+	defer d.Close()
+	li, err := d.Load(ctx(t), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seenFirst(); !strings.HasPrefix(got, "Basic ") {
+		t.Errorf("authorization header %q, want basic credentials", got)
+	}
+	if strings.Contains(li.Served.Server, "pw-xyz") {
+		t.Errorf("the served server %q names the password", li.Served.Server)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	_ = os.WriteFile(empty, nil, 0o600)
+	for _, bad := range []string{"?token_file=/no/such/file", "?token_file=" + empty} {
+		u, _ := url.Parse("oip+" + front.URL + bad)
+		if _, err := oipruntime.OpenURL(u, ai.OpenOptions{}); !greyerr.Is(err, greyerr.InvalidArgument) {
+			t.Errorf("%s: %v, want InvalidArgument", bad, err)
+		}
 	}
 }

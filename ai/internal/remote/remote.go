@@ -56,6 +56,9 @@ type Options struct {
 	// CAFile, for https, is a PEM file of the CAs to trust (default the
 	// system's).
 	CAFile string
+	// TokenFile holds a bearer token sent with every request (read when
+	// the driver opens; surrounding space trimmed).
+	TokenFile string
 }
 
 // ServerName maps a Grey model name to the server's.
@@ -137,6 +140,8 @@ func ParseURL(u *url.URL, prefix string, extra []string, opts ai.OpenOptions) (O
 				return Options{}, nil, bad("%q is not a positive number", v)
 			}
 			o.MaxResponseBytes = n
+		case "token_file":
+			o.TokenFile = v
 		case "ca_file":
 			if scheme != "https" {
 				return Options{}, nil, bad("only for %s+https", prefix)
@@ -144,7 +149,7 @@ func ParseURL(u *url.URL, prefix string, extra []string, opts ai.OpenOptions) (O
 			o.CAFile = v
 		default:
 			if !slices.Contains(extra, k) {
-				known := append([]string{"model", "versioned", "digest", "frameworks", "devices", "timeout", "max_response_bytes", "ca_file"}, extra...)
+				known := append([]string{"model", "versioned", "digest", "frameworks", "devices", "timeout", "max_response_bytes", "ca_file", "token_file"}, extra...)
 				return Options{}, nil, greyerr.Invalid("url", "%s runtime: unknown parameter %q (known: %s)", prefix, k, strings.Join(known, ", "))
 			}
 			ext[k] = vs
@@ -180,6 +185,7 @@ type Client struct {
 	o      Options
 	hc     *http.Client
 	prefix string
+	token  string
 }
 
 // NewClient returns a client for o's server; prefix names the runtime in
@@ -198,7 +204,17 @@ func NewClient(o Options, prefix string) (*Client, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return &Client{o: o, hc: &http.Client{Transport: tr}, prefix: prefix}, nil
+	c := &Client{o: o, hc: &http.Client{Transport: tr}, prefix: prefix}
+	if o.TokenFile != "" {
+		b, err := os.ReadFile(o.TokenFile)
+		if err != nil {
+			return nil, greyerr.Wrap(greyerr.InvalidArgument, err, "%s runtime: read token_file", prefix)
+		}
+		if c.token = strings.TrimSpace(string(b)); c.token == "" {
+			return nil, greyerr.Invalid("url", "%s runtime: token_file %s is empty", prefix, o.TokenFile)
+		}
+	}
+	return c, nil
 }
 
 // Server is the server's URL without credentials, for errors and proofs.
@@ -240,6 +256,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body any) (int, []
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
