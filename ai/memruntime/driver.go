@@ -9,8 +9,9 @@
 // A model's document can make it behave like a real one under load — a
 // fixed latency per call plus a cost per row, with a bound on the calls
 // that run at once (a device), so that batching pays as it does on a real
-// device — and like a faulty one: raise (ai.ErrModel) or hang on an input
-// holding a flagged value.
+// device — and like a faulty one: raise (ai.ErrModel), crash (Unavailable,
+// as a runtime process dying mid-batch) or hang on an input holding a
+// flagged value.
 //
 // The URL is mem:// with optional query parameters:
 //
@@ -111,6 +112,8 @@ type Driver struct {
 	models map[string]*loaded
 	closed bool
 	loads  int
+	calls  int64
+	rows   int64
 }
 
 type loaded struct {
@@ -253,6 +256,12 @@ func (d *Driver) Infer(ctx context.Context, key string, inputs []ai.Tensor, name
 		ctx, cancel = context.WithTimeout(ctx, d.opts.Timeout)
 		defer cancel()
 	}
+	d.mu.Lock()
+	d.calls++
+	if len(inputs) > 0 && len(inputs[0].Shape) > 0 {
+		d.rows += inputs[0].Shape[0]
+	}
+	d.mu.Unlock()
 	out, err := l.model.Infer(ctx, inputs, names)
 	if err != nil {
 		return nil, fmt.Errorf("mem runtime: %w", err)
@@ -278,6 +287,14 @@ func (d *Driver) Loads() int {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.loads
+}
+
+// Stats counts the Infer calls on loaded models and the rows they carried
+// (a test hook: batching shows as rows/calls above 1).
+func (d *Driver) Stats() (calls, rows int64) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.calls, d.rows
 }
 
 // Close unloads every model; later calls are Unavailable.

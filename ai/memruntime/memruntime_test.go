@@ -314,3 +314,26 @@ func BenchmarkRuntime(b *testing.B) {
 		},
 	})
 }
+
+func TestCrashFlagAndStats(t *testing.T) {
+	doc := testDoc()
+	c := 7.0
+	doc.CrashOn = &c
+	d := memruntime.Open(memruntime.Options{})
+	defer d.Close()
+	s := spec(writeModel(t, doc.Marshal()), ai.PyTorch)
+	s.Key = "k"
+	if _, err := d.Load(ctx(t), s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Infer(ctx(t), "k", flagged(7), nil); !greyerr.Is(err, greyerr.Unavailable) {
+		t.Errorf("an input holding crash_on: %v, want Unavailable", err)
+	}
+	in := []ai.Tensor{memruntime.Tensor([][]float32{{1, 2, 3, 4}, {5, 6, 7.5, 8}, {0, 0, 0, 0}})}
+	if _, err := d.Infer(ctx(t), "k", in, nil); err != nil {
+		t.Fatal(err)
+	}
+	if calls, rows := d.Stats(); calls != 2 || rows != 4 {
+		t.Errorf("stats: %d calls, %d rows; want 2 and 4", calls, rows)
+	}
+}

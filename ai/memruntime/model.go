@@ -65,6 +65,10 @@ type Doc struct {
 	// HangOn, when set, makes a call whose input holds this value block
 	// until its context ends.
 	HangOn *float64 `json:"hang_on,omitempty"`
+	// CrashOn, when set, makes a call whose input holds this value fail
+	// Unavailable, as a runtime whose process died mid-batch: the work is
+	// retried elsewhere or later.
+	CrashOn *float64 `json:"crash_on,omitempty"`
 }
 
 // Duration is a time.Duration written as Go's duration text in JSON.
@@ -327,8 +331,8 @@ func (m *Model) Eval(inputs []ai.Tensor, names []string) ([]ai.Tensor, error) {
 }
 
 // Infer runs the model as the runtime does: inputs checked, the flags
-// honoured (RaiseOn fails with ai.ErrModel, HangOn blocks until ctx
-// ends), at most Slots calls at once, each taking Latency plus RowCost a
+// honoured (RaiseOn fails with ai.ErrModel, CrashOn with Unavailable,
+// HangOn blocks until ctx ends), at most Slots calls at once, each taking Latency plus RowCost a
 // row. A context that ends first returns its error.
 func (m *Model) Infer(ctx context.Context, inputs []ai.Tensor, names []string) ([]ai.Tensor, error) {
 	if err := ctx.Err(); err != nil {
@@ -343,6 +347,9 @@ func (m *Model) Infer(ctx context.Context, inputs []ai.Tensor, names []string) (
 	x := &inputs[0]
 	if m.doc.RaiseOn != nil && holds(x, *m.doc.RaiseOn) {
 		return nil, fmt.Errorf("%w: an input holds %v (the model's raise_on value)", ai.ErrModel, *m.doc.RaiseOn)
+	}
+	if m.doc.CrashOn != nil && holds(x, *m.doc.CrashOn) {
+		return nil, greyerr.New(greyerr.Unavailable, "an input holds %v (the model's crash_on value): the runtime went away", *m.doc.CrashOn)
 	}
 	if m.doc.HangOn != nil && holds(x, *m.doc.HangOn) {
 		<-ctx.Done()
