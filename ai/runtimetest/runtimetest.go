@@ -21,6 +21,7 @@ import (
 	"math"
 	"math/rand"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,8 +31,9 @@ import (
 
 // Harness is what a driver's test hands the suite.
 type Harness struct {
-	// Open returns a new driver. The suite closes it when the test ends
-	// (the Close behaviour closes its own); Open must not.
+	// Open returns a new driver. The suite opens one and runs every
+	// behaviour on it (each with keys of its own), the Close behaviour
+	// last; it closes the driver when the test ends. Open must not.
 	Open func(t testing.TB) ai.Driver
 	// Model is the model every behaviour runs.
 	Model Model
@@ -118,7 +120,7 @@ func Run(t *testing.T, h Harness) {
 	if h.MaxRows <= 0 {
 		h.MaxRows = 8
 	}
-	s := &suite{h: h}
+	s := &suite{h: h, top: t}
 	t.Run("Info", s.testInfo)
 	t.Run("LoadIdempotent", s.testLoadIdempotent)
 	t.Run("InferOneRow", s.testOneRow)
@@ -139,8 +141,12 @@ func Run(t *testing.T, h Harness) {
 }
 
 type suite struct {
-	h    Harness
-	keys int
+	h      Harness
+	top    *testing.T
+	mu     sync.Mutex
+	rt     *ai.Runtime
+	closed bool
+	keys   int
 }
 
 // Row is one row of inputs with its expected outputs.
@@ -154,19 +160,30 @@ func ctx(t testing.TB) context.Context {
 	return c
 }
 
-// open returns a Runtime over a new driver, closed when t ends.
+// open returns the suite's Runtime: one driver for every behaviour (a
+// runtime may be a process that takes seconds to start and a GiB to hold),
+// opened on first use and closed when the suite ends (or by Close, the
+// last behaviour).
 func (s *suite) open(t testing.TB) *ai.Runtime {
 	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rt != nil {
+		return s.rt
+	}
 	d := s.h.Open(t)
 	if d == nil {
 		t.Fatal("runtimetest: the harness returned a nil driver")
 	}
-	t.Cleanup(func() {
-		if err := d.Close(); err != nil {
-			t.Errorf("close: %v", err)
+	s.rt = ai.NewRuntime("conformance", d)
+	s.top.Cleanup(func() {
+		if !s.closed {
+			if err := d.Close(); err != nil {
+				s.top.Errorf("close: %v", err)
+			}
 		}
 	})
-	return ai.NewRuntime("conformance", d)
+	return s.rt
 }
 
 // load loads spec (Model's when zero) under a new key and returns it.
@@ -175,8 +192,10 @@ func (s *suite) load(t testing.TB, rt *ai.Runtime, spec ai.LoadSpec) string {
 	if spec.Model.Name == "" {
 		spec = s.h.Model.Spec
 	}
+	s.mu.Lock()
 	s.keys++
 	spec.Key = fmt.Sprintf("conformance-%s-%d", t.Name(), s.keys)
+	s.mu.Unlock()
 	if _, err := rt.Load(ctx(t), spec); err != nil {
 		t.Fatalf("load %s:%s: %v", spec.Model.Name, spec.Model.Version, err)
 	}
