@@ -32,6 +32,7 @@
 package tfsruntime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -449,8 +450,8 @@ func (m *model) decodeColumns(body []byte) (map[string]ai.Tensor, error) {
 		return nil, fmt.Errorf("no outputs")
 	}
 	raw := map[string]json.RawMessage{}
-	if len(m.order) == 1 {
-		raw[m.order[0]] = r.Outputs
+	if len(m.order) == 1 && bytes.TrimSpace(r.Outputs)[0] != '{' {
+		raw[m.order[0]] = r.Outputs // one output: TF Serving leaves out its name
 	} else if err := json.Unmarshal(r.Outputs, &raw); err != nil {
 		return nil, fmt.Errorf("outputs: %w", err)
 	}
