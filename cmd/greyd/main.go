@@ -16,23 +16,21 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/grey-distributed/grey/config"
+	"github.com/grey-distributed/grey/internal/gctune"
 	"github.com/grey-distributed/grey/server"
 	"github.com/grey-distributed/grey/telemetry"
 )
 
 func main() {
-	// The state lives in memory: with the default GOGC=100 the heap may
-	// grow to twice the live state before a collection (1M pending tasks:
-	// ~0.8 GiB live, ~1.5 GiB RSS). 50 keeps RSS near 1.5x live for a
-	// little more GC work. GOGC in the environment overrides it.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50)
-	}
+	// The state lives in memory and ranges from megabytes to a gigabyte:
+	// the collector's target follows the live heap (package gctune), and
+	// GOGC or GOMEMLIMIT in the environment override it.
+	gctune.Start(context.Background(), gctune.DefaultPolicy, time.Second)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
