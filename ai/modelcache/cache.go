@@ -37,6 +37,10 @@ import (
 	"github.com/grey-distributed/grey/greyerr"
 )
 
+// ErrDigestMismatch is wrapped by the error of an artifact whose bytes do
+// not hash to its model's digest.
+var ErrDigestMismatch = errors.New("digest mismatch")
+
 // Options configure a Cache.
 type Options struct {
 	// Dir holds the entries (created if missing).
@@ -289,7 +293,8 @@ func (c *Cache) fetch(ctx context.Context, tenant string, m ai.Model, hexd strin
 		return greyerr.New(greyerr.ResourceExhausted, "model %s:%s has more bytes than the model cache holds (ai.cache_bytes %d)", m.Name, m.Version, c.opts.MaxBytes)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != hexd {
-		return greyerr.New(greyerr.FailedPrecondition, "model %s:%s: digest mismatch: the registry names %s, the fetched bytes are sha256:%s", m.Name, m.Version, m.Digest, got)
+		return &greyerr.Error{Code: greyerr.FailedPrecondition, Err: ErrDigestMismatch,
+			Message: fmt.Sprintf("model %s:%s: the registry names %s, the fetched bytes are sha256:%s", m.Name, m.Version, m.Digest, got)}
 	}
 	e := &entry{digest: m.Digest, size: n}
 	if m.Framework == ai.TensorFlow {
