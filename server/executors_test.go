@@ -44,7 +44,7 @@ executors:
     tenant_max_memory_pages: {acme: 512}
 `)
 	c.Executors.Wasm.CacheDir = t.TempDir()
-	r, err := executors(t.Context(), c, nil, slog.New(slog.DiscardHandler))
+	r, err := executors(t.Context(), c, nil, inferenceDeps{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ executors:
 		t.Fatal(err)
 	}
 	c.Executors.Wasm.CacheDir = f
-	if r, err := executors(t.Context(), c, nil, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "cache dir") {
+	if r, err := executors(t.Context(), c, nil, inferenceDeps{}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "cache dir") {
 		if r != nil {
 			_ = r.Close(context.Background())
 		}
