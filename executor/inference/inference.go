@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"sort"
@@ -213,7 +214,7 @@ func decode(payload []byte) (*ai.Request, ai.ModelRef, error) {
 	if err := dec.Decode(&req); err != nil {
 		return nil, ai.ModelRef{}, fmt.Errorf("not an inference request: %w", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, ai.ModelRef{}, errors.New("not an inference request: data after the JSON object")
 	}
 	if req.Model == "" {

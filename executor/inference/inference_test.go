@@ -355,6 +355,7 @@ func TestBadPayloads(t *testing.T) {
 		"batch dims differ": `{"model":"mlp","inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1,2]},{"name":"z","datatype":"FP32","shape":[2],"data":[1,2]}]}`,
 		"input twice":       `{"model":"mlp","inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]},{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]}`,
 		"unknown field":     `{"model":"mlp","input":[]}`,
+		"trailing data":     `{"model":"mlp","inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1,2]}]} }`,
 		"output no name":    `{"model":"mlp","inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[1,2]}],"outputs":[{}]}`,
 	}
 	for name, p := range cases {
