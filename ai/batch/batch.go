@@ -5,7 +5,9 @@
 //
 // There is one queue per (runtime, model key). The first request of a batch
 // waits at most MaxQueueDelay for others to join it; a batch that reaches
-// MaxBatchSize rows goes at once. Requests of different tasks and tenants
+// MaxBatchSize rows goes at once. At most MaxInFlight batched calls of a
+// queue run at once: a batch whose delay passed while the runtime is busy
+// keeps filling until it may go. Requests of different tasks and tenants
 // share batches (the bytes of one tenant never reach another: each caller
 // gets back only its own rows). A request whose inputs do not stack with the
 // forming batch (another shape past the batch dimension, another datatype,
@@ -38,6 +40,10 @@ type Config struct {
 	// MaxQueueDelay is how long the first request of a batch waits for
 	// others to join it.
 	MaxQueueDelay time.Duration
+	// MaxInFlight is how many batched calls of one queue run at once (0:
+	// 1). A batch whose delay has passed while they all run stays open,
+	// filling, until one ends.
+	MaxInFlight int
 }
 
 // Stats describes one runtime call, for metrics.
@@ -71,7 +77,8 @@ type Batcher struct {
 	opts Options
 
 	mu      sync.Mutex
-	forming map[queueKey]*batch // the batch forming per queue, if any
+	forming map[queueKey]*batch        // the batch forming per queue, if any
+	slots   map[queueKey]chan struct{} // the batched calls in flight per queue
 }
 
 // queueKey names a queue: a runtime and a model key.
@@ -108,7 +115,7 @@ type result struct {
 
 // New returns a Batcher.
 func New(opts Options) *Batcher {
-	return &Batcher{opts: opts, forming: make(map[queueKey]*batch)}
+	return &Batcher{opts: opts, forming: make(map[queueKey]*batch), slots: make(map[queueKey]chan struct{})}
 }
 
 // Infer runs inputs through rt's model under key, batched with other
@@ -248,6 +255,31 @@ func (b *Batcher) lead(rt *ai.Runtime, key string, cfg Config, qk queueKey, f *b
 	if leaderGone {
 		b.leave(f, m)
 	}
+	// Wait for the queue's call slot: while the runtime still runs the
+	// previous batches, this one stays open and keeps filling (as
+	// Triton's dynamic batcher does while model instances are busy).
+	slots := b.slotsOf(qk, cfg)
+	if !leaderGone {
+		select {
+		case slots <- struct{}{}:
+		case <-m.ctx.Done():
+			leaderGone = true
+			b.leave(f, m)
+		}
+	}
+	if leaderGone {
+		// The leader still makes the call for the others, if any.
+		b.mu.Lock()
+		if !f.anyLive() {
+			b.seal(qk, f)
+			f.started = true
+			b.mu.Unlock()
+			return nil, m.ctx.Err()
+		}
+		b.mu.Unlock()
+		slots <- struct{}{}
+	}
+	defer func() { <-slots }()
 	// Seal and start: from here the members are fixed.
 	b.mu.Lock()
 	b.seal(qk, f)
@@ -286,6 +318,30 @@ func (b *Batcher) lead(rt *ai.Runtime, key string, cfg Config, qk queueKey, f *b
 	default:
 		return nil, m.ctx.Err() // the leader had left: its part was not sent
 	}
+}
+
+// anyLive reports whether a member of f is still waiting. Call with
+// Batcher.mu held.
+func (f *batch) anyLive() bool {
+	for _, x := range f.members {
+		if !x.gone {
+			return true
+		}
+	}
+	return false
+}
+
+// slotsOf returns the call slots of queue qk, made with cfg's MaxInFlight
+// the first time.
+func (b *Batcher) slotsOf(qk queueKey, cfg Config) chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.slots[qk]
+	if s == nil {
+		s = make(chan struct{}, max(cfg.MaxInFlight, 1))
+		b.slots[qk] = s
+	}
+	return s
 }
 
 // runContext is the context of a call for members: it keeps the values of

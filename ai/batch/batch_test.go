@@ -31,6 +31,7 @@ type fakeDriver struct {
 	rowsMu   sync.Mutex
 	failNext atomic.Pointer[error]
 	sawDone  atomic.Bool
+	gate     chan struct{} // if set, calls wait for it to close
 }
 
 func (d *fakeDriver) Info(context.Context) (ai.RuntimeInfo, error) {
@@ -50,6 +51,9 @@ func (d *fakeDriver) Infer(ctx context.Context, key string, in []ai.Tensor, name
 	d.rowsMu.Lock()
 	d.rows = append(d.rows, n)
 	d.rowsMu.Unlock()
+	if d.gate != nil {
+		<-d.gate
+	}
 	if d.block {
 		<-ctx.Done()
 		d.sawDone.Store(true)
@@ -477,12 +481,17 @@ func (d *deadlineDriver) Infer(ctx context.Context, key string, in []ai.Tensor, 
 }
 
 // BenchmarkBatching measures requests/s through a runtime that runs one
-// call at a time at a cost of 1ms + 20µs per row, with 64 requests in
-// flight: batched (max_batch_size 32) against unbatched (1).
+// call at a time at a cost of fixed + 20µs per row, with 64 requests in
+// flight: batched (max_batch_size 32, max_queue_delay 2ms) against
+// unbatched (1), for a call cheaper and dearer than the queue delay.
 func BenchmarkBatching(b *testing.B) {
-	for _, size := range []int{1, 32} {
-		b.Run(fmt.Sprintf("max_batch_size=%d", size), func(b *testing.B) {
-			drv := &fakeDriver{fixed: time.Millisecond, perRow: 20 * time.Microsecond}
+	for _, c := range []struct {
+		size  int
+		fixed time.Duration
+	}{{1, time.Millisecond}, {32, time.Millisecond}, {1, 5 * time.Millisecond}, {32, 5 * time.Millisecond}} {
+		size := c.size
+		b.Run(fmt.Sprintf("call=%v/max_batch_size=%d", c.fixed, size), func(b *testing.B) {
+			drv := &fakeDriver{fixed: c.fixed, perRow: 20 * time.Microsecond}
 			rt := ai.NewRuntime("fake", drv)
 			bt := batch.New(batch.Options{})
 			cfg := batch.Config{MaxBatchSize: size, MaxQueueDelay: 2 * time.Millisecond}
@@ -501,5 +510,94 @@ func BenchmarkBatching(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
 			b.ReportMetric(float64(b.N)/float64(drv.calls.Load()), "rows/call")
 		})
+	}
+}
+
+// TestBatchFillsWhileRuntimeBusy: while a batched call runs, the next
+// batch stays open past its delay and takes every request that arrives,
+// then goes when the call ends.
+func TestBatchFillsWhileRuntimeBusy(t *testing.T) {
+	drv := &fakeDriver{gate: make(chan struct{})}
+	rt := ai.NewRuntime("fake", drv)
+	b := batch.New(batch.Options{})
+	cfg := batch.Config{MaxBatchSize: 8, MaxQueueDelay: 2 * time.Millisecond}
+	rng := rand.New(rand.NewPCG(4, 4))
+	var wg sync.WaitGroup
+	start := func() {
+		in := input(rng, 1, 2)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := b.Infer(context.Background(), rt, "m", cfg, in, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			equal(t, out, compute(in[0]))
+		}()
+	}
+	start()
+	for drv.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for range 5 {
+		start()
+		time.Sleep(10 * time.Millisecond) // far past the queue delay
+	}
+	close(drv.gate)
+	wg.Wait()
+	if got := drv.rowsPerCall(); len(got) != 2 || got[0] != 1 || got[1] != 5 {
+		t.Fatalf("rows per call %v, want [1 5]", got)
+	}
+}
+
+// TestLeaderLeavesWhileWaiting: a leader whose context ends while its
+// batch waits for the busy runtime leaves it; the batch still runs for
+// the member that stayed.
+func TestLeaderLeavesWhileWaiting(t *testing.T) {
+	drv := &fakeDriver{gate: make(chan struct{})}
+	rt := ai.NewRuntime("fake", drv)
+	b := batch.New(batch.Options{})
+	cfg := batch.Config{MaxBatchSize: 8, MaxQueueDelay: time.Millisecond}
+	rng := rand.New(rand.NewPCG(6, 6))
+	first := make(chan error, 1)
+	go func() {
+		_, err := b.Infer(context.Background(), rt, "m", cfg, input(rng, 1, 2), nil)
+		first <- err
+	}()
+	for drv.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	leader := make(chan error, 1)
+	go func() {
+		_, err := b.Infer(ctx, rt, "m", cfg, input(rand.New(rand.NewPCG(7, 7)), 2, 2), nil)
+		leader <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	stay := input(rand.New(rand.NewPCG(8, 8)), 3, 2)
+	stayed := make(chan error, 1)
+	go func() {
+		out, err := b.Infer(context.Background(), rt, "m", cfg, stay, nil)
+		if err == nil && string(out[0].Data) != string(compute(stay[0])[0].Data) {
+			err = errors.New("wrong outputs")
+		}
+		stayed <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	time.Sleep(20 * time.Millisecond)
+	close(drv.gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-stayed; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-leader; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the leader got %v", err)
+	}
+	if got := drv.rowsPerCall(); len(got) != 2 || got[0] != 1 || got[1] != 3 {
+		t.Fatalf("rows per call %v, want [1 3] (the leader's 2 rows left)", got)
 	}
 }
