@@ -168,7 +168,7 @@ type fixture struct {
 	reg  *prometheus.Registry
 }
 
-func newFixture(t *testing.T, mut func(*inference.Config), devices ...string) *fixture {
+func newFixture(t testing.TB, mut func(*inference.Config), devices ...string) *fixture {
 	t.Helper()
 	f := &fixture{drv: newFake(devices...), src: &source{}, reg: prometheus.NewRegistry()}
 	reg := ai.NewRegistry()
