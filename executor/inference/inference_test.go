@@ -515,3 +515,21 @@ func TestNewNeedsRuntimesAndSource(t *testing.T) {
 		t.Errorf("unknown scheme: %v", err)
 	}
 }
+
+// TestWrongFramework: a TorchScript file pushed as a TensorFlow model is
+// not a SavedModel tar: the task fails for good naming the problem, and
+// the second runtime (configured for tensorflow) is the one picked.
+func TestWrongFramework(t *testing.T) {
+	f := newFixture(t, func(c *inference.Config) {
+		c.Runtimes = []inference.RuntimeConfig{
+			{Name: "torch", URL: "fake://a", Frameworks: []ai.Framework{ai.PyTorch}},
+			{Name: "tf", URL: "fake://b", Frameworks: []ai.Framework{ai.TensorFlow}},
+		}
+	})
+	f.src.push("acme", "mislabelled", ai.TensorFlow, "torch:double")
+	_, err := f.exec.Work(context.Background(), job("acme", payload("mislabelled", 1, 0)))
+	wantFail(t, err, inference.CodeModelError, true, "not a tar")
+	if f.drv.loads.Load() != 0 {
+		t.Fatal("a non-model reached the runtime")
+	}
+}
