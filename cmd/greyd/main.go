@@ -136,7 +136,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if cfg.Node.Role == config.RoleWorker {
-		if err := server.RunWorker(ctx, cfg, logger); err != nil {
+		runtimes, err := runtimeDrivers()
+		if err != nil {
+			fmt.Fprintf(stderr, "greyd: %v\n", err)
+			return 1
+		}
+		if err := server.RunWorker(ctx, cfg, logger, server.WithRuntimeRegistry(runtimes)); err != nil {
 			var ce *config.Error
 			if errors.As(err, &ce) {
 				fmt.Fprintf(stderr, "greyd: %v\n", err)
@@ -183,11 +188,16 @@ func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	if err != nil {
 		return nil, err
 	}
+	runtimes, err := runtimeDrivers()
+	if err != nil {
+		return nil, err
+	}
 	opts, err := identityOptions(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return server.New(cfg, logger, append(opts, server.WithBlobRegistry(blobs), server.WithArchiveRegistry(archives), server.WithEventsRegistry(evs))...)
+	return server.New(cfg, logger, append(opts, server.WithBlobRegistry(blobs), server.WithArchiveRegistry(archives), server.WithEventsRegistry(evs),
+		server.WithRuntimeRegistry(runtimes))...)
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
