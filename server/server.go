@@ -157,6 +157,17 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	if err != nil {
 		return nil, err
 	}
+	// The model registry, where the inference kind of the in-process
+	// workers gets models (then the leader's, for a follower) unless the
+	// binary gave a source (WithModelSource).
+	if s.models, err = openModelRegistry(context.Background(), cfg, s.blobs, s.blobOptions(modelstore.Kind)); err != nil {
+		_ = mods.Close()
+		return nil, err
+	}
+	modelSrc := o.models
+	if modelSrc == nil {
+		modelSrc = s.ModelSource()
+	}
 	var aiReg prometheus.Registerer
 	if reg != nil {
 		aiReg = reg
@@ -166,8 +177,9 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 			return ""
 		}
 		return s.eng.LeaderAPI()
-	}, s.peerToken(), s.peerOptions()...)), inferenceDeps{runtimes: o.runtimes, models: o.models, metrics: aiReg}, logger)
+	}, s.peerToken(), s.peerOptions()...)), inferenceDeps{runtimes: o.runtimes, models: modelSrc, metrics: aiReg}, logger)
 	if err != nil {
+		_ = s.models.Close()
 		_ = mods.Close()
 		return nil, err
 	}
@@ -183,12 +195,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	s.data = data
 	data.SetStorage(s.blobStorage)
 	mods.SetStorage(s.blobStorage)
-	// The model registry: models count in the same stored bytes.
-	if s.models, err = openModelRegistry(context.Background(), cfg, s.blobs, s.blobOptions(modelstore.Kind)); err != nil {
-		_ = execs.Close(context.Background())
-		_ = mods.Close()
-		return nil, err
-	}
+	// Models count in the same stored bytes.
 	s.models.SetStorage(s.blobStorage)
 	signer, err := newSigner(cfg)
 	if err != nil {

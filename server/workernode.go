@@ -127,7 +127,12 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 	})
 	// The same executors as a server's, with wasm modules fetched from the
 	// servers' API.
-	execs, err := executors(ctx, cfg, clientSource(c), inferenceDeps{runtimes: o.runtimes, models: o.models, metrics: aiReg}, logger)
+	// Models too, as the task's tenant, unless the binary gave a source.
+	modelSrc := o.models
+	if modelSrc == nil {
+		modelSrc = client.ModelSource(c)
+	}
+	execs, err := executors(ctx, cfg, clientSource(c), inferenceDeps{runtimes: o.runtimes, models: modelSrc, metrics: aiReg}, logger)
 	if err != nil {
 		return err
 	}

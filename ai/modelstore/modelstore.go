@@ -87,6 +87,10 @@ type Options struct {
 	Storage artifact.StorageFunc
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Check replaces the structural check of pushes (nil: Check). Tests
+	// whose runtime serves other artifacts (the mem runtime's JSON models)
+	// set it; greyd always uses Check.
+	Check func(f ai.Framework, r io.ReaderAt, size int64) error
 }
 
 // Store is the model registry. It is safe for concurrent use and
@@ -138,6 +142,9 @@ func New(b *blobstore.Bucket, opts Options) (*Store, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Check == nil {
+		opts.Check = Check
 	}
 	for tenant, names := range opts.TenantModels {
 		for _, n := range names {
@@ -287,7 +294,7 @@ func (s *Store) Push(ctx context.Context, tenant string, spec PushSpec, r io.Rea
 		return nil, false, greyerr.Invalid("body", "is empty")
 	}
 	digest := artifact.DigestPrefix + hex.EncodeToString(h.Sum(nil))
-	if err := Check(spec.Framework, f, size); err != nil {
+	if err := s.opts.Check(spec.Framework, f, size); err != nil {
 		return nil, false, err
 	}
 

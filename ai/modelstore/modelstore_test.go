@@ -670,3 +670,22 @@ func TestConcurrentPushes(t *testing.T) {
 		t.Fatalf("artifacts = %d (%v), want 2", count, err)
 	}
 }
+
+// A test whose runtime serves other artifacts replaces the check.
+func TestCustomCheck(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, modelstore.Options{Check: func(f ai.Framework, r io.ReaderAt, size int64) error {
+		b := make([]byte, size)
+		if _, err := r.ReadAt(b, 0); err != nil && err != io.EOF {
+			return err
+		}
+		if !bytes.HasPrefix(b, []byte("{")) {
+			return greyerr.Invalid("body", "not a mem model")
+		}
+		return nil
+	}})
+	push(t, s, "acme", "mem", "1", ai.PyTorch, []byte(`{"layers":[]}`))
+	if _, _, err := s.Push(t.Context(), "acme", modelstore.PushSpec{Name: "mem", Version: "2", Framework: ai.PyTorch}, bytes.NewReader(torchScript(t, ""))); !greyerr.Is(err, greyerr.InvalidArgument) {
+		t.Fatalf("custom check not applied: %v", err)
+	}
+}
