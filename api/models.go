@@ -30,7 +30,7 @@ func init() {
 // to ai.max_model_bytes, 2 GiB by default).
 const modelTransferTimeout = 30 * time.Minute
 
-// tenantModels returns the caller's tenant and the model registry, or
+// tenantModelRegistry returns the caller's tenant and the model registry, or
 // writes the error and returns false.
 func (s *Server) tenantModelRegistry(w http.ResponseWriter, r *http.Request) (string, *modelstore.Store, bool) {
 	ten, err := tenantOf(r)
