@@ -39,7 +39,10 @@ class Server:
                 header, body = fr
                 with self.cond:
                     if header.get("op") == "cancel":
-                        self.canceled.add(header.get("id"))
+                        # Only a request still queued can be dropped.
+                        cid = header.get("id")
+                        if any(h.get("id") == cid for h, _ in self.queue):
+                            self.canceled.add(cid)
                     else:
                         self.queue.append((header, body))
                     self.cond.notify()

@@ -84,7 +84,7 @@ class TFModel:
         self.sig = sig
         _, self.inputs = sig.structured_input_signature  # name -> TensorSpec
         outs = sig.structured_outputs
-        self.outputs = list(outs.keys()) if isinstance(outs, dict) else None
+        self.outputs = sorted(outs.keys()) if isinstance(outs, dict) else None
 
     def infer(self, inputs, names):
         tf = self.tf
@@ -118,7 +118,8 @@ class TFModel:
             raise ModelError("%s: %s" % (type(e).__name__, _first_line(str(e)))) from None
         if not isinstance(out, dict):
             out = {"output_0": out}
-        keys = names if names else list(out.keys())
+        # All outputs in name order: a signature's dict order is not stable.
+        keys = names if names else sorted(out.keys())
         return [(k, out[k].numpy()) for k in keys]
 
 

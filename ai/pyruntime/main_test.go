@@ -1,0 +1,75 @@
+package pyruntime_test
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/grey-distributed/grey/ai"
+	"github.com/grey-distributed/grey/ai/pyruntime"
+	"github.com/grey-distributed/grey/ai/pyruntime/pyruntimetest"
+)
+
+// fixtureDir holds the models built once for the whole package: building
+// one costs a second (torch) to five (tensorflow).
+var (
+	fixtureDir string
+	fixMu      sync.Mutex
+	fixtures   = map[string]pyruntimetest.Fixture{}
+)
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "pyruntime-test-")
+	if err != nil {
+		panic(err)
+	}
+	fixtureDir = d
+	code := m.Run()
+	_ = os.RemoveAll(d)
+	os.Exit(code)
+}
+
+// fixture builds (once) a model of kind for a batch of rows.
+func fixture(t testing.TB, python, kind string, rows int) pyruntimetest.Fixture {
+	t.Helper()
+	fixMu.Lock()
+	defer fixMu.Unlock()
+	k := python + "|" + kind + "|" + string(rune('0'+rows%10)) + string(rune(rows))
+	if f, ok := fixtures[k]; ok {
+		return f
+	}
+	f := pyruntimetest.BuildIn(t, fixtureDir, python, kind, rows)
+	fixtures[k] = f
+	return f
+}
+
+// open opens a python:// driver for python with the query, closed at the
+// test's end.
+func open(t testing.TB, python, query string, opts ai.OpenOptions) *pyruntime.Driver {
+	t.Helper()
+	u, err := url.Parse("python://" + python + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := pyruntime.Open(u, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return d
+}
+
+func load(t testing.TB, d ai.Driver, f pyruntimetest.Fixture) string {
+	t.Helper()
+	spec := f.Spec("")
+	if _, err := d.Load(context.Background(), spec); err != nil {
+		t.Fatalf("load %s: %v", f.Kind, err)
+	}
+	return spec.Key
+}
