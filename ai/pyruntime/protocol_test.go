@@ -83,16 +83,20 @@ func TestBadFrames(t *testing.T) {
 			t.Errorf("%s: got %v, want an error", name, err)
 		}
 	}
+	// hf is a frame of the header text h and the body bytes.
+	hf := func(h string, body ...byte) []byte {
+		return mk(4+uint32(len(h)+len(body)), uint32(len(h)), append([]byte(h), body...))
+	}
 	decodes := map[string][]byte{
-		"not json":       mk(4+3, 3, []byte("nop")),
-		"neither":        mk(4+8, 8, []byte(`{"id":1}`)),
-		"body too short": mk(4+uint32(len(`{"id":1,"ok":true,"tensors":[{"name":"x","datatype":"FP32","shape":[2]}]}`))+4, uint32(len(`{"id":1,"ok":true,"tensors":[{"name":"x","datatype":"FP32","shape":[2]}]}`)), append([]byte(`{"id":1,"ok":true,"tensors":[{"name":"x","datatype":"FP32","shape":[2]}]}`), 0, 0, 0, 0)),
-		"body too long":  mk(4+11+1, 11, []byte(`{"ok":true}x`)),
-		"bad datatype":   mk(4+uint32(len(`{"ok":true,"tensors":[{"name":"x","datatype":"FP16","shape":[0]}]}`)), uint32(len(`{"ok":true,"tensors":[{"name":"x","datatype":"FP16","shape":[0]}]}`)), []byte(`{"ok":true,"tensors":[{"name":"x","datatype":"FP16","shape":[0]}]}`)),
-		"negative dim":   mk(4+uint32(len(`{"ok":true,"tensors":[{"name":"x","datatype":"FP32","shape":[-1]}]}`)), uint32(len(`{"ok":true,"tensors":[{"name":"x","datatype":"FP32","shape":[-1]}]}`)), []byte(`{"ok":true,"tensors":[{"name":"x","datatype":"FP32","shape":[-1]}]}`)),
-		"huge shape":     mk(4+uint32(len(`{"ok":true,"tensors":[{"name":"x","datatype":"FP32","shape":[99999999,99999999]}]}`)), uint32(len(`{"ok":true,"tensors":[{"name":"x","datatype":"FP32","shape":[99999999,99999999]}]}`)), []byte(`{"ok":true,"tensors":[{"name":"x","datatype":"FP32","shape":[99999999,99999999]}]}`)),
-		"no name":        mk(4+uint32(len(`{"ok":true,"tensors":[{"name":"","datatype":"FP32","shape":[0]}]}`)), uint32(len(`{"ok":true,"tensors":[{"name":"","datatype":"FP32","shape":[0]}]}`)), []byte(`{"ok":true,"tensors":[{"name":"","datatype":"FP32","shape":[0]}]}`)),
-		"no shape":       mk(4+uint32(len(`{"ok":true,"tensors":[{"name":"x","datatype":"FP32"}]}`)), uint32(len(`{"ok":true,"tensors":[{"name":"x","datatype":"FP32"}]}`)), []byte(`{"ok":true,"tensors":[{"name":"x","datatype":"FP32"}]}`)),
+		"not json":       hf("nop"),
+		"neither":        hf(`{"id":1}`),
+		"body too short": hf(`{"id":1,"ok":true,"tensors":[{"name":"x","datatype":"FP32","shape":[2]}]}`, 0, 0, 0, 0),
+		"body too long":  hf(`{"ok":true}`, 'x'),
+		"bad datatype":   hf(`{"ok":true,"tensors":[{"name":"x","datatype":"FP16","shape":[0]}]}`),
+		"negative dim":   hf(`{"ok":true,"tensors":[{"name":"x","datatype":"FP32","shape":[-1]}]}`),
+		"huge shape":     hf(`{"ok":true,"tensors":[{"name":"x","datatype":"FP32","shape":[99999999,99999999]}]}`),
+		"no name":        hf(`{"ok":true,"tensors":[{"name":"","datatype":"FP32","shape":[0]}]}`),
+		"no shape":       hf(`{"ok":true,"tensors":[{"name":"x","datatype":"FP32"}]}`),
 	}
 	for name, b := range decodes {
 		f, err := readFrame(bytes.NewReader(b))
