@@ -21,7 +21,9 @@ def main(argv=None):
     proto_out = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    proto_in = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
+    # Unbuffered: the server asks select() whether more frames wait, which
+    # a user-space buffer would hide.
+    proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
 
     # numpy's own BLAS threads too, before numpy is imported.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -1,11 +1,12 @@
-"""The runtime's loop: a reader thread takes frames off stdin (so that a
-cancel reaches a request still queued), the main thread runs requests one
-at a time in arrival order and writes the replies to stdout."""
+"""The runtime's loop: between requests it reads every frame that has
+arrived (so that a cancel reaches a request still queued), then runs the
+oldest request and writes its reply. Requests run one at a time, in
+arrival order, on the main thread."""
 
 import collections
 import os
 import sys
-import threading
+import select
 import time
 import traceback
 
@@ -23,56 +24,59 @@ class Server:
         self.log = log or (lambda msg: print("grey_runtime: " + msg, file=sys.stderr, flush=True))
         self.models = {}  # key -> (model, load reply)
         self.queue = collections.deque()
-        self.canceled = set()
-        self.cond = threading.Condition()
-        self.eof = False
         self.stop = False
 
-    # reader thread
-
-    def _read_loop(self):
-        try:
-            while True:
-                fr = protocol.read_frame(self.rfile)
-                if fr is None:
+    def _take(self, header, body):
+        """Queue a request, or apply a cancel to a queued one."""
+        if header.get("op") == "cancel":
+            cid = header.get("id")
+            for i, (h, _) in enumerate(self.queue):
+                if h.get("id") == cid:
+                    self.queue[i] = ({"id": cid, "op": "_canceled"}, b"")
                     break
-                header, body = fr
-                with self.cond:
-                    if header.get("op") == "cancel":
-                        # Only a request still queued can be dropped.
-                        cid = header.get("id")
-                        if any(h.get("id") == cid for h, _ in self.queue):
-                            self.canceled.add(cid)
-                    else:
-                        self.queue.append((header, body))
-                    self.cond.notify()
-        except protocol.ProtocolError as e:
-            self.log("bad frame, stopping: %s" % e)
-        except Exception:
-            self.log("reader failed:\n" + traceback.format_exc())
-        with self.cond:
-            self.eof = True
-            self.cond.notify()
+            return
+        self.queue.append((header, body))
 
-    # main thread
+    def _read(self, block):
+        """Read frames into the queue: one, waiting, when block; then every
+        one that arrived meanwhile. Returns False at the end of stdin."""
+        while True:
+            if not block and not self._readable():
+                return True
+            try:
+                fr = protocol.read_frame(self.rfile)
+            except protocol.ProtocolError as e:
+                self.log("bad frame, stopping: %s" % e)
+                return False
+            if fr is None:
+                return False
+            self._take(*fr)
+            block = False
+
+    def _readable(self):
+        # rfile is unbuffered (see __main__), so the descriptor tells all.
+        try:
+            r, _, _ = select.select([self.rfile], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(r)
 
     def serve(self):
-        """Run until shutdown or the end of stdin."""
-        threading.Thread(target=self._read_loop, name="grey-runtime-reader", daemon=True).start()
+        """Run until shutdown or the end of stdin. Frames are read between
+        requests (so a cancel reaches a request still queued); requests run
+        one at a time in arrival order."""
         protocol.write_frame(self.wfile, {"id": 0, "op": "ready", "ok": True, "pid": os.getpid(),
                                           "version": VERSION, "protocol": PROTOCOL})
+        eof = False
         while not self.stop:
-            with self.cond:
-                while not self.queue and not self.eof:
-                    self.cond.wait()
-                if not self.queue:
-                    return
-                header, body = self.queue.popleft()
-                rid = header.get("id")
-                canceled = rid in self.canceled
-                self.canceled.discard(rid)
+            if not eof:
+                eof = not self._read(block=not self.queue)
+            if not self.queue:
+                return
+            header, body = self.queue.popleft()
+            rid = header.get("id")
             try:
-                if canceled:
+                if header.get("op") == "_canceled":
                     raise Canceled("canceled before it started")
                 reply, chunks = self.handle(header, body)
                 reply.update(id=rid, ok=True)
