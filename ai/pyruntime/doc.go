@@ -28,7 +28,9 @@
 // after the backoff, and models loaded before are loaded again in it on
 // demand (the driver keeps every LoadSpec; an Infer for a key the new
 // process lacks loads it first). The driver answers Load for a key it
-// knows without asking the process.
+// knows without asking the process, taking the spec's Path as the one to
+// load from after a restart; when that file is gone by then, the Infer
+// fails NotFound (load it again).
 //
 // Deadlines: the process runs requests one at a time. When a call's
 // context ends while the process runs it, the call fails with the

@@ -354,13 +354,12 @@ func (d *Driver) Info(ctx context.Context) (ai.RuntimeInfo, error) {
 
 // Load makes spec's model ready. A key the driver knows answers its first
 // load's info without a call to the process.
+//
+// The driver loads a known key again from its spec when a restarted
+// process lacks it, so the spec's Path must stay valid while the key is
+// loaded: a Load of a known key with another Path replaces the stored one
+// (a model cache that moved or re-fetched the file calls Load again).
 func (d *Driver) Load(ctx context.Context, spec ai.LoadSpec) (ai.LoadInfo, error) {
-	d.mu.Lock()
-	if l, ok := d.specs[spec.Key]; ok {
-		d.mu.Unlock()
-		return l.info, nil
-	}
-	d.mu.Unlock()
 	if spec.Path == "" {
 		return ai.LoadInfo{}, greyerr.Invalid("path", "the python runtime loads models from a local path; the spec has none")
 	}
@@ -369,6 +368,14 @@ func (d *Driver) Load(ctx context.Context, spec ai.LoadSpec) (ai.LoadInfo, error
 		return ai.LoadInfo{}, greyerr.Invalid("path", "%v", err)
 	}
 	spec.Path = abs
+	d.mu.Lock()
+	if l, ok := d.specs[spec.Key]; ok {
+		l.spec.Path = spec.Path
+		d.specs[spec.Key] = l
+		d.mu.Unlock()
+		return l.info, nil
+	}
+	d.mu.Unlock()
 	ctx, cancel := withDefault(ctx, d.cfg.LoadTimeout)
 	defer cancel()
 	p, err := d.process(ctx)
@@ -439,6 +446,15 @@ func (d *Driver) Infer(ctx context.Context, key string, inputs []ai.Tensor, name
 		}
 		if !p.hasLoaded(key) {
 			if _, err := d.loadIn(ctx, p, l.spec); err != nil {
+				if _, serr := os.Stat(l.spec.Path); serr != nil && greyerr.Is(err, greyerr.FailedPrecondition) {
+					// The file went away since the first load: the key
+					// is no longer loadable from what the driver kept.
+					d.mu.Lock()
+					delete(d.specs, key)
+					d.mu.Unlock()
+					return nil, &greyerr.Error{Code: greyerr.NotFound, Err: err, Message: fmt.Sprintf(
+						"model %s:%s: its file %s is gone since it was loaded; load it again", l.spec.Model.Name, l.spec.Model.Version, l.spec.Path)}
+				}
 				return nil, fmt.Errorf("loading %s:%s again in a restarted runtime: %w", l.spec.Model.Name, l.spec.Model.Version, err)
 			}
 		}

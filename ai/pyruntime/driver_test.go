@@ -555,3 +555,68 @@ func TestBrokenInterpreter(t *testing.T) {
 		t.Errorf("short deadline: got %v", err)
 	}
 }
+
+func TestReloadAfterFileGone(t *testing.T) {
+	py := pyruntimetest.TorchPython(t)
+	d := open(t, py, "?device=cpu&restart_min=50ms", ai.OpenOptions{})
+	ctx := context.Background()
+	mlp := fixture(t, py, pyruntimetest.TorchMLP, 4)
+	// The model cache's copy: moved after the first load.
+	dir := t.TempDir()
+	b, err := os.ReadFile(mlp.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := filepath.Join(dir, "a.pt"), filepath.Join(dir, "b.pt")
+	if err := os.WriteFile(first, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spec := mlp.Spec("")
+	spec.Path = first
+	if _, err := d.Load(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(first, second); err != nil {
+		t.Fatal(err)
+	}
+	// Loading the known key again with the new path updates what a
+	// restarted process loads from.
+	spec.Path = second
+	if _, err := d.Load(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(d.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, d)
+	out, err := d.Infer(ctx, spec.Key, mlp.Inputs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := equalTensors(out, mlp.Outputs); err != nil {
+		t.Fatal(err)
+	}
+	// Now the file goes away for good: after a restart the key is NotFound
+	// (load it again), not a model error.
+	if err := os.Remove(second); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(d.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, d)
+	if _, err := d.Infer(ctx, spec.Key, mlp.Inputs, nil); !greyerr.Is(err, greyerr.NotFound) {
+		t.Fatalf("got %v, want NotFound", err)
+	}
+}
+
+// waitGone waits until the driver has seen its process die.
+func waitGone(t *testing.T, d *pyruntime.Driver) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); d.PID() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the driver did not notice its process died")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
