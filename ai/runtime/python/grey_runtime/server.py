@@ -17,8 +17,13 @@ from .errors import Canceled, FailedPrecondition, InvalidArgument, NotFound, Run
 class Server:
     """Serves requests from the binary file rfile, answering on wfile."""
 
-    def __init__(self, rfile, wfile, threads=1, log=None):
+    def __init__(self, rfile, wfile, threads=1, log=None, readable=None):
+        """readable, when given, tells whether a frame can be read without
+        blocking (tests over in-memory streams); by default select() on
+        rfile's descriptor, which must then be unbuffered."""
         self.rfile = rfile
+        if readable is not None:
+            self._readable = readable
         self.wfile = wfile
         self.threads = threads
         self.log = log or (lambda msg: print("grey_runtime: " + msg, file=sys.stderr, flush=True))
