@@ -40,6 +40,11 @@
 // Unavailable and are retried). A call whose context ends while it still
 // waits its turn is only dropped (a cancel frame).
 //
+// On Linux the process gets SIGKILL when the worker dies (parent-death
+// signal); anywhere it exits when its stdin closes. Inputs or outputs past
+// the frame limit (1 GiB less the header's 4 MiB) are refused with
+// TooLarge / FailedPrecondition before a frame is written.
+//
 // The process's stdout is the protocol channel (the runtime points
 // descriptor 1 at stderr before loading anything, so a model that prints
 // cannot corrupt it); each stderr line goes to the logger.

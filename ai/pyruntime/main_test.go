@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	}
 	fixtureDir = d
 	code := m.Run()
+	if tf.d != nil {
+		_ = tf.d.Close()
+	}
 	_ = os.RemoveAll(d)
 	os.Exit(code)
 }
@@ -72,4 +75,30 @@ func load(t testing.TB, d ai.Driver, f pyruntimetest.Fixture) string {
 		t.Fatalf("load %s: %v", f.Kind, err)
 	}
 	return spec.Key
+}
+
+// tf is one tensorflow runtime shared by the SavedModel tests: importing
+// tensorflow costs seconds and about 1 GiB per process.
+var tf struct {
+	sync.Mutex
+	d *pyruntime.Driver
+}
+
+// sharedTF returns the shared tensorflow driver (opened on first use,
+// closed by TestMain) and its interpreter.
+func sharedTF(t testing.TB) (*pyruntime.Driver, string) {
+	t.Helper()
+	py := pyruntimetest.TensorFlowPython(t)
+	tf.Lock()
+	defer tf.Unlock()
+	if tf.d == nil {
+		u, err := url.Parse("python://" + py)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tf.d, err = pyruntime.Open(u, ai.OpenOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tf.d, py
 }

@@ -67,6 +67,7 @@ func startProcess(ctx context.Context, d *Driver) (*process, error) {
 	}
 	env = append(env, "PYTHONPATH="+pp, "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1")
 	cmd.Env = env
+	setDeathSignal(cmd)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, greyerr.Wrap(greyerr.Internal, err, "python runtime: stdin pipe")
@@ -243,6 +244,15 @@ func (p *process) writeLoop(stdin io.WriteCloser) {
 // do sends a request and waits for its reply (or the process's end, or
 // ctx's).
 func (p *process) do(ctx context.Context, req request, tensors []ai.Tensor) (reply, []ai.Tensor, error) {
+	var size int
+	for i := range tensors {
+		size += len(tensors[i].Data)
+	}
+	if size > MaxFrame-MaxHeader {
+		// Refused here: a frame the writer could not send would cost the
+		// process (and every call in flight) its stream.
+		return reply{}, nil, greyerr.New(greyerr.TooLarge, "the inputs hold %d bytes, past the python runtime's frame limit of %d", size, MaxFrame-MaxHeader)
+	}
 	req.ID = p.d.ids.Add(1)
 	c := &call{req: req, tensors: tensors, reply: make(chan result, 1)}
 	select {

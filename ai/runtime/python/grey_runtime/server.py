@@ -150,6 +150,11 @@ class Server:
         names = h.get("outputs") or []
         outputs = model.infer(inputs, names)
         specs, chunks = tensors.encode(outputs)
+        size = sum(len(c) for c in chunks)
+        if size > protocol.MAX_FRAME - protocol.MAX_HEADER:
+            # A frame past the limit would break the stream for every call.
+            raise FailedPrecondition("the outputs hold %d bytes, past the frame limit of %d" % (
+                size, protocol.MAX_FRAME - protocol.MAX_HEADER))
         return {"tensors": specs}, chunks
 
     def op_shutdown(self, h, body):
