@@ -65,3 +65,27 @@ func BenchmarkPythonHopParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/call")
 }
+
+// BenchmarkColdLoad measures a model's first load on a fresh driver: the
+// process start, importing torch, and torch.jit.load of the MLP. It
+// reports the whole and the runtime's own load time (LoadInfo.Took).
+func BenchmarkColdLoad(b *testing.B) {
+	py := pyruntimetest.TorchPython(b)
+	f := fixture(b, py, pyruntimetest.TorchMLP, 1)
+	var took float64
+	for b.Loop() {
+		d := open(b, py, "?device=cpu", ai.OpenOptions{})
+		li, err := d.Load(context.Background(), f.Spec(""))
+		if err != nil {
+			b.Fatal(err)
+		}
+		took += float64(li.Took.Milliseconds())
+		b.StopTimer()
+		if err := d.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/cold-load")
+	b.ReportMetric(took/float64(b.N), "ms/load-in-runtime")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -39,7 +40,7 @@ func fixture(t testing.TB, python, kind string, rows int) pyruntimetest.Fixture 
 	t.Helper()
 	fixMu.Lock()
 	defer fixMu.Unlock()
-	k := python + "|" + kind + "|" + string(rune('0'+rows%10)) + string(rune(rows))
+	k := python + "|" + kind + "|" + strconv.Itoa(rows)
 	if f, ok := fixtures[k]; ok {
 		return f
 	}

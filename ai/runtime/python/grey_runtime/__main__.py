@@ -25,6 +25,9 @@ def main(argv=None):
     # a user-space buffer would hide.
     proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
 
+    # cuBLAS is deterministic only with a fixed workspace, read when CUDA
+    # initialises: set it before anything can import torch.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     # numpy's own BLAS threads too, before numpy is imported.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(args.threads))
