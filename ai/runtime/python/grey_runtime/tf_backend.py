@@ -120,6 +120,9 @@ class TFModel:
             out = {"output_0": out}
         # All outputs in name order: a signature's dict order is not stable.
         keys = names if names else sorted(out.keys())
+        missing = [k for k in keys if k not in out]
+        if missing:
+            raise InvalidArgument("the model has no output %s (it has %s)" % (", ".join(missing), ", ".join(sorted(out))))
         return [(k, out[k].numpy()) for k in keys]
 
 
