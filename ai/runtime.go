@@ -35,6 +35,26 @@ type LoadInfo struct {
 	Device string
 	// Took is how long the load took inside the runtime.
 	Took time.Duration
+	// Served is set by runtimes that serve their own copy of the model (a
+	// remote server, which ignores LoadSpec.Path): what the server says it
+	// serves. Nil for runtimes that load the checked artifact at Path.
+	Served *ServedModel
+}
+
+// ServedModel is what a remote runtime serves in place of the artifact
+// Grey checked: proofs name it next to the registry's digest.
+type ServedModel struct {
+	// Server is the server's URL, credentials removed.
+	Server string `json:"server"`
+	// Name and Version are the server's names for the model (Version ""
+	// when the server serves one version under the name).
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	// Digest is the digest the server reports for the model, equal to the
+	// registry's (a server reporting another digest fails the load), or
+	// "" when the server reports none: then the registry's digest in a
+	// proof names the artifact Grey resolved, not bytes Grey saw run.
+	Digest string `json:"digest,omitempty"`
 }
 
 // RuntimeInfo describes a runtime, for proofs and for routing.

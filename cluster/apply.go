@@ -3,8 +3,8 @@ package cluster
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
+	gojson "github.com/goccy/go-json"
 
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/state"
@@ -178,7 +178,7 @@ func (s Slot[R]) Of(r BatchResults) R {
 
 // Add appends c to b and returns the slot of its result.
 func Add[R any](b *Batch, c Cmd[R]) Slot[R] {
-	data, err := json.Marshal(c.msg)
+	data, err := gojson.Marshal(c.msg)
 	if err != nil && b.err == nil {
 		b.err = fmt.Errorf("encode %s: %w", c.t, err)
 	}

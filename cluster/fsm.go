@@ -1,8 +1,8 @@
 package cluster
 
 import (
-	"encoding/json"
 	"fmt"
+	gojson "github.com/goccy/go-json"
 	"io"
 	"log/slog"
 
@@ -47,7 +47,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 // not decode is a corrupt log: it panics rather than diverge from the peers.
 func (f *FSM) apply(index uint64, t MsgType, data []byte) any {
 	dec := func(v any) {
-		if err := json.Unmarshal(data, v); err != nil {
+		if err := gojson.Unmarshal(data, v); err != nil {
 			panic(fmt.Sprintf("grey fsm: index %d: decode %s: %v", index, t, err))
 		}
 	}

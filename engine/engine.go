@@ -30,6 +30,10 @@ type Config struct {
 	MaxDependsOn int
 	// DefaultTimeout applies to tasks without a timeout.
 	DefaultTimeout time.Duration
+	// KindTimeouts are default timeouts of particular kinds (the inference
+	// kind's ai.inference_timeout): a task of such a kind submitted without
+	// a timeout is stored with this one (at most MaxTimeout).
+	KindTimeouts map[string]time.Duration
 	// MaxTimeout bounds a task's timeout.
 	MaxTimeout time.Duration
 	// LeaseTTL is how long a lease lives without a heartbeat.

@@ -81,6 +81,12 @@ func (e *Engine) submit(ctx context.Context, tenant string, specs []task.Spec, b
 		if err != nil {
 			return nil, greyerr.Wrap(greyerr.Internal, err, "new task id")
 		}
+		if d := e.cfg.KindTimeouts[sp.Kind]; sp.Timeout == 0 && d > 0 {
+			if e.cfg.MaxTimeout > 0 {
+				d = min(d, e.cfg.MaxTimeout)
+			}
+			sp.Timeout = task.Duration(d)
+		}
 		if sp.RunAt != nil {
 			r := sp.RunAt.UTC()
 			sp.RunAt = &r

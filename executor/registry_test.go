@@ -3,12 +3,16 @@ package executor_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/grey-distributed/grey/ai"
 	"github.com/grey-distributed/grey/executor"
 	"github.com/grey-distributed/grey/executor/httpexec"
+	"github.com/grey-distributed/grey/executor/inference"
 	wasmexec "github.com/grey-distributed/grey/executor/wasm"
 	"github.com/grey-distributed/grey/worker"
 )
@@ -68,3 +72,53 @@ func TestRegistryRefusesBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// The inference kind is built only on a node with runtimes; a node
+// without them still refuses malformed inference payloads at submit.
+func TestRegistryInference(t *testing.T) {
+	r, err := executor.New(t.Context(), executor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	if _, ok := r.Handler(inference.Kind); ok || r.Inference() != nil {
+		t.Fatal("an inference handler without runtimes")
+	}
+	if err := r.ValidatePayload(inference.Kind, json.RawMessage(`{"model":"m","inputs":[]}`)); err == nil {
+		t.Fatal("a malformed inference payload passed")
+	}
+	if err := r.ValidatePayload(inference.Kind, json.RawMessage(`{"model":"m","inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]}`)); err != nil {
+		t.Fatal(err)
+	}
+
+	reg := ai.NewRegistry()
+	_ = reg.Register("nop", ai.OpenerFunc(func(context.Context, *url.URL, ai.OpenOptions) (ai.Driver, error) { return nopDriver{}, nil }))
+	r2, err := executor.New(t.Context(), executor.Options{Inference: inference.Config{
+		Registry: reg, Runtimes: []inference.RuntimeConfig{{Name: "cpu", URL: "nop://"}},
+		Source: nopSource{}, CacheDir: t.TempDir(), CacheBytes: 1 << 20,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close(context.Background())
+	if h, ok := r2.Handler(inference.Kind); !ok || h != worker.Handler(r2.Inference()) {
+		t.Fatal("no inference handler with a runtime")
+	}
+}
+
+type nopDriver struct{}
+
+func (nopDriver) Info(context.Context) (ai.RuntimeInfo, error)           { return ai.RuntimeInfo{}, nil }
+func (nopDriver) Load(context.Context, ai.LoadSpec) (ai.LoadInfo, error) { return ai.LoadInfo{}, nil }
+func (nopDriver) Unload(context.Context, string) error                   { return nil }
+func (nopDriver) Close() error                                           { return nil }
+func (nopDriver) Infer(context.Context, string, []ai.Tensor, []string) ([]ai.Tensor, error) {
+	return nil, nil
+}
+
+type nopSource struct{}
+
+func (nopSource) Resolve(context.Context, string, ai.ModelRef) (ai.Model, error) {
+	return ai.Model{}, nil
+}
+func (nopSource) Fetch(context.Context, string, string) (io.ReadCloser, error) { return nil, nil }

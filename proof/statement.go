@@ -106,6 +106,31 @@ type Execution struct {
 	// storage proofs): the payload object it read and the result object
 	// Grey wrote for it, each by key relative to the tenant's prefix.
 	Objects []Object `json:"objects,omitempty"`
+	// Model names the model an inference task ran and what ran it (absent
+	// for other kinds, so their statements are unchanged).
+	Model *Model `json:"model,omitempty"`
+}
+
+// Model is the model of an inference execution: the version that ran
+// (its artifact's digest is the content address pushed to the registry)
+// and the runtime and framework that ran it.
+type Model struct {
+	// Name of the model.
+	Name string `json:"name"`
+	// Version that ran (an alias resolved).
+	Version string `json:"version"`
+	// Digest is "sha256:<hex>" of the model's artifact.
+	Digest string `json:"digest"`
+	// Framework is "pytorch" or "tensorflow".
+	Framework string `json:"framework"`
+	// FrameworkVersion is the framework's version in the runtime.
+	FrameworkVersion string `json:"framework_version,omitempty"`
+	// Runtime is the runtime implementation ("grey-python", "oip", …).
+	Runtime string `json:"runtime"`
+	// RuntimeVersion is its version.
+	RuntimeVersion string `json:"runtime_version,omitempty"`
+	// Device the model ran on ("cpu", "cuda:0").
+	Device string `json:"device,omitempty"`
 }
 
 // The roles of a stored object in an execution.
@@ -150,6 +175,8 @@ type Run struct {
 	LeasedBy string
 	// Objects are the stored objects of the run (see Execution.Objects).
 	Objects []Object
+	// Model is the model of an inference run (nil for other kinds).
+	Model *Model
 }
 
 // Digest returns the lower-case hex SHA-256 of b.
@@ -212,6 +239,7 @@ func NewStatement(tenantID, nodeID, platform string, runs ...Run) *Statement {
 		st.Predicate.Executions[i] = Execution{
 			TaskID: r.TaskID, Kind: r.Kind, InputDigest: in, Executor: r.Executor,
 			Attempt: r.Attempt, StartedAt: r.StartedAt.UTC(), FinishedAt: r.FinishedAt.UTC(), LeasedBy: r.LeasedBy, Objects: r.Objects,
+			Model: r.Model,
 		}
 	}
 	return st
@@ -308,6 +336,15 @@ func (s *Statement) Validate() error {
 			}
 			if err := checkHex(o.Digest[DigestAlgorithm]); err != nil {
 				return fmt.Errorf("task %s object %s digest: %w", e.TaskID, o.Name, err)
+			}
+		}
+		if m := e.Model; m != nil {
+			h, ok := strings.CutPrefix(m.Digest, DigestAlgorithm+":")
+			if m.Name == "" || m.Version == "" || !ok {
+				return fmt.Errorf("task %s names a malformed model %q:%q (digest %q)", e.TaskID, m.Name, m.Version, m.Digest)
+			}
+			if err := checkHex(h); err != nil {
+				return fmt.Errorf("task %s model digest: %w", e.TaskID, err)
 			}
 		}
 	}

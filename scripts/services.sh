@@ -49,6 +49,9 @@ KEYCLOAK_VERSION=${GREY_KEYCLOAK_VERSION:-26.5.6}
 KEYCLOAK_JAVA_HOME=${GREY_KEYCLOAK_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 MOTO_SPEC=${GREY_MOTO_SPEC:-moto[server]==5.2.5}
 TF_SPEC=${GREY_TF_SPEC:-tensorflow-cpu==2.21.0}
+# KServe's Python model server (Open Inference Protocol REST), in a venv of
+# its own: its pins (fastapi, numpy 2) must not move tensorflow's.
+KSERVE_SPEC=${GREY_KSERVE_SPEC:-kserve==0.21.0}
 PYTEST_SPEC=${GREY_PYTEST_SPEC:-pytest}
 
 # Ports (override with GREY_<NAME>_PORT...). Non-default ports so that a
@@ -81,7 +84,7 @@ PORT_keycloak_mgmt=${GREY_KEYCLOAK_MANAGEMENT_PORT:-18190}
 
 # Public services, in start order. Internal helpers (epmd) are started as
 # dependencies and not listed.
-ALL_SERVICES=(postgres postgres2 postgres3 rabbitmq kafka cassandra mongodb prometheus otlp oidc keycloak s3 gcs azblob pytorch tensorflow)
+ALL_SERVICES=(postgres postgres2 postgres3 rabbitmq kafka cassandra mongodb prometheus otlp oidc keycloak s3 gcs azblob pytorch tensorflow kserve)
 # Services left out of `up` with no names (none at present); see docs/TESTING.md.
 DEFAULT_EXCLUDED=(${GREY_SERVICES_EXCLUDE:-})
 
@@ -196,7 +199,7 @@ pid_is_ours() {
 # installed/install, prepare (configs, data dirs), launch command, timeout.
 
 kind() { # process | python
-	case $1 in pytorch | tensorflow) echo python ;; *) echo process ;; esac
+	case $1 in pytorch | tensorflow | kserve) echo python ;; *) echo process ;; esac
 }
 
 deps() {
@@ -223,6 +226,7 @@ url() {
 	azblob) echo "http://$HOST:$PORT_azblob/devstoreaccount1" ;;
 	pytorch) echo "file://$(torch_python)" ;;
 	tensorflow) echo "file://$CACHE/venv/bin/python" ;;
+	kserve) echo "file://$CACHE/kserve-venv/bin/python" ;;
 	esac
 }
 
@@ -298,7 +302,7 @@ probe() {
 	s3) http_any "http://$HOST:$PORT_s3/" ;;
 	gcs) http_ok "http://$HOST:$PORT_gcs/storage/v1/b" ;;
 	azblob) http_any "http://$HOST:$PORT_azblob/devstoreaccount1?comp=list" ;;
-	pytorch | tensorflow) py_probe "$1" ;;
+	pytorch | tensorflow | kserve) py_probe "$1" ;;
 	esac
 }
 
@@ -309,6 +313,7 @@ py_probe() {
 	case $1 in
 	pytorch) "$(torch_python)" -c 'import torch' >/dev/null 2>&1 ;;
 	tensorflow) TF_CPP_MIN_LOG_LEVEL=3 "$CACHE/venv/bin/python" -c 'import tensorflow' >/dev/null 2>&1 ;;
+	kserve) "$CACHE/kserve-venv/bin/python" -c 'import kserve' >/dev/null 2>&1 ;;
 	esac || return 1
 	PY_OK[$1]=1
 }
@@ -400,6 +405,7 @@ installed() {
 	azblob) have_cmd node && is_done "$CACHE/azurite-$AZURITE_VERSION" ;;
 	pytorch) probe pytorch ;;
 	tensorflow) is_done "$CACHE/venv" && [[ -x $CACHE/venv/bin/python ]] ;;
+	kserve) is_done "$CACHE/kserve-venv" && [[ -x $CACHE/kserve-venv/bin/python ]] ;;
 	esac
 }
 
@@ -410,6 +416,7 @@ install_dir() {
 	cassandra) echo "$CACHE/cassandra-$CASSANDRA_VERSION" ;;
 	keycloak) echo "$CACHE/keycloak-$KEYCLOAK_VERSION" ;;
 	s3 | tensorflow) echo "$CACHE/venv" ;;
+	kserve) echo "$CACHE/kserve-venv" ;;
 	azblob) echo "$CACHE/azurite-$AZURITE_VERSION" ;;
 	esac
 }
@@ -427,6 +434,7 @@ install() {
 	gcs) install_go_tool fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKEGCS_VERSION" . ;;
 	oidc) build_oidc ;;
 	s3 | tensorflow) install_venv ;;
+	kserve) install_kserve_venv ;;
 	azblob) install_azurite ;;
 	esac
 }
@@ -564,6 +572,22 @@ install_venv() {
 		"$v/bin/pip" install -q --disable-pip-version-check "$MOTO_SPEC" "$TF_SPEC" "$PYTEST_SPEC" || exit 1
 		mark_done "$v"
 	) 9>"$CACHE/.venv.lock"
+}
+
+# KServe's model server for the oip runtime's tests (ai/oipruntime starts it
+# itself, with a model of the test's, from this venv's python).
+install_kserve_venv() {
+	local v=$CACHE/kserve-venv py=${GREY_PYTHON:-python3}
+	[[ -d $v && ! -f $v/.grey-installed ]] && [[ ! -x $v/bin/python ]] && rm -rf "$v"
+	is_done "$v" && return 0
+	mkdir -p "$CACHE"
+	(
+		flock 9
+		is_done "$v" && exit 0
+		[[ -x $v/bin/python ]] || "$py" -m venv "$v" || exit 1
+		"$v/bin/pip" install -q --disable-pip-version-check "$KSERVE_SPEC" || exit 1
+		mark_done "$v"
+	) 9>"$CACHE/.kserve-venv.lock"
 }
 
 install_azurite() {

@@ -5,6 +5,7 @@ import (
 	"github.com/grey-distributed/grey/archive"
 	"net/http"
 
+	"github.com/grey-distributed/grey/ai"
 	"github.com/grey-distributed/grey/api"
 	"github.com/grey-distributed/grey/audit"
 	"github.com/grey-distributed/grey/auth"
@@ -26,6 +27,8 @@ type options struct {
 	archives       *archive.Registry
 	archive        *archive.Store
 	events         *events.Registry
+	runtimes       *ai.Registry   // model runtime drivers (WithRuntimeRegistry)
+	models         ai.ModelSource // models for inference (WithModelSource)
 }
 
 // WithAuthenticators provides the authenticators of the enabled auth

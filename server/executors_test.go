@@ -4,15 +4,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/grey-distributed/grey/ai"
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/config"
 	"github.com/grey-distributed/grey/greyerr"
@@ -44,7 +48,7 @@ executors:
     tenant_max_memory_pages: {acme: 512}
 `)
 	c.Executors.Wasm.CacheDir = t.TempDir()
-	r, err := executors(t.Context(), c, nil, slog.New(slog.DiscardHandler))
+	r, err := executors(t.Context(), c, nil, inferenceDeps{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +91,7 @@ executors:
 		t.Fatal(err)
 	}
 	c.Executors.Wasm.CacheDir = f
-	if r, err := executors(t.Context(), c, nil, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "cache dir") {
+	if r, err := executors(t.Context(), c, nil, inferenceDeps{}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "cache dir") {
 		if r != nil {
 			_ = r.Close(context.Background())
 		}
@@ -125,3 +129,73 @@ func TestLeaderSource(t *testing.T) {
 		t.Errorf("another tenant: %v", err)
 	}
 }
+
+// With ai.runtimes a node builds the inference kind from the ai block
+// (cache under the data dir by default); without drivers or a model
+// source it refuses to start, naming ai.runtimes. The worker pool grows by
+// ai.concurrency, and inference tasks default to ai.inference_timeout.
+func TestExecutorsInference(t *testing.T) {
+	t.Parallel()
+	c := loadExecConfig(t, `
+ai:
+  inference_timeout: 12s
+  concurrency: 40
+  batching: {max_batch_size: 16, max_queue_delay: 3ms, models: {mlp: {max_batch_size: 4}}}
+  runtimes:
+    - {name: cpu, url: "nop://local", frameworks: [pytorch]}
+`)
+	c.Node.DataDir = t.TempDir()
+	c.Executors.Wasm.CacheDir = t.TempDir()
+	if _, err := executors(t.Context(), c, nil, inferenceDeps{}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "ai.runtimes") {
+		t.Fatalf("no runtime drivers: %v", err)
+	}
+	reg := ai.NewRegistry()
+	_ = reg.Register("nop", ai.OpenerFunc(func(context.Context, *url.URL, ai.OpenOptions) (ai.Driver, error) { return nopDriver{}, nil }))
+	if _, err := executors(t.Context(), c, nil, inferenceDeps{runtimes: reg}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "model source") {
+		t.Fatalf("no model source: %v", err)
+	}
+	ic, err := inferenceConfig(c, inferenceDeps{runtimes: reg, models: nopSource{}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ic.CacheDir != filepath.Join(c.Node.DataDir, "model-cache") || ic.Timeout != 12*time.Second || ic.Batching.MaxBatchSize != 16 ||
+		ic.Batching.MaxQueueDelay != 3*time.Millisecond || ic.ModelBatching["mlp"].MaxBatchSize != 4 ||
+		len(ic.Runtimes) != 1 || ic.Runtimes[0].URL != "nop://local" || !slices.Equal(ic.Runtimes[0].Frameworks, []ai.Framework{ai.PyTorch}) {
+		t.Fatalf("inference config %+v", ic)
+	}
+	r, err := executors(t.Context(), c, nil, inferenceDeps{runtimes: reg, models: nopSource{}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	if r.Inference() == nil || !slices.Contains(r.Kinds(), ai.Kind) {
+		t.Fatalf("kinds %v", r.Kinds())
+	}
+	if got := workerConcurrency(c); got != c.Worker.Concurrency+40 {
+		t.Errorf("worker concurrency %d, want worker.concurrency + 40", got)
+	}
+	if got := kindTimeouts(c)[ai.Kind]; got != 12*time.Second {
+		t.Errorf("inference default timeout %v", got)
+	}
+	plain := loadExecConfig(t, "{}")
+	if workerConcurrency(plain) != plain.Worker.Concurrency {
+		t.Error("the pool grew without runtimes")
+	}
+}
+
+type nopDriver struct{}
+
+func (nopDriver) Info(context.Context) (ai.RuntimeInfo, error)           { return ai.RuntimeInfo{}, nil }
+func (nopDriver) Load(context.Context, ai.LoadSpec) (ai.LoadInfo, error) { return ai.LoadInfo{}, nil }
+func (nopDriver) Unload(context.Context, string) error                   { return nil }
+func (nopDriver) Close() error                                           { return nil }
+func (nopDriver) Infer(context.Context, string, []ai.Tensor, []string) ([]ai.Tensor, error) {
+	return nil, nil
+}
+
+type nopSource struct{}
+
+func (nopSource) Resolve(context.Context, string, ai.ModelRef) (ai.Model, error) {
+	return ai.Model{}, nil
+}
+func (nopSource) Fetch(context.Context, string, string) (io.ReadCloser, error) { return nil, nil }

@@ -154,12 +154,16 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	if err != nil {
 		return nil, err
 	}
+	var aiReg prometheus.Registerer
+	if reg != nil {
+		aiReg = reg
+	}
 	execs, err := executors(context.Background(), cfg, wasmexec.Chain(mods, leaderSource(func() string {
 		if s.eng == nil || s.eng.IsLeader() {
 			return ""
 		}
 		return s.eng.LeaderAPI()
-	}, s.peerToken(), s.peerOptions()...)), logger)
+	}, s.peerToken(), s.peerOptions()...)), inferenceDeps{runtimes: o.runtimes, models: o.models, metrics: aiReg}, logger)
 	if err != nil {
 		_ = mods.Close()
 		return nil, err
@@ -231,6 +235,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		MaxPayloadBytes: int(cfg.Tasks.MaxPayloadBytes),
 		MaxDependsOn:    cfg.Tasks.MaxDependsOn,
 		DefaultTimeout:  cfg.Tasks.DefaultTimeout.Std(),
+		KindTimeouts:    kindTimeouts(cfg),
 		MaxTimeout:      cfg.Tasks.MaxTimeout.Std(),
 		LeaseTTL:        cfg.Tasks.LeaseTTL.Std(),
 		Retry: task.RetryPolicy{
@@ -311,14 +316,14 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 			WorkerID:      cfg.Node.ID + "/builtin",
 			Kinds:         cfg.Worker.Kinds,
 			Labels:        cfg.Worker.Labels,
-			Concurrency:   cfg.Worker.Concurrency,
+			Concurrency:   workerConcurrency(cfg),
 			ShutdownGrace: cfg.Worker.ShutdownGrace.Std(),
 			Signer:        signer,
 			Logger:        logger.With("component", "worker"),
 		})
 		var slots *telemetry.WorkerSlots
 		if s.metrics != nil {
-			slots = s.metrics.WorkerSlots(cfg.Worker.Concurrency)
+			slots = s.metrics.WorkerSlots(workerConcurrency(cfg))
 		}
 		for k, h := range builtins {
 			if slots != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -29,9 +30,17 @@ import (
 // over between them and any server forwards to the leader) until ctx ends,
 // then drains: no new leases, running tasks get worker.shutdown_grace,
 // outcomes are flushed.
-func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+//
+// opts may give the model runtime drivers and the model source
+// (WithRuntimeRegistry, WithModelSource) for the inference kind; the
+// other options do not apply to a worker-only node.
+func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...Option) error {
 	if err := cfg.CheckExposure(); err != nil {
 		return err
+	}
+	var o options
+	for _, f := range opts {
+		f(&o)
 	}
 	if p := &cfg.Monitoring.Prometheus; p.Enabled && p.Pprof && !config.IsLoopback(cfg.MetricsAddr()) {
 		// A worker-only node authenticates no caller: its profiles stay
@@ -45,7 +54,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 		return fmt.Errorf("monitoring.opentelemetry: %w", err)
 	}
 	defer telemetry.FlushTracing(stopTracing, logger)
-	opts, err := credentialOptions(ctx, cfg)
+	copts, err := credentialOptions(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -55,13 +64,13 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 		return err
 	}
 	if tc := mat.NodeClientConfig(); tc != nil {
-		opts = append(opts, client.WithTLSConfig(tc))
+		copts = append(copts, client.WithTLSConfig(tc))
 	}
 	servers := make([]string, len(cfg.Node.Servers))
 	for i, a := range cfg.Node.Servers {
 		servers[i] = cfg.PeerURL(a)
 	}
-	c, err := client.New(strings.Join(servers, ","), opts...)
+	c, err := client.New(strings.Join(servers, ","), copts...)
 	if err != nil {
 		return fmt.Errorf("node.servers: %w", err)
 	}
@@ -79,8 +88,10 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 	// Metrics of this node's own work: worker slots, the proofs it signs,
 	// its TEE quotes (plus Go and process metrics), with pprof.
 	var slots *telemetry.WorkerSlots
+	var aiReg prometheus.Registerer
 	if cfg.Monitoring.Prometheus.Enabled {
 		reg := newRegistry()
+		aiReg = reg
 		m, err := telemetry.NewMetrics(reg, telemetry.Options{NodeID: cfg.Node.ID, Buckets: cfg.Monitoring.Prometheus.Buckets})
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
@@ -95,7 +106,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 			}
 		}()
 		defer srv.Close()
-		slots = m.WorkerSlots(cfg.Worker.Concurrency)
+		slots = m.WorkerSlots(workerConcurrency(cfg))
 		instrumentSigner(signer, m)
 		logger.Info("metrics", "addr", ln.Addr().String(), "path", cfg.Monitoring.Prometheus.Path)
 	}
@@ -109,14 +120,14 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 		WorkerID:      cfg.Node.ID,
 		Kinds:         cfg.Worker.Kinds,
 		Labels:        labels,
-		Concurrency:   cfg.Worker.Concurrency,
+		Concurrency:   workerConcurrency(cfg),
 		ShutdownGrace: cfg.Worker.ShutdownGrace.Std(),
 		Signer:        signer,
 		Logger:        logger.With("component", "worker"),
 	})
 	// The same executors as a server's, with wasm modules fetched from the
 	// servers' API.
-	execs, err := executors(ctx, cfg, clientSource(c), logger)
+	execs, err := executors(ctx, cfg, clientSource(c), inferenceDeps{runtimes: o.runtimes, models: o.models, metrics: aiReg}, logger)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,22 @@ type Measurer interface {
 	Measure(j *Job) proof.Executor
 }
 
+// Measured is a result that carries its own measurement: a handler that
+// learns what ran a job only while running it (an inference task's model
+// version, resolved from an alias, and its runtime) returns its result as a
+// Measured. Value is the result proper (what is stored and digested);
+// Executor, when set, replaces the handler's Measurer (or the worker
+// binary) as the proof's measurement; Model, when set, is named in the
+// proof. EncodeResult encodes Value alone.
+type Measured struct {
+	// Value is the result.
+	Value any
+	// Executor is the measurement, or nil for the usual one.
+	Executor *proof.Executor
+	// Model is the model that ran, or nil.
+	Model *proof.Model
+}
+
 // Deterministic is implemented by handlers whose output depends only on the
 // job (kind, payload, and what the payload names); only such jobs can be
 // replayed to check a proof's output digest.

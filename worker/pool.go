@@ -333,8 +333,19 @@ func (p *Pool) execute(parent context.Context, a Assignment) {
 			r.Status, r.Result, r.tenant = task.Completed, b, a.TenantID
 			if a.Prove && p.opts.Signer != nil {
 				r.run = &proof.Run{TaskID: a.TaskID, Kind: a.Kind, Payload: a.Payload, Output: b,
-					Attempt: a.Attempt, Executor: p.measure(h, &a), StartedAt: started, FinishedAt: r.At, LeasedBy: a.Principal,
+					Attempt: a.Attempt, StartedAt: started, FinishedAt: r.At, LeasedBy: a.Principal,
 					Objects: proof.StoredObjects(a.TaskID, a.PayloadObject, b, a.ResultInlineMax)}
+				// A Measured result says what ran it; else the handler
+				// (or the binary) does.
+				m := measuredOf(res)
+				if m != nil && m.Executor != nil {
+					r.run.Executor = *m.Executor
+				} else {
+					r.run.Executor = p.measure(h, &a)
+				}
+				if m != nil {
+					r.run.Model = m.Model
+				}
 			}
 		}
 	}
@@ -426,10 +437,25 @@ func safeWork(ctx context.Context, h Handler, j *Job) (res any, err error) {
 	return h.Work(ctx, j)
 }
 
+// measuredOf returns v as a *Measured, or nil when it is not one.
+func measuredOf(v any) *Measured {
+	switch m := v.(type) {
+	case Measured:
+		return &m
+	case *Measured:
+		return m
+	}
+	return nil
+}
+
 // EncodeResult encodes a handler's result as the bytes the server will
 // store: JSON in encoding/json's canonical form (compact, HTML-escaped), so
 // the digest a proof signs is the digest of the stored result.
+// A Measured result encodes as its Value.
 func EncodeResult(v any) (json.RawMessage, error) {
+	if m := measuredOf(v); m != nil {
+		v = m.Value
+	}
 	switch r := v.(type) {
 	case nil:
 		return nil, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/grey-distributed/grey/ai"
 	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/blobstore"
 	"github.com/grey-distributed/grey/blobstore/azblob"
@@ -10,6 +11,7 @@ import (
 	"github.com/grey-distributed/grey/blobstore/gcsblob"
 	"github.com/grey-distributed/grey/blobstore/memblob"
 	"github.com/grey-distributed/grey/blobstore/s3blob"
+	"github.com/grey-distributed/grey/cmd/internal/aidrivers"
 	"github.com/grey-distributed/grey/cmd/internal/archivedrivers"
 	"github.com/grey-distributed/grey/events"
 	"github.com/grey-distributed/grey/events/kafkaevents"
@@ -39,6 +41,10 @@ func blobDrivers() (*blobstore.Registry, error) {
 // archiveDrivers is the archive registry of this binary, shared with
 // greyctl (cmd/internal/archivedrivers).
 func archiveDrivers() (*archive.Registry, error) { return archivedrivers.Registry() }
+
+// runtimeDrivers is the model runtime registry of this binary (the ai core
+// imports no driver; cmd/internal/aidrivers lists them).
+func runtimeDrivers() (*ai.Registry, error) { return aidrivers.Registry() }
 
 // eventDrivers is the event-stream registry of this binary: the broker
 // drivers greyd links (the events core imports none). A new driver is one

@@ -16,23 +16,21 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/grey-distributed/grey/config"
+	"github.com/grey-distributed/grey/internal/gctune"
 	"github.com/grey-distributed/grey/server"
 	"github.com/grey-distributed/grey/telemetry"
 )
 
 func main() {
-	// The state lives in memory: with the default GOGC=100 the heap may
-	// grow to twice the live state before a collection (1M pending tasks:
-	// ~0.8 GiB live, ~1.5 GiB RSS). 50 keeps RSS near 1.5x live for a
-	// little more GC work. GOGC in the environment overrides it.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50)
-	}
+	// The state lives in memory and ranges from megabytes to a gigabyte:
+	// the collector's target follows the live heap (package gctune), and
+	// GOGC or GOMEMLIMIT in the environment override it.
+	gctune.Start(context.Background(), gctune.DefaultPolicy, time.Second)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -138,7 +136,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if cfg.Node.Role == config.RoleWorker {
-		if err := server.RunWorker(ctx, cfg, logger); err != nil {
+		runtimes, err := runtimeDrivers()
+		if err != nil {
+			fmt.Fprintf(stderr, "greyd: %v\n", err)
+			return 1
+		}
+		if err := server.RunWorker(ctx, cfg, logger, server.WithRuntimeRegistry(runtimes)); err != nil {
 			var ce *config.Error
 			if errors.As(err, &ce) {
 				fmt.Fprintf(stderr, "greyd: %v\n", err)
@@ -185,11 +188,16 @@ func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	if err != nil {
 		return nil, err
 	}
+	runtimes, err := runtimeDrivers()
+	if err != nil {
+		return nil, err
+	}
 	opts, err := identityOptions(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return server.New(cfg, logger, append(opts, server.WithBlobRegistry(blobs), server.WithArchiveRegistry(archives), server.WithEventsRegistry(evs))...)
+	return server.New(cfg, logger, append(opts, server.WithBlobRegistry(blobs), server.WithArchiveRegistry(archives), server.WithEventsRegistry(evs),
+		server.WithRuntimeRegistry(runtimes))...)
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

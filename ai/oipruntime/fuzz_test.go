@@ -1,0 +1,37 @@
+package oipruntime
+
+import (
+	"testing"
+
+	"github.com/grey-distributed/grey/greyerr"
+)
+
+// FuzzDecodeResponse feeds a server's inference answer: it is read into
+// valid tensors or refused with a coded error, never a panic.
+func FuzzDecodeResponse(f *testing.F) {
+	f.Add([]byte(`{"model_name":"m","outputs":[{"name":"y","shape":[2,2],"datatype":"FP32","parameters":null,"data":[1,2,3,4]},{"name":"label","shape":[2],"datatype":"INT64","data":[0,1]}]}`), "y")
+	f.Add([]byte(`{"outputs":[{"name":"y","shape":[1,2],"datatype":"BYTES","data":["a","b"]}]}`), "")
+	f.Add([]byte(`{"outputs":[{"name":"y","shape":[1,2],"datatype":"FP32","data":[[1],[2]]}]}`), "")
+	f.Add([]byte(`not json`), "label")
+	f.Fuzz(func(t *testing.T, body []byte, name string) {
+		var names []string
+		if name != "" {
+			names = []string{name}
+		}
+		out, err := decodeResponse(body, names)
+		if err != nil {
+			if greyerr.CodeOf(err) == "" {
+				t.Fatalf("an error without a code: %v", err)
+			}
+			return
+		}
+		for i := range out {
+			if err := out[i].Validate("output"); err != nil {
+				t.Fatalf("a decoded output is not valid: %v", err)
+			}
+		}
+		if names != nil && (len(out) != 1 || out[0].Name != name) {
+			t.Fatalf("asked for %q, got %d outputs", name, len(out))
+		}
+	})
+}
