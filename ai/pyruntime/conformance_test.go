@@ -1,84 +1,97 @@
 package pyruntime_test
 
 import (
-	"context"
+	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/grey-distributed/grey/ai"
+	"github.com/grey-distributed/grey/ai/pyruntime"
 	"github.com/grey-distributed/grey/ai/pyruntime/pyruntimetest"
-	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/ai/runtimetest"
 )
 
-// conformanceHarness is what the runtime conformance suite (ai/runtimetest)
-// needs to run against this driver with real torch: a fresh driver (closed
-// at the test's end), a load spec of the TorchScript MLP, inputs of 4 rows,
-// and the outputs the model gave for them in Python (byte-exact on CPU).
-// Wire the suite here, e.g.
-//
-//	func TestConformance(t *testing.T) {
-//		runtimetest.Run(t, func(t *testing.T) (ai.Driver, ai.LoadSpec, []ai.Tensor, []ai.Tensor) {
-//			return conformanceHarness(t)
-//		})
-//	}
-//
-// and likewise with conformanceHarnessTF for tensorflow.
-func conformanceHarness(t testing.TB) (ai.Driver, ai.LoadSpec, []ai.Tensor, []ai.Tensor) {
+// notAModel writes a file that is no model and returns a load of it as
+// framework.
+func notAModel(t testing.TB, framework ai.Framework) *ai.LoadSpec {
 	t.Helper()
-	py := pyruntimetest.TorchPython(t)
-	f := fixture(t, py, pyruntimetest.TorchMLP, 4)
-	return open(t, py, "?device=cpu", ai.OpenOptions{}), f.Spec(""), f.Inputs, f.Outputs
-}
-
-// conformanceHarnessTF is conformanceHarness with the SavedModel.
-func conformanceHarnessTF(t testing.TB) (ai.Driver, ai.LoadSpec, []ai.Tensor, []ai.Tensor) {
-	t.Helper()
-	py := pyruntimetest.TensorFlowPython(t)
-	f := fixture(t, py, pyruntimetest.SavedModel, 4)
-	return open(t, py, "", ai.OpenOptions{}), f.Spec(""), f.Inputs, f.Outputs
-}
-
-// TestContract checks the ai.Driver contract points the harness serves,
-// until the shared suite runs here.
-func TestContract(t *testing.T) {
-	for name, h := range map[string]func(testing.TB) (ai.Driver, ai.LoadSpec, []ai.Tensor, []ai.Tensor){
-		"torch": conformanceHarness, "tensorflow": conformanceHarnessTF,
-	} {
-		t.Run(name, func(t *testing.T) {
-			d, spec, in, want := h(t)
-			ctx := context.Background()
-			if _, err := d.Infer(ctx, spec.Key, in, nil); !greyerr.Is(err, greyerr.NotFound) {
-				t.Errorf("before load: got %v, want NotFound", err)
-			}
-			li, err := d.Load(ctx, spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			again, err := d.Load(ctx, spec)
-			if err != nil || again != li {
-				t.Errorf("second load: %+v, %v; want the first's %+v", again, err, li)
-			}
-			out, err := ai.NewRuntime(name, d).Infer(ctx, spec.Key, in, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := equalTensors(out, want); err != nil {
-				t.Fatal(err)
-			}
-			if err := d.Unload(ctx, "never-loaded"); err != nil {
-				t.Errorf("unload of an unknown key: %v", err)
-			}
-			if err := d.Unload(ctx, spec.Key); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := d.Infer(ctx, spec.Key, in, nil); !greyerr.Is(err, greyerr.NotFound) {
-				t.Errorf("after unload: got %v, want NotFound", err)
-			}
-			if err := d.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := d.Info(ctx); err == nil {
-				t.Error("Info after Close succeeded")
-			}
-		})
+	p := filepath.Join(t.TempDir(), "junk.bin")
+	if err := os.WriteFile(p, []byte("this is not a model"), 0o600); err != nil {
+		t.Fatal(err)
 	}
+	return &ai.LoadSpec{Model: ai.Model{TenantID: "t1", Name: "junk", Version: "1", Framework: framework,
+		Digest: "sha256:" + "00000000000000000000000000000000000000000000000000000000000000aa"}, Path: p}
+}
+
+// openUnclosed opens a driver the suite closes (Harness.Open must not).
+func openUnclosed(t testing.TB, python, query string) ai.Driver {
+	t.Helper()
+	u, err := url.Parse("python://" + python + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := pyruntime.Open(u, ai.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func specsOf(f pyruntimetest.Fixture) []runtimetest.TensorSpec {
+	out := make([]runtimetest.TensorSpec, len(f.Inputs))
+	for i, x := range f.Inputs {
+		out[i] = runtimetest.TensorSpec{Name: x.Name, Datatype: x.Datatype, Shape: x.Shape[1:]}
+	}
+	return out
+}
+
+func namesOf(ts []ai.Tensor) []string {
+	out := make([]string, len(ts))
+	for i := range ts {
+		out[i] = ts[i].Name
+	}
+	return out
+}
+
+// TestConformance runs the runtime port's conformance suite on the driver
+// with real torch (the MLP, a raising and a hanging model) and real
+// tensorflow (the SavedModel and a raising one).
+func TestConformance(t *testing.T) {
+	t.Run("torch", func(t *testing.T) {
+		py := pyruntimetest.TorchPython(t)
+		f := fixture(t, py, pyruntimetest.TorchMLP, 8)
+		raises := fixture(t, py, pyruntimetest.TorchRaises, 2)
+		hangs := fixture(t, py, pyruntimetest.TorchHangs, 1)
+		runtimetest.Run(t, runtimetest.Harness{
+			Open: func(t testing.TB) ai.Driver { return openUnclosed(t, py, "?device=cpu&restart_min=50ms") },
+			Model: runtimetest.Model{
+				Spec:    f.Spec(""),
+				Inputs:  specsOf(f),
+				Outputs: namesOf(f.Outputs),
+				Cases:   []runtimetest.Case{{Inputs: f.Inputs, Outputs: f.Outputs}},
+				// One thread on CPU: a row's outputs do not depend on the
+				// batch it ran in, to the bit.
+			},
+			Raising:   &runtimetest.Fault{Spec: raises.Spec(""), Inputs: raises.Inputs},
+			Hanging:   &runtimetest.Fault{Spec: hangs.Spec(""), Inputs: hangs.Inputs},
+			NotAModel: notAModel(t, ai.PyTorch),
+		})
+	})
+	t.Run("tensorflow", func(t *testing.T) {
+		py := pyruntimetest.TensorFlowPython(t)
+		f := fixture(t, py, pyruntimetest.SavedModel, 8)
+		raises := fixture(t, py, pyruntimetest.SavedModelRaises, 2)
+		runtimetest.Run(t, runtimetest.Harness{
+			Open: func(t testing.TB) ai.Driver { return openUnclosed(t, py, "?restart_min=50ms") },
+			Model: runtimetest.Model{
+				Spec:    f.Spec(""),
+				Inputs:  specsOf(f),
+				Outputs: namesOf(f.Outputs),
+				Cases:   []runtimetest.Case{{Inputs: f.Inputs, Outputs: f.Outputs}},
+			},
+			Raising:   &runtimetest.Fault{Spec: raises.Spec(""), Inputs: raises.Inputs},
+			NotAModel: notAModel(t, ai.TensorFlow),
+		})
+	})
 }

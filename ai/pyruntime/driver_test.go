@@ -147,6 +147,22 @@ func TestTorchExact(t *testing.T) {
 			}
 		}
 	}
+	// Inputs bind to forward's parameters by name, whatever their order,
+	// or by position when named input__N (Triton's convention).
+	pair := fixture(t, py, pyruntimetest.TorchPair, 4)
+	a, b := pair.Inputs[0], pair.Inputs[1]
+	pa, pb := a, b
+	pa.Name, pb.Name = "input__0", "input__1"
+	for name, in := range map[string][]ai.Tensor{"by name, reversed": {b, a}, "by position": {pb, pa}} {
+		out, err := rt.Infer(ctx, pair.Model.Digest, in, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := equalTensors(out, pair.Outputs); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+
 	// Outputs by name, in the order asked.
 	cnn := fixture(t, py, pyruntimetest.TorchCNN, 4)
 	out, err := rt.Infer(ctx, cnn.Model.Digest, cnn.Inputs, []string{"label"})
@@ -246,7 +262,10 @@ func TestTorchBadInput(t *testing.T) {
 		"wrong dtype":   {withData(x, ai.FP64, []int64{4, 8})},
 		"int input":     {withData(x, ai.Int64, []int64{4, 8})},
 		"uint16 input":  {withData(x, ai.Uint16, []int64{4, 8})},
-		"two inputs":    {x, x},
+		"given twice":   {x, x},
+		"wrong name":    {func() ai.Tensor { y := x; y.Name = "y"; return y }()},
+		"input__1 only": {func() ai.Tensor { y := x; y.Name = "input__1"; return y }()},
+		"extra input":   {x, func() ai.Tensor { y := x; y.Name = "z"; return y }()},
 		"wrong rank":    {withData(x, ai.FP32, []int64{4, 2, 8, 1})},
 		"empty feature": {withData(x, ai.FP32, []int64{4, 0})},
 	}

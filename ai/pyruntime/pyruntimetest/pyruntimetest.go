@@ -42,8 +42,8 @@ const (
 	// TorchCNN is Conv2d-ReLU-pool-Linear: input "x" FP32 [B,1,8,8],
 	// outputs a dict: "logits" FP32 [B,3] and "label" INT64 [B].
 	TorchCNN = "cnn"
-	// TorchPair takes two FP64 [B,3] inputs and returns the tuple (a+b, a*b)
-	// as "output__0" and "output__1".
+	// TorchPair takes two FP64 [B,3] inputs "a" and "b" and returns the
+	// tuple (a+b, a*b) as "output__0" and "output__1".
 	TorchPair = "pair"
 	// TorchRaises raises ValueError when its input sums above zero (the
 	// inputs Build makes do).

@@ -87,30 +87,58 @@ class TorchModel:
             raise FailedPrecondition("not a TorchScript model: %s" % _last_line(str(e))) from None
         self.module.eval()
         # forward's arguments past self: the count of inputs it takes.
-        self.arity = None
+        # forward's parameters past self: their names, and how many are
+        # required (no default).
+        self.params = None
+        self.required = 0
         try:
             args = self.module.forward.schema.arguments[1:]
-            most = len(args)
-            least = len([a for a in args if a.default_value is None])
-            self.arity = (least, most)
+            self.params = [a.name for a in args]
+            self.required = len([a for a in args if a.default_value is None])
         except Exception:
             pass
 
+    def bind(self, inputs):
+        """The call's arguments: by name when every input is named after a
+        parameter of forward, by position when they are named input__0..N
+        (Triton's PyTorch convention); anything else is invalid_argument."""
+        names = [n for n, _ in inputs]
+        if len(set(names)) != len(names):
+            raise InvalidArgument("an input is given twice: %s" % ", ".join(names))
+        if self.params is None:  # no schema: positional, as given
+            return [a for _, a in inputs], {}
+        if all(n in self.params for n in names):
+            missing = [p for p in self.params[:self.required] if p not in names]
+            if missing:
+                raise InvalidArgument("the model's inputs are %s; missing %s" % (", ".join(self.params), ", ".join(missing)))
+            return [], dict(inputs)
+        idx = [_POSITIONAL.fullmatch(n) for n in names]
+        if all(idx):
+            order = sorted(int(m.group(1)) for m in idx)
+            if order != list(range(len(order))) or not self.required <= len(order) <= len(self.params):
+                raise InvalidArgument("positional inputs must be input__0..input__%d (the model takes %d to %d), got %s" % (
+                    len(self.params) - 1, self.required, len(self.params), ", ".join(names)))
+            by = {int(m.group(1)): a for m, (_, a) in zip(idx, inputs)}
+            return [by[i] for i in order], {}
+        raise InvalidArgument("the model's inputs are %s (or input__0..input__%d by position); got %s" % (
+            ", ".join(self.params), len(self.params) - 1, ", ".join(names)))
+
     def infer(self, inputs, names):
         torch = self.torch
-        if self.arity is not None and not self.arity[0] <= len(inputs) <= self.arity[1]:
-            want = "%d" % self.arity[1] if self.arity[0] == self.arity[1] else "%d to %d" % self.arity
-            raise InvalidArgument("the model takes %s input(s), got %d" % (want, len(inputs)))
-        tensors = []
-        for name, arr in inputs:
+        args, kwargs = self.bind(inputs)
+
+        def tensor(name, arr):
             try:
                 t = torch.from_numpy(arr)
             except TypeError as e:
                 raise InvalidArgument("input %r: torch cannot take %s: %s" % (name, arr.dtype, e)) from None
-            tensors.append(t.to(self.device))
+            return t.to(self.device)
+
+        args = [tensor("input__%d" % i, a) for i, a in enumerate(args)]
+        kwargs = {k: tensor(k, a) for k, a in kwargs.items()}
         try:
             with torch.inference_mode():
-                out = self.module(*tensors)
+                out = self.module(*args, **kwargs)
         except Exception as e:
             raise classify(e) from None
         named = flatten(out)
@@ -137,6 +165,8 @@ def flatten(out):
         return [("output__%d" % i, v) for i, v in enumerate(out)]
     return [("output__0", out)]
 
+
+_POSITIONAL = re.compile(r"(?i)input__(\d+)")
 
 # A RuntimeError from an operator whose message says the input did not fit.
 _INPUT_MISMATCH = re.compile(
