@@ -10,6 +10,7 @@ import (
 	"github.com/grey-distributed/grey/ai"
 	"github.com/grey-distributed/grey/ai/memruntime"
 	"github.com/grey-distributed/grey/ai/oipruntime"
+	"github.com/grey-distributed/grey/ai/pyruntime"
 	"github.com/grey-distributed/grey/ai/tfsruntime"
 )
 
@@ -24,6 +25,7 @@ func Registry() (*ai.Registry, error) {
 	reg := ai.NewRegistry()
 	for _, register := range []func(*ai.Registry) error{
 		memruntime.Register,
+		pyruntime.Register, // python:///path/to/python?device=&threads=
 		oipruntime.Register,
 		tfsruntime.Register,
 	} {

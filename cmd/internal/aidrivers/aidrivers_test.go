@@ -11,7 +11,7 @@ func TestRegistryHasTheRuntimeDrivers(t *testing.T) {
 		t.Fatal(err)
 	}
 	have := reg.Schemes()
-	for _, s := range []string{"mem", "oip+http", "oip+https", "tfserving+http", "tfserving+https"} {
+	for _, s := range []string{"mem", "python", "oip+http", "oip+https", "tfserving+http", "tfserving+https"} {
 		if !slices.Contains(have, s) {
 			t.Errorf("scheme %q is not registered (have %v)", s, have)
 		}
