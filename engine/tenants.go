@@ -246,7 +246,7 @@ func (e *Engine) costOf(t *task.Task) *task.Task {
 	tags["grey-environment"] = e.cfg.Tenants.Environment
 	c.CostTags = tags
 	if t.Status.Terminal() && t.Usage != nil {
-		u := tenant.Usage{TasksSubmitted: 1, CPUSeconds: t.Usage.CPUSeconds, BytesIn: t.Usage.BytesIn, BytesOut: t.Usage.BytesOut}
+		u := tenant.Usage{TasksSubmitted: 1, CPUSeconds: t.Usage.CPUSeconds, GPUSeconds: t.Usage.GPUSeconds, BytesIn: t.Usage.BytesIn, BytesOut: t.Usage.BytesOut}
 		if t.FinishedAt != nil {
 			// Storage while the task was live, created → finished.
 			u.ByteSeconds = float64(t.Usage.BytesIn) * math.Max(0, t.FinishedAt.Sub(t.CreatedAt).Seconds())
