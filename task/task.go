@@ -292,3 +292,9 @@ func (s *Spec) GPU() float64 {
 	}
 	return 0
 }
+
+// ModelDigestHeader is the header in which the server stamps, at submit,
+// the digest ("sha256:<hex>") of the model an inference task resolved to.
+// The scheduler prefers workers that report that model warm. Only the
+// server sets it: names under ReservedHeaderPrefix are refused at submit.
+const ModelDigestHeader = ReservedHeaderPrefix + "model-digest"
