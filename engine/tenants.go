@@ -225,6 +225,7 @@ func (e *Engine) Usage(ctx context.Context, tenantID string, from, to time.Time)
 		c := e.cfg.Tenants.Prices.Price(u)
 		rep.Tenants = append(rep.Tenants, TenantUsage{TenantID: id, Usage: u, Cost: c, Load: e.store.Load(id)})
 		rep.Total.CPU += c.CPU
+		rep.Total.GPU += c.GPU
 		rep.Total.Storage += c.Storage
 		rep.Total.Transfer += c.Transfer
 		rep.Total.Tasks += c.Tasks
