@@ -452,6 +452,9 @@ type CostConfig struct {
 type PricesConfig struct {
 	// CPUSecondUSD is the price of one CPU-second.
 	CPUSecondUSD float64 `yaml:"cpu_second_usd"`
+	// GPUSecondUSD is the price of one GPU-second (seconds × requested
+	// GPUs).
+	GPUSecondUSD float64 `yaml:"gpu_second_usd"`
 	// GBMonthUSD is the price of storing 1 GB for 30 days.
 	GBMonthUSD float64 `yaml:"gb_month_usd"`
 	// GBMovedUSD is the price of moving 1 GB in or out.

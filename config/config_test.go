@@ -160,7 +160,7 @@ tenants:
   cost:
     environment: production
     tags: {project: grey, team: platform}
-    prices: {cpu_second_usd: 0.00001, gb_month_usd: 0.023, gb_moved_usd: 0.09, task_usd: 0.000001}
+    prices: {cpu_second_usd: 0.00001, gpu_second_usd: 0.0005, gb_month_usd: 0.023, gb_moved_usd: 0.09, task_usd: 0.000001}
 executors:
   wasm:
     module_url: file:///var/lib/grey/modules

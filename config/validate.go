@@ -177,7 +177,7 @@ func (c *Config) Validate() error {
 	between(&v, "tenants.default_quota.max_storage_bytes", q.MaxStorageBytes, 0, 1<<50)
 	v.nonNegative("tenants.default_quota.max_task_timeout", q.MaxTaskTimeout)
 	pr := &c.Tenants.Cost.Prices
-	for key, val := range map[string]float64{"cpu_second_usd": pr.CPUSecondUSD, "gb_month_usd": pr.GBMonthUSD, "gb_moved_usd": pr.GBMovedUSD, "task_usd": pr.TaskUSD} {
+	for key, val := range map[string]float64{"cpu_second_usd": pr.CPUSecondUSD, "gpu_second_usd": pr.GPUSecondUSD, "gb_month_usd": pr.GBMonthUSD, "gb_moved_usd": pr.GBMovedUSD, "task_usd": pr.TaskUSD} {
 		if val < 0 || val > 1e9 || math.IsNaN(val) {
 			v.fail("tenants.cost.prices."+key, "must be a price between 0 and 1e9 USD, got %g", val)
 		}

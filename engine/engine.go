@@ -74,6 +74,10 @@ type Config struct {
 	// 400 naming the payload field. Payloads given by payload_ref are
 	// checked when they run.
 	ValidatePayload func(kind string, payload json.RawMessage) error
+	// SubmitHooks, by kind, check and complete a task of that kind at
+	// submit, after Validate and ValidatePayload (the inference kind
+	// resolves its model there and stamps the routing constraint).
+	SubmitHooks map[string]SubmitHook
 	// ProofChecked, if set, is told the platform and outcome ("verified",
 	// "rejected" or "error") of every proof this server checks on read.
 	ProofChecked func(platform, result string)
@@ -135,6 +139,14 @@ func (c *Config) defaults() {
 		c.Archive.MaxBacklog = 100000
 	}
 }
+
+// SubmitHook checks a validated spec of its kind for tenant at submit and
+// may complete it (constraint labels, server-set headers under
+// task.ReservedHeaderPrefix). It must not keep sp, and must copy any map it
+// changes (the caller's spec shares them). A *greyerr.Error is returned as
+// it is (NotFound is a 404, PermissionDenied a 403); any other error is an
+// InvalidArgument naming the payload.
+type SubmitHook func(ctx context.Context, tenant string, sp *task.Spec) error
 
 // Engine is the task service of one greyd server.
 type Engine struct {

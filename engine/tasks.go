@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -74,6 +75,20 @@ func (e *Engine) submit(ctx context.Context, tenant string, specs []task.Spec, b
 		}
 		if e.cfg.ValidatePayload != nil && sp.PayloadRef == "" {
 			if err := e.cfg.ValidatePayload(sp.Kind, sp.Payload); err != nil {
+				return nil, greyerr.Invalid(prefix+"payload", "%v", err)
+			}
+		}
+		if hook := e.cfg.SubmitHooks[sp.Kind]; hook != nil {
+			if err := hook(ctx, tenant, &sp); err != nil {
+				var ge *greyerr.Error
+				if errors.As(err, &ge) {
+					if prefix != "" && ge.Field != "" {
+						c := *ge
+						c.Field = prefix + ge.Field
+						return nil, &c
+					}
+					return nil, err
+				}
 				return nil, greyerr.Invalid(prefix+"payload", "%v", err)
 			}
 		}

@@ -225,6 +225,7 @@ func (e *Engine) Usage(ctx context.Context, tenantID string, from, to time.Time)
 		c := e.cfg.Tenants.Prices.Price(u)
 		rep.Tenants = append(rep.Tenants, TenantUsage{TenantID: id, Usage: u, Cost: c, Load: e.store.Load(id)})
 		rep.Total.CPU += c.CPU
+		rep.Total.GPU += c.GPU
 		rep.Total.Storage += c.Storage
 		rep.Total.Transfer += c.Transfer
 		rep.Total.Tasks += c.Tasks
@@ -246,7 +247,7 @@ func (e *Engine) costOf(t *task.Task) *task.Task {
 	tags["grey-environment"] = e.cfg.Tenants.Environment
 	c.CostTags = tags
 	if t.Status.Terminal() && t.Usage != nil {
-		u := tenant.Usage{TasksSubmitted: 1, CPUSeconds: t.Usage.CPUSeconds, BytesIn: t.Usage.BytesIn, BytesOut: t.Usage.BytesOut}
+		u := tenant.Usage{TasksSubmitted: 1, CPUSeconds: t.Usage.CPUSeconds, GPUSeconds: t.Usage.GPUSeconds, BytesIn: t.Usage.BytesIn, BytesOut: t.Usage.BytesOut}
 		if t.FinishedAt != nil {
 			// Storage while the task was live, created → finished.
 			u.ByteSeconds = float64(t.Usage.BytesIn) * math.Max(0, t.FinishedAt.Sub(t.CreatedAt).Seconds())

@@ -45,6 +45,14 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 	if req.Wait < 0 || req.Wait.D() > MaxLeaseWait {
 		return nil, greyerr.Invalid("wait", "must be between 0 and %s", MaxLeaseWait)
 	}
+	if len(req.Warm) > worker.MaxWarm {
+		return nil, greyerr.Invalid("warm", "at most %d model digests", worker.MaxWarm)
+	}
+	for _, d := range req.Warm {
+		if len(d) == 0 || len(d) > 200 {
+			return nil, greyerr.Invalid("warm", "model digests are 1–200 bytes")
+		}
+	}
 	if p := req.Platform; p != "" && p != proof.PlatformSoftware && !slices.Contains(task.TEEPlatforms, p) {
 		return nil, greyerr.Invalid("platform", "must be %s or one of %s, got %q", proof.PlatformSoftware, strings.Join(task.TEEPlatforms, ", "), p)
 	}
@@ -93,7 +101,8 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 		}
 		wake := e.sched.Wake()
 		now := time.Now().UTC()
-		taken := e.sched.Take(scheduler.TakeRequest{Kinds: req.Kinds, Labels: labels, Max: req.Max, Now: now, Allow: allow})
+		taken := e.sched.Take(scheduler.TakeRequest{Kinds: req.Kinds, Labels: labels, Max: req.Max, Now: now, Allow: allow,
+			WorkerID: req.WorkerID, Warm: req.Warm})
 		if len(taken) > 0 {
 			leased, err := e.grant(ctx, req.WorkerID, subject, taken, now)
 			if err != nil {

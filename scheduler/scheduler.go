@@ -32,7 +32,16 @@ func (EqualShare) MaxRunning(string) int { return 0 }
 type class struct {
 	kind   string
 	labels map[string]string
-	ready  readyHeap
+	// affinity is the model digest its tasks prefer a warm worker for
+	// (task.ModelDigestHeader); "" for every other kind.
+	affinity string
+	ready    readyHeap
+}
+
+// warmReport is the last worker that reported a model warm, and when.
+type warmReport struct {
+	worker string
+	at     time.Time
 }
 
 type tenantQueue struct {
@@ -61,6 +70,13 @@ type Scheduler struct {
 	deadlines timeHeap
 	graceTill time.Time
 	wake      chan struct{}
+
+	// Warm-model routing (delay scheduling): who last reported each
+	// model digest warm, and the pending wake-up for a deferred class.
+	warm          map[string]warmReport
+	localityDelay time.Duration
+	warmWindow    time.Duration
+	localityWake  time.Time
 }
 
 // Options configure a Scheduler.
@@ -70,7 +86,22 @@ type Options struct {
 	// FIFO disables fair share: tasks go out in global (priority, age)
 	// order regardless of tenant. For baselines in benchmarks.
 	FIFO bool
+	// LocalityDelay is how long a task that prefers a warm worker (an
+	// inference task whose model another worker has loaded) waits for that
+	// worker before any worker may take it (default 50ms; negative: no
+	// waiting, warm preference off).
+	LocalityDelay time.Duration
+	// WarmWindow is how long a worker's report of a warm model counts
+	// (default 5s): a worker that stopped asking for work for that long
+	// no longer holds the model's tasks back.
+	WarmWindow time.Duration
 }
+
+// Default warm-routing parameters (Options.LocalityDelay, WarmWindow).
+const (
+	DefaultLocalityDelay = 50 * time.Millisecond
+	DefaultWarmWindow    = 5 * time.Second
+)
 
 // New returns a scheduler reading store. Call Enable on leadership.
 func New(store *state.Store, opts Options) *Scheduler {
@@ -78,7 +109,14 @@ func New(store *state.Store, opts Options) *Scheduler {
 	if p == nil {
 		p = EqualShare{}
 	}
-	s := &Scheduler{store: store, policy: p, fifo: opts.FIFO, wake: make(chan struct{})}
+	s := &Scheduler{store: store, policy: p, fifo: opts.FIFO, wake: make(chan struct{}),
+		localityDelay: opts.LocalityDelay, warmWindow: opts.WarmWindow}
+	if s.localityDelay == 0 {
+		s.localityDelay = DefaultLocalityDelay
+	}
+	if s.warmWindow <= 0 {
+		s.warmWindow = DefaultWarmWindow
+	}
 	s.clear()
 	store.Observe(s.observe)
 	return s
@@ -93,6 +131,7 @@ func (s *Scheduler) clear() {
 	s.tracked = make(map[string]int)
 	s.activeOf = make(map[string]string)
 	s.deadlines = nil
+	s.warm = make(map[string]warmReport)
 }
 
 // Enable rebuilds the queues from the store and starts tracking changes.
@@ -256,9 +295,13 @@ func (s *Scheduler) pushReady(t *task.Task) {
 	q := s.tenant(s.tenantKey(t))
 	labels := t.Labels()
 	ck := classKey(t.Kind, labels)
+	aff := t.Headers[task.ModelDigestHeader]
+	if aff != "" {
+		ck += "\x01" + aff
+	}
 	c := q.classes[ck]
 	if c == nil {
-		c = &class{kind: t.Kind, labels: labels}
+		c = &class{kind: t.Kind, labels: labels, affinity: aff}
 		q.classes[ck] = c
 	}
 	heap.Push(&c.ready, readyItem{prio: t.Prio(), id: t.ID, attempt: t.Attempt})
@@ -317,6 +360,13 @@ type TakeRequest struct {
 	// Allow, when set, limits the tasks to those whose tenant and kind it
 	// accepts (the tenants and kinds the worker's principal is granted).
 	Allow func(tenant, kind string) bool
+	// WorkerID identifies the worker (for warm-model reports).
+	WorkerID string
+	// Warm lists the model digests the worker has loaded. Tasks of a
+	// model that another worker reported warm recently are left to that
+	// worker for up to Options.LocalityDelay (delay scheduling); then any
+	// worker takes them.
+	Warm []string
 }
 
 // Take removes up to req.Max ready tasks for the worker, by weighted
@@ -331,6 +381,9 @@ func (s *Scheduler) Take(req TakeRequest) []*task.Task {
 	kinds := make(map[string]bool, len(req.Kinds))
 	for _, k := range req.Kinds {
 		kinds[k] = true
+	}
+	for _, d := range req.Warm {
+		s.warm[d] = warmReport{worker: req.WorkerID, at: req.Now}
 	}
 	var out []*task.Task
 	idle := 0 // consecutive tenants visited without a dispatch
@@ -391,6 +444,9 @@ func (s *Scheduler) popBest(q *tenantQueue, kinds map[string]bool, req TakeReque
 				(req.Allow != nil && !req.Allow(q.id, c.kind)) {
 				continue
 			}
+			if c.affinity != "" && s.deferCold(c, req) {
+				continue
+			}
 			if best == nil || c.ready.Less2(best.ready) {
 				best = c
 			}
@@ -416,6 +472,65 @@ func (s *Scheduler) popBest(q *tenantQueue, kinds map[string]bool, req TakeReque
 		s.trackActive(t)
 		return t
 	}
+}
+
+// deferCold reports whether the worker of req should leave class c (whose
+// tasks prefer a worker with c.affinity warm) to another worker: it lacks
+// the model, another worker reported it warm within the warm window, and
+// the class's head task has been ready for less than the locality delay.
+// When it defers, a wake-up is set for when the delay runs out, so a
+// waiting cold worker is asked again then.
+func (s *Scheduler) deferCold(c *class, req TakeRequest) bool {
+	if s.localityDelay < 0 {
+		return false
+	}
+	for _, d := range req.Warm {
+		if d == c.affinity {
+			return false
+		}
+	}
+	w, ok := s.warm[c.affinity]
+	if !ok || w.worker == req.WorkerID {
+		return false
+	}
+	if req.Now.Sub(w.at) > s.warmWindow {
+		delete(s.warm, c.affinity)
+		return false
+	}
+	head := s.store.Lookup(c.ready[0].id)
+	if head == nil {
+		return false // a stale entry: let popBest drop it
+	}
+	readyAt := head.CreatedAt
+	if at := gate(head); !at.IsZero() {
+		readyAt = at
+	}
+	due := readyAt.Add(s.localityDelay)
+	if !req.Now.Before(due) {
+		return false
+	}
+	s.wakeAt(req.Now, due)
+	return true
+}
+
+// wakeAt broadcasts at due (leader's clock, relative to now) unless an
+// earlier wake-up is already set.
+func (s *Scheduler) wakeAt(now, due time.Time) {
+	if !s.localityWake.IsZero() && !s.localityWake.After(due) {
+		return
+	}
+	s.localityWake = due
+	time.AfterFunc(due.Sub(now), func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !s.localityWake.Equal(due) {
+			return // superseded by an earlier one, which broadcast already
+		}
+		s.localityWake = time.Time{}
+		if s.enabled {
+			s.broadcastLocked()
+		}
+	})
 }
 
 // Less2 reports whether h's head sorts before o's head.

@@ -530,7 +530,7 @@ func tenantsConfig(cfg *config.Config) engine.TenantsConfig {
 			AllowedKinds: q.AllowedKinds, MaxTaskTimeout: task.Duration(q.MaxTaskTimeout.Std()),
 		},
 		Prices: tenant.Prices{
-			CPUSecond: t.Cost.Prices.CPUSecondUSD, GBMonth: t.Cost.Prices.GBMonthUSD,
+			CPUSecond: t.Cost.Prices.CPUSecondUSD, GPUSecond: t.Cost.Prices.GPUSecondUSD, GBMonth: t.Cost.Prices.GBMonthUSD,
 			GBMoved: t.Cost.Prices.GBMovedUSD, Task: t.Cost.Prices.TaskUSD,
 		},
 		Environment: t.Cost.Environment,

@@ -122,6 +122,10 @@ func (x *txn) account(old, n *task.Task) {
 		u.CPUSeconds += d * n.CPU()
 		usage().ExecSeconds += d
 		usage().CPUSeconds += d * n.CPU()
+		if g := n.GPU(); g > 0 {
+			u.GPUSeconds += d * g
+			usage().GPUSeconds += d * g
+		}
 	}
 	oldOut := 0
 	if old != nil {

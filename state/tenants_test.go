@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -199,5 +200,51 @@ func TestUsageLedger(t *testing.T) {
 	}
 	if !slices.Equal(f.s.UsageTenants(), []string{"acme"}) {
 		t.Fatalf("usage tenants = %v", f.s.UsageTenants())
+	}
+}
+
+// GPU-seconds are execution time × the requested GPUs: constraints.gpu
+// when set, one for a gpu=true label alone, none otherwise; they enter the
+// task's usage and the tenant's ledger from the attempts' own timestamps.
+func TestUsageLedgerGPUSeconds(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.submit(
+		mk(1, "acme", func(x *task.Task) { x.Constraints = &task.Constraints{GPU: 2} }),
+		mk(2, "acme", func(x *task.Task) { x.Constraints = &task.Constraints{Labels: map[string]string{"gpu": "true"}} }),
+		mk(3, "acme", func(x *task.Task) { x.Constraints = &task.Constraints{Labels: map[string]string{"gpu": "false"}} }),
+		mk(4, "acme"),
+	)
+	f.lease(t0, "w1", ref(1, 1), ref(2, 1), ref(3, 1), ref(4, 1))
+	for n := 1; n <= 4; n++ {
+		f.start(t0, "w1", ref(n, 1))
+		if o := f.complete(t0.Add(10*time.Second), "w1", ref(n, 1), `1`); !o.Accepted {
+			t.Fatal(o.Reason)
+		}
+	}
+	for n, want := range map[int]float64{1: 20, 2: 10, 3: 0, 4: 0} {
+		if u := f.get(n).Usage; u == nil || u.GPUSeconds != want || u.ExecSeconds != 10 {
+			t.Errorf("task %d usage = %+v, want gpu_seconds %v", n, u, want)
+		}
+	}
+	u := f.s.UsageReport("acme", time.Time{}, time.Time{}, t0.Add(time.Minute))
+	if u.GPUSeconds != 30 || u.CPUSeconds != 40 {
+		t.Fatalf("ledger = %+v, want 30 GPU-seconds and 40 CPU-seconds", u)
+	}
+	c := tenant.Prices{CPUSecond: 1, GPUSecond: 10}.Price(u)
+	if c.GPU != 300 || c.CPU != 40 || c.Total != 340 {
+		t.Fatalf("cost = %+v", c)
+	}
+	// A snapshot written before GPU-seconds existed (no gpu_seconds
+	// fields) restores with them zero and everything else equal.
+	full := snap(t, f.s)
+	old := regexp.MustCompile(`"gpu_seconds":[0-9.e+-]+,?`).ReplaceAll(full, nil)
+	if len(old) == len(full) {
+		t.Fatal("the snapshot carries no gpu_seconds to strip")
+	}
+	r := restored(t, old)
+	ru := r.UsageReport("acme", time.Time{}, time.Time{}, t0.Add(time.Minute))
+	if ru.GPUSeconds != 0 || ru.CPUSeconds != 40 || ru.TasksCompleted != 4 {
+		t.Fatalf("old snapshot's usage = %+v", ru)
 	}
 }

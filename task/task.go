@@ -34,6 +34,9 @@ type Constraints struct {
 	CPU float64 `json:"cpu,omitempty"`
 	// MemoryMB is the requested memory in MiB.
 	MemoryMB int64 `json:"memory_mb,omitempty"`
+	// GPU is the requested GPUs (used for cost attribution); 0 = none,
+	// except that a gpu=true label alone counts as one.
+	GPU float64 `json:"gpu,omitempty"`
 }
 
 // Satisfied reports whether a worker with labels may run a task with c.
@@ -255,6 +258,8 @@ type Usage struct {
 	ExecSeconds float64 `json:"exec_seconds"`
 	// CPUSeconds is ExecSeconds × the requested CPU (1 when unset).
 	CPUSeconds float64 `json:"cpu_seconds"`
+	// GPUSeconds is ExecSeconds × the requested GPUs (see Spec.GPU).
+	GPUSeconds float64 `json:"gpu_seconds,omitempty"`
 	// BytesIn is the payload size.
 	BytesIn int64 `json:"bytes_in"`
 	// BytesOut is the result size.
@@ -268,3 +273,28 @@ func (s *Spec) CPU() float64 {
 	}
 	return s.Constraints.CPU
 }
+
+// GPULabel is the worker label of a node with a GPU (a runtime with a CUDA
+// device); a task asking for it is charged one GPU unless it asks for more.
+const GPULabel = "gpu"
+
+// GPU returns the requested GPUs: Constraints.GPU when set, else 1 when
+// the task requires the gpu=true label, else 0.
+func (s *Spec) GPU() float64 {
+	if s.Constraints == nil {
+		return 0
+	}
+	if s.Constraints.GPU > 0 {
+		return s.Constraints.GPU
+	}
+	if s.Constraints.Labels[GPULabel] == "true" {
+		return 1
+	}
+	return 0
+}
+
+// ModelDigestHeader is the header in which the server stamps, at submit,
+// the digest ("sha256:<hex>") of the model an inference task resolved to.
+// The scheduler prefers workers that report that model warm. Only the
+// server sets it: names under ReservedHeaderPrefix are refused at submit.
+const ModelDigestHeader = ReservedHeaderPrefix + "model-digest"

@@ -277,6 +277,9 @@ func TestValidateRejects(t *testing.T) {
 		{"timeout over the limit", task.Spec{Kind: "noop", Timeout: task.Duration(2 * time.Hour)}, "timeout", greyerr.InvalidArgument},
 		{"bad retry", task.Spec{Kind: "noop", Retry: &task.RetryPolicy{MaxRetries: p(-1)}}, "retry.max_retries", greyerr.InvalidArgument},
 		{"negative cpu", task.Spec{Kind: "noop", Constraints: &task.Constraints{CPU: -1}}, "constraints.cpu", greyerr.InvalidArgument},
+		{"negative gpu", task.Spec{Kind: "noop", Constraints: &task.Constraints{GPU: -1}}, "constraints.gpu", greyerr.InvalidArgument},
+		{"too many gpus", task.Spec{Kind: "noop", Constraints: &task.Constraints{GPU: task.MaxGPU + 1}}, "constraints.gpu", greyerr.InvalidArgument},
+		{"reserved header", task.Spec{Kind: "noop", Headers: map[string]string{"grey.ai/model-digest": "sha256:00"}}, "headers", greyerr.InvalidArgument},
 		{"negative memory", task.Spec{Kind: "noop", Constraints: &task.Constraints{MemoryMB: -1}}, "constraints.memory_mb", greyerr.InvalidArgument},
 		{"too many headers", task.Spec{Kind: "noop", Headers: many}, "headers", greyerr.InvalidArgument},
 		{"empty header name", task.Spec{Kind: "noop", Headers: map[string]string{"": "v"}}, "headers", greyerr.InvalidArgument},
@@ -444,5 +447,25 @@ func TestConstraintsAndClone(t *testing.T) {
 	cp.Attempts[0].N = 9
 	if orig.Lease.WorkerID != "w" || orig.Error.Message != "m" || orig.Attempts[0].N != 1 {
 		t.Errorf("Clone shares memory with the original: %+v", orig)
+	}
+}
+
+// GPU is constraints.gpu when set, one for a gpu=true label alone, else 0.
+func TestSpecGPU(t *testing.T) {
+	for _, c := range []struct {
+		c    *task.Constraints
+		want float64
+	}{
+		{nil, 0},
+		{&task.Constraints{}, 0},
+		{&task.Constraints{GPU: 0.5}, 0.5},
+		{&task.Constraints{Labels: map[string]string{"gpu": "true"}}, 1},
+		{&task.Constraints{Labels: map[string]string{"gpu": "true"}, GPU: 4}, 4},
+		{&task.Constraints{Labels: map[string]string{"gpu": "false"}}, 0},
+	} {
+		s := task.Spec{Kind: "noop", Constraints: c.c}
+		if got := s.GPU(); got != c.want {
+			t.Errorf("GPU(%+v) = %v, want %v", c.c, got, c.want)
+		}
 	}
 }

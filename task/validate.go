@@ -20,6 +20,15 @@ type Limits struct {
 	MaxTimeout Duration
 }
 
+// MaxGPU bounds constraints.gpu.
+const MaxGPU = 1024
+
+// ReservedHeaderPrefix starts the names of headers only the server sets
+// (at submit, after Validate): a submitted spec may not carry them, so a
+// header such as the resolved model digest of an inference task is always
+// the server's word.
+const ReservedHeaderPrefix = "grey.ai/"
+
 var (
 	kindRe   = regexp.MustCompile(`^[a-z][a-z0-9_.\-]{0,62}$`)
 	keyRe    = regexp.MustCompile(`^[\x21-\x7e]{1,200}$`)
@@ -137,6 +146,9 @@ func (s *Spec) Validate(prefix string, lim Limits) error {
 		if s.Constraints.CPU < 0 {
 			return invalid(prefix+"constraints.cpu", "must not be negative")
 		}
+		if g := s.Constraints.GPU; g < 0 || g != g || g > MaxGPU {
+			return invalid(prefix+"constraints.gpu", "must be between 0 and %d", MaxGPU)
+		}
 		if s.Constraints.MemoryMB < 0 {
 			return invalid(prefix+"constraints.memory_mb", "must not be negative")
 		}
@@ -156,6 +168,9 @@ func (s *Spec) Validate(prefix string, lim Limits) error {
 	for k, v := range s.Headers {
 		if k == "" || len(k) > 256 || len(v) > 4096 {
 			return invalid(prefix+"headers", "header names must be 1–256 bytes and values at most 4096")
+		}
+		if strings.HasPrefix(k, ReservedHeaderPrefix) {
+			return invalid(prefix+"headers", "header %q: names under %q are set by the server", k, ReservedHeaderPrefix)
 		}
 	}
 	return nil

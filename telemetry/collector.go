@@ -16,7 +16,7 @@ type collector struct {
 	m *Metrics
 
 	nodes, term, leader, hasLeader, commit, applied, quorum *prometheus.Desc
-	tasks, queue, quota, cost, cpu, stored                  *prometheus.Desc
+	tasks, queue, quota, cost, cpu, gpu, stored             *prometheus.Desc
 
 	scanMu   sync.Mutex
 	last     *scan
@@ -75,6 +75,7 @@ func newCollector(m *Metrics) *collector {
 		quota:     d("tenant_quota_utilization_ratio", "Use of a tenant quota, 0-1+: queued (unfinished/max_queued), running (leased+running/max_running), storage (stored bytes/max_storage_bytes); only quotas with a limit. Without tenant labels: the highest over tenants.", "tenant", "resource"),
 		cost:      d("tenant_cost_usd_total", "Cost of a tenant's usage since it started, priced with the configured price table at scrape time.", "tenant"),
 		cpu:       d("tenant_cpu_seconds_total", "CPU-seconds (execution time x requested cpu) used by a tenant's tasks.", "tenant"),
+		gpu:       d("tenant_gpu_seconds_total", "GPU-seconds (execution time x requested GPUs) used by a tenant's tasks.", "tenant"),
 		stored:    d("tenant_stored_bytes", "Payload + result bytes a tenant's stored tasks hold.", "tenant"),
 	}
 }
@@ -82,7 +83,7 @@ func newCollector(m *Metrics) *collector {
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.nodes, c.term, c.leader, c.hasLeader, c.commit, c.applied, c.quorum,
-		c.tasks, c.queue, c.quota, c.cost, c.cpu, c.stored} {
+		c.tasks, c.queue, c.quota, c.cost, c.cpu, c.gpu, c.stored} {
 		ch <- d
 	}
 }
@@ -252,7 +253,7 @@ func (c *collector) collectStore(ch chan<- prometheus.Metric) {
 	}
 
 	// Usage, cost and storage (sums without tenant labels).
-	type usage struct{ cost, cpu, stored float64 }
+	type usage struct{ cost, cpu, gpu, stored float64 }
 	use := make(map[string]*usage)
 	for _, id := range store.UsageTenants() {
 		u := store.UsageReport(id, time.Time{}, time.Time{}, now)
@@ -264,11 +265,13 @@ func (c *collector) collectStore(ch chan<- prometheus.Metric) {
 		}
 		a.cost += m.opts.Prices.Price(u).Total
 		a.cpu += u.CPUSeconds
+		a.gpu += u.GPUSeconds
 		a.stored += float64(store.Load(id).StoredBytes)
 	}
 	for l, a := range use {
 		ch <- prometheus.MustNewConstMetric(c.cost, prometheus.CounterValue, a.cost, l)
 		ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.CounterValue, a.cpu, l)
+		ch <- prometheus.MustNewConstMetric(c.gpu, prometheus.CounterValue, a.gpu, l)
 		ch <- prometheus.MustNewConstMetric(c.stored, prometheus.GaugeValue, a.stored, l)
 	}
 }

@@ -431,6 +431,7 @@ func Families() []string {
 		"grey_tee_attestations_total",
 		"grey_tenant_cost_usd_total",
 		"grey_tenant_cpu_seconds_total",
+		"grey_tenant_gpu_seconds_total",
 		"grey_tenant_quota_utilization_ratio",
 		"grey_tenant_stored_bytes",
 		"grey_tenant_throttled_total",

@@ -358,6 +358,7 @@ func TestTenantGauges(t *testing.T) {
 		t.Error("running utilisation exported for a tenant without max_running")
 	}
 	wantValue(t, reg, 3, "grey_tenant_cpu_seconds_total", "tenant", "acme")
+	wantValue(t, reg, 0, "grey_tenant_gpu_seconds_total", "tenant", "acme")
 	wantValue(t, reg, 2*0.5+3, "grey_tenant_cost_usd_total", "tenant", "acme")
 	wantValue(t, reg, 0.5, "grey_tenant_cost_usd_total", "tenant", "beta")
 	wantValue(t, reg, 18, "grey_tenant_stored_bytes", "tenant", "acme")

@@ -15,6 +15,9 @@ type Usage struct {
 	ExecSeconds float64 `json:"exec_seconds"`
 	// CPUSeconds is ExecSeconds × the requested CPU (1 when unset).
 	CPUSeconds float64 `json:"cpu_seconds"`
+	// GPUSeconds is ExecSeconds × the requested GPUs (constraints.gpu, or
+	// 1 for a gpu=true label alone).
+	GPUSeconds float64 `json:"gpu_seconds"`
 	// BytesIn is payload bytes received.
 	BytesIn int64 `json:"bytes_in"`
 	// BytesOut is result bytes produced.
@@ -31,6 +34,7 @@ func (u *Usage) Add(o Usage) {
 	u.TasksCancelled += o.TasksCancelled
 	u.ExecSeconds += o.ExecSeconds
 	u.CPUSeconds += o.CPUSeconds
+	u.GPUSeconds += o.GPUSeconds
 	u.BytesIn += o.BytesIn
 	u.BytesOut += o.BytesOut
 	u.ByteSeconds += o.ByteSeconds
@@ -40,6 +44,8 @@ func (u *Usage) Add(o Usage) {
 type Prices struct {
 	// CPUSecond is the price of one CPU-second of execution.
 	CPUSecond float64 `json:"cpu_second_usd" yaml:"cpu_second_usd"`
+	// GPUSecond is the price of one GPU-second of execution.
+	GPUSecond float64 `json:"gpu_second_usd" yaml:"gpu_second_usd"`
 	// GBMonth is the price of storing 1 GB (10^9 bytes) for 30 days.
 	GBMonth float64 `json:"gb_month_usd" yaml:"gb_month_usd"`
 	// GBMoved is the price of 1 GB of payload in plus result out.
@@ -55,8 +61,9 @@ const (
 
 // Cost is usage priced.
 type Cost struct {
-	// CPU, Storage, Transfer and Tasks are the parts; Total their sum.
+	// CPU, GPU, Storage, Transfer and Tasks are the parts; Total their sum.
 	CPU      float64 `json:"cpu_usd"`
+	GPU      float64 `json:"gpu_usd"`
 	Storage  float64 `json:"storage_usd"`
 	Transfer float64 `json:"transfer_usd"`
 	Tasks    float64 `json:"tasks_usd"`
@@ -67,17 +74,18 @@ type Cost struct {
 func (p Prices) Price(u Usage) Cost {
 	c := Cost{
 		CPU:      u.CPUSeconds * p.CPUSecond,
+		GPU:      u.GPUSeconds * p.GPUSecond,
 		Storage:  u.ByteSeconds / gb / monthSeconds * p.GBMonth,
 		Transfer: float64(u.BytesIn+u.BytesOut) / gb * p.GBMoved,
 		Tasks:    float64(u.TasksSubmitted) * p.Task,
 	}
-	c.Total = c.CPU + c.Storage + c.Transfer + c.Tasks
+	c.Total = c.CPU + c.GPU + c.Storage + c.Transfer + c.Tasks
 	return c
 }
 
 // Validate refuses negative or non-finite prices.
 func (p Prices) Validate(prefix string) error {
-	for name, v := range map[string]float64{"cpu_second_usd": p.CPUSecond, "gb_month_usd": p.GBMonth, "gb_moved_usd": p.GBMoved, "task_usd": p.Task} {
+	for name, v := range map[string]float64{"cpu_second_usd": p.CPUSecond, "gpu_second_usd": p.GPUSecond, "gb_month_usd": p.GBMonth, "gb_moved_usd": p.GBMoved, "task_usd": p.Task} {
 		if v < 0 || v != v || v > 1e9 {
 			return invalidPrice(prefix+name, v)
 		}

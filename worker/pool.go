@@ -31,6 +31,10 @@ type Options struct {
 	Kinds []string
 	// Labels offered to task constraints.
 	Labels map[string]string
+	// Warm, if set, lists the model digests the worker has loaded; each
+	// lease request reports them (LeaseRequest.Warm) so inference tasks
+	// of those models are routed here first.
+	Warm func() []string
 	// Platform is reported with leases (default: the Signer's platform,
 	// else "software").
 	Platform string
@@ -210,9 +214,16 @@ func (p *Pool) leaseLoop(ctx, runCtx context.Context, kinds []string, wg *sync.W
 			// slots free up (briefly) rather than lease one task per call.
 			free = p.gather(ctx, free, cap(p.slots)/4, time.Millisecond)
 		}
+		var warm []string
+		if p.opts.Warm != nil {
+			warm = p.opts.Warm()
+			if len(warm) > MaxWarm {
+				warm = warm[:MaxWarm]
+			}
+		}
 		resp, err := p.coord.Lease(ctx, &LeaseRequest{
 			WorkerID: p.opts.WorkerID, Kinds: kinds, Labels: p.opts.Labels, Platform: p.opts.Platform,
-			Max: free, Wait: task.Duration(p.opts.LeaseWait),
+			Max: free, Wait: task.Duration(p.opts.LeaseWait), Warm: warm,
 		})
 		got := 0
 		if resp != nil {

@@ -37,7 +37,14 @@ type LeaseRequest struct {
 	Max int `json:"max"`
 	// Wait is how long to hold the request open when nothing is ready.
 	Wait task.Duration `json:"wait,omitempty"`
+	// Warm lists the digests ("sha256:<hex>") of the models the worker has
+	// loaded (at most MaxWarm): the scheduler prefers it for inference
+	// tasks of those models.
+	Warm []string `json:"warm,omitempty"`
 }
+
+// MaxWarm bounds LeaseRequest.Warm.
+const MaxWarm = 256
 
 // Assignment is a leased task as handed to a worker.
 type Assignment struct {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/grey-distributed/grey/ai"
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/task"
@@ -34,6 +36,15 @@ type benchConfig struct {
 	Kind string
 	// Payload of every task (nil for none).
 	Payload json.RawMessage
+	// Payloads, when not empty, replace Payload: each task gets one of
+	// them at random (--model's random inference requests).
+	Payloads []json.RawMessage
+	// Model is the model --model names ("" for none); its tasks are of
+	// kind inference with random inputs of InputShape and Datatype.
+	Model      string
+	InputShape string
+	InputName  string
+	Datatype   string
 	// Batch is the number of tasks per submit request.
 	Batch int
 	// Concurrency is the number of concurrent submitters.
@@ -78,6 +89,11 @@ type benchResult struct {
 	// without them).
 	ServerCPUMicros *float64 `json:"server_cpu_us_per_task,omitempty"`
 	ServerAllocs    *float64 `json:"server_allocs_per_task,omitempty"`
+	// Model is the model --model named ("" without).
+	Model string `json:"model,omitempty"`
+	// Inference is the servers' inference counters over the run (with
+	// --model and --server-metrics, when the servers expose them).
+	Inference *inferenceResult `json:"inference,omitempty"`
 }
 
 // scenario runs one benchmark. It returns the result to print (nil when
@@ -134,6 +150,16 @@ B's latency is submit → start from the server's created_at and started_at
 stamps; a_seconds runs from A's first submit to A's last completion. With
 --b-tasks 0 the b_* fields are null (A alone, the baseline of a_seconds).
 
+--model M runs inference tasks (it implies --kind inference) on the tenants'
+model M (name, name:version or name@alias; push it first with greyctl model
+push, as each bench-N tenant): each task is an Open Inference Protocol request
+with one input tensor named --input-name (default input__0) of --input-shape
+(default 1,16) and --datatype (default FP32), filled with random values (256
+distinct requests, picked at random). The line adds "model", and with
+--server-metrics an "inference" object from the servers' grey_inference_*
+metrics over the run: cache_hit_rate, model_loads, model_load_ms (mean),
+mean_batch_size and mean_queue_delay_ms.
+
 --module FILE runs wasm tasks (it implies --kind wasm): the module is pushed
 for every tenant of the scenario first (as "greyctl module push" does) and
 every task's payload names its digest; --payload, if given, is the rest of
@@ -171,6 +197,12 @@ compile (a server compiles a module when it is uploaded) plus the upload.`,
 				return usageErrorf("--module runs wasm tasks, not --kind %s", cfg.Kind)
 			case cfg.Module == "-" && payload == "@-":
 				return usageErrorf("--module - and --payload @- cannot both read stdin")
+			case cfg.Model != "" && (cfg.Module != "" || payload != ""):
+				return usageErrorf("--model makes its own payloads: not with --module or --payload")
+			case cfg.Model != "" && cmd.Flags().Changed("kind") && cfg.Kind != ai.Kind:
+				return usageErrorf("--model runs inference tasks, not --kind %s", cfg.Kind)
+			case cfg.Model == "" && cfg.Kind == ai.Kind:
+				return usageErrorf("--kind inference needs --model")
 			}
 			if cfg.Scenario == "noisy-neighbor" && !cmd.Flags().Changed("batch") {
 				cfg.Batch = 1000
@@ -178,6 +210,17 @@ compile (a server compiles a module when it is uploaded) plus the upload.`,
 			var err error
 			if cfg.Payload, err = parsePayload(payload, os.ReadFile, a.stdin); err != nil {
 				return err
+			}
+			if cfg.Model != "" {
+				shape, err := parseShape(cfg.InputShape)
+				if err != nil {
+					return err
+				}
+				rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x9e3779b97f4a7c15))
+				if cfg.Payloads, err = inferenceRequests(cfg.Model, cfg.InputName, shape, ai.Datatype(strings.ToUpper(cfg.Datatype)), inferencePayloads, rng); err != nil {
+					return err
+				}
+				cfg.Kind = ai.Kind
 			}
 			var mod *benchModule
 			if cfg.Module != "" {
@@ -232,6 +275,12 @@ compile (a server compiles a module when it is uploaded) plus the upload.`,
 					return failure(err)
 				}
 				res.perTask(before, after, res.Tasks)
+				if cfg.Model != "" {
+					res.Inference = inferenceDelta(before.inference, after.inference)
+				}
+			}
+			if res != nil {
+				res.Model = cfg.Model
 			}
 			if res != nil && mod != nil {
 				res.Module = mod.digest
@@ -265,6 +314,10 @@ compile (a server compiles a module when it is uploaded) plus the upload.`,
 	f.IntVar(&cfg.ATasks, "a-tasks", 20000, "noisy-neighbor: tasks of the noisy tenant (noisy-a)")
 	f.IntVar(&cfg.BTasks, "b-tasks", 100, "noisy-neighbor: tasks of the quiet tenant (quiet-b), one every 10ms; 0 = the noisy tenant alone")
 	f.StringSliceVar(&cfg.ServerMetrics, "server-metrics", nil, "greyd metrics endpoints (http://host:9090/metrics; repeat or comma-separate for every server): print the servers' CPU µs and allocations per task")
+	f.StringVar(&cfg.Model, "model", "", "inference: run inference tasks on this model (name, name:version or name@alias; the tenants must have it) with random inputs (implies --kind inference)")
+	f.StringVar(&cfg.InputShape, "input-shape", "1,16", "inference: shape of the random input tensor, batch dimension first")
+	f.StringVar(&cfg.Datatype, "datatype", "FP32", "inference: datatype of the random input tensor (FP32, FP64, INT64, ...)")
+	f.StringVar(&cfg.InputName, "input-name", "input__0", "inference: name of the input tensor")
 	f.StringVar(&cfg.Module, "module", "", "wasm: push this .wasm module (- for stdin) for every tenant and name it in each task's payload (implies --kind wasm)")
 	return cmd
 }
@@ -487,7 +540,7 @@ feed:
 func (s *submitter) submit(ctx context.Context, j batchJob) error {
 	specs := make([]task.Spec, j.n)
 	for i := range specs {
-		specs[i] = task.Spec{Kind: s.cfg.Kind, Payload: s.cfg.Payload}
+		specs[i] = task.Spec{Kind: s.cfg.Kind, Payload: s.cfg.payloadAt()}
 	}
 	delay := 50 * time.Millisecond
 	for {

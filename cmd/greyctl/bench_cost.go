@@ -16,6 +16,8 @@ import (
 type serverCost struct {
 	cpuSeconds float64
 	mallocs    float64
+	// inference holds the grey_inference_* counters (zero when absent).
+	inference inferenceStats
 }
 
 // maxMetricsBytes bounds one scrape: a greyd's /metrics is tens of KiB.
@@ -32,6 +34,7 @@ func scrapeCost(ctx context.Context, hc *http.Client, urls []string) (serverCost
 		}
 		sum.cpuSeconds += c.cpuSeconds
 		sum.mallocs += c.mallocs
+		sum.inference.add2(c.inference)
 	}
 	return sum, nil
 }
@@ -63,6 +66,7 @@ func parseCost(r io.Reader, from string) (serverCost, error) {
 		return serverCost{}, fmt.Errorf("--server-metrics %s: %w", from, err)
 	}
 	var c serverCost
+	c.inference.add(fams)
 	for _, fam := range []struct {
 		name string
 		dst  *float64

@@ -25,7 +25,7 @@ func runLatency(ctx context.Context, a *app, cfg benchConfig) (*benchResult, err
 	lat := make([]time.Duration, 0, cfg.Tasks)
 	start := time.Now()
 	for i := 0; i < cfg.Tasks; i++ {
-		t, err := c.Submit(ctx, task.Spec{Kind: cfg.Kind, Payload: cfg.Payload})
+		t, err := c.Submit(ctx, task.Spec{Kind: cfg.Kind, Payload: cfg.payloadAt()})
 		if err != nil {
 			return nil, fmt.Errorf("submit %d: %w", i, err)
 		}

@@ -64,7 +64,7 @@ func runNoisyNeighbor(ctx context.Context, a *app, cfg benchConfig) (*benchResul
 	// t0: A's flood and B's paced submits start together.
 	s := &submitter{clients: []*client.Client{ca}, cfg: acfg, tr: tr}
 	aErr := make(chan error, 1)
-	q := &quietRun{c: cb, n: cfg.BTasks, kind: cfg.Kind, payload: cfg.Payload}
+	q := &quietRun{c: cb, n: cfg.BTasks, kind: cfg.Kind, payload: cfg.payloadAt()}
 	bDone := make(chan error, 1)
 	t0 := time.Now()
 	go func() { aErr <- s.run(ctx) }()

@@ -26,8 +26,8 @@ func newCostCmd(a *app) *cobra.Command {
 
 // costColumns are the columns of the table and CSV cost reports.
 var costColumns = []string{
-	"tenant", "tasks_submitted", "completed", "failed", "cancelled", "cpu_seconds", "bytes_in", "bytes_out",
-	"gb_months", "cpu_usd", "storage_usd", "transfer_usd", "tasks_usd", "total_usd",
+	"tenant", "tasks_submitted", "completed", "failed", "cancelled", "cpu_seconds", "gpu_seconds", "bytes_in", "bytes_out",
+	"gb_months", "cpu_usd", "gpu_usd", "storage_usd", "transfer_usd", "tasks_usd", "total_usd",
 }
 
 func newCostReportCmd(a *app) *cobra.Command {
@@ -147,8 +147,8 @@ func (r costRow) cells(prec [3]int) []string {
 	u, c := r.usage, r.cost
 	return []string{
 		r.tenant, i(u.TasksSubmitted), i(u.TasksCompleted), i(u.TasksFailed), i(u.TasksCancelled),
-		f(u.CPUSeconds, prec[0]), i(u.BytesIn), i(u.BytesOut), f(u.ByteSeconds/gbMonthByteSeconds, prec[1]),
-		f(c.CPU, prec[2]), f(c.Storage, prec[2]), f(c.Transfer, prec[2]), f(c.Tasks, prec[2]), f(c.Total, prec[2]),
+		f(u.CPUSeconds, prec[0]), f(u.GPUSeconds, prec[0]), i(u.BytesIn), i(u.BytesOut), f(u.ByteSeconds/gbMonthByteSeconds, prec[1]),
+		f(c.CPU, prec[2]), f(c.GPU, prec[2]), f(c.Storage, prec[2]), f(c.Transfer, prec[2]), f(c.Tasks, prec[2]), f(c.Total, prec[2]),
 	}
 }
 
@@ -167,9 +167,9 @@ func writeCostTable(a *app, rep *client.UsageReport) error {
 		}
 		return t.Format(time.RFC3339)
 	}
-	_, err := fmt.Fprintf(a.stdout, "\nPeriod: %s to %s. Prices: $%s/CPU-second, $%s/GB-month, $%s/GB moved, $%s/task.\n",
+	_, err := fmt.Fprintf(a.stdout, "\nPeriod: %s to %s. Prices: $%s/CPU-second, $%s/GPU-second, $%s/GB-month, $%s/GB moved, $%s/task.\n",
 		period(rep.From, "the beginning"), period(rep.To, "now"),
-		fmtFloat(rep.Prices.CPUSecond), fmtFloat(rep.Prices.GBMonth), fmtFloat(rep.Prices.GBMoved), fmtFloat(rep.Prices.Task))
+		fmtFloat(rep.Prices.CPUSecond), fmtFloat(rep.Prices.GPUSecond), fmtFloat(rep.Prices.GBMonth), fmtFloat(rep.Prices.GBMoved), fmtFloat(rep.Prices.Task))
 	return err
 }
 

@@ -306,7 +306,7 @@ func TestTaskCommands(t *testing.T) {
 
 	// submit prints the id, and sends every flag.
 	r := greyctl(t, env, "task", "submit", "--kind", "slow", "--payload", `{"n":1}`, "--priority", "9",
-		"--label", "gpu=true", "--label", "zone=a", "--header", "traceparent=x", "--timeout", "30s",
+		"--label", "gpu=true", "--label", "zone=a", "--gpu", "2", "--header", "traceparent=x", "--timeout", "30s",
 		"--max-retries", "2", "--run-at", "+10s", "--idempotency-key", "k1")
 	if r.code != 0 {
 		t.Fatalf("submit: %+v", r)
@@ -318,7 +318,7 @@ func TestTaskCommands(t *testing.T) {
 	f.mu.Lock()
 	s := f.specs[len(f.specs)-1]
 	f.mu.Unlock()
-	if s.Kind != "slow" || string(s.Payload) != `{"n":1}` || s.Prio() != 9 || s.Labels()["zone"] != "a" ||
+	if s.Kind != "slow" || string(s.Payload) != `{"n":1}` || s.Prio() != 9 || s.Labels()["zone"] != "a" || s.GPU() != 2 ||
 		s.Headers["traceparent"] != "x" || s.Timeout.D() != 30*time.Second || s.Retry.Retries() != 2 ||
 		s.RunAt == nil || time.Until(*s.RunAt) < 5*time.Second || s.IdempotencyKey != "k1" {
 		t.Errorf("spec sent = %+v", s)

@@ -42,6 +42,7 @@ type submitFlags struct {
 	maxRetries     int
 	runAt          string
 	labels         []string
+	gpu            float64
 	headers        []string
 	wait           bool
 	waitTimeout    time.Duration
@@ -113,6 +114,7 @@ for any payload. --payload-ref names an object uploaded before.`,
 	f.IntVar(&sf.maxRetries, "max-retries", 0, "retries after the first attempt (default: the server's policy)")
 	f.StringVar(&sf.runAt, "run-at", "", "start no earlier than this: RFC 3339 time or +DURATION from now (e.g. +10s)")
 	f.StringArrayVar(&sf.labels, "label", nil, "required worker label KEY=VALUE (repeatable)")
+	f.Float64Var(&sf.gpu, "gpu", 0, "GPUs the task uses, for cost attribution (gpu_seconds); a --label gpu=true alone counts as 1")
 	f.StringArrayVar(&sf.headers, "header", nil, "header KEY=VALUE passed to the worker (repeatable)")
 	f.BoolVar(&sf.wait, "wait", false, "wait for the task to finish and print it")
 	f.DurationVar(&sf.waitTimeout, "wait-timeout", 0, "with --wait, give up after this long (default: no limit)")
@@ -175,8 +177,8 @@ func (sf *submitFlags) spec(cmd *cobra.Command, now time.Time, readFile func(str
 	if err != nil {
 		return task.Spec{}, err
 	}
-	if labels != nil {
-		s.Constraints = &task.Constraints{Labels: labels}
+	if labels != nil || sf.gpu != 0 {
+		s.Constraints = &task.Constraints{Labels: labels, GPU: sf.gpu}
 	}
 	if s.Headers, err = parseKeyValues("--header", sf.headers); err != nil {
 		return task.Spec{}, err

@@ -177,13 +177,16 @@ func sameQuota(a, b tenants.Quota) bool {
 
 func TestCostReport(t *testing.T) {
 	t.Parallel()
-	prices := tenants.Prices{CPUSecond: 2, GBMoved: 1e9, Task: 0.25}
+	prices := tenants.Prices{CPUSecond: 2, GPUSecond: 3, GBMoved: 1e9, Task: 0.25}
 	n, env := realServer(t, engine.Config{Tenants: engine.TenantsConfig{Prices: prices}}, "")
 	n.StartWorkers(t, worker.Options{Concurrency: 4}, nil)
 	for _, tc := range []struct{ tenant, kind, payload string }{
 		{"acme", "echo", `"abcd"`}, {"acme", "fail", `{}`}, {"acme", "noop", ""}, {"globex", "echo", `[1,2]`},
 	} {
 		args := []string{"--tenant", tc.tenant, "task", "submit", "--kind", tc.kind, "--wait"}
+		if tc.tenant == "globex" {
+			args = append(args, "--gpu", "2") // GPU-seconds: 2 × its execution time
+		}
 		if tc.payload != "" {
 			args = append(args, "--payload", tc.payload)
 		}
@@ -199,7 +202,7 @@ func TestCostReport(t *testing.T) {
 	if err != nil || len(recs) != 4 {
 		t.Fatalf("csv = %q (%v)", r.stdout, err)
 	}
-	if !slices.Equal(recs[0], costColumns) || len(costColumns) != 14 || recs[1][0] != "acme" || recs[2][0] != "globex" || recs[3][0] != "TOTAL" {
+	if !slices.Equal(recs[0], costColumns) || len(costColumns) != 16 || recs[1][0] != "acme" || recs[2][0] != "globex" || recs[3][0] != "TOTAL" {
 		t.Fatalf("csv rows = %q", recs)
 	}
 	col := func(row []string, name string) float64 {
@@ -217,6 +220,10 @@ func TestCostReport(t *testing.T) {
 	}
 	if col(acme, "tasks_usd") != 0.75 || math.Abs(col(acme, "transfer_usd")-14) > 1e-9 || math.Abs(col(acme, "cpu_usd")-2*col(acme, "cpu_seconds")) > 1e-9 {
 		t.Errorf("acme costs = %q", acme)
+	}
+	if col(acme, "gpu_seconds") != 0 || col(globex, "gpu_seconds") <= 0 || math.Abs(col(globex, "gpu_usd")-3*col(globex, "gpu_seconds")) > 1e-9 ||
+		math.Abs(col(globex, "gpu_seconds")-2*col(globex, "cpu_seconds")) > 1e-9 {
+		t.Errorf("GPU-seconds: acme %q, globex %q (globex asked for 2 GPUs, 1 CPU)", acme, globex)
 	}
 	for _, c := range costColumns[1:] {
 		if math.Abs(col(total, c)-(col(acme, c)+col(globex, c))) > 1e-9 {

@@ -1,0 +1,184 @@
+package admission_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/grey-distributed/grey/ai"
+	"github.com/grey-distributed/grey/ai/admission"
+	"github.com/grey-distributed/grey/engine"
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/internal/greytest"
+	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/worker"
+)
+
+// models is a ModelSource holding a few models of two tenants.
+type models map[string]ai.Model // "tenant/name" → latest version
+
+func (m models) Resolve(_ context.Context, tenant string, ref ai.ModelRef) (ai.Model, error) {
+	md, ok := m[tenant+"/"+ref.Name]
+	if !ok || (ref.Version != "" && ref.Version != md.Version) || (ref.Alias != "" && ref.Alias != ai.LatestAlias) {
+		return ai.Model{}, greyerr.New(greyerr.NotFound, "model %s not found", ref)
+	}
+	return md, nil
+}
+
+func (m models) Fetch(context.Context, string, string) (io.ReadCloser, error) {
+	return nil, greyerr.New(greyerr.Unimplemented, "not in this test")
+}
+
+const (
+	mlpDigest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	tfDigest  = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+)
+
+var source = models{
+	"acme/mlp":     {TenantID: "acme", Name: "mlp", Version: "1", Framework: ai.PyTorch, Digest: mlpDigest},
+	"acme/tfmlp":   {TenantID: "acme", Name: "tfmlp", Version: "1", Framework: ai.TensorFlow, Digest: tfDigest},
+	"globex/gmlp":  {TenantID: "globex", Name: "gmlp", Version: "3", Framework: ai.PyTorch, Digest: mlpDigest},
+	"limited/mlp":  {TenantID: "limited", Name: "mlp", Version: "1", Framework: ai.PyTorch, Digest: mlpDigest},
+	"limited/mlp2": {TenantID: "limited", Name: "mlp2", Version: "1", Framework: ai.PyTorch, Digest: mlpDigest},
+}
+
+func payload(model string) json.RawMessage {
+	return json.RawMessage(`{"model":` + mustJSON(model) + `,"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}]}`)
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func node(t *testing.T) *greytest.Node {
+	t.Helper()
+	check := admission.New(source, admission.TenantModels(map[string][]string{"limited": {"mlp"}})).Check
+	return greytest.NewNode(t, engine.Config{Kinds: []string{ai.Kind}, SubmitHooks: map[string]engine.SubmitHook{ai.Kind: check}})
+}
+
+// Submit refuses what the issue's bad-input list names: another tenant's
+// model and a missing one (404), a model outside the tenant's allowed list
+// (403), a bad reference, a payload that is no object, a user-set digest
+// header, and a framework label that contradicts the model (400).
+func TestSubmitRefusals(t *testing.T) {
+	n := node(t)
+	ctx := context.Background()
+	cases := []struct {
+		name   string
+		tenant string
+		spec   task.Spec
+		code   greyerr.Code
+		status int
+	}{
+		{"missing model", "acme", task.Spec{Kind: ai.Kind, Payload: payload("nope")}, greyerr.NotFound, 404},
+		{"another tenant's model", "acme", task.Spec{Kind: ai.Kind, Payload: payload("gmlp")}, greyerr.NotFound, 404},
+		{"missing version", "acme", task.Spec{Kind: ai.Kind, Payload: payload("mlp:9")}, greyerr.NotFound, 404},
+		{"not allowed", "limited", task.Spec{Kind: ai.Kind, Payload: payload("mlp2")}, greyerr.PermissionDenied, 403},
+		{"bad reference", "acme", task.Spec{Kind: ai.Kind, Payload: payload("Bad Name")}, greyerr.InvalidArgument, 400},
+		{"no model", "acme", task.Spec{Kind: ai.Kind, Payload: json.RawMessage(`{"inputs":[]}`)}, greyerr.InvalidArgument, 400},
+		{"not an object", "acme", task.Spec{Kind: ai.Kind, Payload: json.RawMessage(`[1,2]`)}, greyerr.InvalidArgument, 400},
+		{"user digest header", "acme", task.Spec{Kind: ai.Kind, Payload: payload("mlp"), Headers: map[string]string{ai.ModelDigestHeader: tfDigest}}, greyerr.InvalidArgument, 400},
+		{"wrong framework label", "acme", task.Spec{Kind: ai.Kind, Payload: payload("mlp"), Constraints: &task.Constraints{Labels: map[string]string{"grey.ai/tensorflow": "true"}}}, greyerr.InvalidArgument, 400},
+	}
+	for _, c := range cases {
+		_, err := n.Engine.Submit(ctx, c.tenant, []task.Spec{c.spec}, false)
+		if greyerr.CodeOf(err) != c.code || greyerr.HTTPStatus(c.code) != c.status {
+			t.Errorf("%s: %v, want %s (%d)", c.name, err, c.code, c.status)
+		}
+	}
+	// In a batch, the refusal names the task.
+	_, err := n.Engine.Submit(ctx, "acme", []task.Spec{{Kind: ai.Kind, Payload: payload("mlp")}, {Kind: ai.Kind, Payload: payload("Bad Name")}}, true)
+	var ge *greyerr.Error
+	if !errors.As(err, &ge) || ge.Field != "tasks[1].payload.model" {
+		t.Errorf("batch: %v, want the field tasks[1].payload.model", err)
+	}
+	if ts, _, err := n.Engine.List(ctx, "acme", engine.ListOptions{}); err != nil || len(ts) != 0 {
+		t.Errorf("refused submits stored %d tasks (%v)", len(ts), err)
+	}
+}
+
+// An accepted task carries the framework constraint and the resolved
+// digest; the caller's spec maps are not changed.
+func TestSubmitStampsRouting(t *testing.T) {
+	n := node(t)
+	hdr := map[string]string{"x-trace": "1"}
+	cons := &task.Constraints{Labels: map[string]string{"zone": "a"}, GPU: 1}
+	res, err := n.Engine.Submit(context.Background(), "acme", []task.Spec{{Kind: ai.Kind, Payload: payload("mlp:1"), Headers: hdr, Constraints: cons}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := res.Tasks[0]
+	if tk.Constraints.Labels["grey.ai/pytorch"] != "true" || tk.Constraints.Labels["zone"] != "a" || tk.Constraints.GPU != 1 {
+		t.Errorf("constraints = %+v", tk.Constraints)
+	}
+	if tk.Headers[ai.ModelDigestHeader] != mlpDigest || tk.Headers["x-trace"] != "1" {
+		t.Errorf("headers = %v", tk.Headers)
+	}
+	if len(hdr) != 1 || len(cons.Labels) != 1 {
+		t.Errorf("the caller's maps changed: %v %v", hdr, cons.Labels)
+	}
+	res, err = n.Engine.Submit(context.Background(), "acme", []task.Spec{{Kind: ai.Kind, Payload: payload("tfmlp")}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Tasks[0].Constraints.Labels["grey.ai/tensorflow"] != "true" || res.Tasks[0].Headers[ai.ModelDigestHeader] != tfDigest {
+		t.Errorf("tensorflow task: %+v %v", res.Tasks[0].Constraints, res.Tasks[0].Headers)
+	}
+	// Other kinds pass untouched.
+	res, err = n.Engine.Submit(context.Background(), "acme", []task.Spec{{Kind: "noop"}}, false)
+	if err != nil || res.Tasks[0].Constraints != nil || res.Tasks[0].Headers[ai.ModelDigestHeader] != "" {
+		t.Errorf("noop: %v %+v", err, res)
+	}
+}
+
+func lease(t *testing.T, n *greytest.Node, id string, labels map[string]string, warm ...string) []worker.Assignment {
+	t.Helper()
+	resp, err := n.Engine.Lease(context.Background(), &worker.LeaseRequest{WorkerID: id, Kinds: []string{ai.Kind}, Labels: labels, Max: 10, Warm: warm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Tasks
+}
+
+// A task goes only to a worker serving its model's framework, and a worker
+// that reports the model warm is preferred over a cold one while the task
+// is fresh; after the locality delay the cold worker takes it.
+func TestRoutingByFrameworkAndWarmth(t *testing.T) {
+	n := node(t)
+	ctx := context.Background()
+	pt := ai.Labels([]ai.RuntimeInfo{{Frameworks: map[ai.Framework]string{ai.PyTorch: "1.13"}, Devices: []string{"cpu"}}})
+	tf := ai.Labels([]ai.RuntimeInfo{{Frameworks: map[ai.Framework]string{ai.TensorFlow: "2.21"}, Devices: []string{"cpu"}}})
+	if _, err := n.Engine.Submit(ctx, "acme", []task.Spec{{Kind: ai.Kind, Payload: payload("mlp")}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := lease(t, n, "tf-worker", tf); len(got) != 0 {
+		t.Fatalf("a tensorflow-only worker leased %d pytorch tasks", len(got))
+	}
+	if got := lease(t, n, "pt-warm", pt, mlpDigest); len(got) != 1 {
+		t.Fatalf("the pytorch worker leased %d, want 1", len(got))
+	}
+	// Now pt-warm has reported mlp warm: a cold pytorch worker leaves a
+	// fresh task to it, then takes it once the delay has passed.
+	if _, err := n.Engine.Submit(ctx, "acme", []task.Spec{{Kind: ai.Kind, Payload: payload("mlp")}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := lease(t, n, "pt-cold", pt); len(got) != 0 {
+		t.Fatalf("a cold worker leased a fresh task of a model warm elsewhere")
+	}
+	time.Sleep(60 * time.Millisecond)
+	if got := lease(t, n, "pt-cold", pt); len(got) != 1 {
+		t.Fatalf("after the locality delay the cold worker leased %d, want 1", len(got))
+	}
+	// The lease protocol refuses an oversized warm list.
+	many := make([]string, worker.MaxWarm+1)
+	for i := range many {
+		many[i] = mlpDigest
+	}
+	if _, err := n.Engine.Lease(ctx, &worker.LeaseRequest{WorkerID: "w", Kinds: []string{ai.Kind}, Max: 1, Warm: many}); !greyerr.Is(err, greyerr.InvalidArgument) {
+		t.Fatalf("warm list of %d: %v", len(many), err)
+	}
+}
