@@ -21,24 +21,30 @@ import (
 // parseTemplates parses each page with the layout.
 func (c *Console) parseTemplates() error {
 	funcs := template.FuncMap{
-		"json":      prettyJSON,
-		"jsonv":     func(v any) template.HTML { b, _ := json.Marshal(v); return prettyJSON(b) },
-		"since":     func(t time.Time) string { return since(c.opts.Now(), t) },
-		"ts":        fmtTime,
-		"tsp":       func(t *time.Time) string { return fmtTimeP(t) },
-		"dur":       fmtDur,
-		"spark":     sparkline,
-		"bars":      bars,
-		"timeline":  func(t *task.Task) template.HTML { return timeline(t, c.opts.Now()) },
-		"usd":       func(f float64) string { return fmt.Sprintf("$%.4f", f) },
-		"usdp":      func(f *float64) string { return fmtUSDP(f) },
-		"num":       func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) },
-		"rate":      func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
-		"bytes":     fmtBytes,
-		"has":       func(list []string, s string) bool { return slices.Contains(list, s) },
-		"short":     func(s string) string { return shortID(s) },
-		"tq":        func(t string) string { return tenantParam(t) },
-		"sum":       func(v []float64) float64 { var s float64; for _, x := range v { s += x }; return s },
+		"json":     prettyJSON,
+		"jsonv":    func(v any) template.HTML { b, _ := json.Marshal(v); return prettyJSON(b) },
+		"since":    func(t time.Time) string { return since(c.opts.Now(), t) },
+		"ts":       fmtTime,
+		"tsp":      func(t *time.Time) string { return fmtTimeP(t) },
+		"dur":      fmtDur,
+		"spark":    sparkline,
+		"bars":     bars,
+		"timeline": func(t *task.Task) template.HTML { return timeline(t, c.opts.Now()) },
+		"usd":      func(f float64) string { return fmt.Sprintf("$%.4f", f) },
+		"usdp":     func(f *float64) string { return fmtUSDP(f) },
+		"num":      func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) },
+		"rate":     func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+		"bytes":    fmtBytes,
+		"has":      func(list []string, s string) bool { return slices.Contains(list, s) },
+		"short":    func(s string) string { return shortID(s) },
+		"tq":       func(t string) string { return tenantParam(t) },
+		"sum": func(v []float64) float64 {
+			var s float64
+			for _, x := range v {
+				s += x
+			}
+			return s
+		},
 		"statusCls": func(s task.Status) string { return "st-" + string(s) },
 	}
 	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
