@@ -402,7 +402,7 @@ func layoutDAG(tasks map[string]*task.Task, tq string) *dag {
 	}
 	w, h := 20+float64(maxCol+1)*cw, 20+float64(maxRow)*ch
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="dag" role="img" aria-label="depends_on graph of %d tasks" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f"><title>depends_on graph</title>`,
+	fmt.Fprintf(&b, `<svg class="dag" role="group" aria-label="depends_on graph of %d tasks" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f"><title>depends_on graph</title>`,
 		len(tasks), w, h, w, h)
 	b.WriteString(`<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>`)
 	edges := 0
@@ -429,8 +429,9 @@ func layoutDAG(tasks map[string]*task.Task, tq string) *dag {
 		if t != nil {
 			status, kind = string(t.Status), t.Kind
 		}
-		fmt.Fprintf(&b, `<a href="%s"><g class="node st-%s"><title>%s %s (%s)</title><rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" rx="4"/><text x="%.0f" y="%.0f">%s</text><text x="%.0f" y="%.0f">%s · %s</text></g></a>`,
-			html.EscapeString(Prefix+"tasks/"+id+tq), html.EscapeString(status), html.EscapeString(kind), html.EscapeString(id), html.EscapeString(status),
+		fmt.Fprintf(&b, `<a href="%s" aria-label="task %s, %s, %s"><g class="node st-%s"><title>%s %s (%s)</title><rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" rx="4"/><text x="%.0f" y="%.0f">%s</text><text x="%.0f" y="%.0f">%s · %s</text></g></a>`,
+			html.EscapeString(Prefix+"tasks/"+id+tq), html.EscapeString(id), html.EscapeString(kind), html.EscapeString(status),
+			html.EscapeString(status), html.EscapeString(kind), html.EscapeString(id), html.EscapeString(status),
 			p[0], p[1], nw, nh, p[0]+6, p[1]+16, html.EscapeString(shortID(id)), p[0]+6, p[1]+32, html.EscapeString(kind), html.EscapeString(status))
 	}
 	b.WriteString("</svg>")
