@@ -400,7 +400,7 @@ func layoutDAG(tasks map[string]*task.Task, tq string) *dag {
 			pos[id] = [2]float64{10 + float64(c)*cw, 10 + float64(r)*ch}
 		}
 	}
-	w, h := 20+float64(maxCol+1)*cw, 20+float64(maxRow)*ch
+	w, h := 20+float64(maxCol+1)*cw, 20+float64(maxRow)*ch+nh/2
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="dag" role="group" aria-label="depends_on graph of %d tasks" viewBox="0 0 %.0f %.0f" width="%.0f" height="%.0f"><title>depends_on graph</title>`,
 		len(tasks), w, h, w, h)
@@ -418,8 +418,15 @@ func layoutDAG(tasks map[string]*task.Task, tq string) *dag {
 				continue
 			}
 			edges++
-			fmt.Fprintf(&b, `<line class="edge" x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" marker-end="url(#arrow)"/>`,
-				from[0]+nw, from[1]+nh/2, to[0], to[1]+nh/2)
+			x1, y1, x2, y2 := from[0]+nw, from[1]+nh/2, to[0], to[1]+nh/2
+			if x2-x1 <= cw-nw+1 || y1 != y2 {
+				fmt.Fprintf(&b, `<line class="edge" x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" marker-end="url(#arrow)"/>`, x1, y1, x2, y2)
+				continue
+			}
+			// Over columns in between on the same row: arc below the
+			// boxes, so the edge is not hidden behind them.
+			fmt.Fprintf(&b, `<path class="edge" d="M%.0f,%.0f C%.0f,%.0f %.0f,%.0f %.0f,%.0f" fill="none" marker-end="url(#arrow)"/>`,
+				x1-nw/2, y1+nh/2, x1-nw/2, y1+nh, x2+nw/2, y2+nh, x2+nw/2, y2+nh/2)
 		}
 	}
 	for _, id := range ids {
