@@ -287,5 +287,5 @@ func tenantQuery(s *session, sep string) string {
 	if s.tenant == "" {
 		return ""
 	}
-	return fmt.Sprintf("%stenant=%s", sep, s.tenant)
+	return fmt.Sprintf("%stenant=%s", sep, url.QueryEscape(s.tenant))
 }
