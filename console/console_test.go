@@ -301,3 +301,24 @@ func TestLiveETag(t *testing.T) {
 		t.Fatalf("changed: %d %q", r3.StatusCode, r3.Header.Get("ETag"))
 	}
 }
+
+// In mode none with an admin token the anonymous visitor is an operator
+// on every tenant: the pages render without the admin-only parts, and
+// signing in with the token shows them.
+func TestModeNoneWithAdminToken(t *testing.T) {
+	t.Parallel()
+	g := startGreyd(t, func(cfg *config.Config) { cfg.HTTP.AdminToken = adminToken; cfg.Worker.Enabled = false })
+	b := g.browser(t)
+	for _, path := range []string{"/ui/", "/ui/tasks", "/ui/tenants", "/ui/tenants/default", "/ui/cluster"} {
+		code, body, _ := b.get(path)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s: %d\n%s", path, code, body)
+		}
+		mustNotContain(t, path, body, "Cost since", "Last 24 hours")
+	}
+	_, body, _ := b.get("/ui/tasks")
+	mustContain(t, "anonymous operator", body, "Submit a task")
+	b.signIn(adminToken)
+	_, body, _ = b.get("/ui/tenants")
+	mustContain(t, "admin", body, "Cost since")
+}

@@ -633,7 +633,9 @@ type tenantRow struct {
 type tenantsData struct {
 	Rows []tenantRow
 	// Own are the tenants of a principal who may not list tenants.
-	Own      []string
+	Own []string
+	// All is set for a principal who may list every tenant.
+	All      bool
 	CostBars []bar
 	Since    time.Time
 }
@@ -650,6 +652,7 @@ func (c *Console) tenants(ctx context.Context, r *http.Request, s *session) (str
 		d.Own = ts
 		return "tenants", v, nil
 	}
+	d.All = true
 	cl := c.client(s)
 	ts, err := cl.ListTenants(ctx)
 	if err != nil {
