@@ -327,6 +327,12 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("search by id landed on %s", loc)
 	}
 
+	// The pipeline seen from its first task finds the tasks depending on it.
+	run("pipeline from the root", chromedp.Navigate(base+"/ui/tasks/"+a.ID+"/pipeline?tenant=acme"), chromedp.WaitVisible(chromedp.CSS("svg.dag")))
+	if n, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll("svg.dag a").length`)); err != nil || n != 3 {
+		t.Fatalf("pipeline from %s: %d tasks drawn (%v), want 3", a.ID, n, err)
+	}
+
 	// The other pages.
 	for _, pg := range []struct{ name, path, sel string }{
 		{"pipeline", "/ui/tasks/" + p.ID + "/pipeline?tenant=acme", "svg.dag"},

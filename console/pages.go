@@ -34,6 +34,9 @@ const (
 	payloadScanLimit = 10000
 	// pipelineNodes bounds the tasks of a drawn pipeline.
 	pipelineNodes = 200
+	// pipelineScanPages bounds the pages of 1000 newest tasks searched
+	// for a pipeline's dependants.
+	pipelineScanPages = 2
 )
 
 // redirect is returned by a page builder to send the browser elsewhere.
@@ -573,6 +576,10 @@ type pipelineData struct {
 	Graph   *dag
 	Missing []string
 	Capped  bool
+	// Scanned counts the newest tasks searched for dependants.
+	Scanned int
+	// TenantQuery keeps the session's tenant on links.
+	TenantQuery string
 }
 
 // pipeline draws the depends_on graph above a task: the task, what it
@@ -589,33 +596,77 @@ func (c *Console) pipeline(ctx context.Context, r *http.Request, s *session) (st
 	}
 	d := &pipelineData{Root: root}
 	tasks := map[string]*task.Task{id: root}
-	queue := []*task.Task{root}
-	for len(queue) > 0 {
-		t := queue[0]
-		queue = queue[1:]
-		for _, dep := range t.DependsOn {
-			if _, seen := tasks[dep]; seen {
-				continue
-			}
-			if len(tasks) >= pipelineNodes {
-				d.Capped = true
-				break
-			}
-			dt, err := cl.Get(ctx, dep)
-			if err != nil {
-				if greyerr.CodeOf(err) != greyerr.NotFound {
-					return "", nil, err
+	// ancestors fetches, breadth first, what the queued tasks depend on.
+	ancestors := func(queue []*task.Task) error {
+		for len(queue) > 0 {
+			t := queue[0]
+			queue = queue[1:]
+			for _, dep := range t.DependsOn {
+				if _, seen := tasks[dep]; seen {
+					continue
 				}
-				// Collected (retention) or never existed.
-				d.Missing = append(d.Missing, dep)
-				tasks[dep] = nil
+				if len(tasks) >= pipelineNodes {
+					d.Capped = true
+					return nil
+				}
+				dt, err := cl.Get(ctx, dep)
+				if err != nil {
+					if greyerr.CodeOf(err) != greyerr.NotFound {
+						return err
+					}
+					// Collected (retention) or never existed.
+					d.Missing = append(d.Missing, dep)
+					tasks[dep] = nil
+					continue
+				}
+				tasks[dep] = dt
+				queue = append(queue, dt)
+			}
+		}
+		return nil
+	}
+	if err := ancestors([]*task.Task{root}); err != nil {
+		return "", nil, err
+	}
+	// Dependants: the API keeps no reverse index, so look among the
+	// tenant's newest tasks for those depending on the graph, until no
+	// more join (a dependant is always newer than what it depends on).
+	o := client.ListOptions{Limit: 1000}
+	var recent []*task.Task
+	for range pipelineScanPages {
+		page, err := cl.List(ctx, o)
+		if err != nil {
+			return "", nil, err
+		}
+		recent = append(recent, page.Tasks...)
+		if page.NextCursor == "" {
+			break
+		}
+		o.Cursor = page.NextCursor
+	}
+	d.Scanned = len(recent)
+	for joined := true; joined && !d.Capped; {
+		joined = false
+		var added []*task.Task
+		for _, t := range recent {
+			if _, in := tasks[t.ID]; in || len(tasks) >= pipelineNodes {
 				continue
 			}
-			tasks[dep] = dt
-			queue = append(queue, dt)
+			for _, dep := range t.DependsOn {
+				if tasks[dep] != nil {
+					tasks[t.ID] = t
+					added = append(added, t)
+					joined = true
+					break
+				}
+			}
+		}
+		if err := ancestors(added); err != nil {
+			return "", nil, err
 		}
 	}
-	d.Graph = layoutDAG(tasks, tenantQuery(s, "?"))
+	d.TenantQuery = tenantQuery(s, "?")
+	d.Graph = layoutDAG(tasks, id, tenantQuery(s, "?"))
 	v := c.newView(ctx, r, s, "Pipeline of "+id)
 	v.Data = d
 	return "pipeline", v, nil

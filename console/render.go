@@ -357,8 +357,9 @@ type dag struct {
 
 // layoutDAG places tasks in columns by their depth (longest chain of
 // dependencies below them) and draws edges from a dependency to its
-// dependant; nil tasks are missing (collected) dependencies.
-func layoutDAG(tasks map[string]*task.Task, tq string) *dag {
+// dependant; nil tasks are missing (collected) dependencies. The root
+// (the task the page is about) is drawn bold.
+func layoutDAG(tasks map[string]*task.Task, root, tq string) *dag {
 	depth := map[string]int{}
 	var level func(id string, seen map[string]bool) int
 	level = func(id string, seen map[string]bool) int {
@@ -436,9 +437,13 @@ func layoutDAG(tasks map[string]*task.Task, tq string) *dag {
 		if t != nil {
 			status, kind = string(t.Status), t.Kind
 		}
+		cls := status
+		if id == root {
+			cls += " root"
+		}
 		fmt.Fprintf(&b, `<a href="%s" aria-label="task %s, %s, %s"><g class="node st-%s"><title>%s %s (%s)</title><rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" rx="4"/><text x="%.0f" y="%.0f">%s</text><text x="%.0f" y="%.0f">%s · %s</text></g></a>`,
 			html.EscapeString(Prefix+"tasks/"+id+tq), html.EscapeString(id), html.EscapeString(kind), html.EscapeString(status),
-			html.EscapeString(status), html.EscapeString(kind), html.EscapeString(id), html.EscapeString(status),
+			html.EscapeString(cls), html.EscapeString(kind), html.EscapeString(id), html.EscapeString(status),
 			p[0], p[1], nw, nh, p[0]+6, p[1]+16, html.EscapeString(shortID(id)), p[0]+6, p[1]+32, html.EscapeString(kind), html.EscapeString(status))
 	}
 	b.WriteString("</svg>")
