@@ -60,21 +60,9 @@ func (s *Server) authorize(rt Route) http.Handler {
 			return
 		}
 		ctx := auth.WithPrincipal(r.Context(), p)
-		var ten string
-		switch rt.Scope {
-		case ScopeTenant:
-			if ten, err = auth.ResolveTenant(p, r.Header.Get(auth.TenantHeader)); err == nil && !p.Can(rt.Permission, ten) {
-				err = s.forbidden(p, rt)
-			}
+		ten, err := s.permit(p, rt, r)
+		if rt.Scope == ScopeTenant {
 			ctx = context.WithValue(ctx, tenantKey{}, ten)
-		case ScopeCluster:
-			if !p.Can(rt.Permission, "") {
-				err = s.forbidden(p, rt)
-			}
-		case ScopeWorker:
-			if !p.CanAny(rt.Permission) {
-				err = s.forbidden(p, rt)
-			}
 		}
 		r = r.WithContext(ctx)
 		if err != nil {
@@ -109,6 +97,54 @@ func (s *Server) authorize(rt Route) http.Handler {
 		}
 		s.opts.Audit.Write(s.event(r, rt, p, ten, outcome, code, "", rid))
 	})
+}
+
+// permit checks rt's permission for principal p on request r: the tenant
+// (resolved from r's X-Grey-Tenant for tenant routes) and nil when allowed.
+// authorize and Allowed share it, so the console and the API refuse alike.
+func (s *Server) permit(p *auth.Principal, rt Route, r *http.Request) (string, error) {
+	var ten string
+	var err error
+	switch rt.Scope {
+	case ScopeTenant:
+		if ten, err = auth.ResolveTenant(p, r.Header.Get(auth.TenantHeader)); err == nil && !p.Can(rt.Permission, ten) {
+			err = s.forbidden(p, rt)
+		}
+	case ScopeCluster:
+		if !p.Can(rt.Permission, "") {
+			err = s.forbidden(p, rt)
+		}
+	case ScopeWorker:
+		if !p.CanAny(rt.Permission) {
+			err = s.forbidden(p, rt)
+		}
+	}
+	return ten, err
+}
+
+// Allowed authenticates r as the route middleware does and reports
+// whether its principal may call the route of the table with this method
+// and pattern ("DELETE", "/api/v1/tasks/{id}"): the principal (nil when
+// r carries no accepted credential), and nil or the refusal the route
+// would answer. It writes no audit line: callers ask it to decide what to
+// show, and the route itself still checks and audits the call. An unknown
+// route is an Internal error.
+func (s *Server) Allowed(r *http.Request, method, pattern string) (*auth.Principal, error) {
+	for _, rt := range s.routes {
+		if rt.Method != method || rt.Pattern != pattern {
+			continue
+		}
+		if rt.Scope == ScopePublic {
+			return nil, nil
+		}
+		p, err := s.chain.Authenticate(r.Context(), r)
+		if err != nil {
+			return nil, err
+		}
+		_, err = s.permit(p, rt, r)
+		return p, err
+	}
+	return nil, greyerr.New(greyerr.Internal, "no route %s %s in the route table", method, pattern)
 }
 
 // forbidden is the refusal of a principal whose roles lack rt's

@@ -7,7 +7,8 @@
 #   scripts/services.sh env [NAME...]     export GREY_TEST_<NAME>_URL=... for services that are up
 #   scripts/services.sh down [NAME...]    stop what this script started (by pid, verified)
 #   scripts/services.sh install [NAME...] only install
-#   scripts/services.sh tools             install the command-line tools tests use (wat2wasm, buildah)
+#   scripts/services.sh tools             install the command-line tools tests use (wat2wasm, buildah,
+#                                         chromium and axe-core for the console's browser tests)
 #   scripts/services.sh list              names of all services
 #   scripts/services.sh stats [NAME...]   resident memory (RSS) of each running service
 #   scripts/services.sh logs NAME         tail of the service's log
@@ -44,6 +45,9 @@ FERRETDB_VERSION=${GREY_FERRETDB_VERSION:-v1.24.2}
 JAEGER_VERSION=${GREY_JAEGER_VERSION:-v1.76.0}
 FAKEGCS_VERSION=${GREY_FAKEGCS_VERSION:-v1.56.1}
 AZURITE_VERSION=${GREY_AZURITE_VERSION:-3.35.0}
+# axe-core for the console's accessibility check; keep in step with
+# axeVersion in console/browser_test.go, which reads $CACHE/axe-core-<v>/axe.min.js.
+AXE_VERSION=4.10.3
 KEYCLOAK_VERSION=${GREY_KEYCLOAK_VERSION:-26.5.6}
 # Keycloak needs Java 21 or newer; the machines' default java is 17.
 KEYCLOAK_JAVA_HOME=${GREY_KEYCLOAK_JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
@@ -1342,8 +1346,20 @@ cmd_stats() {
 	printf '%-11s %8s %10s\n' total - "$(awk -v k="$total" 'BEGIN {printf "%.1f", k/1024}')"
 }
 
+# install_axe: axe-core's axe.min.js in $CACHE/axe-core-<v>/ (npm pack, no
+# node_modules), for the console's browser tests.
+install_axe() {
+	local d="$CACHE/axe-core-$AXE_VERSION"
+	[[ -f $d/axe.min.js ]] && return 0
+	have_cmd npm || apt_install nodejs npm || return 1
+	mkdir -p "$d" &&
+		(cd "$d" && npm pack --silent "axe-core@$AXE_VERSION" >/dev/null &&
+			tar -xzf "axe-core-$AXE_VERSION.tgz" package/axe.min.js &&
+			mv package/axe.min.js axe.min.js && rmdir package)
+}
+
 usage() {
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 }
 
@@ -1359,6 +1375,8 @@ main() {
 	tools)
 		have_cmd wat2wasm || apt_install wabt
 		have_cmd buildah || apt_install buildah
+		have_cmd chromium || apt_install chromium
+		install_axe
 		;;
 	list) echo "${ALL_SERVICES[@]}" ;;
 	stats) cmd_stats "$@" ;;

@@ -306,7 +306,11 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	s.api = api.New(s.eng, api.Options{Refused: s.refused, NodeID: cfg.Node.ID, AdminToken: string(cfg.HTTP.AdminToken), Modules: mods, ModelRegistry: s.models, TaskData: data, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, APIAddr: cfg.APIAdvertise(), PeerTLS: mat.NodeClientConfig(), Logger: logger,
 		Auth: chain, Audit: s.audit, AuthResult: authResult, Public: o.public,
 		Events: func() apitypes.EventsStatus { return s.events.status(s.eng.Sinks) }})
-	var handler http.Handler = s.api
+	handler, err := withConsole(s.api, o.public, logger)
+	if err != nil {
+		s.closeEarly()
+		return nil, err
+	}
 	if s.metrics != nil {
 		handler = s.metrics.HTTP(func(r *http.Request) string { return r.Pattern }, handler)
 	}
