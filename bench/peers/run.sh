@@ -43,7 +43,7 @@
 # defaults (RDB snapshots, no AOF: no fsync per job).
 #
 # Environment: JOBS (20000), PAIRS (3), RIVER_WORKERS ("200 1000 2000",
-# River's MaxWorkers over all queues), ASYNQ_WORKERS ("20 100 400", Asynq's
+# River's MaxWorkers over all queues), ASYNQ_WORKERS ("100 400 1000", Asynq's
 # Concurrency), RIVER_FLAGS / ASYNQ_FLAGS (more flags for the programs,
 # e.g. RIVER_FLAGS="--insert many"), PG_OPTS (more `-c name=value` options
 # for postgres, e.g. "-c fsync=off"), REDIS_OPTS (more redis-server options,
@@ -55,7 +55,7 @@ set -euo pipefail
 JOBS=${JOBS:-20000}
 PAIRS=${PAIRS:-3}
 RIVER_WORKERS=${RIVER_WORKERS:-"200 1000 2000"}
-ASYNQ_WORKERS=${ASYNQ_WORKERS:-"20 100 400"}
+ASYNQ_WORKERS=${ASYNQ_WORKERS:-"100 400 1000"}
 RIVER_FLAGS=${RIVER_FLAGS:-}
 ASYNQ_FLAGS=${ASYNQ_FLAGS:-}
 PG_OPTS=${PG_OPTS:-}

@@ -146,7 +146,7 @@ func run(ctx context.Context, c config) (*peerbench.Result, error) {
 		if err := peerbench.InsertAll(ctx, plan, c.concurrency, enqueue); err != nil {
 			return nil, err
 		}
-		res.InsertSeconds = time.Since(t0).Seconds()
+		res.InsertSeconds = peerbench.Seconds(time.Since(t0))
 		meter.Start()
 		start = time.Now()
 		if err := srv.Start(mux); err != nil {

@@ -218,7 +218,7 @@ func run(ctx context.Context, c config) (*peerbench.Result, error) {
 		if err := peerbench.InsertAll(ctx, plan, c.concurrency, insert); err != nil {
 			return nil, err
 		}
-		res.InsertSeconds = time.Since(t0).Seconds()
+		res.InsertSeconds = peerbench.Seconds(time.Since(t0))
 		meter.Start()
 		start = time.Now()
 		if err := client.Start(ctx); err != nil {

@@ -284,3 +284,6 @@ func parseStat(s string) (procStat, error) {
 	}
 	return st, nil
 }
+
+// Seconds is d in seconds, rounded to the millisecond.
+func Seconds(d time.Duration) float64 { return round3(d.Seconds()) }
