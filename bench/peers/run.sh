@@ -33,10 +33,12 @@
 # grey_over_X is the ratio of the medians; round_grey_over_X the ratio
 # within each round (the machine's load drifts between rounds).
 #
-# CPU per job: Grey's is greyd's (process_cpu_seconds_total; its store is
-# in-process; greyctl's own CPU is not counted). A peer's is its bench
-# process (workers AND inserters: they share one process) plus the store's
-# process tree (the postmaster, its live and reaped backends; redis-server).
+# CPU per job: Grey's is greyd's (process_cpu_seconds_total, over the run;
+# its store is in-process) plus greyctl's (its rusage, whole process: the
+# submitters and the watch streams that see the completions). A peer's is
+# its bench process (inserters and workers share it; getrusage over the run)
+# plus the store's process tree (the postmaster with its live and reaped
+# backends; redis-server).
 #
 # Durability as each ships: greyd fsyncs its Raft log, PostgreSQL runs with
 # its defaults (fsync on, synchronous_commit on), Redis with its built-in
@@ -108,8 +110,9 @@ if ! command -v redis-server >/dev/null; then
 	((rc == 0)) && command -v redis-server >/dev/null || { tail -n 20 "$WORK/apt.log" >&2; die "could not install redis-server (root or sudo -n needed)"; }
 fi
 
-log "building riverbench and asynqbench in $WORK"
-(cd "$ROOT/bench/peers" && go build -o "$WORK/riverbench" ./cmd/riverbench && go build -o "$WORK/asynqbench" ./cmd/asynqbench)
+log "building riverbench, asynqbench and cputime in $WORK"
+(cd "$ROOT/bench/peers" && go build -o "$WORK/riverbench" ./cmd/riverbench && go build -o "$WORK/asynqbench" ./cmd/asynqbench &&
+	go build -o "$WORK/cputime" ./cmd/cputime)
 
 # --- PostgreSQL ----------------------------------------------------------
 chmod 755 "$WORK" # the postgres user must reach its data dir
@@ -187,9 +190,20 @@ asynq() { # asynq NAME WORKERS
 	record "$name" "$line"
 }
 
-grey() { # grey NAME
+grey() { # grey NAME: bench/lib.sh's run, with greyctl's own CPU counted too
+	local name=$1 line server client
+	log "$name: greyctl bench --tasks $JOBS --tenants 4 --kind noop $GREY_FLAGS"
+	start_greyd "$name" ""
 	# shellcheck disable=SC2086 # GREY_FLAGS is a list of flags
-	run "$1" "" --tasks "$JOBS" --tenants 4 --kind noop $GREY_FLAGS
+	line=$("$WORK/cputime" "$WORK/$name.client-cpu" "$WORK/greyctl" --server "$URL" bench -q \
+		--server-metrics "$METRICS" --tasks "$JOBS" --tenants 4 --kind noop $GREY_FLAGS) ||
+		die "$name: greyctl bench failed: $line"
+	stop_greyd
+	[[ $line == *\} ]] || die "$name: unexpected output $line"
+	server=$(grep -o '"server_cpu_us_per_task":[-0-9.eE+]*' <<<"$line" | cut -d: -f2)
+	[[ -n $server ]] || die "$name: no server_cpu_us_per_task in $line"
+	client=$(awk -v s="$(cat "$WORK/$name.client-cpu")" -v n="$JOBS" 'BEGIN { printf "%.1f", s * 1e6 / n }')
+	record "$name" "${line%\}},\"client_cpu_us_per_task\":$client,\"cpu_us_per_task\":$(awk -v a="$server" -v b="$client" 'BEGIN { printf "%.1f", a + b }')}"
 }
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -213,7 +227,7 @@ AW=$(best tune-asynq $ASYNQ_WORKERS)
 log "tuned: River MaxWorkers $RW, Asynq Concurrency $AW"
 
 # --- rounds --------------------------------------------------------------
-g=() r=() a=() gc=() rc=() ac=() gr=() ga=()
+g=() r=() a=() gc=() gs=() gk=() rc=() rp=() rs=() ac=() ap=() as=() gr=() ga=()
 orders=("grey river asynq" "river asynq grey" "asynq grey river")
 for ((i = 1; i <= PAIRS; i++)); do
 	for s in ${orders[$(((i - 1) % 3))]}; do
@@ -226,9 +240,15 @@ for ((i = 1; i <= PAIRS; i++)); do
 	g+=("$(field "grey$i" tasks_per_second)")
 	r+=("$(field "river$i" jobs_per_second)")
 	a+=("$(field "asynq$i" jobs_per_second)")
-	gc+=("$(field "grey$i" server_cpu_us_per_task)")
+	gc+=("$(field "grey$i" cpu_us_per_task)")
+	gs+=("$(field "grey$i" server_cpu_us_per_task)")
+	gk+=("$(field "grey$i" client_cpu_us_per_task)")
 	rc+=("$(field "river$i" cpu_us_per_job)")
+	rp+=("$(field "river$i" process_cpu_us_per_job)")
+	rs+=("$(field "river$i" store_cpu_us_per_job)")
 	ac+=("$(field "asynq$i" cpu_us_per_job)")
+	ap+=("$(field "asynq$i" process_cpu_us_per_job)")
+	as+=("$(field "asynq$i" store_cpu_us_per_job)")
 	gr+=("$(ratio "${g[-1]}" "${r[-1]}")")
 	ga+=("$(ratio "${g[-1]}" "${a[-1]}")")
 done
@@ -243,13 +263,13 @@ cat <<EOF
 
 Peers: $JOBS noop jobs, rounds: $PAIRS, $(date -u +%F) on $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), load average $load0 at the start, $load1 at the end
 
-| system | settings | jobs/s per round | median jobs/s | Grey ÷ system (median of rounds) | CPU µs per job (median) |
-| --- | --- | --- | ---: | ---: | ---: |
-| Grey | greyd defaults, 4 tenants, batches of 500 from 4 submitters | $(spaced "${g[@]}") | $gm | 1 | $gcm (greyd) |
-| River | MaxWorkers $RW over 4 queues, InsertManyFast, batches of 500 from 4 inserters | $(spaced "${r[@]}") | $rm_ | $(ratio "$gm" "$rm_") ($(median "${gr[@]}")) | $rcm (bench process + PostgreSQL) |
-| Asynq | Concurrency $AW over 4 queues, 32 enqueuers | $(spaced "${a[@]}") | $am | $(ratio "$gm" "$am") ($(median "${ga[@]}")) | $acm (bench process + Redis) |
+| system | settings | jobs/s per round | median jobs/s | Grey ÷ system: of medians (median of rounds) | CPU µs per job, medians: all (parts) | system ÷ Grey, CPU per job |
+| --- | --- | --- | ---: | ---: | ---: | ---: |
+| Grey | greyd defaults, 4 tenants, batches of 500 from 4 submitters | $(spaced "${g[@]}") | $gm | 1 | $gcm (greyd $(median "${gs[@]}") + greyctl $(median "${gk[@]}")) | 1 |
+| River | MaxWorkers $RW over 4 queues, InsertManyFast, batches of 500 from 4 inserters | $(spaced "${r[@]}") | $rm_ | $(ratio "$gm" "$rm_") ($(median "${gr[@]}")) | $rcm (process $(median "${rp[@]}") + PostgreSQL $(median "${rs[@]}")) | $(ratio "$rcm" "$gcm") |
+| Asynq | Concurrency $AW over 4 queues, 32 enqueuers | $(spaced "${a[@]}") | $am | $(ratio "$gm" "$am") ($(median "${ga[@]}")) | $acm (process $(median "${ap[@]}") + Redis $(median "${as[@]}")) | $(ratio "$acm" "$gcm") |
 
 EOF
-printf '{"summary":true,"jobs":%s,"pairs":%s,"river_workers":%s,"asynq_workers":%s,"grey_median":%s,"river_median":%s,"asynq_median":%s,"grey_over_river":%s,"grey_over_asynq":%s,"round_grey_over_river":[%s],"round_grey_over_asynq":[%s],"grey_cpu_us_per_task":%s,"river_cpu_us_per_job":%s,"asynq_cpu_us_per_job":%s,"load_start":"%s","load_end":"%s"}\n' \
+printf '{"summary":true,"jobs":%s,"pairs":%s,"river_workers":%s,"asynq_workers":%s,"grey_median":%s,"river_median":%s,"asynq_median":%s,"grey_over_river":%s,"grey_over_asynq":%s,"round_grey_over_river":[%s],"round_grey_over_asynq":[%s],"grey_cpu_us_per_task":%s,"greyd_cpu_us_per_task":%s,"river_cpu_us_per_job":%s,"asynq_cpu_us_per_job":%s,"load_start":"%s","load_end":"%s"}\n' \
 	"$JOBS" "$PAIRS" "$RW" "$AW" "$gm" "$rm_" "$am" "$(ratio "$gm" "$rm_")" "$(ratio "$gm" "$am")" \
-	"$(list "${gr[@]}")" "$(list "${ga[@]}")" "$gcm" "$rcm" "$acm" "$load0" "$load1"
+	"$(list "${gr[@]}")" "$(list "${ga[@]}")" "$gcm" "$(median "${gs[@]}")" "$rcm" "$acm" "$load0" "$load1"

@@ -128,7 +128,7 @@ type Result struct {
 	Insert         string  `json:"insert,omitempty"`
 	InsertSeconds  float64 `json:"insert_seconds,omitempty"`
 	ProcessCPUUs   float64 `json:"process_cpu_us_per_job"`
-	StoreCPUUs     float64 `json:"store_cpu_us_per_job,omitempty"`
+	StoreCPUUs     float64 `json:"store_cpu_us_per_job"`
 	TotalCPUUs     float64 `json:"cpu_us_per_job"`
 	StoreCPUSource string  `json:"store_cpu,omitempty"`
 }
