@@ -4,7 +4,7 @@
 GO ?= go
 export CGO_ENABLED ?= 1
 
-.PHONY: build test test-deploy image unit fuzz-short services clean
+.PHONY: build test test-deploy test-peers image unit fuzz-short services clean
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -14,6 +14,7 @@ build:
 test: build
 	./scripts/test.sh
 	$(MAKE) test-deploy
+	$(MAKE) test-peers
 
 # The nested deploy module (its own go.mod keeps Helm and k8s.io out of
 # greyd's): the Helm chart rendered with every values file and decoded
@@ -21,6 +22,12 @@ test: build
 # processes, and the container image (with buildah).
 test-deploy:
 	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
+
+# The nested bench/peers module (River and Asynq stay out of greyd's go.mod):
+# vet and unit tests only, seconds; the comparison itself is
+# bench/peers/run.sh, run by hand.
+test-peers:
+	cd bench/peers && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # The container image, built offline with buildah (scripts/image.sh); prints
 # its digest and size. With the network: docker build . (Dockerfile).
