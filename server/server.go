@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/grey-distributed/grey/ai"
+	"github.com/grey-distributed/grey/ai/admission"
 	"log/slog"
 	"net"
 	"net/http"
@@ -253,8 +255,12 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		MaxDependsOn:    cfg.Tasks.MaxDependsOn,
 		DefaultTimeout:  cfg.Tasks.DefaultTimeout.Std(),
 		KindTimeouts:    kindTimeouts(cfg),
-		MaxTimeout:      cfg.Tasks.MaxTimeout.Std(),
-		LeaseTTL:        cfg.Tasks.LeaseTTL.Std(),
+		// An inference task names a model of its tenant's: resolved at
+		// submit (404 when the tenant has none such, 403 outside
+		// ai.tenant_models), its framework stamped as a constraint label.
+		SubmitHooks: map[string]engine.SubmitHook{ai.Kind: admission.New(s.ModelSource(), s.models.Allowed).Check},
+		MaxTimeout:  cfg.Tasks.MaxTimeout.Std(),
+		LeaseTTL:    cfg.Tasks.LeaseTTL.Std(),
 		Retry: task.RetryPolicy{
 			MaxRetries: &maxRetries,
 			BaseDelay:  task.Duration(cfg.Tasks.Retry.BaseDelay.Std()),
@@ -333,10 +339,21 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 	// worker.enabled runs in-process workers on a node of role both only:
 	// a server-role node is the control plane and executes nothing.
 	if cfg.Worker.Enabled && cfg.Node.Role != config.RoleServer {
+		// Inference runtimes earn the in-process workers framework and
+		// gpu labels and report the models they hold warm (as on a
+		// worker-only node).
+		labels, warm := cfg.Worker.Labels, (func() []string)(nil)
+		if inf := execs.Inference(); inf != nil {
+			lctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			labels = ai.MergeLabels(labels, inf.Labels(lctx))
+			cancel()
+			warm = inf.Warm
+		}
 		s.pool = worker.NewPool(newRouter(s.eng, s.peerToken(), s.peerOptions()...), worker.Options{
 			WorkerID:      cfg.Node.ID + "/builtin",
 			Kinds:         cfg.Worker.Kinds,
-			Labels:        cfg.Worker.Labels,
+			Labels:        labels,
+			Warm:          warm,
 			Concurrency:   workerConcurrency(cfg),
 			ShutdownGrace: cfg.Worker.ShutdownGrace.Std(),
 			Signer:        signer,

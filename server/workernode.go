@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/grey-distributed/grey/ai"
 	"log/slog"
 	"net/http"
 	"os"
@@ -116,15 +117,6 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 		}
 		p.Handle(kind, h)
 	}
-	pool := worker.NewPool(c, worker.Options{
-		WorkerID:      cfg.Node.ID,
-		Kinds:         cfg.Worker.Kinds,
-		Labels:        labels,
-		Concurrency:   workerConcurrency(cfg),
-		ShutdownGrace: cfg.Worker.ShutdownGrace.Std(),
-		Signer:        signer,
-		Logger:        logger.With("component", "worker"),
-	})
 	// The same executors as a server's, with wasm modules fetched from the
 	// servers' API.
 	// Models too, as the task's tenant, unless the binary gave a source.
@@ -137,6 +129,26 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 		return err
 	}
 	defer execs.Close(context.Background())
+	// Inference runtimes earn the node framework and gpu labels (a
+	// configured label wins) and report the models they hold warm, so the
+	// scheduler routes inference tasks here and prefers the warm ones.
+	var warm func() []string
+	if inf := execs.Inference(); inf != nil {
+		lctx, cancel := context.WithTimeout(ctx, time.Minute)
+		labels = ai.MergeLabels(labels, inf.Labels(lctx))
+		cancel()
+		warm = inf.Warm
+	}
+	pool := worker.NewPool(c, worker.Options{
+		WorkerID:      cfg.Node.ID,
+		Warm:          warm,
+		Kinds:         cfg.Worker.Kinds,
+		Labels:        labels,
+		Concurrency:   workerConcurrency(cfg),
+		ShutdownGrace: cfg.Worker.ShutdownGrace.Std(),
+		Signer:        signer,
+		Logger:        logger.With("component", "worker"),
+	})
 	for k, h := range execs.Handlers() {
 		handle(pool, k, h)
 	}

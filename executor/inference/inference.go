@@ -499,3 +499,28 @@ var (
 	_ worker.PayloadValidator = (*Executor)(nil)
 	_ worker.Deterministic    = (*Executor)(nil)
 )
+
+// Labels are the worker labels this node's runtimes earn (ai.Labels): a
+// framework label per framework served (the configured ones where a
+// runtime lists them) and gpu=true when a runtime has a CUDA device. It
+// asks each runtime once (which starts it); a runtime that does not answer
+// within ctx counts with its configured frameworks only.
+func (e *Executor) Labels(ctx context.Context) map[string]string {
+	infos := make([]ai.RuntimeInfo, 0, len(e.runtimes))
+	for _, r := range e.runtimes {
+		info, err := r.describe(ctx)
+		if err != nil {
+			e.cfg.Logger.Warn("runtime did not describe itself; labelled by its configured frameworks only", "runtime", r.rt.Name(), "err", err)
+			info = ai.RuntimeInfo{}
+		}
+		if len(r.frameworks) > 0 {
+			fw := make(map[ai.Framework]string, len(r.frameworks))
+			for _, f := range r.frameworks {
+				fw[f] = info.Frameworks[f]
+			}
+			info.Frameworks = fw
+		}
+		infos = append(infos, info)
+	}
+	return ai.Labels(infos)
+}
