@@ -50,6 +50,7 @@ type eventStream struct {
 	source, sink  bool
 	sourceOptions events.SourceOptions
 	sinkOptions   events.SinkOptions
+	lifecycle     []string // events.<name>.lifecycle
 }
 
 // eventBlocks turns the events block into the streams to open.
@@ -71,7 +72,7 @@ func eventBlocks(cfg *config.Config) []eventStream {
 		}
 		out = append(out, eventStream{name: "kafka", url: "kafka://" + k.Brokers[0], source: k.Source, sink: k.Sink,
 			sourceOptions: events.SourceOptions{Group: k.Group, Settings: settings},
-			sinkOptions:   events.SinkOptions{Transactional: k.Transactional, Settings: settings}})
+			sinkOptions:   events.SinkOptions{Transactional: k.Transactional, Settings: settings}, lifecycle: k.Lifecycle})
 	}
 	if r := cfg.Events.RabbitMQ; r.Enabled() {
 		settings := map[string]string{
@@ -81,7 +82,7 @@ func eventBlocks(cfg *config.Config) []eventStream {
 		}
 		out = append(out, eventStream{name: "rabbitmq", url: string(r.URL), source: r.Source, sink: r.Sink,
 			sourceOptions: events.SourceOptions{Prefetch: r.Prefetch, Settings: settings},
-			sinkOptions:   events.SinkOptions{Settings: settings}})
+			sinkOptions:   events.SinkOptions{Settings: settings}, lifecycle: r.Lifecycle})
 	}
 	return out
 }
@@ -123,9 +124,13 @@ func openEvents(cfg *config.Config, o *options, reg prometheus.Registerer, logge
 			es.sources = append(es.sources, &eventSource{name: b.name, url: events.Redact(b.url), c: c})
 		}
 		if b.sink {
+			life, err := events.ParseLifecycle(b.lifecycle)
+			if err != nil {
+				return nil, fmt.Errorf("events.%s.lifecycle: %w", b.name, err)
+			}
 			p, err := events.NewPublisherFunc(func(ctx context.Context) (events.SinkDriver, error) {
 				return o.events.OpenSink(ctx, b.url, b.sinkOptions)
-			}, events.PublisherOptions{Name: b.name, Logger: log, Metrics: m})
+			}, events.PublisherOptions{Name: b.name, Lifecycle: life, Logger: log, Metrics: m})
 			if err != nil {
 				return nil, err
 			}
