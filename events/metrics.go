@@ -195,6 +195,7 @@ func Families() []string {
 		"grey_events_consumed_total",
 		"grey_events_consumer_lag_messages",
 		"grey_events_dead_lettered_total",
+		"grey_events_lifecycle_dropped_total",
 		"grey_events_paused_tenants",
 		"grey_events_publish_errors_total",
 		"grey_events_publish_seconds",
