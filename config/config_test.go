@@ -279,6 +279,7 @@ events:
     source: true
     sink: true
     lifecycle: [running, retrying, terminal]
+    confirm_timeout: 10s
     prefetch: 100
     queue_type: classic
     delivery_limit: 3

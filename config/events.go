@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Event-stream defaults (docs/EVENTS.md).
@@ -27,6 +28,10 @@ const (
 	// crashing the consumer: RabbitMQ 4's default of 20 would retry such a
 	// poison message for long; unlimited would retry it for ever.
 	DefaultRabbitMQDeliveryLimit = 5
+	// DefaultRabbitMQConfirmTimeout bounds the wait for publisher
+	// confirms: they take milliseconds, a quorum queue electing a leader
+	// seconds.
+	DefaultRabbitMQConfirmTimeout = 30 * time.Second
 )
 
 // LifecycleWords are the words of events.<driver>.lifecycle: terminal
@@ -126,6 +131,11 @@ type RabbitMQConfig struct {
 	// MaxPriority declares classic queues with x-max-priority so that
 	// the broker honours task priorities (0: no priorities; classic only).
 	MaxPriority int `yaml:"max_priority"`
+	// ConfirmTimeout is how long the broker has to confirm a published
+	// batch (or a dead-lettered message) before the driver closes the
+	// connection and publishes again on a new one (a broker can keep a
+	// connection alive without serving it).
+	ConfirmTimeout Duration `yaml:"confirm_timeout"`
 }
 
 // Enabled reports whether the RabbitMQ driver has a side to run.
@@ -136,7 +146,7 @@ func defaultEvents() EventsConfig {
 		Kafka: KafkaConfig{Group: DefaultKafkaGroup, Compression: DefaultKafkaCompression, TopicsRegex: DefaultKafkaTopicsRegex,
 			Lifecycle: []string{"terminal"}},
 		RabbitMQ: RabbitMQConfig{Prefetch: DefaultRabbitMQPrefetch, QueueType: QueueQuorum,
-			DeliveryLimit: DefaultRabbitMQDeliveryLimit, Lifecycle: []string{"terminal"}},
+			DeliveryLimit: DefaultRabbitMQDeliveryLimit, Lifecycle: []string{"terminal"}, ConfirmTimeout: Duration(DefaultRabbitMQConfirmTimeout)},
 	}
 }
 
@@ -214,6 +224,9 @@ func (v *validator) events(e *EventsConfig) {
 	v.oneOf("events.rabbitmq.queue_type", r.QueueType, QueueQuorum, QueueClassic)
 	between(v, "events.rabbitmq.delivery_limit", r.DeliveryLimit, 1, 1000)
 	between(v, "events.rabbitmq.max_priority", r.MaxPriority, 0, 255)
+	if d := r.ConfirmTimeout.Std(); d < time.Second || d > time.Hour {
+		v.fail("events.rabbitmq.confirm_timeout", "must be between 1s and 1h, got %v", d)
+	}
 	if r.MaxPriority > 0 && r.QueueType != QueueClassic {
 		v.fail("events.rabbitmq.max_priority", "needs queue_type classic (quorum queues have only two priorities); got queue_type %q", r.QueueType)
 	}

@@ -34,6 +34,7 @@ func TestEventsValidation(t *testing.T) {
 		{"queue type", "events:\n  rabbitmq:\n    queue_type: stream\n", []string{"events.rabbitmq.queue_type", "quorum, classic"}},
 		{"delivery limit", "events:\n  rabbitmq:\n    delivery_limit: 0\n", []string{"events.rabbitmq.delivery_limit", "between 1 and 1000"}},
 		{"priority on quorum", "events:\n  rabbitmq:\n    max_priority: 10\n", []string{"events.rabbitmq.max_priority", "classic"}},
+		{"confirm timeout", "events:\n  rabbitmq:\n    confirm_timeout: 100ms\n", []string{"events.rabbitmq.confirm_timeout", "between 1s and 1h"}},
 		{"lifecycle word", "events:\n  rabbitmq:\n    lifecycle: [terminal, started]\n", []string{"events.rabbitmq.lifecycle[1]", "terminal, all, pending", "started"}},
 		{"lifecycle empty", "events:\n  kafka:\n    lifecycle: []\n", []string{"events.kafka.lifecycle", "at least one"}},
 		{"lifecycle case", "events:\n  kafka:\n    lifecycle: [ALL]\n", []string{"events.kafka.lifecycle[0]", "ALL"}},

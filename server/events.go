@@ -76,9 +76,10 @@ func eventBlocks(cfg *config.Config) []eventStream {
 	}
 	if r := cfg.Events.RabbitMQ; r.Enabled() {
 		settings := map[string]string{
-			events.SettingQueueType:     r.QueueType,
-			events.SettingDeliveryLimit: strconv.Itoa(r.DeliveryLimit),
-			events.SettingMaxPriority:   strconv.Itoa(r.MaxPriority),
+			events.SettingQueueType:      r.QueueType,
+			events.SettingDeliveryLimit:  strconv.Itoa(r.DeliveryLimit),
+			events.SettingMaxPriority:    strconv.Itoa(r.MaxPriority),
+			events.SettingConfirmTimeout: r.ConfirmTimeout.Std().String(),
 		}
 		out = append(out, eventStream{name: "rabbitmq", url: string(r.URL), source: r.Source, sink: r.Sink,
 			sourceOptions: events.SourceOptions{Prefetch: r.Prefetch, Settings: settings},

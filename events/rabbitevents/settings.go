@@ -49,10 +49,10 @@ const (
 	unroutedSuffix = "_unrouted"
 )
 
-// SettingConfirmTimeout is the driver's own setting (a Go duration,
-// default DefaultConfirmTimeout) bounding the wait for publisher
+// SettingConfirmTimeout is events.SettingConfirmTimeout (a Go duration,
+// default DefaultConfirmTimeout), bounding the wait for publisher
 // confirms.
-const SettingConfirmTimeout = "confirm_timeout"
+const SettingConfirmTimeout = events.SettingConfirmTimeout
 
 // settings are a driver's parsed knobs.
 type settings struct {
