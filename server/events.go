@@ -216,7 +216,8 @@ func (es *eventStreams) status(relays func() []relay.Status) apitypes.EventsStat
 		st := byName[s.p.Name()]
 		own := s.p.Status()
 		sink := apitypes.EventSink{Name: s.name, Relay: s.p.Name(), URL: s.url, Watermark: st.Cursor, LagTasks: st.Backlog, LagSeconds: st.LagSeconds,
-			Failures: st.Failures, LastError: st.LastError, LastErrorAt: st.LastErrorAt, LastDelivery: st.LastDelivery}
+			Failures: st.Failures, LastError: st.LastError, LastErrorAt: st.LastErrorAt, LastDelivery: st.LastDelivery,
+			Lifecycle: own.Lifecycle, LifecycleDropped: own.LifecycleDropped}
 		if sink.LastError == "" && own.LastError != "" {
 			sink.LastError, sink.LastErrorAt = own.LastError, own.LastErrorAt
 		}
