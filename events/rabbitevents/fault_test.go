@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,6 +58,7 @@ type fakeCluster struct {
 	submits int
 	pubErrs int
 	lastErr error
+	wedged  int // publishes that ran out of confirm_timeout (connection replaced)
 }
 
 func (c *fakeCluster) submit(_ context.Context, tenant string, spec task.Spec) (*task.Task, error) {
@@ -105,6 +107,9 @@ func (c *fakeCluster) relay(ctx context.Context, k events.SinkDriver) {
 			c.mu.Lock()
 			c.pubErrs++
 			c.lastErr = err
+			if strings.Contains(err.Error(), "confirmed nothing") {
+				c.wedged++
+			}
 			c.mu.Unlock()
 			time.Sleep(200 * time.Millisecond)
 			continue
@@ -257,7 +262,7 @@ func TestFaultBrokerKilled(t *testing.T) {
 			t.Fatalf("message %d became no task", i)
 		}
 	}
-	t.Logf("every message became exactly one task (%d submits: %d redeliveries deduplicated by position); sink publish errors retried: %d", submits, submits-tasks, fc.pubErrs)
+	t.Logf("every message became exactly one task (%d submits: %d redeliveries deduplicated by position); sink publish errors retried: %d (%d ran out of confirm_timeout: connection replaced)", submits, submits-tasks, fc.pubErrs, fc.wedged)
 
 	conn, err := amqp.Dial(b.URL())
 	must(t, err)
