@@ -36,17 +36,19 @@ func statusBit(s task.Status) LifecycleSet {
 	return 0
 }
 
-// terminalSet and allSet are computed from task.Statuses.
-var terminalSet, allSet = func() (LifecycleSet, LifecycleSet) {
-	var term, all LifecycleSet
+// terminalSet is the terminal statuses of task.Statuses.
+func terminalSet() LifecycleSet {
+	var l LifecycleSet
 	for _, s := range task.Statuses {
-		all |= statusBit(s)
 		if s.Terminal() {
-			term |= statusBit(s)
+			l |= statusBit(s)
 		}
 	}
-	return term, all
-}()
+	return l
+}
+
+// allSet is every status of task.Statuses.
+func allSet() LifecycleSet { return 1<<len(task.Statuses) - 1 }
 
 // ParseLifecycle parses the lifecycle setting: "terminal" (the default,
 // also for an empty list), "all", or task statuses (pending, leased,
@@ -57,9 +59,9 @@ func ParseLifecycle(words []string) (LifecycleSet, error) {
 		w = strings.ToLower(strings.TrimSpace(w))
 		switch w {
 		case "terminal":
-			l |= terminalSet
+			l |= terminalSet()
 		case "all":
-			l |= allSet
+			l |= allSet()
 		default:
 			b := statusBit(task.Status(w))
 			if b == 0 {
@@ -69,7 +71,7 @@ func ParseLifecycle(words []string) (LifecycleSet, error) {
 		}
 	}
 	if l == 0 {
-		l = terminalSet
+		l = terminalSet()
 	}
 	return l, nil
 }
@@ -84,7 +86,7 @@ func statusList() string {
 
 func (l LifecycleSet) set() LifecycleSet {
 	if l == 0 {
-		return terminalSet
+		return terminalSet()
 	}
 	return l
 }
@@ -93,7 +95,7 @@ func (l LifecycleSet) set() LifecycleSet {
 func (l LifecycleSet) Has(s task.Status) bool { return l.set()&statusBit(s) != 0 }
 
 // NonTerminal reports whether any non-terminal status is in the set.
-func (l LifecycleSet) NonTerminal() bool { return l.set()&^terminalSet != 0 }
+func (l LifecycleSet) NonTerminal() bool { return l.set()&^terminalSet() != 0 }
 
 // String lists the statuses ("completed,failed,cancelled").
 func (l LifecycleSet) String() string {
