@@ -141,14 +141,16 @@ func TestFaultBrokerKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills a private RabbitMQ")
 	}
-	// This test once failed two runs in three under load: after the
-	// restart the sink's new connection was accepted and its channel set
-	// up, but the broker confirmed nothing and stopped reading the socket
-	// (heartbeats kept coming), so every Publish waited until its
-	// context ended and the next went out on the same dead connection.
-	// The sink now closes a connection that confirms nothing within
-	// confirm_timeout and publishes on a new one (TestSinkWedgedConnection
-	// reproduces that broker behaviour on purpose).
+	// This test once failed two runs in three under load (full make test,
+	// load 8-26): the goroutine dump of the hung run showed the sink's
+	// connection to the restarted broker alive (reader waiting, broker
+	// heartbeats coming) while its Close waited 18 minutes for a
+	// close-ok: the broker no longer read that connection, so no confirm
+	// came, and every Publish waited on it. The sink now closes a
+	// connection that confirms nothing within confirm_timeout and
+	// publishes on a new one; TestSinkWedgedConnection reproduces that
+	// broker behaviour on purpose (the real one was not reproduced since,
+	// with or without a starved broker).
 	b := startPrivateBroker(t, false)
 	e := newEnvURL(t, b.URL(), nil)
 	const good, every = 10000, 100 // a malformed message after every 100 good ones
