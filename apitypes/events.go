@@ -52,6 +52,12 @@ type EventSink struct {
 	LastError    string    `json:"last_error,omitempty"`
 	LastErrorAt  time.Time `json:"last_error_at,omitempty"`
 	LastDelivery time.Time `json:"last_delivery,omitempty"`
+	// Lifecycle lists the statuses published as lifecycle events
+	// ("completed,failed,cancelled" by default).
+	Lifecycle string `json:"lifecycle,omitempty"`
+	// LifecycleDropped counts non-terminal lifecycle events this node
+	// left out (best effort: queue full, broker refusing too long).
+	LifecycleDropped int `json:"lifecycle_dropped,omitempty"`
 }
 
 // EventsStatus is the answer of GET /api/v1/cluster/events.

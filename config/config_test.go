@@ -264,6 +264,7 @@ events:
     source: true
     sink: true
     transactional: true
+    lifecycle: [all]
     compression: lz4
     topics_regex: ^grey\.tasks\.(acme|globex)$
     sasl:
@@ -277,6 +278,8 @@ events:
     url: amqps://grey@rabbit:5671/grey
     source: true
     sink: true
+    lifecycle: [running, retrying, terminal]
+    confirm_timeout: 10s
     prefetch: 100
     queue_type: classic
     delivery_limit: 3

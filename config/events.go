@@ -5,8 +5,10 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Event-stream defaults (docs/EVENTS.md).
@@ -26,7 +28,16 @@ const (
 	// crashing the consumer: RabbitMQ 4's default of 20 would retry such a
 	// poison message for long; unlimited would retry it for ever.
 	DefaultRabbitMQDeliveryLimit = 5
+	// DefaultRabbitMQConfirmTimeout bounds the wait for publisher
+	// confirms: they take milliseconds, a quorum queue electing a leader
+	// seconds.
+	DefaultRabbitMQConfirmTimeout = 30 * time.Second
 )
+
+// LifecycleWords are the words of events.<driver>.lifecycle: terminal
+// (completed, failed, cancelled: the default), all, or task statuses.
+// The statuses are task.Statuses (a test in events checks they agree).
+var LifecycleWords = []string{"terminal", "all", "pending", "leased", "running", "retrying", "completed", "failed", "cancelled"}
 
 // RabbitMQ queue types (events.rabbitmq.queue_type).
 const (
@@ -59,6 +70,10 @@ type KafkaConfig struct {
 	// Transactional publishes each batch in a Kafka transaction
 	// (read_committed consumers see each result once).
 	Transactional bool `yaml:"transactional"`
+	// Lifecycle is which transitions the sink publishes as lifecycle
+	// events: [terminal] (default), [all] or task statuses; see
+	// LifecycleWords.
+	Lifecycle []string `yaml:"lifecycle"`
 	// Compression is the producer's codec: none, gzip, snappy, lz4 or zstd.
 	Compression string `yaml:"compression"`
 	// TopicsRegex selects the task topics the source subscribes to.
@@ -101,6 +116,10 @@ type RabbitMQConfig struct {
 	// Sink publishes results to exchange grey.results (routing key
 	// <tenant>) with publisher confirms.
 	Sink bool `yaml:"sink"`
+	// Lifecycle is which transitions the sink publishes as lifecycle
+	// events to exchange grey.events: [terminal] (default), [all] or task
+	// statuses; see LifecycleWords.
+	Lifecycle []string `yaml:"lifecycle"`
 	// Prefetch bounds unacknowledged deliveries (0: 256).
 	Prefetch int `yaml:"prefetch"`
 	// QueueType is quorum (replicated, the default) or classic (needed
@@ -112,6 +131,11 @@ type RabbitMQConfig struct {
 	// MaxPriority declares classic queues with x-max-priority so that
 	// the broker honours task priorities (0: no priorities; classic only).
 	MaxPriority int `yaml:"max_priority"`
+	// ConfirmTimeout is how long the broker has to confirm a published
+	// batch (or a dead-lettered message) before the driver closes the
+	// connection and publishes again on a new one (a broker can keep a
+	// connection alive without serving it).
+	ConfirmTimeout Duration `yaml:"confirm_timeout"`
 }
 
 // Enabled reports whether the RabbitMQ driver has a side to run.
@@ -119,9 +143,10 @@ func (r *RabbitMQConfig) Enabled() bool { return r.Source || r.Sink }
 
 func defaultEvents() EventsConfig {
 	return EventsConfig{
-		Kafka: KafkaConfig{Group: DefaultKafkaGroup, Compression: DefaultKafkaCompression, TopicsRegex: DefaultKafkaTopicsRegex},
+		Kafka: KafkaConfig{Group: DefaultKafkaGroup, Compression: DefaultKafkaCompression, TopicsRegex: DefaultKafkaTopicsRegex,
+			Lifecycle: []string{"terminal"}},
 		RabbitMQ: RabbitMQConfig{Prefetch: DefaultRabbitMQPrefetch, QueueType: QueueQuorum,
-			DeliveryLimit: DefaultRabbitMQDeliveryLimit},
+			DeliveryLimit: DefaultRabbitMQDeliveryLimit, Lifecycle: []string{"terminal"}, ConfirmTimeout: Duration(DefaultRabbitMQConfirmTimeout)},
 	}
 }
 
@@ -180,7 +205,9 @@ func (v *validator) events(e *EventsConfig) {
 		v.fail("events.kafka.tls.ca_file", "is set but events.kafka.tls.enabled is off")
 	}
 
+	lifecycle(v, "events.kafka.lifecycle", k.Lifecycle)
 	r := &e.RabbitMQ
+	lifecycle(v, "events.rabbitmq.lifecycle", r.Lifecycle)
 	if r.Enabled() && r.URL == "" {
 		v.fail("events.rabbitmq.url", "is required when events.rabbitmq.source or .sink is on (amqp://user:password@host:5672/vhost, or GREY_RABBITMQ_URL)")
 	}
@@ -197,7 +224,22 @@ func (v *validator) events(e *EventsConfig) {
 	v.oneOf("events.rabbitmq.queue_type", r.QueueType, QueueQuorum, QueueClassic)
 	between(v, "events.rabbitmq.delivery_limit", r.DeliveryLimit, 1, 1000)
 	between(v, "events.rabbitmq.max_priority", r.MaxPriority, 0, 255)
+	if d := r.ConfirmTimeout.Std(); d < time.Second || d > time.Hour {
+		v.fail("events.rabbitmq.confirm_timeout", "must be between 1s and 1h, got %v", d)
+	}
 	if r.MaxPriority > 0 && r.QueueType != QueueClassic {
 		v.fail("events.rabbitmq.max_priority", "needs queue_type classic (quorum queues have only two priorities); got queue_type %q", r.QueueType)
+	}
+}
+
+// lifecycle checks an events.<driver>.lifecycle list.
+func lifecycle(v *validator, key string, words []string) {
+	if len(words) == 0 {
+		v.fail(key, "must name at least one of %s (default [terminal])", strings.Join(LifecycleWords, ", "))
+	}
+	for i, w := range words {
+		if !slices.Contains(LifecycleWords, w) {
+			v.fail(fmt.Sprintf("%s[%d]", key, i), "must be one of %s, got %q", strings.Join(LifecycleWords, ", "), w)
+		}
 	}
 }

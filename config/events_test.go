@@ -34,6 +34,10 @@ func TestEventsValidation(t *testing.T) {
 		{"queue type", "events:\n  rabbitmq:\n    queue_type: stream\n", []string{"events.rabbitmq.queue_type", "quorum, classic"}},
 		{"delivery limit", "events:\n  rabbitmq:\n    delivery_limit: 0\n", []string{"events.rabbitmq.delivery_limit", "between 1 and 1000"}},
 		{"priority on quorum", "events:\n  rabbitmq:\n    max_priority: 10\n", []string{"events.rabbitmq.max_priority", "classic"}},
+		{"confirm timeout", "events:\n  rabbitmq:\n    confirm_timeout: 100ms\n", []string{"events.rabbitmq.confirm_timeout", "between 1s and 1h"}},
+		{"lifecycle word", "events:\n  rabbitmq:\n    lifecycle: [terminal, started]\n", []string{"events.rabbitmq.lifecycle[1]", "terminal, all, pending", "started"}},
+		{"lifecycle empty", "events:\n  kafka:\n    lifecycle: []\n", []string{"events.kafka.lifecycle", "at least one"}},
+		{"lifecycle case", "events:\n  kafka:\n    lifecycle: [ALL]\n", []string{"events.kafka.lifecycle[0]", "ALL"}},
 		{"priority range", "events:\n  rabbitmq:\n    queue_type: classic\n    max_priority: 256\n", []string{"events.rabbitmq.max_priority", "between 0 and 255"}},
 	}
 	for _, tc := range tests {
@@ -48,6 +52,8 @@ func TestEventsValidation(t *testing.T) {
 		"events:\n  kafka:\n    brokers: [k1:9092, \"k2:9093\"]\n    source: true\n    sink: true\n    transactional: true\n",
 		"events:\n  kafka:\n    brokers: [k:9092]\n    sink: true\n    tls:\n      enabled: true\n    sasl:\n      mechanism: PLAIN\n      username: u\n      password: p\n",
 		"events:\n  rabbitmq:\n    url: amqps://u:p@rabbit:5671/grey\n    source: true\n    queue_type: classic\n    max_priority: 10\n",
+		"events:\n  rabbitmq:\n    url: amqp://u:p@rabbit/\n    sink: true\n    lifecycle: [all]\n",
+		"events:\n  kafka:\n    brokers: [k:9092]\n    sink: true\n    lifecycle: [leased, running, retrying, terminal]\n",
 	} {
 		if _, err := LoadBytes([]byte(src), "grey.yaml", nil); err != nil {
 			t.Errorf("%s: %v", src, err)

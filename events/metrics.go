@@ -20,6 +20,7 @@ type Metrics struct {
 	publishSecs  *prometheus.HistogramVec
 	lag          *prometheus.GaugeVec
 	paused       *prometheus.GaugeVec
+	dropped      *prometheus.CounterVec
 }
 
 // NewMetrics creates the families and registers them with reg (nil: not
@@ -37,6 +38,8 @@ type Metrics struct {
 //   - grey_events_consumer_lag_messages{source,tenant}: messages published
 //     to the tenant's source and not yet acknowledged.
 //   - grey_events_paused_tenants{source}: tenants paused by backpressure.
+//   - grey_events_lifecycle_dropped_total{sink}: non-terminal lifecycle
+//     events left out (queue full, or the broker refused them too long).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grey_events_consumed_total",
@@ -55,6 +58,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Messages published to a tenant's event source and not yet acknowledged (as the broker tells; set on the leader)."}, []string{"source", "tenant"}),
 		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "grey_events_paused_tenants",
 			Help: "Tenants whose messages an event source holds back because their quota refuses submissions."}, []string{"source"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "grey_events_lifecycle_dropped_total",
+			Help: "Non-terminal lifecycle events an event sink left out (its queue was full, or the broker refused them past the retries); terminal events are never dropped."}, []string{"sink"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -68,6 +73,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.publishSecs = register(reg, m.publishSecs, &err)
 	m.lag = register(reg, m.lag, &err)
 	m.paused = register(reg, m.paused, &err)
+	m.dropped = register(reg, m.dropped, &err)
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +143,12 @@ func (m *Metrics) publish(sink string, kind EventKind, n int) {
 	}
 }
 
+func (m *Metrics) lifecycleDropped(sink string, n int) {
+	if m != nil && n > 0 {
+		m.dropped.WithLabelValues(sink).Add(float64(n))
+	}
+}
+
 func (m *Metrics) publishFailed(sink string) {
 	if m != nil {
 		m.publishErr.WithLabelValues(sink).Inc()
@@ -165,6 +177,11 @@ func (m *Metrics) Retried(source, reason string) prometheus.Counter {
 	return m.retried.WithLabelValues(source, reason)
 }
 
+// LifecycleDropped returns grey_events_lifecycle_dropped_total of sink.
+func (m *Metrics) LifecycleDropped(sink string) prometheus.Counter {
+	return m.dropped.WithLabelValues(sink)
+}
+
 // Published returns the published counter of sink and kind (for tests).
 func (m *Metrics) Published(sink string, kind EventKind) prometheus.Counter {
 	return m.published.WithLabelValues(sink, string(kind))
@@ -178,6 +195,7 @@ func Families() []string {
 		"grey_events_consumed_total",
 		"grey_events_consumer_lag_messages",
 		"grey_events_dead_lettered_total",
+		"grey_events_lifecycle_dropped_total",
 		"grey_events_paused_tenants",
 		"grey_events_publish_errors_total",
 		"grey_events_publish_seconds",

@@ -53,9 +53,10 @@ type ResultBody struct {
 	ProofID string `json:"proof_id,omitempty"`
 }
 
-// LifecycleBody is the JSON body of a Lifecycle event. Only terminal
-// transitions are published (the sink follows the feed of finished
-// tasks): task.completed, task.failed, task.cancelled.
+// LifecycleBody is the JSON body of a Lifecycle event: task.<status> for
+// each transition of PublisherOptions.Lifecycle (by default the terminal
+// ones: task.completed, task.failed, task.cancelled; with more statuses
+// also task.pending, task.leased, task.running, task.retrying).
 type LifecycleBody struct {
 	// Type is "task.<status>".
 	Type string `json:"type"`
@@ -80,6 +81,13 @@ type PublisherOptions struct {
 	Name string
 	// NoLifecycle publishes results only.
 	NoLifecycle bool
+	// Lifecycle is the set of statuses whose transitions are published as
+	// lifecycle events (zero: the terminal ones; see LifecycleSet for the
+	// guarantee of each).
+	Lifecycle LifecycleSet
+	// MaxQueuedChanges bounds the non-terminal transitions waiting to be
+	// published (0: 10,000); beyond it they are dropped, counted.
+	MaxQueuedChanges int
 	// MaxResultBytes is the largest inline result an event carries; a
 	// larger one is left out (ResultBody.ResultOmitted) so that the event
 	// fits the broker's message size (Kafka's default is 1 MB) (0: 512 KiB).
@@ -113,6 +121,12 @@ type Publisher struct {
 	errAt   time.Time
 	okAt    time.Time
 	fails   int
+
+	// non-terminal lifecycle events (Observe, RunChanges)
+	changes chan *task.Task
+	chMu    sync.Mutex
+	last    map[string]transitionKey // task id -> last queued transition
+	dropped int
 }
 
 // NewPublisher returns a publisher to d (which it does not close).
@@ -162,7 +176,15 @@ func newPublisher(open func(ctx context.Context) (SinkDriver, error), own bool, 
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Publisher{opts: opts, open: open, own: own}, nil
+	if opts.MaxQueuedChanges <= 0 {
+		opts.MaxQueuedChanges = 10000
+	}
+	p := &Publisher{opts: opts, open: open, own: own}
+	if !opts.NoLifecycle && opts.Lifecycle.NonTerminal() {
+		p.changes = make(chan *task.Task, opts.MaxQueuedChanges)
+		p.last = map[string]transitionKey{}
+	}
+	return p, nil
 }
 
 // SinkName returns the relay sink name of an events sink named name.
@@ -243,7 +265,8 @@ func (p *Publisher) failed(err error) {
 }
 
 // Events returns the events of a batch: for each finished task a Result
-// and (unless NoLifecycle) a Lifecycle event.
+// and (unless NoLifecycle, or its status is not in Lifecycle) a Lifecycle
+// event.
 func (p *Publisher) Events(b state.FeedBatch) ([]Event, error) {
 	n := len(b.Tasks)
 	if !p.opts.NoLifecycle {
@@ -254,12 +277,16 @@ func (p *Publisher) Events(b state.FeedBatch) ([]Event, error) {
 		if t == nil || !t.Status.Terminal() {
 			continue
 		}
-		r, l, err := taskEvents(t, p.opts.MaxResultBytes)
+		r, err := resultEvent(t, p.opts.MaxResultBytes)
 		if err != nil {
 			return nil, err
 		}
 		evs = append(evs, r)
-		if !p.opts.NoLifecycle {
+		if !p.opts.NoLifecycle && p.opts.Lifecycle.Has(t.Status) {
+			l, err := lifecycleEvent(t)
+			if err != nil {
+				return nil, err
+			}
 			evs = append(evs, l)
 		}
 	}
@@ -269,12 +296,18 @@ func (p *Publisher) Events(b state.FeedBatch) ([]Event, error) {
 // TaskEvents returns a finished task's Result and Lifecycle events, the
 // result inline whatever its size.
 func TaskEvents(t *task.Task) (result, lifecycle Event, err error) {
-	return taskEvents(t, 0)
+	if result, err = resultEvent(t, 0); err != nil {
+		return Event{}, Event{}, err
+	}
+	if lifecycle, err = lifecycleEvent(t); err != nil {
+		return Event{}, Event{}, err
+	}
+	return result, lifecycle, nil
 }
 
-// taskEvents is TaskEvents leaving out an inline result over maxResult
-// bytes (0: no bound).
-func taskEvents(t *task.Task, maxResult int) (result, lifecycle Event, err error) {
+// resultEvent is the Result event of a finished task, leaving out an
+// inline result over maxResult bytes (0: no bound).
+func resultEvent(t *task.Task, maxResult int) (Event, error) {
 	rb := ResultBody{TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Status: t.Status, Attempt: t.Attempt,
 		IdempotencyKey: t.IdempotencyKey, Result: t.Result, ResultRef: t.ResultRef, Error: t.Error, FinishedAt: t.FinishedAt, ProofID: t.ProofID}
 	if maxResult > 0 && len(t.Result) > maxResult {
@@ -282,8 +315,13 @@ func taskEvents(t *task.Task, maxResult int) (result, lifecycle Event, err error
 	}
 	rv, err := json.Marshal(rb)
 	if err != nil {
-		return Event{}, Event{}, greyerr.Wrap(greyerr.Internal, err, "encode result event of task %s", t.ID)
+		return Event{}, greyerr.Wrap(greyerr.Internal, err, "encode result event of task %s", t.ID)
 	}
+	return Event{Kind: Result, Tenant: t.TenantID, Key: t.ID, Value: rv, Headers: eventHeaders(t)}, nil
+}
+
+// lifecycleEvent is the Lifecycle event of t's current status.
+func lifecycleEvent(t *task.Task) (Event, error) {
 	at := t.UpdatedAt
 	if t.FinishedAt != nil {
 		at = *t.FinishedAt
@@ -291,26 +329,26 @@ func taskEvents(t *task.Task, maxResult int) (result, lifecycle Event, err error
 	lb := LifecycleBody{Type: "task." + string(t.Status), TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Status: t.Status, Attempt: t.Attempt, At: at}
 	lv, err := json.Marshal(lb)
 	if err != nil {
-		return Event{}, Event{}, greyerr.Wrap(greyerr.Internal, err, "encode lifecycle event of task %s", t.ID)
+		return Event{}, greyerr.Wrap(greyerr.Internal, err, "encode lifecycle event of task %s", t.ID)
 	}
-	headers := func() map[string]string {
-		h := map[string]string{
-			HeaderTenant:      t.TenantID,
-			HeaderTaskID:      t.ID,
-			HeaderAttempt:     strconv.Itoa(t.Attempt),
-			HeaderContentType: ContentTypeJSON,
+	h := eventHeaders(t)
+	h[HeaderEvent] = string(t.Status)
+	return Event{Kind: Lifecycle, Tenant: t.TenantID, Key: t.ID, Value: lv, Headers: h}, nil
+}
+
+// eventHeaders are the headers of every event of t.
+func eventHeaders(t *task.Task) map[string]string {
+	h := make(map[string]string, 7)
+	h[HeaderTenant] = t.TenantID
+	h[HeaderTaskID] = t.ID
+	h[HeaderAttempt] = strconv.Itoa(t.Attempt)
+	h[HeaderContentType] = ContentTypeJSON
+	for _, k := range []string{tracing.HeaderTraceparent, tracing.HeaderTracestate} {
+		if v := t.Headers[k]; v != "" {
+			h[k] = v
 		}
-		for _, k := range []string{tracing.HeaderTraceparent, tracing.HeaderTracestate} {
-			if v := t.Headers[k]; v != "" {
-				h[k] = v
-			}
-		}
-		return h
 	}
-	result = Event{Kind: Result, Tenant: t.TenantID, Key: t.ID, Value: rv, Headers: headers()}
-	lifecycle = Event{Kind: Lifecycle, Tenant: t.TenantID, Key: t.ID, Value: lv, Headers: headers()}
-	lifecycle.Headers[HeaderEvent] = string(t.Status)
-	return result, lifecycle, nil
+	return h
 }
 
 // SinkStatus is a publisher's own view (the relay's cursor and lag are in
@@ -326,13 +364,26 @@ type SinkStatus struct {
 	LastErrorAt time.Time `json:"last_error_at,omitempty"`
 	// LastPublish is when this node last published.
 	LastPublish time.Time `json:"last_publish,omitempty"`
+	// Lifecycle lists the statuses published as lifecycle events.
+	Lifecycle string `json:"lifecycle,omitempty"`
+	// LifecycleDropped counts non-terminal lifecycle events left out on
+	// this node (queue full, broker refusing too long).
+	LifecycleDropped int `json:"lifecycle_dropped,omitempty"`
 }
 
 // Status reports the publisher.
 func (p *Publisher) Status() SinkStatus {
+	p.chMu.Lock()
+	dropped := p.dropped
+	p.chMu.Unlock()
+	life := ""
+	if !p.opts.NoLifecycle {
+		life = p.opts.Lifecycle.String()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return SinkStatus{Name: p.opts.Name, Connected: p.d != nil, Failures: p.fails, LastError: p.lastErr, LastErrorAt: p.errAt, LastPublish: p.okAt}
+	return SinkStatus{Name: p.opts.Name, Connected: p.d != nil, Failures: p.fails, LastError: p.lastErr, LastErrorAt: p.errAt, LastPublish: p.okAt,
+		Lifecycle: life, LifecycleDropped: dropped}
 }
 
 // Close closes the driver if the publisher opened it.

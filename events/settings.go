@@ -42,4 +42,7 @@ const (
 	// messages of later tenants must still arrive, e.g. through an
 	// alternate exchange).
 	SettingTenants = "tenants"
+	// SettingConfirmTimeout: how long a RabbitMQ broker has to confirm a
+	// publish before the connection is taken as wedged (a Go duration).
+	SettingConfirmTimeout = "confirm_timeout"
 )

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -33,6 +34,20 @@ type Sink interface {
 	// change or a failed acknowledgement the same tasks come again. An
 	// error makes the relay retry the batch with backoff.
 	Deliver(ctx context.Context, b state.FeedBatch) error
+}
+
+// ChangeSink is a Sink that also follows every state change while this
+// node leads (an event sink's non-terminal lifecycle events): best effort,
+// from no cursor. The relay calls Observe for each change, in Raft order,
+// only between the start and the end of a Run, and runs RunChanges for
+// as long as Run.
+type ChangeSink interface {
+	Sink
+	// Observe receives one write's changed tasks; it must not block (it
+	// runs on the state store's apply path).
+	Observe(c state.Change)
+	// RunChanges works until ctx ends.
+	RunChanges(ctx context.Context)
 }
 
 // Config tunes a Relay.
@@ -80,6 +95,9 @@ type Relay struct {
 	store *state.Store
 	sinks []*sinkRun
 	wake  chan struct{}
+	// observers are the ChangeSinks; leading is set while Run runs.
+	observers []ChangeSink
+	leading   atomic.Bool
 }
 
 // sinkRun is a sink and what the relay knows of its health.
@@ -124,10 +142,18 @@ func New(cfg Config, node *cluster.Node, store *state.Store, sinks ...Sink) (*Re
 		}
 		run.m = m
 		r.sinks = append(r.sinks, run)
+		if cs, ok := s.(ChangeSink); ok {
+			r.observers = append(r.observers, cs)
+		}
 	}
 	store.Observe(func(c state.Change) {
 		if len(c.Tasks) == 0 {
 			return
+		}
+		if len(r.observers) > 0 && r.leading.Load() {
+			for _, o := range r.observers {
+				o.Observe(c)
+			}
 		}
 		select {
 		case r.wake <- struct{}{}:
@@ -166,6 +192,15 @@ func (r *Relay) Status() []Status {
 // Run delivers to every sink until ctx ends (leadership lost, shutdown).
 func (r *Relay) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	r.leading.Store(true)
+	defer r.leading.Store(false)
+	for _, o := range r.observers {
+		wg.Add(1)
+		go func(o ChangeSink) {
+			defer wg.Done()
+			o.RunChanges(ctx)
+		}(o)
+	}
 	wakes := make([]chan struct{}, len(r.sinks))
 	for i, s := range r.sinks {
 		wakes[i] = make(chan struct{}, 1)

@@ -250,3 +250,71 @@ func sum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return v
 }
+
+// changeSink is a sink that also follows every change (relay.ChangeSink).
+type changeSink struct {
+	*sink
+	mu       sync.Mutex
+	statuses []string // "<id> <status>" in the order observed
+	running  int
+}
+
+func (c *changeSink) Observe(ch state.Change) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, tk := range ch.Tasks {
+		c.statuses = append(c.statuses, tk.ID+" "+string(tk.Status))
+	}
+}
+
+func (c *changeSink) RunChanges(ctx context.Context) {
+	c.mu.Lock()
+	c.running++
+	c.mu.Unlock()
+	<-ctx.Done()
+	c.mu.Lock()
+	c.running--
+	c.mu.Unlock()
+}
+
+func (c *changeSink) seen() ([]string, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.statuses...), c.running
+}
+
+// A ChangeSink sees every transition in Raft order, but only while Run
+// runs (on the leader), and RunChanges runs exactly as long as Run.
+func TestChangeSinkObservesOnlyWhileRunning(t *testing.T) {
+	t.Parallel()
+	n, st := leader(t)
+	c := &changeSink{sink: newSink("events_mem")}
+	r, err := relay.New(relay.Config{Linger: 5 * time.Millisecond}, n, st, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	finish(t, n, "acme", 1, 2) // before Run: not observed
+	if got, _ := c.seen(); len(got) != 0 {
+		t.Fatalf("observed before Run: %v", got)
+	}
+	stop := run(t, r)
+	ids := finish(t, n, "acme", 3, 2)
+	greytest.Eventually(t, 10*time.Second, func() bool { got, _ := c.seen(); return len(got) >= 6 })
+	got, running := c.seen()
+	want := []string{ids[0] + " pending", ids[0] + " leased", ids[0] + " completed", ids[1] + " pending", ids[1] + " leased", ids[1] + " completed"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("observed %v, want %v", got, want)
+	}
+	if running != 1 {
+		t.Errorf("RunChanges running %d times during Run, want 1", running)
+	}
+	greytest.Eventually(t, 10*time.Second, func() bool { d, _ := c.delivered(); return len(d) == 4 })
+	stop()
+	if _, running := c.seen(); running != 0 {
+		t.Errorf("RunChanges still running after Run returned")
+	}
+	finish(t, n, "acme", 5, 1) // after Run: not observed
+	if got, _ := c.seen(); len(got) != 6 {
+		t.Errorf("observed after Run: %v", got[6:])
+	}
+}

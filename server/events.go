@@ -50,6 +50,7 @@ type eventStream struct {
 	source, sink  bool
 	sourceOptions events.SourceOptions
 	sinkOptions   events.SinkOptions
+	lifecycle     []string // events.<name>.lifecycle
 }
 
 // eventBlocks turns the events block into the streams to open.
@@ -71,17 +72,18 @@ func eventBlocks(cfg *config.Config) []eventStream {
 		}
 		out = append(out, eventStream{name: "kafka", url: "kafka://" + k.Brokers[0], source: k.Source, sink: k.Sink,
 			sourceOptions: events.SourceOptions{Group: k.Group, Settings: settings},
-			sinkOptions:   events.SinkOptions{Transactional: k.Transactional, Settings: settings}})
+			sinkOptions:   events.SinkOptions{Transactional: k.Transactional, Settings: settings}, lifecycle: k.Lifecycle})
 	}
 	if r := cfg.Events.RabbitMQ; r.Enabled() {
 		settings := map[string]string{
-			events.SettingQueueType:     r.QueueType,
-			events.SettingDeliveryLimit: strconv.Itoa(r.DeliveryLimit),
-			events.SettingMaxPriority:   strconv.Itoa(r.MaxPriority),
+			events.SettingQueueType:      r.QueueType,
+			events.SettingDeliveryLimit:  strconv.Itoa(r.DeliveryLimit),
+			events.SettingMaxPriority:    strconv.Itoa(r.MaxPriority),
+			events.SettingConfirmTimeout: r.ConfirmTimeout.Std().String(),
 		}
 		out = append(out, eventStream{name: "rabbitmq", url: string(r.URL), source: r.Source, sink: r.Sink,
 			sourceOptions: events.SourceOptions{Prefetch: r.Prefetch, Settings: settings},
-			sinkOptions:   events.SinkOptions{Settings: settings}})
+			sinkOptions:   events.SinkOptions{Settings: settings}, lifecycle: r.Lifecycle})
 	}
 	return out
 }
@@ -123,9 +125,13 @@ func openEvents(cfg *config.Config, o *options, reg prometheus.Registerer, logge
 			es.sources = append(es.sources, &eventSource{name: b.name, url: events.Redact(b.url), c: c})
 		}
 		if b.sink {
+			life, err := events.ParseLifecycle(b.lifecycle)
+			if err != nil {
+				return nil, fmt.Errorf("events.%s.lifecycle: %w", b.name, err)
+			}
 			p, err := events.NewPublisherFunc(func(ctx context.Context) (events.SinkDriver, error) {
 				return o.events.OpenSink(ctx, b.url, b.sinkOptions)
-			}, events.PublisherOptions{Name: b.name, Logger: log, Metrics: m})
+			}, events.PublisherOptions{Name: b.name, Lifecycle: life, Logger: log, Metrics: m})
 			if err != nil {
 				return nil, err
 			}
@@ -210,7 +216,8 @@ func (es *eventStreams) status(relays func() []relay.Status) apitypes.EventsStat
 		st := byName[s.p.Name()]
 		own := s.p.Status()
 		sink := apitypes.EventSink{Name: s.name, Relay: s.p.Name(), URL: s.url, Watermark: st.Cursor, LagTasks: st.Backlog, LagSeconds: st.LagSeconds,
-			Failures: st.Failures, LastError: st.LastError, LastErrorAt: st.LastErrorAt, LastDelivery: st.LastDelivery}
+			Failures: st.Failures, LastError: st.LastError, LastErrorAt: st.LastErrorAt, LastDelivery: st.LastDelivery,
+			Lifecycle: own.Lifecycle, LifecycleDropped: own.LifecycleDropped}
 		if sink.LastError == "" && own.LastError != "" {
 			sink.LastError, sink.LastErrorAt = own.LastError, own.LastErrorAt
 		}

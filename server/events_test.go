@@ -447,3 +447,63 @@ func TestEventsTenantLimits(t *testing.T) {
 		t.Errorf("no quota refusal was counted (grey_events_retried_total{reason=quota} = %v): the test did not reach the limit", got)
 	}
 }
+
+// TestEventsLifecycleSetting: events.kafka.lifecycle reaches the sink
+// through greyd. With [all] every task's non-terminal transitions are
+// published besides the terminal one (lease and start may be one Raft
+// entry, so "leased" may not show on its own); with [running, terminal]
+// only those; tenants stay apart.
+func TestEventsLifecycleSetting(t *testing.T) {
+	for _, tc := range []struct {
+		words   []string
+		must    []string // statuses every task shows
+		allowed map[string]bool
+	}{
+		{[]string{"all"}, []string{"pending", "completed"}, map[string]bool{"pending": true, "leased": true, "running": true, "completed": true}},
+		{[]string{"running", "terminal"}, []string{"completed"}, map[string]bool{"running": true, "completed": true}},
+	} {
+		t.Run(strings.Join(tc.words, "_"), func(t *testing.T) {
+			b := memevents.New()
+			_, _ = startEventsServer(t, memevents.Opener(b), func(cfg *config.Config) { cfg.Events.Kafka.Lifecycle = tc.words })
+			const n = 10
+			for i := range n {
+				produceMsg(t, b, "acme", fmt.Sprintf(`{"kind":"noop","payload":{"n":%d}}`, i), nil)
+			}
+			produceMsg(t, b, "globex", `{"kind":"noop"}`, nil)
+			greytest.Eventually(t, 20*time.Second, func() bool { return len(b.Published(events.Result, "acme")) >= n })
+			byTask := map[string]map[string]bool{}
+			greytest.Eventually(t, 20*time.Second, func() bool {
+				byTask = map[string]map[string]bool{}
+				for _, e := range b.Published(events.Lifecycle, "acme") {
+					if byTask[e.Key] == nil {
+						byTask[e.Key] = map[string]bool{}
+					}
+					byTask[e.Key][e.Headers[events.HeaderEvent]] = true
+				}
+				if len(byTask) < n {
+					return false
+				}
+				for _, seen := range byTask {
+					for _, m := range tc.must {
+						if !seen[m] {
+							return false
+						}
+					}
+				}
+				return true
+			})
+			for id, seen := range byTask {
+				for s := range seen {
+					if !tc.allowed[s] {
+						t.Errorf("task %s: lifecycle event %q published, lifecycle is %v", id, s, tc.words)
+					}
+				}
+			}
+			for _, e := range b.Published(events.Lifecycle, "globex") {
+				if e.Tenant != "globex" || e.Headers[events.HeaderTenant] != "globex" {
+					t.Errorf("globex lifecycle event of another tenant: %+v", e)
+				}
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package eventstest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"testing"
@@ -19,6 +20,7 @@ func RunSink(t *testing.T, h SinkHarness) {
 		t.Fatal("eventstest: SinkHarness needs Open and Read")
 	}
 	t.Run("ResultsAndLifecycle", func(t *testing.T) { testPublish(t, h) })
+	t.Run("NonTerminalLifecycle", func(t *testing.T) { testTransitions(t, h) })
 	t.Run("TenantsApart", func(t *testing.T) { testSinkTenants(t, h) })
 	t.Run("RepublishAllowed", func(t *testing.T) { testRepublish(t, h) })
 	t.Run("LargeBatch", func(t *testing.T) { testLargePublish(t, h) })
@@ -114,6 +116,52 @@ func testPublish(t *testing.T, h SinkHarness) {
 	}
 	checkEvents(t, "results", h.Read(t, events.Result, a, 3), res)
 	checkEvents(t, "lifecycle", h.Read(t, events.Lifecycle, a, 3), life)
+}
+
+// testTransitions publishes the lifecycle events of tasks that are not
+// finished (leased, running, retrying: events.TransitionEvent) and reads
+// each back, told apart by grey-event and grey-attempt.
+func testTransitions(t *testing.T, h SinkHarness) {
+	a := Tenant("life")
+	d := openSink(t, h)
+	var evs []events.Event
+	want := map[string]bool{}
+	for i := range 2 {
+		tk := FinishedTask(a, i, task.Completed)
+		for _, st := range []struct {
+			s task.Status
+			n int
+		}{{task.Pending, 0}, {task.Leased, 1}, {task.Running, 1}, {task.Retrying, 1}, {task.Leased, 2}} {
+			c := tk.Clone()
+			c.Status, c.Attempt, c.FinishedAt, c.Result = st.s, st.n, nil, nil
+			ev, err := events.TransitionEvent(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs = append(evs, ev)
+			want[fmt.Sprintf("%s %s %d", c.ID, st.s, st.n)] = true
+		}
+	}
+	if err := d.Publish(ctx(t, h.timeout()), evs); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	got := map[string]bool{}
+	for _, g := range h.Read(t, events.Lifecycle, a, len(evs)) {
+		var body events.LifecycleBody
+		if err := json.Unmarshal(g.Value, &body); err != nil {
+			t.Fatalf("lifecycle body %q: %v", g.Value, err)
+		}
+		if body.Type != "task."+string(body.Status) || g.Headers[events.HeaderEvent] != string(body.Status) ||
+			g.Headers[events.HeaderAttempt] != strconv.Itoa(body.Attempt) || g.Headers[events.HeaderTaskID] != body.TaskID || body.TenantID != a {
+			t.Errorf("lifecycle event: headers %v, body %+v", g.Headers, body)
+		}
+		got[fmt.Sprintf("%s %s %d", body.TaskID, body.Status, body.Attempt)] = true
+	}
+	for k := range want {
+		if !got[k] {
+			t.Errorf("transition %s not read back (read %d distinct)", k, len(got))
+		}
+	}
 }
 
 func testSinkTenants(t *testing.T, h SinkHarness) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -20,7 +21,9 @@ const (
 	minBackoff  = 100 * time.Millisecond
 	maxBackoff  = 10 * time.Second
 	dialTimeout = 5 * time.Second
-	heartbeat   = 10 * time.Second
+	// setupTimeout bounds declaring the topology on a new connection.
+	setupTimeout = 30 * time.Second
+	heartbeat    = 10 * time.Second
 )
 
 // session keeps one AMQP connection open: it dials, runs setup on every
@@ -40,6 +43,7 @@ type session struct {
 
 	mu      sync.Mutex
 	conn    *amqp.Connection
+	raw     net.Conn // conn's socket, closed by kill
 	gen     uint64
 	lastErr error         // why the last attempt failed or the connection closed
 	tried   bool          // an attempt finished since start
@@ -151,8 +155,10 @@ func (s *session) loop(ctx context.Context) {
 			}
 		}
 		s.mu.Lock()
-		s.conn = nil
-		s.lastErr = cause
+		s.conn, s.raw = nil, nil
+		if s.lastErr == nil {
+			s.lastErr = cause
+		}
 		s.mu.Unlock()
 		if s.teardown != nil {
 			s.teardown(gen, cause)
@@ -170,13 +176,45 @@ func (s *session) loop(ctx context.Context) {
 // send it, which would hang the driver's Close and everything waiting on it.
 const closeTimeout = 5 * time.Second
 
+// kill closes the socket of generation gen's connection (if it is still
+// the current one) without the AMQP close handshake, so that the session
+// reconnects; reason becomes the session's last error.
+//
+// It is for a connection the broker keeps alive but no longer serves: a
+// RabbitMQ node that stops reading a connection's socket (a channel
+// blocked by flow control towards a queue that never answers, a resource
+// alarm) still sends heartbeats, so neither amqp091 nor the broker ever
+// closes it, publisher confirms never come, and Connection.Close waits
+// for a close-ok that never comes either. Closing the socket is the one
+// way out that cannot block: the reader fails, amqp091 shuts the
+// connection down (nacking every pending confirm) and the loop dials a
+// new connection.
+func (s *session) kill(gen uint64, reason error) {
+	s.mu.Lock()
+	raw := s.raw
+	if gen != s.gen || raw == nil {
+		s.mu.Unlock()
+		return
+	}
+	s.raw = nil
+	s.lastErr = reason
+	s.mu.Unlock()
+	_ = raw.Close()
+}
+
 func (s *session) connect() (*amqp.Connection, uint64, error) {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(s.name)
+	var raw net.Conn
+	dial := amqp.DefaultDial(dialTimeout)
 	conn, err := amqp.DialConfig(s.url, amqp.Config{
 		Heartbeat:  heartbeat,
 		Properties: props,
-		Dial:       amqp.DefaultDial(dialTimeout),
+		Dial: func(network, addr string) (net.Conn, error) {
+			c, err := dial(network, addr)
+			raw = c
+			return c, err
+		},
 	})
 	if err != nil {
 		return nil, 0, err
@@ -184,9 +222,17 @@ func (s *session) connect() (*amqp.Connection, uint64, error) {
 	s.mu.Lock()
 	s.gen++
 	gen := s.gen
+	s.raw = raw
 	s.mu.Unlock()
 	if s.setup != nil {
-		if err := s.setup(conn, gen); err != nil {
+		// A broker that accepted the connection but does not answer its
+		// declarations would hold setup (and so the loop) for ever.
+		timer := time.AfterFunc(setupTimeout, func() {
+			s.kill(gen, fmt.Errorf("rabbitmq: the broker did not answer the connection's setup within %v", setupTimeout))
+		})
+		err := s.setup(conn, gen)
+		timer.Stop()
+		if err != nil {
 			_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
 			if s.teardown != nil {
 				s.teardown(gen, err)
@@ -256,4 +302,43 @@ func checkURL(u *url.URL) (string, error) {
 		return "", greyerr.Invalid("events.rabbitmq.url", "%s: %v", u.Redacted(), err)
 	}
 	return raw, nil
+}
+
+// confirmed runs publish then await, the two halves of a publish with
+// confirms on generation gen's connection, with at most timeout for both.
+// When the time runs out first the connection is taken as wedged and
+// killed (see kill), so that the caller's retry goes out on a new one; a
+// write still blocked on the socket when ctx ends kills it too (amqp091's
+// writes do not watch the context). The error is then Unavailable,
+// naming what and the timeout.
+func (s *session) confirmed(ctx context.Context, gen uint64, timeout time.Duration, what string,
+	publish func(ctx context.Context) error, await func(ctx context.Context) error) error {
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	wedged := func() error {
+		return greyerr.New(greyerr.Unavailable, "rabbitmq %s: the broker confirmed nothing within %v (setting %s); connection closed and opened again", what, timeout, SettingConfirmTimeout)
+	}
+	var done, writing atomic.Bool
+	writing.Store(true)
+	stop := context.AfterFunc(pctx, func() {
+		if done.Load() {
+			return
+		}
+		if ctx.Err() == nil {
+			s.kill(gen, wedged())
+		} else if writing.Load() {
+			s.kill(gen, greyerr.New(greyerr.Unavailable, "rabbitmq %s: cancelled while blocked writing to the broker; connection closed", what))
+		}
+	})
+	defer stop()
+	err := publish(pctx)
+	writing.Store(false)
+	if err == nil {
+		err = await(pctx)
+	}
+	done.Store(true)
+	if err != nil && ctx.Err() == nil && pctx.Err() != nil {
+		return wedged()
+	}
+	return err
 }

@@ -63,7 +63,13 @@
 // connection lost) makes Publish return Unavailable; the relay retries
 // the whole batch from its replicated cursor after the driver reconnected,
 // so results are published at least once and consumers deduplicate by
-// (grey-task-id, grey-attempt).
+// (grey-task-id, grey-attempt). The broker has confirm_timeout (default
+// 30s) to confirm a batch: a broker can keep a connection alive
+// (heartbeats) while it no longer reads it, and then no confirm ever
+// comes, so past the timeout the driver closes the connection's socket
+// and Publish returns Unavailable; the retry goes out on a new
+// connection. DeadLetter and the setup of a new connection are bounded
+// the same way.
 //
 // # Settings
 //
@@ -72,7 +78,8 @@
 // the source declares and reads), queue_type (quorum | classic),
 // delivery_limit (quorum queues; default 5, negative: none; classic
 // queues have none),
-// max_priority (classic queues; default 10), and the names
+// max_priority (classic queues; default 10), confirm_timeout (a Go
+// duration, default 30s), and the names
 // tasks_exchange, dead_letter_exchange, dead_letter_queue,
 // results_exchange, events_exchange (defaults grey.tasks, grey.dlx,
 // grey.dlq, grey.results, grey.events). TLS for amqps:// comes from the

@@ -345,6 +345,9 @@ func TestSettingsRefused(t *testing.T) {
 		"bad tenant":              {"tenants": "acme,Bad.Tenant"},
 		"reserved exchange name":  {"tasks_exchange": "amq.topic"},
 		"empty dead-letter queue": {"dead_letter_queue": ""},
+		"confirm timeout no unit": {"confirm_timeout": "30"},
+		"confirm timeout zero":    {"confirm_timeout": "0s"},
+		"confirm timeout over 1h": {"confirm_timeout": "2h"},
 	} {
 		if _, err := rabbitevents.OpenSource("amqp://guest:guest@127.0.0.1:1/", events.SourceOptions{Settings: set}); !greyerr.Is(err, greyerr.InvalidArgument) {
 			t.Errorf("%s: %v, want InvalidArgument", name, err)

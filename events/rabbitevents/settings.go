@@ -3,6 +3,7 @@ package rabbitevents
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/grey-distributed/grey/events"
 	"github.com/grey-distributed/grey/greyerr"
@@ -38,10 +39,20 @@ const (
 	// defaultPrefix names the tenants' queues when SourceOptions.Group is
 	// empty.
 	defaultPrefix = "grey.tasks"
+	// DefaultConfirmTimeout is how long the sink and DeadLetter wait for
+	// publisher confirms before they close the connection and publish
+	// again on a new one (setting confirm_timeout). Confirms normally
+	// take milliseconds; a quorum queue electing a leader takes seconds.
+	DefaultConfirmTimeout = 30 * time.Second
 	// unroutedSuffix names the queue of messages no tenant queue took.
 	// Tenant ids cannot start with '_', so it never collides.
 	unroutedSuffix = "_unrouted"
 )
+
+// SettingConfirmTimeout is events.SettingConfirmTimeout (a Go duration,
+// default DefaultConfirmTimeout), bounding the wait for publisher
+// confirms.
+const SettingConfirmTimeout = events.SettingConfirmTimeout
 
 // settings are a driver's parsed knobs.
 type settings struct {
@@ -57,6 +68,11 @@ type settings struct {
 	dlq              string
 	resultsExchange  string
 	eventsExchange   string
+
+	// confirmTimeout bounds the wait for the broker's publisher confirms
+	// (sink batches, dead-lettered messages); past it the connection is
+	// taken as wedged, closed and opened again.
+	confirmTimeout time.Duration
 }
 
 // settingKeys are the keys parseSettings knows: the events package's
@@ -66,7 +82,7 @@ type settings struct {
 var settingKeys = map[string]bool{
 	events.SettingTenants: true, events.SettingQueueType: true, events.SettingDeliveryLimit: true, events.SettingMaxPriority: true,
 	"tasks_exchange": true, "dead_letter_exchange": true, "dead_letter_queue": true,
-	"results_exchange": true, "events_exchange": true,
+	"results_exchange": true, "events_exchange": true, SettingConfirmTimeout: true,
 	events.SettingBrokers: true, events.SettingTopicsRegex: true, events.SettingCompression: true,
 	events.SettingSASLMechanism: true, events.SettingSASLUsername: true, events.SettingSASLPassword: true,
 	events.SettingTLS: true, events.SettingTLSCAFile: true,
@@ -83,11 +99,19 @@ func parseSettings(m map[string]string, group string) (settings, error) {
 		dlq:             "grey.dlq",
 		resultsExchange: "grey.results",
 		eventsExchange:  "grey.events",
+		confirmTimeout:  DefaultConfirmTimeout,
 	}
 	for k := range m {
 		if !settingKeys[k] {
 			return s, greyerr.Invalid("events.rabbitmq."+k, "unknown RabbitMQ setting %q", k)
 		}
+	}
+	if v := strings.TrimSpace(m[SettingConfirmTimeout]); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > time.Hour {
+			return s, greyerr.Invalid("events.rabbitmq."+SettingConfirmTimeout, "%s %q: want a duration between 1ms and 1h (e.g. 30s)", SettingConfirmTimeout, v)
+		}
+		s.confirmTimeout = d
 	}
 	if g := strings.TrimSpace(group); g != "" {
 		s.prefix = g

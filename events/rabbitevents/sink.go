@@ -18,7 +18,8 @@ type Sink struct {
 	set  settings
 	sess *session
 
-	pubMu sync.Mutex // one Publish at a time: one confirm sequence
+	pubMu sync.Mutex                   // one Publish at a time: one confirm sequence
+	confs []*amqp.DeferredConfirmation // the Publish's confirmations (pubMu)
 
 	mu  sync.Mutex
 	gen uint64
@@ -102,7 +103,6 @@ func (k *Sink) Publish(ctx context.Context, evs []events.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	type routed struct{ ex, key string }
 	routes := make([]routed, len(evs))
 	for i := range evs {
 		ex, key, err := k.route(&evs[i])
@@ -116,17 +116,35 @@ func (k *Sink) Publish(ctx context.Context, evs []events.Event) error {
 	}
 	k.pubMu.Lock()
 	defer k.pubMu.Unlock()
-	if _, _, err := k.sess.wait(ctx, "sink"); err != nil {
+	_, gen, err := k.sess.wait(ctx, "sink")
+	if err != nil {
 		return err
 	}
 	k.mu.Lock()
 	ch := k.ch
+	if k.gen != gen {
+		ch = nil
+	}
 	k.mu.Unlock()
 	if ch == nil {
 		return greyerr.New(greyerr.Unavailable, "rabbitmq sink: broker connection lost")
 	}
+	// The broker has confirm_timeout to confirm the batch: a connection
+	// it keeps alive without serving it is closed then (session.kill),
+	// so that Publish returns and the relay's retry goes out on a new
+	// connection instead of waiting on this one for ever (the relay's
+	// context has no deadline).
+	return k.sess.confirmed(ctx, gen, k.set.confirmTimeout, "sink",
+		func(ctx context.Context) error { return k.publish(ctx, ch, evs, routes) }, k.await)
+}
+
+type routed struct{ ex, key string }
+
+// publish writes evs on ch, keeping their deferred confirmations in
+// k.confs.
+func (k *Sink) publish(ctx context.Context, ch *amqp.Channel, evs []events.Event, routes []routed) error {
 	now := time.Now()
-	confs := make([]*amqp.DeferredConfirmation, 0, len(evs))
+	k.confs = k.confs[:0]
 	for i := range evs {
 		ev := &evs[i]
 		headers := make(amqp.Table, len(ev.Headers)+2)
@@ -156,9 +174,14 @@ func (k *Sink) Publish(ctx context.Context, evs []events.Event) error {
 			}
 			return coded(err, "rabbitmq sink: publish to %s", routes[i].ex)
 		}
-		confs = append(confs, dc)
+		k.confs = append(k.confs, dc)
 	}
-	for _, dc := range confs {
+	return nil
+}
+
+// await waits for the confirmations of the last publish.
+func (k *Sink) await(ctx context.Context) error {
+	for _, dc := range k.confs {
 		ok, err := dc.WaitContext(ctx)
 		if err != nil {
 			return err

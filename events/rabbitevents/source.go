@@ -549,22 +549,32 @@ func (s *Source) DeadLetter(ctx context.Context, m *events.Message, reason strin
 	headers["grey-routing-key"] = string(m.Key)
 	headers["grey-source-queue"] = m.Source
 	headers["grey-position"] = m.Position
-	conf, err := pub.PublishWithDeferredConfirmWithContext(ctx, s.set.dlx, string(m.Key), false, false, amqp.Publishing{
-		Headers:      headers,
-		ContentType:  m.ContentType,
-		DeliveryMode: amqp.Persistent,
-		Timestamp:    time.Now(),
-		Body:         m.Value,
+	var conf *amqp.DeferredConfirmation
+	err := s.sess.confirmed(ctx, h.gen, s.set.confirmTimeout, "dead-letter", func(ctx context.Context) error {
+		var err error
+		conf, err = pub.PublishWithDeferredConfirmWithContext(ctx, s.set.dlx, string(m.Key), false, false, amqp.Publishing{
+			Headers:      headers,
+			ContentType:  m.ContentType,
+			DeliveryMode: amqp.Persistent,
+			Timestamp:    time.Now(),
+			Body:         m.Value,
+		})
+		if err != nil {
+			return coded(err, "rabbitmq: dead-letter to %s", s.set.dlx)
+		}
+		return nil
+	}, func(ctx context.Context) error {
+		acked, err := conf.WaitContext(ctx)
+		if err != nil {
+			return err
+		}
+		if !acked {
+			return greyerr.New(greyerr.Unavailable, "rabbitmq: the broker did not confirm the dead-lettered message")
+		}
+		return nil
 	})
 	if err != nil {
-		return coded(err, "rabbitmq: dead-letter to %s", s.set.dlx)
-	}
-	acked, err := conf.WaitContext(ctx)
-	if err != nil {
 		return err
-	}
-	if !acked {
-		return greyerr.New(greyerr.Unavailable, "rabbitmq: the broker did not confirm the dead-lettered message")
 	}
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()
