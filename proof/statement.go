@@ -131,6 +131,13 @@ type Model struct {
 	RuntimeVersion string `json:"runtime_version,omitempty"`
 	// Device the model ran on ("cpu", "cuda:0").
 	Device string `json:"device,omitempty"`
+	// Server is the remote model server that ran it (credentials
+	// removed), when the runtime is one (KServe, Triton, TF Serving).
+	Server string `json:"server,omitempty"`
+	// ServerDigest is the digest that server reported for the model,
+	// equal to Digest; "" when it reports none: Digest then names the
+	// artifact Grey resolved, not bytes Grey saw run.
+	ServerDigest string `json:"server_digest,omitempty"`
 }
 
 // The roles of a stored object in an execution.

@@ -424,6 +424,9 @@ func (e *Executor) work(ctx context.Context, j *worker.Job) (any, string, error)
 	if pm.Runtime == "" {
 		pm.Runtime = r.rt.Name()
 	}
+	if li.Served != nil {
+		pm.Server, pm.ServerDigest = li.Served.Server, li.Served.Digest
+	}
 	exec := &proof.Executor{Name: Kind, Version: strings.TrimSpace(pm.Runtime + " " + pm.RuntimeVersion), Digest: m.Digest}
 	return worker.Measured{Value: resp, Executor: exec, Model: pm}, label, nil
 }

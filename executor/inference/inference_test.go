@@ -35,6 +35,7 @@ import (
 // "torch:crash" dies mid-call (Unavailable). Anything else is not a model.
 type fakeDriver struct {
 	devices []string
+	served  *ai.ServedModel // what Load says served the model (remote servers)
 
 	mu      sync.Mutex
 	models  map[string]string // key → behaviour
@@ -67,7 +68,7 @@ func (d *fakeDriver) Load(_ context.Context, s ai.LoadSpec) (ai.LoadInfo, error)
 	d.mu.Lock()
 	d.models[s.Key] = behaviour
 	d.mu.Unlock()
-	return ai.LoadInfo{Device: d.devices[0]}, nil
+	return ai.LoadInfo{Device: d.devices[0], Served: d.served}, nil
 }
 
 func (d *fakeDriver) Unload(_ context.Context, key string) error {
@@ -239,7 +240,7 @@ func TestInference(t *testing.T) {
 	}
 	pm := meas.Model
 	if pm == nil || pm.Name != "mlp" || pm.Version != "1" || pm.Digest != m.Digest || pm.Framework != "pytorch" || pm.FrameworkVersion != "1.13.0" ||
-		pm.Runtime != "fake" || pm.RuntimeVersion != "0.9" || pm.Device != "cpu" {
+		pm.Runtime != "fake" || pm.RuntimeVersion != "0.9" || pm.Device != "cpu" || pm.Server != "" {
 		t.Fatalf("proof model %+v", pm)
 	}
 	if meas.Executor == nil || meas.Executor.Name != "inference" || meas.Executor.Digest != m.Digest {
@@ -531,5 +532,28 @@ func TestWrongFramework(t *testing.T) {
 	wantFail(t, err, inference.CodeModelError, true, "not a tar")
 	if f.drv.loads.Load() != 0 {
 		t.Fatal("a non-model reached the runtime")
+	}
+}
+
+// TestProofNamesRemoteServer: a model served by a remote server is proven
+// with that server and the digest it reported ("" when it reports none, so
+// a verifier sees the registry digest was not confirmed by what ran).
+func TestProofNamesRemoteServer(t *testing.T) {
+	for _, reported := range []string{"", "confirmed"} {
+		f := newFixture(t, nil)
+		m := f.src.push("acme", "mlp", ai.PyTorch, "torch:double")
+		served := &ai.ServedModel{Server: "http://triton:8000", Name: "mlp"}
+		if reported != "" {
+			served.Digest = m.Digest
+		}
+		f.drv.served = served
+		out, err := f.exec.Work(context.Background(), job("acme", payload("mlp", 1, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, meas := result(t, out)
+		if meas.Model == nil || meas.Model.Server != "http://triton:8000" || meas.Model.ServerDigest != served.Digest || meas.Model.Digest != m.Digest {
+			t.Fatalf("%q: proof model %+v", reported, meas.Model)
+		}
 	}
 }
