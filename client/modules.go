@@ -41,8 +41,15 @@ const maxModuleDownload = 1 << 30
 // InvalidArgument error that says why. Uploading the same bytes again
 // returns the stored module.
 func (c *Client) PushModule(ctx context.Context, wasm []byte) (*Module, error) {
+	return c.PushModuleProgress(ctx, wasm, nil)
+}
+
+// PushModuleProgress is PushModule calling progress, when not nil, as the
+// module is sent with the bytes sent so far and its size (from zero again
+// when the push fails over to another server).
+func (c *Client) PushModuleProgress(ctx context.Context, wasm []byte, progress func(sent, total int64)) (*Module, error) {
 	var m Module
-	if err := c.rawCall(ctx, http.MethodPost, "/api/v1/modules", "", wasm, &m); err != nil {
+	if err := c.rawCall(ctx, http.MethodPost, "/api/v1/modules", "", wasm, &m, progress); err != nil {
 		return nil, err
 	}
 	return &m, nil
@@ -108,7 +115,11 @@ func modulePath(digest, suffix string) (string, error) {
 // rawCall sends a request whose body (if any) is a module, as tenant ("" =
 // the client's), failing over like every call. out is *[]byte for the raw
 // response body, or a value to decode JSON into.
-func (c *Client) rawCall(ctx context.Context, method, path, tenant string, body []byte, out any) error {
+func (c *Client) rawCall(ctx context.Context, method, path, tenant string, body []byte, out any, progress ...func(sent, total int64)) error {
+	var onSent func(sent, total int64)
+	if len(progress) > 0 {
+		onSent = progress[0]
+	}
 	n := len(c.servers)
 	start := int(c.preferred.Load())
 	var lastErr error
@@ -119,8 +130,11 @@ func (c *Client) rawCall(ctx context.Context, method, path, tenant string, body 
 			return err
 		}
 		if body != nil {
-			req.Body = io.NopCloser(bytes.NewReader(body))
-			req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+			total := int64(len(body))
+			req.Body = io.NopCloser(&progressReader{r: bytes.NewReader(body), total: total, f: onSent})
+			req.GetBody = func() (io.ReadCloser, error) {
+				return io.NopCloser(&progressReader{r: bytes.NewReader(body), total: total, f: onSent}), nil
+			}
 			req.ContentLength = int64(len(body))
 			req.Header.Set("Content-Type", WasmContentType)
 		}

@@ -47,7 +47,9 @@ bytes again is harmless and prints the same digest.`,
 			if err != nil {
 				return failure(err)
 			}
-			m, err := c.PushModule(cmd.Context(), data)
+			bar := a.newProgress("module push", int64(len(data)), true)
+			m, err := c.PushModuleProgress(cmd.Context(), data, func(sent, _ int64) { bar.Set(sent) })
+			bar.Finish()
 			if err != nil {
 				return failure(err)
 			}
