@@ -209,102 +209,125 @@ func (t *Tensor) UnmarshalJSON(b []byte) error {
 	if j.Shape == nil {
 		return greyerr.Invalid(field+".shape", "a tensor needs a shape")
 	}
-	data := make([]byte, 0, n*int64(sz))
-	dec = json.NewDecoder(bytes.NewReader(j.Data))
-	dec.UseNumber()
-	var count int64
-	var walk func(depth int) error
-	walk = func(depth int) error {
-		tok, err := dec.Token()
-		if err != nil {
-			return greyerr.Invalid(field+".data", "malformed data: %v", err)
-		}
-		if d, ok := tok.(json.Delim); ok {
-			if d != '[' || depth > 32 {
-				return greyerr.Invalid(field+".data", "data must be an array of elements (nested at most 32 deep)")
-			}
-			for dec.More() {
-				if err := walk(depth + 1); err != nil {
-					return err
-				}
-			}
-			if _, err := dec.Token(); err != nil { // ']'
-				return greyerr.Invalid(field+".data", "malformed data: %v", err)
-			}
-			return nil
-		}
-		if count >= n {
-			return greyerr.Invalid(field+".data", "shape %v of %s holds %d elements, data has more", j.Shape, j.Datatype, n)
-		}
-		count++
-		data, err = appendParsed(data, j.Datatype, tok)
-		if err != nil {
-			return greyerr.Invalid(field+".data", "element %d: %v", count-1, err)
-		}
-		return nil
-	}
 	if len(bytes.TrimSpace(j.Data)) == 0 {
 		return greyerr.Invalid(field+".data", "a tensor needs data")
 	}
-	if err := walk(0); err != nil {
+	data, err := parseData(j.Data, j.Datatype, n, j.Shape, field)
+	if err != nil {
 		return err
-	}
-	if count != n {
-		return greyerr.Invalid(field+".data", "shape %v of %s holds %d elements, data has %d", j.Shape, j.Datatype, n, count)
 	}
 	*t = Tensor{Name: j.Name, Datatype: j.Datatype, Shape: j.Shape, Data: data, Parameters: j.Parameters}
 	return t.Validate(field)
 }
 
-func appendParsed(dst []byte, d Datatype, tok any) ([]byte, error) {
+// parseData reads a tensor's data, flat or nested arrays of elements in
+// row-major order, into little-endian bytes. raw is valid JSON (the
+// decoder checked it), so a scan of its bytes suffices: it costs one
+// number parse per element where a token decoder costs several
+// allocations.
+func parseData(raw []byte, d Datatype, n int64, shape []int64, field string) ([]byte, error) {
+	data := make([]byte, 0, n*int64(d.Size()))
+	var count int64
+	depth := 0
+	for i := 0; i < len(raw); {
+		switch c := raw[i]; c {
+		case ' ', '\t', '\n', '\r', ',':
+			i++
+		case '[':
+			if depth++; depth > 33 {
+				return nil, greyerr.Invalid(field+".data", "data must be an array of elements (nested at most 32 deep)")
+			}
+			i++
+		case ']':
+			depth--
+			i++
+		case '{':
+			return nil, greyerr.Invalid(field+".data", "data must be an array of elements (nested at most 32 deep)")
+		default:
+			j := i + 1
+			if c == '"' {
+				for j < len(raw) && raw[j] != '"' {
+					if raw[j] == '\\' {
+						j++
+					}
+					j++
+				}
+				j++
+			} else {
+				for j < len(raw) && raw[j] != ',' && raw[j] != ']' && raw[j] != ' ' && raw[j] != '\t' && raw[j] != '\n' && raw[j] != '\r' {
+					j++
+				}
+			}
+			if j > len(raw) {
+				j = len(raw)
+			}
+			if count >= n {
+				return nil, greyerr.Invalid(field+".data", "shape %v of %s holds %d elements, data has more", shape, d, n)
+			}
+			var err error
+			if data, err = appendParsed(data, d, raw[i:j]); err != nil {
+				return nil, greyerr.Invalid(field+".data", "element %d: %v", count, err)
+			}
+			count++
+			i = j
+		}
+	}
+	if count != n {
+		return nil, greyerr.Invalid(field+".data", "shape %v of %s holds %d elements, data has %d", shape, d, n, count)
+	}
+	return data, nil
+}
+
+// appendParsed appends one element, tok as it appears in the JSON.
+func appendParsed(dst []byte, d Datatype, tok []byte) ([]byte, error) {
 	le := binary.LittleEndian
+	str := string(tok)
 	if d == Bool {
-		v, ok := tok.(bool)
-		if !ok {
-			return nil, fmt.Errorf("want true or false, got %v", tok)
-		}
-		if v {
+		switch str {
+		case "true":
 			return append(dst, 1), nil
+		case "false":
+			return append(dst, 0), nil
 		}
-		return append(dst, 0), nil
+		return nil, fmt.Errorf("want true or false, got %s", str)
 	}
 	if d == FP32 || d == FP64 {
+		bits := 64
+		if d == FP32 {
+			bits = 32
+		}
 		var f float64
-		switch v := tok.(type) {
-		case json.Number:
-			var err error
-			if f, err = strconv.ParseFloat(string(v), map[Datatype]int{FP32: 32, FP64: 64}[d]); err != nil {
-				return nil, fmt.Errorf("%s is out of range for %s", v, d)
-			}
-		case string:
-			switch v {
-			case "NaN":
-				f = math.NaN()
-			case "Infinity":
-				f = math.Inf(1)
-			case "-Infinity":
-				f = math.Inf(-1)
-			default:
-				return nil, fmt.Errorf("want a number, got the string %q", v)
-			}
+		switch {
+		case str == `"NaN"`:
+			f = math.NaN()
+		case str == `"Infinity"`:
+			f = math.Inf(1)
+		case str == `"-Infinity"`:
+			f = math.Inf(-1)
+		case tok[0] == '"':
+			return nil, fmt.Errorf("want a number, got the string %s", str)
+		case str == "true" || str == "false" || str == "null":
+			return nil, fmt.Errorf("want a number, got %s", str)
 		default:
-			return nil, fmt.Errorf("want a number, got %v", tok)
+			var err error
+			if f, err = strconv.ParseFloat(str, bits); err != nil {
+				return nil, fmt.Errorf("%s is out of range for %s", str, d)
+			}
 		}
 		if d == FP32 {
 			return le.AppendUint32(dst, math.Float32bits(float32(f))), nil
 		}
 		return le.AppendUint64(dst, math.Float64bits(f)), nil
 	}
-	num, ok := tok.(json.Number)
-	if !ok {
-		return nil, fmt.Errorf("want an integer, got %v", tok)
+	if tok[0] == '"' || str == "true" || str == "false" || str == "null" {
+		return nil, fmt.Errorf("want an integer, got %s", str)
 	}
 	bits := 8 * d.Size()
 	switch d {
 	case Uint8, Uint16, Uint32, Uint64:
-		v, err := strconv.ParseUint(string(num), 10, bits)
+		v, err := strconv.ParseUint(str, 10, bits)
 		if err != nil {
-			return nil, fmt.Errorf("%s is not a %s", num, d)
+			return nil, fmt.Errorf("%s is not a %s", str, d)
 		}
 		switch bits {
 		case 8:
@@ -316,9 +339,9 @@ func appendParsed(dst []byte, d Datatype, tok any) ([]byte, error) {
 		}
 		return le.AppendUint64(dst, v), nil
 	}
-	v, err := strconv.ParseInt(string(num), 10, bits)
+	v, err := strconv.ParseInt(str, 10, bits)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not an %s", num, d)
+		return nil, fmt.Errorf("%s is not an %s", str, d)
 	}
 	switch bits {
 	case 8:

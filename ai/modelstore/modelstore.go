@@ -87,6 +87,10 @@ type Options struct {
 	Storage artifact.StorageFunc
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// ResolveTTL is how long Resolve keeps an answer (default 2s; negative:
+	// none). Writes through this Store forget every kept answer at once; an
+	// alias moved by another server sharing the bucket is seen within it.
+	ResolveTTL time.Duration
 	// Check replaces the structural check of pushes (nil: Check). Tests
 	// whose runtime serves other artifacts (the mem runtime's JSON models)
 	// set it; greyd always uses Check.
@@ -102,6 +106,30 @@ type Store struct {
 	// mu serializes writes: the check that a version is new with its
 	// manifest, the alias moves with the versions they name.
 	mu sync.Mutex
+
+	// Resolve's answers: each submit and each task of the inference kind
+	// resolves its model, and reading the aliases and the manifest from
+	// the bucket every time cost half of greyd's CPU per inference task.
+	cacheMu sync.Mutex
+	gen     uint64 // bumped by every write; an answer read under an older gen is not kept
+	cache   map[string]resolved
+}
+
+// resolved is a kept Resolve answer.
+type resolved struct {
+	m       ai.Model
+	expires time.Time
+}
+
+// maxResolved bounds the kept answers (the cache is emptied past it).
+const maxResolved = 10000
+
+// forget drops every kept Resolve answer; writes call it when they end.
+func (s *Store) forget() {
+	s.cacheMu.Lock()
+	s.gen++
+	clear(s.cache)
+	s.cacheMu.Unlock()
 }
 
 var _ ai.ModelSource = (*Store)(nil)
@@ -142,6 +170,12 @@ func New(b *blobstore.Bucket, opts Options) (*Store, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	switch {
+	case opts.ResolveTTL == 0:
+		opts.ResolveTTL = 2 * time.Second
+	case opts.ResolveTTL < 0:
+		opts.ResolveTTL = 0
 	}
 	if opts.Check == nil {
 		opts.Check = Check
@@ -315,6 +349,7 @@ func (s *Store) Push(ctx context.Context, tenant string, spec PushSpec, r io.Rea
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.forget()
 	if old, exists, err := s.existingVersion(ctx, v, tenant, spec, digest); exists || err != nil {
 		// A concurrent push of this version won: drop the bytes stored
 		// here if no version has them.
@@ -534,9 +569,30 @@ func (s *Store) Resolve(ctx context.Context, tenant string, ref ai.ModelRef) (ai
 	if err := s.Allowed(tenant, ref.Name); err != nil {
 		return ai.Model{}, err
 	}
+	key := tenant + "\x00" + ref.String()
+	now := s.opts.Now()
+	s.cacheMu.Lock()
+	r, ok := s.cache[key]
+	gen := s.gen
+	s.cacheMu.Unlock()
+	if ok && now.Before(r.expires) {
+		return r.m, nil
+	}
 	m, err := s.Get(ctx, tenant, ref)
 	if err != nil {
 		return ai.Model{}, err
+	}
+	if s.opts.ResolveTTL > 0 {
+		s.cacheMu.Lock()
+		if s.gen == gen {
+			if s.cache == nil || len(s.cache) >= maxResolved {
+				s.cache = make(map[string]resolved)
+			}
+			c := *m
+			c.Aliases = slices.Clone(m.Aliases)
+			s.cache[key] = resolved{m: c, expires: now.Add(s.opts.ResolveTTL)}
+		}
+		s.cacheMu.Unlock()
 	}
 	return *m, nil
 }
@@ -737,6 +793,7 @@ func (s *Store) SetAlias(ctx context.Context, tenant, name, alias, version strin
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.forget()
 	if _, err := s.readVersion(ctx, v, name, version); err != nil {
 		return nil, err
 	}
@@ -764,6 +821,7 @@ func (s *Store) DeleteAlias(ctx context.Context, tenant, name, alias string) err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.forget()
 	if err := v.Delete(ctx, aliasKey(name, alias)); err != nil {
 		if greyerr.Is(err, greyerr.NotFound) {
 			return greyerr.New(greyerr.NotFound, "model %s has no alias %s", name, alias)
@@ -792,6 +850,7 @@ func (s *Store) Delete(ctx context.Context, tenant, name, version string) error 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.forget()
 	m, err := s.readVersion(ctx, v, name, version)
 	if err != nil {
 		return err
