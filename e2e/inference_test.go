@@ -186,6 +186,21 @@ func TestInferenceTorchAndTensorFlow(t *testing.T) {
 		t.Errorf("mean batch size %.2f over %.0f calls: the runtimes did not batch", sum/count, count)
 	}
 	t.Logf("mean batch size %.2f over %.0f runtime calls", sum/count, count)
+
+	// The leader shows the models the node's workers hold warm.
+	nodes, err := acme.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm := map[string]bool{}
+	for _, n := range nodes {
+		for _, d := range n.WarmModels {
+			warm[d] = true
+		}
+	}
+	if !warm[pushed.Digest] || !warm[smModel.Digest] {
+		t.Errorf("cluster nodes report warm %v, want both models' digests", warm)
+	}
 }
 
 // oneRow is row r of a batch of inputs, as a batch of one.

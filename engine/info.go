@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/grey-distributed/grey/membership"
@@ -60,6 +62,23 @@ func (e *Engine) Cluster(apiAddr string) *ClusterInfo {
 	for _, n := range e.store.Nodes() {
 		if n.Role == "worker" {
 			ci.Members = append(ci.Members, NodeInfo{ID: n.ID, APIAddr: n.APIAddr, Role: "worker", Suffrage: "nonvoter", State: "worker", Labels: n.Labels, KeyID: n.KeyID})
+		}
+	}
+	// The models each node's workers hold warm, as reported to this
+	// node's scheduler with their lease requests (a leader's only; an idle
+	// worker asks again at least every long poll, 30 s by default): a
+	// node's in-process pool leases as "<node id>/builtin".
+	if warm := e.sched.WarmModels(time.Now(), 2*time.Minute); len(warm) > 0 {
+		byNode := map[string][]string{}
+		for w, ms := range warm {
+			id, _, _ := strings.Cut(w, "/")
+			byNode[id] = append(byNode[id], ms...)
+		}
+		for i := range ci.Members {
+			if ms := byNode[ci.Members[i].ID]; len(ms) > 0 {
+				slices.Sort(ms)
+				ci.Members[i].WarmModels = slices.Compact(ms)
+			}
 		}
 	}
 	ci.ClusterID = e.store.ClusterID()

@@ -81,6 +81,9 @@ type NodeInfo struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// KeyID names the node's proof-signing key ("" when it has none).
 	KeyID string `json:"key_id,omitempty"`
+	// WarmModels are the digests of the models the node's workers hold
+	// loaded, as last reported to the leader (none on other servers).
+	WarmModels []string `json:"warm_models,omitempty"`
 }
 
 // JoinRequest asks the cluster to admit a node (POST /api/v1/cluster/join).

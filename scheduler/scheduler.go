@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"container/heap"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,6 +37,12 @@ type class struct {
 	// (task.ModelDigestHeader); "" for every other kind.
 	affinity string
 	ready    readyHeap
+}
+
+// workerWarm is what one worker last reported warm, and when.
+type workerWarm struct {
+	models []string
+	at     time.Time
 }
 
 // warmReport is the last worker that reported a model warm, and when.
@@ -74,6 +81,7 @@ type Scheduler struct {
 	// Warm-model routing (delay scheduling): who last reported each
 	// model digest warm, and the pending wake-up for a deferred class.
 	warm          map[string]warmReport
+	byWorker      map[string]workerWarm // worker id → its last report
 	localityDelay time.Duration
 	warmWindow    time.Duration
 	localityWake  time.Time
@@ -132,6 +140,7 @@ func (s *Scheduler) clear() {
 	s.activeOf = make(map[string]string)
 	s.deadlines = nil
 	s.warm = make(map[string]warmReport)
+	s.byWorker = make(map[string]workerWarm)
 }
 
 // Enable rebuilds the queues from the store and starts tracking changes.
@@ -385,6 +394,13 @@ func (s *Scheduler) Take(req TakeRequest) []*task.Task {
 	for _, d := range req.Warm {
 		s.warm[d] = warmReport{worker: req.WorkerID, at: req.Now}
 	}
+	if req.WorkerID != "" {
+		if len(req.Warm) > 0 {
+			s.byWorker[req.WorkerID] = workerWarm{models: slices.Clone(req.Warm), at: req.Now}
+		} else if _, had := s.byWorker[req.WorkerID]; had {
+			delete(s.byWorker, req.WorkerID)
+		}
+	}
 	var out []*task.Task
 	idle := 0 // consecutive tenants visited without a dispatch
 	for len(out) < req.Max && len(s.ring) > 0 && idle < len(s.ring) {
@@ -623,6 +639,21 @@ func (s *Scheduler) Pending() map[string]int {
 	for id, q := range s.tenants {
 		if q.size > 0 {
 			out[id] = q.size
+		}
+	}
+	return out
+}
+
+// WarmModels returns, by worker id, the model digests each worker reported
+// warm in the window before now (leader only: the reports come with lease
+// requests, at least once per long poll of an idle worker).
+func (s *Scheduler) WarmModels(now time.Time, window time.Duration) map[string][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]string, len(s.byWorker))
+	for w, r := range s.byWorker {
+		if now.Sub(r.at) <= window {
+			out[w] = slices.Clone(r.models)
 		}
 	}
 	return out

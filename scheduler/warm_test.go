@@ -146,3 +146,23 @@ func TestLocalityOff(t *testing.T) {
 		t.Fatalf("with locality off the cold worker took %d, want 1", len(got))
 	}
 }
+
+// WarmModels lists what each worker last reported warm within the warm
+// window: a worker that reports none, or none lately, is not listed.
+func TestWarmModelsByWorker(t *testing.T) {
+	t.Parallel()
+	_, s := warmFixture(t, scheduler.Options{})
+	aiWorker(s, "n1/builtin", now, 1, digestA, "sha256:bbbb")
+	aiWorker(s, "w2", now, 1)
+	got := s.WarmModels(now.Add(500*time.Millisecond), time.Second)
+	if len(got) != 1 || len(got["n1/builtin"]) != 2 || got["n1/builtin"][0] != digestA {
+		t.Fatalf("warm models %v, want n1/builtin's two", got)
+	}
+	if got := s.WarmModels(now.Add(2*time.Second), time.Second); len(got) != 0 {
+		t.Fatalf("reports older than the window listed: %v", got)
+	}
+	aiWorker(s, "n1/builtin", now.Add(3*time.Second), 1)
+	if got := s.WarmModels(now.Add(3*time.Second), time.Second); len(got) != 0 {
+		t.Fatalf("a worker that now reports nothing warm listed: %v", got)
+	}
+}
