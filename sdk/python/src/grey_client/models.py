@@ -113,6 +113,7 @@ class TaskUsage:
 
     exec_seconds: float = 0.0
     cpu_seconds: float = 0.0
+    gpu_seconds: float = 0.0
     bytes_in: int = 0
     bytes_out: int = 0
 
@@ -123,6 +124,7 @@ class Constraints:
 
     labels: dict[str, str] | None = None
     cpu: float | None = None
+    gpu: float | None = None
     memory_mb: int | None = None
 
 
