@@ -104,9 +104,14 @@ log.retention.hours=1
 	if err := os.WriteFile(filepath.Join(k.dir, "log4j2.properties"), []byte(log4j), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var id [16]byte
-	_, _ = rand.Read(id[:])
-	cid := base64.RawURLEncoding.EncodeToString(id[:])
+	// A cluster id starting with '-' reads as an option to the storage
+	// tool (one in 64 random ids; Kafka's own Uuid.randomUuid skips them).
+	var cid string
+	for cid == "" || cid[0] == '-' {
+		var id [16]byte
+		_, _ = rand.Read(id[:])
+		cid = base64.RawURLEncoding.EncodeToString(id[:])
+	}
 	out, err := exec.Command("java", "-cp", filepath.Join(lib, "*"), "-Dlog4j2.configurationFile="+filepath.Join(k.dir, "log4j2.properties"),
 		"kafka.tools.StorageTool", "format", "-t", cid, "-c", filepath.Join(k.dir, "server.properties")).CombinedOutput()
 	if err != nil {
