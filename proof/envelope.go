@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 )
 
@@ -25,7 +26,9 @@ func Sign(key *Key, stmt *Statement) (*Envelope, error) {
 	if err := stmt.Validate(); err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
 	}
-	body, err := json.Marshal(stmt)
+	// goccy/go-json writes what encoding/json writes (a test compares
+	// them) at a fraction of the CPU: a node signs every batch it finishes.
+	body, err := gojson.Marshal(stmt)
 	if err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
 	}

@@ -21,6 +21,9 @@ import (
 // value (no bytes) digests as no bytes; bytes that are not JSON digest as
 // they are.
 func JSONDigest(b []byte) string {
+	if isCanonical(b) {
+		return Digest(b)
+	}
 	if c, err := Canonicalize(b); err == nil {
 		return Digest(c)
 	}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"runtime/debug"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // MaxBatch is the most tasks one statement covers; it bounds an envelope
@@ -79,7 +81,7 @@ func (s *Signer) Sign(ctx context.Context, tenantID string, runs ...Run) (env js
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(e)
+	return gojson.Marshal(e)
 }
 
 // ParseEnvelope decodes a DSSE envelope from JSON, refusing trailing data
