@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	gojson "github.com/goccy/go-json"
+
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/task"
 )
@@ -27,7 +29,10 @@ type errorBody struct {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
+	// goccy/go-json writes what encoding/json writes (TestResponsesMatchEncodingJSON)
+	// at about half the CPU and a fraction of the allocations: a batch
+	// submit answers with every task it created.
+	enc := gojson.NewEncoder(w)
 	_ = enc.Encode(v)
 }
 
@@ -138,6 +143,16 @@ func jsonContentType(r *http.Request) error {
 // to be well-formed JSON) into v; error fields are prefixed with prefix, as
 // in "tasks[3].priority".
 func decodeItem(raw json.RawMessage, v any, prefix string) error {
+	// The fast decoder first (a batch holds up to a thousand items); on
+	// any error encoding/json decodes again, for its error (it names the
+	// field). FuzzDecodeItemAgrees checks that what the fast decoder
+	// accepts, encoding/json accepts with the same result.
+	fast := gojson.NewDecoder(bytes.NewReader(raw))
+	fast.DisallowUnknownFields()
+	if fast.Decode(v) == nil && !fast.More() {
+		return nil
+	}
+	clearValue(v)
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -154,6 +169,15 @@ func decodeItem(raw json.RawMessage, v any, prefix string) error {
 		}
 	}
 	return err
+}
+
+// clearValue resets *v (a pointer) to its zero value, undoing a failed
+// partial decode.
+func clearValue(v any) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		rv.Elem().SetZero()
+	}
 }
 
 // withFieldPath gives an unknown-field error the field's whole path in the

@@ -161,6 +161,9 @@ func (p *Pool) Run(ctx context.Context) error {
 	// Handlers run under their own context so the drain can outlive ctx.
 	runCtx, cancelRuns := context.WithCancelCause(context.Background())
 	defer cancelRuns(nil)
+	// Cancelling runCtx cancels every running task through the active
+	// map, not through context children (see execute).
+	defer context.AfterFunc(runCtx, func() { p.cancelActive(context.Cause(runCtx)) })()
 	reporterDone := make(chan struct{})
 	go func() { defer close(reporterDone); p.reportLoop() }()
 	hbCtx, stopHB := context.WithCancel(context.Background())
@@ -284,13 +287,30 @@ func backoffDelay(n int) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
+// cancelActive cancels every running task with cause.
+func (p *Pool) cancelActive(cause error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.active {
+		r.cancel(cause)
+	}
+}
+
 func (p *Pool) execute(parent context.Context, a Assignment) {
-	ctx, cancel := context.WithCancelCause(parent)
+	// The task's context keeps parent's values but is not registered as
+	// its child: with thousands of tasks running, adding and removing
+	// each in parent's child set cost more than the noop task itself.
+	// Cancelling parent reaches the task through cancelActive instead.
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
 	defer cancel(nil)
 	run := &running{ref: LeaseRef{TaskID: a.TaskID, Attempt: a.Attempt}, tenant: a.TenantID, cancel: cancel}
 	p.mu.Lock()
 	p.active[a.TaskID] = run
 	p.mu.Unlock()
+	if parent.Err() != nil {
+		// Cancelled before this task was in the active map.
+		cancel(context.Cause(parent))
+	}
 	defer func() {
 		p.mu.Lock()
 		delete(p.active, a.TaskID)

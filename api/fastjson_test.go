@@ -1,0 +1,103 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http/httptest"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/grey-distributed/grey/apitypes"
+	"github.com/grey-distributed/grey/task"
+)
+
+// decodeItemStd is decodeItem's encoding/json path alone (items are
+// single values cut from the batch document, so trailing data is not
+// looked at).
+func decodeItemStd(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+var specSeeds = []string{
+	`{"kind":"noop","payload":{"i":1}}`,
+	`{"kind":"resize","payload":{"w":640,"h":480,"s":"<a>&"},"priority":5,"max_attempts":3,"timeout":"30s","labels":{"gpu":"true"},"headers":{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}`,
+	`{"kind":"noop","depends_on":["0193b0e2-0000-7000-8000-000000000001"],"idempotency_key":"k1","run_at":"2026-12-04T10:00:00Z"}`,
+	`{"kind":"noop","constraints":{"gpu":true,"platform":"sgx"}}`,
+	`{"kind":"noop","unknown":1}`,
+	`{"kind":1}`,
+	`{"kind":"noop","priority":1.5}`,
+	`{"kind":"noop","priority":300000000000000000000}`,
+	`{"kind":"noop","timeout":"soon"}`,
+	`{"kind":"noop"} {}`,
+	`{"kind":"noop",}`,
+	`{"Kind":"noop"}`,
+	`{"kind":"noop","payload":}`,
+	`[]`,
+	`null`,
+}
+
+// FuzzDecodeItemAgrees: whatever the fast decoder of batch items accepts,
+// encoding/json accepts with the same result; where it refuses, decodeItem
+// answers with encoding/json's verdict.
+func FuzzDecodeItemAgrees(f *testing.F) {
+	for _, s := range specSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var fast, std task.Spec
+		ferr := decodeItem(raw, &fast, "tasks[0]")
+		serr := decodeItemStd(raw, &std)
+		if (ferr == nil) != (serr == nil) {
+			t.Fatalf("%q: decodeItem error %v, encoding/json error %v", raw, ferr, serr)
+		}
+		if ferr == nil && !reflect.DeepEqual(fast, std) {
+			t.Fatalf("%q: decoded differently:\n fast %+v\n std  %+v", raw, fast, std)
+		}
+	})
+}
+
+func TestDecodeItemSeeds(t *testing.T) {
+	for _, s := range specSeeds {
+		var fast, std task.Spec
+		ferr := decodeItem([]byte(s), &fast, "tasks[0]")
+		serr := decodeItemStd([]byte(s), &std)
+		if (ferr == nil) != (serr == nil) || (ferr == nil && !reflect.DeepEqual(fast, std)) {
+			t.Errorf("%s: fast %+v %v, std %+v %v", s, fast, ferr, std, serr)
+		}
+	}
+}
+
+// TestResponsesMatchEncodingJSON: writeJSON's bytes are encoding/json's,
+// for the task documents the API answers with.
+func TestResponsesMatchEncodingJSON(t *testing.T) {
+	now := time.Date(2026, 12, 4, 10, 0, 0, 123456789, time.UTC)
+	cost := 0.25
+	tk := &task.Task{ID: "0193b0e2-0000-7000-8000-000000000001", TenantID: "acme", Status: task.Completed,
+		Attempt: 2, CreatedAt: now, UpdatedAt: now, StartedAt: &now, FinishedAt: &now, CostUSD: &cost,
+		Result:   json.RawMessage("{ \"out\" : \"<b>&\u2028\" , \"n\":[1, 2.5e3] }"),
+		CostTags: map[string]string{"grey-tenant-id": "acme", "b": "1"},
+		Attempts: []task.Attempt{{N: 1, WorkerID: "w1", LeasedAt: now, StartedAt: &now, Error: &task.Error{Code: "executor", Message: "boom <x>", Retryable: true}}},
+		Usage:    &task.Usage{CPUSeconds: 1.5},
+	}
+	tk.Kind = "resize"
+	tk.Payload = json.RawMessage(`{"z":1,"a":"é"}`)
+	tk.Headers = map[string]string{"traceparent": "00-x", "a": "b"}
+	for name, v := range map[string]any{
+		"batch": apitypes.BatchResponse{Tasks: []*task.Task{tk, {ID: "2", TenantID: "acme", Status: task.Pending, CreatedAt: now, UpdatedAt: now}}},
+		"task":  tk,
+		"error": errorBody{Code: "invalid_argument", Message: `bad "x" <y>`, Field: "tasks[0].kind"},
+	} {
+		rec := httptest.NewRecorder()
+		writeJSON(rec, 200, v)
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(v); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(rec.Body.Bytes(), want.Bytes()) {
+			t.Errorf("%s:\n goccy %s\n std   %s", name, rec.Body.Bytes(), want.Bytes())
+		}
+	}
+}
