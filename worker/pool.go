@@ -75,6 +75,7 @@ type Pool struct {
 	active  map[string]*running // task id → run
 	reports chan Report
 	slots   chan struct{}
+	idle    chan runJob // runners waiting for a task
 
 	selfOnce sync.Once
 	self     proof.Executor // measurement of the binary (binaryExecutor)
@@ -83,8 +84,18 @@ type Pool struct {
 type running struct {
 	ref    LeaseRef
 	tenant string
-	cancel context.CancelCauseFunc
+	cancel context.CancelFunc
+	cause  error // why the pool cancelled it (nil: not cancelled, or timed out)
 	lost   bool
+}
+
+// stop cancels the run for cause (the first cause wins). Callers hold
+// the pool's mu.
+func (r *running) stop(cause error) {
+	if r.cause == nil {
+		r.cause = cause
+	}
+	r.cancel()
 }
 
 var errLeaseLost = errors.New("lease lost")
@@ -157,6 +168,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	}
 	p.reports = make(chan Report, 4*p.opts.Concurrency+p.opts.MaxReportBatch)
 	p.slots = make(chan struct{}, p.opts.Concurrency)
+	p.idle = make(chan runJob)
 
 	// Handlers run under their own context so the drain can outlive ctx.
 	runCtx, cancelRuns := context.WithCancelCause(context.Background())
@@ -183,6 +195,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		cancelRuns(errShutdown)
 		<-done
 	}
+	close(p.idle) // every task is done: the runners end
 	stopHB()
 	<-hbDone
 	close(p.reports)
@@ -191,6 +204,32 @@ func (p *Pool) Run(ctx context.Context) error {
 }
 
 var errShutdown = errors.New("worker shutting down")
+
+// runJob is a leased task for a runner goroutine.
+type runJob struct {
+	a  Assignment
+	wg *sync.WaitGroup
+}
+
+// dispatch hands j to an idle runner, or starts one. Runners live as long
+// as the pool (at most Concurrency of them, as each holds a slot while it
+// runs): a goroutine per task paid for growing a fresh stack on every
+// task.
+func (p *Pool) dispatch(ctx context.Context, j runJob) {
+	select {
+	case p.idle <- j:
+	default:
+		go p.runner(ctx, j)
+	}
+}
+
+func (p *Pool) runner(ctx context.Context, j runJob) {
+	for ok := true; ok; j, ok = <-p.idle {
+		p.execute(ctx, j.a)
+		<-p.slots
+		j.wg.Done()
+	}
+}
 
 func (p *Pool) leaseLoop(ctx, runCtx context.Context, kinds []string, wg *sync.WaitGroup) {
 	failures := 0
@@ -252,13 +291,8 @@ func (p *Pool) leaseLoop(ctx, runCtx context.Context, kinds []string, wg *sync.W
 		}
 		failures = 0
 		for i := range resp.Tasks {
-			a := resp.Tasks[i]
 			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-p.slots }()
-				p.execute(runCtx, a)
-			}()
+			p.dispatch(runCtx, runJob{a: resp.Tasks[i], wg: wg})
 		}
 	}
 }
@@ -292,25 +326,34 @@ func (p *Pool) cancelActive(cause error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, r := range p.active {
-		r.cancel(cause)
+		r.stop(cause)
 	}
 }
 
 func (p *Pool) execute(parent context.Context, a Assignment) {
-	// The task's context keeps parent's values but is not registered as
-	// its child: with thousands of tasks running, adding and removing
+	// The task's one context keeps parent's values but is not registered
+	// as its child: with thousands of tasks running, adding and removing
 	// each in parent's child set cost more than the noop task itself.
-	// Cancelling parent reaches the task through cancelActive instead.
-	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
-	defer cancel(nil)
+	// Cancelling parent reaches the task through cancelActive instead,
+	// which records why in the run (context.Cause of a deadline context
+	// cannot carry it).
+	base := context.WithoutCancel(parent)
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if a.Timeout > 0 {
+		ctx, cancel = context.WithTimeout(base, a.Timeout.D())
+	} else {
+		ctx, cancel = context.WithCancel(base)
+	}
+	defer cancel()
 	run := &running{ref: LeaseRef{TaskID: a.TaskID, Attempt: a.Attempt}, tenant: a.TenantID, cancel: cancel}
 	p.mu.Lock()
 	p.active[a.TaskID] = run
-	p.mu.Unlock()
 	if parent.Err() != nil {
 		// Cancelled before this task was in the active map.
-		cancel(context.Cause(parent))
+		run.stop(context.Cause(parent))
 	}
+	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
 		delete(p.active, a.TaskID)
@@ -320,17 +363,11 @@ func (p *Pool) execute(parent context.Context, a Assignment) {
 	started := time.Now().UTC()
 	p.reports <- Report{TaskID: a.TaskID, Attempt: a.Attempt, Status: task.Running, At: started}
 	h := p.handlers[a.Kind]
-	var tctx context.Context = ctx
-	if a.Timeout > 0 {
-		var c context.CancelFunc
-		tctx, c = context.WithTimeout(ctx, a.Timeout.D())
-		defer c()
-	}
 	// A task that carries a trace context runs its handler in a
 	// grey.execute span, child of that context (none when the trace is not
 	// sampled), with the grey.tenant_id baggage member; the handler's
 	// context names the task for logs.
-	hctx := tracing.Extract(tctx, a.Headers)
+	hctx := tracing.Extract(ctx, a.Headers)
 	var span trace.Span = noop.Span{}
 	if trace.SpanContextFromContext(hctx).IsValid() {
 		hctx = tracing.WithTenantBaggage(hctx, a.TenantID)
@@ -344,7 +381,7 @@ func (p *Pool) execute(parent context.Context, a Assignment) {
 	hctx = tracing.WithTask(hctx, a.TenantID, a.TaskID)
 	res, err := safeWork(hctx, h, &Job{Assignment: a})
 	p.mu.Lock()
-	lost := run.lost
+	lost, cause := run.lost, run.cause
 	p.mu.Unlock()
 	if lost {
 		span.SetAttributes(tracing.Reason.String("lease lost"))
@@ -382,7 +419,7 @@ func (p *Pool) execute(parent context.Context, a Assignment) {
 	}
 	if err != nil {
 		r.Status = task.Failed
-		r.Error = classify(tctx, ctx, err)
+		r.Error = classify(ctx, cause, err)
 		span.SetStatus(codes.Error, r.Error.Message)
 		span.SetAttributes(tracing.ErrorCode.String(r.Error.Code))
 		p.opts.Logger.LogAttrs(hctx, slog.LevelDebug, "task failed", slog.String("task_id", a.TaskID), slog.String("tenant_id", a.TenantID),
@@ -501,16 +538,18 @@ func EncodeResult(v any) (json.RawMessage, error) {
 	return json.Marshal(v)
 }
 
-func classify(tctx, ctx context.Context, err error) *task.Error {
+// classify codes a handler's error; ctx is the task's context and cause
+// why the pool cancelled it (nil when it did not).
+func classify(ctx context.Context, cause, err error) *task.Error {
 	te := &task.Error{Message: err.Error(), Retryable: !IsPermanent(err), Code: "executor"}
 	var ce CodedError
 	if errors.As(err, &ce) {
 		te.Code = ce.Code()
 	}
 	switch {
-	case errors.Is(context.Cause(ctx), errShutdown):
+	case errors.Is(cause, errShutdown):
 		te.Code, te.Retryable, te.Message = "worker_shutdown", true, "released: worker shut down before the task finished"
-	case tctx.Err() == context.DeadlineExceeded && ctx.Err() == nil:
+	case cause == nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		te.Code, te.Retryable = "timeout", true
 		te.Message = "attempt exceeded its timeout: " + err.Error()
 	}
@@ -632,7 +671,7 @@ func (p *Pool) heartbeatLoop(ctx context.Context) {
 			if r := p.active[l.TaskID]; r != nil && r.ref.Attempt == l.Attempt {
 				p.opts.Logger.Debug("lease lost; cancelling the task", "task_id", l.TaskID, "tenant_id", r.tenant, "attempt", l.Attempt, "reason", l.Reason)
 				r.lost = true
-				r.cancel(fmt.Errorf("%w: %s", errLeaseLost, l.Reason))
+				r.stop(fmt.Errorf("%w: %s", errLeaseLost, l.Reason))
 			}
 		}
 		p.mu.Unlock()

@@ -168,3 +168,34 @@ func TestPoolLostLeaseCancelsThatTask(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A task past its timeout is cancelled and reported as a retryable
+// timeout, not as a shutdown.
+func TestPoolTimeout(t *testing.T) {
+	as := assignments(1)
+	as[0].Timeout = task.Duration(50 * time.Millisecond)
+	c := &fakeCoord{pending: as, reports: map[task.ID]worker.Report{}}
+	p := worker.NewPool(c, worker.Options{WorkerID: "w1", Concurrency: 2, HeartbeatInterval: time.Hour})
+	p.HandleFunc("block", func(ctx context.Context, _ *worker.Job) (any, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if r, ok := c.report(as[0].TaskID); ok {
+			if r.Status != task.Failed || r.Error == nil || r.Error.Code != "timeout" || !r.Error.Retryable {
+				t.Fatalf("report %s %+v, want a retryable timeout", r.Status, r.Error)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no report")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
