@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"container/heap"
 	"time"
 )
 
@@ -11,24 +10,16 @@ type readyItem struct {
 	attempt int
 }
 
-// readyHeap orders by priority (high first), then id (old first).
-type readyHeap []readyItem
-
-func (h readyHeap) Len() int { return len(h) }
-func (h readyHeap) Less(i, j int) bool {
-	if h[i].prio != h[j].prio {
-		return h[i].prio > h[j].prio
+// before orders ready items by priority (high first), then id (old first).
+func (a readyItem) before(b readyItem) bool {
+	if a.prio != b.prio {
+		return a.prio > b.prio
 	}
-	return h[i].id < h[j].id
+	return a.id < b.id
 }
-func (h readyHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *readyHeap) Push(x any)   { *h = append(*h, x.(readyItem)) }
-func (h *readyHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return it
-}
+
+// readyHeap is a min-heap by readyItem.before.
+type readyHeap []readyItem
 
 type timedItem struct {
 	at      time.Time
@@ -36,21 +27,66 @@ type timedItem struct {
 	attempt int
 }
 
-// timeHeap orders by time, earliest first.
+// before orders timed items by time, earliest first.
+func (a timedItem) before(b timedItem) bool { return a.at.Before(b.at) }
+
+// timeHeap is a min-heap by timedItem.before.
 type timeHeap []timedItem
 
-func (h timeHeap) Len() int           { return len(h) }
-func (h timeHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timeHeap) Push(x any)        { *h = append(*h, x.(timedItem)) }
-func (h *timeHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return it
+// heapItem is an element of the scheduler's heaps. The heaps are typed
+// (not container/heap, whose Push and Pop box every item: an allocation
+// per queued and per taken task).
+type heapItem[T any] interface{ before(T) bool }
+
+func heapPush[T heapItem[T]](h *[]T, x T) {
+	s := append(*h, x)
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !s[i].before(s[p]) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+	*h = s
 }
 
-func pushTimed(h *timeHeap, it timedItem) { heap.Push(h, it) }
+func heapPop[T heapItem[T]](h *[]T) T {
+	s := *h
+	n := len(s) - 1
+	top := s[0]
+	s[0] = s[n]
+	var zero T
+	s[n] = zero // drop the reference to the id
+	s = s[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && s[r].before(s[l]) {
+			m = r
+		}
+		if !s[m].before(s[i]) {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return top
+}
+
+func pushTimed(h *timeHeap, it timedItem) { heapPush((*[]timedItem)(h), it) }
+
+func popTimed(h *timeHeap) timedItem { return heapPop((*[]timedItem)(h)) }
+
+func pushReadyItem(h *readyHeap, it readyItem) { heapPush((*[]readyItem)(h), it) }
+
+func popReady(h *readyHeap) readyItem { return heapPop((*[]readyItem)(h)) }
 
 func peekTimed(h *timeHeap) (timedItem, bool) {
 	if len(*h) == 0 {

@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"container/heap"
 	"slices"
 	"sort"
 	"strings"
@@ -313,7 +312,7 @@ func (s *Scheduler) pushReady(t *task.Task) {
 		c = &class{kind: t.Kind, labels: labels, affinity: aff}
 		q.classes[ck] = c
 	}
-	heap.Push(&c.ready, readyItem{prio: t.Prio(), id: t.ID, attempt: t.Attempt})
+	pushReadyItem(&c.ready, readyItem{prio: t.Prio(), id: t.ID, attempt: t.Attempt})
 	if q.size == 0 {
 		s.ring = append(s.ring, q.id)
 	}
@@ -338,7 +337,7 @@ func (s *Scheduler) Promote(now time.Time) time.Time {
 			}
 			return it.at
 		}
-		heap.Pop(&s.delayed)
+		popTimed(&s.delayed)
 		if s.queued[it.id] != it.attempt {
 			continue
 		}
@@ -463,14 +462,14 @@ func (s *Scheduler) popBest(q *tenantQueue, kinds map[string]bool, req TakeReque
 			if c.affinity != "" && s.deferCold(c, req) {
 				continue
 			}
-			if best == nil || c.ready.Less2(best.ready) {
+			if best == nil || c.ready[0].before(best.ready[0]) {
 				best = c
 			}
 		}
 		if best == nil {
 			return nil
 		}
-		it := heap.Pop(&best.ready).(readyItem)
+		it := popReady(&best.ready)
 		q.size--
 		if s.queued[it.id] != it.attempt {
 			continue
@@ -549,15 +548,6 @@ func (s *Scheduler) wakeAt(now, due time.Time) {
 	})
 }
 
-// Less2 reports whether h's head sorts before o's head.
-func (h readyHeap) Less2(o readyHeap) bool {
-	a, b := h[0], o[0]
-	if a.prio != b.prio {
-		return a.prio > b.prio
-	}
-	return a.id < b.id
-}
-
 // Return puts back tasks taken but not leased.
 func (s *Scheduler) Return(ts []*task.Task) {
 	if len(ts) == 0 {
@@ -600,7 +590,7 @@ func (s *Scheduler) Due(now time.Time, timeoutOf func(*task.Task) time.Duration)
 		if !ok || it.at.After(now) {
 			break
 		}
-		heap.Pop(&s.deadlines)
+		popTimed(&s.deadlines)
 		if s.tracked[it.id] != it.attempt {
 			continue
 		}
