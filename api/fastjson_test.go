@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http/httptest"
 	"reflect"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/worker"
 )
 
 // decodeItemStd is decodeItem's encoding/json path alone (items are
@@ -99,5 +102,85 @@ func TestResponsesMatchEncodingJSON(t *testing.T) {
 		if !bytes.Equal(rec.Body.Bytes(), want.Bytes()) {
 			t.Errorf("%s:\n goccy %s\n std   %s", name, rec.Body.Bytes(), want.Bytes())
 		}
+	}
+}
+
+// decodeStd is Server.decode's encoding/json path alone: one value, no
+// unknown fields, nothing after it.
+func decodeStd(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("more than one value")
+	}
+	return nil
+}
+
+var bodySeeds = []string{
+	`{"worker_id":"w1","kinds":["noop","resize"],"labels":{"gpu":"true"},"max":100,"wait":"30s","warm":["sha256:ab"]}`,
+	`{"worker_id":"w1","reports":[{"task_id":"t1","attempt":1,"status":"completed","result":{"ok":true},"at":"2026-12-04T10:00:00Z","proof":1}],"proofs":[{"payloadType":"x","payload":"eA==","signatures":[]}]}`,
+	`{"worker_id":"w1","leases":[{"task_id":"t1","attempt":2}]}`,
+	`{"tasks":[{"kind":"noop"},{"kind":"x","payload":[1,2]}]}`,
+	`{"worker_id":"w1","max":1.5}`,
+	`{"worker_id":"w1","max":100000000000000000000}`,
+	`{"worker_id":"w1"} x`,
+	`{"worker_id":"w1"}   `,
+	`{"worker_id":"w1"}{}`,
+	`{"worker_id":1}`,
+	`{"reports":[{"attempt":"1"}]}`,
+	`{"reports":[{"at":"yesterday"}]}`,
+	`{"nope":1}`,
+}
+
+// FuzzDecodeAgrees: for the bodies workers and batch submits send, what
+// decode's fast path accepts, encoding/json accepts with the same value,
+// and decode refuses what encoding/json refuses.
+func FuzzDecodeAgrees(f *testing.F) {
+	for _, s := range bodySeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		for _, mk := range []func() any{
+			func() any { return new(worker.LeaseRequest) },
+			func() any { return new(worker.CompleteRequest) },
+			func() any { return new(worker.HeartbeatRequest) },
+			func() any { return new(batchRequest) },
+		} {
+			fast, std := mk(), mk()
+			ok := fastDecode(raw, fast)
+			serr := decodeStd(raw, std)
+			if ok && serr != nil {
+				t.Fatalf("%T %q: the fast path accepts what encoding/json refuses (%v)", fast, raw, serr)
+			}
+			if ok && !reflect.DeepEqual(fast, std) {
+				t.Fatalf("%T %q: decoded differently:\n fast %+v\n std  %+v", fast, raw, fast, std)
+			}
+			if !ok && !reflect.DeepEqual(fast, mk()) {
+				t.Fatalf("%T %q: a refused fast decode left %+v", fast, raw, fast)
+			}
+		}
+	})
+}
+
+func TestDecodeSeeds(t *testing.T) {
+	accepted := 0
+	for _, s := range bodySeeds {
+		for _, v := range []any{new(worker.LeaseRequest), new(worker.CompleteRequest), new(worker.HeartbeatRequest), new(batchRequest)} {
+			std := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+			ok := fastDecode([]byte(s), v)
+			serr := decodeStd([]byte(s), std)
+			if ok != (serr == nil) {
+				t.Errorf("%T %s: fast %v, encoding/json %v", v, s, ok, serr)
+			}
+			if ok {
+				accepted++
+			}
+		}
+	}
+	if accepted < 5 {
+		t.Fatalf("only %d seed bodies decoded: the seeds do not exercise the fast path", accepted)
 	}
 }

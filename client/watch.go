@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/task"
 )
@@ -113,7 +114,7 @@ func (c *Client) watchOnce(ctx context.Context, r *request, onConnect func(), fn
 			case data.Len() == 0:
 			case event == "task":
 				var t task.Task
-				if err := json.Unmarshal(data.Bytes(), &t); err != nil {
+				if err := gojson.Unmarshal(data.Bytes(), &t); err != nil {
 					return greyerr.Wrap(greyerr.Internal, err, "watch: decode task event")
 				}
 				if err := fn(&t); err != nil {
