@@ -362,8 +362,10 @@ func checkHex(d string) error {
 	if len(d) != 2*sha256.Size {
 		return fmt.Errorf("%q is not a hex SHA-256 (%d characters, want %d)", d, len(d), 2*sha256.Size)
 	}
-	if _, err := hex.DecodeString(d); err != nil || strings.ToLower(d) != d {
-		return fmt.Errorf("%q is not a lower-case hex SHA-256", d)
+	for i := 0; i < len(d); i++ {
+		if c := d[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return fmt.Errorf("%q is not a lower-case hex SHA-256", d)
+		}
 	}
 	return nil
 }
