@@ -226,7 +226,7 @@ func (s *session) connect() (*amqp.Connection, uint64, error) {
 	})
 	if err != nil {
 		if untrustedCert(err) {
-			return nil, 0, greyerr.Wrap(greyerr.Unauthenticated, err, "rabbitmq: TLS: the broker's certificate does not verify (check events.rabbitmq.tls.ca_file)")
+			return nil, 0, greyerr.Wrap(greyerr.Unauthenticated, err, "rabbitmq: TLS: the broker's certificate does not verify (check events.rabbitmq.tls.ca_file or the URL's cacertfile)")
 		}
 		return nil, 0, err
 	}

@@ -3,6 +3,7 @@ package rabbitevents
 import (
 	"crypto/tls"
 	"crypto/x509"
+	amqp "github.com/rabbitmq/amqp091-go"
 	"os"
 	"strconv"
 	"strings"
@@ -254,10 +255,30 @@ func (s *settings) tenantQueue(tenant string) string { return s.prefix + "." + t
 func (s *settings) unroutedQueue() string { return s.prefix + "." + unroutedSuffix }
 
 // checkScheme refuses a CA file for a plain amqp:// URL (it would be
-// silently unused: the connection would not be encrypted).
-func checkScheme(rawURL string, s settings) error {
-	if s.tls != nil && !strings.HasPrefix(strings.ToLower(strings.TrimSpace(rawURL)), "amqps://") {
+// silently unused: the connection would not be encrypted) and, the URL's
+// own TLS query keys being ignored by amqp091 once a TLS configuration is
+// given, takes its client certificate and server name into s.tls.
+func checkScheme(rawURL string, s *settings) error {
+	if s.tls == nil {
+		return nil
+	}
+	if !strings.HasPrefix(strings.ToLower(strings.TrimSpace(rawURL)), "amqps://") {
 		return greyerr.Invalid("events.rabbitmq.tls.ca_file", "rabbitmq: a CA file is set but the URL is not amqps://")
+	}
+	uri, err := amqp.ParseURI(rawURL)
+	if err != nil {
+		return greyerr.Invalid("events.rabbitmq.url", "rabbitmq: %v", err)
+	}
+	if uri.CACertFile != "" {
+		return greyerr.Invalid("events.rabbitmq.tls.ca_file", "rabbitmq: the URL names a cacertfile too: give one or the other")
+	}
+	s.tls.ServerName = uri.ServerName
+	if uri.CertFile != "" || uri.KeyFile != "" {
+		pair, err := tls.LoadX509KeyPair(uri.CertFile, uri.KeyFile)
+		if err != nil {
+			return greyerr.Invalid("events.rabbitmq.url", "rabbitmq: client certificate (certfile, keyfile): %v", err)
+		}
+		s.tls.Certificates = []tls.Certificate{pair}
 	}
 	return nil
 }

@@ -36,7 +36,7 @@ func OpenSink(rawURL string, opts events.SinkOptions) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkScheme(rawURL, set); err != nil {
+	if err := checkScheme(rawURL, &set); err != nil {
 		return nil, err
 	}
 	if opts.Transactional {

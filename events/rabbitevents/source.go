@@ -73,7 +73,7 @@ func OpenSource(rawURL string, opts events.SourceOptions) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkScheme(rawURL, set); err != nil {
+	if err := checkScheme(rawURL, &set); err != nil {
 		return nil, err
 	}
 	prefetch := opts.Prefetch

@@ -28,6 +28,23 @@ func TestTLS(t *testing.T) {
 		eventstest.RunSource(t, e.sourceHarness())
 		eventstest.RunSink(t, e.sinkHarness(t))
 	})
+	t.Run("CAInURL", func(t *testing.T) {
+		// amqp091's own query keys, without tls_ca_file
+		k, err := rabbitevents.OpenSink(b.TLSURL()+"?cacertfile="+certs.CA, events.SinkOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer k.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := k.Publish(ctx, []events.Event{{Kind: events.Result, Tenant: "acme", Key: "t1", Value: []byte(`{}`)}}); err != nil {
+			t.Fatalf("Publish over amqps:// with ?cacertfile: %v", err)
+		}
+		_, err = rabbitevents.OpenSink(b.TLSURL()+"?cacertfile="+certs.CA, events.SinkOptions{Settings: ca})
+		if !greyerr.Is(err, greyerr.InvalidArgument) {
+			t.Fatalf("tls_ca_file and ?cacertfile: %v, want InvalidArgument", err)
+		}
+	})
 	t.Run("UntrustedCertificate", func(t *testing.T) {
 		other := testtls.New(t, "other")
 		set := map[string]string{"tenants": "acme", "tls_ca_file": other.CA}
