@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -68,4 +69,18 @@ func FuzzEventBodies(f *testing.F) {
 		}
 		sameAsMarshal(t, rb, LifecycleBody{Type: "task." + status, TaskID: id, TenantID: tenant, Kind: kind, Status: task.Status(status), Attempt: attempt, At: ft})
 	})
+}
+
+// TestEventBodiesFieldsKnown fails when ResultBody or LifecycleBody gains
+// a field: the hand-written encoders (eventjson.go) must write it too, and
+// TestEventBodiesAreJSONMarshal must set it.
+func TestEventBodiesFieldsKnown(t *testing.T) {
+	for _, c := range []struct {
+		v    any
+		want int
+	}{{ResultBody{}, 13}, {LifecycleBody{}, 7}} {
+		if n := reflect.TypeOf(c.v).NumField(); n != c.want {
+			t.Errorf("%T has %d fields, the encoder knows %d: update appendResultBody / appendLifecycleBody and this test", c.v, n, c.want)
+		}
+	}
 }
