@@ -284,6 +284,8 @@ events:
     queue_type: classic
     delivery_limit: 3
     max_priority: 10
+    tls:
+      ca_file: /etc/grey/rabbit-ca.pem
 `
 
 func TestFullFileRoundTrips(t *testing.T) {

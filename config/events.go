@@ -136,6 +136,16 @@ type RabbitMQConfig struct {
 	// connection and publishes again on a new one (a broker can keep a
 	// connection alive without serving it).
 	ConfirmTimeout Duration `yaml:"confirm_timeout"`
+	// TLS configures amqps:// connections.
+	TLS RabbitMQTLSConfig `yaml:"tls"`
+}
+
+// RabbitMQTLSConfig is RabbitMQ's TLS (the URL's amqps:// scheme turns
+// TLS on).
+type RabbitMQTLSConfig struct {
+	// CAFile is a PEM bundle of the CAs that sign the broker's
+	// certificate ("": the system pool); it needs an amqps:// URL.
+	CAFile string `yaml:"ca_file"`
 }
 
 // Enabled reports whether the RabbitMQ driver has a side to run.
@@ -219,6 +229,9 @@ func (v *validator) events(e *EventsConfig) {
 		} else if p.Host == "" {
 			v.fail("events.rabbitmq.url", "names no host (want amqp://user:password@host:5672/vhost)")
 		}
+	}
+	if r.TLS.CAFile != "" && r.URL != "" && !strings.HasPrefix(strings.ToLower(string(r.URL)), "amqps://") {
+		v.fail("events.rabbitmq.tls.ca_file", "is set but events.rabbitmq.url is not amqps:// (the connection would not be encrypted)")
 	}
 	between(v, "events.rabbitmq.prefetch", r.Prefetch, 1, 65535)
 	v.oneOf("events.rabbitmq.queue_type", r.QueueType, QueueQuorum, QueueClassic)

@@ -30,6 +30,7 @@ func TestEventsValidation(t *testing.T) {
 		{"rabbit source without url", "events:\n  rabbitmq:\n    source: true\n", []string{"events.rabbitmq.url", "is required", "GREY_RABBITMQ_URL"}},
 		{"rabbit url scheme", "events:\n  rabbitmq:\n    url: http://rabbit:5672/\n", []string{"events.rabbitmq.url", "amqp:// or amqps://", "http"}},
 		{"rabbit url host", "events:\n  rabbitmq:\n    url: \"amqp:///vhost\"\n", []string{"events.rabbitmq.url", "no host"}},
+		{"rabbit ca without amqps", "events:\n  rabbitmq:\n    url: amqp://rabbit/\n    tls:\n      ca_file: /etc/ca.pem\n", []string{"events.rabbitmq.tls.ca_file", "not amqps://"}},
 		{"prefetch", "events:\n  rabbitmq:\n    prefetch: 0\n", []string{"events.rabbitmq.prefetch", "between 1 and 65535"}},
 		{"queue type", "events:\n  rabbitmq:\n    queue_type: stream\n", []string{"events.rabbitmq.queue_type", "quorum, classic"}},
 		{"delivery limit", "events:\n  rabbitmq:\n    delivery_limit: 0\n", []string{"events.rabbitmq.delivery_limit", "between 1 and 1000"}},
@@ -51,7 +52,7 @@ func TestEventsValidation(t *testing.T) {
 	for _, src := range []string{
 		"events:\n  kafka:\n    brokers: [k1:9092, \"k2:9093\"]\n    source: true\n    sink: true\n    transactional: true\n",
 		"events:\n  kafka:\n    brokers: [k:9092]\n    sink: true\n    tls:\n      enabled: true\n    sasl:\n      mechanism: PLAIN\n      username: u\n      password: p\n",
-		"events:\n  rabbitmq:\n    url: amqps://u:p@rabbit:5671/grey\n    source: true\n    queue_type: classic\n    max_priority: 10\n",
+		"events:\n  rabbitmq:\n    url: amqps://u:p@rabbit:5671/grey\n    tls:\n      ca_file: /etc/grey/rabbit-ca.pem\n    source: true\n    queue_type: classic\n    max_priority: 10\n",
 		"events:\n  rabbitmq:\n    url: amqp://u:p@rabbit/\n    sink: true\n    lifecycle: [all]\n",
 		"events:\n  kafka:\n    brokers: [k:9092]\n    sink: true\n    lifecycle: [leased, running, retrying, terminal]\n",
 	} {

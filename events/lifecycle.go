@@ -111,7 +111,8 @@ func (l LifecycleSet) String() string {
 // TransitionEvent returns the lifecycle event of t's current status
 // ("task.<status>", with the grey-event header), whatever the status.
 func TransitionEvent(t *task.Task) (Event, error) {
-	return lifecycleEvent(t)
+	e, _, err := appendLifecycleEvent(nil, t)
+	return e, err
 }
 
 // transitionKey is what a task's last published non-terminal event was.

@@ -266,25 +266,29 @@ func (p *Publisher) failed(err error) {
 
 // Events returns the events of a batch: for each finished task a Result
 // and (unless NoLifecycle, or its status is not in Lifecycle) a Lifecycle
-// event.
+// event. The bodies share one buffer per batch (each Value is capped to
+// its own bytes).
 func (p *Publisher) Events(b state.FeedBatch) ([]Event, error) {
 	n := len(b.Tasks)
 	if !p.opts.NoLifecycle {
 		n *= 2
 	}
 	evs := make([]Event, 0, n)
+	// ~330 bytes of result and ~250 of lifecycle body per noop task
+	buf := make([]byte, 0, len(b.Tasks)*640)
+	var err error
 	for _, t := range b.Tasks {
 		if t == nil || !t.Status.Terminal() {
 			continue
 		}
-		r, err := resultEvent(t, p.opts.MaxResultBytes)
-		if err != nil {
+		var r Event
+		if r, buf, err = appendResultEvent(buf, t, p.opts.MaxResultBytes); err != nil {
 			return nil, err
 		}
 		evs = append(evs, r)
 		if !p.opts.NoLifecycle && p.opts.Lifecycle.Has(t.Status) {
-			l, err := lifecycleEvent(t)
-			if err != nil {
+			var l Event
+			if l, buf, err = appendLifecycleEvent(buf, t); err != nil {
 				return nil, err
 			}
 			evs = append(evs, l)
@@ -296,57 +300,64 @@ func (p *Publisher) Events(b state.FeedBatch) ([]Event, error) {
 // TaskEvents returns a finished task's Result and Lifecycle events, the
 // result inline whatever its size.
 func TaskEvents(t *task.Task) (result, lifecycle Event, err error) {
-	if result, err = resultEvent(t, 0); err != nil {
+	if result, _, err = appendResultEvent(nil, t, 0); err != nil {
 		return Event{}, Event{}, err
 	}
-	if lifecycle, err = lifecycleEvent(t); err != nil {
+	if lifecycle, _, err = appendLifecycleEvent(nil, t); err != nil {
 		return Event{}, Event{}, err
 	}
 	return result, lifecycle, nil
 }
 
-// resultEvent is the Result event of a finished task, leaving out an
-// inline result over maxResult bytes (0: no bound).
-func resultEvent(t *task.Task, maxResult int) (Event, error) {
+// appendResultEvent is the Result event of a finished task, leaving out
+// an inline result over maxResult bytes (0: no bound). Its body is
+// appended to buf (returned grown) and the event's Value is that part.
+func appendResultEvent(buf []byte, t *task.Task, maxResult int) (Event, []byte, error) {
 	rb := ResultBody{TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Status: t.Status, Attempt: t.Attempt,
 		IdempotencyKey: t.IdempotencyKey, Result: t.Result, ResultRef: t.ResultRef, Error: t.Error, FinishedAt: t.FinishedAt, ProofID: t.ProofID}
 	if maxResult > 0 && len(t.Result) > maxResult {
 		rb.Result, rb.ResultOmitted, rb.ResultBytes = nil, true, len(t.Result)
 	}
-	rv, err := json.Marshal(rb)
+	start := len(buf)
+	buf, err := appendResultBody(buf, &rb)
 	if err != nil {
-		return Event{}, greyerr.Wrap(greyerr.Internal, err, "encode result event of task %s", t.ID)
+		return Event{}, nil, greyerr.Wrap(greyerr.Internal, err, "encode result event of task %s", t.ID)
 	}
-	return Event{Kind: Result, Tenant: t.TenantID, Key: t.ID, Value: rv, Headers: eventHeaders(t)}, nil
+	return Event{Kind: Result, Tenant: t.TenantID, Key: t.ID, Value: buf[start:len(buf):len(buf)], Headers: eventHeaders(t, "")}, buf, nil
 }
 
-// lifecycleEvent is the Lifecycle event of t's current status.
-func lifecycleEvent(t *task.Task) (Event, error) {
+// appendLifecycleEvent is the Lifecycle event of t's current status, its
+// body appended to buf as appendResultEvent's.
+func appendLifecycleEvent(buf []byte, t *task.Task) (Event, []byte, error) {
 	at := t.UpdatedAt
 	if t.FinishedAt != nil {
 		at = *t.FinishedAt
 	}
 	lb := LifecycleBody{Type: "task." + string(t.Status), TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Status: t.Status, Attempt: t.Attempt, At: at}
-	lv, err := json.Marshal(lb)
+	start := len(buf)
+	buf, err := appendLifecycleBody(buf, &lb)
 	if err != nil {
-		return Event{}, greyerr.Wrap(greyerr.Internal, err, "encode lifecycle event of task %s", t.ID)
+		return Event{}, nil, greyerr.Wrap(greyerr.Internal, err, "encode lifecycle event of task %s", t.ID)
 	}
-	h := eventHeaders(t)
-	h[HeaderEvent] = string(t.Status)
-	return Event{Kind: Lifecycle, Tenant: t.TenantID, Key: t.ID, Value: lv, Headers: h}, nil
+	return Event{Kind: Lifecycle, Tenant: t.TenantID, Key: t.ID, Value: buf[start:len(buf):len(buf)], Headers: eventHeaders(t, string(t.Status))}, buf, nil
 }
 
-// eventHeaders are the headers of every event of t.
-func eventHeaders(t *task.Task) map[string]string {
+// eventHeaders are the headers of every event of t, with HeaderEvent set
+// to event unless it is empty.
+func eventHeaders(t *task.Task, event string) map[string]string {
 	h := make(map[string]string, 7)
 	h[HeaderTenant] = t.TenantID
 	h[HeaderTaskID] = t.ID
 	h[HeaderAttempt] = strconv.Itoa(t.Attempt)
 	h[HeaderContentType] = ContentTypeJSON
-	for _, k := range []string{tracing.HeaderTraceparent, tracing.HeaderTracestate} {
-		if v := t.Headers[k]; v != "" {
-			h[k] = v
-		}
+	if event != "" {
+		h[HeaderEvent] = event
+	}
+	if v := t.Headers[tracing.HeaderTraceparent]; v != "" {
+		h[tracing.HeaderTraceparent] = v
+	}
+	if v := t.Headers[tracing.HeaderTracestate]; v != "" {
+		h[tracing.HeaderTracestate] = v
 	}
 	return h
 }

@@ -81,6 +81,9 @@ func eventBlocks(cfg *config.Config) []eventStream {
 			events.SettingMaxPriority:    strconv.Itoa(r.MaxPriority),
 			events.SettingConfirmTimeout: r.ConfirmTimeout.Std().String(),
 		}
+		if r.TLS.CAFile != "" {
+			settings[events.SettingTLSCAFile] = r.TLS.CAFile
+		}
 		out = append(out, eventStream{name: "rabbitmq", url: string(r.URL), source: r.Source, sink: r.Sink,
 			sourceOptions: events.SourceOptions{Prefetch: r.Prefetch, Settings: settings},
 			sinkOptions:   events.SinkOptions{Settings: settings}, lifecycle: r.Lifecycle})

@@ -2,6 +2,7 @@ package kafkaevents_test
 
 import (
 	"context"
+	"maps"
 	"net/url"
 	"regexp"
 	"strings"
@@ -85,7 +86,13 @@ func headersOf(r *kgo.Record) map[string]string {
 }
 
 func TestSourceConformance(t *testing.T) {
-	b := newHarnessBase(t)
+	runSourceConformance(t, newHarnessBase(t), nil)
+}
+
+// runSourceConformance runs the source suite on b.url with the settings
+// extra adds (SASL, TLS); the harness itself produces and reads on
+// b.brokers.
+func runSourceConformance(t *testing.T, b harnessBase, extra map[string]string) {
 	created := map[string]bool{}
 	eventstest.RunSource(t, eventstest.SourceHarness{
 		Open: func(t testing.TB, tenants []string) events.SourceDriver {
@@ -97,12 +104,14 @@ func TestSourceConformance(t *testing.T) {
 			// One group per test: drivers opened within a test resume
 			// from one another.
 			group := "eventstest-" + b.run + "-" + strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
-			s, err := kafkaevents.OpenSource(context.Background(), u, events.SourceOptions{Group: group, Settings: map[string]string{
+			settings := map[string]string{
 				kafkaevents.SettingTopicsRegex:    `^grey\.tasks\.(` + strings.Join(quoted, "|") + `)$`,
 				kafkaevents.SettingMetadataMaxAge: "500ms",
 				kafkaevents.SettingFetchMaxWait:   "100ms",
 				kafkaevents.SettingPingInterval:   "2s",
-			}})
+			}
+			maps.Copy(settings, extra)
+			s, err := kafkaevents.OpenSource(context.Background(), u, events.SourceOptions{Group: group, Settings: settings})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -146,12 +155,18 @@ func TestSourceConformance(t *testing.T) {
 }
 
 func TestSinkConformance(t *testing.T) {
-	b := newHarnessBase(t)
+	runSinkConformance(t, newHarnessBase(t), nil)
+}
+
+// runSinkConformance runs the sink suite (idempotent and transactional)
+// on b.url with the settings extra adds; the harness reads on b.brokers.
+func runSinkConformance(t *testing.T, b harnessBase, extra map[string]string) {
 	eventsTopic := "grey.events.test-" + b.run
 	settings := map[string]string{
 		kafkaevents.SettingEventsTopic:     eventsTopic,
 		kafkaevents.SettingDeliveryTimeout: "5s",
 	}
+	maps.Copy(settings, extra)
 	for _, txn := range []bool{false, true} {
 		name := "Idempotent"
 		if txn {

@@ -31,6 +31,19 @@ type privateKafka struct {
 	cmd     *exec.Cmd
 	log     *os.File
 	starts  int
+	// securePort is the SASL_SSL listener's port (0: none).
+	securePort int
+}
+
+// kafkaSecurity adds a SASL_SSL listener to a private broker: SCRAM users
+// created at format time and a server certificate in a PEM keystore.
+type kafkaSecurity struct {
+	// keystore is a PEM file holding the server's PKCS#8 key and its
+	// certificate chain.
+	keystore string
+	// scram are the storage tool's --add-scram values
+	// ("SCRAM-SHA-256=[name=alice,password=secret]").
+	scram []string
 }
 
 // kafkaLib finds the jars of the Kafka scripts/services.sh installed
@@ -61,6 +74,13 @@ func kafkaLib() (string, error) {
 // the shared broker (GREY_TEST_KAFKA_URL: Kafka is installed and meant to
 // be used) and also needs java and the jars.
 func startPrivateKafka(t *testing.T) *privateKafka {
+	t.Helper()
+	return startPrivateKafkaWith(t, nil)
+}
+
+// startPrivateKafkaWith starts a private broker with a SASL_SSL listener
+// besides the plaintext one when sec is not nil.
+func startPrivateKafkaWith(t *testing.T, sec *kafkaSecurity) *privateKafka {
 	t.Helper()
 	testenv.ServiceURL(t, "kafka")
 	lib, err := kafkaLib()
@@ -95,6 +115,24 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 log.retention.hours=1
 `, k.port, k.ctlPort, k.dir)
+	var format []string
+	if sec != nil {
+		k.securePort = freePort(t)
+		r := strings.NewReplacer(
+			fmt.Sprintf("listeners=PLAINTEXT://127.0.0.1:%d,", k.port), fmt.Sprintf("listeners=PLAINTEXT://127.0.0.1:%d,SASL_SSL://127.0.0.1:%d,", k.port, k.securePort),
+			fmt.Sprintf("advertised.listeners=PLAINTEXT://127.0.0.1:%d\n", k.port), fmt.Sprintf("advertised.listeners=PLAINTEXT://127.0.0.1:%d,SASL_SSL://127.0.0.1:%d\n", k.port, k.securePort),
+			"PLAINTEXT:PLAINTEXT\n", "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL\n")
+		props = r.Replace(props) + fmt.Sprintf(`sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=%s
+ssl.client.auth=none
+`, sec.keystore)
+		for _, s := range sec.scram {
+			format = append(format, "--add-scram", s)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(k.dir, "server.properties"), []byte(props), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -112,8 +150,9 @@ log.retention.hours=1
 		_, _ = rand.Read(id[:])
 		cid = base64.RawURLEncoding.EncodeToString(id[:])
 	}
-	out, err := exec.Command("java", "-cp", filepath.Join(lib, "*"), "-Dlog4j2.configurationFile="+filepath.Join(k.dir, "log4j2.properties"),
-		"kafka.tools.StorageTool", "format", "-t", cid, "-c", filepath.Join(k.dir, "server.properties")).CombinedOutput()
+	args := append([]string{"-cp", filepath.Join(lib, "*"), "-Dlog4j2.configurationFile=" + filepath.Join(k.dir, "log4j2.properties"),
+		"kafka.tools.StorageTool", "format", "-t", cid, "-c", filepath.Join(k.dir, "server.properties")}, format...)
+	out, err := exec.Command("java", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("kafka storage format: %v\n%s", err, out)
 	}
@@ -133,6 +172,9 @@ func freePort(t *testing.T) int {
 
 // URL is the broker's kafka:// URL.
 func (k *privateKafka) URL() string { return fmt.Sprintf("kafka://127.0.0.1:%d", k.port) }
+
+// SecureURL is the kafka:// URL of the broker's SASL_SSL listener.
+func (k *privateKafka) SecureURL() string { return fmt.Sprintf("kafka://127.0.0.1:%d", k.securePort) }
 
 // Addr is the broker's host:port.
 func (k *privateKafka) Addr() string { return fmt.Sprintf("127.0.0.1:%d", k.port) }

@@ -242,6 +242,9 @@ func (s *Source) ping(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if e := errorOf(err, "kafka: connecting to %s", s.cfg.brokerList()); !greyerr.Is(e, greyerr.Unavailable) {
+			return e // refused credentials, an untrusted certificate: say so
+		}
 		return greyerr.Wrap(greyerr.Unavailable, err, "kafka: no broker of %s answers", s.cfg.brokerList())
 	}
 	return nil

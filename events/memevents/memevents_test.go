@@ -112,3 +112,47 @@ func TestRegisteredScheme(t *testing.T) {
 		t.Fatalf("Fetch: %v %v", msgs, err)
 	}
 }
+
+func TestCountAndDiscard(t *testing.T) {
+	for _, discard := range []bool{false, true} {
+		b := memevents.New()
+		if discard {
+			b.DiscardPublished()
+		}
+		d, err := b.OpenSink()
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs := []events.Event{
+			{Kind: events.Result, Tenant: "acme", Key: "t1", Value: []byte(`{}`)},
+			{Kind: events.Lifecycle, Tenant: "acme", Key: "t1", Value: []byte(`{}`)},
+			{Kind: events.Result, Tenant: "globex", Key: "t2", Value: []byte(`{}`)},
+		}
+		if err := d.Publish(t.Context(), evs); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Publish(t.Context(), evs[:1]); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			kind   events.EventKind
+			tenant string
+			want   int
+		}{{events.Result, "acme", 2}, {events.Lifecycle, "acme", 1}, {events.Result, "globex", 1}, {events.Lifecycle, "globex", 0}, {events.Result, "initech", 0}} {
+			if got := b.Count(c.kind, c.tenant); got != c.want {
+				t.Errorf("discard %v: Count(%s, %s) = %d, want %d", discard, c.kind, c.tenant, got, c.want)
+			}
+			kept := len(b.Published(c.kind, c.tenant))
+			if want := c.want; discard && kept != 0 || !discard && kept != want {
+				t.Errorf("discard %v: Published(%s, %s) holds %d", discard, c.kind, c.tenant, kept)
+			}
+		}
+		// a refused batch counts nothing
+		if err := d.Publish(t.Context(), []events.Event{{Kind: events.Result, Tenant: "acme"}, {Kind: "bogus", Tenant: "acme"}}); err == nil {
+			t.Fatal("a batch with an unknown kind was published")
+		}
+		if got := b.Count(events.Result, "acme"); got != 2 {
+			t.Errorf("discard %v: a refused batch counted: %d", discard, got)
+		}
+	}
+}

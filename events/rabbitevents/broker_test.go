@@ -16,6 +16,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/grey-distributed/grey/internal/testenv"
+	"github.com/grey-distributed/grey/internal/testtls"
 )
 
 // rabbitServer is the Debian package's server script, the one
@@ -30,6 +31,7 @@ type privateBroker struct {
 	t                      testing.TB
 	dir, node              string
 	port, dist, epmd, mgmt int
+	tlsPort                int // amqps:// listener (0: none)
 	epmdCmd, srv           *exec.Cmd
 	srvDone                chan struct{}
 }
@@ -48,6 +50,14 @@ func freePort(t testing.TB) int {
 // management plugin (HTTP API on b.mgmt). It skips without the real
 // service (GREY_TEST_RABBITMQ_URL unset) or the server package.
 func startPrivateBroker(t testing.TB, management bool) *privateBroker {
+	t.Helper()
+	return startPrivateBrokerTLS(t, management, nil)
+}
+
+// startPrivateBrokerTLS starts a private node that also listens for
+// amqps:// on b.tlsPort with certs' server certificate when certs is not
+// nil.
+func startPrivateBrokerTLS(t testing.TB, management bool, certs *testtls.Files) *privateBroker {
 	t.Helper()
 	testenv.ServiceURL(t, "rabbitmq")
 	if _, err := os.Stat(rabbitServer); err != nil {
@@ -76,6 +86,11 @@ func startPrivateBroker(t testing.TB, management bool) *privateBroker {
 		}
 	}
 	conf := fmt.Sprintf("listeners.tcp.1 = 127.0.0.1:%d\nloopback_users.guest = true\nlog.file.level = warning\nlog.console = false\n", b.port)
+	if certs != nil {
+		b.tlsPort = freePort(t)
+		conf += fmt.Sprintf("listeners.ssl.1 = 127.0.0.1:%d\nssl_options.cacertfile = %s\nssl_options.certfile = %s\nssl_options.keyfile = %s\n"+
+			"ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n", b.tlsPort, certs.CA, certs.Cert, certs.Key)
+	}
 	plugins := "[]."
 	if management {
 		b.mgmt = freePort(t)
@@ -102,6 +117,11 @@ func must(t testing.TB, err error) {
 // URL is the node's AMQP URL.
 func (b *privateBroker) URL() string {
 	return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", b.port)
+}
+
+// TLSURL is the node's amqps:// URL (startPrivateBrokerTLS).
+func (b *privateBroker) TLSURL() string {
+	return fmt.Sprintf("amqps://guest:guest@127.0.0.1:%d/", b.tlsPort)
 }
 
 // Env is the environment of the server script and of rabbitmqctl for

@@ -2,6 +2,8 @@ package rabbitevents
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -31,7 +33,8 @@ const (
 // closes it runs teardown and dials again with exponential backoff.
 type session struct {
 	url  string
-	name string // connection_name shown by the broker
+	name string      // connection_name shown by the broker
+	tls  *tls.Config // amqps:// connections' (nil: the system's CAs)
 	// setup declares the topology and opens channels on a new connection;
 	// an error closes the connection and counts as a failed attempt.
 	setup func(conn *amqp.Connection, gen uint64) error
@@ -53,8 +56,8 @@ type session struct {
 	done   chan struct{}
 }
 
-func newSession(rawURL, name string) *session {
-	return &session{url: rawURL, name: name, done: make(chan struct{}), change: make(chan struct{})}
+func newSession(rawURL, name string, tc *tls.Config) *session {
+	return &session{url: rawURL, name: name, tls: tc, done: make(chan struct{}), change: make(chan struct{})}
 }
 
 // start runs the connection loop until stop.
@@ -207,9 +210,14 @@ func (s *session) connect() (*amqp.Connection, uint64, error) {
 	props.SetClientConnectionName(s.name)
 	var raw net.Conn
 	dial := amqp.DefaultDial(dialTimeout)
+	var tc *tls.Config
+	if s.tls != nil {
+		tc = s.tls.Clone() // amqp091 fills in ServerName
+	}
 	conn, err := amqp.DialConfig(s.url, amqp.Config{
-		Heartbeat:  heartbeat,
-		Properties: props,
+		Heartbeat:       heartbeat,
+		Properties:      props,
+		TLSClientConfig: tc,
 		Dial: func(network, addr string) (net.Conn, error) {
 			c, err := dial(network, addr)
 			raw = c
@@ -217,6 +225,9 @@ func (s *session) connect() (*amqp.Connection, uint64, error) {
 		},
 	})
 	if err != nil {
+		if untrustedCert(err) {
+			return nil, 0, greyerr.Wrap(greyerr.Unauthenticated, err, "rabbitmq: TLS: the broker's certificate does not verify (check events.rabbitmq.tls.ca_file or the URL's cacertfile)")
+		}
 		return nil, 0, err
 	}
 	s.mu.Lock()
@@ -341,4 +352,14 @@ func (s *session) confirmed(ctx context.Context, gen uint64, timeout time.Durati
 		return wedged()
 	}
 	return err
+}
+
+// untrustedCert reports whether err is a TLS handshake that failed on the
+// broker's certificate (unknown CA, wrong name, expired).
+func untrustedCert(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }

@@ -26,6 +26,7 @@ import (
 type env struct {
 	t      testing.TB
 	url    string
+	driver string // the drivers' URL (default url, the harness's own)
 	sfx    string
 	group  string
 	names  map[string]string // the driver's name settings
@@ -120,6 +121,14 @@ func (e *env) cleanup() {
 }
 
 // settings returns the driver's settings for tenants.
+// driverURL is the URL the drivers open.
+func (e *env) driverURL() string {
+	if e.driver != "" {
+		return e.driver
+	}
+	return e.url
+}
+
 func (e *env) settings(tenants []string) map[string]string {
 	m := map[string]string{}
 	for k, v := range e.names {
@@ -141,7 +150,7 @@ func (e *env) settings(tenants []string) map[string]string {
 // topology (Lag waits for the first connection).
 func (e *env) open(t testing.TB, tenants []string, prefetch int) *rabbitevents.Source {
 	t.Helper()
-	s, err := rabbitevents.OpenSource(e.url, events.SourceOptions{Group: e.group, Prefetch: prefetch, Settings: e.settings(tenants)})
+	s, err := rabbitevents.OpenSource(e.driverURL(), events.SourceOptions{Group: e.group, Prefetch: prefetch, Settings: e.settings(tenants)})
 	if err != nil {
 		t.Fatalf("OpenSource: %v", err)
 	}
@@ -312,7 +321,7 @@ func (e *env) sinkHarness(t testing.TB) eventstest.SinkHarness {
 	}
 	return eventstest.SinkHarness{
 		Open: func(t testing.TB) events.SinkDriver {
-			k, err := rabbitevents.OpenSink(e.url, events.SinkOptions{Settings: e.settings(nil)})
+			k, err := rabbitevents.OpenSink(e.driverURL(), events.SinkOptions{Settings: e.settings(nil)})
 			if err != nil {
 				t.Fatalf("OpenSink: %v", err)
 			}

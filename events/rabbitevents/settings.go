@@ -1,6 +1,10 @@
 package rabbitevents
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -73,6 +77,10 @@ type settings struct {
 	// (sink batches, dead-lettered messages); past it the connection is
 	// taken as wedged, closed and opened again.
 	confirmTimeout time.Duration
+
+	// tls is the TLS configuration of amqps:// connections (nil: the
+	// system's CAs); set by tls_ca_file.
+	tls *tls.Config
 }
 
 // settingKeys are the keys parseSettings knows: the events package's
@@ -112,6 +120,17 @@ func parseSettings(m map[string]string, group string) (settings, error) {
 			return s, greyerr.Invalid("events.rabbitmq."+SettingConfirmTimeout, "%s %q: want a duration between 1ms and 1h (e.g. 30s)", SettingConfirmTimeout, v)
 		}
 		s.confirmTimeout = d
+	}
+	if ca := strings.TrimSpace(m[events.SettingTLSCAFile]); ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return s, greyerr.Invalid("events.rabbitmq.tls.ca_file", "rabbitmq: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return s, greyerr.Invalid("events.rabbitmq.tls.ca_file", "rabbitmq: %s holds no PEM certificate", ca)
+		}
+		s.tls = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 	}
 	if g := strings.TrimSpace(group); g != "" {
 		s.prefix = g
@@ -234,3 +253,32 @@ func (s *settings) tenantQueue(tenant string) string { return s.prefix + "." + t
 
 // unroutedQueue is the name of the queue of unrouted messages.
 func (s *settings) unroutedQueue() string { return s.prefix + "." + unroutedSuffix }
+
+// checkScheme refuses a CA file for a plain amqp:// URL (it would be
+// silently unused: the connection would not be encrypted) and, the URL's
+// own TLS query keys being ignored by amqp091 once a TLS configuration is
+// given, takes its client certificate and server name into s.tls.
+func checkScheme(rawURL string, s *settings) error {
+	if s.tls == nil {
+		return nil
+	}
+	if !strings.HasPrefix(strings.ToLower(strings.TrimSpace(rawURL)), "amqps://") {
+		return greyerr.Invalid("events.rabbitmq.tls.ca_file", "rabbitmq: a CA file is set but the URL is not amqps://")
+	}
+	uri, err := amqp.ParseURI(rawURL)
+	if err != nil {
+		return greyerr.Invalid("events.rabbitmq.url", "rabbitmq: %v", err)
+	}
+	if uri.CACertFile != "" {
+		return greyerr.Invalid("events.rabbitmq.tls.ca_file", "rabbitmq: the URL names a cacertfile too: give one or the other")
+	}
+	s.tls.ServerName = uri.ServerName
+	if uri.CertFile != "" || uri.KeyFile != "" {
+		pair, err := tls.LoadX509KeyPair(uri.CertFile, uri.KeyFile)
+		if err != nil {
+			return greyerr.Invalid("events.rabbitmq.url", "rabbitmq: client certificate (certfile, keyfile): %v", err)
+		}
+		s.tls.Certificates = []tls.Certificate{pair}
+	}
+	return nil
+}

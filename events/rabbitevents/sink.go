@@ -36,10 +36,13 @@ func OpenSink(rawURL string, opts events.SinkOptions) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkScheme(rawURL, &set); err != nil {
+		return nil, err
+	}
 	if opts.Transactional {
 		return nil, greyerr.New(greyerr.Unimplemented, "rabbitmq sink: transactional publishing is Kafka's; RabbitMQ publishes with confirms (at least once)")
 	}
-	k := &Sink{set: set, sess: newSession(rawURL, "grey-sink")}
+	k := &Sink{set: set, sess: newSession(rawURL, "grey-sink", set.tls)}
 	k.sess.setup = k.setup
 	k.sess.teardown = k.teardown
 	k.sess.start()

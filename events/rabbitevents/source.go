@@ -73,6 +73,9 @@ func OpenSource(rawURL string, opts events.SourceOptions) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkScheme(rawURL, &set); err != nil {
+		return nil, err
+	}
 	prefetch := opts.Prefetch
 	if prefetch <= 0 {
 		prefetch = DefaultPrefetch
@@ -83,7 +86,7 @@ func OpenSource(rawURL string, opts events.SourceOptions) (*Source, error) {
 	s := &Source{
 		set:      set,
 		prefetch: prefetch,
-		sess:     newSession(rawURL, "grey-source"),
+		sess:     newSession(rawURL, "grey-source", set.tls),
 		consumer: map[string]string{},
 		tenants:  append([]string(nil), set.tenants...),
 		known:    map[string]bool{},
