@@ -211,10 +211,14 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 			if len(b) == 0 || (j == 0 && seen) {
 				continue
 			}
-			if !json.Valid(b) {
+			// goccy's validator: the same grammar as encoding/json's, at
+			// a fraction of its CPU per task
+			if !gojson.Valid(b) {
 				return greyerr.Invalid([3]string{"proof", "payload", "result"}[j], "the %s of task %s is not JSON", [3]string{"proof", "payload", "result"}[j], t.ID)
 			}
-			s := string(b)
+			// b belongs to the caller and is read only until Upsert
+			// returns: sent without a copy
+			s := unsafe.String(unsafe.SliceData(b), len(b))
 			raw[j] = &s
 		}
 		fin := t.FinishedAt.UTC()
