@@ -398,17 +398,28 @@ func (d *Driver) copyInsert(ctx context.Context, tx pgx.Tx, made **pgx.Conn, ten
 		// a second creation harmless).
 		*made = conn
 	}
-	// One row slice of pointers for the whole batch: CopyFrom encodes a
-	// row before it asks for the next, and a pointer in an interface
-	// allocates nothing (a string or a time would, per column and row).
-	i := 0
-	row := make([]any, len(stageColumns))
+	// One row of column values for the whole batch, refilled per row:
+	// CopyFrom encodes a row before it asks for the next. Each column is
+	// a pointer to a valuer pgx encodes directly; a string, a time or a
+	// plain pointer in the row would cost an allocation per column and row.
+	var (
+		i    int
+		id   uuidCol
+		fin  timeCol
+		text [7]textCol
+	)
+	row := []any{&id, &fin, &text[0], &text[1], &text[2], &text[3], &text[4], &text[5], &text[6]}
 	src := pgx.CopyFromFunc(func() ([]any, error) {
 		if i == len(ids) {
 			return nil, nil
 		}
-		row[0], row[1], row[2], row[3], row[4], row[5] = &ids[i], &fins[i], &status[i], &kinds[i], &labels[i], &tasks[i]
-		row[6], row[7], row[8] = proofs[i], pays[i], results[i]
+		u, err := uuid.Parse(ids[i])
+		if err != nil {
+			return nil, greyerr.Invalid("id", "task id %s is not a UUID", ids[i])
+		}
+		id, fin = uuidCol(u), timeCol(fins[i])
+		text[0], text[1], text[2], text[3] = textCol{&status[i]}, textCol{&kinds[i]}, textCol{&labels[i]}, textCol{&tasks[i]}
+		text[4], text[5], text[6] = textCol{proofs[i]}, textCol{pays[i]}, textCol{results[i]}
 		i++
 		return row, nil
 	})
@@ -427,6 +438,30 @@ func (d *Driver) copyInsert(ctx context.Context, tx pgx.Tx, made **pgx.Conn, ten
 		return 0, classify(err, "archive primary: insert the staged batch")
 	}
 	return tag.RowsAffected(), nil
+}
+
+// uuidCol, timeCol and textCol are copyInsert's column values: pgx
+// encodes a valuer without boxing or reflecting on it.
+type (
+	uuidCol [16]byte
+	timeCol time.Time
+	textCol struct{ s *string } // nil: NULL
+)
+
+// UUIDValue implements pgtype.UUIDValuer.
+func (u *uuidCol) UUIDValue() (pgtype.UUID, error) { return pgtype.UUID{Bytes: *u, Valid: true}, nil }
+
+// TimestamptzValue implements pgtype.TimestamptzValuer.
+func (t *timeCol) TimestamptzValue() (pgtype.Timestamptz, error) {
+	return pgtype.Timestamptz{Time: time.Time(*t), Valid: true}, nil
+}
+
+// TextValue implements pgtype.TextValuer.
+func (t *textCol) TextValue() (pgtype.Text, error) {
+	if t.s == nil {
+		return pgtype.Text{}, nil
+	}
+	return pgtype.Text{String: *t.s, Valid: true}, nil
 }
 
 // envelopeID returns the id of r's proof envelope ("" when it has none)
