@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"slices"
@@ -809,8 +811,18 @@ func TestUpsertThroughStaging(t *testing.T) {
 				}
 				owner.Close(ctx)
 			}
-			d := open(t, db.AppURL, archive.OpenOptions{PoolSize: 1})
+			var logs strings.Builder
+			var logMu sync.Mutex
+			d := open(t, db.AppURL, archive.OpenOptions{PoolSize: 1, Logger: slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))})
 			s := store(t, d)
+			defer func() {
+				logMu.Lock()
+				defer logMu.Unlock()
+				// the fallback says so once, and only when it happens
+				if fell := strings.Count(logs.String(), "instead of COPY"); fell != map[bool]int{false: 0, true: 1}[noTemp] {
+					t.Fatalf("%d fallback warnings; log: %s", fell, logs.String())
+				}
+			}()
 			tenants := []string{archivetest.Tenant("stage-a"), archivetest.Tenant("stage-b")}
 			byTenant := map[string][]archive.Record{}
 			for round := range 3 {
@@ -854,4 +866,16 @@ func TestUpsertThroughStaging(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
