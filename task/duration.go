@@ -19,7 +19,11 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // MarshalJSON implements json.Marshaler.
 func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
+	// The string holds only digits, '.', '-', letters and 'µ', which
+	// encoding/json writes unescaped, as strconv does: the same bytes
+	// without a reflective encoder per task (every archived task carries
+	// durations).
+	return strconv.AppendQuote(make([]byte, 0, 24), time.Duration(d).String()), nil
 }
 
 // UnmarshalJSON implements json.Unmarshaler.

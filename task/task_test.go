@@ -469,3 +469,18 @@ func TestSpecGPU(t *testing.T) {
 		}
 	}
 }
+
+// TestDurationMarshalMatchesString keeps Duration's hand-written encoding
+// byte-equal to encoding/json's encoding of the duration string.
+func TestDurationMarshalMatchesString(t *testing.T) {
+	for _, d := range []time.Duration{0, 1, 999, 1500 * time.Microsecond, 1500 * time.Millisecond, -3 * time.Second, 90 * time.Minute, 1<<63 - 1, -1 << 63} {
+		got, err := task.Duration(d).MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(d.String())
+		if string(got) != string(want) {
+			t.Fatalf("%d: got %s, want %s", int64(d), got, want)
+		}
+	}
+}

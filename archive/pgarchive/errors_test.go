@@ -2,6 +2,7 @@ package pgarchive
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"unicode"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/grey-distributed/grey/greyerr"
@@ -73,6 +75,21 @@ func FuzzRedact(f *testing.F) {
 			if got := redactErr(errors.New(msg)); strings.Contains(got, marker) {
 				t.Fatalf("%q keeps the password %q: %q", msg, pw, got)
 			}
+		}
+	})
+}
+
+// FuzzValidMatchesEncodingJSON: Upsert checks payloads and results with
+// goccy's validator instead of encoding/json's (the same grammar for less
+// CPU); both must agree on every input, or a record would be stored that
+// Grey calls invalid, or refused that it calls valid.
+func FuzzValidMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{"{}", `{"a":[1,2.5e3,"x",null,true]}`, "{}\x00x", "\x00", "{\"a\":\"\xff\"}", "1 2", " {} ", "", "[1,]", `"\u12"`, `{"a":1}}`, "nul", "1e", "-", "[\"\t\"]", `"\ud800"`, "01", "-0", "1.", `{"a" 1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if std, goccy := json.Valid(b), gojson.Valid(b); std != goccy {
+			t.Fatalf("%q: encoding/json says %v, goccy %v", b, std, goccy)
 		}
 	})
 }

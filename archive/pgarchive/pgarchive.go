@@ -71,6 +71,10 @@ type Driver struct {
 	getCustomPlan bool
 	// noListWindow turns off List's first look at recent partitions only.
 	noListWindow bool
+	// noCopy sends Upsert's rows as arrays instead of COPY (set when the
+	// role may not create the temporary staging table, and by the
+	// benchmark to compare).
+	noCopy atomic.Bool
 }
 
 // pool is one server's connection pool and what is known of it.
@@ -82,6 +86,11 @@ type pool struct {
 	mu        sync.Mutex
 	ready     atomic.Bool
 	downUntil atomic.Int64 // replicas: skipped until (unix nanos)
+
+	// staged holds the connections (*pgx.Conn) whose session has the
+	// staging table Upsert copies into; a connection leaves it when the
+	// pool closes it.
+	staged sync.Map
 }
 
 // Open opens the archive at rawURL (postgres://user:password@host/db).
@@ -156,11 +165,14 @@ func newPool(ctx context.Context, name, rawURL string, size int) (*pool, error) 
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
+	pl := &pool{name: name}
+	cfg.BeforeClose = func(c *pgx.Conn) { pl.staged.Delete(c) }
 	p, err := pgxpool.NewWithConfig(ctx, cfg) // connects lazily (MinConns 0)
 	if err != nil {
 		return nil, classify(err, "open the PostgreSQL pool")
 	}
-	return &pool{name: name, p: p}, nil
+	pl.p = p
+	return pl, nil
 }
 
 // Capabilities implements archive.Driver.
@@ -440,3 +452,7 @@ var errNoPartition = errors.New("no partition for a row")
 // errStored is insertSQL meeting a row that a concurrent writer stored
 // first (Upsert then runs upsertSQL).
 var errStored = errors.New("a row is stored already")
+
+// errNoTemp is the staging table refused (the role may not create
+// temporary tables in the database): Upsert sends arrays instead.
+var errNoTemp = errors.New("no temporary table")

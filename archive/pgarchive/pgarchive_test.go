@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"slices"
@@ -786,4 +788,94 @@ func TestUpsertStoredAndConcurrent(t *testing.T) {
 			t.Fatalf("round %d: count %d, %v; want %d", round, n, err, 200*(round+1))
 		}
 	}
+}
+
+// TestUpsertThroughStaging covers the COPY path's staging table: one
+// connection (a pool of one) writes two tenants' batches in turn and each
+// tenant reads exactly its own tasks back (the session's staging table
+// carries nothing from one transaction into the next), and a role that
+// may not create temporary tables still archives (the driver falls back
+// to sending arrays).
+func TestUpsertThroughStaging(t *testing.T) {
+	for _, noTemp := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no_temp=%v", noTemp), func(t *testing.T) {
+			db := migrated(t, "postgres")
+			ctx := ctxT(t)
+			if noTemp {
+				owner, err := pgx.Connect(ctx, db.OwnerURL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := owner.Exec(ctx, `REVOKE TEMPORARY ON DATABASE `+db.Name+` FROM PUBLIC`); err != nil {
+					t.Fatal(err)
+				}
+				owner.Close(ctx)
+			}
+			var logs strings.Builder
+			var logMu sync.Mutex
+			d := open(t, db.AppURL, archive.OpenOptions{PoolSize: 1, Logger: slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))})
+			s := store(t, d)
+			defer func() {
+				logMu.Lock()
+				defer logMu.Unlock()
+				// the fallback says so once, and only when it happens
+				if fell := strings.Count(logs.String(), "instead of COPY"); fell != map[bool]int{false: 0, true: 1}[noTemp] {
+					t.Fatalf("%d fallback warnings; log: %s", fell, logs.String())
+				}
+			}()
+			tenants := []string{archivetest.Tenant("stage-a"), archivetest.Tenant("stage-b")}
+			byTenant := map[string][]archive.Record{}
+			for round := range 3 {
+				for k, ten := range tenants {
+					var recs []archive.Record
+					for i := range 20 + k {
+						recs = append(recs, archivetest.Make(archivetest.Spec{Tenant: ten, Finished: time.Now().Add(time.Duration(round*100+i) * time.Millisecond).Truncate(time.Microsecond)}))
+					}
+					if err := s.Upsert(ctx, recs); err != nil {
+						t.Fatalf("round %d, tenant %s: %v", round, ten, err)
+					}
+					byTenant[ten] = append(byTenant[ten], recs...)
+				}
+			}
+			// A batch of stored tasks with a changed one takes the upsert path.
+			again := slices.Clone(byTenant[tenants[0]][:5])
+			changed := *again[2].Task
+			changed.Kind = "changed"
+			again[2].Task = &changed
+			if err := s.Upsert(ctx, again); err != nil {
+				t.Fatalf("stored batch: %v", err)
+			}
+			for k, ten := range tenants {
+				other := tenants[1-k]
+				for i, r := range byTenant[ten] {
+					got, err := s.Get(ctx, ten, r.Task.ID)
+					if err != nil {
+						t.Fatalf("%s task %d: %v", ten, i, err)
+					}
+					if want := r.Task.Kind; k == 0 && i == 2 {
+						want = "changed"
+						if got.Task.Kind != want {
+							t.Fatalf("changed task reads kind %q", got.Task.Kind)
+						}
+					} else if got.Task.Kind != want || got.Task.TenantID != ten {
+						t.Fatalf("%s task %d reads %q of %q", ten, i, got.Task.Kind, got.Task.TenantID)
+					}
+					_, err = s.Get(ctx, other, r.Task.ID)
+					wantCode(t, "another tenant's task", err, greyerr.NotFound)
+				}
+			}
+		})
+	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }

@@ -60,6 +60,9 @@ func BenchmarkUpsert(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// GREY_BENCH_UPSERT_NOCOPY=1 sends the rows as arrays (the path
+	// before COPY), to compare.
+	d.noCopy.Store(os.Getenv("GREY_BENCH_UPSERT_NOCOPY") == "1")
 	s, err := archive.New(d, archive.Options{})
 	if err != nil {
 		b.Fatal(err)
