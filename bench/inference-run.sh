@@ -31,6 +31,20 @@
 #   (the serial cost a task adds in the runtime pipeline at saturation), and
 #   with two devices the ratio of their batched throughputs.
 #
+# The model, and why: batching pays where one row's cost is dominated by
+# reading the weights. A one-row Linear is a matrix-vector product (GEMV),
+# memory-bound once the weights pass the last-level cache; a batch of rows
+# turns it into a matrix-matrix product (GEMM) that reads each weight once
+# for all rows. HIDDEN sets the weights' size (HIDDEN^2 x 4 bytes for the
+# middle layer: 4 MiB at 1024, 16 MiB at 2048, 64 MiB at 4096); compare it
+# with `lscpu`'s L3. The BLAS library torch multiplies with matters as much:
+# Debian's python3-torch links the reference BLAS (libblas3,
+# BLAS_INFO=generic), under which a GEMM row costs about as much as a GEMV
+# row and batching cannot pay. BLAS=/path/to/libopenblas.so.0 preloads an
+# optimised one into the runtime process (LD_PRELOAD, with
+# OPENBLAS_NUM_THREADS set to the runtime's threads), for both the batched
+# and the unbatched run alike. The script prints which it used.
+#
 # Environment: PYTHON (default python3 on PATH; needs torch), DEVICES
 # (default "cpu"; e.g. "cuda cpu"), TASKS (2000), HIDDEN (256), BATCH (32),
 # DELAY (2ms), CONCURRENCY (greyctl --concurrency, 4), RUN_TIMEOUT (greyctl
@@ -49,6 +63,8 @@ BATCH=${BATCH:-32}
 DELAY=${DELAY:-2ms}
 CONCURRENCY=${CONCURRENCY:-4}
 THREADS=${THREADS:-}
+BLAS=${BLAS:-}
+GREYD_ENV=()
 NAME=inference
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/grey-$NAME.XXXXXX")
 PID=""
@@ -74,6 +90,14 @@ command -v curl >/dev/null || die "curl is required"
 [[ -n $PYTHON && -x $PYTHON ]] || die "PYTHON=$PYTHON is not an interpreter"
 PYTHON=$(command -v "$PYTHON")
 "$PYTHON" -c 'import torch' 2>/dev/null || die "$PYTHON cannot import torch"
+if [[ -n $BLAS ]]; then
+	[[ -f $BLAS ]] || die "BLAS=$BLAS is not a file"
+	GREYD_ENV=(LD_PRELOAD="$BLAS" OPENBLAS_NUM_THREADS="${THREADS:-1}") # greyd passes its environment to the runtime
+	BLAS_USED="preloaded $BLAS"
+else
+	BLAS_USED="torch's own: $("$PYTHON" -c 'import re, torch; m = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show()); print("BLAS_INFO=" + (m.group(1) if m else "?"))')"
+fi
+log "BLAS: $BLAS_USED"
 
 free_ports() {
 	local n=$1 ports=() p
@@ -93,7 +117,7 @@ start_greyd() {
 		read -r http raft metrics <<<"$(free_ports 3)"
 		URL="http://127.0.0.1:$http"
 		METRICS="http://127.0.0.1:$metrics/metrics"
-		"$BIN/greyd" --data-dir "$WORK/$name.data" --http-addr "127.0.0.1:$http" --raft-addr "127.0.0.1:$raft" \
+		env "${GREYD_ENV[@]}" "$BIN/greyd" --data-dir "$WORK/$name.data" --http-addr "127.0.0.1:$http" --raft-addr "127.0.0.1:$raft" \
 			--metrics-addr "127.0.0.1:$metrics" --log-level warn --config "$cfg" >>"$LOG" 2>&1 &
 		PID=$!
 		for ((i = 0; i < 1200; i++)); do
@@ -228,4 +252,4 @@ set -- $DEVICES
 if (($# >= 2)); then
 	summary+=("\"$1_over_$2_batched\":$(awk -v a="${tps[$1-mlp]}" -v b="${tps[$2-mlp]}" 'BEGIN { if (b == 0) print "null"; else printf "%.2f", a / b }')")
 fi
-(IFS=,; echo "{\"summary\":true,\"tasks\":$TASKS,\"hidden\":$HIDDEN,\"max_batch_size\":$BATCH,${summary[*]}}")
+(IFS=,; echo "{\"summary\":true,\"tasks\":$TASKS,\"hidden\":$HIDDEN,\"max_batch_size\":$BATCH,\"blas\":\"${BLAS_USED//\"/}\",${summary[*]}}")

@@ -76,7 +76,9 @@ type Config struct {
 	ValidatePayload func(kind string, payload json.RawMessage) error
 	// SubmitHooks, by kind, check and complete a task of that kind at
 	// submit, after Validate and ValidatePayload (the inference kind
-	// resolves its model there and stamps the routing constraint).
+	// resolves its model there and stamps the routing constraint). A task
+	// whose payload is given by payload_ref is checked too: its hook sees
+	// the object's bytes (read at submit) as sp.Payload.
 	SubmitHooks map[string]SubmitHook
 	// ProofChecked, if set, is told the platform and outcome ("verified",
 	// "rejected" or "error") of every proof this server checks on read.

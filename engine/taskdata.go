@@ -31,27 +31,64 @@ type TaskData interface {
 // Data is the engine's task data store (nil when it has none).
 func (e *Engine) Data() TaskData { return e.cfg.Data }
 
-// resolvePayloads reads the objects the specs name by payload_ref.
+// PayloadDataResolver is a TaskData that also hands back the bytes it read
+// while resolving a payload_ref, so that a kind's submit hook can check
+// them without a second read (taskdata.Store implements it).
+type PayloadDataResolver interface {
+	// ResolvePayloadData is ResolvePayload returning the object's bytes
+	// too.
+	ResolvePayloadData(ctx context.Context, field, tenant, ref string) (*task.DataRef, []byte, error)
+}
+
+// resolvePayloads reads the objects the specs name by payload_ref. A task
+// of a kind with a submit hook is checked by it as an inline payload is:
+// the hook sees the object's bytes as the payload (an inference task naming
+// a model its tenant lacks is refused at submit either way), and what it
+// stamps on the spec (labels, headers) is kept; the payload stays a
+// reference.
 func (e *Engine) resolvePayloads(ctx context.Context, tenant string, ts []*task.Task, batch bool) error {
 	for i, t := range ts {
 		if t.PayloadRef == "" {
 			continue
 		}
-		field := "payload_ref"
+		prefix := ""
 		if batch {
-			field = "tasks[" + itoa(i) + "].payload_ref"
+			prefix = "tasks[" + itoa(i) + "]."
 		}
+		field := prefix + "payload_ref"
 		if e.cfg.Data == nil {
 			e := greyerr.New(greyerr.Unimplemented, "this server has no task data store (tasks.data_url), so payload_ref is not available")
 			e.Field = field
 			return e
 		}
-		ref, err := e.cfg.Data.ResolvePayload(ctx, field, tenant, t.PayloadRef)
+		hook := e.cfg.SubmitHooks[t.Kind]
+		var (
+			ref  *task.DataRef
+			data []byte
+			err  error
+		)
+		if r, ok := e.cfg.Data.(PayloadDataResolver); ok && hook != nil {
+			ref, data, err = r.ResolvePayloadData(ctx, field, tenant, t.PayloadRef)
+		} else {
+			ref, err = e.cfg.Data.ResolvePayload(ctx, field, tenant, t.PayloadRef)
+			if err == nil && hook != nil {
+				data, err = e.cfg.Data.Read(ctx, tenant, ref)
+			}
+		}
 		if err != nil {
 			return err
 		}
 		t.PayloadRef = ref.Ref
 		t.PayloadObject = ref
+		if hook != nil {
+			sp := t.Spec
+			sp.Payload = data
+			if err := runHook(ctx, hook, tenant, prefix, &sp); err != nil {
+				return err
+			}
+			sp.Payload = t.Spec.Payload
+			t.Spec = sp
+		}
 	}
 	return nil
 }

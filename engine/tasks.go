@@ -27,6 +27,26 @@ type SubmitResult struct {
 	Created []bool
 }
 
+// runHook runs a kind's submit hook on sp, prefixing the field of a
+// coded error (tasks[i].) and coding any other error as a 400 naming the
+// payload.
+func runHook(ctx context.Context, hook SubmitHook, tenant, prefix string, sp *task.Spec) error {
+	err := hook(ctx, tenant, sp)
+	if err == nil {
+		return nil
+	}
+	var ge *greyerr.Error
+	if errors.As(err, &ge) {
+		if prefix != "" && ge.Field != "" {
+			c := *ge
+			c.Field = prefix + ge.Field
+			return &c
+		}
+		return err
+	}
+	return greyerr.Invalid(prefix+"payload", "%v", err)
+}
+
 // Submit validates and stores tasks for tenant, all or none. Field names in
 // errors are prefixed with "tasks[i]." when batch is true. It runs in a
 // grey.submit span; each stored task's headers get the span's trace context
@@ -78,18 +98,9 @@ func (e *Engine) submit(ctx context.Context, tenant string, specs []task.Spec, b
 				return nil, greyerr.Invalid(prefix+"payload", "%v", err)
 			}
 		}
-		if hook := e.cfg.SubmitHooks[sp.Kind]; hook != nil {
-			if err := hook(ctx, tenant, &sp); err != nil {
-				var ge *greyerr.Error
-				if errors.As(err, &ge) {
-					if prefix != "" && ge.Field != "" {
-						c := *ge
-						c.Field = prefix + ge.Field
-						return nil, &c
-					}
-					return nil, err
-				}
-				return nil, greyerr.Invalid(prefix+"payload", "%v", err)
+		if hook := e.cfg.SubmitHooks[sp.Kind]; hook != nil && sp.PayloadRef == "" {
+			if err := runHook(ctx, hook, tenant, prefix, &sp); err != nil {
+				return nil, err
 			}
 		}
 		id, err := task.NewID()

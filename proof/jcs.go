@@ -40,6 +40,16 @@ func Canonicalize(b []byte) ([]byte, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, nil
 	}
+	if c, ok := canonicalizeFast(b); ok {
+		return c, nil
+	}
+	return canonicalizeRef(b)
+}
+
+// canonicalizeRef is Canonicalize over encoding/json's tokens: the
+// reference the fast path is checked against, and the path for what the
+// fast one declines.
+func canonicalizeRef(b []byte) ([]byte, error) {
 	if !utf8.Valid(b) {
 		return nil, errors.New("jcs: invalid UTF-8")
 	}

@@ -68,3 +68,58 @@ func FuzzCanonicalize(f *testing.F) {
 		}
 	})
 }
+
+// The fast path agrees with the reference path wherever it answers, and
+// declines (so the reference answers) where the reference refuses.
+func FuzzCanonicalizeFast(f *testing.F) {
+	for _, s := range []string{
+		`{"b":[1.5e3,"\u00e9",null],"a":{"y":true,"x":-0.0}}`,
+		`{"model":"mlp","inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[0.1,-2.5e-7,3,1e21,123456789012345678]}]}`,
+		`{"\ud83d\ude00":1,"\ue000":2,"a\/b":"\u001f\"\\\b\f\n\r\t","":[]}`,
+		`[1,2,{"a":1,"a":2}]`, `"\ud800"`, `1e400`, ` [ ] `, `{}`, `-0`, `0.000001`, `1E-7`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ref, rerr := canonicalizeRef(b)
+		fast, ok := canonicalizeFast(b)
+		if !ok {
+			return
+		}
+		if rerr != nil {
+			t.Fatalf("fast path answered %q where the reference refuses %q: %v", fast, b, rerr)
+		}
+		if string(fast) != string(ref) {
+			t.Fatalf("Canonicalize(%q): fast %q, reference %q", b, fast, ref)
+		}
+	})
+}
+
+// appendNumber prints what FormatNumber prints, for any double.
+func FuzzAppendNumber(f *testing.F) {
+	for _, v := range []float64{0, 1, -1, 0.1, 1e21, 1e-7, 123456789012345678, 5e-324, 1.7976931348623157e308, 0.000001} {
+		f.Add(math.Float64bits(v))
+	}
+	f.Fuzz(func(t *testing.T, bits uint64) {
+		v := math.Float64frombits(bits)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return
+		}
+		if got, want := string(appendNumber(nil, v)), FormatNumber(v); got != want {
+			t.Fatalf("appendNumber(%v) = %s, FormatNumber %s", v, got, want)
+		}
+	})
+}
+
+// The fast path answers ordinary JSON itself (it would be no faster if it
+// declined), including unsorted members and escaped names.
+func TestCanonicalizeFastAnswers(t *testing.T) {
+	for _, s := range []string{
+		`{"model":"mlp","inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[0.1,-2.5e-7,3,1e21]}]}`,
+		`{"z":1,"a":{"\u00e9":2,"e":[true,false,null]},"\ud83d\ude00":"\u001f"}`,
+	} {
+		if _, ok := canonicalizeFast([]byte(s)); !ok {
+			t.Errorf("fast path declined %s", s)
+		}
+	}
+}

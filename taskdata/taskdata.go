@@ -207,35 +207,42 @@ func Digest(b []byte) string {
 // object uploaded by a driver's signed URL carries no tags yet: it is
 // rewritten with them.
 func (s *Store) ResolvePayload(ctx context.Context, field, tenant, ref string) (*task.DataRef, error) {
+	r, _, err := s.ResolvePayloadData(ctx, field, tenant, ref)
+	return r, err
+}
+
+// ResolvePayloadData is ResolvePayload that also returns the object's
+// bytes (the engine hands them to the kind's submit hook).
+func (s *Store) ResolvePayloadData(ctx context.Context, field, tenant, ref string) (*task.DataRef, []byte, error) {
 	key, err := task.ParseRef(field, tenant, ref)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v, err := s.view(tenant)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	data, err := v.Get(ctx, key, s.opts.MaxObjectBytes)
 	switch {
 	case greyerr.Is(err, greyerr.NotFound):
-		return nil, greyerr.Invalid(field, "no object %q in your task data: upload it first (POST /api/v1/uploads, then PUT to the URL it returns)", key)
+		return nil, nil, greyerr.Invalid(field, "no object %q in your task data: upload it first (POST /api/v1/uploads, then PUT to the URL it returns)", key)
 	case greyerr.Is(err, greyerr.TooLarge):
 		e := greyerr.New(greyerr.TooLarge, "object %q is larger than tasks.max_data_bytes (%d)", key, s.opts.MaxObjectBytes)
 		e.Field = field
-		return nil, e
+		return nil, nil, e
 	case err != nil:
-		return nil, err
+		return nil, nil, err
 	}
 	if err := s.checkQuota(ctx, tenant, 0); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !json.Valid(data) {
-		return nil, greyerr.Invalid(field, "object %q is not a JSON value (a payload_ref names the payload's JSON bytes, as an inline payload would be)", key)
+		return nil, nil, greyerr.Invalid(field, "object %q is not a JSON value (a payload_ref names the payload's JSON bytes, as an inline payload would be)", key)
 	}
 	if err := s.ensureTags(ctx, tenant, v, key, data); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &task.DataRef{Ref: key, Size: int64(len(data)), SHA256: Digest(data)}, nil
+	return &task.DataRef{Ref: key, Size: int64(len(data)), SHA256: Digest(data)}, data, nil
 }
 
 // ensureTags rewrites key with the view's tags when it lacks them (an

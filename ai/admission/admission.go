@@ -15,8 +15,9 @@
 //
 //	engine.Config{SubmitHooks: map[string]engine.SubmitHook{ai.Kind: admission.New(models, allowed).Check}}
 //
-// A payload given by payload_ref is not read at submit: such a task is
-// routed by kind alone and its model is resolved when it runs.
+// A payload given by payload_ref is checked the same way: the engine reads
+// the object at submit (for its size and digest) and hands its bytes to
+// Check as sp.Payload; the task keeps its reference.
 package admission
 
 import (
@@ -76,8 +77,8 @@ type modelOnly struct {
 // the model and stamps the framework constraint and the model-digest
 // header on sp (copying the maps it changes).
 func (c *Checker) Check(ctx context.Context, tenant string, sp *task.Spec) error {
-	if sp.Kind != ai.Kind || sp.PayloadRef != "" {
-		return nil
+	if sp.Kind != ai.Kind || (sp.PayloadRef != "" && len(sp.Payload) == 0) {
+		return nil // a reference whose bytes the caller did not read
 	}
 	var p modelOnly
 	if err := json.Unmarshal(sp.Payload, &p); err != nil {

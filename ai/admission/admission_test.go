@@ -182,3 +182,94 @@ func TestRoutingByFrameworkAndWarmth(t *testing.T) {
 		t.Fatalf("warm list of %d: %v", len(many), err)
 	}
 }
+
+// memData is an engine.TaskData over a map of uploaded objects.
+type memData map[string][]byte
+
+func (d memData) ResolvePayload(_ context.Context, field, _, ref string) (*task.DataRef, error) {
+	b, ok := d[ref]
+	if !ok {
+		return nil, greyerr.Invalid(field, "no object %q", ref)
+	}
+	return &task.DataRef{Ref: ref, Size: int64(len(b)), SHA256: "x"}, nil
+}
+
+func (d memData) Read(_ context.Context, _ string, ref *task.DataRef) ([]byte, error) {
+	return d[ref.Ref], nil
+}
+
+func (memData) StoreResult(context.Context, string, task.ID, []byte) (*task.DataRef, error) {
+	return nil, greyerr.New(greyerr.Unimplemented, "not in this test")
+}
+func (memData) InlineMax() int { return 1 << 20 }
+func (memData) SweepResults(context.Context, func(string, string) bool) (int, error) {
+	return 0, nil
+}
+
+// memDataBytes hands back the bytes while resolving
+// (engine.PayloadDataResolver), as taskdata.Store does.
+type memDataBytes struct{ memData }
+
+func (d memDataBytes) ResolvePayloadData(ctx context.Context, field, tenant, ref string) (*task.DataRef, []byte, error) {
+	r, err := d.ResolvePayload(ctx, field, tenant, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, d.memData[ref], nil
+}
+
+// A payload given by payload_ref is checked at submit like an inline one:
+// another tenant's or a missing model is 404, a model outside the allowed
+// list 403, a bad reference 400 (prefixed in a batch); an accepted task is
+// stamped for routing and keeps its reference. Both ways the engine can get
+// the object's bytes (with the resolve, or by a read after it).
+func TestSubmitPayloadRef(t *testing.T) {
+	objs := memData{
+		"uploads/mlp":  payload("mlp"),
+		"uploads/gmlp": payload("gmlp"),
+		"uploads/nope": payload("nope"),
+		"uploads/mlp2": payload("mlp2"),
+		"uploads/bad":  payload("Bad Name"),
+		"uploads/arr":  json.RawMessage(`[1,2]`),
+	}
+	for _, data := range []engine.TaskData{objs, memDataBytes{objs}} {
+		check := admission.New(source, admission.TenantModels(map[string][]string{"limited": {"mlp"}})).Check
+		n := greytest.NewNode(t, engine.Config{Kinds: []string{ai.Kind}, SubmitHooks: map[string]engine.SubmitHook{ai.Kind: check}, Data: data})
+		ctx := context.Background()
+		cases := []struct {
+			name, tenant, ref string
+			code              greyerr.Code
+		}{
+			{"missing model", "acme", "uploads/nope", greyerr.NotFound},
+			{"another tenant's model", "acme", "uploads/gmlp", greyerr.NotFound},
+			{"not allowed", "limited", "uploads/mlp2", greyerr.PermissionDenied},
+			{"bad reference", "acme", "uploads/bad", greyerr.InvalidArgument},
+			{"not an object", "acme", "uploads/arr", greyerr.InvalidArgument},
+		}
+		for _, c := range cases {
+			_, err := n.Engine.Submit(ctx, c.tenant, []task.Spec{{Kind: ai.Kind, PayloadRef: c.ref}}, false)
+			if greyerr.CodeOf(err) != c.code {
+				t.Errorf("%T %s: %v, want %s", data, c.name, err, c.code)
+			}
+		}
+		_, err := n.Engine.Submit(ctx, "acme", []task.Spec{{Kind: ai.Kind, PayloadRef: "uploads/mlp"}, {Kind: ai.Kind, PayloadRef: "uploads/bad"}}, true)
+		var ge *greyerr.Error
+		if !errors.As(err, &ge) || ge.Field != "tasks[1].payload.model" {
+			t.Errorf("%T batch: %v, want the field tasks[1].payload.model", data, err)
+		}
+		if ts, _, err := n.Engine.List(ctx, "acme", engine.ListOptions{}); err != nil || len(ts) != 0 {
+			t.Errorf("%T: refused submits stored %d tasks (%v)", data, len(ts), err)
+		}
+		res, err := n.Engine.Submit(ctx, "acme", []task.Spec{{Kind: ai.Kind, PayloadRef: "uploads/mlp", Headers: map[string]string{"x-trace": "1"}}}, false)
+		if err != nil {
+			t.Fatalf("%T: %v", data, err)
+		}
+		tk := res.Tasks[0]
+		if tk.Constraints == nil || tk.Constraints.Labels["grey.ai/pytorch"] != "true" || tk.Headers[ai.ModelDigestHeader] != mlpDigest || tk.Headers["x-trace"] != "1" {
+			t.Errorf("%T: stamped %+v %v", data, tk.Constraints, tk.Headers)
+		}
+		if tk.PayloadRef != "uploads/mlp" || len(tk.Payload) != 0 || tk.PayloadObject == nil {
+			t.Errorf("%T: the task should keep its reference: ref %q payload %d bytes object %+v", data, tk.PayloadRef, len(tk.Payload), tk.PayloadObject)
+		}
+	}
+}

@@ -7,8 +7,12 @@
 // LoadSpec's Path is ignored) but checks that the server has the model
 // (GET /v2/models/{name}[/versions/{v}]/ready, then its metadata) and
 // remembers the key. Infer posts the inputs as JSON tensors to
-// /v2/models/{name}[/versions/{v}]/infer. Binary tensors (the binary data
-// extension) are not used.
+// /v2/models/{name}[/versions/{v}]/infer: as JSON tensors, or, when the
+// inputs hold binary_min_bytes or more, with the binary tensor data
+// extension (a JSON header of Inference-Header-Content-Length bytes, then
+// the inputs' raw little-endian bytes; outputs asked for binary too, and
+// read either way), which spares both sides printing and parsing a number
+// per element.
 //
 // What the proof names: Grey's registry resolves the model and its digest
 // as for any runtime, and LoadInfo.Served says what the server serves. When
@@ -30,6 +34,7 @@
 //	devices=cpu|cuda:0           what Info reports (default cpu)
 //	timeout=30s                  bound of one call without a deadline (default the runtime's, 30s)
 //	max_response_bytes=N         bound of an answer (default 256 MiB)
+//	binary_min_bytes=N|off       inputs of N bytes or more go as binary tensors (default 65536; 0 always, off never)
 //	ca_file=/path/ca.pem         CAs to trust for oip+https (default the system's)
 //	token_file=/path/token       a bearer token sent with every request (read at open)
 //
@@ -46,6 +51,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,16 +82,28 @@ func Register(r *ai.Registry) error {
 // OpenURL opens a driver for an oip+http(s) URL. It does not contact the
 // server (Info and Load do).
 func OpenURL(u *url.URL, opts ai.OpenOptions) (*Driver, error) {
-	o, _, err := remote.ParseURL(u, prefix, nil, opts)
+	o, ext, err := remote.ParseURL(u, prefix, []string{"binary_min_bytes"}, opts)
 	if err != nil {
 		return nil, err
+	}
+	binMin := int64(DefaultBinaryMinBytes)
+	if v := ext.Get("binary_min_bytes"); v == "off" {
+		binMin = -1
+	} else if v != "" {
+		if binMin, err = strconv.ParseInt(v, 10, 64); err != nil || binMin < 0 {
+			return nil, greyerr.Invalid("url", "%s runtime: parameter binary_min_bytes: %q is not a byte count or off", prefix, v)
+		}
 	}
 	c, err := remote.NewClient(o, prefix)
 	if err != nil {
 		return nil, err
 	}
-	return &Driver{c: c, o: c.Options(), keys: remote.NewKeys[*model](prefix)}, nil
+	return &Driver{c: c, o: c.Options(), keys: remote.NewKeys[*model](prefix), binMin: binMin}, nil
 }
+
+// DefaultBinaryMinBytes is the input size from which a request goes with
+// binary tensors unless the URL says otherwise (binary_min_bytes).
+const DefaultBinaryMinBytes = 64 << 10
 
 // Driver is the Open Inference Protocol runtime. It is safe for concurrent
 // use.
@@ -93,6 +111,8 @@ type Driver struct {
 	c    *remote.Client
 	o    *remote.Options
 	keys *remote.Keys[*model]
+	// binMin: inputs of this many bytes or more go binary; -1 never.
+	binMin int64
 }
 
 var _ ai.Driver = (*Driver)(nil)
@@ -272,7 +292,15 @@ func (d *Driver) Unload(_ context.Context, key string) error {
 }
 
 type requestedOutput struct {
-	Name string `json:"name"`
+	Name       string         `json:"name"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+}
+
+// binaryRequest is the JSON header of a request with binary tensors.
+type binaryRequest struct {
+	Inputs     []ai.BinaryEntry  `json:"inputs"`
+	Outputs    []requestedOutput `json:"outputs,omitempty"`
+	Parameters map[string]any    `json:"parameters"`
 }
 
 type inferRequest struct {
@@ -303,18 +331,56 @@ func (d *Driver) Infer(ctx context.Context, key string, inputs []ai.Tensor, name
 	}
 	ctx, cancel := d.c.WithTimeout(ctx)
 	defer cancel()
-	req := inferRequest{Inputs: inputs}
-	for _, n := range names {
-		req.Outputs = append(req.Outputs, requestedOutput{Name: n})
+	var size int64
+	for _, in := range inputs {
+		size += int64(len(in.Data))
 	}
-	status, body, err := d.c.Do(ctx, http.MethodPost, m.path+"/infer", req)
-	if err != nil {
-		return nil, err
+	var (
+		status int
+		hdr    http.Header
+		body   []byte
+	)
+	if d.binMin >= 0 && size >= d.binMin {
+		entries, raw := ai.BinaryEntries(inputs)
+		req := binaryRequest{Inputs: entries, Parameters: map[string]any{"binary_data_output": true}}
+		for _, n := range names {
+			req.Outputs = append(req.Outputs, requestedOutput{Name: n, Parameters: map[string]any{"binary_data": true}})
+		}
+		head, err := json.Marshal(req)
+		if err != nil {
+			return nil, fmt.Errorf("oip runtime: encode the request: %w", err)
+		}
+		b := append(head, raw...)
+		status, hdr, body, err = d.c.DoBytes(ctx, http.MethodPost, m.path+"/infer", b, http.Header{
+			"Content-Type":                  {"application/octet-stream"},
+			ai.InferenceHeaderContentLength: {strconv.Itoa(len(head))},
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		req := inferRequest{Inputs: inputs}
+		for _, n := range names {
+			req.Outputs = append(req.Outputs, requestedOutput{Name: n})
+		}
+		b, err := json.Marshal(req)
+		if err != nil {
+			return nil, fmt.Errorf("oip runtime: encode the request: %w", err)
+		}
+		status, hdr, body, err = d.c.DoBytes(ctx, http.MethodPost, m.path+"/infer", b, http.Header{"Content-Type": {"application/json"}})
+		if err != nil {
+			return nil, err
+		}
 	}
 	if status != http.StatusOK {
+		if hl := hdr.Get(ai.InferenceHeaderContentLength); hl != "" {
+			if h, _, err := ai.SplitBinaryBody(body, hl); err == nil {
+				body = h
+			}
+		}
 		return nil, remote.CtxErr(ctx, d.c.InferError(status, body))
 	}
-	out, err := decodeResponse(body, names)
+	out, err := decodeResponse(body, hdr.Get(ai.InferenceHeaderContentLength), names)
 	if err != nil {
 		if greyerr.Is(err, greyerr.InvalidArgument) && !errors.Is(err, errMalformed) {
 			return nil, err
@@ -329,9 +395,23 @@ var errMalformed = errors.New("malformed")
 // decodeResponse reads an inference response's outputs and picks those
 // asked for, in the order asked. An output asked for and missing is
 // InvalidArgument; anything else wrong wraps errMalformed.
-func decodeResponse(body []byte, names []string) ([]ai.Tensor, error) {
+func decodeResponse(body []byte, headerLen string, names []string) ([]ai.Tensor, error) {
 	var resp inferResponse
-	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&resp); err != nil {
+	if headerLen != "" {
+		head, raw, err := ai.SplitBinaryBody(body, headerLen)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errMalformed, err)
+		}
+		var r struct {
+			Outputs []json.RawMessage `json:"outputs"`
+		}
+		if err := json.Unmarshal(head, &r); err != nil {
+			return nil, fmt.Errorf("%w: %w", errMalformed, err)
+		}
+		if resp.Outputs, err = ai.DecodeBinaryTensors(r.Outputs, raw, "outputs"); err != nil {
+			return nil, fmt.Errorf("%w: %w", errMalformed, err)
+		}
+	} else if err := json.NewDecoder(bytes.NewReader(body)).Decode(&resp); err != nil {
 		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
 	if len(names) == 0 {

@@ -1,6 +1,7 @@
 package oipruntime_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -110,12 +111,79 @@ func TestConformanceFakeUnversionedMapped(t *testing.T) {
 	runtimetest.Run(t, harness("oip+"+srv.URL+"?versioned=false&model=mlp=server-mlp", testDoc(), spec("mlp", "7"), 0))
 }
 
+// The suite again with every request in binary tensors (binary_min_bytes=0):
+// the fake reads them and answers binary outputs, which the driver reads.
+func TestConformanceFakeBinary(t *testing.T) {
+	srv := oiptest.New(oiptest.Model{Name: "mlp", Versions: []string{"1", "2"}, Digest: digest, Model: parse(t, testDoc())})
+	defer srv.Close()
+	runtimetest.Run(t, harness("oip+"+srv.URL+"?binary_min_bytes=0", testDoc(), spec("mlp", "1"), 0))
+	if srv.BinaryInfers.Load() == 0 || srv.BinaryInfers.Load() != srv.Infers.Load() {
+		t.Errorf("%d of %d inferences were binary, want all", srv.BinaryInfers.Load(), srv.Infers.Load())
+	}
+}
+
+// Inputs go binary from binary_min_bytes on (64 KiB by default), JSON below
+// it and never with binary_min_bytes=off; a bad value is refused.
+func TestBinaryThreshold(t *testing.T) {
+	srv := oiptest.New(oiptest.Model{Name: "mlp", Versions: []string{"1"}, Digest: digest, Model: parse(t, testDoc())})
+	defer srv.Close()
+	rows := func(n int) []ai.Tensor {
+		x := make([][]float32, n)
+		for i := range x {
+			x[i] = []float32{0.1, 0.2, float32(i%7) * 0.01, 0}
+		}
+		return []ai.Tensor{memruntime.Tensor(x)}
+	}
+	for _, c := range []struct {
+		query  string
+		rows   int
+		binary bool
+	}{
+		{"", 16, false},
+		{"", 4096, true}, // 64 KiB of inputs
+		{"?binary_min_bytes=off", 4096, false},
+		{"?binary_min_bytes=100", 16, true},
+	} {
+		d := open(t, "oip+"+srv.URL+c.query)
+		s := spec("mlp", "1")
+		s.Key = "k"
+		if _, err := d.Load(ctx(t), s); err != nil {
+			t.Fatal(err)
+		}
+		before := srv.BinaryInfers.Load()
+		in := rows(c.rows)
+		out, err := d.Infer(ctx(t), "k", in, []string{"y"})
+		if err != nil {
+			t.Fatalf("%q %d rows: %v", c.query, c.rows, err)
+		}
+		want, err := parse(t, testDoc()).Infer(ctx(t), in, []string{"y"})
+		if err != nil || len(out) != 1 || !bytes.Equal(out[0].Data, want[0].Data) || out[0].Shape[0] != int64(c.rows) {
+			t.Fatalf("%q %d rows: outputs differ from the model's (%v)", c.query, c.rows, err)
+		}
+		if got := srv.BinaryInfers.Load() > before; got != c.binary {
+			t.Errorf("%q with %d rows: binary %v, want %v", c.query, c.rows, got, c.binary)
+		}
+		_ = d.Close()
+	}
+	for _, q := range []string{"?binary_min_bytes=-1", "?binary_min_bytes=lots"} {
+		u, _ := url.Parse("oip+" + srv.URL + q)
+		if _, err := oipruntime.OpenURL(u, ai.OpenOptions{}); !greyerr.Is(err, greyerr.InvalidArgument) {
+			t.Errorf("%s: %v, want InvalidArgument", q, err)
+		}
+	}
+}
+
 // TestConformanceKServe runs the suite against a real KServe model server
 // (KServe's Python ModelServer, v2 REST), started here with a numpy MLP
 // (testdata/kserve_mlp.py) from GREY_TEST_KSERVE_URL's python.
 func TestConformanceKServe(t *testing.T) {
 	base := startKServe(t, testDoc())
 	runtimetest.Run(t, harness(base, testDoc(), spec("mlp", "1"), 1e-6))
+	// KServe takes binary tensors (the binary data extension) and answers
+	// binary outputs: the suite again with every request binary.
+	t.Run("binary", func(t *testing.T) {
+		runtimetest.Run(t, harness(base+"&binary_min_bytes=0", testDoc(), spec("mlp", "1"), 1e-6))
+	})
 	// KServe reports no digest: the load says so, and digest=require
 	// refuses it.
 	d := open(t, base)

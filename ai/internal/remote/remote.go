@@ -237,23 +237,35 @@ func (c *Client) WithTimeout(ctx context.Context) (context.Context, context.Canc
 // when ctx ended, else Unavailable. An answer past MaxResponseBytes is
 // Internal.
 func (c *Client) Do(ctx context.Context, method, path string, body any) (int, []byte, error) {
-	var rd io.Reader
+	var b []byte
+	var h http.Header
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return 0, nil, fmt.Errorf("%s runtime: encode the request: %w", c.prefix, err)
 		}
-		rd = bytes.NewReader(b)
+		h = http.Header{"Content-Type": {"application/json"}}
+	}
+	status, _, rb, err := c.DoBytes(ctx, method, path, b, h)
+	return status, rb, err
+}
+
+// DoBytes is Do with the request's bytes and headers given (nil body: no
+// body) and the answer's headers returned too.
+func (c *Client) DoBytes(ctx context.Context, method, path string, body []byte, header http.Header) (int, http.Header, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
 	u := *c.o.Base
 	u.Path += path // path holds names unescaped; String escapes them
 	u.RawPath = ""
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
-		return 0, nil, greyerr.Wrap(greyerr.Internal, err, "%s runtime: build the request", c.prefix)
+		return 0, nil, nil, greyerr.Wrap(greyerr.Internal, err, "%s runtime: build the request", c.prefix)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.token != "" {
@@ -262,22 +274,22 @@ func (c *Client) Do(ctx context.Context, method, path string, body any) (int, []
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, nil, fmt.Errorf("%s runtime: %s %s: %w", c.prefix, method, path, ctx.Err())
+			return 0, nil, nil, fmt.Errorf("%s runtime: %s %s: %w", c.prefix, method, path, ctx.Err())
 		}
-		return 0, nil, greyerr.Wrap(greyerr.Unavailable, err, "%s runtime: %s %s at %s", c.prefix, method, path, c.Server())
+		return 0, nil, nil, greyerr.Wrap(greyerr.Unavailable, err, "%s runtime: %s %s at %s", c.prefix, method, path, c.Server())
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, c.o.MaxResponseBytes+1))
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, nil, fmt.Errorf("%s runtime: %s %s: %w", c.prefix, method, path, ctx.Err())
+			return 0, nil, nil, fmt.Errorf("%s runtime: %s %s: %w", c.prefix, method, path, ctx.Err())
 		}
-		return 0, nil, greyerr.Wrap(greyerr.Unavailable, err, "%s runtime: read the answer to %s %s", c.prefix, method, path)
+		return 0, nil, nil, greyerr.Wrap(greyerr.Unavailable, err, "%s runtime: read the answer to %s %s", c.prefix, method, path)
 	}
 	if int64(len(b)) > c.o.MaxResponseBytes {
-		return 0, nil, greyerr.New(greyerr.Internal, "%s runtime: the answer to %s %s is past max_response_bytes (%d)", c.prefix, method, path, c.o.MaxResponseBytes)
+		return 0, nil, nil, greyerr.New(greyerr.Internal, "%s runtime: the answer to %s %s is past max_response_bytes (%d)", c.prefix, method, path, c.o.MaxResponseBytes)
 	}
-	return resp.StatusCode, b, nil
+	return resp.StatusCode, resp.Header, b, nil
 }
 
 // Message returns the server's error message from an answer body: the

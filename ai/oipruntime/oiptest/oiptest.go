@@ -1,6 +1,7 @@
 // Package oiptest is a fake Open Inference Protocol server for tests: an
 // httptest server that follows the REST API of the protocol (KServe v2:
-// health, server and model metadata, model readiness, JSON inference),
+// health, server and model metadata, model readiness, inference with JSON
+// or binary tensors),
 // serving memruntime models. It is a fake, written from the protocol's
 // documentation; the oip runtime's tests also run against a real KServe
 // model server when one is installed (GREY_TEST_KSERVE_URL).
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -43,6 +45,8 @@ type Server struct {
 	ready  atomic.Bool
 	// Infers counts inference requests.
 	Infers atomic.Int64
+	// BinaryInfers counts those with binary tensors.
+	BinaryInfers atomic.Int64
 }
 
 // New starts a fake serving models; Close it when done.
@@ -159,7 +163,34 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Infers.Add(1)
 	var req request
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+	binary := r.Header.Get(ai.InferenceHeaderContentLength)
+	if binary != "" {
+		// The binary tensor data extension: a JSON header, then the
+		// inputs' bytes.
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		head, raw, err := ai.SplitBinaryBody(body, binary)
+		if err == nil {
+			var h struct {
+				ID      string            `json:"id"`
+				Inputs  []json.RawMessage `json:"inputs"`
+				Outputs []struct {
+					Name string `json:"name"`
+				} `json:"outputs"`
+			}
+			if err = json.Unmarshal(head, &h); err == nil {
+				req.ID, req.Outputs = h.ID, h.Outputs
+				req.Inputs, err = ai.DecodeBinaryTensors(h.Inputs, raw, "inputs")
+			}
+		}
+		if err != nil {
+			fail(w, 400, "malformed inference request: "+err.Error())
+			return
+		}
+		s.BinaryInfers.Add(1)
+	} else if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		fail(w, 400, "malformed inference request: "+err.Error())
 		return
 	}
@@ -179,6 +210,17 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		fail(w, 500, err.Error())
+		return
+	}
+	if binary != "" {
+		// Binary outputs too, as Triton and KServe answer
+		// binary_data_output.
+		entries, raw := ai.BinaryEntries(out)
+		head, _ := json.Marshal(map[string]any{"model_name": m.Name, "model_version": r.PathValue("version"), "id": req.ID, "outputs": entries})
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set(ai.InferenceHeaderContentLength, strconv.Itoa(len(head)))
+		w.WriteHeader(200)
+		_, _ = w.Write(append(head, raw...))
 		return
 	}
 	reply(w, 200, map[string]any{"model_name": m.Name, "model_version": r.PathValue("version"), "id": req.ID, "outputs": out})
