@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,9 +93,16 @@ func TestImageBuildsAndRuns(t *testing.T) {
 	}
 	defer lf.Close()
 	run.Stdout, run.Stderr = lf, lf
+	// buildah runs greyd under buildah-chroot-exec, which outlives a
+	// killed buildah: the whole process group is stopped instead (SIGTERM
+	// for a graceful stop, then SIGKILL for whatever is left).
+	run.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	run.Cancel = func() error { return syscall.Kill(-run.Process.Pid, syscall.SIGTERM) }
+	run.WaitDelay = 15 * time.Second
 	if err := run.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = syscall.Kill(-run.Process.Pid, syscall.SIGKILL) })
 	done := make(chan error, 1)
 	go func() { done <- run.Wait() }()
 	deadline := time.Now().Add(time.Minute)
