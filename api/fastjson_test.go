@@ -51,7 +51,7 @@ func FuzzDecodeItemAgrees(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var fast, std task.Spec
-		ferr := decodeItem(raw, &fast, "tasks[0]")
+		ferr := decodeItem(raw, &fast, "tasks", 0)
 		serr := decodeItemStd(raw, &std)
 		if (ferr == nil) != (serr == nil) {
 			t.Fatalf("%q: decodeItem error %v, encoding/json error %v", raw, ferr, serr)
@@ -65,7 +65,7 @@ func FuzzDecodeItemAgrees(f *testing.F) {
 func TestDecodeItemSeeds(t *testing.T) {
 	for _, s := range specSeeds {
 		var fast, std task.Spec
-		ferr := decodeItem([]byte(s), &fast, "tasks[0]")
+		ferr := decodeItem([]byte(s), &fast, "tasks", 0)
 		serr := decodeItemStd([]byte(s), &std)
 		if (ferr == nil) != (serr == nil) || (ferr == nil && !reflect.DeepEqual(fast, std)) {
 			t.Errorf("%s: fast %+v %v, std %+v %v", s, fast, ferr, std, serr)
@@ -182,5 +182,37 @@ func TestDecodeSeeds(t *testing.T) {
 	}
 	if accepted < 5 {
 		t.Fatalf("only %d seed bodies decoded: the seeds do not exercise the fast path", accepted)
+	}
+}
+
+// TestDisallowUnknownFieldsOption checks the decode option fastDecode
+// lifts from goccy's Decoder: with it Unmarshal refuses an unknown field
+// (at any depth) and trailing data, and still takes a well-formed body.
+func TestDisallowUnknownFieldsOption(t *testing.T) {
+	type inner struct {
+		A int `json:"a"`
+	}
+	type doc struct {
+		Kind  string `json:"kind"`
+		Inner inner  `json:"inner"`
+	}
+	for _, tc := range []struct {
+		body string
+		ok   bool
+	}{
+		{`{"kind":"noop","inner":{"a":1}}`, true},
+		{` {"kind":"noop"} ` + "\n", true},
+		{`{"kind":"noop","bogus":1}`, false},
+		{`{"kind":"noop","inner":{"a":1,"b":2}}`, false},
+		{`{"kind":"noop"} {}`, false},
+		{`{"kind":"noop"}x`, false},
+	} {
+		var d doc
+		if got := fastDecode([]byte(tc.body), &d); got != tc.ok {
+			t.Errorf("fastDecode(%s) = %v, want %v", tc.body, got, tc.ok)
+		}
+		if !tc.ok && d != (doc{}) {
+			t.Errorf("fastDecode(%s) left %+v, want the zero value", tc.body, d)
+		}
 	}
 }

@@ -142,13 +142,14 @@ func jsonContentType(r *http.Request) error {
 	return greyerr.Invalid("Content-Type", "must be application/json, got %q", ct)
 }
 
-// decodeItem strictly decodes one element of a request array (already known
-// to be well-formed JSON) into v; error fields are prefixed with prefix, as
-// in "tasks[3].priority".
-func decodeItem(raw json.RawMessage, v any, prefix string) error {
+// decodeItem strictly decodes element i of the request array name
+// (already known to be well-formed JSON) into v; error fields are
+// prefixed with the element's path, as in "tasks[3].priority".
+func decodeItem(raw json.RawMessage, v any, name string, i int) error {
 	if fastDecode(raw, v) {
 		return nil
 	}
+	prefix := name + "[" + strconv.Itoa(i) + "]"
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -175,14 +176,27 @@ func decodeItem(raw json.RawMessage, v any, prefix string) error {
 // FuzzDecodeItemAgrees and FuzzDecodeAgrees check that what the fast
 // decoder accepts, encoding/json accepts with the same result.
 func fastDecode(raw []byte, v any) bool {
-	fast := gojson.NewDecoder(bytes.NewReader(raw))
-	fast.DisallowUnknownFields()
-	if fast.Decode(v) == nil && len(bytes.TrimLeft(raw[min(int(fast.InputOffset()), len(raw)):], " \t\r\n")) == 0 {
+	// Unmarshal checks that nothing but white space follows the value.
+	if gojson.UnmarshalWithOption(raw, v, disallowUnknownFields) == nil {
 		return true
 	}
 	clearValue(v)
 	return false
 }
+
+// disallowUnknownFields is goccy/go-json's DisallowUnknownFields as a
+// decode option. goccy offers it only on its stream Decoder, which
+// allocates a stream and its buffer per body; the option flag it sets is
+// read once from such a Decoder, so that Unmarshal (pooled buffers, no
+// stream) refuses unknown fields too. TestDisallowUnknownFieldsOption
+// checks it does.
+var disallowUnknownFields = func() gojson.DecodeOptionFunc {
+	var flags gojson.DecodeOption
+	d := gojson.NewDecoder(strings.NewReader("{}"))
+	d.DisallowUnknownFields()
+	_ = d.DecodeWithOption(&struct{}{}, func(o *gojson.DecodeOption) { flags.Flags = o.Flags })
+	return func(o *gojson.DecodeOption) { o.Flags |= flags.Flags }
+}()
 
 // clearValue resets *v (a pointer) to its zero value, undoing a failed
 // partial decode.

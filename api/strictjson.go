@@ -31,7 +31,7 @@ import (
 // that is not well-formed JSON passes: the decoder reports that.
 func checkStrictJSON(data []byte, t reflect.Type, cache *fieldCache) error {
 	s := &strictScanner{data: data, cache: cache}
-	err := s.value(t, "", 0)
+	err := s.value(t, 0)
 	if errors.Is(err, errNotJSON) {
 		return nil
 	}
@@ -48,6 +48,10 @@ type strictScanner struct {
 	data  []byte
 	pos   int
 	cache *fieldCache // nil: computed on every use
+	path  []pathElem  // where the value being scanned stands
+	// keys holds the keys seen so far of each object being scanned, the
+	// innermost last (an object truncates it back when it ends).
+	keys [][]byte
 }
 
 // fieldCache holds jsonFields by struct type (a Server keeps one: the
@@ -77,19 +81,35 @@ func (s *strictScanner) ws() {
 	}
 }
 
-// fieldName renders path for an error ("body" for the document itself).
-func fieldName(path string) string {
-	if path == "" {
-		return "body"
-	}
-	return path
+// pathElem is one step of the path to the value being scanned: an
+// object member's key, or an array element's index (key nil).
+type pathElem struct {
+	key   []byte
+	index int
 }
 
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
+// pathString renders the path to the value being scanned as a field
+// path ("tasks[3].payload"; "body" for the document itself). Only errors
+// render it: the scan itself keeps the path as a stack of keys and
+// indexes, which costs no allocation per value.
+func (s *strictScanner) pathString() string {
+	if len(s.path) == 0 {
+		return "body"
 	}
-	return path + "." + key
+	var b []byte
+	for _, e := range s.path {
+		if e.key == nil {
+			b = append(b, '[')
+			b = strconv.AppendInt(b, int64(e.index), 10)
+			b = append(b, ']')
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, '.')
+		}
+		b = append(b, e.key...)
+	}
+	return string(b)
 }
 
 // strictType is the type a JSON value decoded into t is checked against:
@@ -111,7 +131,7 @@ func strictType(t reflect.Type) reflect.Type {
 	return nil
 }
 
-func (s *strictScanner) value(t reflect.Type, path string, depth int) error {
+func (s *strictScanner) value(t reflect.Type, depth int) error {
 	if depth > maxStrictDepth {
 		return errNotJSON
 	}
@@ -122,7 +142,7 @@ func (s *strictScanner) value(t reflect.Type, path string, depth int) error {
 	t = strictType(t)
 	switch s.data[s.pos] {
 	case '{':
-		return s.object(t, path, depth)
+		return s.object(t, depth)
 	case '[':
 		s.pos++
 		var elem reflect.Type
@@ -134,12 +154,15 @@ func (s *strictScanner) value(t reflect.Type, path string, depth int) error {
 			s.pos++
 			return nil
 		}
+		s.path = append(s.path, pathElem{})
+		at := len(s.path) - 1
 		for i := 0; ; i++ {
 			s.ws()
+			s.path[at] = pathElem{index: i}
 			if elem != nil && !anyJSON(elem) && bytes.HasPrefix(s.data[s.pos:], []byte("null")) {
-				return greyerr.Invalid(path+"["+strconv.Itoa(i)+"]", "must not be null at byte %d", s.pos)
+				return greyerr.Invalid(s.pathString(), "must not be null at byte %d", s.pos)
 			}
-			if err := s.value(elem, path+"["+strconv.Itoa(i)+"]", depth+1); err != nil {
+			if err := s.value(elem, depth+1); err != nil {
 				return err
 			}
 			s.ws()
@@ -151,13 +174,14 @@ func (s *strictScanner) value(t reflect.Type, path string, depth int) error {
 				s.pos++
 			case ']':
 				s.pos++
+				s.path = s.path[:at]
 				return nil
 			default:
 				return errNotJSON
 			}
 		}
 	case '"':
-		_, err := s.str(path)
+		_, err := s.str()
 		return err
 	default:
 		// A number or literal: ASCII up to the next delimiter; anything
@@ -168,7 +192,7 @@ func (s *strictScanner) value(t reflect.Type, path string, depth int) error {
 				break
 			}
 			if c >= utf8.RuneSelf {
-				return s.badUTF8(path)
+				return s.badUTF8()
 			}
 			s.pos++
 		}
@@ -176,7 +200,7 @@ func (s *strictScanner) value(t reflect.Type, path string, depth int) error {
 	}
 }
 
-func (s *strictScanner) object(t reflect.Type, path string, depth int) error {
+func (s *strictScanner) object(t reflect.Type, depth int) error {
 	start := s.pos
 	s.pos++
 	var fields map[string]reflect.Type
@@ -189,27 +213,29 @@ func (s *strictScanner) object(t reflect.Type, path string, depth int) error {
 			elem = t.Elem()
 		}
 	}
-	// The keys seen so far: a slice, as objects are small; a map past 16.
-	var seenList []string
+	// This object's keys seen so far: s.keys[base:] as objects are
+	// small, a map past 16.
+	base := len(s.keys)
+	defer func() { s.keys = s.keys[:base] }()
 	var seenMap map[string]bool
-	seen := func(k string) bool {
+	seen := func(k []byte) bool {
 		if seenMap != nil {
-			if seenMap[k] {
+			if seenMap[string(k)] {
 				return true
 			}
-			seenMap[k] = true
+			seenMap[string(k)] = true
 			return false
 		}
-		for _, x := range seenList {
-			if x == k {
+		for _, x := range s.keys[base:] {
+			if bytes.Equal(x, k) {
 				return true
 			}
 		}
-		seenList = append(seenList, k)
-		if len(seenList) > 16 {
+		s.keys = append(s.keys, k)
+		if len(s.keys)-base > 16 {
 			seenMap = make(map[string]bool, 32)
-			for _, x := range seenList {
-				seenMap[x] = true
+			for _, x := range s.keys[base:] {
+				seenMap[string(x)] = true
 			}
 		}
 		return false
@@ -225,20 +251,20 @@ func (s *strictScanner) object(t reflect.Type, path string, depth int) error {
 			return errNotJSON
 		}
 		keyAt := s.pos
-		key, err := s.str(path)
+		key, err := s.str()
 		if err != nil {
 			return err
 		}
-		kp := joinPath(path, key)
+		s.path = append(s.path, pathElem{key: key})
 		if seen(key) {
-			return greyerr.Invalid(kp, "duplicate key %q at byte %d (the object at byte %d already has it; JSON parsers disagree on which one counts)", key, keyAt, start)
+			return greyerr.Invalid(s.pathString(), "duplicate key %q at byte %d (the object at byte %d already has it; JSON parsers disagree on which one counts)", key, keyAt, start)
 		}
 		sub := elem
 		if fields != nil {
-			ft, ok := fields[key]
+			ft, ok := fields[string(key)]
 			if !ok {
-				if name, folded := foldName(fields, key); folded {
-					return greyerr.Invalid(kp, "unknown field %q at byte %d (field names are case-sensitive: %q)", key, keyAt, name)
+				if name, folded := foldName(fields, string(key)); folded {
+					return greyerr.Invalid(s.pathString(), "unknown field %q at byte %d (field names are case-sensitive: %q)", key, keyAt, name)
 				}
 			}
 			sub = ft
@@ -252,15 +278,16 @@ func (s *strictScanner) object(t reflect.Type, path string, depth int) error {
 		if sub != nil && !anyJSON(sub) && bytes.HasPrefix(s.data[s.pos:], []byte("null")) {
 			// encoding/json reads null as "absent"; the spec gives no
 			// field of a request a null value (leave the field out).
-			return greyerr.Invalid(kp, "must not be null at byte %d (leave the field out to use its default)", s.pos)
+			return greyerr.Invalid(s.pathString(), "must not be null at byte %d (leave the field out to use its default)", s.pos)
 		}
 		if sub != nil && isBytes(sub) && s.pos < len(s.data) && s.data[s.pos] != '"' {
 			// encoding/json also reads an array of numbers into []byte.
-			return greyerr.Invalid(kp, "must be a base64 string (at byte %d)", s.pos)
+			return greyerr.Invalid(s.pathString(), "must be a base64 string (at byte %d)", s.pos)
 		}
-		if err := s.value(sub, kp, depth+1); err != nil {
+		if err := s.value(sub, depth+1); err != nil {
 			return err
 		}
+		s.path = s.path[:len(s.path)-1]
 		s.ws()
 		if s.pos >= len(s.data) {
 			return errNotJSON
@@ -316,12 +343,14 @@ func equalFoldASCII(a, b string) bool {
 	return true
 }
 
-func (s *strictScanner) badUTF8(path string) error {
-	return greyerr.Invalid(fieldName(path), "invalid UTF-8 at byte %d: JSON text must be UTF-8", s.pos)
+func (s *strictScanner) badUTF8() error {
+	return greyerr.Invalid(s.pathString(), "invalid UTF-8 at byte %d: JSON text must be UTF-8", s.pos)
 }
 
-// str scans the string at s.pos (its opening quote) and returns its value.
-func (s *strictScanner) str(path string) (string, error) {
+// str scans the string at s.pos (its opening quote) and returns its value:
+// the document's own bytes when the string has no escapes (never to be
+// modified), else a decoded copy.
+func (s *strictScanner) str() ([]byte, error) {
 	start := s.pos
 	s.pos++
 	escaped := false
@@ -332,17 +361,17 @@ func (s *strictScanner) str(path string) (string, error) {
 			s.pos++
 			raw := s.data[start:s.pos]
 			if !escaped {
-				return string(raw[1 : len(raw)-1]), nil
+				return raw[1 : len(raw)-1], nil
 			}
 			var v string
 			if err := json.Unmarshal(raw, &v); err != nil {
-				return "", errNotJSON
+				return nil, errNotJSON
 			}
-			return v, nil
+			return []byte(v), nil
 		case c == '\\':
 			escaped = true
 			if s.pos+1 >= len(s.data) {
-				return "", errNotJSON
+				return nil, errNotJSON
 			}
 			if s.data[s.pos+1] != 'u' {
 				s.pos += 2
@@ -350,7 +379,7 @@ func (s *strictScanner) str(path string) (string, error) {
 			}
 			r, ok := s.hex4(s.pos + 2)
 			if !ok {
-				return "", errNotJSON
+				return nil, errNotJSON
 			}
 			if utf16.IsSurrogate(r) {
 				// A high surrogate must be followed by an escaped low one.
@@ -359,25 +388,25 @@ func (s *strictScanner) str(path string) (string, error) {
 					lo, ok2 = s.hex4(s.pos + 8)
 				}
 				if !ok2 || utf16.DecodeRune(r, lo) == utf8.RuneError {
-					return "", greyerr.Invalid(fieldName(path), "lone UTF-16 surrogate %q at byte %d: JSON text must be valid Unicode", string(s.data[s.pos:s.pos+6]), s.pos)
+					return nil, greyerr.Invalid(s.pathString(), "lone UTF-16 surrogate %q at byte %d: JSON text must be valid Unicode", string(s.data[s.pos:s.pos+6]), s.pos)
 				}
 				s.pos += 12
 				continue
 			}
 			s.pos += 6
 		case c < 0x20:
-			return "", errNotJSON
+			return nil, errNotJSON
 		case c < utf8.RuneSelf:
 			s.pos++
 		default:
 			r, n := utf8.DecodeRune(s.data[s.pos:])
 			if r == utf8.RuneError && n <= 1 {
-				return "", s.badUTF8(path)
+				return nil, s.badUTF8()
 			}
 			s.pos += n
 		}
 	}
-	return "", errNotJSON
+	return nil, errNotJSON
 }
 
 // hex4 reads four hex digits at i.

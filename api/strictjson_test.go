@@ -3,10 +3,12 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/task"
 )
 
@@ -128,4 +130,44 @@ func BenchmarkStrictJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestStrictJSONFieldPaths: every refusal names the whole path of the
+// value it is about, through objects and arrays.
+func TestStrictJSONFieldPaths(t *testing.T) {
+	type item struct {
+		Kind    string          `json:"kind"`
+		Payload json.RawMessage `json:"payload"`
+		Labels  map[string]int  `json:"labels"`
+	}
+	type doc struct {
+		Tasks []item `json:"tasks"`
+	}
+	typ := reflect.TypeFor[doc]()
+	for _, tc := range []struct{ body, field string }{
+		{`{"tasks":[{"kind":"a"},{"kind":"a","kind":"b"}]}`, "tasks[1].kind"},
+		{`{"tasks":[{"kind":"a"},{"Kind":"b"}]}`, "tasks[1].Kind"},
+		{`{"tasks":[{"kind":"a"},null]}`, "tasks[1]"},
+		{`{"tasks":[{"kind":"a","labels":{"x":null}}]}`, "tasks[0].labels.x"},
+		{`{"tasks":[{"payload":{"a":[1,{"b":1,"b":2}]}}]}`, "tasks[0].payload.a[1].b"},
+		{"{\"tasks\":[{\"kind\":\"caf\xe9\"}]}", "tasks[0].kind"},
+		{`{"tasks":[],"tasks":[]}`, "tasks"},
+		{"\"\xff\"", "body"},
+	} {
+		err := checkStrictJSON([]byte(tc.body), typ, nil)
+		var ge *greyerr.Error
+		if !errors.As(err, &ge) {
+			t.Errorf("%s: got %v, want an error naming %s", tc.body, err, tc.field)
+			continue
+		}
+		if ge.Field != tc.field {
+			t.Errorf("%s: field %q, want %q (%v)", tc.body, ge.Field, tc.field, err)
+		}
+	}
+	// Sibling values do not inherit a path: a later error names only its own.
+	err := checkStrictJSON([]byte(`{"tasks":[{"kind":"a","payload":[1,2]}],"x":{"y":1,"y":2}}`), typ, nil)
+	var ge *greyerr.Error
+	if !errors.As(err, &ge) || ge.Field != "x.y" {
+		t.Errorf("sibling path: got %v", err)
+	}
 }

@@ -3,12 +3,13 @@ package api
 import (
 	"context"
 	"encoding/json"
-	gojson "github.com/goccy/go-json"
 	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 
 	"github.com/grey-distributed/grey/apitypes"
 	"github.com/grey-distributed/grey/engine"
@@ -79,7 +80,7 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	specs := make([]task.Spec, len(req.Tasks))
 	for i, raw := range req.Tasks {
-		if err := decodeItem(raw, &specs[i], "tasks["+strconv.Itoa(i)+"]"); err != nil {
+		if err := decodeItem(raw, &specs[i], "tasks", i); err != nil {
 			s.writeError(w, r, err)
 			return
 		}

@@ -51,10 +51,7 @@ func (e *Engine) resolvePayloads(ctx context.Context, tenant string, ts []*task.
 		if t.PayloadRef == "" {
 			continue
 		}
-		prefix := ""
-		if batch {
-			prefix = "tasks[" + itoa(i) + "]."
-		}
+		prefix := itemPrefix(batch, i)
 		field := prefix + "payload_ref"
 		if e.cfg.Data == nil {
 			e := greyerr.New(greyerr.Unimplemented, "this server has no task data store (tasks.data_url), so payload_ref is not available")

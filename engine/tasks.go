@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,24 +83,23 @@ func (e *Engine) submit(ctx context.Context, tenant string, specs []task.Spec, b
 	req := &state.SubmitRequest{Now: now, Tasks: make([]*task.Task, len(specs))}
 	traceHeaders := tracing.SubmitHeaders(ctx)
 	for i := range specs {
-		prefix := ""
-		if batch {
-			prefix = "tasks[" + itoa(i) + "]."
-		}
-		sp := specs[i]
-		if err := sp.Validate(prefix, lim); err != nil {
-			return nil, err
+		// The task is made first and its spec checked and completed in
+		// place: no second copy of the spec per task.
+		t := &task.Task{TenantID: tenant, Spec: specs[i], Status: task.Pending, CreatedAt: now, UpdatedAt: now}
+		sp := &t.Spec
+		if err := sp.Validate("", lim); err != nil {
+			return nil, inItem(err, batch, i)
 		}
 		if !e.KnownKind(sp.Kind) {
-			return nil, greyerr.Invalid(prefix+"kind", "unknown kind %q: no executor or worker provides it (known: %s; list extra kinds in tasks.kinds or start a worker for it first)", sp.Kind, strings.Join(e.Kinds(), ", "))
+			return nil, inItem(greyerr.Invalid("kind", "unknown kind %q: no executor or worker provides it (known: %s; list extra kinds in tasks.kinds or start a worker for it first)", sp.Kind, strings.Join(e.Kinds(), ", ")), batch, i)
 		}
 		if e.cfg.ValidatePayload != nil && sp.PayloadRef == "" {
 			if err := e.cfg.ValidatePayload(sp.Kind, sp.Payload); err != nil {
-				return nil, greyerr.Invalid(prefix+"payload", "%v", err)
+				return nil, inItem(greyerr.Invalid("payload", "%v", err), batch, i)
 			}
 		}
 		if hook := e.cfg.SubmitHooks[sp.Kind]; hook != nil && sp.PayloadRef == "" {
-			if err := runHook(ctx, hook, tenant, prefix, &sp); err != nil {
+			if err := runHook(ctx, hook, tenant, itemPrefix(batch, i), sp); err != nil {
 				return nil, err
 			}
 		}
@@ -107,6 +107,7 @@ func (e *Engine) submit(ctx context.Context, tenant string, specs []task.Spec, b
 		if err != nil {
 			return nil, greyerr.Wrap(greyerr.Internal, err, "new task id")
 		}
+		t.ID = id
 		if d := e.cfg.KindTimeouts[sp.Kind]; sp.Timeout == 0 && d > 0 {
 			if e.cfg.MaxTimeout > 0 {
 				d = min(d, e.cfg.MaxTimeout)
@@ -118,7 +119,7 @@ func (e *Engine) submit(ctx context.Context, tenant string, specs []task.Spec, b
 			sp.RunAt = &r
 		}
 		sp.Headers = tracing.AddHeaders(sp.Headers, traceHeaders)
-		req.Tasks[i] = &task.Task{ID: id, TenantID: tenant, Spec: sp, Status: task.Pending, CreatedAt: now, UpdatedAt: now}
+		req.Tasks[i] = t
 	}
 	if err := e.resolvePayloads(ctx, tenant, req.Tasks, batch); err != nil {
 		return nil, err
@@ -144,11 +145,23 @@ func (e *Engine) submit(ctx context.Context, tenant string, specs []task.Spec, b
 
 func unbatchField(err error) error { return err }
 
-func itoa(i int) string {
-	if i < 10 {
-		return string(rune('0' + i))
+// itemPrefix is the field prefix of a batch's item i ("tasks[3].";
+// nothing outside a batch). Errors alone need it: it is built only then.
+func itemPrefix(batch bool, i int) string {
+	if !batch {
+		return ""
 	}
-	return itoa(i/10) + string(rune('0'+i%10))
+	return "tasks[" + strconv.Itoa(i) + "]."
+}
+
+// inItem names a batch's item i in err's field ("kind" becomes
+// "tasks[3].kind") and returns err.
+func inItem(err error, batch bool, i int) error {
+	var ge *greyerr.Error
+	if batch && errors.As(err, &ge) {
+		ge.Field = itemPrefix(batch, i) + ge.Field
+	}
+	return err
 }
 
 // Get returns the tenant's task with its waiting reason filled in, from

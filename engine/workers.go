@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -346,7 +347,7 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 			slots[i] = slot{2, len(fails.Items)}
 			fails.Items = append(fails.Items, e.failItem(ref, te, now, at))
 		default:
-			return nil, greyerr.Invalid("reports["+itoa(i)+"].status", "must be running, completed or failed")
+			return nil, greyerr.Invalid("reports["+strconv.Itoa(i)+"].status", "must be running, completed or failed")
 		}
 	}
 	// One entry: the proofs the completions refer to go first, as raw

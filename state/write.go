@@ -256,7 +256,7 @@ func (s *Store) Lease(index uint64, req *LeaseRequest) *LeaseResult {
 			res.Refused = append(res.Refused, it.TaskID)
 			continue
 		}
-		n := t.Clone()
+		n := t.CloneGrow(1) // the new attempt goes in without a second copy
 		n.Status = task.Leased
 		n.Attempt = it.Attempt
 		n.Lease = &task.Lease{WorkerID: req.WorkerID, Principal: req.Principal, Attempt: it.Attempt, Deadline: req.Deadline}

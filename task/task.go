@@ -150,7 +150,11 @@ type Task struct {
 }
 
 // Clone returns a copy that shares no mutable memory with t.
-func (t *Task) Clone() *Task {
+func (t *Task) Clone() *Task { return t.CloneGrow(0) }
+
+// CloneGrow is Clone with room for n more attempts in the copy's
+// Attempts, so that appending them does not copy the slice again.
+func (t *Task) CloneGrow(n int) *Task {
 	c := *t
 	if t.Lease != nil {
 		l := *t.Lease
@@ -160,7 +164,10 @@ func (t *Task) Clone() *Task {
 		e := *t.Error
 		c.Error = &e
 	}
-	if t.Attempts != nil {
+	switch {
+	case n > 0:
+		c.Attempts = append(make([]Attempt, 0, len(t.Attempts)+n), t.Attempts...)
+	case t.Attempts != nil:
 		c.Attempts = append([]Attempt(nil), t.Attempts...)
 	}
 	if t.Usage != nil {

@@ -224,8 +224,9 @@ func (p *Pool) dispatch(ctx context.Context, j runJob) {
 }
 
 func (p *Pool) runner(ctx context.Context, j runJob) {
+	base := context.WithoutCancel(ctx) // once per runner, not per task
 	for ok := true; ok; j, ok = <-p.idle {
-		p.execute(ctx, j.a)
+		p.execute(ctx, base, j.a)
 		<-p.slots
 		j.wg.Done()
 	}
@@ -330,14 +331,14 @@ func (p *Pool) cancelActive(cause error) {
 	}
 }
 
-func (p *Pool) execute(parent context.Context, a Assignment) {
+// execute runs a; base is context.WithoutCancel(parent).
+func (p *Pool) execute(parent, base context.Context, a Assignment) {
 	// The task's one context keeps parent's values but is not registered
 	// as its child: with thousands of tasks running, adding and removing
 	// each in parent's child set cost more than the noop task itself.
 	// Cancelling parent reaches the task through cancelActive instead,
 	// which records why in the run (context.Cause of a deadline context
 	// cannot carry it).
-	base := context.WithoutCancel(parent)
 	var ctx context.Context
 	var cancel context.CancelFunc
 	if a.Timeout > 0 {
@@ -425,7 +426,9 @@ func (p *Pool) execute(parent context.Context, a Assignment) {
 		p.opts.Logger.LogAttrs(hctx, slog.LevelDebug, "task failed", slog.String("task_id", a.TaskID), slog.String("tenant_id", a.TenantID),
 			slog.String("kind", a.Kind), slog.Int("attempt", a.Attempt), slog.String("code", r.Error.Code), slog.Bool("retryable", r.Error.Retryable), slog.String("err", r.Error.Message))
 	}
-	span.SetAttributes(tracing.Status.String(string(r.Status)))
+	if span.IsRecording() { // the attribute escapes even into a no-op span
+		span.SetAttributes(tracing.Status.String(string(r.Status)))
+	}
 	p.reports <- r
 }
 

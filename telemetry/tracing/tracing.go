@@ -224,18 +224,35 @@ func TaskAttrs(tenant, taskID, kind string) []attribute.KeyValue {
 
 type taskKey struct{}
 
-type taskIDs struct{ tenant, task string }
+// taskCtx is a context naming the task it works for: one allocation
+// where context.WithValue would take two (the value boxed, then the
+// context), on every task a worker runs.
+type taskCtx struct {
+	context.Context
+	tenant, task string
+}
+
+// Value implements context.Context.
+func (c *taskCtx) Value(key any) any {
+	if key == (taskKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
 
 // WithTask returns ctx naming the tenant and task it works for; the log
 // handler of telemetry.NewLogHandler adds them to records logged with ctx.
 func WithTask(ctx context.Context, tenant, taskID string) context.Context {
-	return context.WithValue(ctx, taskKey{}, taskIDs{tenant, taskID})
+	return &taskCtx{Context: ctx, tenant: tenant, task: taskID}
 }
 
 // TaskFromContext returns the tenant and task set by WithTask.
 func TaskFromContext(ctx context.Context) (tenant, taskID string, ok bool) {
-	v, ok := ctx.Value(taskKey{}).(taskIDs)
-	return v.tenant, v.task, ok
+	c, ok := ctx.Value(taskKey{}).(*taskCtx)
+	if !ok {
+		return "", "", false
+	}
+	return c.tenant, c.task, true
 }
 
 // SubmitHeaders returns the headers a submit adds to each task it stores:
