@@ -347,6 +347,9 @@ func TestStoredResultCollected(t *testing.T) {
 	}
 	done, err := c.Wait(ctx, tk.ID)
 	if err != nil || done.ResultRef == nil {
+		if done != nil && done.Error != nil {
+			t.Fatalf("wait: the task %s: %+v", done.Status, *done.Error)
+		}
 		t.Fatalf("wait: %+v, %v", done, err)
 	}
 	view, _ := s.data.Bucket().Tenant("acme")

@@ -522,7 +522,9 @@ func (s *Store) SweepResults(ctx context.Context, live func(tenant, taskID strin
 	var gone []blobstore.Object
 	err := s.bucket.Walk(ctx, "tenants/", func(o blobstore.Object) error {
 		parts := strings.Split(o.Key, "/")
-		if len(parts) == 4 && parts[2]+"/" == task.ResultsArea && !live(parts[1], parts[3]) {
+		// Only a result named by a task id is a task's: anything else
+		// under results/ is not this sweep's to delete.
+		if len(parts) == 4 && parts[2]+"/" == task.ResultsArea && task.ValidID(parts[3]) && !live(parts[1], parts[3]) {
 			gone = append(gone, o)
 		}
 		return nil

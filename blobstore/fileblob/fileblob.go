@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strings"
 
 	"gocloud.dev/blob/fileblob"
 
@@ -52,7 +53,33 @@ func open(ctx context.Context, u *url.URL, _ blobstore.Env) (blobstore.Driver, e
 	if err != nil {
 		return nil, fmt.Errorf("file bucket %s: %w", u.Path, err)
 	}
-	return gocloudblob.New(b, blobstore.Capabilities{Scheme: Scheme, Tags: blobstore.TagsAsMetadata, SignedURL: signed}, gocloudblob.Hooks{}), nil
+	hooks := gocloudblob.Hooks{}
+	if q.Get("no_tmp_dir") != "" {
+		hooks.Hidden = inProgress
+	}
+	return gocloudblob.New(b, blobstore.Capabilities{Scheme: Scheme, Tags: blobstore.TagsAsMetadata, SignedURL: signed}, hooks), nil
+}
+
+// inProgress reports whether key is a write under way: with no_tmp_dir,
+// gocloud's fileblob writes <key>.<nanoseconds in hex>.tmp next to the
+// object and renames it into place on Close, and its listing shows that
+// file as an object. A walk that deleted it (a sweep of results) would
+// make the write fail ("rename …: no such file or directory").
+func inProgress(key string) bool {
+	rest, ok := strings.CutSuffix(key, ".tmp")
+	if !ok {
+		return false
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i < 0 || i == len(rest)-1 {
+		return false
+	}
+	for _, c := range rest[i+1:] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // URL returns the file:// bucket URL of dir (made absolute).

@@ -1,6 +1,7 @@
 package fileblob_test
 
 import (
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -78,5 +79,68 @@ func TestBadURLs(t *testing.T) {
 	_, err := reg.Open(t.Context(), "nosuch:///x", blobstore.Options{})
 	if err == nil || !strings.Contains(err.Error(), `"nosuch"`) || !strings.Contains(err.Error(), "file") {
 		t.Errorf("unknown scheme error does not name it and the known ones: %v", err)
+	}
+}
+
+// TestWriteInProgressNotListed: with no_tmp_dir (how greyd opens its task
+// data and module buckets) a write under way is a <key>.<hex>.tmp file next
+// to the object; the listing leaves it out, so a sweep walking the bucket
+// can neither count nor delete it, and the write completes.
+func TestWriteInProgressNotListed(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "b")
+	u, _ := fileblob.URL(dir)
+	b, err := registry(t).Open(t.Context(), u+"?no_tmp_dir=1", blobstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Upload(t.Context(), "results/r1", pr, &blobstore.WriteOptions{ContentType: "application/json"})
+		done <- err
+	}()
+	if _, err := pw.Write([]byte(`{"half":`)); err != nil {
+		t.Fatal(err)
+	}
+	// The temporary file exists: this is the case under test.
+	var tmp []string
+	for deadline := time.Now().Add(10 * time.Second); len(tmp) == 0 && time.Now().Before(deadline); {
+		tmp, _ = filepath.Glob(filepath.Join(dir, "results", "r1.*.tmp"))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(tmp) == 0 {
+		t.Fatal("no temporary file while the upload is open")
+	}
+	var keys []string
+	if err := b.Walk(t.Context(), "", func(o blobstore.Object) error { keys = append(keys, o.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 0 {
+		t.Fatalf("the listing shows a write under way: %v", keys)
+	}
+	_, _ = pw.Write([]byte(`1}`))
+	_ = pw.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	keys = nil
+	if err := b.Walk(t.Context(), "", func(o blobstore.Object) error { keys = append(keys, o.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0] != "results/r1" {
+		t.Fatalf("after the upload, listed %v", keys)
+	}
+	// An object whose name merely ends in .tmp is still an object.
+	if err := b.Put(t.Context(), "notes.tmp", []byte(`1`), nil); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.Exists(t.Context(), "notes.tmp"); !ok || err != nil {
+		t.Fatalf("notes.tmp: %v %v", ok, err)
+	}
+	n := 0
+	_ = b.Walk(t.Context(), "notes", func(blobstore.Object) error { n++; return nil })
+	if n != 1 {
+		t.Fatalf("notes.tmp listed %d times", n)
 	}
 }

@@ -32,6 +32,10 @@ type Hooks struct {
 	// Code maps a service error to a greyerr code where gcerrors says
 	// Unknown (e.g. refused credentials); "" leaves it to the adapter.
 	Code func(err error) greyerr.Code
+	// Hidden reports keys that are the driver's own files rather than
+	// objects (fileblob's in-progress writes): List leaves them out, so
+	// nothing that walks the bucket reads or deletes a write under way.
+	Hidden func(key string) bool
 }
 
 // Driver is a blobstore.Driver over a gocloud.dev/blob bucket.
@@ -144,7 +148,7 @@ func (d *Driver) List(ctx context.Context, prefix string, pageSize int, token st
 	}
 	out := make([]blobstore.Object, 0, len(objs))
 	for _, o := range objs {
-		if o.IsDir {
+		if o.IsDir || (d.hooks.Hidden != nil && d.hooks.Hidden(o.Key)) {
 			continue
 		}
 		out = append(out, blobstore.Object{Key: o.Key, Size: o.Size, ModTime: o.ModTime})
