@@ -85,7 +85,7 @@ func startPrivateBrokerTLS(t testing.TB, management bool, certs *testtls.Files) 
 			t.Fatal(err)
 		}
 	}
-	conf := fmt.Sprintf("listeners.tcp.1 = 127.0.0.1:%d\nloopback_users.guest = true\nlog.file.level = warning\nlog.console = false\n", b.port)
+	conf := fmt.Sprintf("listeners.tcp.1 = 127.0.0.1:%d\nloopback_users.guest = true\nlog.file.level = info\nlog.console = false\n", b.port)
 	if certs != nil {
 		b.tlsPort = freePort(t)
 		conf += fmt.Sprintf("listeners.ssl.1 = 127.0.0.1:%d\nssl_options.cacertfile = %s\nssl_options.certfile = %s\nssl_options.keyfile = %s\n"+
@@ -245,4 +245,48 @@ func (b *privateBroker) cleanup() {
 	if os.Getenv("GREY_KEEP_BROKER_DIR") == "" {
 		_ = os.RemoveAll(b.dir)
 	}
+}
+
+// diagnose logs what the node says of itself: its queues (type, state,
+// messages, unconfirmed publishes), resource alarms and the tail of its
+// log, so that a failed fault test names a broker-side cause.
+func (b *privateBroker) diagnose() {
+	t := b.t
+	t.Helper()
+	run := func(args ...string) {
+		ctl := filepath.Join(filepath.Dir(rabbitServer), args[0])
+		cmd := exec.Command(ctl, append([]string{"-n", b.node}, args[1:]...)...)
+		cmd.Env = b.Env()
+		done := make(chan struct{})
+		var out []byte
+		var err error
+		go func() { out, err = cmd.CombinedOutput(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		t.Logf("broker: %s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 4000))
+	}
+	run("rabbitmqctl", "list_queues", "name", "type", "state", "messages", "messages_unacknowledged", "leader", "members")
+	run("rabbitmq-diagnostics", "alarms")
+	// the quorum queues' Raft servers the node knows of (a queue missing
+	// here has no server to confirm what is published to it)
+	run("rabbitmqctl", "eval", "ra_directory:list_registered(quorum_queues).")
+	logs, _ := filepath.Glob(filepath.Join(b.dir, "log", "*.log"))
+	for _, l := range logs {
+		raw, _ := os.ReadFile(l)
+		// connections opening and closing say nothing of the broker itself
+		var keep []string
+		for _, line := range strings.Split(string(raw), "\n") {
+			if !strings.Contains(line, "AMQP connection") && !strings.Contains(line, "client unexpectedly closed") &&
+				!strings.Contains(line, "authenticated and granted access") && !strings.Contains(line, "client-provided name") {
+				keep = append(keep, line)
+			}
+		}
+		t.Logf("broker log %s:\n%s", filepath.Base(l), tail(strings.Join(keep, "\n"), 20000))
+	}
+	raw, _ := os.ReadFile(filepath.Join(b.dir, "server.out"))
+	t.Logf("broker server.out:\n%s", tail(string(raw), 3000))
 }

@@ -48,9 +48,13 @@ type session struct {
 	conn    *amqp.Connection
 	raw     net.Conn // conn's socket, closed by kill
 	gen     uint64
-	lastErr error         // why the last attempt failed or the connection closed
-	tried   bool          // an attempt finished since start
-	change  chan struct{} // closed and replaced on every state change
+	lastErr error // why the last attempt failed or the connection closed
+	// blocked is the broker's reason for blocking generation blockedGen's
+	// publishes (connection.blocked: a memory or disk alarm), "" if none.
+	blocked    string
+	blockedGen uint64
+	tried      bool          // an attempt finished since start
+	change     chan struct{} // closed and replaced on every state change
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -235,6 +239,7 @@ func (s *session) connect() (*amqp.Connection, uint64, error) {
 	gen := s.gen
 	s.raw = raw
 	s.mu.Unlock()
+	s.watchBlocked(conn, gen)
 	if s.setup != nil {
 		// A broker that accepted the connection but does not answer its
 		// declarations would hold setup (and so the loop) for ever.
@@ -316,42 +321,88 @@ func checkURL(u *url.URL) (string, error) {
 }
 
 // confirmed runs publish then await, the two halves of a publish with
-// confirms on generation gen's connection, with at most timeout for both.
-// When the time runs out first the connection is taken as wedged and
-// killed (see kill), so that the caller's retry goes out on a new one; a
-// write still blocked on the socket when ctx ends kills it too (amqp091's
-// writes do not watch the context). The error is then Unavailable,
-// naming what and the timeout.
+// confirms on generation gen's connection. The broker has timeout to make
+// progress: each message written and each confirm received (the halves
+// call progress) starts the timeout again, so a broker that confirms
+// slowly but steadily (a quorum queue catching up after a restart) is
+// waited for, and only one that goes quiet is not. When the time runs out
+// the connection is taken as wedged and killed (see kill), so that the
+// caller's retry goes out on a new one; a write still blocked on the
+// socket when ctx ends kills it too (amqp091's writes do not watch the
+// context). The error is then Unavailable, naming what, the timeout and,
+// when the broker said so, the resource alarm that blocks publishing.
 func (s *session) confirmed(ctx context.Context, gen uint64, timeout time.Duration, what string,
-	publish func(ctx context.Context) error, await func(ctx context.Context) error) error {
-	pctx, cancel := context.WithTimeout(ctx, timeout)
+	publish func(ctx context.Context, progress func()) error, await func(ctx context.Context, progress func()) error) error {
+	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wedged := func() error {
-		return greyerr.New(greyerr.Unavailable, "rabbitmq %s: the broker confirmed nothing within %v (setting %s); connection closed and opened again", what, timeout, SettingConfirmTimeout)
-	}
-	var done, writing atomic.Bool
+	var done, writing, quiet atomic.Bool
 	writing.Store(true)
-	stop := context.AfterFunc(pctx, func() {
+	timer := time.AfterFunc(timeout, func() {
 		if done.Load() {
 			return
 		}
-		if ctx.Err() == nil {
-			s.kill(gen, wedged())
-		} else if writing.Load() {
+		quiet.Store(true)
+		s.kill(gen, s.wedged(gen, what, timeout))
+		cancel()
+	})
+	defer timer.Stop()
+	progress := func() { timer.Reset(timeout) }
+	stop := context.AfterFunc(ctx, func() {
+		if !done.Load() && writing.Load() {
 			s.kill(gen, greyerr.New(greyerr.Unavailable, "rabbitmq %s: cancelled while blocked writing to the broker; connection closed", what))
 		}
 	})
 	defer stop()
-	err := publish(pctx)
+	err := publish(pctx, progress)
 	writing.Store(false)
 	if err == nil {
-		err = await(pctx)
+		err = await(pctx, progress)
 	}
 	done.Store(true)
-	if err != nil && ctx.Err() == nil && pctx.Err() != nil {
-		return wedged()
+	if err != nil && ctx.Err() == nil && quiet.Load() {
+		return s.wedged(gen, what, timeout)
 	}
 	return err
+}
+
+// wedged is the error of a publish the broker stopped answering.
+func (s *session) wedged(gen uint64, what string, timeout time.Duration) error {
+	if reason := s.blockedBy(gen); reason != "" {
+		return greyerr.New(greyerr.Unavailable, "rabbitmq %s: the broker blocks publishing (%s: a resource alarm, see rabbitmq-diagnostics alarms) and confirmed nothing for %v (setting %s); connection closed and opened again", what, reason, timeout, SettingConfirmTimeout)
+	}
+	return greyerr.New(greyerr.Unavailable, "rabbitmq %s: the broker confirmed nothing for %v (setting %s); connection closed and opened again", what, timeout, SettingConfirmTimeout)
+}
+
+// blockedBy is the reason the broker gave for blocking generation gen's
+// connection (connection.blocked), or "" while it is not blocked.
+func (s *session) blockedBy(gen uint64) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.blockedGen != gen {
+		return ""
+	}
+	return s.blocked
+}
+
+// watchBlocked follows the broker's connection.blocked and
+// connection.unblocked notifications for generation gen until conn closes.
+func (s *session) watchBlocked(conn *amqp.Connection, gen uint64) {
+	c := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+	go func() {
+		for b := range c {
+			s.mu.Lock()
+			if s.gen == gen {
+				s.blockedGen, s.blocked = gen, ""
+				if b.Active {
+					s.blocked = b.Reason
+					if s.blocked == "" {
+						s.blocked = "blocked"
+					}
+				}
+			}
+			s.mu.Unlock()
+		}
+	}()
 }
 
 // untrustedCert reports whether err is a TLS handshake that failed on the

@@ -64,9 +64,10 @@
 // the whole batch from its replicated cursor after the driver reconnected,
 // so results are published at least once and consumers deduplicate by
 // (grey-task-id, grey-attempt). The broker has confirm_timeout (default
-// 30s) to confirm a batch: a broker can keep a connection alive
-// (heartbeats) while it no longer reads it, and then no confirm ever
-// comes, so past the timeout the driver closes the connection's socket
+// 30s) to make progress on a batch (each message written and each confirm
+// starts it again): a broker can keep a connection alive (heartbeats)
+// while it no longer reads it, and then no confirm ever comes, so when it
+// stays quiet past the timeout the driver closes the connection's socket
 // and Publish returns Unavailable; the retry goes out on a new
 // connection. DeadLetter and the setup of a new connection are bounded
 // the same way.

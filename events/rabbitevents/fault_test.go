@@ -233,6 +233,7 @@ func TestFaultBrokerKilled(t *testing.T) {
 			if time.Now().After(deadline) {
 				tasks, pub, subs := fc.progress()
 				n, err := fc.publishErrors()
+				b.diagnose()
 				t.Fatalf("%s: not after %v (tasks %d, published %d, submits %d; %d publish errors, the last: %v)", what, d, tasks, pub, subs, n, err)
 			}
 			time.Sleep(20 * time.Millisecond)

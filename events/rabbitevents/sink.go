@@ -138,14 +138,14 @@ func (k *Sink) Publish(ctx context.Context, evs []events.Event) error {
 	// connection instead of waiting on this one for ever (the relay's
 	// context has no deadline).
 	return k.sess.confirmed(ctx, gen, k.set.confirmTimeout, "sink",
-		func(ctx context.Context) error { return k.publish(ctx, ch, evs, routes) }, k.await)
+		func(ctx context.Context, progress func()) error { return k.publish(ctx, ch, evs, routes, progress) }, k.await)
 }
 
 type routed struct{ ex, key string }
 
 // publish writes evs on ch, keeping their deferred confirmations in
-// k.confs.
-func (k *Sink) publish(ctx context.Context, ch *amqp.Channel, evs []events.Event, routes []routed) error {
+// k.confs; progress is called after each message written.
+func (k *Sink) publish(ctx context.Context, ch *amqp.Channel, evs []events.Event, routes []routed, progress func()) error {
 	now := time.Now()
 	k.confs = k.confs[:0]
 	for i := range evs {
@@ -178,14 +178,17 @@ func (k *Sink) publish(ctx context.Context, ch *amqp.Channel, evs []events.Event
 			return coded(err, "rabbitmq sink: publish to %s", routes[i].ex)
 		}
 		k.confs = append(k.confs, dc)
+		progress()
 	}
 	return nil
 }
 
-// await waits for the confirmations of the last publish.
-func (k *Sink) await(ctx context.Context) error {
+// await waits for the confirmations of the last publish, calling
+// progress after each.
+func (k *Sink) await(ctx context.Context, progress func()) error {
 	for _, dc := range k.confs {
 		ok, err := dc.WaitContext(ctx)
+		progress()
 		if err != nil {
 			return err
 		}

@@ -553,7 +553,7 @@ func (s *Source) DeadLetter(ctx context.Context, m *events.Message, reason strin
 	headers["grey-source-queue"] = m.Source
 	headers["grey-position"] = m.Position
 	var conf *amqp.DeferredConfirmation
-	err := s.sess.confirmed(ctx, h.gen, s.set.confirmTimeout, "dead-letter", func(ctx context.Context) error {
+	err := s.sess.confirmed(ctx, h.gen, s.set.confirmTimeout, "dead-letter", func(ctx context.Context, _ func()) error {
 		var err error
 		conf, err = pub.PublishWithDeferredConfirmWithContext(ctx, s.set.dlx, string(m.Key), false, false, amqp.Publishing{
 			Headers:      headers,
@@ -566,7 +566,7 @@ func (s *Source) DeadLetter(ctx context.Context, m *events.Message, reason strin
 			return coded(err, "rabbitmq: dead-letter to %s", s.set.dlx)
 		}
 		return nil
-	}, func(ctx context.Context) error {
+	}, func(ctx context.Context, _ func()) error {
 		acked, err := conf.WaitContext(ctx)
 		if err != nil {
 			return err
