@@ -247,6 +247,61 @@ func (b *privateBroker) cleanup() {
 	}
 }
 
+// kept waits up to d for queue q (which nothing consumes) to hold at
+// least n messages, as it did when the node was killed, and returns ""
+// once it does; else what the node reports. A quorum queue reports its
+// count once its Raft server has recovered the log.
+func (b *privateBroker) kept(q string, n int, d time.Duration) string {
+	t := b.t
+	t.Helper()
+	deadline := time.Now().Add(d)
+	last := "no answer"
+	for time.Now().Before(deadline) {
+		got, err := passiveCount(b.URL(), q)
+		if err == nil && got >= n {
+			return ""
+		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = fmt.Sprintf("%d messages", got)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Sprintf("queue %s held %d confirmed messages before the kill; %v after the restart: %s", q, n, d, last)
+}
+
+// passiveCount is queue q's message count (a passive declare), bounded by
+// 10 s: a broker that does not answer is an error too.
+func passiveCount(url, q string) (int, error) {
+	type res struct {
+		n   int
+		err error
+	}
+	c := make(chan res, 1)
+	go func() {
+		conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+		if err != nil {
+			c <- res{0, err}
+			return
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			c <- res{0, err}
+			return
+		}
+		qi, err := ch.QueueDeclarePassive(q, true, false, false, false, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum})
+		c <- res{qi.Messages, err}
+	}()
+	select {
+	case r := <-c:
+		return r.n, r.err
+	case <-time.After(10 * time.Second):
+		return 0, errors.New("no answer to a passive queue.declare in 10 s")
+	}
+}
+
 // diagnose logs what the node says of itself: its queues (type, state,
 // messages, unconfirmed publishes), resource alarms and the tail of its
 // log, so that a failed fault test names a broker-side cause.

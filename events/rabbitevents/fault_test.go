@@ -151,6 +151,31 @@ func TestFaultBrokerKilled(t *testing.T) {
 	// publishes on a new one; TestSinkWedgedConnection reproduces that
 	// broker behaviour on purpose (the real one was not reproduced since,
 	// with or without a starved broker).
+	//
+	// A second failure, in 2 of 14 runs: RabbitMQ 3.10.8 itself came back
+	// from the kill without the results quorum queue's contents (listed
+	// running with 0 messages after thousands were confirmed into it) and
+	// never confirmed a publish to it again, on any connection. No client
+	// can publish through that, so the scenario checks the broker kept
+	// what it confirmed; when it did not, it says so and runs once more
+	// on a fresh broker. Any other failure fails the test at once.
+	for attempt := 1; ; attempt++ {
+		var brokerLost string
+		t.Run(fmt.Sprintf("attempt%d", attempt), func(t *testing.T) { brokerLost = faultBrokerKilled(t) })
+		if brokerLost == "" || t.Failed() {
+			return
+		}
+		if attempt == 2 {
+			t.Fatalf("the broker lost confirmed messages at kill -9 twice in a row: %s", brokerLost)
+		}
+		t.Logf("RabbitMQ lost confirmed messages at kill -9 (not the driver's doing): %s; running the scenario again on a fresh broker", brokerLost)
+	}
+}
+
+// faultBrokerKilled runs TestFaultBrokerKilled's scenario once. It
+// returns why, when the restarted broker lost results it had confirmed
+// before the kill; it fails t for anything else.
+func faultBrokerKilled(t *testing.T) string {
 	b := startPrivateBroker(t, false)
 	e := newEnvURL(t, b.URL(), nil)
 	const good, every = 10000, 100 // a malformed message after every 100 good ones
@@ -247,6 +272,10 @@ func TestFaultBrokerKilled(t *testing.T) {
 	time.Sleep(time.Second)
 	b.start()
 	t.Logf("broker back after %v", time.Since(killedAt).Round(time.Millisecond))
+	if lost := b.kept(resultsQ, pub, time.Minute); lost != "" {
+		b.diagnose()
+		return lost
+	}
 	waitUntil("every task and result", 3*time.Minute, func() bool {
 		tasks, pub, _ := fc.progress()
 		return tasks >= good && pub >= tasks
@@ -307,4 +336,5 @@ func TestFaultBrokerKilled(t *testing.T) {
 	// broker lost comes again and is dead-lettered again, a copy with the
 	// same grey-position (RabbitMQ has no atomic publish-and-ack).
 	t.Logf("DLQ: %d messages, %d distinct positions = the %d malformed ones (%d copies dead-lettered again after the kill)", len(dlq), len(byPos), len(malformed), len(dlq)-len(byPos))
+	return ""
 }
