@@ -200,7 +200,7 @@ func (e *Engine) Replay(ctx context.Context, tenant, id string) (*proof.Replay, 
 	if h == nil || !ok || !d.Deterministic(job) {
 		return nil, greyerr.New(greyerr.FailedPrecondition, "task %s (kind %s) cannot be replayed: only deterministic kinds can (wasm without clock or randomness, and the built-in kinds)", t.ID, t.Kind)
 	}
-	if job.Payload, err = e.leasePayload(ctx, t); err != nil {
+	if job.Payload, job.PayloadBinary, err = e.leasePayload(ctx, t); err != nil {
 		return nil, err
 	}
 	select {

@@ -258,9 +258,10 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		// An inference task names a model of its tenant's: resolved at
 		// submit (404 when the tenant has none such, 403 outside
 		// ai.tenant_models), its framework stamped as a constraint label.
-		SubmitHooks: map[string]engine.SubmitHook{ai.Kind: admission.New(s.ModelSource(), s.models.Allowed).Check},
-		MaxTimeout:  cfg.Tasks.MaxTimeout.Std(),
-		LeaseTTL:    cfg.Tasks.LeaseTTL.Std(),
+		SubmitHooks:    map[string]engine.SubmitHook{ai.Kind: admission.New(s.ModelSource(), s.models.Allowed).Check},
+		BinaryPayloads: map[string]bool{ai.Kind: true},
+		MaxTimeout:     cfg.Tasks.MaxTimeout.Std(),
+		LeaseTTL:       cfg.Tasks.LeaseTTL.Std(),
 		Retry: task.RetryPolicy{
 			MaxRetries: &maxRetries,
 			BaseDelay:  task.Duration(cfg.Tasks.Retry.BaseDelay.Std()),

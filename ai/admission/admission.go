@@ -17,7 +17,10 @@
 //
 // A payload given by payload_ref is checked the same way: the engine reads
 // the object at submit (for its size and digest) and hands its bytes to
-// Check as sp.Payload; the task keeps its reference.
+// Check as sp.Payload; the task keeps its reference. Such an object may be
+// in the binary form (ai.IsBinaryBody): Check then decodes it whole, so a
+// header length past the object, tensor byte counts that do not match the
+// shapes and datatypes, or bytes left over are refused at submit (400).
 package admission
 
 import (
@@ -81,7 +84,16 @@ func (c *Checker) Check(ctx context.Context, tenant string, sp *task.Spec) error
 		return nil // a reference whose bytes the caller did not read
 	}
 	var p modelOnly
-	if err := json.Unmarshal(sp.Payload, &p); err != nil {
+	if ai.IsBinaryBody(sp.Payload) {
+		// A binary body (only ever by payload_ref) is checked whole here:
+		// its header length, each tensor's byte count against its shape and
+		// datatype, the bytes adding up. The lease carries it as it is.
+		req, _, err := ai.DecodeBinaryRequest(sp.Payload)
+		if err != nil {
+			return payloadField(err)
+		}
+		p.Model = req.Model
+	} else if err := json.Unmarshal(sp.Payload, &p); err != nil {
 		return greyerr.Invalid("payload", "an inference payload is an object with model and inputs: %v", err)
 	}
 	if p.Model == "" {
@@ -138,4 +150,21 @@ func (c *Checker) Check(ctx context.Context, tenant string, sp *task.Spec) error
 	h[ai.ModelDigestHeader] = m.Digest
 	sp.Headers = h
 	return nil
+}
+
+// payloadField names the payload in a decoding error's field ("inputs[0]"
+// becomes "payload.inputs[0]").
+func payloadField(err error) error {
+	var ge *greyerr.Error
+	if !errors.As(err, &ge) {
+		return greyerr.Invalid("payload", "%v", err)
+	}
+	c := *ge
+	switch {
+	case c.Field == "":
+		c.Field = "payload"
+	case c.Field != "payload" && !strings.HasPrefix(c.Field, "payload."):
+		c.Field = "payload." + c.Field
+	}
+	return &c
 }
