@@ -250,3 +250,8 @@ func BinaryToJSON(body []byte) ([]byte, error) {
 	}
 	return json.Marshal(resp)
 }
+
+// EncodeBinary returns r in the binary form (EncodeBinaryResponse): a
+// worker stores a response too large to keep inline that way
+// (worker.BinaryEncoder), its tensors' bytes as they are.
+func (r Response) EncodeBinary() ([]byte, error) { return EncodeBinaryResponse(&r) }

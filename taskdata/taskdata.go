@@ -348,7 +348,7 @@ func (s *Store) StoreResult(ctx context.Context, tenant string, taskID task.ID, 
 	if err := s.count(ctx, tenant, delta, false); err != nil {
 		return nil, err
 	}
-	if err := v.Put(ctx, key, result, &blobstore.WriteOptions{ContentType: "application/json", TaskID: taskID}); err != nil {
+	if err := v.Put(ctx, key, result, &blobstore.WriteOptions{ContentType: contentType(result), TaskID: taskID}); err != nil {
 		s.release(tenant, delta)
 		return nil, err
 	}

@@ -135,6 +135,11 @@ type Report struct {
 	Status task.Status `json:"status"`
 	// Result of a completed task.
 	Result json.RawMessage `json:"result,omitempty"`
+	// ResultBinary, instead of Result, is a result in the binary form
+	// (task.IsBinaryPayload), longer than the assignment's
+	// ResultInlineMax: the server stores it by reference as it is (base64
+	// in this report's JSON).
+	ResultBinary []byte `json:"result_binary,omitempty"`
 	// Error of a failed attempt.
 	Error *task.Error `json:"error,omitempty"`
 	// Proof is the 1-based index in CompleteRequest.Proofs of the envelope
