@@ -522,7 +522,7 @@ func (s *Store) PutUpload(ctx context.Context, tenant, key string, body io.Reade
 	if err := s.count(ctx, tenant, delta, true); err != nil {
 		return 0, err
 	}
-	if err := v.Put(ctx, key, data, &blobstore.WriteOptions{ContentType: "application/json"}); err != nil {
+	if err := v.Put(ctx, key, data, &blobstore.WriteOptions{ContentType: contentType(data)}); err != nil {
 		s.release(tenant, delta)
 		return 0, err
 	}

@@ -591,3 +591,34 @@ func TestBinaryPayload(t *testing.T) {
 		t.Fatal("a bad binary body reached the runtime")
 	}
 }
+
+// A response whose binary form is over the server's inline limit is
+// encoded in that form (its tensors' bytes as they are), and its JSON form
+// (ai.BinaryToJSON, what the client gives back) is exactly the JSON result
+// it would otherwise have been; under the limit the result stays JSON.
+func TestLargeResultBinary(t *testing.T) {
+	f := newFixture(t, nil)
+	f.src.push("acme", "mlp", ai.PyTorch, "torch:double")
+	out, err := f.exec.Work(context.Background(), job("acme", payload("mlp", 64, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asJSON, err := worker.EncodeResult(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, bin, err := worker.EncodeResultFor(out, 256)
+	if err != nil || !bin || !ai.IsBinaryBody(b) || len(b) <= 256 {
+		t.Fatalf("over the limit: binary %v, %d bytes, %v", bin, len(b), err)
+	}
+	back, err := ai.BinaryToJSON(b)
+	if err != nil || !bytes.Equal(back, asJSON) {
+		t.Fatalf("JSON of the binary form differs:\n%s\n%s (%v)", back, asJSON, err)
+	}
+	for _, limit := range []int{0, 1 << 20} {
+		b, bin, err := worker.EncodeResultFor(out, limit)
+		if err != nil || bin || !bytes.Equal(b, asJSON) {
+			t.Fatalf("limit %d: binary %v (%v)", limit, bin, err)
+		}
+	}
+}
