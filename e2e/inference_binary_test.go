@@ -162,4 +162,3 @@ tasks:
 	}
 	t.Logf("%d rows in one binary task: largest relative difference from Python %.3g; stored result %d bytes", rows, worst, len(stored))
 }
-
