@@ -187,7 +187,7 @@ func testTaskDataRoundTrip(t *testing.T, dataURL string) {
 		t.Fatalf("other tenant reading acme's result: %v", err)
 	}
 	_, err = other.Submit(ctx, task.Spec{Kind: "echo", PayloadRef: tk.PayloadRef})
-	wantCode(t, "other tenant naming acme's upload", err, greyerr.InvalidArgument, 400)
+	wantCode(t, "other tenant naming acme's upload", err, greyerr.NotFound, 404)
 	_, err = other.Submit(ctx, task.Spec{Kind: "echo", PayloadRef: "tenants/acme/" + tk.PayloadRef})
 	wantCode(t, "other tenant naming acme's prefix", err, greyerr.PermissionDenied, 403)
 	// The result object changed after its proof: the client's fetch and
