@@ -7,6 +7,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/grey-distributed/grey/ai"
@@ -284,7 +285,15 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		},
 		Replay: builtins,
 		// Payloads a kind can never run are refused at submit.
-		ValidatePayload: execs.ValidatePayload,
+		// The inference kind's payload is decoded and checked whole by its
+		// submit hook (it needs the decoded model reference anyway), so
+		// the submit path decodes it once, not twice.
+		ValidatePayload: func(kind string, p json.RawMessage) error {
+			if kind == ai.Kind {
+				return nil
+			}
+			return execs.ValidatePayload(kind, p)
+		},
 		Data:            data,
 		Archive:         archiveConfig(cfg, s.archive),
 		Metrics:         archReg,

@@ -25,7 +25,6 @@ package admission
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 
@@ -71,11 +70,6 @@ func TenantModels(m map[string][]string) AllowedFunc {
 	}
 }
 
-// modelOnly is the part of an inference payload the check reads.
-type modelOnly struct {
-	Model string `json:"model"`
-}
-
 // Check implements the engine's SubmitHook for kind ai.Kind: it resolves
 // the model and stamps the framework constraint and the model-digest
 // header on sp (copying the maps it changes).
@@ -83,25 +77,22 @@ func (c *Checker) Check(ctx context.Context, tenant string, sp *task.Spec) error
 	if sp.Kind != ai.Kind || (sp.PayloadRef != "" && len(sp.Payload) == 0) {
 		return nil // a reference whose bytes the caller did not read
 	}
-	var p modelOnly
-	if ai.IsBinaryBody(sp.Payload) {
-		// A binary body (only ever by payload_ref) is checked whole here:
-		// its header length, each tensor's byte count against its shape and
-		// datatype, the bytes adding up. The lease carries it as it is.
-		req, _, err := ai.DecodeBinaryRequest(sp.Payload)
-		if err != nil {
-			return payloadField(err)
-		}
-		p.Model = req.Model
-	} else if err := json.Unmarshal(sp.Payload, &p); err != nil {
-		return greyerr.Invalid("payload", "an inference payload is an object with model and inputs: %v", err)
-	}
-	if p.Model == "" {
-		return greyerr.Invalid("payload.model", "is required (name, name:version or name@alias)")
-	}
-	ref, err := ai.ParseModelRef(p.Model)
+	// The payload is decoded and checked whole, once, here (the server
+	// runs no other payload check for this kind): a binary body (only ever
+	// by payload_ref) for its header length, each tensor's byte count
+	// against its shape and datatype and the bytes adding up; a JSON one
+	// as the executor will read it. The lease carries the bytes as they
+	// are.
+	_, ref, err := ai.DecodePayload(sp.Payload)
 	if err != nil {
-		return greyerr.Invalid("payload.model", "%q: %v", p.Model, err)
+		var ge *greyerr.Error
+		if !errors.As(err, &ge) {
+			return greyerr.Invalid("payload", "an inference payload is an object with model and inputs: %v", err)
+		}
+		if ge.Field == "model" {
+			return greyerr.Invalid("payload.model", "%s (name, name:version or name@alias)", ge.Message)
+		}
+		return payloadField(err)
 	}
 	if c.allowed != nil {
 		if err := c.allowed(tenant, ref.Name); err != nil {

@@ -62,8 +62,10 @@ func node(t *testing.T) *greytest.Node {
 
 // Submit refuses what the issue's bad-input list names: another tenant's
 // model and a missing one (404), a model outside the tenant's allowed list
-// (403), a bad reference, a payload that is no object, a user-set digest
-// header, and a framework label that contradicts the model (400).
+// (403), a bad reference, a payload that is no object or whose tensors or
+// fields are malformed (the hook is the kind's one payload check), a
+// user-set digest header, and a framework label that contradicts the model
+// (400).
 func TestSubmitRefusals(t *testing.T) {
 	n := node(t)
 	ctx := context.Background()
@@ -81,6 +83,9 @@ func TestSubmitRefusals(t *testing.T) {
 		{"bad reference", "acme", task.Spec{Kind: ai.Kind, Payload: payload("Bad Name")}, greyerr.InvalidArgument, 400},
 		{"no model", "acme", task.Spec{Kind: ai.Kind, Payload: json.RawMessage(`{"inputs":[]}`)}, greyerr.InvalidArgument, 400},
 		{"not an object", "acme", task.Spec{Kind: ai.Kind, Payload: json.RawMessage(`[1,2]`)}, greyerr.InvalidArgument, 400},
+		{"too few elements", "acme", task.Spec{Kind: ai.Kind, Payload: json.RawMessage(`{"model":"mlp","inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1]}]}`)}, greyerr.InvalidArgument, 400},
+		{"no inputs", "acme", task.Spec{Kind: ai.Kind, Payload: json.RawMessage(`{"model":"mlp","inputs":[]}`)}, greyerr.InvalidArgument, 400},
+		{"unknown field", "acme", task.Spec{Kind: ai.Kind, Payload: json.RawMessage(`{"model":"mlp","input":[]}`)}, greyerr.InvalidArgument, 400},
 		{"user digest header", "acme", task.Spec{Kind: ai.Kind, Payload: payload("mlp"), Headers: map[string]string{ai.ModelDigestHeader: tfDigest}}, greyerr.InvalidArgument, 400},
 		{"wrong framework label", "acme", task.Spec{Kind: ai.Kind, Payload: payload("mlp"), Constraints: &task.Constraints{Labels: map[string]string{"grey.ai/tensorflow": "true"}}}, greyerr.InvalidArgument, 400},
 	}
