@@ -285,15 +285,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		},
 		Replay: builtins,
 		// Payloads a kind can never run are refused at submit.
-		// The inference kind's payload is decoded and checked whole by its
-		// submit hook (it needs the decoded model reference anyway), so
-		// the submit path decodes it once, not twice.
-		ValidatePayload: func(kind string, p json.RawMessage) error {
-			if kind == ai.Kind {
-				return nil
-			}
-			return execs.ValidatePayload(kind, p)
-		},
+		ValidatePayload: validatePayload(execs),
 		Data:            data,
 		Archive:         archiveConfig(cfg, s.archive),
 		Metrics:         archReg,
@@ -573,5 +565,20 @@ func tenantsConfig(cfg *config.Config) engine.TenantsConfig {
 func (s *Server) refused(tenantID string, err error) {
 	if s.metrics != nil {
 		s.metrics.Refused(tenantID, err)
+	}
+}
+
+// validatePayload is the engine's payload check at submit: the kind's
+// executor's, except for the inference kind, whose submit hook decodes and
+// checks the whole payload (it needs the decoded model reference anyway),
+// so that the submit path decodes it once, not twice.
+func validatePayload(execs interface {
+	ValidatePayload(kind string, payload json.RawMessage) error
+}) func(kind string, p json.RawMessage) error {
+	return func(kind string, p json.RawMessage) error {
+		if kind == ai.Kind {
+			return nil
+		}
+		return execs.ValidatePayload(kind, p)
 	}
 }
