@@ -251,6 +251,16 @@ func BinaryToJSON(body []byte) ([]byte, error) {
 	return json.Marshal(resp)
 }
 
+// BinaryDataBytes is the length of r's binary form's data part: its
+// outputs' bytes (worker.BinaryEncoder).
+func (r Response) BinaryDataBytes() int {
+	n := 0
+	for _, t := range r.Outputs {
+		n += len(t.Data)
+	}
+	return n
+}
+
 // EncodeBinary returns r in the binary form (EncodeBinaryResponse): a
 // worker stores a response too large to keep inline that way
 // (worker.BinaryEncoder), its tensors' bytes as they are.

@@ -526,6 +526,9 @@ func measuredOf(v any) *Measured {
 // its tensors as they are). EncodeResultFor uses it for a result that will
 // be stored by reference anyway.
 type BinaryEncoder interface {
+	// BinaryDataBytes is the length of the binary form's data part (the
+	// tensors' bytes), known without encoding: the binary form is longer.
+	BinaryDataBytes() int
 	// EncodeBinary returns the binary form; it must start with
 	// task.BinaryPayloadPrefix.
 	EncodeBinary() ([]byte, error)
@@ -533,27 +536,26 @@ type BinaryEncoder interface {
 
 // EncodeResultFor encodes a handler's result for an attempt whose server
 // keeps results up to inlineMax bytes inline (0: no store): a value that
-// implements BinaryEncoder and whose binary form is longer than inlineMax
-// is encoded in that form (binary true; it is always stored by reference,
-// never inline); anything else as JSON (EncodeResult). Small results stay
-// inline JSON.
+// implements BinaryEncoder and whose data part alone is longer than
+// inlineMax is encoded in the binary form (binary true; being longer still,
+// it is always stored by reference, never inline); anything else as JSON
+// (EncodeResult). Small results stay inline JSON, and cost no binary
+// encoding.
 func EncodeResultFor(v any, inlineMax int) (b []byte, binary bool, err error) {
 	if inlineMax > 0 {
 		val := v
 		if m := measuredOf(v); m != nil {
 			val = m.Value
 		}
-		if be, ok := val.(BinaryEncoder); ok {
+		if be, ok := val.(BinaryEncoder); ok && be.BinaryDataBytes() > inlineMax {
 			b, err := be.EncodeBinary()
 			if err != nil {
 				return nil, false, err
 			}
-			if !task.IsBinaryPayload(b) {
-				return nil, false, fmt.Errorf("%T's binary form lacks the %q line", val, task.BinaryPayloadPrefix)
+			if !task.IsBinaryPayload(b) || len(b) <= inlineMax {
+				return nil, false, fmt.Errorf("%T's binary form lacks the %q line or is shorter than its data", val, task.BinaryPayloadPrefix)
 			}
-			if len(b) > inlineMax {
-				return b, true, nil
-			}
+			return b, true, nil
 		}
 	}
 	b, err = EncodeResult(v)
