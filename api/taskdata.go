@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/task"
 	"github.com/grey-distributed/grey/taskdata"
 )
 
@@ -111,7 +112,11 @@ func (s *Server) taskResult(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	ct := "application/json"
+	if task.IsBinaryPayload(b) {
+		ct = taskdata.BinaryContentType // an inference response in the binary form
+	}
+	w.Header().Set("Content-Type", ct)
 	if t.ResultRef != nil {
 		w.Header().Set("X-Grey-Result-Ref", t.ResultRef.Ref)
 		w.Header().Set("X-Grey-Result-Sha256", t.ResultRef.SHA256)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grey-distributed/grey/ai"
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/task"
@@ -235,8 +236,27 @@ func (c *Client) fillResult(ctx context.Context, t *task.Task) error {
 	if got := hex.EncodeToString(sum[:]); got != t.ResultRef.SHA256 {
 		return &greyerr.Error{Code: greyerr.FailedPrecondition, Message: fmt.Sprintf("stored result %s has sha256 %s, the task recorded %s", t.ResultRef.Ref, got, t.ResultRef.SHA256)}
 	}
+	if ai.IsBinaryBody(b) {
+		// An inference result stored in the binary form: Result is the
+		// task's JSON, so it gets the response's JSON (Result(ctx, id)
+		// gives the stored bytes).
+		if b, err = ai.BinaryToJSON(b); err != nil {
+			return fmt.Errorf("decode the stored binary result %s: %w", t.ResultRef.Ref, err)
+		}
+	}
 	t.Result = b
 	return nil
+}
+
+// ResultJSON returns a completed task's result as JSON: Result's bytes,
+// with a result stored in the binary form (an inference response over the
+// inline limit, docs/INFERENCE.md) decoded to its JSON form.
+func (c *Client) ResultJSON(ctx context.Context, id task.ID) ([]byte, error) {
+	b, err := c.Result(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return ai.BinaryToJSON(b)
 }
 
 // ObjectCheck is the outcome of checking one stored object a proof names.

@@ -80,6 +80,11 @@ type Config struct {
 	// whose payload is given by payload_ref is checked too: its hook sees
 	// the object's bytes (read at submit) as sp.Payload.
 	SubmitHooks map[string]SubmitHook
+	// BinaryPayloads names the kinds whose payload_ref may name an object
+	// in the binary form (task.IsBinaryPayload); the lease hands its bytes
+	// to the worker as Assignment.PayloadBinary. For any other kind such
+	// an object is refused at submit (400 naming payload_ref).
+	BinaryPayloads map[string]bool
 	// ProofChecked, if set, is told the platform and outcome ("verified",
 	// "rejected" or "error") of every proof this server checks on read.
 	ProofChecked func(platform, result string)

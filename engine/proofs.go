@@ -200,7 +200,7 @@ func (e *Engine) Replay(ctx context.Context, tenant, id string) (*proof.Replay, 
 	if h == nil || !ok || !d.Deterministic(job) {
 		return nil, greyerr.New(greyerr.FailedPrecondition, "task %s (kind %s) cannot be replayed: only deterministic kinds can (wasm without clock or randomness, and the built-in kinds)", t.ID, t.Kind)
 	}
-	if job.Payload, err = e.leasePayload(ctx, t); err != nil {
+	if job.Payload, job.PayloadBinary, err = e.leasePayload(ctx, t); err != nil {
 		return nil, err
 	}
 	select {
@@ -226,7 +226,11 @@ func (e *Engine) Replay(ctx context.Context, tenant, id string) (*proof.Replay, 
 	out.DurationMS = float64(time.Since(start).Microseconds()) / 1000
 	if err == nil {
 		var b []byte
-		if b, err = worker.EncodeResult(res); err == nil {
+		inlineMax := 0
+		if t.ResultRef != nil {
+			inlineMax = e.resultInlineMax() // a stored result may be binary
+		}
+		if b, _, err = worker.EncodeResultFor(res, inlineMax); err == nil {
 			// Digested as the stored result is: the object's bytes when
 			// it is stored by reference, else the JSON value.
 			if t.ResultRef != nil {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/grey-distributed/grey/cluster"
@@ -64,7 +65,7 @@ func (e *Engine) resolvePayloads(ctx context.Context, tenant string, ts []*task.
 			data []byte
 			err  error
 		)
-		if r, ok := e.cfg.Data.(PayloadDataResolver); ok && hook != nil {
+		if r, ok := e.cfg.Data.(PayloadDataResolver); ok {
 			ref, data, err = r.ResolvePayloadData(ctx, field, tenant, t.PayloadRef)
 		} else {
 			ref, err = e.cfg.Data.ResolvePayload(ctx, field, tenant, t.PayloadRef)
@@ -74,6 +75,9 @@ func (e *Engine) resolvePayloads(ctx context.Context, tenant string, ts []*task.
 		}
 		if err != nil {
 			return err
+		}
+		if task.IsBinaryPayload(data) && !e.cfg.BinaryPayloads[t.Kind] {
+			return greyerr.Invalid(field, "object %q is a binary body (it starts with %q), which kind %q does not read: give it to an inference task, or upload JSON", ref.Ref, task.BinaryPayloadPrefix, t.Kind)
 		}
 		t.PayloadRef = ref.Ref
 		t.PayloadObject = ref
@@ -91,15 +95,23 @@ func (e *Engine) resolvePayloads(ctx context.Context, tenant string, ts []*task.
 }
 
 // leasePayload fills in the payload of a leased task that names it by
-// reference: the worker gets the bytes as if they were inline.
-func (e *Engine) leasePayload(ctx context.Context, t *task.Task) ([]byte, error) {
+// reference: the worker gets the bytes as if they were inline, or, for an
+// object in the binary form (task.IsBinaryPayload), as binary.
+func (e *Engine) leasePayload(ctx context.Context, t *task.Task) (payload json.RawMessage, binary []byte, err error) {
 	if t.PayloadObject == nil {
-		return t.Payload, nil
+		return t.Payload, nil, nil
 	}
 	if e.cfg.Data == nil {
-		return nil, greyerr.New(greyerr.Unimplemented, "task %s names its payload by reference and this server has no task data store", t.ID)
+		return nil, nil, greyerr.New(greyerr.Unimplemented, "task %s names its payload by reference and this server has no task data store", t.ID)
 	}
-	return e.cfg.Data.Read(ctx, t.TenantID, t.PayloadObject)
+	b, err := e.cfg.Data.Read(ctx, t.TenantID, t.PayloadObject)
+	if err != nil {
+		return nil, nil, err
+	}
+	if task.IsBinaryPayload(b) {
+		return nil, b, nil
+	}
+	return b, nil, nil
 }
 
 // failLeased fails a leased attempt whose payload cannot be read: a

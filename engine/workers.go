@@ -111,7 +111,7 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 			}
 			traced := tracing.Enabled()
 			for _, t := range leased {
-				payload, perr := e.leasePayload(ctx, t)
+				payload, binary, perr := e.leasePayload(ctx, t)
 				if perr != nil {
 					e.failLeased(ctx, req.WorkerID, subject, t, perr, now)
 					continue
@@ -122,7 +122,7 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 					headers = leaseSpan(ctx, req.WorkerID, t, now)
 				}
 				resp.Tasks = append(resp.Tasks, worker.Assignment{
-					TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Payload: payload, PayloadObject: t.PayloadObject, ResultInlineMax: e.resultInlineMax(),
+					TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Payload: payload, PayloadBinary: binary, PayloadObject: t.PayloadObject, ResultInlineMax: e.resultInlineMax(),
 					Attempt: t.Attempt, Timeout: task.Duration(e.timeoutOf(t)),
 					LeaseDeadline: t.Lease.Deadline, Headers: headers, Prove: prove, Principal: t.Lease.Principal,
 				})
@@ -304,7 +304,16 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 			// completion is applied (the proof's check comes first, so
 			// a refused attempt never writes the object).
 			var resultRef *task.DataRef
-			if d := e.cfg.Data; d != nil && len(r.Result) > d.InlineMax() {
+			result := r.Result
+			if len(r.ResultBinary) > 0 {
+				// A binary result is only ever stored by reference: it is
+				// no JSON to keep inline.
+				if d := e.cfg.Data; len(r.Result) > 0 || d == nil || len(r.ResultBinary) <= d.InlineMax() || !task.IsBinaryPayload(r.ResultBinary) {
+					return nil, greyerr.Invalid("reports["+itoa(i)+"].result_binary", "a binary result comes alone, in the binary form, longer than the inline limit, to a server with a task data store")
+				}
+				result = r.ResultBinary
+			}
+			if d := e.cfg.Data; d != nil && len(result) > d.InlineMax() {
 				t := e.store.Lookup(r.TaskID)
 				if t == nil || ref.TaskID == "" || t.Lease == nil || t.Attempt != r.Attempt || t.Status.Terminal() {
 					// Not this attempt's to store (stale, cancelled, unknown):
@@ -314,7 +323,7 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 					fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: "result of an attempt that no longer holds its lease", Code: "lease_lost"}, now, at))
 					continue
 				}
-				rr, err := d.StoreResult(ctx, t.TenantID, t.ID, r.Result)
+				rr, err := d.StoreResult(ctx, t.TenantID, t.ID, result)
 				if err != nil {
 					code, retry := "result_store", greyerr.CodeOf(err) == greyerr.Unavailable
 					if greyerr.CodeOf(err) == greyerr.TooLarge {

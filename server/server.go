@@ -7,6 +7,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/grey-distributed/grey/ai"
@@ -258,9 +259,10 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		// An inference task names a model of its tenant's: resolved at
 		// submit (404 when the tenant has none such, 403 outside
 		// ai.tenant_models), its framework stamped as a constraint label.
-		SubmitHooks: map[string]engine.SubmitHook{ai.Kind: admission.New(s.ModelSource(), s.models.Allowed).Check},
-		MaxTimeout:  cfg.Tasks.MaxTimeout.Std(),
-		LeaseTTL:    cfg.Tasks.LeaseTTL.Std(),
+		SubmitHooks:    map[string]engine.SubmitHook{ai.Kind: admission.New(s.ModelSource(), s.models.Allowed).Check},
+		BinaryPayloads: map[string]bool{ai.Kind: true},
+		MaxTimeout:     cfg.Tasks.MaxTimeout.Std(),
+		LeaseTTL:       cfg.Tasks.LeaseTTL.Std(),
 		Retry: task.RetryPolicy{
 			MaxRetries: &maxRetries,
 			BaseDelay:  task.Duration(cfg.Tasks.Retry.BaseDelay.Std()),
@@ -283,7 +285,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		},
 		Replay: builtins,
 		// Payloads a kind can never run are refused at submit.
-		ValidatePayload: execs.ValidatePayload,
+		ValidatePayload: validatePayload(execs),
 		Data:            data,
 		Archive:         archiveConfig(cfg, s.archive),
 		Metrics:         archReg,
@@ -563,5 +565,20 @@ func tenantsConfig(cfg *config.Config) engine.TenantsConfig {
 func (s *Server) refused(tenantID string, err error) {
 	if s.metrics != nil {
 		s.metrics.Refused(tenantID, err)
+	}
+}
+
+// validatePayload is the engine's payload check at submit: the kind's
+// executor's, except for the inference kind, whose submit hook decodes and
+// checks the whole payload (it needs the decoded model reference anyway),
+// so that the submit path decodes it once, not twice.
+func validatePayload(execs interface {
+	ValidatePayload(kind string, payload json.RawMessage) error
+}) func(kind string, p json.RawMessage) error {
+	return func(kind string, p json.RawMessage) error {
+		if kind == ai.Kind {
+			return nil
+		}
+		return execs.ValidatePayload(kind, p)
 	}
 }

@@ -187,7 +187,7 @@ func testTaskDataRoundTrip(t *testing.T, dataURL string) {
 		t.Fatalf("other tenant reading acme's result: %v", err)
 	}
 	_, err = other.Submit(ctx, task.Spec{Kind: "echo", PayloadRef: tk.PayloadRef})
-	wantCode(t, "other tenant naming acme's upload", err, greyerr.InvalidArgument, 400)
+	wantCode(t, "other tenant naming acme's upload", err, greyerr.NotFound, 404)
 	_, err = other.Submit(ctx, task.Spec{Kind: "echo", PayloadRef: "tenants/acme/" + tk.PayloadRef})
 	wantCode(t, "other tenant naming acme's prefix", err, greyerr.PermissionDenied, 403)
 	// The result object changed after its proof: the client's fetch and
@@ -249,7 +249,7 @@ func TestTaskDataBadInput(t *testing.T) {
 	wantCode(t, "absolute ref", sub("/etc/passwd"), greyerr.PermissionDenied, 403)
 	wantCode(t, "ref with NUL", sub("uploads/a\x00b"), greyerr.InvalidArgument, 400)
 	wantCode(t, "2 KB ref", sub("uploads/"+strings.Repeat("k", 2048)), greyerr.InvalidArgument, 400)
-	wantCode(t, "missing object", sub("uploads/0190a1b2-0000-7000-8000-000000000000"), greyerr.InvalidArgument, 400)
+	wantCode(t, "missing object", sub("uploads/0190a1b2-0000-7000-8000-000000000000"), greyerr.NotFound, 404)
 	_, err := c.Submit(ctx, task.Spec{Kind: "echo", Payload: []byte(`1`), PayloadRef: "uploads/x"})
 	wantCode(t, "payload and payload_ref", err, greyerr.InvalidArgument, 400)
 

@@ -101,3 +101,19 @@ func shortRef(s string) string {
 	}
 	return s[:64] + "..."
 }
+
+// BinaryPayloadPrefix starts a payload object in the Open Inference
+// Protocol's binary tensor data form (docs/INFERENCE.md, "Binary bodies"):
+// the ASCII line "Inference-Header-Content-Length: <N>\n" (KServe's HTTP
+// header of that name, written into the object so that the object alone,
+// and so its SHA-256 in a proof, says where its JSON header ends), then N
+// bytes of JSON header, then the raw tensor bytes. No JSON value starts
+// with it, so the two forms of a payload object never mix up.
+const BinaryPayloadPrefix = "Inference-Header-Content-Length: "
+
+// IsBinaryPayload reports whether a payload object's bytes are in the
+// binary form (they start with BinaryPayloadPrefix). Only kinds that read
+// that form take such a payload; the engine refuses it for the others.
+func IsBinaryPayload(b []byte) bool {
+	return len(b) >= len(BinaryPayloadPrefix) && string(b[:len(BinaryPayloadPrefix)]) == BinaryPayloadPrefix
+}

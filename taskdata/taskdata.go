@@ -225,7 +225,11 @@ func (s *Store) ResolvePayloadData(ctx context.Context, field, tenant, ref strin
 	data, err := v.Get(ctx, key, s.opts.MaxObjectBytes)
 	switch {
 	case greyerr.Is(err, greyerr.NotFound):
-		return nil, nil, greyerr.Invalid(field, "no object %q in your task data: upload it first (POST /api/v1/uploads, then PUT to the URL it returns)", key)
+		// NotFound, as for any other resource of the tenant: another
+		// tenant's upload id names nothing in this tenant's prefix.
+		e := greyerr.New(greyerr.NotFound, "no object %q in your task data: upload it first (POST /api/v1/uploads, then PUT to the URL it returns)", key)
+		e.Field = field
+		return nil, nil, e
 	case greyerr.Is(err, greyerr.TooLarge):
 		e := greyerr.New(greyerr.TooLarge, "object %q is larger than tasks.max_data_bytes (%d)", key, s.opts.MaxObjectBytes)
 		e.Field = field
@@ -236,8 +240,8 @@ func (s *Store) ResolvePayloadData(ctx context.Context, field, tenant, ref strin
 	if err := s.checkQuota(ctx, tenant, 0); err != nil {
 		return nil, nil, err
 	}
-	if !json.Valid(data) {
-		return nil, nil, greyerr.Invalid(field, "object %q is not a JSON value (a payload_ref names the payload's JSON bytes, as an inline payload would be)", key)
+	if !task.IsBinaryPayload(data) && !json.Valid(data) {
+		return nil, nil, greyerr.Invalid(field, "object %q is not a JSON value (a payload_ref names the payload's JSON bytes, as an inline payload would be, or an inference body in the binary form, which starts with %q)", key, task.BinaryPayloadPrefix)
 	}
 	if err := s.ensureTags(ctx, tenant, v, key, data); err != nil {
 		return nil, nil, err
@@ -270,12 +274,24 @@ func (s *Store) ensureTags(ctx context.Context, tenant string, v *blobstore.Buck
 	if err := s.count(ctx, tenant, int64(len(data)), true); err != nil {
 		return err
 	}
-	if err := v.Put(ctx, key, data, &blobstore.WriteOptions{ContentType: "application/json"}); err != nil {
+	if err := v.Put(ctx, key, data, &blobstore.WriteOptions{ContentType: contentType(data)}); err != nil {
 		s.release(tenant, int64(len(data)))
 		return err
 	}
 	return nil
 }
+
+// contentType is the media type of a payload or result object's bytes.
+func contentType(b []byte) string {
+	if task.IsBinaryPayload(b) {
+		return BinaryContentType
+	}
+	return "application/json"
+}
+
+// BinaryContentType is the media type Grey stores objects in the binary
+// form with (task.IsBinaryPayload).
+const BinaryContentType = "application/vnd.grey.oip-binary"
 
 // replaced is the size of the object at key that a write replaces (0: none).
 func replaced(ctx context.Context, v *blobstore.Bucket, key string) (int64, error) {
@@ -332,7 +348,7 @@ func (s *Store) StoreResult(ctx context.Context, tenant string, taskID task.ID, 
 	if err := s.count(ctx, tenant, delta, false); err != nil {
 		return nil, err
 	}
-	if err := v.Put(ctx, key, result, &blobstore.WriteOptions{ContentType: "application/json", TaskID: taskID}); err != nil {
+	if err := v.Put(ctx, key, result, &blobstore.WriteOptions{ContentType: contentType(result), TaskID: taskID}); err != nil {
 		s.release(tenant, delta)
 		return nil, err
 	}
@@ -506,7 +522,7 @@ func (s *Store) PutUpload(ctx context.Context, tenant, key string, body io.Reade
 	if err := s.count(ctx, tenant, delta, true); err != nil {
 		return 0, err
 	}
-	if err := v.Put(ctx, key, data, &blobstore.WriteOptions{ContentType: "application/json"}); err != nil {
+	if err := v.Put(ctx, key, data, &blobstore.WriteOptions{ContentType: contentType(data)}); err != nil {
 		s.release(tenant, delta)
 		return 0, err
 	}

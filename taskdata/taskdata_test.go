@@ -3,6 +3,7 @@ package taskdata_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -139,5 +140,46 @@ func TestPayloadAndResult(t *testing.T) {
 	}
 	if _, err := s.StoreResult(ctx, "acme", "x", make([]byte, 2<<20)); greyerr.CodeOf(err) != greyerr.TooLarge {
 		t.Fatalf("result over max: %v", err)
+	}
+}
+
+// A payload object in the binary form (task.IsBinaryPayload) resolves like
+// a JSON one and is tagged with its own content type; bytes that are
+// neither are refused; another tenant's upload, named by its id, is no
+// object of this tenant's (404); a body over the object limit is 413.
+func TestResolveBinaryPayload(t *testing.T) {
+	s := newStore(t, 0, &clock{t: time.Unix(1_800_000_000, 0)})
+	ctx := context.Background()
+	put := func(tenant, key string, b []byte) {
+		raw, _ := s.Bucket().Prefixed("tenants/" + tenant)
+		if err := raw.Put(ctx, key, b, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body := []byte(task.BinaryPayloadPrefix + "2\n{}\x00\x01\x02")
+	put("acme", "uploads/bin", body)
+	ref, data, err := s.ResolvePayloadData(ctx, "payload_ref", "acme", "uploads/bin")
+	if err != nil || !bytes.Equal(data, body) || ref.SHA256 != taskdata.Digest(body) {
+		t.Fatalf("resolve binary: %+v %v", ref, err)
+	}
+	view, _ := s.Bucket().Tenant("acme")
+	if a, err := view.Attributes(ctx, "uploads/bin"); err != nil || a.ContentType != taskdata.BinaryContentType {
+		t.Fatalf("attributes %+v %v", a, err)
+	}
+	put("acme", "uploads/junk", []byte("\x00\x01 not json"))
+	if _, err := s.ResolvePayload(ctx, "payload_ref", "acme", "uploads/junk"); greyerr.CodeOf(err) != greyerr.InvalidArgument {
+		t.Fatalf("junk: %v", err)
+	}
+	put("globex", "uploads/theirs", body)
+	var ge *greyerr.Error
+	if _, err := s.ResolvePayload(ctx, "payload_ref", "acme", "uploads/theirs"); !errors.As(err, &ge) || ge.Code != greyerr.NotFound || ge.Field != "payload_ref" {
+		t.Fatalf("another tenant's upload: %v", err)
+	}
+	if _, err := s.ResolvePayload(ctx, "payload_ref", "acme", "tenants/globex/uploads/theirs"); greyerr.CodeOf(err) != greyerr.PermissionDenied {
+		t.Fatalf("another tenant's prefix: %v", err)
+	}
+	put("acme", "uploads/big", append([]byte(task.BinaryPayloadPrefix+"2\n{}"), make([]byte, 1<<20)...))
+	if _, err := s.ResolvePayload(ctx, "payload_ref", "acme", "uploads/big"); greyerr.CodeOf(err) != greyerr.TooLarge {
+		t.Fatalf("over the object limit: %v", err)
 	}
 }

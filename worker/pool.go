@@ -395,11 +395,16 @@ func (p *Pool) execute(parent, base context.Context, a Assignment) {
 		r.TraceParent = tp[tracing.HeaderTraceparent]
 	}
 	if err == nil {
-		b, merr := EncodeResult(res)
+		b, bin, merr := EncodeResultFor(res, a.ResultInlineMax)
 		if merr != nil {
 			err = Permanent(fmt.Errorf("encode result: %w", merr))
 		} else {
-			r.Status, r.Result, r.tenant = task.Completed, b, a.TenantID
+			r.Status, r.tenant = task.Completed, a.TenantID
+			if bin {
+				r.ResultBinary = b
+			} else {
+				r.Result = b
+			}
 			if a.Prove && p.opts.Signer != nil {
 				r.run = &proof.Run{TaskID: a.TaskID, Kind: a.Kind, Payload: a.Payload, Output: b,
 					Attempt: a.Attempt, StartedAt: started, FinishedAt: r.At, LeasedBy: a.Principal,
@@ -486,7 +491,7 @@ func (p *Pool) prove(req *CompleteRequest) {
 				p.opts.Logger.Error("signing proofs failed; the attempts fail and will be retried", "tenant", tenant, "tasks", n, "err", err)
 				for _, i := range chunk {
 					r := &req.Reports[i]
-					r.Status, r.Result = task.Failed, nil
+					r.Status, r.Result, r.ResultBinary = task.Failed, nil, nil
 					r.Error = &task.Error{Code: "proof_error", Retryable: true, Message: "signing the proof failed: " + err.Error()}
 				}
 				continue
@@ -517,6 +522,47 @@ func measuredOf(v any) *Measured {
 		return m
 	}
 	return nil
+}
+
+// BinaryEncoder is implemented by results that have a binary form besides
+// their JSON (an inference response: task.IsBinaryPayload bytes carrying
+// its tensors as they are). EncodeResultFor uses it for a result that will
+// be stored by reference anyway.
+type BinaryEncoder interface {
+	// BinaryDataBytes is the length of the binary form's data part (the
+	// tensors' bytes), known without encoding: the binary form is longer.
+	BinaryDataBytes() int
+	// EncodeBinary returns the binary form; it must start with
+	// task.BinaryPayloadPrefix.
+	EncodeBinary() ([]byte, error)
+}
+
+// EncodeResultFor encodes a handler's result for an attempt whose server
+// keeps results up to inlineMax bytes inline (0: no store): a value that
+// implements BinaryEncoder and whose data part alone is longer than
+// inlineMax is encoded in the binary form (binary true; being longer still,
+// it is always stored by reference, never inline); anything else as JSON
+// (EncodeResult). Small results stay inline JSON, and cost no binary
+// encoding.
+func EncodeResultFor(v any, inlineMax int) (b []byte, binary bool, err error) {
+	if inlineMax > 0 {
+		val := v
+		if m := measuredOf(v); m != nil {
+			val = m.Value
+		}
+		if be, ok := val.(BinaryEncoder); ok && be.BinaryDataBytes() > inlineMax {
+			b, err := be.EncodeBinary()
+			if err != nil {
+				return nil, false, err
+			}
+			if !task.IsBinaryPayload(b) || len(b) <= inlineMax {
+				return nil, false, fmt.Errorf("%T's binary form lacks the %q line or is shorter than its data", val, task.BinaryPayloadPrefix)
+			}
+			return b, true, nil
+		}
+	}
+	b, err = EncodeResult(v)
+	return b, false, err
 }
 
 // EncodeResult encodes a handler's result as the bytes the server will

@@ -57,9 +57,16 @@ type Assignment struct {
 	// Payload is the input.
 	Payload json.RawMessage `json:"payload,omitempty"`
 	// PayloadObject, when the task named its payload by payload_ref, is
-	// that object (key, size, SHA-256); Payload holds its bytes. A proof
-	// of the attempt names it.
+	// that object (key, size, SHA-256); Payload holds its bytes, or
+	// PayloadBinary when they are in the binary form. A proof of the
+	// attempt names it.
 	PayloadObject *task.DataRef `json:"payload_object,omitempty"`
+	// PayloadBinary, instead of Payload, holds the bytes of a payload
+	// object in the binary form (task.IsBinaryPayload: an Open Inference
+	// Protocol binary tensor body), as stored: raw in process, base64 in
+	// the lease's JSON, never a JSON number array. Only kinds that read
+	// that form get it (the engine refuses it at submit for the others).
+	PayloadBinary []byte `json:"payload_binary,omitempty"`
 	// ResultInlineMax, when positive, is the largest result the server
 	// keeps inline: a larger one is stored at task.ResultKey(TaskID), and
 	// a proof of the attempt names that object.
@@ -128,6 +135,11 @@ type Report struct {
 	Status task.Status `json:"status"`
 	// Result of a completed task.
 	Result json.RawMessage `json:"result,omitempty"`
+	// ResultBinary, instead of Result, is a result in the binary form
+	// (task.IsBinaryPayload), longer than the assignment's
+	// ResultInlineMax: the server stores it by reference as it is (base64
+	// in this report's JSON).
+	ResultBinary []byte `json:"result_binary,omitempty"`
 	// Error of a failed attempt.
 	Error *task.Error `json:"error,omitempty"`
 	// Proof is the 1-based index in CompleteRequest.Proofs of the envelope

@@ -17,12 +17,14 @@
 //
 // A payload given by payload_ref is checked the same way: the engine reads
 // the object at submit (for its size and digest) and hands its bytes to
-// Check as sp.Payload; the task keeps its reference.
+// Check as sp.Payload; the task keeps its reference. Such an object may be
+// in the binary form (ai.IsBinaryBody): Check then decodes it whole, so a
+// header length past the object, tensor byte counts that do not match the
+// shapes and datatypes, or bytes left over are refused at submit (400).
 package admission
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 
@@ -68,11 +70,6 @@ func TenantModels(m map[string][]string) AllowedFunc {
 	}
 }
 
-// modelOnly is the part of an inference payload the check reads.
-type modelOnly struct {
-	Model string `json:"model"`
-}
-
 // Check implements the engine's SubmitHook for kind ai.Kind: it resolves
 // the model and stamps the framework constraint and the model-digest
 // header on sp (copying the maps it changes).
@@ -80,16 +77,22 @@ func (c *Checker) Check(ctx context.Context, tenant string, sp *task.Spec) error
 	if sp.Kind != ai.Kind || (sp.PayloadRef != "" && len(sp.Payload) == 0) {
 		return nil // a reference whose bytes the caller did not read
 	}
-	var p modelOnly
-	if err := json.Unmarshal(sp.Payload, &p); err != nil {
-		return greyerr.Invalid("payload", "an inference payload is an object with model and inputs: %v", err)
-	}
-	if p.Model == "" {
-		return greyerr.Invalid("payload.model", "is required (name, name:version or name@alias)")
-	}
-	ref, err := ai.ParseModelRef(p.Model)
+	// The payload is decoded and checked whole, once, here (the server
+	// runs no other payload check for this kind): a binary body (only ever
+	// by payload_ref) for its header length, each tensor's byte count
+	// against its shape and datatype and the bytes adding up; a JSON one
+	// as the executor will read it. The lease carries the bytes as they
+	// are.
+	_, ref, err := ai.DecodePayload(sp.Payload)
 	if err != nil {
-		return greyerr.Invalid("payload.model", "%q: %v", p.Model, err)
+		var ge *greyerr.Error
+		if !errors.As(err, &ge) {
+			return greyerr.Invalid("payload", "an inference payload is an object with model and inputs: %v", err)
+		}
+		if ge.Field == "model" {
+			return greyerr.Invalid("payload.model", "%s (name, name:version or name@alias)", ge.Message)
+		}
+		return payloadField(err)
 	}
 	if c.allowed != nil {
 		if err := c.allowed(tenant, ref.Name); err != nil {
@@ -138,4 +141,21 @@ func (c *Checker) Check(ctx context.Context, tenant string, sp *task.Spec) error
 	h[ai.ModelDigestHeader] = m.Digest
 	sp.Headers = h
 	return nil
+}
+
+// payloadField names the payload in a decoding error's field ("inputs[0]"
+// becomes "payload.inputs[0]").
+func payloadField(err error) error {
+	var ge *greyerr.Error
+	if !errors.As(err, &ge) {
+		return greyerr.Invalid("payload", "%v", err)
+	}
+	c := *ge
+	switch {
+	case c.Field == "":
+		c.Field = "payload"
+	case c.Field != "payload" && !strings.HasPrefix(c.Field, "payload."):
+		c.Field = "payload." + c.Field
+	}
+	return &c
 }

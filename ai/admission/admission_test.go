@@ -62,8 +62,10 @@ func node(t *testing.T) *greytest.Node {
 
 // Submit refuses what the issue's bad-input list names: another tenant's
 // model and a missing one (404), a model outside the tenant's allowed list
-// (403), a bad reference, a payload that is no object, a user-set digest
-// header, and a framework label that contradicts the model (400).
+// (403), a bad reference, a payload that is no object or whose tensors or
+// fields are malformed (the hook is the kind's one payload check), a
+// user-set digest header, and a framework label that contradicts the model
+// (400).
 func TestSubmitRefusals(t *testing.T) {
 	n := node(t)
 	ctx := context.Background()
@@ -81,6 +83,9 @@ func TestSubmitRefusals(t *testing.T) {
 		{"bad reference", "acme", task.Spec{Kind: ai.Kind, Payload: payload("Bad Name")}, greyerr.InvalidArgument, 400},
 		{"no model", "acme", task.Spec{Kind: ai.Kind, Payload: json.RawMessage(`{"inputs":[]}`)}, greyerr.InvalidArgument, 400},
 		{"not an object", "acme", task.Spec{Kind: ai.Kind, Payload: json.RawMessage(`[1,2]`)}, greyerr.InvalidArgument, 400},
+		{"too few elements", "acme", task.Spec{Kind: ai.Kind, Payload: json.RawMessage(`{"model":"mlp","inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1]}]}`)}, greyerr.InvalidArgument, 400},
+		{"no inputs", "acme", task.Spec{Kind: ai.Kind, Payload: json.RawMessage(`{"model":"mlp","inputs":[]}`)}, greyerr.InvalidArgument, 400},
+		{"unknown field", "acme", task.Spec{Kind: ai.Kind, Payload: json.RawMessage(`{"model":"mlp","input":[]}`)}, greyerr.InvalidArgument, 400},
 		{"user digest header", "acme", task.Spec{Kind: ai.Kind, Payload: payload("mlp"), Headers: map[string]string{ai.ModelDigestHeader: tfDigest}}, greyerr.InvalidArgument, 400},
 		{"wrong framework label", "acme", task.Spec{Kind: ai.Kind, Payload: payload("mlp"), Constraints: &task.Constraints{Labels: map[string]string{"grey.ai/tensorflow": "true"}}}, greyerr.InvalidArgument, 400},
 	}
@@ -271,5 +276,83 @@ func TestSubmitPayloadRef(t *testing.T) {
 		if tk.PayloadRef != "uploads/mlp" || len(tk.Payload) != 0 || tk.PayloadObject == nil {
 			t.Errorf("%T: the task should keep its reference: ref %q payload %d bytes object %+v", data, tk.PayloadRef, len(tk.Payload), tk.PayloadObject)
 		}
+	}
+}
+
+// binaryBody is an inference payload in the binary form for model: one
+// FP32 input of shape [1,2] whose entry says size bytes, followed by raw.
+func binaryBody(model, datatype string, size int, raw []byte) []byte {
+	h := `{"model":` + mustJSON(model) + `,"inputs":[{"name":"x","shape":[1,2],"datatype":"` + datatype + `","parameters":{"binary_data_size":` + mustJSON(size) + `}}]}`
+	return ai.AppendBinaryBody(nil, []byte(h), raw)
+}
+
+// A payload_ref naming a body in the binary form is checked whole at
+// submit: the model as for JSON (another tenant's: 404), and the body's
+// framing (a header length past the object, byte counts that do not add
+// up, a datatype whose size disagrees: 400 naming the payload field). An
+// accepted task is stamped for routing, keeps its reference, and its lease
+// hands the worker the body's bytes as PayloadBinary, untouched. A binary
+// body for a kind that does not read it is refused (400 on payload_ref).
+func TestSubmitBinaryPayloadRef(t *testing.T) {
+	raw := []byte{0, 0, 0x80, 0x3f, 0, 0, 0, 0x40}
+	good := binaryBody("mlp", "FP32", 8, raw)
+	overrun := append([]byte(ai.BinaryBodyPrefix+"500\n"), good[len(ai.BinaryBodyPrefix)+4:]...)
+	objs := memData{
+		"uploads/good":     good,
+		"uploads/gmlp":     binaryBody("gmlp", "FP32", 8, raw),
+		"uploads/overrun":  overrun,
+		"uploads/addup":    binaryBody("mlp", "FP32", 8, append(raw, 1, 2, 3, 4)),
+		"uploads/short":    binaryBody("mlp", "FP32", 12, append(raw, 1, 2, 3, 4)),
+		"uploads/datatype": binaryBody("mlp", "FP64", 8, raw),
+	}
+	check := admission.New(source, nil).Check
+	n := greytest.NewNode(t, engine.Config{Kinds: []string{ai.Kind, "echo"}, SubmitHooks: map[string]engine.SubmitHook{ai.Kind: check},
+		BinaryPayloads: map[string]bool{ai.Kind: true}, Data: memDataBytes{objs}})
+	ctx := context.Background()
+	cases := []struct {
+		name, kind, ref, field string
+		code                   greyerr.Code
+	}{
+		{"another tenant's model", ai.Kind, "uploads/gmlp", "", greyerr.NotFound},
+		{"header length overruns the object", ai.Kind, "uploads/overrun", "payload", greyerr.InvalidArgument},
+		{"byte counts do not add up", ai.Kind, "uploads/addup", "payload.inputs", greyerr.InvalidArgument},
+		{"byte count against the shape", ai.Kind, "uploads/short", "payload.inputs[0].data", greyerr.InvalidArgument},
+		{"wrong datatype size", ai.Kind, "uploads/datatype", "payload.inputs[0].data", greyerr.InvalidArgument},
+		{"a kind that does not read binary", "echo", "uploads/good", "payload_ref", greyerr.InvalidArgument},
+	}
+	for _, c := range cases {
+		_, err := n.Engine.Submit(ctx, "acme", []task.Spec{{Kind: c.kind, PayloadRef: c.ref}}, false)
+		var ge *greyerr.Error
+		if !errors.As(err, &ge) || ge.Code != c.code || ge.Field != c.field {
+			t.Errorf("%s: %v, want %s on field %q", c.name, err, c.code, c.field)
+		}
+	}
+	if ts, _, err := n.Engine.List(ctx, "acme", engine.ListOptions{}); err != nil || len(ts) != 0 {
+		t.Fatalf("refused submits stored %d tasks (%v)", len(ts), err)
+	}
+	res, err := n.Engine.Submit(ctx, "acme", []task.Spec{{Kind: ai.Kind, PayloadRef: "uploads/good"}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := res.Tasks[0]
+	if tk.Constraints == nil || tk.Constraints.Labels["grey.ai/pytorch"] != "true" || tk.Headers[ai.ModelDigestHeader] != mlpDigest || tk.PayloadRef != "uploads/good" || len(tk.Payload) != 0 {
+		t.Fatalf("accepted task %+v", tk)
+	}
+	pt := ai.Labels([]ai.RuntimeInfo{{Frameworks: map[ai.Framework]string{ai.PyTorch: "1.13"}, Devices: []string{"cpu"}}})
+	got := lease(t, n, "w", pt)
+	if len(got) != 1 || len(got[0].Payload) != 0 || string(got[0].PayloadBinary) != string(good) || got[0].PayloadObject == nil {
+		t.Fatalf("lease = %+v", got)
+	}
+	// Over the remote lease protocol the bytes travel as base64, not as
+	// numbers, and come back the same.
+	wire, _ := json.Marshal(got[0])
+	var back worker.Assignment
+	if err := json.Unmarshal(wire, &back); err != nil || string(back.PayloadBinary) != string(good) {
+		t.Fatalf("the lease's JSON lost the body: %v", err)
+	}
+	// Without BinaryPayloads for the kind the engine refuses the body.
+	n2 := greytest.NewNode(t, engine.Config{Kinds: []string{ai.Kind}, SubmitHooks: map[string]engine.SubmitHook{ai.Kind: check}, Data: memDataBytes{objs}})
+	if _, err := n2.Engine.Submit(ctx, "acme", []task.Spec{{Kind: ai.Kind, PayloadRef: "uploads/good"}}, false); !greyerr.Is(err, greyerr.InvalidArgument) {
+		t.Fatalf("a server that does not take binary bodies: %v", err)
 	}
 }

@@ -20,6 +20,9 @@ func FuzzCheck(f *testing.F) {
 	} {
 		f.Add([]byte(s), "acme")
 	}
+	f.Add([]byte(payload("mlp")), "acme")
+	f.Add(binaryBody("mlp", "FP32", 8, make([]byte, 8)), "acme")
+	f.Add(binaryBody("tfmlp", "FP32", 8, make([]byte, 12)), "acme")
 	c := admission.New(source, admission.TenantModels(map[string][]string{"limited": {"mlp"}}))
 	f.Fuzz(func(t *testing.T, payload []byte, tenant string) {
 		sp := task.Spec{Kind: ai.Kind, Payload: payload}

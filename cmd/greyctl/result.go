@@ -9,7 +9,7 @@ import (
 
 // newResultCmd is "task result ID [--url]".
 func newResultCmd(a *app) *cobra.Command {
-	var signed bool
+	var signed, asJSON bool
 	var expiry time.Duration
 	cmd := &cobra.Command{
 		Use:   "result ID",
@@ -18,10 +18,15 @@ func newResultCmd(a *app) *cobra.Command {
 in the task data bucket (the task's result_ref): it is fetched and checked
 against its recorded SHA-256.
 
+An inference result stored in the binary form (an OIP binary tensor body,
+docs/INFERENCE.md) is printed as its stored bytes; --json prints its JSON
+form (tensor data as numbers) instead.
+
 With --url, print a signed GET URL of the stored result instead, and its
 expiry (-o json: {url, expires_at, size, sha256}); anyone holding it may
 download the result until it expires. An inline result has none.`,
 		Example: `  greyctl task result 0195a3b4-... > result.json
+  greyctl task result 0195a3b4-... --json > response.json   # a binary inference result as JSON
   greyctl task result 0195a3b4-... --url --expiry 1h`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -40,7 +45,11 @@ download the result until it expires. An inline result has none.`,
 				_, err = fmt.Fprintf(a.stdout, "%s\nexpires %s (%d bytes, sha256 %s)\n", su.URL, su.ExpiresAt.Format(time.RFC3339), su.Size, su.SHA256)
 				return err
 			}
-			b, err := c.Result(cmd.Context(), args[0])
+			result := c.Result
+			if asJSON {
+				result = c.ResultJSON
+			}
+			b, err := result(cmd.Context(), args[0])
 			if err != nil {
 				return failure(err)
 			}
@@ -49,6 +58,7 @@ download the result until it expires. An inline result has none.`,
 		},
 	}
 	cmd.Flags().BoolVar(&signed, "url", false, "print a signed GET URL of the stored result instead of the bytes")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a result stored in the binary form (inference) as JSON")
 	cmd.Flags().DurationVar(&expiry, "expiry", 0, "with --url, how long the URL lasts (default 15m, at most 24h)")
 	return cmd
 }

@@ -33,6 +33,7 @@ type submitFlags struct {
 	payload        string
 	payloadFile    string
 	payloadRef     string
+	payloadBinary  string
 	upload         bool
 	priority       int
 	idempotencyKey string
@@ -65,7 +66,8 @@ for any payload. --payload-ref names an object uploaded before.`,
 		Example: `  greyctl task submit --kind echo --payload '{"msg":"hi"}'
   greyctl task submit --kind resize --payload @job.json --label gpu=true --wait
   greyctl task submit --kind report --run-at +10m --idempotency-key report-2026-01
-  greyctl task submit --kind echo --payload-file big.json --wait   # over 1 MiB: uploaded, sent as payload_ref`,
+  greyctl task submit --kind echo --payload-file big.json --wait   # over 1 MiB: uploaded, sent as payload_ref
+  greyctl task submit --kind inference --payload-binary request.bin --wait   # an OIP binary body, uploaded`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			spec, err := sf.spec(cmd, time.Now(), os.ReadFile, a.stdin)
@@ -75,6 +77,23 @@ for any payload. --payload-ref names an object uploaded before.`,
 			c, err := a.client(a.tenant)
 			if err != nil {
 				return err
+			}
+			if sf.payloadBinary != "" {
+				if len(spec.Payload) > 0 || spec.PayloadRef != "" {
+					return usageErrorf("--payload-binary excludes --payload, --payload-file and --payload-ref")
+				}
+				body, err := os.ReadFile(sf.payloadBinary)
+				if err != nil {
+					return failure(err)
+				}
+				if !task.IsBinaryPayload(body) {
+					return usageErrorf("%s does not start with %q: see docs/INFERENCE.md, \"Binary bodies\"", sf.payloadBinary, task.BinaryPayloadPrefix+"<header length>")
+				}
+				ref, err := c.UploadPayload(cmd.Context(), body)
+				if err != nil {
+					return failure(fmt.Errorf("upload the binary payload: %w", err))
+				}
+				spec.PayloadRef = ref
 			}
 			if sf.upload && len(spec.Payload) > 0 {
 				// Always through the bucket (Submit itself uploads a
@@ -105,6 +124,7 @@ for any payload. --payload-ref names an object uploaded before.`,
 	f.StringVar(&sf.payload, "payload", "", "payload: JSON, @FILE to read it from a file, or @- for stdin")
 	f.StringVar(&sf.payloadFile, "payload-file", "", "read the payload (JSON) from this file; same as --payload @FILE")
 	f.StringVar(&sf.payloadRef, "payload-ref", "", "payload_ref of an uploaded object (uploads/<id>) or a stored result (results/<task id>)")
+	f.StringVar(&sf.payloadBinary, "payload-binary", "", "upload this file, an inference request in the OIP binary form (docs/INFERENCE.md), and submit with its payload_ref")
 	f.BoolVar(&sf.upload, "upload", false, "upload the payload through a signed URL whatever its size")
 	f.IntVar(&sf.priority, "priority", task.DefaultPriority, "priority 0-10, higher first")
 	f.StringVar(&sf.idempotencyKey, "idempotency-key", "", "return the existing task when one has this key")

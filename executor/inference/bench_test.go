@@ -9,6 +9,7 @@ import (
 	"github.com/grey-distributed/grey/ai"
 	"github.com/grey-distributed/grey/ai/batch"
 	"github.com/grey-distributed/grey/executor/inference"
+	"github.com/grey-distributed/grey/worker"
 )
 
 // BenchmarkWork measures the executor's own cost per task (decode, model
@@ -35,5 +36,23 @@ func BenchmarkWork(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/float64(f.drv.calls.Load()), "rows/call")
 		})
+	}
+}
+
+// BenchmarkEncodeResult measures encoding a one-row response for a server
+// that stores results over 1 MiB by reference (the worker's path for every
+// inference result).
+func BenchmarkEncodeResult(b *testing.B) {
+	f := newFixture(b, nil)
+	f.src.push("acme", "mlp", ai.PyTorch, "torch:double")
+	out, err := f.exec.Work(context.Background(), job("acme", payload("mlp", 1, 1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, bin, err := worker.EncodeResultFor(out, 1<<20); err != nil || bin {
+			b.Fatal(bin, err)
+		}
 	}
 }

@@ -9,12 +9,10 @@
 package inference
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sort"
@@ -206,48 +204,18 @@ func (e *Executor) evicted(digest string) {
 	}
 }
 
-// decode reads and checks an inference payload.
+// decode reads and checks an inference payload (JSON; ai.DecodeRequest).
 func decode(payload []byte) (*ai.Request, ai.ModelRef, error) {
-	var req ai.Request
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, ai.ModelRef{}, fmt.Errorf("not an inference request: %w", err)
+	return ai.DecodeRequest(payload)
+}
+
+// decodeJob reads a job's payload: the binary form when the lease carried
+// it as such (its tensors' bytes used as they are), else JSON.
+func decodeJob(j *worker.Job) (*ai.Request, ai.ModelRef, error) {
+	if len(j.PayloadBinary) > 0 {
+		return ai.DecodeBinaryRequest(j.PayloadBinary)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, ai.ModelRef{}, errors.New("not an inference request: data after the JSON object")
-	}
-	if req.Model == "" {
-		return nil, ai.ModelRef{}, greyerr.Invalid("model", "an inference request names a model")
-	}
-	ref, err := ai.ParseModelRef(req.Model)
-	if err != nil {
-		return nil, ai.ModelRef{}, err
-	}
-	if len(req.Inputs) == 0 {
-		return nil, ai.ModelRef{}, greyerr.Invalid("inputs", "an inference request needs at least one input tensor")
-	}
-	seen := map[string]bool{}
-	for i := range req.Inputs {
-		in := &req.Inputs[i]
-		field := fmt.Sprintf("inputs[%d]", i)
-		if err := in.Validate(field); err != nil {
-			return nil, ai.ModelRef{}, err
-		}
-		if seen[in.Name] {
-			return nil, ai.ModelRef{}, greyerr.Invalid(field+".name", "input %q is given twice", in.Name)
-		}
-		seen[in.Name] = true
-		if len(in.Shape) == 0 || in.Shape[0] != req.Inputs[0].Shape[0] {
-			return nil, ai.ModelRef{}, greyerr.Invalid(field+".shape", "every input needs the same batch dimension first (%v against %v)", in.Shape, req.Inputs[0].Shape)
-		}
-	}
-	for i, o := range req.Outputs {
-		if o.Name == "" {
-			return nil, ai.ModelRef{}, greyerr.Invalid(fmt.Sprintf("outputs[%d].name", i), "a requested output needs a name")
-		}
-	}
-	return &req, ref, nil
+	return decode(j.Payload)
 }
 
 // ValidatePayload implements worker.PayloadValidator: a payload that is
@@ -359,7 +327,7 @@ func (e *Executor) Work(ctx context.Context, j *worker.Job) (any, error) {
 }
 
 func (e *Executor) work(ctx context.Context, j *worker.Job) (any, string, error) {
-	req, ref, err := decode(j.Payload)
+	req, ref, err := decodeJob(j)
 	if err != nil {
 		return nil, "", permanent(CodeInvalidInput, err, "bad payload")
 	}

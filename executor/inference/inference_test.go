@@ -557,3 +557,68 @@ func TestProofNamesRemoteServer(t *testing.T) {
 		}
 	}
 }
+
+// A job whose lease carried its payload in the binary form (a payload_ref
+// to an Open Inference Protocol binary body) runs as its JSON form does:
+// the same response, the tensor bytes reaching the runtime as they were in
+// the body; a bad binary body is a permanent invalid_input failure that
+// never reaches the runtime.
+func TestBinaryPayload(t *testing.T) {
+	f := newFixture(t, nil)
+	f.src.push("acme", "mlp", ai.PyTorch, "torch:double")
+	x := make([]byte, 16)
+	for i, v := range []float32{1, 2, 3, 4} {
+		binary.LittleEndian.PutUint32(x[4*i:], math.Float32bits(v))
+	}
+	h := []byte(`{"model":"mlp","id":"r1","inputs":[{"name":"x","datatype":"FP32","shape":[2,2],"parameters":{"binary_data_size":16}}]}`)
+	j := job("acme", nil)
+	j.PayloadBinary = ai.AppendBinaryBody(nil, h, x)
+	out, err := f.exec.Work(context.Background(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := result(t, out)
+	b, _ := json.Marshal(r.Outputs[0])
+	if r.ID != "r1" || string(b) != `{"name":"y","shape":[2,2],"datatype":"FP32","data":[2,4,6,8]}` {
+		t.Fatalf("response %+v output %s", r, b)
+	}
+	calls := f.drv.calls.Load()
+	bad := job("acme", nil)
+	bad.PayloadBinary = ai.AppendBinaryBody(nil, h, x[:12])
+	_, err = f.exec.Work(context.Background(), bad)
+	wantFail(t, err, inference.CodeInvalidInput, true, "")
+	if f.drv.calls.Load() != calls {
+		t.Fatal("a bad binary body reached the runtime")
+	}
+}
+
+// A response whose binary form is over the server's inline limit is
+// encoded in that form (its tensors' bytes as they are), and its JSON form
+// (ai.BinaryToJSON, what the client gives back) is exactly the JSON result
+// it would otherwise have been; under the limit the result stays JSON.
+func TestLargeResultBinary(t *testing.T) {
+	f := newFixture(t, nil)
+	f.src.push("acme", "mlp", ai.PyTorch, "torch:double")
+	out, err := f.exec.Work(context.Background(), job("acme", payload("mlp", 64, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asJSON, err := worker.EncodeResult(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, bin, err := worker.EncodeResultFor(out, 256)
+	if err != nil || !bin || !ai.IsBinaryBody(b) || len(b) <= 256 {
+		t.Fatalf("over the limit: binary %v, %d bytes, %v", bin, len(b), err)
+	}
+	back, err := ai.BinaryToJSON(b)
+	if err != nil || !bytes.Equal(back, asJSON) {
+		t.Fatalf("JSON of the binary form differs:\n%s\n%s (%v)", back, asJSON, err)
+	}
+	for _, limit := range []int{0, 1 << 20} {
+		b, bin, err := worker.EncodeResultFor(out, limit)
+		if err != nil || bin || !bytes.Equal(b, asJSON) {
+			t.Fatalf("limit %d: binary %v (%v)", limit, bin, err)
+		}
+	}
+}

@@ -294,6 +294,9 @@ class Assignment:
     prove: bool = False
     principal: str | None = None
     payload_object: DataRef | None = None
+    #: Instead of ``payload``: the base64 of a payload object in the Open
+    #: Inference Protocol binary form (only ``inference`` tasks have one).
+    payload_binary: str | None = None
     result_inline_max: int = 0
 
 
