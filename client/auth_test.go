@@ -170,8 +170,14 @@ func TestClientCredentials(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- w.Run(wctx) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for short.issued.Load() < 2 && time.Now().Before(deadline) {
+	// Until a second token was issued and the worker sent it (a loaded
+	// machine may take a while for either).
+	renewed := func() bool {
+		got := s.seen()
+		return short.issued.Load() >= 2 && len(got) > 3 && got[len(got)-1] != "Bearer cc-1"
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !renewed() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()

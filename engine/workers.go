@@ -309,7 +309,7 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 				// A binary result is only ever stored by reference: it is
 				// no JSON to keep inline.
 				if d := e.cfg.Data; len(r.Result) > 0 || d == nil || len(r.ResultBinary) <= d.InlineMax() || !task.IsBinaryPayload(r.ResultBinary) {
-					return nil, greyerr.Invalid("reports["+itoa(i)+"].result_binary", "a binary result comes alone, in the binary form, longer than the inline limit, to a server with a task data store")
+					return nil, greyerr.Invalid("reports["+strconv.Itoa(i)+"].result_binary", "a binary result comes alone, in the binary form, longer than the inline limit, to a server with a task data store")
 				}
 				result = r.ResultBinary
 			}
