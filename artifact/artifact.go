@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -449,4 +451,37 @@ func (s *Store) release(tenant string, n int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = s.opts.Storage(ctx, tenant, -n, false) // best effort: the write's error is the one to report
+}
+
+// DefaultURL is the bucket URL of a store kept under dataDir/sub:
+// file://<abs data dir>/<sub>, created on first use (mode 0700). what
+// names the store in the error.
+func DefaultURL(dataDir, sub, what string) (string, error) {
+	abs, err := filepath.Abs(filepath.Join(dataDir, sub))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "create_dir=1&no_tmp_dir=1&dir_file_mode=0700"}
+	return u.String(), nil
+}
+
+// OpenBucket opens the bucket at bucketURL through reg (bopts names it,
+// kind when it names none) and builds the store over it with newStore,
+// closing the bucket when that fails. what names the store in the error.
+func OpenBucket[S any](ctx context.Context, reg *blobstore.Registry, bucketURL string, bopts blobstore.Options, kind, what string, newStore func(*blobstore.Bucket) (S, error)) (S, error) {
+	if bopts.Name == "" {
+		bopts.Name = kind
+	}
+	b, err := reg.Open(ctx, bucketURL, bopts)
+	if err != nil {
+		var zero S
+		return zero, fmt.Errorf("%s: %w", what, err)
+	}
+	s, err := newStore(b)
+	if err != nil {
+		_ = b.Close()
+		var zero S
+		return zero, err
+	}
+	return s, nil
 }
