@@ -560,11 +560,7 @@ func (s *jcsScanner) number() bool {
 	}
 	if s.i < len(s.b) && s.b[s.i] == '.' {
 		s.i++
-		d := s.i
-		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-			s.i++
-		}
-		if s.i == d {
+		if !s.digits() {
 			return false
 		}
 	}
@@ -573,11 +569,7 @@ func (s *jcsScanner) number() bool {
 		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
 			s.i++
 		}
-		d := s.i
-		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-			s.i++
-		}
-		if s.i == d {
+		if !s.digits() {
 			return false
 		}
 	}
@@ -588,6 +580,15 @@ func (s *jcsScanner) number() bool {
 	var buf [32]byte
 	s.put(start, appendNumber(buf[:0], f))
 	return true
+}
+
+// digits follows one or more decimal digits.
+func (s *jcsScanner) digits() bool {
+	d := s.i
+	for s.i < len(s.b) && s.b[s.i]-'0' <= 9 {
+		s.i++
+	}
+	return s.i > d
 }
 
 // appendNumber appends FormatNumber(f) without allocating.
