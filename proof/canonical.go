@@ -558,6 +558,13 @@ func (s *jcsScanner) number() bool {
 		}
 		return true
 	}
+	return s.double(start)
+}
+
+// double follows the rest of a number that is not a short integer (a
+// fraction, an exponent, many digits) and writes it as ECMAScript prints
+// its double.
+func (s *jcsScanner) double(start int) bool {
 	if s.i < len(s.b) && s.b[s.i] == '.' {
 		s.i++
 		if !s.digits() {
