@@ -75,12 +75,7 @@ func (s *Server) pushModel(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	status := http.StatusCreated
-	if !created {
-		status = http.StatusOK
-	}
-	w.Header().Set("Location", "/api/v1/models/"+m.Name+"/versions/"+m.Version)
-	writeJSON(w, status, m)
+	writeStored(w, created, "/api/v1/models/"+m.Name+"/versions/"+m.Version, m)
 }
 
 // maxBytesBody turns http.MaxBytesReader's error into TooLarge naming
@@ -140,11 +135,7 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info, err := store.Describe(r.Context(), ten, r.PathValue("name"))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, info)
+	s.reply(w, r, info, err)
 }
 
 // getModelVersion serves GET /api/v1/models/{name}/versions/{version}.
@@ -154,11 +145,7 @@ func (s *Server) getModelVersion(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := store.Get(r.Context(), ten, ai.ModelRef{Name: r.PathValue("name"), Version: r.PathValue("version")})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, m)
+	s.reply(w, r, m, err)
 }
 
 // getModelAlias serves GET /api/v1/models/{name}/aliases/{alias}: the
@@ -169,11 +156,7 @@ func (s *Server) getModelAlias(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := store.Get(r.Context(), ten, ai.ModelRef{Name: r.PathValue("name"), Alias: r.PathValue("alias")})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, m)
+	s.reply(w, r, m, err)
 }
 
 // aliasBody is the body of PUT /api/v1/models/{name}/aliases/{alias}.
@@ -198,11 +181,7 @@ func (s *Server) setModelAlias(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := store.SetAlias(r.Context(), ten, r.PathValue("name"), r.PathValue("alias"), body.Version)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, m)
+	s.reply(w, r, m, err)
 }
 
 // deleteModelAlias serves DELETE /api/v1/models/{name}/aliases/{alias}.

@@ -78,12 +78,7 @@ func (s *Server) uploadModule(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	status := http.StatusCreated
-	if !created {
-		status = http.StatusOK
-	}
-	w.Header().Set("Location", "/api/v1/modules/"+m.Digest)
-	writeJSON(w, status, m)
+	writeStored(w, created, "/api/v1/modules/"+m.Digest, m)
 }
 
 // getModule describes one of the tenant's modules.
@@ -93,11 +88,7 @@ func (s *Server) getModule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := store.Stat(r.Context(), ten, r.PathValue("digest"))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, m)
+	s.reply(w, r, m, err)
 }
 
 // listModules serves GET /api/v1/modules: the tenant's modules.
@@ -107,11 +98,7 @@ func (s *Server) listModules(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ms, err := store.List(r.Context(), ten)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, moduleList{Modules: ms})
+	s.reply(w, r, moduleList{Modules: ms}, err)
 }
 
 // moduleList is the body of GET /api/v1/modules.

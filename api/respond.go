@@ -36,6 +36,27 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
+// reply writes v as JSON with status 200, or err when it is not nil: the
+// end of a handler that answers what a store call returned.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// writeStored answers a PUT or POST that stored v at location: 201 when
+// it created it, 200 when it was there already.
+func writeStored(w http.ResponseWriter, created bool, location string, v any) {
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+	}
+	w.Header().Set("Location", location)
+	writeJSON(w, status, v)
+}
+
 // writeError renders err with the one code→status mapping.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if s.opts.Refused != nil {

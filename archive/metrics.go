@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"errors"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grey-distributed/grey/internal/promreg"
@@ -40,17 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	var err error
-	if m.ops, err = promreg.Register(reg, m.ops); err != nil {
-		return nil, err
-	}
-	if m.seconds, err = promreg.Register(reg, m.seconds); err != nil {
-		return nil, err
-	}
-	if m.retries, err = promreg.Register(reg, m.retries); err != nil {
-		return nil, err
-	}
-	if m.records, err = promreg.Register(reg, m.records); err != nil {
+	if err := errors.Join(promreg.Into(reg, &m.ops), promreg.Into(reg, &m.seconds), promreg.Into(reg, &m.retries), promreg.Into(reg, &m.records)); err != nil {
 		return nil, err
 	}
 	return m, nil

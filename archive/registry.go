@@ -3,7 +3,6 @@ package archive
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"log/slog"
 	"net/url"
 	"time"
@@ -102,11 +101,7 @@ func (r *Registry) Open(ctx context.Context, rawURL string, oo OpenOptions, opts
 	}
 	d, err := o.OpenDriver(ctx, u, oo)
 	if err != nil {
-		code := greyerr.CodeOf(err)
-		if code == greyerr.Unknown {
-			code = greyerr.InvalidArgument
-		}
-		return nil, &greyerr.Error{Code: code, Message: fmt.Sprintf("open archive %s", Redact(rawURL)), Err: err}
+		return nil, greyerr.Within(greyerr.InvalidArgument, err, "open archive %s", Redact(rawURL))
 	}
 	s, err := New(d, opts)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/internal/retry"
 	"github.com/grey-distributed/grey/task"
 	"github.com/grey-distributed/grey/telemetry/tracing"
 	"github.com/grey-distributed/grey/tenant"
@@ -34,32 +34,7 @@ type Options struct {
 // exponential backoff of the seed's retry policy (doubling, jittered).
 // Zero values: 4 tries, 50 ms initial interval, 2 s max interval, 10 s in
 // all.
-type RetryOptions struct {
-	// MaxTries counts the first try (1 = no retries).
-	MaxTries uint
-	// InitialInterval is the first wait.
-	InitialInterval time.Duration
-	// MaxInterval caps one wait.
-	MaxInterval time.Duration
-	// MaxElapsed caps the time spent retrying.
-	MaxElapsed time.Duration
-}
-
-func (r RetryOptions) withDefaults() RetryOptions {
-	if r.MaxTries == 0 {
-		r.MaxTries = 4
-	}
-	if r.InitialInterval <= 0 {
-		r.InitialInterval = 50 * time.Millisecond
-	}
-	if r.MaxInterval <= 0 {
-		r.MaxInterval = 2 * time.Second
-	}
-	if r.MaxElapsed <= 0 {
-		r.MaxElapsed = 10 * time.Second
-	}
-	return r
-}
+type RetryOptions = retry.Options
 
 // Store is the portable archive. It is safe for concurrent use.
 type Store struct {
@@ -80,7 +55,7 @@ func New(d Driver, opts Options) (*Store, error) {
 	if name == "" {
 		name = "default"
 	}
-	return &Store{drv: d, caps: d.Capabilities(), retry: opts.Retry.withDefaults(), name: name, metrics: m}, nil
+	return &Store{drv: d, caps: d.Capabilities(), retry: opts.Retry.WithDefaults(10 * time.Second), name: name, metrics: m}, nil
 }
 
 // Capabilities returns the driver's capabilities.
@@ -401,19 +376,8 @@ func (s *Store) do(ctx context.Context, op, tenantID string, f func(context.Cont
 	ctx, span := tracing.Start(ctx, "archive."+op, trace.WithAttributes(attrs...))
 	defer span.End()
 	start := time.Now()
-	r := s.retry
-	eb := backoff.NewExponentialBackOff()
-	eb.InitialInterval, eb.MaxInterval = r.InitialInterval, r.MaxInterval
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		err := f(ctx)
-		if err != nil && (greyerr.CodeOf(err) != greyerr.Unavailable || ctx.Err() != nil) {
-			return struct{}{}, backoff.Permanent(err)
-		}
-		return struct{}{}, err
-	}, backoff.WithBackOff(eb), backoff.WithMaxTries(r.MaxTries), backoff.WithMaxElapsedTime(r.MaxElapsed),
-		// Notify runs only before a retry, so the last failure of a try
-		// that gives up is not counted as retried.
-		backoff.WithNotify(func(error, time.Duration) { s.metrics.retries.WithLabelValues(s.name, s.caps.Scheme, op).Inc() }))
+	err := retry.Unavailable(ctx, s.retry, func() error { return f(ctx) },
+		func() { s.metrics.retries.WithLabelValues(s.name, s.caps.Scheme, op).Inc() })
 	err = s.wrap(ctx, op, err)
 	code := "ok"
 	if err != nil {

@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -164,6 +166,28 @@ func (s *Store) view(tenant string) (*blobstore.Bucket, error) {
 
 func (s *Store) key(h string) string { return s.opts.Kind + "/" + h }
 
+// locate checks tenant and digest and returns the tenant's view of the
+// bucket, the digest as the store writes it and the artifact's key.
+func (s *Store) locate(tenant, digest string) (v *blobstore.Bucket, canon, key string, err error) {
+	if v, err = s.view(tenant); err != nil {
+		return nil, "", "", err
+	}
+	canon, h, err := s.ParseDigest("digest", digest)
+	if err != nil {
+		return nil, "", "", err
+	}
+	return v, canon, s.key(h), nil
+}
+
+// missing is err, or the store's NotFound naming digest when err is a
+// NotFound of its blob.
+func (s *Store) missing(digest string, err error) error {
+	if greyerr.Is(err, greyerr.NotFound) {
+		return s.notFound(digest)
+	}
+	return err
+}
+
 func (s *Store) notFound(digest string) error {
 	return greyerr.New(greyerr.NotFound, "%s %s not found", s.noun(), digest)
 }
@@ -277,20 +301,13 @@ func (s *Store) checkQuota(ctx context.Context, tenant string, n int64) error {
 
 // Stat describes tenant's artifact digest (NotFound if the tenant has none).
 func (s *Store) Stat(ctx context.Context, tenant, digest string) (*Artifact, error) {
-	v, err := s.view(tenant)
+	v, digest, key, err := s.locate(tenant, digest)
 	if err != nil {
 		return nil, err
 	}
-	digest, h, err := s.ParseDigest("digest", digest)
+	a, err := v.Attributes(ctx, key)
 	if err != nil {
-		return nil, err
-	}
-	a, err := v.Attributes(ctx, s.key(h))
-	if err != nil {
-		if greyerr.Is(err, greyerr.NotFound) {
-			return nil, s.notFound(digest)
-		}
-		return nil, err
+		return nil, s.missing(digest, err)
 	}
 	return &Artifact{Digest: digest, Size: a.Size, TenantID: tenant, CreatedAt: a.ModTime.UTC()}, nil
 }
@@ -340,15 +357,11 @@ func (s *Store) Usage(ctx context.Context, tenant string) (bytes int64, count in
 // Get returns the bytes of tenant's artifact digest, checked against the
 // digest (Internal when they differ: a damaged or altered blob).
 func (s *Store) Get(ctx context.Context, tenant, digest string) ([]byte, error) {
-	v, err := s.view(tenant)
+	v, digest, key, err := s.locate(tenant, digest)
 	if err != nil {
 		return nil, err
 	}
-	digest, h, err := s.ParseDigest("digest", digest)
-	if err != nil {
-		return nil, err
-	}
-	b, err := v.Get(ctx, s.key(h), s.opts.MaxBytes)
+	b, err := v.Get(ctx, key, s.opts.MaxBytes)
 	if err != nil {
 		if greyerr.Is(err, greyerr.NotFound) {
 			return nil, s.notFound(digest)
@@ -369,20 +382,13 @@ func (s *Store) Get(ctx context.Context, tenant, digest string) ([]byte, error) 
 // do not match end with an Internal error (a damaged or altered blob), so
 // a caller that reads to the end never uses them unknowingly.
 func (s *Store) Open(ctx context.Context, tenant, digest string) (io.ReadCloser, error) {
-	v, err := s.view(tenant)
+	v, digest, key, err := s.locate(tenant, digest)
 	if err != nil {
 		return nil, err
 	}
-	digest, h, err := s.ParseDigest("digest", digest)
+	r, err := v.NewReader(ctx, key)
 	if err != nil {
-		return nil, err
-	}
-	r, err := v.NewReader(ctx, s.key(h))
-	if err != nil {
-		if greyerr.Is(err, greyerr.NotFound) {
-			return nil, s.notFound(digest)
-		}
-		return nil, err
+		return nil, s.missing(digest, err)
 	}
 	return &checkedReader{rc: r, r: io.LimitReader(r, s.opts.MaxBytes+1), h: sha256.New(), digest: digest}, nil
 }
@@ -410,30 +416,20 @@ func (c *checkedReader) Close() error { return c.rc.Close() }
 
 // Delete removes tenant's artifact digest (NotFound if it has none).
 func (s *Store) Delete(ctx context.Context, tenant, digest string) error {
-	v, err := s.view(tenant)
-	if err != nil {
-		return err
-	}
-	digest, h, err := s.ParseDigest("digest", digest)
+	v, digest, key, err := s.locate(tenant, digest)
 	if err != nil {
 		return err
 	}
 	var size int64
 	if s.opts.Storage != nil {
-		a, err := v.Attributes(ctx, s.key(h))
+		a, err := v.Attributes(ctx, key)
 		if err != nil {
-			if greyerr.Is(err, greyerr.NotFound) {
-				return s.notFound(digest)
-			}
-			return err
+			return s.missing(digest, err)
 		}
 		size = a.Size
 	}
-	if err := v.Delete(ctx, s.key(h)); err != nil {
-		if greyerr.Is(err, greyerr.NotFound) {
-			return s.notFound(digest)
-		}
-		return err
+	if err := v.Delete(ctx, key); err != nil {
+		return s.missing(digest, err)
 	}
 	if s.opts.Storage != nil {
 		if err := s.opts.Storage(ctx, tenant, -size, false); err != nil {
@@ -449,4 +445,37 @@ func (s *Store) release(tenant string, n int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = s.opts.Storage(ctx, tenant, -n, false) // best effort: the write's error is the one to report
+}
+
+// DefaultURL is the bucket URL of a store kept under dataDir/sub:
+// file://<abs data dir>/<sub>, created on first use (mode 0700). what
+// names the store in the error.
+func DefaultURL(dataDir, sub, what string) (string, error) {
+	abs, err := filepath.Abs(filepath.Join(dataDir, sub))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "create_dir=1&no_tmp_dir=1&dir_file_mode=0700"}
+	return u.String(), nil
+}
+
+// OpenBucket opens the bucket at bucketURL through reg (bopts names it,
+// kind when it names none) and builds the store over it with newStore,
+// closing the bucket when that fails. what names the store in the error.
+func OpenBucket[S any](ctx context.Context, reg *blobstore.Registry, bucketURL string, bopts blobstore.Options, kind, what string, newStore func(*blobstore.Bucket) (S, error)) (S, error) {
+	if bopts.Name == "" {
+		bopts.Name = kind
+	}
+	b, err := reg.Open(ctx, bucketURL, bopts)
+	if err != nil {
+		var zero S
+		return zero, fmt.Errorf("%s: %w", what, err)
+	}
+	s, err := newStore(b)
+	if err != nil {
+		_ = b.Close()
+		var zero S
+		return zero, err
+	}
+	return s, nil
 }

@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/internal/retry"
 	"github.com/grey-distributed/grey/task"
 )
 
@@ -53,32 +53,7 @@ type Options struct {
 }
 
 // RetryOptions bound the retries of a transient failure (Unavailable).
-type RetryOptions struct {
-	// MaxTries counts the first try (1 = no retries).
-	MaxTries uint
-	// InitialInterval is the first wait.
-	InitialInterval time.Duration
-	// MaxInterval caps one wait.
-	MaxInterval time.Duration
-	// MaxElapsed caps the time spent retrying.
-	MaxElapsed time.Duration
-}
-
-func (r RetryOptions) withDefaults() RetryOptions {
-	if r.MaxTries == 0 {
-		r.MaxTries = 4
-	}
-	if r.InitialInterval <= 0 {
-		r.InitialInterval = 50 * time.Millisecond
-	}
-	if r.MaxInterval <= 0 {
-		r.MaxInterval = 2 * time.Second
-	}
-	if r.MaxElapsed <= 0 {
-		r.MaxElapsed = 30 * time.Second
-	}
-	return r
-}
+type RetryOptions = retry.Options
 
 // Bucket is the portable blob bucket. A Bucket from New or Registry.Open
 // is the whole bucket; Tenant and Prefixed return views of it that share
@@ -113,7 +88,7 @@ func New(d Driver, opts Options) (*Bucket, error) {
 	if name == "" {
 		name = "default"
 	}
-	b := &Bucket{drv: d, caps: d.Capabilities(), tags: tags, retry: opts.Retry.withDefaults(), metrics: m, name: name}
+	b := &Bucket{drv: d, caps: d.Capabilities(), tags: tags, retry: opts.Retry.WithDefaults(30 * time.Second), metrics: m, name: name}
 	// Leave room for the tenant and task tags.
 	if b.caps.MaxTags > 0 && len(tags)+2 > b.caps.MaxTags {
 		return nil, greyerr.Invalid("cloud.cost_tags", "%d tags with %s and %s exceed the %d tags a %s object can carry",
@@ -461,20 +436,8 @@ func (b *Bucket) Close() error {
 // do runs op, retrying it with exponential backoff while it fails with
 // Unavailable, and records the operation's metrics.
 func (b *Bucket) do(ctx context.Context, op string, n int64, f func() error) error {
-	r := b.retry
-	eb := backoff.NewExponentialBackOff()
-	eb.InitialInterval, eb.MaxInterval = r.InitialInterval, r.MaxInterval
 	start := time.Now()
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		err := f()
-		if err != nil && greyerr.CodeOf(err) != greyerr.Unavailable {
-			return struct{}{}, backoff.Permanent(err)
-		}
-		if err != nil {
-			b.metrics.retries.WithLabelValues(b.name, op).Inc()
-		}
-		return struct{}{}, err
-	}, backoff.WithBackOff(eb), backoff.WithMaxTries(r.MaxTries), backoff.WithMaxElapsedTime(r.MaxElapsed))
+	err := retry.Unavailable(ctx, b.retry, f, func() { b.metrics.retries.WithLabelValues(b.name, op).Inc() })
 	err = b.wrap(op, err)
 	b.observe(op, start, err)
 	if err == nil && n > 0 {

@@ -1,6 +1,7 @@
 package blobstore
 
 import (
+	"errors"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grey-distributed/grey/internal/promreg"
@@ -40,18 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	var err error
-	m.ops, err = promreg.Register(reg, m.ops)
-	if err != nil {
-		return nil, err
-	}
-	if m.seconds, err = promreg.Register(reg, m.seconds); err != nil {
-		return nil, err
-	}
-	if m.bytes, err = promreg.Register(reg, m.bytes); err != nil {
-		return nil, err
-	}
-	if m.retries, err = promreg.Register(reg, m.retries); err != nil {
+	if err := errors.Join(promreg.Into(reg, &m.ops), promreg.Into(reg, &m.seconds), promreg.Into(reg, &m.bytes), promreg.Into(reg, &m.retries)); err != nil {
 		return nil, err
 	}
 	return m, nil

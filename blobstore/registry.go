@@ -2,7 +2,6 @@ package blobstore
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 
 	"github.com/grey-distributed/grey/greyerr"
@@ -83,20 +82,12 @@ func (r *Registry) Open(ctx context.Context, rawURL string, opts Options) (*Buck
 	}
 	d, err := o.OpenDriver(ctx, u, opts.Env)
 	if err != nil {
-		code := greyerr.CodeOf(err)
-		if code == greyerr.Unknown {
-			code = greyerr.InvalidArgument
-		}
-		return nil, &greyerr.Error{Code: code, Message: fmt.Sprintf("open bucket %s", redact(u)), Err: err}
+		return nil, greyerr.Within(greyerr.InvalidArgument, err, "open bucket %s", redact(u))
 	}
 	if c, ok := d.(interface{ Check(context.Context) error }); ok {
 		if err := c.Check(ctx); err != nil {
 			_ = d.Close()
-			code := greyerr.CodeOf(err)
-			if code == greyerr.Unknown {
-				code = greyerr.Unavailable
-			}
-			return nil, &greyerr.Error{Code: code, Message: fmt.Sprintf("bucket %s does not exist or cannot be reached", redact(u)), Err: err}
+			return nil, greyerr.Within(greyerr.Unavailable, err, "bucket %s does not exist or cannot be reached", redact(u))
 		}
 	}
 	b, err := New(d, opts)

@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"strings"
 
@@ -101,11 +100,7 @@ func (r *Registry) OpenSink(ctx context.Context, rawURL string, opts SinkOptions
 }
 
 func openErr(err error, what, rawURL string) error {
-	code := greyerr.CodeOf(err)
-	if code == greyerr.Unknown {
-		code = greyerr.InvalidArgument
-	}
-	return &greyerr.Error{Code: code, Message: fmt.Sprintf("%s %s", what, Redact(rawURL)), Err: redactErr{err, rawURL}}
+	return greyerr.Within(greyerr.InvalidArgument, redactErr{err, rawURL}, "%s %s", what, Redact(rawURL))
 }
 
 // redactErr hides the URL's password should the driver's error quote it.

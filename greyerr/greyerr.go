@@ -100,6 +100,19 @@ func Invalid(field, format string, args ...any) *Error {
 	return &Error{Code: InvalidArgument, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
+// Within returns err under a message saying where it happened, keeping
+// err's code, or def when err has none (nil for nil).
+func Within(def Code, err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	code := CodeOf(err)
+	if code == Unknown {
+		code = def
+	}
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: err}
+}
+
 // Wrap returns err with the code and message unless err already carries a
 // code, in which case it is returned unchanged (errors are wrapped once).
 func Wrap(code Code, err error, format string, args ...any) error {

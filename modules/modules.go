@@ -16,8 +16,6 @@ package modules
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"path/filepath"
 	"strings"
 
 	"github.com/grey-distributed/grey/artifact"
@@ -66,38 +64,26 @@ type Store struct {
 // DefaultURL is the bucket URL of the module store under dataDir:
 // file://<abs data dir>/modules, created on first use (mode 0700).
 func DefaultURL(dataDir string) (string, error) {
-	abs, err := filepath.Abs(filepath.Join(dataDir, "modules"))
-	if err != nil {
-		return "", fmt.Errorf("module store: %w", err)
-	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "create_dir=1&no_tmp_dir=1&dir_file_mode=0700"}
-	return u.String(), nil
+	return artifact.DefaultURL(dataDir, "modules", "module store")
 }
 
 // Open opens the bucket at bucketURL through reg (bopts names it, tags and
 // measures it) and returns a store over it.
 func Open(ctx context.Context, reg *blobstore.Registry, bucketURL string, opts Options, bopts blobstore.Options) (*Store, error) {
-	if bopts.Name == "" {
-		bopts.Name = Kind
-	}
-	b, err := reg.Open(ctx, bucketURL, bopts)
-	if err != nil {
-		return nil, fmt.Errorf("module store: %w", err)
-	}
-	s, err := New(b, opts)
-	if err != nil {
-		_ = b.Close()
-		return nil, err
-	}
-	// Before the blob port, module stores were file:// buckets keyed
-	// <tenant>/<hex>: move those to the artifact layout once.
-	if strings.HasPrefix(bucketURL, "file:") {
-		if err := s.migrateLegacy(ctx); err != nil {
-			_ = b.Close()
-			return nil, fmt.Errorf("module store: move modules to tenants/<tenant>/modules/: %w", err)
+	return artifact.OpenBucket(ctx, reg, bucketURL, bopts, Kind, "module store", func(b *blobstore.Bucket) (*Store, error) {
+		s, err := New(b, opts)
+		if err != nil {
+			return nil, err
 		}
-	}
-	return s, nil
+		// Before the blob port, module stores were file:// buckets keyed
+		// <tenant>/<hex>: move those to the artifact layout once.
+		if strings.HasPrefix(bucketURL, "file:") {
+			if err := s.migrateLegacy(ctx); err != nil {
+				return nil, fmt.Errorf("module store: move modules to tenants/<tenant>/modules/: %w", err)
+			}
+		}
+		return s, nil
+	})
 }
 
 // migrateLegacy moves modules stored as <tenant>/<hex> (the layout before

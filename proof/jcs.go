@@ -21,9 +21,6 @@ import (
 // value (no bytes) digests as no bytes; bytes that are not JSON digest as
 // they are.
 func JSONDigest(b []byte) string {
-	if isCanonical(b) {
-		return Digest(b)
-	}
 	if c, err := Canonicalize(b); err == nil {
 		return Digest(c)
 	}
@@ -35,20 +32,22 @@ func JSONDigest(b []byte) string {
 // units of their names, strings with the minimal escapes, numbers as
 // ECMAScript prints IEEE 754 doubles. Empty input gives empty output.
 // Duplicate names, invalid UTF-8 and numbers out of double range are
-// errors, as RFC 8785 requires (the API refuses them at submit).
+// errors, as RFC 8785 requires (the API refuses them at submit). When b
+// is already canonical the result is b itself, not a copy: callers must
+// not write to it.
 func Canonicalize(b []byte) ([]byte, error) {
+	if c, ok := canonicalize(b); ok {
+		return c, nil
+	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, nil
-	}
-	if c, ok := canonicalizeFast(b); ok {
-		return c, nil
 	}
 	return canonicalizeRef(b)
 }
 
 // canonicalizeRef is Canonicalize over encoding/json's tokens: the
-// reference the fast path is checked against, and the path for what the
-// fast one declines.
+// reference the scanner is checked against, and the path for what the
+// scanner declines.
 func canonicalizeRef(b []byte) ([]byte, error) {
 	if !utf8.Valid(b) {
 		return nil, errors.New("jcs: invalid UTF-8")

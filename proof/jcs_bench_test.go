@@ -33,3 +33,23 @@ func BenchmarkJSONDigest(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCanonForm is the canonical form alone (no digest) of a small
+// canonical object, the same unsorted, and the inference payloads.
+func BenchmarkCanonForm(b *testing.B) {
+	for _, c := range []struct{ name, in string }{
+		{"canonical", `{"i":12345,"name":"resize","ok":true,"size":[640,480]}`},
+		{"unsorted", `{"i":12345,"name":"resize","size":[640,480],"ok":true}`},
+		{"tensor16", string(inferencePayload(16))},
+		{"tensor1024", string(inferencePayload(1024))},
+	} {
+		in := []byte(c.in)
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				_, _ = Canonicalize(in)
+			}
+		})
+	}
+}

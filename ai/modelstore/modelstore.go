@@ -39,9 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -137,30 +135,15 @@ var _ ai.ModelSource = (*Store)(nil)
 // DefaultURL is the bucket URL of the registry under dataDir:
 // file://<abs data dir>/models, created on first use (mode 0700).
 func DefaultURL(dataDir string) (string, error) {
-	abs, err := filepath.Abs(filepath.Join(dataDir, "models"))
-	if err != nil {
-		return "", fmt.Errorf("model registry: %w", err)
-	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "create_dir=1&no_tmp_dir=1&dir_file_mode=0700"}
-	return u.String(), nil
+	return artifact.DefaultURL(dataDir, "models", "model registry")
 }
 
 // Open opens the bucket at bucketURL through reg (bopts names it, tags and
 // measures it) and returns the registry over it.
 func Open(ctx context.Context, reg *blobstore.Registry, bucketURL string, opts Options, bopts blobstore.Options) (*Store, error) {
-	if bopts.Name == "" {
-		bopts.Name = Kind
-	}
-	b, err := reg.Open(ctx, bucketURL, bopts)
-	if err != nil {
-		return nil, fmt.Errorf("model registry: %w", err)
-	}
-	s, err := New(b, opts)
-	if err != nil {
-		_ = b.Close()
-		return nil, err
-	}
-	return s, nil
+	return artifact.OpenBucket(ctx, reg, bucketURL, bopts, Kind, "model registry", func(b *blobstore.Bucket) (*Store, error) {
+		return New(b, opts)
+	})
 }
 
 // New returns the registry over an open bucket; Close closes the bucket.

@@ -70,13 +70,7 @@ const prefix = "oip"
 
 // Register registers oip+http and oip+https in r.
 func Register(r *ai.Registry) error {
-	o := ai.OpenerFunc(func(_ context.Context, u *url.URL, opts ai.OpenOptions) (ai.Driver, error) {
-		return OpenURL(u, opts)
-	})
-	if err := r.Register(SchemeHTTP, o); err != nil {
-		return err
-	}
-	return r.Register(SchemeHTTPS, o)
+	return remote.Register(r, OpenURL, SchemeHTTP, SchemeHTTPS)
 }
 
 // OpenURL opens a driver for an oip+http(s) URL. It does not contact the
@@ -195,11 +189,7 @@ func (d *Driver) Info(ctx context.Context) (ai.RuntimeInfo, error) {
 	if version == "" {
 		version = "unknown"
 	}
-	fw := map[ai.Framework]string{}
-	for _, f := range d.o.Frameworks {
-		fw[f] = "unknown"
-	}
-	return ai.RuntimeInfo{Name: "oip", Version: version, Frameworks: fw, Devices: slices.Clone(d.o.Devices)}, nil
+	return d.c.RuntimeInfo("oip", version), nil
 }
 
 // Load checks that the server has spec's model, ready, and keeps its
@@ -215,10 +205,7 @@ func (d *Driver) Load(ctx context.Context, spec ai.LoadSpec) (ai.LoadInfo, error
 		return m.info, nil
 	}
 	start := time.Now()
-	if !slices.Contains(d.o.Frameworks, spec.Model.Framework) {
-		return ai.LoadInfo{}, greyerr.New(greyerr.FailedPrecondition, "oip runtime: %s models are not routed to %s (frameworks=%v)", spec.Model.Framework, d.c.Server(), d.o.Frameworks)
-	}
-	dev, err := d.device(spec.Device)
+	dev, err := d.c.Placement(spec)
 	if err != nil {
 		return ai.LoadInfo{}, err
 	}
@@ -274,15 +261,6 @@ func (d *Driver) Load(ctx context.Context, spec ai.LoadSpec) (ai.LoadInfo, error
 		return ai.LoadInfo{}, err
 	}
 	return m.info, nil
-}
-
-func (d *Driver) device(want string) (string, error) {
-	for _, dev := range d.o.Devices {
-		if want == "" || dev == want || (want == "cuda" && strings.HasPrefix(dev, "cuda:")) {
-			return dev, nil
-		}
-	}
-	return "", greyerr.New(greyerr.FailedPrecondition, "oip runtime: no device %q (the URL names %s)", want, strings.Join(d.o.Devices, ", "))
 }
 
 // Unload forgets key (the server keeps its model).

@@ -61,13 +61,7 @@ const prefix = "tfserving"
 
 // Register registers tfserving+http and tfserving+https in r.
 func Register(r *ai.Registry) error {
-	o := ai.OpenerFunc(func(_ context.Context, u *url.URL, opts ai.OpenOptions) (ai.Driver, error) {
-		return OpenURL(u, opts)
-	})
-	if err := r.Register(SchemeHTTP, o); err != nil {
-		return err
-	}
-	return r.Register(SchemeHTTPS, o)
+	return remote.Register(r, OpenURL, SchemeHTTP, SchemeHTTPS)
 }
 
 // OpenURL opens a driver for a tfserving+http(s) URL. It does not contact
@@ -178,11 +172,7 @@ func (d *Driver) Info(ctx context.Context) (ai.RuntimeInfo, error) {
 	if status >= 500 || status == http.StatusTooManyRequests {
 		return ai.RuntimeInfo{}, greyerr.New(greyerr.Unavailable, "tfserving runtime: %s answered %d: %s", d.c.Server(), status, remote.Message(body))
 	}
-	fw := map[ai.Framework]string{}
-	for _, f := range d.o.Frameworks {
-		fw[f] = "unknown"
-	}
-	return ai.RuntimeInfo{Name: "tfserving", Version: "unknown", Frameworks: fw, Devices: slices.Clone(d.o.Devices)}, nil
+	return d.c.RuntimeInfo("tfserving", "unknown"), nil
 }
 
 // Load checks the server has spec's version AVAILABLE and reads the
@@ -198,21 +188,12 @@ func (d *Driver) Load(ctx context.Context, ls ai.LoadSpec) (ai.LoadInfo, error) 
 		return m.info, nil
 	}
 	start := time.Now()
-	if !slices.Contains(d.o.Frameworks, ls.Model.Framework) {
-		return ai.LoadInfo{}, greyerr.New(greyerr.FailedPrecondition, "tfserving runtime: %s models are not routed to %s (frameworks=%v)", ls.Model.Framework, d.c.Server(), d.o.Frameworks)
+	dev, err := d.c.Placement(ls)
+	if err != nil {
+		return ai.LoadInfo{}, err
 	}
 	if d.o.RequireDigest {
 		return ai.LoadInfo{}, greyerr.New(greyerr.FailedPrecondition, "tfserving runtime: TF Serving reports no model digest (digest=require)")
-	}
-	dev := d.o.Devices[0]
-	if ls.Device != "" {
-		i := slices.IndexFunc(d.o.Devices, func(x string) bool {
-			return x == ls.Device || (ls.Device == "cuda" && strings.HasPrefix(x, "cuda:"))
-		})
-		if i < 0 {
-			return ai.LoadInfo{}, greyerr.New(greyerr.FailedPrecondition, "tfserving runtime: no device %q (the URL names %s)", ls.Device, strings.Join(d.o.Devices, ", "))
-		}
-		dev = d.o.Devices[i]
 	}
 	ctx, cancel := d.c.WithTimeout(ctx)
 	defer cancel()

@@ -1,6 +1,7 @@
 package quorumarchive
 
 import (
+	"errors"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grey-distributed/grey/internal/promreg"
@@ -43,17 +44,7 @@ func newMetrics(name string) *metrics {
 // families.
 func (d *Driver) RegisterMetrics(reg prometheus.Registerer, name string) error {
 	m := newMetrics(name)
-	var err error
-	if m.divergent, err = promreg.Register(reg, m.divergent); err != nil {
-		return err
-	}
-	if m.repairs, err = promreg.Register(reg, m.repairs); err != nil {
-		return err
-	}
-	if m.repairsDropped, err = promreg.Register(reg, m.repairsDropped); err != nil {
-		return err
-	}
-	if m.replicaErrors, err = promreg.Register(reg, m.replicaErrors); err != nil {
+	if err := errors.Join(promreg.Into(reg, &m.divergent), promreg.Into(reg, &m.repairs), promreg.Into(reg, &m.repairsDropped), promreg.Into(reg, &m.replicaErrors)); err != nil {
 		return err
 	}
 	d.m.Store(m)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -182,9 +181,5 @@ func FindMisplaced(ctx context.Context, ids []string, listers []archive.TenantLi
 
 // shardErr names the shard in err, keeping its code.
 func shardErr(id, op string, err error) error {
-	code := greyerr.CodeOf(err)
-	if code == greyerr.Unknown {
-		code = greyerr.Internal
-	}
-	return &greyerr.Error{Code: code, Message: fmt.Sprintf("shard %s: %s", id, op), Err: err}
+	return greyerr.Within(greyerr.Internal, err, "shard %s: %s", id, op)
 }

@@ -113,21 +113,10 @@ of JSON.`,
 			if err != nil {
 				return failure(err)
 			}
-			if a.json() {
-				for _, k := range keys {
-					if err := writeJSONLine(a.stdout, k); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			tw := newTabWriter(a.stdout)
-			fmt.Fprintln(tw, "ID\tTENANT\tROLE\tKINDS\tNAME\tSTATUS\tCREATED\tEXPIRES\tLAST USED")
-			for _, k := range keys {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Tenant, k.Role, kindsOf(k.Kinds), dash(k.Name),
+			return printRows(a, keys, "ID\tTENANT\tROLE\tKINDS\tNAME\tSTATUS\tCREATED\tEXPIRES\tLAST USED", func(k *client.APIKey) string {
+				return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", k.ID, k.Tenant, k.Role, kindsOf(k.Kinds), dash(k.Name),
 					keyStatus(k), formatTime(k.CreatedAt), timeOrNever(k), dash(formatTime(k.LastUsedAt)))
-			}
-			return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "list the keys of every tenant (admin)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -19,44 +20,32 @@ func newClusterCmd(a *app) *cobra.Command {
 		Use:   "status",
 		Short: "Show the answering server's view of the cluster",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client(a.tenant)
-			if err != nil {
-				return err
-			}
-			ci, err := c.Cluster(cmd.Context())
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			ci, err := c.Cluster(ctx)
 			if err != nil {
 				return failure(err)
 			}
 			return a.printCluster(ci)
-		},
+		}),
 	}
 	nodes := &cobra.Command{
 		Use:   "nodes",
 		Short: "List the servers and workers of the cluster",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client(a.tenant)
-			if err != nil {
-				return err
-			}
-			ns, err := c.Nodes(cmd.Context())
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			ns, err := c.Nodes(ctx)
 			if err != nil {
 				return failure(err)
 			}
 			return a.printNodes(ns)
-		},
+		}),
 	}
 	leader := &cobra.Command{
 		Use:   "leader",
 		Short: "Print the leader's node id",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client(a.tenant)
-			if err != nil {
-				return err
-			}
-			ci, err := c.Cluster(cmd.Context())
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			ci, err := c.Cluster(ctx)
 			if err != nil {
 				return failure(err)
 			}
@@ -68,19 +57,15 @@ func newClusterCmd(a *app) *cobra.Command {
 			}
 			fmt.Fprintln(a.stdout, ci.LeaderID)
 			return nil
-		},
+		}),
 	}
 	var join client.JoinRequest
 	joinCmd := &cobra.Command{
 		Use:   "join --node-id ID --raft-addr HOST:PORT --api-addr URL",
 		Short: "Admit a server as a Raft voter (greyd --join does this itself)",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client(a.tenant)
-			if err != nil {
-				return err
-			}
-			resp, err := c.Join(cmd.Context(), &join)
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			resp, err := c.Join(ctx, &join)
 			if err != nil {
 				return failure(err)
 			}
@@ -89,7 +74,7 @@ func newClusterCmd(a *app) *cobra.Command {
 			}
 			fmt.Fprintf(a.stdout, "%s joined cluster %s (leader %s)\n", join.NodeID, resp.ClusterID, resp.LeaderID)
 			return nil
-		},
+		}),
 	}
 	joinCmd.Flags().StringVar(&join.NodeID, "node-id", "", "the joining node's id")
 	joinCmd.Flags().StringVar(&join.RaftAddr, "raft-addr", "", "its Raft address host:port")
@@ -99,17 +84,13 @@ func newClusterCmd(a *app) *cobra.Command {
 		Use:   "remove ID",
 		Short: "Remove a server from the Raft configuration (or a worker's registration)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client(a.tenant)
-			if err != nil {
-				return err
-			}
-			if err := c.RemoveNode(cmd.Context(), args[0]); err != nil {
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			if err := c.RemoveNode(ctx, args[0]); err != nil {
 				return failure(err)
 			}
 			fmt.Fprintf(a.stdout, "removed %s\n", args[0])
 			return nil
-		},
+		}),
 	}
 	cmd.AddCommand(status, nodes, leader, joinCmd, remove)
 	return cmd

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -88,36 +89,22 @@ becomes "latest".`,
 		Use:   "list",
 		Short: "List the tenant's model versions",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client(a.tenant)
-			if err != nil {
-				return err
-			}
-			ms, next, err := c.ListModels(cmd.Context(), listModelsOptions(prefix, cursor, limit))
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			ms, next, err := c.ListModels(ctx, listModelsOptions(prefix, cursor, limit))
 			if err != nil {
 				return failure(err)
 			}
-			if a.json() {
-				for _, m := range ms {
-					if err := writeJSONLine(a.stdout, m); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			tw := newTabWriter(a.stdout)
-			fmt.Fprintf(tw, "NAME\tVERSION\tFRAMEWORK\tSIZE\tALIASES\tDIGEST\tCREATED\n")
-			for _, m := range ms {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.Name, m.Version, m.Framework, m.Size, strings.Join(m.Aliases, ","), m.Digest, m.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
-			}
-			if err := tw.Flush(); err != nil {
+			err = printRows(a, ms, "NAME\tVERSION\tFRAMEWORK\tSIZE\tALIASES\tDIGEST\tCREATED", func(m ai.Model) string {
+				return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%s\t%s", m.Name, m.Version, m.Framework, m.Size, strings.Join(m.Aliases, ","), m.Digest, m.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
+			})
+			if err != nil || a.json() {
 				return err
 			}
 			if next != "" {
 				fmt.Fprintf(a.stderr, "more: greyctl model list --cursor %s\n", next)
 			}
 			return nil
-		},
+		}),
 	}
 	list.Flags().StringVar(&prefix, "name", "", "only models whose name starts with this")
 	list.Flags().StringVar(&cursor, "cursor", "", "continue a listing (the cursor the page before printed)")
@@ -127,13 +114,9 @@ becomes "latest".`,
 		Use:   "get NAME|NAME:VERSION|NAME@ALIAS",
 		Short: "Describe a model (its versions and aliases) or one version",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client(a.tenant)
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			if !strings.ContainsAny(args[0], ":@") {
-				info, err := c.GetModel(cmd.Context(), args[0])
+				info, err := c.GetModel(ctx, args[0])
 				if err != nil {
 					return failure(err)
 				}
@@ -147,7 +130,7 @@ becomes "latest".`,
 				}
 				return tw.Flush()
 			}
-			m, err := c.GetModelVersion(cmd.Context(), args[0])
+			m, err := c.GetModelVersion(ctx, args[0])
 			if err != nil {
 				return failure(err)
 			}
@@ -158,7 +141,7 @@ becomes "latest".`,
 			fmt.Fprintf(tw, "NAME\tVERSION\tFRAMEWORK\tSIZE\tALIASES\tDIGEST\tCREATED\n")
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.Name, m.Version, m.Framework, m.Size, strings.Join(m.Aliases, ","), m.Digest, m.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
 			return tw.Flush()
-		},
+		}),
 	}
 	del := &cobra.Command{
 		Use:   "delete NAME:VERSION",

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/grey-distributed/grey/client"
 )
 
 // newModuleCmd is "greyctl module": the tenant's WebAssembly modules for
@@ -33,12 +36,9 @@ bytes again is harmless and prints the same digest.`,
 		Example: `  GOOS=wasip1 GOARCH=wasm go build -o wordcount.wasm ./examples/wasm/wordcount
   greyctl module push wordcount.wasm`,
 		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client(a.tenant)
-			if err != nil {
-				return err
-			}
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			var data []byte
+			var err error
 			if args[0] == "-" {
 				data, err = io.ReadAll(a.stdin)
 			} else {
@@ -48,7 +48,7 @@ bytes again is harmless and prints the same digest.`,
 				return failure(err)
 			}
 			bar := a.newProgress("module push", int64(len(data)), true)
-			m, err := c.PushModuleProgress(cmd.Context(), data, func(sent, _ int64) { bar.Set(sent) })
+			m, err := c.PushModuleProgress(ctx, data, func(sent, _ int64) { bar.Set(sent) })
 			bar.Finish()
 			if err != nil {
 				return failure(err)
@@ -58,47 +58,28 @@ bytes again is harmless and prints the same digest.`,
 			}
 			fmt.Fprintln(a.stdout, m.Digest)
 			return nil
-		},
+		}),
 	}
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the tenant's modules",
 		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client(a.tenant)
-			if err != nil {
-				return err
-			}
-			ms, err := c.ListModules(cmd.Context())
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			ms, err := c.ListModules(ctx)
 			if err != nil {
 				return failure(err)
 			}
-			if a.json() {
-				for _, m := range ms {
-					if err := writeJSONLine(a.stdout, m); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			tw := newTabWriter(a.stdout)
-			fmt.Fprintf(tw, "DIGEST\tSIZE\tCREATED\n")
-			for _, m := range ms {
-				fmt.Fprintf(tw, "%s\t%d\t%s\n", m.Digest, m.Size, m.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
-			}
-			return tw.Flush()
-		},
+			return printRows(a, ms, "DIGEST\tSIZE\tCREATED", func(m client.Module) string {
+				return fmt.Sprintf("%s\t%d\t%s", m.Digest, m.Size, m.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
+			})
+		}),
 	}
 	get := &cobra.Command{
 		Use:   "get DIGEST",
 		Short: "Describe one of the tenant's modules",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client(a.tenant)
-			if err != nil {
-				return err
-			}
-			m, err := c.GetModule(cmd.Context(), args[0])
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			m, err := c.GetModule(ctx, args[0])
 			if err != nil {
 				return failure(err)
 			}
@@ -108,7 +89,7 @@ bytes again is harmless and prints the same digest.`,
 			tw := newTabWriter(a.stdout)
 			fmt.Fprintf(tw, "DIGEST\tSIZE\tTENANT\tCREATED\n%s\t%d\t%s\t%s\n", m.Digest, m.Size, m.TenantID, m.CreatedAt.Format("2006-01-02T15:04:05Z07:00"))
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.AddCommand(push, list, get)
 	return cmd

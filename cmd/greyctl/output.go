@@ -152,36 +152,25 @@ func (a *app) printCluster(ci *client.ClusterInfo) error {
 	}
 	if len(ci.Members) > 0 {
 		fmt.Fprintln(a.stdout)
-		return a.nodeTable(ci.Members)
+		return writeTable(a.stdout, ci.Members, nodeHeader, nodeRow)
 	}
 	return nil
 }
 
 // printNodes writes the node list: JSON lines, or a table.
 func (a *app) printNodes(nodes []client.NodeInfo) error {
-	if a.json() {
-		for _, n := range nodes {
-			if err := writeJSONLine(a.stdout, n); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return a.nodeTable(nodes)
+	return printRows(a, nodes, nodeHeader, nodeRow)
 }
 
-func (a *app) nodeTable(nodes []client.NodeInfo) error {
-	tw := newTabWriter(a.stdout)
-	fmt.Fprintln(tw, "ID\tROLE\tSUFFRAGE\tSTATE\tRAFT ADDR\tAPI ADDR\tLAST CONTACT\tLABELS")
-	for _, n := range nodes {
-		contact := "-"
-		if n.LastContact != nil {
-			contact = formatTime(*n.LastContact)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Role, dash(n.Suffrage), n.State,
-			dash(n.RaftAddr), dash(n.APIAddr), contact, dash(formatMap(n.Labels)))
+const nodeHeader = "ID\tROLE\tSUFFRAGE\tSTATE\tRAFT ADDR\tAPI ADDR\tLAST CONTACT\tLABELS"
+
+func nodeRow(n client.NodeInfo) string {
+	contact := "-"
+	if n.LastContact != nil {
+		contact = formatTime(*n.LastContact)
 	}
-	return tw.Flush()
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", n.ID, n.Role, dash(n.Suffrage), n.State,
+		dash(n.RaftAddr), dash(n.APIAddr), contact, dash(formatMap(n.Labels)))
 }
 
 func formatTime(t time.Time) string {

@@ -235,28 +235,17 @@ func newTenantListCmd(a *app) *cobra.Command {
 			if err != nil {
 				return failure(err)
 			}
-			if a.json() {
-				for _, t := range ts {
-					if err := writeJSONLine(a.stdout, t); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			tw := newTabWriter(a.stdout)
-			fmt.Fprintln(tw, "ID\tWEIGHT\tMAX RUNNING\tMAX QUEUED\tSUBMIT RATE\tBURST\tMAX PAYLOAD\tMAX STORAGE\tKINDS\tMAX TIMEOUT\tCREATED")
-			for _, t := range ts {
+			return printRows(a, ts, "ID\tWEIGHT\tMAX RUNNING\tMAX QUEUED\tSUBMIT RATE\tBURST\tMAX PAYLOAD\tMAX STORAGE\tKINDS\tMAX TIMEOUT\tCREATED", func(t *tenants.Tenant) string {
 				q := t.Quota
 				id := t.ID
 				if t.AutoCreated {
 					id += " (auto)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, fmtFloat(q.Weight),
+				return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", id, fmtFloat(q.Weight),
 					limit(int64(q.MaxRunning)), limit(int64(q.MaxQueued)), rateLimit(q.SubmitRate), limit(int64(q.SubmitBurst)),
 					limit(q.MaxPayloadBytes), limit(q.MaxStorageBytes), kindsOf(q.AllowedKinds), durLimit(q.MaxTaskTimeout),
 					formatTime(t.CreatedAt))
-			}
-			return tw.Flush()
+			})
 		},
 	}
 }

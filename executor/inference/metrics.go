@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"errors"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grey-distributed/grey/ai/batch"
@@ -57,26 +58,7 @@ func newMetrics(reg prometheus.Registerer, warm func() float64) (*metrics, error
 	if reg == nil {
 		return m, nil
 	}
-	var err error
-	if m.requests, err = promreg.Register(reg, m.requests); err != nil {
-		return nil, err
-	}
-	if m.batchSize, err = promreg.Register(reg, m.batchSize); err != nil {
-		return nil, err
-	}
-	if m.delay, err = promreg.Register(reg, m.delay); err != nil {
-		return nil, err
-	}
-	if m.load, err = promreg.Register(reg, m.load); err != nil {
-		return nil, err
-	}
-	if m.hits, err = promreg.Register(reg, m.hits); err != nil {
-		return nil, err
-	}
-	if m.misses, err = promreg.Register(reg, m.misses); err != nil {
-		return nil, err
-	}
-	if m.warm, err = promreg.Register(reg, m.warm); err != nil {
+	if err := errors.Join(promreg.Into(reg, &m.requests), promreg.Into(reg, &m.batchSize), promreg.Into(reg, &m.delay), promreg.Into(reg, &m.load), promreg.Into(reg, &m.hits), promreg.Into(reg, &m.misses), promreg.Into(reg, &m.warm)); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -24,3 +24,15 @@ func Register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	}
 	return c, nil
 }
+
+// Into is Register for a collector held in a field: it registers *c with
+// reg and leaves in *c the collector that serves (c's own, or the one of
+// the same type already registered). Several calls join with errors.Join.
+func Into[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
+	got, err := Register(reg, *c)
+	if err != nil {
+		return err
+	}
+	*c = got
+	return nil
+}

@@ -448,3 +448,45 @@ func CtxErr(ctx context.Context, err error) error {
 	}
 	return err
 }
+
+// Register registers open for each of schemes in r (a driver's http and
+// https schemes).
+func Register[D ai.Driver](r *ai.Registry, open func(*url.URL, ai.OpenOptions) (D, error), schemes ...string) error {
+	o := ai.OpenerFunc(func(_ context.Context, u *url.URL, opts ai.OpenOptions) (ai.Driver, error) {
+		return open(u, opts)
+	})
+	for _, s := range schemes {
+		if err := r.Register(s, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RuntimeInfo is the Info of a remote runtime called name: the frameworks
+// the URL routes to it, at versions the protocol does not tell
+// ("unknown"), and the URL's devices.
+func (c *Client) RuntimeInfo(name, version string) ai.RuntimeInfo {
+	fw := map[ai.Framework]string{}
+	for _, f := range c.o.Frameworks {
+		fw[f] = "unknown"
+	}
+	return ai.RuntimeInfo{Name: name, Version: version, Frameworks: fw, Devices: slices.Clone(c.o.Devices)}
+}
+
+// Placement checks that the URL routes spec's framework to this server
+// and returns the device for spec: the one it asks for ("cuda": the
+// first cuda:N), else the URL's first. Either refused is
+// FailedPrecondition.
+func (c *Client) Placement(spec ai.LoadSpec) (string, error) {
+	if !slices.Contains(c.o.Frameworks, spec.Model.Framework) {
+		return "", greyerr.New(greyerr.FailedPrecondition, "%s runtime: %s models are not routed to %s (frameworks=%v)", c.prefix, spec.Model.Framework, c.Server(), c.o.Frameworks)
+	}
+	want := spec.Device
+	for _, dev := range c.o.Devices {
+		if want == "" || dev == want || (want == "cuda" && strings.HasPrefix(dev, "cuda:")) {
+			return dev, nil
+		}
+	}
+	return "", greyerr.New(greyerr.FailedPrecondition, "%s runtime: no device %q (the URL names %s)", c.prefix, want, strings.Join(c.o.Devices, ", "))
+}
