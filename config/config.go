@@ -345,7 +345,7 @@ func Default() *Config {
 			Cost:          CostConfig{Environment: "development"},
 		},
 		Executors: ExecutorsConfig{
-			Wasm: WasmConfig{MaxModuleBytes: 32 * MiB, MaxMemoryPages: 256, MaxOutputBytes: 1 * MiB, CacheModules: 64},
+			Wasm: WasmConfig{MaxModuleBytes: 32 * MiB, MaxMemoryPages: 256, MaxOutputBytes: 1 * MiB, CacheModules: 64, MaxInstances: 64},
 			HTTP: HTTPExecutorConfig{MaxResponseBytes: 1 * MiB},
 		},
 		AI:     defaultAI(),
@@ -524,6 +524,11 @@ type WasmConfig struct {
 	TenantAllow map[string][]string `yaml:"tenant_allow"`
 	// CacheModules bounds the compiled modules kept in memory.
 	CacheModules int `yaml:"cache_modules"`
+	// MaxInstances bounds the module instances running at once on a node
+	// (each may hold up to max_memory_pages of memory); tasks over it wait
+	// for one to end. It keeps wasm's memory bounded when worker.concurrency
+	// is set high for tasks that mostly wait (http, noop).
+	MaxInstances int `yaml:"max_instances"`
 	// CacheDir, when set, keeps wazero's compiled code on disk there, so
 	// restarts skip compiling; "" keeps it in memory only.
 	CacheDir string `yaml:"cache_dir"`

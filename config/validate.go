@@ -346,6 +346,7 @@ func (v *validator) executors(e *ExecutorsConfig) {
 		v.capabilities("executors.wasm.tenant_allow."+t, caps)
 	}
 	between(v, "executors.wasm.cache_modules", wc.CacheModules, 1, 100000)
+	between(v, "executors.wasm.max_instances", wc.MaxInstances, 1, 100000)
 	for _, h := range hc.AllowHosts {
 		if msg := hostPatternProblem(h); msg != "" {
 			v.fail("executors.http.allow_hosts", "%q: %s", h, msg)

@@ -62,6 +62,7 @@ func executors(ctx context.Context, cfg *config.Config, src wasmexec.Source, inf
 			Allow:          wc.Allow,
 			TenantAllow:    wc.TenantAllow,
 			CacheModules:   wc.CacheModules,
+			MaxInstances:   wc.MaxInstances,
 			CacheDir:       wc.CacheDir,
 			Logger:         logger.With("component", "wasm"),
 		},

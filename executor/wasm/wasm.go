@@ -74,6 +74,7 @@ const (
 // Defaults of Config.
 const (
 	DefaultMaxMemoryPages = 256     // 16 MiB
+	DefaultMaxInstances   = 64      // with 16 MiB each, 1 GiB at most
 	DefaultMaxOutputBytes = 1 << 20 // 1 MiB
 	DefaultCacheModules   = 64
 	// stderrKeep is how much of stderr is kept for error messages.
@@ -104,6 +105,10 @@ type Config struct {
 	TenantAllow map[string][]string
 	// CacheModules bounds the compiled modules kept in memory (default 64).
 	CacheModules int
+	// MaxInstances bounds the instances running at once (default
+	// DefaultMaxInstances); a task over it waits for one to end, or for its
+	// context. With MaxMemoryPages it bounds wasm's memory.
+	MaxInstances int
 	// CompilationCache, when set, is wazero's compilation cache (for
 	// example wazero.NewCompilationCacheWithDir, so compiled code survives
 	// restarts); default an in-memory cache, or one under CacheDir. The
@@ -134,6 +139,8 @@ type Executor struct {
 	// baseConfig is every instance's module configuration before the
 	// task's own settings.
 	baseConfig wazero.ModuleConfig
+	// instances holds a token per running instance (MaxInstances).
+	instances chan struct{}
 }
 
 var _ worker.Handler = (*Executor)(nil)
@@ -148,6 +155,9 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	}
 	if cfg.CacheModules <= 0 {
 		cfg.CacheModules = DefaultCacheModules
+	}
+	if cfg.MaxInstances <= 0 {
+		cfg.MaxInstances = DefaultMaxInstances
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -179,7 +189,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 			tenantAllow[t][c] = true
 		}
 	}
-	e := &Executor{cfg: cfg, hardCap: hardCap, cache: newModuleCache(cfg.CacheModules), allow: allow, tenantAllow: tenantAllow,
+	e := &Executor{cfg: cfg, hardCap: hardCap, cache: newModuleCache(cfg.CacheModules), allow: allow, tenantAllow: tenantAllow, instances: make(chan struct{}, cfg.MaxInstances),
 		baseConfig: wazero.NewModuleConfig().WithName("")}
 	e.ccache = cfg.CompilationCache
 	switch {
@@ -324,6 +334,12 @@ func (e *Executor) Work(ctx context.Context, j *worker.Job) (any, error) {
 		return nil, err
 	}
 	defer e.cache.release(ent)
+	select {
+	case e.instances <- struct{}{}:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	defer func() { <-e.instances }()
 	return e.run(ctx, ent, ts)
 }
 

@@ -432,3 +432,22 @@ func TestTenantAllow(t *testing.T) {
 		t.Fatalf("acme with random (not granted): %s %+v", tk.Status, tk.Error)
 	}
 }
+
+// TestMaxInstances: with one instance allowed, a task waits for the
+// running one to end (here a loop stopped by its 1 s timeout) before it
+// runs, however many tasks the worker runs at once.
+func TestMaxInstances(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, wasmexec.Config{MaxInstances: 1})
+	mb := e.push(t, "acme", readModule(t, "misbehave"))
+	loopDone := make(chan *task.Task, 1)
+	go func() { loopDone <- e.run(t, "acme", wasmexec.Payload{Module: mb, Args: []string{"loop"}}, time.Second, 0) }()
+	time.Sleep(300 * time.Millisecond) // the loop holds the instance
+	echo := e.run(t, "acme", wasmexec.Payload{Module: mb, Args: []string{"echo"}, Input: json.RawMessage(`{"n":1}`)}, 0, 0)
+	wantResult(t, echo, `{"n":1}`)
+	loop := <-loopDone
+	wantFailure(t, loop, "timeout", true)
+	if loop.StartedAt == nil || echo.FinishedAt == nil || echo.FinishedAt.Sub(*loop.StartedAt) < 900*time.Millisecond {
+		t.Fatalf("the echo task finished at %v, the loop started at %v: it did not wait for the only instance", echo.FinishedAt, loop.StartedAt)
+	}
+}
