@@ -321,7 +321,7 @@ func Default() *Config {
 		Auth: AuthConfig{Mode: AuthModes{"none"}, OIDC: defaultOIDC(), SAML: defaultSAML(), Claims: defaultClaims()},
 		Worker: WorkerConfig{
 			Enabled:       true,
-			Concurrency:   64,
+			Concurrency:   256,
 			LeaseBatch:    256,
 			ShutdownGrace: Duration(30 * time.Second),
 		},

@@ -171,6 +171,7 @@ executors:
     allow: [clock, random]
     tenant_allow: {acme: [clock]}
     cache_modules: 8
+    max_instances: 8
     cache_dir: /var/cache/grey/wasm
   http:
     allow_hosts: [api.example.com, "*.hooks.example.com:8443"]
