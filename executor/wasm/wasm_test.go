@@ -440,12 +440,24 @@ func TestMaxInstances(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, wasmexec.Config{MaxInstances: 1})
 	mb := e.push(t, "acme", readModule(t, "misbehave"))
-	loopDone := make(chan *task.Task, 1)
-	go func() { loopDone <- e.run(t, "acme", wasmexec.Payload{Module: mb, Args: []string{"loop"}}, time.Second, 0) }()
+	// The loop is submitted without waiting (its failure is read below, on
+	// the test's goroutine).
+	c := e.client(t, "acme")
+	noRetry := 0
+	lt, err := c.Submit(t.Context(), task.Spec{Kind: wasmexec.Kind, Payload: payload(t, wasmexec.Payload{Module: mb, Args: []string{"loop"}}),
+		Timeout: task.Duration(time.Second), Retry: &task.RetryPolicy{MaxRetries: &noRetry}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(300 * time.Millisecond) // the loop holds the instance
 	echo := e.run(t, "acme", wasmexec.Payload{Module: mb, Args: []string{"echo"}, Input: json.RawMessage(`{"n":1}`)}, 0, 0)
 	wantResult(t, echo, `{"n":1}`)
-	loop := <-loopDone
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	loop, err := c.Wait(ctx, lt.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	wantFailure(t, loop, "timeout", true)
 	if loop.StartedAt == nil || echo.FinishedAt == nil || echo.FinishedAt.Sub(*loop.StartedAt) < 900*time.Millisecond {
 		t.Fatalf("the echo task finished at %v, the loop started at %v: it did not wait for the only instance", echo.FinishedAt, loop.StartedAt)
