@@ -154,12 +154,21 @@ func Open(cfg Config, store *state.Store) (*Node, error) {
 	fsm := NewFSM(store, cfg.Logger)
 	n := &Node{shutdownCh: make(chan struct{}), cfg: cfg, wal: wal, meta: meta, transport: trans, snaps: snaps, store: store, fsm: fsm, logger: cfg.Logger}
 
-	has, err := raft.HasExistingState(wal, wal, snaps)
+	// A follower reads every entry back right after storing it (to apply
+	// it), and the leader reads each new entry once per follower to send
+	// it: the cache answers those reads from memory instead of the WAL's
+	// segment files. It holds the last logCacheEntries entries.
+	logs, err := raft.NewLogCache(logCacheEntries, wal)
+	if err != nil {
+		n.closeStores()
+		return nil, fmt.Errorf("raft log cache: %w", err)
+	}
+	has, err := raft.HasExistingState(logs, wal, snaps)
 	if err != nil {
 		n.closeStores()
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
-	r, err := raft.NewRaft(rc, fsm, wal, wal, snaps, trans)
+	r, err := raft.NewRaft(rc, fsm, logs, wal, snaps, trans)
 	if err != nil {
 		n.closeStores()
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -176,6 +185,12 @@ func Open(cfg Config, store *state.Store) (*Node, error) {
 	}
 	return n, nil
 }
+
+// logCacheEntries is how many recent Raft entries the log cache keeps: two
+// append batches' worth (raft's MaxAppendEntries defaults to 64), enough
+// for followers that keep up, small enough that the entries it pins (each
+// a batch of commands) cost little memory.
+const logCacheEntries = 128
 
 // newTransport is the TCP transport, or a mutual-TLS one when cfg has TLS
 // configs.
