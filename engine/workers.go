@@ -339,7 +339,7 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 				fails.Items = append(fails.Items, e.failItem(ref, task.Error{Message: "result exceeds the payload limit", Code: "result_too_large"}, now, at))
 				continue
 			}
-			item := state.CompleteItem{Ref: ref, Result: r.Result, At: at}
+			item := state.CompleteItem{Ref: ref, Result: r.Result, At: at, StartedAt: utcPtr(r.StartedAt)}
 			if resultRef != nil {
 				item.Result, item.ResultRef = nil, resultRef
 			}
@@ -353,8 +353,10 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 			if r.Error != nil {
 				te = *r.Error
 			}
+			it := e.failItem(ref, te, now, at)
+			it.StartedAt = utcPtr(r.StartedAt)
 			slots[i] = slot{2, len(fails.Items)}
-			fails.Items = append(fails.Items, e.failItem(ref, te, now, at))
+			fails.Items = append(fails.Items, it)
 		default:
 			return nil, greyerr.Invalid("reports["+strconv.Itoa(i)+"].status", "must be running, completed or failed")
 		}
@@ -460,6 +462,15 @@ func (e *Engine) completeSpans(ctx context.Context, req *worker.CompleteRequest,
 		}
 		span.End()
 	}
+}
+
+// utcPtr is *t in UTC, or nil.
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 // failItem decides retry or failure for a failed attempt.

@@ -79,6 +79,10 @@ type CompleteItem struct {
 	// request's Proofs (0: none).
 	Proof int       `json:"proof,omitempty"`
 	At    time.Time `json:"at"`
+	// StartedAt is when the attempt started, for a task whose start was
+	// not recorded (its worker reported the outcome without a separate
+	// start): nil counts the start at At.
+	StartedAt *time.Time `json:"started_at,omitempty"`
 }
 
 // CompleteRequest records successful outcomes.
@@ -104,6 +108,10 @@ type FailItem struct {
 	Error   task.Error `json:"error"`
 	RetryAt *time.Time `json:"retry_at,omitempty"`
 	At      time.Time  `json:"at"`
+	// StartedAt is when the attempt started, for a task whose start was
+	// not recorded (its worker reported the outcome without a separate
+	// start); nil leaves the start unrecorded.
+	StartedAt *time.Time `json:"started_at,omitempty"`
 }
 
 // FailRequest records failed attempts reported by a worker. The same shape

@@ -318,6 +318,49 @@ func TestLeaseStartCompleteAreFenced(t *testing.T) {
 	}
 }
 
+// An outcome that carries its start time records it when no start was
+// recorded (as if the start had come first), no later than the outcome,
+// and never replaces a recorded start.
+func TestOutcomeCarriesStart(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.submit(mk(1, "acme"), mk(2, "acme"), mk(3, "acme"), mk(4, "acme"))
+	f.lease(t0, "w1", ref(1, 1), ref(2, 1), ref(3, 1), ref(4, 1))
+	began, done := t0.Add(time.Second), t0.Add(3*time.Second)
+	complete := func(n int, start time.Time) {
+		t.Helper()
+		o := f.s.Complete(f.next(), &state.CompleteRequest{Now: done, WorkerID: "w1",
+			Items: []state.CompleteItem{{Ref: ref(n, 1), At: done, StartedAt: &start}}})[0]
+		if !o.Accepted {
+			t.Fatalf("complete %d: %s", n, o.Reason)
+		}
+	}
+	complete(1, began)
+	if c := f.get(1); !c.StartedAt.Equal(began) || !c.Attempts[0].StartedAt.Equal(began) || !c.Attempts[0].FinishedAt.Equal(done) {
+		t.Fatalf("started %v, attempt %+v; want the reported start %v", c.StartedAt, c.Attempts[0], began)
+	}
+	complete(2, done.Add(time.Hour))
+	if c := f.get(2); !c.StartedAt.Equal(done) || !c.Attempts[0].StartedAt.Equal(done) {
+		t.Fatalf("a start after the outcome was kept: %v", c.StartedAt)
+	}
+	if o := f.start(began, "w1", ref(3, 1)); !o.Accepted {
+		t.Fatal(o.Reason)
+	}
+	complete(3, t0)
+	if c := f.get(3); !c.StartedAt.Equal(began) || !c.Attempts[0].StartedAt.Equal(began) {
+		t.Fatalf("the recorded start was replaced: %v", c.StartedAt)
+	}
+	retryAt := done.Add(time.Minute)
+	o := f.s.Fail(f.next(), &state.FailRequest{Now: done, WorkerID: "w1",
+		Items: []state.FailItem{{Ref: ref(4, 1), Error: task.Error{Code: "boom"}, RetryAt: &retryAt, At: done, StartedAt: &began}}})[0]
+	if !o.Accepted {
+		t.Fatal(o.Reason)
+	}
+	if c := f.get(4); c.Status != task.Retrying || !c.StartedAt.Equal(began) || !c.Attempts[0].StartedAt.Equal(began) || !c.Attempts[0].FinishedAt.Equal(done) {
+		t.Fatalf("failed attempt = %+v", c.Attempts[0])
+	}
+}
+
 // A failure with a retry time makes the task retrying and time-gates its
 // next lease; one without fails it. The leader's own retries fence by
 // attempt only.

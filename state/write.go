@@ -343,7 +343,8 @@ func (s *Store) Heartbeat(index uint64, req *HeartbeatRequest) []Lost {
 }
 
 // Complete records successful outcomes, fenced by attempt. A report for a
-// leased task whose start was not recorded counts as started at its At.
+// leased task whose start was not recorded counts as started at its
+// StartedAt, or without one at its At.
 func (s *Store) Complete(index uint64, req *CompleteRequest) []Outcome {
 	x := s.begin(index, req.Now)
 	defer x.commit()
@@ -358,7 +359,11 @@ func (s *Store) Complete(index uint64, req *CompleteRequest) []Outcome {
 		}
 		n := t.Clone()
 		at := it.At
-		if n.StartedAt == nil {
+		start := at
+		if it.StartedAt != nil && t.Status == task.Leased {
+			start = startBefore(*it.StartedAt, at)
+			n.StartedAt = &start
+		} else if n.StartedAt == nil {
 			n.StartedAt = &at
 		}
 		n.Result = it.Result
@@ -374,13 +379,21 @@ func (s *Store) Complete(index uint64, req *CompleteRequest) []Outcome {
 		n.Lease = nil
 		if k := len(n.Attempts) - 1; k >= 0 {
 			if n.Attempts[k].StartedAt == nil {
-				n.Attempts[k].StartedAt = &at
+				n.Attempts[k].StartedAt = &start
 			}
 			n.Attempts[k].FinishedAt = &at
 		}
 		x.finish(n, task.Completed, req.Now)
 	}
 	return out
+}
+
+// startBefore is a reported start time, no later than the outcome at.
+func startBefore(start, at time.Time) time.Time {
+	if start.IsZero() || start.After(at) {
+		return at
+	}
+	return start
 }
 
 // Fail records failed attempts: retrying when the item has RetryAt, else
@@ -402,6 +415,14 @@ func (s *Store) Fail(index uint64, req *FailRequest) []Outcome {
 		n.Error = &e
 		n.Lease = nil
 		at := it.At
+		if it.StartedAt != nil && t.Status == task.Leased {
+			// As if the start had been recorded first.
+			start := startBefore(*it.StartedAt, at)
+			n.StartedAt = &start
+			if k := len(n.Attempts) - 1; k >= 0 {
+				n.Attempts[k].StartedAt = &start
+			}
+		}
 		if k := len(n.Attempts) - 1; k >= 0 {
 			n.Attempts[k].FinishedAt = &at
 			n.Attempts[k].Error = &e

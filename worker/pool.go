@@ -395,7 +395,7 @@ func (p *Pool) execute(parent, base context.Context, a Assignment) {
 		span.SetAttributes(tracing.Reason.String("lease lost"))
 		return // cancelled or expired: the server refuses any outcome
 	}
-	r := Report{TaskID: a.TaskID, Attempt: a.Attempt, At: time.Now().UTC()}
+	r := Report{TaskID: a.TaskID, Attempt: a.Attempt, At: time.Now().UTC(), StartedAt: &started}
 	if span.SpanContext().IsSampled() {
 		tp := map[string]string{}
 		tracing.Inject(hctx, tp)
@@ -621,8 +621,48 @@ func (p *Pool) reportLoop() {
 			// One signature covers more tasks if the batch waits a moment.
 			batch = p.collect(batch, p.opts.ProofLinger)
 		}
-		p.send(batch)
+		p.send(dropStarts(batch))
 	}
+}
+
+// dropStarts leaves out of batch each running report whose attempt's outcome
+// is in the same batch, and keeps the start time on that outcome only (an
+// earlier batch carried the others' running reports, which a channel keeps
+// in order): the server records one state change instead of two.
+func dropStarts(batch []Report) []Report {
+	type ref struct {
+		id      task.ID
+		attempt int
+	}
+	var starts map[ref]bool
+	for i := range batch {
+		if r := &batch[i]; r.Status == task.Running {
+			if starts == nil {
+				starts = make(map[ref]bool)
+			}
+			starts[ref{r.TaskID, r.Attempt}] = false
+		}
+	}
+	for i := range batch {
+		r := &batch[i]
+		if r.Status == task.Running {
+			continue
+		}
+		k := ref{r.TaskID, r.Attempt}
+		if _, ok := starts[k]; ok && r.StartedAt != nil {
+			starts[k] = true
+		} else {
+			r.StartedAt = nil
+		}
+	}
+	out := batch[:0]
+	for _, r := range batch {
+		if r.Status == task.Running && starts[ref{r.TaskID, r.Attempt}] {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // needsProof reports whether a batch holds a completion to prove.

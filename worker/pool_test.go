@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,4 +199,120 @@ func TestPoolTimeout(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// recordingCoord records each Complete request's reports, holding the first
+// request until release is closed.
+type recordingCoord struct {
+	fakeCoord
+	release  chan struct{}
+	once     sync.Once
+	requests [][]worker.Report
+}
+
+func (c *recordingCoord) Complete(ctx context.Context, req *worker.CompleteRequest) (*worker.CompleteResponse, error) {
+	c.once.Do(func() { <-c.release })
+	c.mu.Lock()
+	c.requests = append(c.requests, append([]worker.Report(nil), req.Reports...))
+	c.mu.Unlock()
+	return c.fakeCoord.Complete(ctx, req)
+}
+
+// The running report of an attempt whose outcome travels in the same
+// request is left out, and that outcome carries the start time instead; a
+// running report whose outcome is not there yet is sent.
+func TestPoolOutcomeCarriesStart(t *testing.T) {
+	const n = 40
+	c := &recordingCoord{fakeCoord: fakeCoord{pending: assignments(n), reports: map[task.ID]worker.Report{}}, release: make(chan struct{})}
+	slow := assignments(1)[0]
+	slow.Kind = "slow"
+	c.pending = append(c.pending, slow)
+	p := worker.NewPool(c, worker.Options{WorkerID: "w1", Concurrency: 64, HeartbeatInterval: time.Hour})
+	var ran atomic.Int32
+	p.HandleFunc("block", func(context.Context, *worker.Job) (any, error) { ran.Add(1); return "ok", nil })
+	unblock := make(chan struct{})
+	p.HandleFunc("slow", func(ctx context.Context, _ *worker.Job) (any, error) {
+		select {
+		case <-unblock:
+			return "late", nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	// The first request is held while every quick task finishes, so later
+	// requests carry starts and outcomes together.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if ran.Load() == n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(c.release)
+	// The slow task's start is sent although its outcome is not there.
+	for {
+		c.mu.Lock()
+		var seen bool
+		for _, req := range c.requests {
+			for _, r := range req {
+				seen = seen || (r.TaskID == slow.TaskID && r.Status == task.Running)
+			}
+		}
+		c.mu.Unlock()
+		if seen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the running report of a task still running was not sent")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(unblock)
+	for {
+		if _, ok := c.report(slow.TaskID); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow task's outcome was not reported")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	starts := map[task.ID]int{} // task → request index of its running report
+	left := 0
+	for i, req := range c.requests {
+		for _, r := range req {
+			switch r.Status {
+			case task.Running:
+				starts[r.TaskID] = i
+			default:
+				j, sent := starts[r.TaskID]
+				switch {
+				case sent && j == i:
+					t.Fatalf("task %s: running report and outcome in one request", r.TaskID)
+				case sent && r.StartedAt != nil:
+					t.Fatalf("task %s: outcome repeats the start its running report sent", r.TaskID)
+				case !sent && (r.StartedAt == nil || r.StartedAt.After(r.At)):
+					t.Fatalf("task %s: running report left out, outcome at %v with start %v", r.TaskID, r.At, r.StartedAt)
+				case !sent:
+					left++
+				}
+			}
+		}
+	}
+	if len(c.reports) != n+1 {
+		t.Fatalf("%d outcomes, want %d", len(c.reports), n+1)
+	}
+	if left == 0 {
+		t.Fatal("no running report was left out, although outcomes queued behind a held request")
+	}
 }

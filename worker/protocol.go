@@ -154,6 +154,11 @@ type Report struct {
 	run    *proof.Run // what to prove, when the assignment asked
 	// At is when the worker observed the event.
 	At time.Time `json:"at"`
+	// StartedAt, on a completed or failed report, is when the attempt
+	// started. The server records it as the start when no running report
+	// came first: a worker leaves out a running report that would travel
+	// in the same batch as the attempt's outcome.
+	StartedAt *time.Time `json:"started_at,omitempty"`
 }
 
 // CompleteRequest carries a batch of reports.
