@@ -2,14 +2,17 @@ package api
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/task"
+	"github.com/grey-distributed/grey/worker"
 )
 
 // FuzzStrictJSON: the strict check never panics; whatever it lets through
@@ -24,6 +27,9 @@ func FuzzStrictJSON(f *testing.F) {
 		`{"payload":"\ud83d\ude00 \ud800"}`,
 		`{"Kind":"a"}`,
 		`[{"a":1},{"a":2,"a":3}]`,
+		`{"payload":"aGVsbG8gd29ybGQgaGVsbG8gd29ybGQ=\\ and \" more base64 c29tZQ=="}`,
+		"{\"payload\":\"abcdefghijklmnop\x01qrstuvwxyz\"}",
+		"{\"payload\":\"abcdefghijklmnopq\xc3\xa9rstuvwxyz\xffabcdefgh\"}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -169,5 +175,55 @@ func TestStrictJSONFieldPaths(t *testing.T) {
 	var ge *greyerr.Error
 	if !errors.As(err, &ge) || ge.Field != "x.y" {
 		t.Errorf("sibling path: got %v", err)
+	}
+}
+
+// plainRun skips exactly the whole 8-byte words that a byte-by-byte look
+// would pass over: every byte value at every position of a word.
+func TestPlainRun(t *testing.T) {
+	plain := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	want := func(b []byte) int {
+		n := 0
+		for len(b)-n >= 8 {
+			for _, c := range b[n : n+8] {
+				if !plain(c) {
+					return n
+				}
+			}
+			n += 8
+		}
+		return n
+	}
+	base := []byte("abcdefghABCDEFGH01234567xyz")
+	for pos := range base {
+		for c := 0; c < 256; c++ {
+			b := append([]byte(nil), base...)
+			b[pos] = byte(c)
+			if got, w := plainRun(b), want(b); got != w {
+				t.Fatalf("byte %#x at %d: plainRun = %d, want %d", c, pos, got, w)
+			}
+		}
+	}
+}
+
+// BenchmarkStrictWorkerReports: the strict check of a worker's batch of
+// 256 completed reports with one proof envelope (~85 KB), through the
+// server's type cache.
+func BenchmarkStrictWorkerReports(b *testing.B) {
+	payload := base64.StdEncoding.EncodeToString([]byte(strings.Repeat(`{"name":"task-output/01900000-0000-7000-8000-000000000001","digest":{"sha256":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}},`, 256)))
+	env := `{"payloadType":"application/vnd.in-toto+json","payload":"` + payload + `","signatures":[{"keyid":"k","sig":"` + payload[:88] + `"}]}`
+	req := worker.CompleteRequest{WorkerID: "w1", Proofs: []json.RawMessage{json.RawMessage(env)}}
+	for i := 0; i < 256; i++ {
+		req.Reports = append(req.Reports, worker.Report{TaskID: "01900000-0000-7000-8000-000000000001", Attempt: 1, Status: "completed", Result: json.RawMessage(`null`), Proof: 1})
+	}
+	body, _ := json.Marshal(req)
+	t := reflect.TypeOf(&req)
+	var fc fieldCache
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := checkStrictJSON(body, t, &fc); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
