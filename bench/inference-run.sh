@@ -95,7 +95,27 @@ if [[ -n $BLAS ]]; then
 	GREYD_ENV=(LD_PRELOAD="$BLAS" OPENBLAS_NUM_THREADS="${THREADS:-1}") # greyd passes its environment to the runtime
 	BLAS_USED="preloaded $BLAS"
 else
-	BLAS_USED="torch's own: $("$PYTHON" -c 'import re, torch; m = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show()); print("BLAS_INFO=" + (m.group(1) if m else "?"))')"
+	# What libblas.so.3 is in the runtime's process: the same look as the
+	# runtime's info reply (grey_runtime/blas.py): the mapped libraries, and
+	# OpenBLAS's own config where it answers. torch's BLAS_INFO says
+	# "generic" for whatever libblas.so.3 points to.
+	BLAS_USED="torch's own: $(OPENBLAS_NUM_THREADS=${THREADS:-1} "$PYTHON" -c '
+import ctypes, os, re, torch
+libs = []
+for line in open("/proc/self/maps"):
+    f = line.split()
+    if len(f) >= 6 and re.search("blas", os.path.basename(f[5])) and f[5] not in libs:
+        libs.append(f[5])
+out = "reference or unknown: " + ", ".join(os.path.realpath(p) for p in libs)
+for p in sorted(libs, key=lambda p: "openblas" not in p):
+    try:
+        fn = ctypes.CDLL(p).openblas_get_config
+    except (OSError, AttributeError):
+        continue
+    fn.restype = ctypes.c_char_p
+    out = fn().decode() + " (" + os.path.realpath(p) + ")"
+    break
+print(out)')"
 fi
 log "BLAS: $BLAS_USED"
 
