@@ -49,8 +49,13 @@
 # (default "cpu"; e.g. "cuda cpu"), TASKS (2000), HIDDEN (256), BATCH (32),
 # DELAY (2ms), CONCURRENCY (greyctl --concurrency, 4), RUN_TIMEOUT (greyctl
 # --timeout of each run, 120s), THREADS (torch
-# intra-op threads of the runtime, default: the runtime's), KEEP=1 keeps the
-# work dir. Needs curl. Progress goes to stderr.
+# intra-op threads of the runtime, default: the runtime's), RUNS (the timed
+# runs, default "noop mlp mlp-unbatched trivial"; also trivial-binary: the
+# trivial model's requests in the binary form, uploaded once and submitted
+# by payload_ref, greyctl bench --payload-binary), TRIVIAL_SHAPE (the
+# trivial runs' input shape, default 1,16; e.g. 1,2048 to compare JSON and
+# binary bodies; with SUBMIT_BATCH=100, the tasks per submit request, default
+# 500, so that a batch of JSON bodies stays under http.max_body_bytes), KEEP=1 keeps the work dir. Needs curl. Progress goes to stderr.
 set -euo pipefail
 
 BIN=${1:?usage: inference-run.sh BINDIR}
@@ -64,6 +69,9 @@ DELAY=${DELAY:-2ms}
 CONCURRENCY=${CONCURRENCY:-4}
 THREADS=${THREADS:-}
 BLAS=${BLAS:-}
+RUNS=${RUNS:-noop mlp mlp-unbatched trivial}
+TRIVIAL_SHAPE=${TRIVIAL_SHAPE:-1,16}
+SUBMIT_BATCH=${SUBMIT_BATCH:-500}
 GREYD_ENV=()
 NAME=inference
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/grey-$NAME.XXXXXX")
@@ -236,9 +244,15 @@ YAML
 		echo "$line" >"$WORK/$dev-warm-$run.json"
 		echo "{\"device\":\"$dev\",\"run\":\"warm-up-$run\",${line#\{}"
 	done
-	for run in noop mlp mlp-unbatched trivial; do
-		args=(--tasks "$TASKS" --concurrency "$CONCURRENCY" --timeout "${RUN_TIMEOUT:-120s}")
-		if [[ $run == noop ]]; then args+=(--kind noop); else args+=(--model "$run" --input-shape 1,16); fi
+	for run in $RUNS; do
+		args=(--tasks "$TASKS" --concurrency "$CONCURRENCY" --timeout "${RUN_TIMEOUT:-120s}" --batch "$SUBMIT_BATCH")
+		case $run in
+		noop) args+=(--kind noop) ;;
+		trivial) args+=(--model trivial --input-shape "$TRIVIAL_SHAPE") ;;
+		trivial-binary) args+=(--model trivial --input-shape "$TRIVIAL_SHAPE" --payload-binary) ;;
+		mlp | mlp-unbatched) args+=(--model "$run" --input-shape 1,16) ;;
+		*) die "RUNS: unknown run $run (noop, mlp, mlp-unbatched, trivial, trivial-binary)" ;;
+		esac
 		log "$dev/$run: greyctl bench ${args[*]}"
 		line=$(ctl bench -q --server-metrics "$METRICS" "${args[@]}") || die "$dev/$run: greyctl bench failed: $line"
 		[[ $line == \{* ]] || die "$dev/$run: unexpected output $line"
@@ -246,20 +260,25 @@ YAML
 		echo "{\"device\":\"$dev\",\"run\":\"$run\",${line#\{}"
 		f="$WORK/$dev-$run.json"
 		tps[$dev-$run]=$(jget "$f" tasks_per_second)
-		table+=("$(printf '%-5s %-14s %10s %9s %9s %7s %9s %10s' "$dev" "$run" "${tps[$dev-$run]}" "$(jget "$f" p50_ms)" "$(jget "$f" p99_ms)" \
-			"$(jget "$f" inference.mean_batch_size)" "$(jget "$f" inference.cache_hit_rate)" "$(jget "$f" inference.model_load_ms)")")
+		table+=("$(printf '%-5s %-14s %10s %9s %9s %7s %9s %10s %8s' "$dev" "$run" "${tps[$dev-$run]}" "$(jget "$f" p50_ms)" "$(jget "$f" p99_ms)" \
+			"$(jget "$f" inference.mean_batch_size)" "$(jget "$f" inference.cache_hit_rate)" "$(jget "$f" inference.model_load_ms)" "$(jget "$f" server_cpu_us_per_task)")")
 	done
 	stop_greyd
+	for r in noop mlp mlp-unbatched trivial trivial-binary; do tps[$dev-$r]=${tps[$dev-$r]:-0}; done
+	[[ -f $WORK/$dev-mlp.json ]] || echo '{}' >"$WORK/$dev-mlp.json"
 	ratio=$(awk -v a="${tps[$dev-mlp]}" -v b="${tps[$dev-mlp-unbatched]}" 'BEGIN { if (b == 0) print "null"; else printf "%.2f", a / b }')
 	hop=$(awk -v t="${tps[$dev-trivial]}" -v n="${tps[$dev-noop]}" 'BEGIN { if (t == 0 || n == 0) print "null"; else printf "%.1f", 1e6 / t - 1e6 / n }')
 	summary+=("\"${dev}_batched_over_unbatched\":$ratio" "\"${dev}_python_hop_us_per_task\":$hop"
 		"\"${dev}_cold_load_ms\":$(jget "$WORK/$dev-warm-mlp.json" inference.model_load_ms)"
 		"\"${dev}_cache_hit_rate\":$(jget "$WORK/$dev-mlp.json" inference.cache_hit_rate)")
+	if [[ " $RUNS " == *" trivial-binary "* && " $RUNS " == *" trivial "* ]]; then
+		summary+=("\"${dev}_binary_over_json\":$(awk -v a="${tps[$dev-trivial-binary]}" -v b="${tps[$dev-trivial]}" 'BEGIN { if (b == 0) print "null"; else printf "%.2f", a / b }')")
+	fi
 done
 
 {
 	echo
-	printf '%-5s %-14s %10s %9s %9s %7s %9s %10s\n' DEV RUN TASKS/S P50_MS P99_MS BATCH CACHE_HIT LOAD_MS
+	printf '%-5s %-14s %10s %9s %9s %7s %9s %10s %8s\n' DEV RUN TASKS/S P50_MS P99_MS BATCH CACHE_HIT LOAD_MS CPU_US
 	printf '%s\n' "${table[@]}"
 	echo
 	for dev in $DEVICES; do
