@@ -38,15 +38,17 @@
 # for all rows. HIDDEN sets the weights' size (HIDDEN^2 x 4 bytes for the
 # middle layer: 4 MiB at 1024, 16 MiB at 2048, 64 MiB at 4096); compare it
 # with `lscpu`'s L3. The BLAS library torch multiplies with matters as much:
-# Debian's python3-torch links the reference BLAS (libblas3,
-# BLAS_INFO=generic), under which a GEMM row costs about as much as a GEMV
-# row and batching cannot pay. BLAS=/path/to/libopenblas.so.0 preloads an
-# optimised one into the runtime process (LD_PRELOAD, with
+# Debian's python3-torch links libblas.so.3: the reference BLAS (libblas3)
+# unless libopenblas0-pthread is installed (scripts/services.sh installs it
+# with python3-torch; update-alternatives then points libblas.so.3 at
+# OpenBLAS). Under the reference BLAS a GEMM row costs about as much as a
+# GEMV row and batching cannot pay. BLAS=/path/to/libopenblas.so.0 preloads
+# a library into the runtime process instead (LD_PRELOAD, with
 # OPENBLAS_NUM_THREADS set to the runtime's threads), for both the batched
 # and the unbatched run alike. The script prints which it used.
 #
 # Environment: PYTHON (default python3 on PATH; needs torch), DEVICES
-# (default "cpu"; e.g. "cuda cpu"), TASKS (2000), HIDDEN (256), BATCH (32),
+# (default "cpu"; e.g. "cuda cpu"), TASKS (2000), HIDDEN (2048), BATCH (32),
 # DELAY (2ms), CONCURRENCY (greyctl --concurrency, 4), RUN_TIMEOUT (greyctl
 # --timeout of each run, 120s), THREADS (torch
 # intra-op threads of the runtime, default: the runtime's), RUNS (the timed
@@ -63,7 +65,7 @@ BIN=$(cd "$BIN" && pwd)
 PYTHON=${PYTHON:-$(command -v python3)}
 DEVICES=${DEVICES:-cpu}
 TASKS=${TASKS:-2000}
-HIDDEN=${HIDDEN:-256}
+HIDDEN=${HIDDEN:-2048}
 BATCH=${BATCH:-32}
 DELAY=${DELAY:-2ms}
 CONCURRENCY=${CONCURRENCY:-4}
