@@ -37,9 +37,26 @@ def loaded_libraries():
     return paths
 
 
+# OpenBLAS's own calls under the names builds export them: plain (Debian's
+# libopenblas0), and numpy's wheels' 64-bit-index scipy_openblas.
+_NAMES = [("openblas_get_config", "openblas_get_num_threads", "openblas_set_num_threads"),
+          ("scipy_openblas_get_config64_", "scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_")]
+
+
+class _OpenBLAS:
+    def __init__(self, lib, names):
+        self.get_config = getattr(lib, names[0])
+        self.get_config.restype = ctypes.c_char_p
+        self.get_num_threads = getattr(lib, names[1], None)
+        if self.get_num_threads is not None:
+            self.get_num_threads.restype = ctypes.c_int
+        self.set_num_threads = getattr(lib, names[2], None)
+
+
 def _openblas(paths):
     """The first loaded library that answers OpenBLAS's own calls (an
-    openblas file first, then a blas one, then lapack), or None."""
+    openblas file first, then a blas one, then lapack) and its calls, or
+    None."""
     def rank(p):
         b = os.path.basename(p)
         return 0 if "openblas" in b else 1 if "blas" in b else 2
@@ -47,11 +64,13 @@ def _openblas(paths):
     for p in sorted(paths, key=rank):
         try:
             lib = ctypes.CDLL(p)
-            fn = lib.openblas_get_config
-        except (OSError, AttributeError):
+        except OSError:
             continue
-        fn.restype = ctypes.c_char_p
-        return p, lib
+        for names in _NAMES:
+            try:
+                return p, _OpenBLAS(lib, names)
+            except AttributeError:
+                continue
     return None
 
 
@@ -62,11 +81,10 @@ def set_threads(n):
     found = _openblas(loaded_libraries())
     if found is None:
         return False
-    _, lib = found
-    try:
-        lib.openblas_set_num_threads(ctypes.c_int(int(n)))
-    except AttributeError:
+    _, ob = found
+    if ob.set_num_threads is None:
         return False
+    ob.set_num_threads(ctypes.c_int(int(n)))
     return True
 
 
@@ -79,15 +97,12 @@ def describe(torch=None):
     out = {"name": "unknown", "library": ""}
     found = _openblas(paths)
     if found is not None:
-        p, lib = found
+        p, ob = found
         out["name"] = "openblas"
         out["library"] = os.path.realpath(p)
-        out["config"] = (lib.openblas_get_config() or b"").decode("utf-8", "replace").strip()
-        try:
-            lib.openblas_get_num_threads.restype = ctypes.c_int
-            out["threads"] = int(lib.openblas_get_num_threads())
-        except AttributeError:
-            pass
+        out["config"] = (ob.get_config() or b"").decode("utf-8", "replace").strip()
+        if ob.get_num_threads is not None:
+            out["threads"] = int(ob.get_num_threads())
     elif any("mkl" in os.path.basename(p) for p in paths):
         out["name"] = "mkl"
         out["library"] = os.path.realpath(next(p for p in paths if "mkl" in os.path.basename(p)))
