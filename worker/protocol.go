@@ -88,9 +88,11 @@ type Assignment struct {
 	PayloadObject *task.DataRef `json:"payload_object,omitempty"`
 	// PayloadBinary, instead of Payload, holds the bytes of a payload
 	// object in the binary form (task.IsBinaryPayload: an Open Inference
-	// Protocol binary tensor body), as stored: raw in process, base64 in
-	// the lease's JSON, never a JSON number array. Only kinds that read
-	// that form get it (the engine refuses it at submit for the others).
+	// Protocol binary tensor body), as stored. Only kinds that read that
+	// form get it (the engine refuses it at submit for the others). The
+	// engine leases such objects by reference (PayloadFetch) and the pool
+	// fills this field from the fetched bytes before the handler runs; in
+	// a lease's JSON it would be base64, never a JSON number array.
 	PayloadBinary []byte `json:"payload_binary,omitempty"`
 	// PayloadFetch says the payload object's bytes are not in the lease:
 	// the worker fetches them by PayloadFetcher.FetchPayload (GET
