@@ -134,4 +134,34 @@ func TestWorkerFetchesPayloadObject(t *testing.T) {
 	if _, err := fetch(a, "w1", a.Attempt); greyerr.CodeOf(err) != greyerr.FailedPrecondition {
 		t.Errorf("expired lease: %v, want failed_precondition (409)", err)
 	}
+
+	// A remote worker pool (the Go client's worker, over HTTP) runs the
+	// next one: its handler sees the body's bytes, fetched and checked.
+	// (The expired task is retried too; both complete.)
+	tk, err := c.Submit(ctx, task.Spec{Kind: ai.Kind, PayloadRef: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := c.NewWorker(worker.Options{WorkerID: "remote", Labels: map[string]string{ai.FrameworkLabel(ai.PyTorch): "true"}})
+	pool.HandleFunc(ai.Kind, func(_ context.Context, j *worker.Job) (any, error) {
+		return map[string]any{"sha256": taskdata.Digest(j.PayloadBinary), "json": len(j.Payload)}, nil
+	})
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- pool.Run(pctx) }()
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	got2, err := c.Wait(wctx, tk.ID)
+	wcancel()
+	stop()
+	<-done
+	if err != nil || got2.Status != task.Completed {
+		t.Fatalf("remote worker: %v %+v", err, got2)
+	}
+	var out struct {
+		SHA256 string `json:"sha256"`
+		JSON   int    `json:"json"`
+	}
+	if err := json.Unmarshal(got2.Result, &out); err != nil || out.SHA256 != taskdata.Digest(body) || out.JSON != 0 {
+		t.Fatalf("the handler saw %s (%v), want the body's bytes as PayloadBinary", got2.Result, err)
+	}
 }
