@@ -68,6 +68,11 @@ type RuntimeInfo struct {
 	Frameworks map[Framework]string `json:"frameworks"`
 	// Devices the runtime can place models on ("cpu", "cuda:0", …).
 	Devices []string `json:"devices"`
+	// BLAS names the CPU linear-algebra library the runtime multiplies
+	// with, as it reports it ("openblas: OpenBLAS 0.3.21 … threads=1
+	// (/usr/lib/…/libopenblasp-r0.3.21.so)"); empty when it does not say.
+	// Batching pays on CPU only with an optimised one (docs/INFERENCE.md).
+	BLAS string `json:"blas,omitempty"`
 }
 
 // HasGPU reports whether a CUDA device is among i's devices.

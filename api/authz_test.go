@@ -134,6 +134,7 @@ var allowedRoles = map[string][]string{
 	"POST /api/v1/workers/lease":                      {"admin", "worker"},
 	"POST /api/v1/workers/heartbeat":                  {"admin", "worker"},
 	"POST /api/v1/workers/complete":                   {"admin", "worker"},
+	"GET /api/v1/workers/tasks/{id}/payload":          {"admin", "worker"},
 	"GET /api/v1/cluster":                             {"admin", "operator", "viewer", "worker"},
 	"GET /api/v1/cluster/nodes":                       {"admin", "operator", "viewer", "worker"},
 	"GET /api/v1/cluster/self":                        {"admin", "operator", "viewer", "worker"},

@@ -90,6 +90,7 @@ func (s *Server) routeTable() []Route {
 		{"POST", "/api/v1/workers/lease", auth.PermWorkerLease, w, workers, s.lease},
 		{"POST", "/api/v1/workers/heartbeat", auth.PermWorkerLease, w, workers, s.heartbeat},
 		{"POST", "/api/v1/workers/complete", auth.PermWorkerLease, w, workers, s.complete},
+		{"GET", "/api/v1/workers/tasks/{id}/payload", auth.PermWorkerLease, w, "admin; worker holding the task's current lease (its tenants and kinds only)", s.taskPayload},
 		{"GET", "/api/v1/cluster", auth.PermClusterRead, c, everyone, s.cluster},
 		{"GET", "/api/v1/cluster/nodes", auth.PermClusterRead, c, everyone, s.nodes},
 		{"GET", "/api/v1/cluster/self", auth.PermClusterRead, c, everyone, s.self},

@@ -38,19 +38,26 @@
 # for all rows. HIDDEN sets the weights' size (HIDDEN^2 x 4 bytes for the
 # middle layer: 4 MiB at 1024, 16 MiB at 2048, 64 MiB at 4096); compare it
 # with `lscpu`'s L3. The BLAS library torch multiplies with matters as much:
-# Debian's python3-torch links the reference BLAS (libblas3,
-# BLAS_INFO=generic), under which a GEMM row costs about as much as a GEMV
-# row and batching cannot pay. BLAS=/path/to/libopenblas.so.0 preloads an
-# optimised one into the runtime process (LD_PRELOAD, with
+# Debian's python3-torch links libblas.so.3: the reference BLAS (libblas3)
+# unless libopenblas0-pthread is installed (scripts/services.sh installs it
+# with python3-torch; update-alternatives then points libblas.so.3 at
+# OpenBLAS). Under the reference BLAS a GEMM row costs about as much as a
+# GEMV row and batching cannot pay. BLAS=/path/to/libopenblas.so.0 preloads
+# a library into the runtime process instead (LD_PRELOAD, with
 # OPENBLAS_NUM_THREADS set to the runtime's threads), for both the batched
 # and the unbatched run alike. The script prints which it used.
 #
 # Environment: PYTHON (default python3 on PATH; needs torch), DEVICES
-# (default "cpu"; e.g. "cuda cpu"), TASKS (2000), HIDDEN (256), BATCH (32),
+# (default "cpu"; e.g. "cuda cpu"), TASKS (2000), HIDDEN (2048), BATCH (32),
 # DELAY (2ms), CONCURRENCY (greyctl --concurrency, 4), RUN_TIMEOUT (greyctl
 # --timeout of each run, 120s), THREADS (torch
-# intra-op threads of the runtime, default: the runtime's), KEEP=1 keeps the
-# work dir. Needs curl. Progress goes to stderr.
+# intra-op threads of the runtime, default: the runtime's), RUNS (the timed
+# runs, default "noop mlp mlp-unbatched trivial"; also trivial-binary: the
+# trivial model's requests in the binary form, uploaded once and submitted
+# by payload_ref, greyctl bench --payload-binary), TRIVIAL_SHAPE (the
+# trivial runs' input shape, default 1,16; e.g. 1,2048 to compare JSON and
+# binary bodies; with SUBMIT_BATCH=100, the tasks per submit request, default
+# 500, so that a batch of JSON bodies stays under http.max_body_bytes), KEEP=1 keeps the work dir. Needs curl. Progress goes to stderr.
 set -euo pipefail
 
 BIN=${1:?usage: inference-run.sh BINDIR}
@@ -58,12 +65,15 @@ BIN=$(cd "$BIN" && pwd)
 PYTHON=${PYTHON:-$(command -v python3)}
 DEVICES=${DEVICES:-cpu}
 TASKS=${TASKS:-2000}
-HIDDEN=${HIDDEN:-256}
+HIDDEN=${HIDDEN:-2048}
 BATCH=${BATCH:-32}
 DELAY=${DELAY:-2ms}
 CONCURRENCY=${CONCURRENCY:-4}
 THREADS=${THREADS:-}
 BLAS=${BLAS:-}
+RUNS=${RUNS:-noop mlp mlp-unbatched trivial}
+TRIVIAL_SHAPE=${TRIVIAL_SHAPE:-1,16}
+SUBMIT_BATCH=${SUBMIT_BATCH:-500}
 GREYD_ENV=()
 NAME=inference
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/grey-$NAME.XXXXXX")
@@ -95,7 +105,27 @@ if [[ -n $BLAS ]]; then
 	GREYD_ENV=(LD_PRELOAD="$BLAS" OPENBLAS_NUM_THREADS="${THREADS:-1}") # greyd passes its environment to the runtime
 	BLAS_USED="preloaded $BLAS"
 else
-	BLAS_USED="torch's own: $("$PYTHON" -c 'import re, torch; m = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show()); print("BLAS_INFO=" + (m.group(1) if m else "?"))')"
+	# What libblas.so.3 is in the runtime's process: the same look as the
+	# runtime's info reply (grey_runtime/blas.py): the mapped libraries, and
+	# OpenBLAS's own config where it answers. torch's BLAS_INFO says
+	# "generic" for whatever libblas.so.3 points to.
+	BLAS_USED="torch's own: $(OPENBLAS_NUM_THREADS=${THREADS:-1} "$PYTHON" -c '
+import ctypes, os, re, torch
+libs = []
+for line in open("/proc/self/maps"):
+    f = line.split()
+    if len(f) >= 6 and re.search("blas", os.path.basename(f[5])) and f[5] not in libs:
+        libs.append(f[5])
+out = "reference or unknown: " + ", ".join(os.path.realpath(p) for p in libs)
+for p in sorted(libs, key=lambda p: "openblas" not in p):
+    try:
+        fn = ctypes.CDLL(p).openblas_get_config
+    except (OSError, AttributeError):
+        continue
+    fn.restype = ctypes.c_char_p
+    out = fn().decode() + " (" + os.path.realpath(p) + ")"
+    break
+print(out)')"
 fi
 log "BLAS: $BLAS_USED"
 
@@ -216,9 +246,15 @@ YAML
 		echo "$line" >"$WORK/$dev-warm-$run.json"
 		echo "{\"device\":\"$dev\",\"run\":\"warm-up-$run\",${line#\{}"
 	done
-	for run in noop mlp mlp-unbatched trivial; do
-		args=(--tasks "$TASKS" --concurrency "$CONCURRENCY" --timeout "${RUN_TIMEOUT:-120s}")
-		if [[ $run == noop ]]; then args+=(--kind noop); else args+=(--model "$run" --input-shape 1,16); fi
+	for run in $RUNS; do
+		args=(--tasks "$TASKS" --concurrency "$CONCURRENCY" --timeout "${RUN_TIMEOUT:-120s}" --batch "$SUBMIT_BATCH")
+		case $run in
+		noop) args+=(--kind noop) ;;
+		trivial) args+=(--model trivial --input-shape "$TRIVIAL_SHAPE") ;;
+		trivial-binary) args+=(--model trivial --input-shape "$TRIVIAL_SHAPE" --payload-binary) ;;
+		mlp | mlp-unbatched) args+=(--model "$run" --input-shape 1,16) ;;
+		*) die "RUNS: unknown run $run (noop, mlp, mlp-unbatched, trivial, trivial-binary)" ;;
+		esac
 		log "$dev/$run: greyctl bench ${args[*]}"
 		line=$(ctl bench -q --server-metrics "$METRICS" "${args[@]}") || die "$dev/$run: greyctl bench failed: $line"
 		[[ $line == \{* ]] || die "$dev/$run: unexpected output $line"
@@ -226,20 +262,25 @@ YAML
 		echo "{\"device\":\"$dev\",\"run\":\"$run\",${line#\{}"
 		f="$WORK/$dev-$run.json"
 		tps[$dev-$run]=$(jget "$f" tasks_per_second)
-		table+=("$(printf '%-5s %-14s %10s %9s %9s %7s %9s %10s' "$dev" "$run" "${tps[$dev-$run]}" "$(jget "$f" p50_ms)" "$(jget "$f" p99_ms)" \
-			"$(jget "$f" inference.mean_batch_size)" "$(jget "$f" inference.cache_hit_rate)" "$(jget "$f" inference.model_load_ms)")")
+		table+=("$(printf '%-5s %-14s %10s %9s %9s %7s %9s %10s %8s' "$dev" "$run" "${tps[$dev-$run]}" "$(jget "$f" p50_ms)" "$(jget "$f" p99_ms)" \
+			"$(jget "$f" inference.mean_batch_size)" "$(jget "$f" inference.cache_hit_rate)" "$(jget "$f" inference.model_load_ms)" "$(jget "$f" server_cpu_us_per_task)")")
 	done
 	stop_greyd
+	for r in noop mlp mlp-unbatched trivial trivial-binary; do tps[$dev-$r]=${tps[$dev-$r]:-0}; done
+	[[ -f $WORK/$dev-mlp.json ]] || echo '{}' >"$WORK/$dev-mlp.json"
 	ratio=$(awk -v a="${tps[$dev-mlp]}" -v b="${tps[$dev-mlp-unbatched]}" 'BEGIN { if (b == 0) print "null"; else printf "%.2f", a / b }')
 	hop=$(awk -v t="${tps[$dev-trivial]}" -v n="${tps[$dev-noop]}" 'BEGIN { if (t == 0 || n == 0) print "null"; else printf "%.1f", 1e6 / t - 1e6 / n }')
 	summary+=("\"${dev}_batched_over_unbatched\":$ratio" "\"${dev}_python_hop_us_per_task\":$hop"
 		"\"${dev}_cold_load_ms\":$(jget "$WORK/$dev-warm-mlp.json" inference.model_load_ms)"
 		"\"${dev}_cache_hit_rate\":$(jget "$WORK/$dev-mlp.json" inference.cache_hit_rate)")
+	if [[ " $RUNS " == *" trivial-binary "* && " $RUNS " == *" trivial "* ]]; then
+		summary+=("\"${dev}_binary_over_json\":$(awk -v a="${tps[$dev-trivial-binary]}" -v b="${tps[$dev-trivial]}" 'BEGIN { if (b == 0) print "null"; else printf "%.2f", a / b }')")
+	fi
 done
 
 {
 	echo
-	printf '%-5s %-14s %10s %9s %9s %7s %9s %10s\n' DEV RUN TASKS/S P50_MS P99_MS BATCH CACHE_HIT LOAD_MS
+	printf '%-5s %-14s %10s %9s %9s %7s %9s %10s %8s\n' DEV RUN TASKS/S P50_MS P99_MS BATCH CACHE_HIT LOAD_MS CPU_US
 	printf '%s\n' "${table[@]}"
 	echo
 	for dev in $DEVICES; do

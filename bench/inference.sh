@@ -8,13 +8,17 @@
 # python3-torch) and DEVICES=cpu. bench/inference-gpu.sh is the same on a GPU
 # machine with prebuilt binaries; only the device list differs.
 #
-# The model defaults to HIDDEN=4096 here (the middle layer's weights are
-# 64 MiB, past this machine's 32 MiB L3, so a one-row run is bound by
-# reading them and a batch reads them once for all its rows) and TASKS=1000
-# (one unbatched row takes 5-17 ms). BLAS=/path/to/libopenblas.so.0 runs
-# the runtime on OpenBLAS instead of Debian's reference BLAS, with which no
-# batch pays (bench/README.md, "Inference", has the curve over HIDDEN and
-# both libraries, and how to get OpenBLAS without touching the system).
+# The model defaults to HIDDEN=2048 (TASKS=1000): a model whose cost per
+# call is its matrix products (one unbatched row takes ~3 ms), which is what
+# batching is for: a batch of rows turns each layer's one-row product into
+# one matrix-matrix product that reads the weights once for all its rows.
+# A small model (HIDDEN=256) is bound by the per-task cost around the model
+# call (Go, the Python hop: ~100-250 us), which batching does not remove, so
+# its ratio stays ~1.3-2.3x whatever the BLAS. The runtime needs an
+# optimised BLAS behind Debian's libblas.so.3 (libopenblas0-pthread, which
+# scripts/services.sh installs with python3-torch); with the reference BLAS
+# no batch pays at any size. The script prints which BLAS the runtime loads.
+# bench/README.md, "Inference", has the curve over HIDDEN.
 #
 # Environment: as bench/inference-run.sh (TASKS, HIDDEN, BATCH, DELAY,
 # CONCURRENCY, THREADS, BLAS, KEEP); PYTHON defaults to /usr/bin/python3 here.
@@ -26,5 +30,5 @@ BIN=$(mktemp -d "${TMPDIR:-/tmp}/grey-inference-bin.XXXXXX")
 trap 'rm -rf "$BIN"' EXIT
 echo "inference: building greyd and greyctl in $BIN" >&2
 (cd "$ROOT" && go build -o "$BIN/greyd" ./cmd/greyd && go build -o "$BIN/greyctl" ./cmd/greyctl)
-PYTHON=${PYTHON:-/usr/bin/python3} DEVICES=${DEVICES:-cpu} HIDDEN=${HIDDEN:-4096} TASKS=${TASKS:-1000} \
+PYTHON=${PYTHON:-/usr/bin/python3} DEVICES=${DEVICES:-cpu} HIDDEN=${HIDDEN:-2048} TASKS=${TASKS:-1000} \
 	RUN_TIMEOUT=${RUN_TIMEOUT:-300s} "$ROOT/bench/inference-run.sh" "$BIN"

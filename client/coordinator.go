@@ -2,8 +2,13 @@ package client
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 
+	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/task"
 	"github.com/grey-distributed/grey/worker"
 )
 
@@ -39,3 +44,26 @@ func (c *Client) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 }
 
 var _ worker.Coordinator = (*Client)(nil)
+
+// FetchPayload streams the payload object of a task the worker holds the
+// current lease of (GET /api/v1/workers/tasks/{id}/payload; the lease's
+// Assignment.PayloadFetch). It implements worker.PayloadFetcher; the
+// worker checks the bytes against the lease's PayloadObject. The caller
+// closes the reader.
+func (c *Client) FetchPayload(ctx context.Context, req *worker.PayloadRequest) (io.ReadCloser, error) {
+	if !task.ValidID(req.TaskID) {
+		return nil, greyerr.Invalid("task_id", "%q is not a task id", req.TaskID)
+	}
+	q := url.Values{"worker_id": {req.WorkerID}, "attempt": {strconv.Itoa(req.Attempt)}}
+	resp, err := c.send(ctx, &request{method: http.MethodGet, path: "/api/v1/workers/tasks/" + url.PathEscape(req.TaskID) + "/payload",
+		query: q, accept: "application/octet-stream"})
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, decodeError(resp)
+	}
+	return resp.Body, nil
+}
+
+var _ worker.PayloadFetcher = (*Client)(nil)

@@ -48,29 +48,14 @@ func TestInferenceBinaryBody(t *testing.T) {
 	}
 	const rows = 1000
 	mlp := pyruntimetest.Build(t, torchPy, pyruntimetest.TorchMLP, rows)
-	g := newGreyd(t, fmt.Sprintf(`ai:
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	g, acme, _ := startInference(ctx, t, fmt.Sprintf(`ai:
   runtimes:
     - {name: torch, url: "python://%s?threads=1", frameworks: [pytorch]}
 tasks:
   max_payload_bytes: 4096
-`, torchPy))
-	g.Start()
-	g.WaitReady(2 * time.Minute)
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	acme, err := client.New(g.URL(), client.WithTenant("acme"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(mlp.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := f.Stat()
-	if _, err := acme.PushModel(ctx, client.PushModelSpec{Name: "mlp", Version: "1", Framework: ai.PyTorch, Size: st.Size()}, f); err != nil {
-		t.Fatalf("push: %v", err)
-	}
-	f.Close()
+`, torchPy), mlp)
 
 	body := binaryRequest(t, "mlp:1", "all", mlp.Inputs)
 	ref, err := acme.UploadPayload(ctx, body)

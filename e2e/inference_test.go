@@ -37,34 +37,14 @@ func TestInferenceTorchAndTensorFlow(t *testing.T) {
 	mlp := pyruntimetest.Build(t, torchPy, pyruntimetest.TorchMLP, rows)
 	sm := pyruntimetest.Build(t, tfPy, pyruntimetest.SavedModel, rows)
 
-	g := newGreyd(t, fmt.Sprintf(`ai:
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+	g, acme, pushed := startInference(ctx, t, fmt.Sprintf(`ai:
   runtimes:
     - {name: torch, url: "python://%s?threads=1", frameworks: [pytorch]}
     - {name: tf, url: "python://%s?threads=1", frameworks: [tensorflow]}
   batching: {max_batch_size: 32, max_queue_delay: 5ms}
-`, torchPy, tfPy))
-	g.Start()
-	g.WaitReady(2 * time.Minute)
-
-	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
-	defer cancel()
-	acme, err := client.New(g.URL(), client.WithTenant("acme"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(mlp.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := f.Stat()
-	pushed, err := acme.PushModel(ctx, client.PushModelSpec{Name: "mlp", Version: "1", Framework: ai.PyTorch, Size: st.Size()}, f)
-	f.Close()
-	if err != nil {
-		t.Fatalf("push the TorchScript model: %v", err)
-	}
-	if pushed.Digest != mlp.Model.Digest {
-		t.Fatalf("registry digest %s, file digest %s", pushed.Digest, mlp.Model.Digest)
-	}
+`, torchPy, tfPy), mlp)
 	res := greyctl(t, g.URL(), 2*time.Minute, "--tenant", "acme", "-o", "json", "model", "push",
 		"--name", "linear", "--version", "1", "--framework", "tensorflow", sm.Path)
 	if res.Code != 0 {
@@ -204,6 +184,38 @@ func TestInferenceTorchAndTensorFlow(t *testing.T) {
 }
 
 // oneRow is row r of a batch of inputs, as a batch of one.
+// startInference starts a greyd with config (its ai block), waits until
+// it is ready, and pushes the TorchScript fixture mlp as model "mlp"
+// version 1 for tenant acme with the Go client; it returns the greyd, acme's
+// client and the pushed model, whose digest it checks against the file's.
+func startInference(ctx context.Context, t *testing.T, config string, mlp pyruntimetest.Fixture) (*greyd, *client.Client, *ai.Model) {
+	t.Helper()
+	g := newGreyd(t, config)
+	g.Start()
+	g.WaitReady(2 * time.Minute)
+	acme, err := client.New(g.URL(), client.WithTenant("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(mlp.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := acme.PushModel(ctx, client.PushModelSpec{Name: "mlp", Version: "1", Framework: ai.PyTorch, Size: st.Size()}, f)
+	if err != nil {
+		t.Fatalf("push the TorchScript model: %v", err)
+	}
+	if pushed.Digest != mlp.Model.Digest {
+		t.Fatalf("registry digest %s, file digest %s", pushed.Digest, mlp.Model.Digest)
+	}
+	return g, acme, pushed
+}
+
 func oneRow(in []ai.Tensor, r int) []ai.Tensor {
 	out := make([]ai.Tensor, len(in))
 	for i, x := range in {

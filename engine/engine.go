@@ -81,8 +81,9 @@ type Config struct {
 	// the object's bytes (read at submit) as sp.Payload.
 	SubmitHooks map[string]SubmitHook
 	// BinaryPayloads names the kinds whose payload_ref may name an object
-	// in the binary form (task.IsBinaryPayload); the lease hands its bytes
-	// to the worker as Assignment.PayloadBinary. For any other kind such
+	// in the binary form (task.IsBinaryPayload); the lease names such a
+	// kind's payload object (Assignment.PayloadFetch) and the worker fetches
+	// it (FetchPayload). For any other kind such
 	// an object is refused at submit (400 naming payload_ref).
 	BinaryPayloads map[string]bool
 	// ProofChecked, if set, is told the platform and outcome ("verified",

@@ -111,7 +111,7 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 			}
 			traced := tracing.Enabled()
 			for _, t := range leased {
-				payload, binary, perr := e.leasePayload(ctx, t)
+				payload, binary, fetch, perr := e.assignPayload(ctx, t)
 				if perr != nil {
 					e.failLeased(ctx, req.WorkerID, subject, t, perr, now)
 					continue
@@ -122,7 +122,7 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 					headers = leaseSpan(ctx, req.WorkerID, t, now)
 				}
 				resp.Tasks = append(resp.Tasks, worker.Assignment{
-					TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Payload: payload, PayloadBinary: binary, PayloadObject: t.PayloadObject, ResultInlineMax: e.resultInlineMax(),
+					TaskID: t.ID, TenantID: t.TenantID, Kind: t.Kind, Payload: payload, PayloadBinary: binary, PayloadFetch: fetch, PayloadObject: t.PayloadObject, ResultInlineMax: e.resultInlineMax(),
 					Attempt: t.Attempt, Timeout: task.Duration(e.timeoutOf(t)),
 					LeaseDeadline: t.Lease.Deadline, Headers: headers, Prove: prove, Principal: t.Lease.Principal,
 				})

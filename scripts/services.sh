@@ -376,7 +376,11 @@ apt_pkgs() { # apt packages a service needs
 	rabbitmq) echo rabbitmq-server ;;
 	kafka | cassandra | keycloak) have_cmd java && have_cmd mvn || echo "openjdk-17-jre-headless maven" ;;
 	prometheus) echo prometheus ;;
-	pytorch) [[ $(torch_python) == /usr/bin/python3 ]] && echo python3-torch ;;
+	# Debian's torch links libblas.so.3, the reference BLAS (a plain loop)
+	# unless an optimised one is installed: libopenblas0-pthread registers
+	# itself as the higher-priority alternative for libblas.so.3 and
+	# liblapack.so.3, so batched inference pays (docs/INFERENCE.md, "BLAS").
+	pytorch) [[ $(torch_python) == /usr/bin/python3 ]] && echo python3-torch libopenblas0-pthread ;;
 	azblob) have_cmd node && have_cmd npm || echo "nodejs npm" ;;
 	esac
 }
@@ -407,7 +411,7 @@ installed() {
 	s3) [[ -x $CACHE/venv/bin/moto_server ]] && is_done "$CACHE/venv" ;;
 	gcs) [[ -x $CACHE/bin/fake-gcs-server-$FAKEGCS_VERSION ]] ;;
 	azblob) have_cmd node && is_done "$CACHE/azurite-$AZURITE_VERSION" ;;
-	pytorch) probe pytorch ;;
+	pytorch) probe pytorch && { [[ $(torch_python) != /usr/bin/python3 ]] || dpkg -s libopenblas0-pthread >/dev/null 2>&1; } ;;
 	tensorflow) is_done "$CACHE/venv" && [[ -x $CACHE/venv/bin/python ]] ;;
 	kserve) is_done "$CACHE/kserve-venv" && [[ -x $CACHE/kserve-venv/bin/python ]] ;;
 	esac

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"sync"
 	"time"
 
@@ -23,7 +24,10 @@ type router struct {
 	clients map[string]*client.Client
 }
 
-var _ worker.Coordinator = (*router)(nil)
+var (
+	_ worker.Coordinator    = (*router)(nil)
+	_ worker.PayloadFetcher = (*router)(nil)
+)
 
 func newRouter(eng *engine.Engine, token string, opts ...client.Option) *router {
 	return &router{eng: eng, token: token, opts: opts, clients: make(map[string]*client.Client)}
@@ -102,4 +106,18 @@ func (r *router) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 		return nil, err
 	}
 	return t.Complete(ctx, req)
+}
+
+// FetchPayload fetches a leased task's payload object from the engine
+// while this server leads, else from the leader's API, as the lease was.
+func (r *router) FetchPayload(ctx context.Context, req *worker.PayloadRequest) (io.ReadCloser, error) {
+	t, err := r.target()
+	if err != nil {
+		return nil, err
+	}
+	f, ok := t.(worker.PayloadFetcher)
+	if !ok {
+		return nil, greyerr.New(greyerr.Internal, "the coordinator cannot fetch payloads")
+	}
+	return f.FetchPayload(ctx, req)
 }

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -387,7 +389,14 @@ func (p *Pool) execute(parent, base context.Context, a Assignment) {
 	}
 	defer span.End()
 	hctx = tracing.WithTask(hctx, a.TenantID, a.TaskID)
-	res, err := safeWork(hctx, h, &Job{Assignment: a})
+	var res any
+	var err error
+	if a.PayloadFetch {
+		err = p.fetchPayload(hctx, &a)
+	}
+	if err == nil {
+		res, err = safeWork(hctx, h, &Job{Assignment: a})
+	}
 	p.mu.Lock()
 	lost, cause := run.lost, run.cause
 	p.mu.Unlock()
@@ -772,4 +781,46 @@ func (p *Pool) heartbeatLoop(ctx context.Context) {
 		}
 		p.mu.Unlock()
 	}
+}
+
+// fetchPayload fetches the payload object a lease names instead of
+// carrying it (Assignment.PayloadFetch) through the coordinator, checks
+// it against the lease's PayloadObject (size and SHA-256: the digest a
+// proof names) and puts it in a as the lease would have: PayloadBinary in
+// the binary form, else Payload. Bytes that do not match fail the task
+// for good ("payload_digest_mismatch"): a retry would read the same
+// object. A failed fetch is retried (a lost lease is dropped by the
+// caller, as the server refuses its outcome anyway).
+func (p *Pool) fetchPayload(ctx context.Context, a *Assignment) error {
+	ref := a.PayloadObject
+	if ref == nil {
+		return Permanent(Fail("payload_unavailable", "the lease says fetch the payload but names no payload object", nil))
+	}
+	f, ok := p.coord.(PayloadFetcher)
+	if !ok {
+		return Permanent(Fail("payload_unavailable", "this worker's coordinator cannot fetch payload objects", nil))
+	}
+	rc, err := f.FetchPayload(ctx, &PayloadRequest{TaskID: a.TaskID, Attempt: a.Attempt, WorkerID: p.opts.WorkerID})
+	if err != nil {
+		return Fail("payload_unavailable", "fetching the payload object failed", err)
+	}
+	defer rc.Close()
+	// One byte past the recorded size tells a longer object from the one
+	// recorded without reading all of it.
+	b, err := io.ReadAll(io.LimitReader(rc, ref.Size+1))
+	if err != nil {
+		return Fail("payload_unavailable", "reading the payload object failed", err)
+	}
+	sum := sha256.Sum256(b)
+	if got := hex.EncodeToString(sum[:]); int64(len(b)) != ref.Size || got != ref.SHA256 {
+		return Permanent(Fail("payload_digest_mismatch", fmt.Sprintf("payload object %q does not match its lease: got %d bytes, sha256 %s; the lease names %d bytes, sha256 %s",
+			ref.Ref, len(b), got, ref.Size, ref.SHA256), nil))
+	}
+	if task.IsBinaryPayload(b) {
+		a.PayloadBinary = b
+	} else {
+		a.Payload = b
+	}
+	a.PayloadFetch = false
+	return nil
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"time"
 
 	"github.com/grey-distributed/grey/proof"
@@ -21,6 +22,30 @@ type Coordinator interface {
 	Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error)
 	// Complete records starts and outcomes, fenced by attempt number.
 	Complete(ctx context.Context, req *CompleteRequest) (*CompleteResponse, error)
+}
+
+// PayloadFetcher is the part of the lease protocol that hands a worker the
+// payload object of a task it holds the lease of (Assignment.PayloadFetch).
+// The engine implements it in-process, the Go client over HTTP (GET
+// /api/v1/workers/tasks/{id}/payload) and the server's router either way,
+// so in-process and remote workers fetch through the same method.
+type PayloadFetcher interface {
+	// FetchPayload streams the payload object of req's task: NotFound when
+	// the task is unknown or another tenant's than the caller may lease,
+	// FailedPrecondition (409) when req's worker does not hold its current lease (another
+	// worker, another attempt, an expired lease). The caller closes the
+	// reader and checks its bytes against the lease's PayloadObject.
+	FetchPayload(ctx context.Context, req *PayloadRequest) (io.ReadCloser, error)
+}
+
+// PayloadRequest names the lease a payload is fetched under.
+type PayloadRequest struct {
+	// TaskID of the leased task.
+	TaskID task.ID `json:"task_id"`
+	// Attempt of the lease.
+	Attempt int `json:"attempt"`
+	// WorkerID holding the lease.
+	WorkerID string `json:"worker_id"`
 }
 
 // LeaseRequest asks for work.
@@ -63,10 +88,19 @@ type Assignment struct {
 	PayloadObject *task.DataRef `json:"payload_object,omitempty"`
 	// PayloadBinary, instead of Payload, holds the bytes of a payload
 	// object in the binary form (task.IsBinaryPayload: an Open Inference
-	// Protocol binary tensor body), as stored: raw in process, base64 in
-	// the lease's JSON, never a JSON number array. Only kinds that read
-	// that form get it (the engine refuses it at submit for the others).
+	// Protocol binary tensor body), as stored. Only kinds that read that
+	// form get it (the engine refuses it at submit for the others). The
+	// engine leases such objects by reference (PayloadFetch) and the pool
+	// fills this field from the fetched bytes before the handler runs; in
+	// a lease's JSON it would be base64, never a JSON number array.
 	PayloadBinary []byte `json:"payload_binary,omitempty"`
+	// PayloadFetch says the payload object's bytes are not in the lease:
+	// the worker fetches them by PayloadFetcher.FetchPayload (GET
+	// /api/v1/workers/tasks/{id}/payload) and checks them against
+	// PayloadObject's size and SHA-256 before the handler runs. The engine
+	// leases this way every payload object of a kind that reads the binary
+	// form, so the leader neither reads those bodies nor holds them.
+	PayloadFetch bool `json:"payload_fetch,omitempty"`
 	// ResultInlineMax, when positive, is the largest result the server
 	// keeps inline: a larger one is stored at task.ResultKey(TaskID), and
 	// a proof of the attempt names that object.

@@ -340,15 +340,26 @@ func TestSubmitBinaryPayloadRef(t *testing.T) {
 	}
 	pt := ai.Labels([]ai.RuntimeInfo{{Frameworks: map[ai.Framework]string{ai.PyTorch: "1.13"}, Devices: []string{"cpu"}}})
 	got := lease(t, n, "w", pt)
-	if len(got) != 1 || len(got[0].Payload) != 0 || string(got[0].PayloadBinary) != string(good) || got[0].PayloadObject == nil {
+	// The lease names the object (the leader does not read it) and the
+	// worker fetches its bytes through the worker protocol.
+	if len(got) != 1 || len(got[0].Payload) != 0 || len(got[0].PayloadBinary) != 0 || !got[0].PayloadFetch ||
+		got[0].PayloadObject == nil || got[0].PayloadObject.Size != int64(len(good)) {
 		t.Fatalf("lease = %+v", got)
 	}
-	// Over the remote lease protocol the bytes travel as base64, not as
-	// numbers, and come back the same.
+	rc, err := n.Engine.FetchPayload(ctx, &worker.PayloadRequest{TaskID: got[0].TaskID, Attempt: got[0].Attempt, WorkerID: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetched, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || string(fetched) != string(good) {
+		t.Fatalf("fetched %d bytes (%v), want the object's %d", len(fetched), err, len(good))
+	}
+	// The lease's JSON carries no body, only the reference.
 	wire, _ := json.Marshal(got[0])
 	var back worker.Assignment
-	if err := json.Unmarshal(wire, &back); err != nil || string(back.PayloadBinary) != string(good) {
-		t.Fatalf("the lease's JSON lost the body: %v", err)
+	if err := json.Unmarshal(wire, &back); err != nil || !back.PayloadFetch || back.PayloadObject == nil || len(back.PayloadBinary) != 0 {
+		t.Fatalf("the lease's JSON: %v %+v", err, back)
 	}
 	// Without BinaryPayloads for the kind the engine refuses the body.
 	n2 := greytest.NewNode(t, engine.Config{Kinds: []string{ai.Kind}, SubmitHooks: map[string]engine.SubmitHook{ai.Kind: check}, Data: memDataBytes{objs}})

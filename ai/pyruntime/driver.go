@@ -344,7 +344,7 @@ func (d *Driver) Info(ctx context.Context) (ai.RuntimeInfo, error) {
 	if err != nil {
 		return ai.RuntimeInfo{}, err
 	}
-	i := ai.RuntimeInfo{Name: rp.Name, Version: rp.Version, Frameworks: rp.Frameworks, Devices: rp.Devices}
+	i := ai.RuntimeInfo{Name: rp.Name, Version: rp.Version, Frameworks: rp.Frameworks, Devices: rp.Devices, BLAS: rp.BLAS.String()}
 	if i.Frameworks == nil {
 		i.Frameworks = map[ai.Framework]string{}
 	}

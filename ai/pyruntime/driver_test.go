@@ -121,6 +121,12 @@ func TestTorchExact(t *testing.T) {
 	if _, ok := info.Frameworks[ai.TensorFlow]; ok {
 		t.Errorf("Debian's python has no tensorflow, yet info says %v", info.Frameworks)
 	}
+	// torch links a BLAS (Debian's libblas.so.3: the reference one, or
+	// OpenBLAS through update-alternatives): the info names it.
+	if info.BLAS == "" || !strings.Contains(info.BLAS, "/") {
+		t.Errorf("info names no BLAS library: %q", info.BLAS)
+	}
+	t.Logf("BLAS: %s", info.BLAS)
 	for _, kind := range []string{pyruntimetest.TorchMLP, pyruntimetest.TorchCNN, pyruntimetest.TorchPair, pyruntimetest.TorchPrints} {
 		f := fixture(t, py, kind, 4)
 		li, err := rt.Load(ctx, f.Spec(""))

@@ -78,11 +78,40 @@ type reply struct {
 	Python     string                  `json:"python,omitempty"`
 	Frameworks map[ai.Framework]string `json:"frameworks,omitempty"`
 	Devices    []string                `json:"devices,omitempty"`
+	BLAS       *blasInfo               `json:"blas,omitempty"`
 	// load
 	Device string  `json:"device,omitempty"`
 	TookMS float64 `json:"took_ms,omitempty"`
 	// infer
 	Tensors []tensorSpec `json:"tensors,omitempty"`
+}
+
+// blasInfo is the info reply's account of the BLAS library in the process.
+type blasInfo struct {
+	Name          string `json:"name"`
+	Library       string `json:"library"`
+	Config        string `json:"config,omitempty"`
+	Threads       int    `json:"threads,omitempty"`
+	TorchBLASInfo string `json:"torch_blas_info,omitempty"`
+	TorchThreads  int    `json:"torch_threads,omitempty"`
+}
+
+// String is the one-line form of ai.RuntimeInfo.BLAS.
+func (b *blasInfo) String() string {
+	if b == nil || b.Name == "" {
+		return ""
+	}
+	s := b.Name
+	if b.Config != "" {
+		s += ": " + b.Config
+	}
+	if b.Threads > 0 {
+		s += fmt.Sprintf(" threads=%d", b.Threads)
+	}
+	if b.Library != "" {
+		s += " (" + b.Library + ")"
+	}
+	return s
 }
 
 // frame is one decoded frame.

@@ -39,6 +39,12 @@ type benchConfig struct {
 	// Payloads, when not empty, replace Payload: each task gets one of
 	// them at random (--model's random inference requests).
 	Payloads []json.RawMessage
+	// PayloadBinary (--payload-binary, with --model) sends the requests
+	// in the Open Inference Protocol binary form: Bodies, each uploaded
+	// once per tenant before the run, and the tasks name them by
+	// payload_ref instead of carrying a JSON payload.
+	PayloadBinary bool
+	Bodies        [][]byte
 	// Model is the model --model names ("" for none); its tasks are of
 	// kind inference with random inputs of InputShape and Datatype.
 	Model      string
@@ -203,6 +209,10 @@ compile (a server compiles a module when it is uploaded) plus the upload.`,
 				return usageErrorf("--model runs inference tasks, not --kind %s", cfg.Kind)
 			case cfg.Model == "" && cfg.Kind == ai.Kind:
 				return usageErrorf("--kind inference needs --model")
+			case cfg.PayloadBinary && cfg.Model == "":
+				return usageErrorf("--payload-binary sends --model's requests in the binary form: it needs --model")
+			case cfg.PayloadBinary && cfg.Scenario != "throughput":
+				return usageErrorf("--payload-binary runs with --scenario throughput only")
 			}
 			if cfg.Scenario == "noisy-neighbor" && !cmd.Flags().Changed("batch") {
 				cfg.Batch = 1000
@@ -219,6 +229,12 @@ compile (a server compiles a module when it is uploaded) plus the upload.`,
 				rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x9e3779b97f4a7c15))
 				if cfg.Payloads, err = inferenceRequests(cfg.Model, cfg.InputName, shape, ai.Datatype(strings.ToUpper(cfg.Datatype)), inferencePayloads, rng); err != nil {
 					return err
+				}
+				if cfg.PayloadBinary {
+					if cfg.Bodies, err = binaryBodies(cfg.Payloads); err != nil {
+						return err
+					}
+					cfg.Payloads = nil
 				}
 				cfg.Kind = ai.Kind
 			}
@@ -318,6 +334,7 @@ compile (a server compiles a module when it is uploaded) plus the upload.`,
 	f.StringVar(&cfg.InputShape, "input-shape", "1,16", "inference: shape of the random input tensor, batch dimension first")
 	f.StringVar(&cfg.Datatype, "datatype", "FP32", "inference: datatype of the random input tensor (FP32, FP64, INT64, ...)")
 	f.StringVar(&cfg.InputName, "input-name", "input__0", "inference: name of the input tensor")
+	f.BoolVar(&cfg.PayloadBinary, "payload-binary", false, "inference: send the requests in the Open Inference Protocol binary form, each uploaded once per tenant and named by payload_ref")
 	f.StringVar(&cfg.Module, "module", "", "wasm: push this .wasm module (- for stdin) for every tenant and name it in each task's payload (implies --kind wasm)")
 	return cmd
 }
@@ -361,6 +378,11 @@ func runThroughput(ctx context.Context, a *app, cfg benchConfig) (*benchResult, 
 	}
 
 	s := &submitter{clients: clients, cfg: cfg, tr: tr}
+	if len(cfg.Bodies) > 0 {
+		if s.refs, err = uploadBodies(ctx, clients, cfg.Bodies); err != nil {
+			return nil, err
+		}
+	}
 	submitErr := make(chan error, 1)
 	go func() { submitErr <- s.run(ctx) }()
 
@@ -504,6 +526,9 @@ type submitter struct {
 	cfg     benchConfig
 	tr      *tracker
 	retries atomic.Int64
+	// refs[tenant] are the payload_refs of cfg.Bodies uploaded for that
+	// tenant (--payload-binary); nil otherwise.
+	refs [][]string
 }
 
 // run submits every batch; the first error that a retry cannot fix stops it.
@@ -540,6 +565,11 @@ feed:
 func (s *submitter) submit(ctx context.Context, j batchJob) error {
 	specs := make([]task.Spec, j.n)
 	for i := range specs {
+		if s.refs != nil {
+			r := s.refs[j.tenant]
+			specs[i] = task.Spec{Kind: s.cfg.Kind, PayloadRef: r[rand.IntN(len(r))]}
+			continue
+		}
 		specs[i] = task.Spec{Kind: s.cfg.Kind, Payload: s.cfg.payloadAt()}
 	}
 	delay := 50 * time.Millisecond

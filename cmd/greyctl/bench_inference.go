@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/grey-distributed/grey/ai"
+	"github.com/grey-distributed/grey/client"
 )
 
 // inferencePayloads is how many distinct random requests --model cycles
@@ -204,4 +207,40 @@ func (c *benchConfig) payloadAt() json.RawMessage {
 		return c.Payloads[rand.IntN(len(c.Payloads))]
 	}
 	return c.Payload
+}
+
+// binaryBodies returns the requests in the Open Inference Protocol binary
+// form (the same tensors: header JSON, then their raw bytes).
+func binaryBodies(reqs []json.RawMessage) ([][]byte, error) {
+	out := make([][]byte, len(reqs))
+	for i, b := range reqs {
+		var req ai.Request
+		if err := json.Unmarshal(b, &req); err != nil {
+			return nil, err
+		}
+		es, raw := ai.BinaryEntries(req.Inputs)
+		h, err := json.Marshal(map[string]any{"model": req.Model, "inputs": es})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ai.AppendBinaryBody(nil, h, raw)
+	}
+	return out, nil
+}
+
+// uploadBodies uploads every body once for each tenant's client (a tenant
+// sees only its own uploads) and returns their payload_refs per tenant.
+func uploadBodies(ctx context.Context, clients []*client.Client, bodies [][]byte) ([][]string, error) {
+	refs := make([][]string, len(clients))
+	for i, c := range clients {
+		refs[i] = make([]string, len(bodies))
+		for k, b := range bodies {
+			ref, err := c.UploadPayload(ctx, b)
+			if err != nil {
+				return nil, fmt.Errorf("upload of binary body %d: %w", k, err)
+			}
+			refs[i][k] = ref
+		}
+	}
+	return refs, nil
 }

@@ -56,6 +56,8 @@ func TestBenchInference(t *testing.T) {
 		{"--model", "mlp", "--kind", "noop"},
 		{"--model", "mlp", "--payload", "{}"},
 		{"--kind", "inference"},
+		{"--payload-binary"},
+		{"--model", "mlp", "--payload-binary", "--scenario", "noisy-neighbor"},
 	} {
 		r := greyctl(t, env, append([]string{"bench", "--tasks", "1", "-q"}, args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, "--") {

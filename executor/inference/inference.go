@@ -88,6 +88,7 @@ type Executor struct {
 type runtime struct {
 	rt         *ai.Runtime
 	frameworks []ai.Framework // configured; nil: from info
+	logger     *slog.Logger
 
 	mu   sync.Mutex
 	info *ai.RuntimeInfo
@@ -143,7 +144,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 			_ = e.Close()
 			return nil, fmt.Errorf("inference: %w", err)
 		}
-		e.runtimes = append(e.runtimes, &runtime{rt: rt, frameworks: rc.Frameworks})
+		e.runtimes = append(e.runtimes, &runtime{rt: rt, frameworks: rc.Frameworks, logger: e.cfg.Logger})
 	}
 	return e, nil
 }
@@ -260,6 +261,8 @@ func (r *runtime) describe(ctx context.Context) (ai.RuntimeInfo, error) {
 		return ai.RuntimeInfo{}, err
 	}
 	r.info = &info
+	r.logger.Info("inference runtime", "runtime", r.rt.Name(), "name", info.Name, "version", info.Version,
+		"frameworks", info.Frameworks, "devices", info.Devices, "blas", info.BLAS)
 	return info, nil
 }
 

@@ -28,9 +28,13 @@ def main(argv=None):
     # cuBLAS is deterministic only with a fixed workspace, read when CUDA
     # initialises: set it before anything can import torch.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    # numpy's own BLAS threads too, before numpy is imported.
+    # The BLAS libraries' own thread pools (OpenBLAS's is separate from
+    # torch's intra-op threads) follow the runtime's thread count, read when
+    # the library loads: set them before numpy or torch is imported. They
+    # are set, not defaulted: --threads is the one setting, so an inherited
+    # OPENBLAS_NUM_THREADS cannot make a one-thread runtime run two.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, str(args.threads))
+        os.environ[var] = str(args.threads)
 
     from .server import Server
 

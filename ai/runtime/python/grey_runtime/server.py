@@ -102,6 +102,8 @@ class Server:
     def op_info(self, h, body):
         from . import tf_backend, torch_backend
 
+        from . import blas
+
         tv, devices = torch_backend.version()
         frameworks = {}
         if tv:
@@ -111,7 +113,7 @@ class Server:
             frameworks["tensorflow"] = fv
         return {"name": "grey-python", "version": VERSION, "python": sys.version.split()[0],
                 "numpy": _numpy_version(), "frameworks": frameworks, "devices": devices,
-                "threads": self.threads}, ()
+                "threads": self.threads, "blas": blas.describe(torch_backend.loaded())}, ()
 
     def op_load(self, h, body):
         key = h.get("key")

@@ -27,6 +27,11 @@ def setup(threads):
     except Exception as e:  # ImportError, or a broken install
         raise FailedPrecondition("this runtime's python cannot import torch: %s" % e) from None
     torch.set_num_threads(threads)
+    # OpenBLAS (Debian's libblas.so.3 when libopenblas0-pthread is
+    # installed) has its own pool that set_num_threads does not reach.
+    from . import blas
+
+    blas.set_threads(threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:
@@ -39,6 +44,13 @@ def setup(threads):
     torch.backends.cudnn.deterministic = True
     _torch = torch
     return torch
+
+
+def loaded():
+    """The torch module when it has been imported, else None."""
+    import sys
+
+    return sys.modules.get("torch")
 
 
 def version():

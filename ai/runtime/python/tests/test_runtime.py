@@ -161,7 +161,8 @@ class ServerTest(unittest.TestCase):
 
 class ProcessTest(unittest.TestCase):
     def test_python_m_grey_runtime(self):
-        env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
+        # An inherited OPENBLAS_NUM_THREADS does not win over --threads.
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE), OPENBLAS_NUM_THREADS="5")
         p = subprocess.run([sys.executable, "-m", "grey_runtime", "--threads", "2"],
                            input=frame({"id": 1, "op": "info"}) + frame({"id": 2, "op": "shutdown"}),
                            capture_output=True, env=env, timeout=120)
@@ -169,6 +170,12 @@ class ProcessTest(unittest.TestCase):
         self.assertEqual(protocol.read_frame(out)[0]["op"], "ready")
         info = protocol.read_frame(out)[0]
         self.assertEqual((info["id"], info["threads"]), (1, 2))
+        # The BLAS the process multiplies with; OpenBLAS's own pool follows
+        # --threads.
+        self.assertIn("name", info["blas"])
+        if info["blas"]["name"] == "openblas":
+            self.assertEqual(info["blas"]["threads"], 2, info["blas"])
+            self.assertTrue(info["blas"]["config"].startswith("OpenBLAS"), info["blas"])
         self.assertTrue(protocol.read_frame(out)[0]["ok"])
         self.assertIsNone(protocol.read_frame(out))
         self.assertEqual(p.returncode, 0, p.stderr)

@@ -297,6 +297,10 @@ class Assignment:
     #: Instead of ``payload``: the base64 of a payload object in the Open
     #: Inference Protocol binary form (only ``inference`` tasks have one).
     payload_binary: str | None = None
+    #: The payload object is not in the lease: fetch it with GET
+    #: /api/v1/workers/tasks/{id}/payload and check it against
+    #: ``payload_object`` (set for every payload object of ``inference``).
+    payload_fetch: bool = False
     result_inline_max: int = 0
 
 
