@@ -213,8 +213,9 @@ func (e *Engine) Replay(ctx context.Context, tenant, id string) (*proof.Replay, 
 	if t.ProofID != "" {
 		if env, err := proof.ParseEnvelope(envBytes); err == nil {
 			if st, err := proof.DecodeStatement(env); err == nil {
-				if _, d, ok := st.Find(t.ID); ok {
+				if ex, d, ok := st.Find(t.ID); ok {
 					out.ProofDigest = d
+					job.Replayed = ex
 				}
 			}
 		}

@@ -131,6 +131,11 @@ type Model struct {
 	RuntimeVersion string `json:"runtime_version,omitempty"`
 	// Device the model ran on ("cpu", "cuda:0").
 	Device string `json:"device,omitempty"`
+	// BatchRows is the rows of the model call the task's request ran in,
+	// when it shared the call with other requests (dynamic batching): a
+	// replay pads the request to as many rows, since with some BLAS
+	// libraries a row's output bits depend on the call's row count.
+	BatchRows int64 `json:"batch_rows,omitempty"`
 	// Server is the remote model server that ran it (credentials
 	// removed), when the runtime is one (KServe, Triton, TF Serving).
 	Server string `json:"server,omitempty"`
@@ -347,7 +352,7 @@ func (s *Statement) Validate() error {
 		}
 		if m := e.Model; m != nil {
 			h, ok := strings.CutPrefix(m.Digest, DigestAlgorithm+":")
-			if m.Name == "" || m.Version == "" || !ok {
+			if m.Name == "" || m.Version == "" || !ok || m.BatchRows < 0 {
 				return fmt.Errorf("task %s names a malformed model %q:%q (digest %q)", e.TaskID, m.Name, m.Version, m.Digest)
 			}
 			if err := checkHex(h); err != nil {

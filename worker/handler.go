@@ -12,6 +12,10 @@ import (
 // Job is a leased task as its handler sees it.
 type Job struct {
 	Assignment
+	// Replayed, on a replay (greyctl task replay), is the proven execution
+	// being reproduced, nil otherwise: a handler may run the task as it
+	// ran then (an inference padded to its batch's rows).
+	Replayed *proof.Execution
 }
 
 // Decode unmarshals the payload into v.

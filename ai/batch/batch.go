@@ -44,6 +44,12 @@ type Config struct {
 	// 1). A batch whose delay has passed while they all run stays open,
 	// filling, until one ends.
 	MaxInFlight int
+	// PadRows, when more than a request's own rows, runs the request
+	// alone with zero rows appended up to PadRows, and gives back its own
+	// rows only. A replay of a request that ran in a batch of PadRows rows
+	// uses it: with some BLAS libraries (OpenBLAS) a row's output bits
+	// depend on how many rows the call had, not on the other rows' values.
+	PadRows int64
 }
 
 // Stats describes one runtime call, for metrics.
@@ -110,6 +116,7 @@ type member struct {
 
 type result struct {
 	outputs []ai.Tensor
+	rows    int64 // the rows of the runtime call
 	err     error
 }
 
@@ -127,14 +134,27 @@ func New(opts Options) *Batcher {
 // an Unavailable error (the runtime crashed mid-batch) stays Unavailable, so
 // that every member's task is retried.
 func (b *Batcher) Infer(ctx context.Context, rt *ai.Runtime, key string, cfg Config, inputs []ai.Tensor, names []string) ([]ai.Tensor, error) {
+	out, _, err := b.InferRows(ctx, rt, key, cfg, inputs, names)
+	return out, err
+}
+
+// InferRows is Infer that also returns the rows of the runtime call the
+// request ran in: its own and its batch mates' (and padding, with
+// cfg.PadRows).
+func (b *Batcher) InferRows(ctx context.Context, rt *ai.Runtime, key string, cfg Config, inputs []ai.Tensor, names []string) ([]ai.Tensor, int64, error) {
 	rows, err := batchRows(inputs)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	m := &member{ctx: ctx, inputs: inputs, names: names, rows: rows, queued: time.Now(), done: make(chan result, 1)}
+	if cfg.PadRows > rows && rows > 0 {
+		if pad, ok := zeroRows(inputs, cfg.PadRows-rows); ok {
+			return b.padded(ctx, rt, key, m, pad)
+		}
+	}
 	if cfg.MaxBatchSize <= 1 || rows == 0 || rows > int64(cfg.MaxBatchSize) {
 		return b.alone(ctx, rt, key, m)
 	}
@@ -165,6 +185,46 @@ func (b *Batcher) Infer(ctx context.Context, rt *ai.Runtime, key string, cfg Con
 	}
 	b.mu.Unlock()
 	return b.lead(rt, key, cfg, qk, f, m)
+}
+
+// zeroRows is a request stackable with inputs, of n rows of zeros (every
+// datatype Grey carries has fixed-size elements); false for inputs without
+// rows.
+func zeroRows(inputs []ai.Tensor, n int64) ([]ai.Tensor, bool) {
+	out := make([]ai.Tensor, len(inputs))
+	for i, in := range inputs {
+		if in.Shape[0] == 0 {
+			return nil, false
+		}
+		rowBytes := int64(len(in.Data)) / in.Shape[0]
+		shape := slices.Clone(in.Shape)
+		shape[0] = n
+		out[i] = ai.Tensor{Name: in.Name, Datatype: in.Datatype, Shape: shape, Data: make([]byte, n*rowBytes)}
+	}
+	return out, true
+}
+
+// padded runs m alone with the pad rows after its own, and gives back its
+// own rows.
+func (b *Batcher) padded(ctx context.Context, rt *ai.Runtime, key string, m *member, pad []ai.Tensor) ([]ai.Tensor, int64, error) {
+	start := time.Now()
+	in, rows, err := ai.Stack([][]ai.Tensor{m.inputs, pad})
+	if err != nil {
+		return nil, 0, greyerr.Wrap(greyerr.Internal, err, "pad")
+	}
+	total := rows[0] + rows[1]
+	out, err := rt.Infer(ctx, key, in, m.names)
+	var parts [][]ai.Tensor
+	if err == nil {
+		if parts, err = ai.Split(out, rows); err != nil {
+			err = greyerr.Wrap(greyerr.Internal, err, "runtime %s answered outputs that do not split back", rt.Name())
+		}
+	}
+	b.observe(Stats{Runtime: rt.Name(), Key: key, Rows: int(total), Requests: 1, Waited: []time.Duration{start.Sub(m.queued)}, Took: time.Since(start), Err: err})
+	if err != nil {
+		return nil, 0, err
+	}
+	return parts[0], total, nil
 }
 
 // batchRows checks inputs and returns their batch dimension.
@@ -201,22 +261,22 @@ func (b *Batcher) seal(qk queueKey, f *batch) {
 }
 
 // alone runs m in a runtime call of its own.
-func (b *Batcher) alone(ctx context.Context, rt *ai.Runtime, key string, m *member) ([]ai.Tensor, error) {
+func (b *Batcher) alone(ctx context.Context, rt *ai.Runtime, key string, m *member) ([]ai.Tensor, int64, error) {
 	start := time.Now()
 	out, err := rt.Infer(ctx, key, m.inputs, m.names)
 	b.observe(Stats{Runtime: rt.Name(), Key: key, Rows: int(m.rows), Requests: 1, Waited: []time.Duration{start.Sub(m.queued)}, Took: time.Since(start), Err: err})
-	return out, err
+	return out, m.rows, err
 }
 
 // follow waits for m's part of f, or for m's context to end.
-func (b *Batcher) follow(f *batch, m *member) ([]ai.Tensor, error) {
+func (b *Batcher) follow(f *batch, m *member) ([]ai.Tensor, int64, error) {
 	select {
 	case r := <-m.done:
-		return r.outputs, r.err
+		return r.outputs, r.rows, r.err
 	case <-m.ctx.Done():
 		b.leave(f, m)
 		// The part may have arrived meanwhile: it is dropped all the same.
-		return nil, m.ctx.Err()
+		return nil, 0, m.ctx.Err()
 	}
 }
 
@@ -242,7 +302,7 @@ func (b *Batcher) leave(f *batch, m *member) {
 
 // lead waits for f to fill or its delay to pass, then runs it and hands
 // every member its part. m is the leader's own membership.
-func (b *Batcher) lead(rt *ai.Runtime, key string, cfg Config, qk queueKey, f *batch, m *member) ([]ai.Tensor, error) {
+func (b *Batcher) lead(rt *ai.Runtime, key string, cfg Config, qk queueKey, f *batch, m *member) ([]ai.Tensor, int64, error) {
 	timer := time.NewTimer(cfg.MaxQueueDelay)
 	leaderGone := false
 	select {
@@ -274,7 +334,7 @@ func (b *Batcher) lead(rt *ai.Runtime, key string, cfg Config, qk queueKey, f *b
 			b.seal(qk, f)
 			f.started = true
 			b.mu.Unlock()
-			return nil, m.ctx.Err()
+			return nil, 0, m.ctx.Err()
 		}
 		b.mu.Unlock()
 		slots <- struct{}{}
@@ -293,7 +353,7 @@ func (b *Batcher) lead(rt *ai.Runtime, key string, cfg Config, qk queueKey, f *b
 	f.live = len(members)
 	if len(members) == 0 {
 		b.mu.Unlock()
-		return nil, m.ctx.Err()
+		return nil, 0, m.ctx.Err()
 	}
 	ctx, cancel := runContext(members)
 	f.cancel = cancel
@@ -307,16 +367,16 @@ func (b *Batcher) lead(rt *ai.Runtime, key string, cfg Config, qk queueKey, f *b
 
 	b.run(ctx, rt, key, members)
 	if leaderGone {
-		return nil, m.ctx.Err()
+		return nil, 0, m.ctx.Err()
 	}
 	select {
 	case r := <-m.done:
 		if err := m.ctx.Err(); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		return r.outputs, r.err
+		return r.outputs, r.rows, r.err
 	default:
-		return nil, m.ctx.Err() // the leader had left: its part was not sent
+		return nil, 0, m.ctx.Err() // the leader had left: its part was not sent
 	}
 }
 
@@ -391,7 +451,7 @@ func (b *Batcher) run(ctx context.Context, rt *ai.Runtime, key string, members [
 			x.done <- result{err: err}
 			continue
 		}
-		x.done <- result{outputs: outs[i]}
+		x.done <- result{outputs: outs[i], rows: total}
 	}
 }
 

@@ -601,3 +601,45 @@ func TestLeaderLeavesWhileWaiting(t *testing.T) {
 		t.Fatalf("rows per call %v, want [1 3] (the leader's 2 rows left)", got)
 	}
 }
+
+// InferRows names the rows of the call a request ran in; with PadRows a
+// request runs alone, padded with zero rows to that many, and gets back
+// its own rows, equal to the model run on them.
+func TestRowsAndPadding(t *testing.T) {
+	drv := &fakeDriver{}
+	rt := ai.NewRuntime("fake", drv)
+	b := batch.New(batch.Options{})
+	in := input(rand.New(rand.NewPCG(3, 3)), 2, 3)
+
+	out, rows, err := b.InferRows(context.Background(), rt, "m", batch.Config{PadRows: 7, MaxBatchSize: 32, MaxQueueDelay: time.Hour}, in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows != 7 {
+		t.Fatalf("padded call ran %d rows, want 7", rows)
+	}
+	equal(t, out, compute(in[0]))
+	if got := drv.rowsPerCall(); len(got) != 1 || got[0] != 7 {
+		t.Fatalf("runtime calls ran %v rows, want one call of 7", got)
+	}
+
+	// Batched: every member learns the call's row count.
+	cfg := batch.Config{MaxBatchSize: 4, MaxQueueDelay: time.Hour}
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, rows, err := b.InferRows(context.Background(), rt, "m", cfg, input(rand.New(rand.NewPCG(uint64(i), 1)), 2, 3), nil)
+			if err != nil || rows != 4 {
+				t.Errorf("batched request: rows %d, err %v; want 4", rows, err)
+			}
+		}()
+	}
+	wg.Wait()
+
+	// Alone, and PadRows no more than its own rows: no padding.
+	if _, rows, err := b.InferRows(context.Background(), rt, "m", batch.Config{PadRows: 2}, in, nil); err != nil || rows != 2 {
+		t.Fatalf("unpadded request: rows %d, err %v; want 2", rows, err)
+	}
+}

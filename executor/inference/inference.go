@@ -358,6 +358,7 @@ func (e *Executor) work(ctx context.Context, j *worker.Job) (any, string, error)
 		names[i] = o.Name
 	}
 	var out []ai.Tensor
+	var rows int64 // of the model call
 	var li ai.LoadInfo
 	for try := 0; ; try++ {
 		h, err := e.cache.Acquire(ctx, j.TenantID, m)
@@ -374,7 +375,12 @@ func (e *Executor) work(ctx context.Context, j *worker.Job) (any, string, error)
 			h.Release()
 			return nil, label, runtimeError(ctx, err, fmt.Sprintf("load model %s:%s", m.Name, m.Version))
 		}
-		out, err = e.batcher.Infer(ctx, r.rt, m.Digest, e.batching(m.Name), req.Inputs, names)
+		cfg := e.batching(m.Name)
+		if j.Replayed != nil && j.Replayed.Model != nil && j.Replayed.Model.BatchRows > 0 {
+			// Run as it ran: alone, padded to its batch's rows.
+			cfg = batch.Config{PadRows: j.Replayed.Model.BatchRows}
+		}
+		out, rows, err = e.batcher.InferRows(ctx, r.rt, m.Digest, cfg, req.Inputs, names)
 		h.Release()
 		if err != nil && greyerr.Is(err, greyerr.NotFound) && try == 0 && ctx.Err() == nil {
 			// The runtime lost the model (its process restarted): load
@@ -394,6 +400,9 @@ func (e *Executor) work(ctx context.Context, j *worker.Job) (any, string, error)
 		FrameworkVersion: info.Frameworks[m.Framework], Runtime: info.Name, RuntimeVersion: info.Version, Device: device}
 	if pm.Runtime == "" {
 		pm.Runtime = r.rt.Name()
+	}
+	if len(req.Inputs) > 0 && len(req.Inputs[0].Shape) > 0 && rows > req.Inputs[0].Shape[0] {
+		pm.BatchRows = rows
 	}
 	if li.Served != nil {
 		pm.Server, pm.ServerDigest = li.Served.Server, li.Served.Digest

@@ -26,6 +26,7 @@ import (
 	"github.com/grey-distributed/grey/ai/batch"
 	"github.com/grey-distributed/grey/executor/inference"
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/proof"
 	"github.com/grey-distributed/grey/worker"
 )
 
@@ -42,6 +43,7 @@ type fakeDriver struct {
 	loads   atomic.Int64
 	calls   atomic.Int64
 	forgets atomic.Int64 // Infer answers NotFound this many more times
+	rows    atomic.Int64 // rows of the last call
 }
 
 func newFake(devices ...string) *fakeDriver {
@@ -102,6 +104,9 @@ func (d *fakeDriver) Infer(ctx context.Context, key string, in []ai.Tensor, name
 		return nil, greyerr.New(greyerr.Unavailable, "runtime process exited")
 	}
 	x := in[0]
+	if len(x.Shape) > 0 {
+		d.rows.Store(x.Shape[0])
+	}
 	if x.Name != "x" || x.Datatype != ai.FP32 || len(x.Shape) != 2 || x.Shape[1] != 2 {
 		return nil, greyerr.Invalid("inputs", "the model takes x: FP32 [n, 2], got %s: %s %v", x.Name, x.Datatype, x.Shape)
 	}
@@ -620,5 +625,63 @@ func TestLargeResultBinary(t *testing.T) {
 		if err != nil || bin || !bytes.Equal(b, asJSON) {
 			t.Fatalf("limit %d: binary %v (%v)", limit, bin, err)
 		}
+	}
+}
+
+// A task that shared its model call names the call's rows in its proof;
+// a replay of it runs alone, padded with zero rows to as many, and gives
+// back the task's own rows.
+func TestReplayPadsToBatchRows(t *testing.T) {
+	f := newFixture(t, func(c *inference.Config) {
+		c.Batching = batch.Config{MaxBatchSize: 3, MaxQueueDelay: time.Minute}
+	})
+	f.src.push("acme", "mlp", ai.PyTorch, "torch:double")
+	var wg sync.WaitGroup
+	models := make([]*proof.Model, 3)
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := f.exec.Work(context.Background(), job("acme", payload("mlp", 1, float32(i))))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, meas := result(t, out)
+			models[i] = meas.Model
+		}()
+	}
+	wg.Wait()
+	for i, m := range models {
+		if m == nil || m.BatchRows != 3 {
+			t.Fatalf("task %d of a 3-row call: proof model %+v, want batch_rows 3", i, m)
+		}
+	}
+	j := job("acme", payload("mlp", 1, 7))
+	j.Replayed = &proof.Execution{TaskID: "t", Model: &proof.Model{Name: "mlp", BatchRows: 5}}
+	out, err := f.exec.Work(context.Background(), j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.drv.rows.Load(); n != 5 {
+		t.Fatalf("the replay's model call ran %d rows, want 5 (padded)", n)
+	}
+	r, meas := result(t, out)
+	b, _ := json.Marshal(r.Outputs[0])
+	if string(b) != `{"name":"y","shape":[1,2],"datatype":"FP32","data":[14,16]}` {
+		t.Fatalf("replay output %s, want the task's own row", b)
+	}
+	if meas.Model.BatchRows != 5 {
+		t.Fatalf("replay's proof model %+v, want batch_rows 5", meas.Model)
+	}
+	// A task that ran alone names no batch rows.
+	f2 := newFixture(t, func(c *inference.Config) { c.Batching = batch.Config{MaxBatchSize: 1} })
+	f2.src.push("acme", "mlp", ai.PyTorch, "torch:double")
+	out, err = f2.exec.Work(context.Background(), job("acme", payload("mlp", 2, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, meas := result(t, out); meas.Model.BatchRows != 0 {
+		t.Fatalf("a task alone names batch_rows %d", meas.Model.BatchRows)
 	}
 }
