@@ -296,3 +296,71 @@ func scrape(t *testing.T, url string) string {
 	}
 	return string(b)
 }
+
+// TestInferenceReplayBatched: tasks of a model whose rows' bits depend on
+// the call's row count (a 256-wide MLP on OpenBLAS) run batched, their
+// proofs name the call's rows, and replays, padded to those rows,
+// reproduce the proven output digests.
+func TestInferenceReplayBatched(t *testing.T) {
+	requireE2E(t)
+	torchPy := pyruntimetest.TorchPython(t)
+	if torchPy == "" {
+		return // skipped (outside CI) by the helper
+	}
+	const rows = 64
+	wide := pyruntimetest.Build(t, torchPy, pyruntimetest.TorchWide, rows)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	_, acme, _ := startInference(ctx, t, fmt.Sprintf(`ai:
+  runtimes:
+    - {name: torch, url: "python://%s?threads=1", frameworks: [pytorch]}
+  batching: {max_batch_size: 32, max_queue_delay: 20ms}
+`, torchPy), wide)
+	yes := true
+	specs := make([]task.Spec, rows)
+	for r := range rows {
+		p, err := json.Marshal(ai.Request{Model: "mlp:1", Inputs: oneRow(wide.Inputs, r)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs[r] = task.Spec{Kind: ai.Kind, Payload: p, RequireProof: &yes}
+	}
+	ts, err := acme.SubmitBatch(ctx, specs)
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	replayed := 0
+	for r, tk := range ts {
+		done, err := acme.Wait(ctx, tk.ID)
+		if err != nil || done.Status != task.Completed {
+			t.Fatalf("task %d: %v %+v", r, err, done)
+		}
+		rec, err := acme.Proof(ctx, tk.ID)
+		if err != nil || !rec.Verified {
+			t.Fatalf("proof of task %d: %v %+v", r, err, rec)
+		}
+		st, err := proof.DecodeStatement(rec.Envelope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex, _, ok := st.Find(string(tk.ID))
+		if !ok || ex.Model == nil {
+			t.Fatalf("proof of task %d names no model", r)
+		}
+		if ex.Model.BatchRows < 2 || replayed == 8 {
+			continue
+		}
+		rep, err := acme.Replay(ctx, tk.ID)
+		if err != nil {
+			t.Fatalf("replay task %d: %v", r, err)
+		}
+		if !rep.Match {
+			t.Fatalf("replay of task %d (ran in a call of %d rows) does not reproduce its digest: %+v", r, ex.Model.BatchRows, rep)
+		}
+		replayed++
+	}
+	if replayed == 0 {
+		t.Fatal("no task shared a model call: nothing batched to replay")
+	}
+	t.Logf("%d batched tasks replayed to their proven digests", replayed)
+}

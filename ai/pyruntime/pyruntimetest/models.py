@@ -42,6 +42,16 @@ def torch_models():
         def forward(self, x):
             return self.l2(torch.relu(self.l1(x)))
 
+    class Wide(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1 = torch.nn.Linear(8, 256)
+            self.l2 = torch.nn.Linear(256, 256)
+            self.l3 = torch.nn.Linear(256, 4)
+
+        def forward(self, x):
+            return self.l3(torch.relu(self.l2(torch.relu(self.l1(x)))))
+
     class CNN(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -76,7 +86,7 @@ def torch_models():
             print("a model that prints must not corrupt the protocol")
             return x * 2
 
-    return {"mlp": MLP, "cnn": CNN, "pair": Pair, "raises": Raises, "hangs": Hangs, "prints": Prints}
+    return {"mlp": MLP, "wide": Wide, "cnn": CNN, "pair": Pair, "raises": Raises, "hangs": Hangs, "prints": Prints}
 
 
 def build_torch(kind, outdir, batch):

@@ -39,6 +39,10 @@ const (
 	// TorchMLP is Linear(8,16)-ReLU-Linear(16,4): input "x" FP32 [B,8],
 	// output "output__0" FP32 [B,4].
 	TorchMLP = "mlp"
+	// TorchWide is Linear(8,256)-ReLU-Linear(256,256)-ReLU-Linear(256,4):
+	// input "x" FP32 [B,8], output "output__0" FP32 [B,4]. With OpenBLAS
+	// its rows' bits depend on how many rows a call has.
+	TorchWide = "wide"
 	// TorchCNN is Conv2d-ReLU-pool-Linear: input "x" FP32 [B,1,8,8],
 	// outputs a dict: "logits" FP32 [B,3] and "label" INT64 [B].
 	TorchCNN = "cnn"
