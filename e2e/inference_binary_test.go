@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,21 +40,16 @@ func binaryRequest(t *testing.T, model, id string, inputs []ai.Tensor) []byte {
 // length overruns it is refused at submit (400), and another tenant naming
 // the upload gets 404.
 func TestInferenceBinaryBody(t *testing.T) {
-	requireE2E(t)
-	torchPy := pyruntimetest.TorchPython(t)
-	if torchPy == "" {
-		return // skipped (outside CI) by the helper
-	}
 	const rows = 1000
-	mlp := pyruntimetest.Build(t, torchPy, pyruntimetest.TorchMLP, rows)
+	torchPy, mlp, ok := torchE2E(t, pyruntimetest.TorchMLP, rows)
+	if !ok {
+		return
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	g, acme, _ := startInference(ctx, t, fmt.Sprintf(`ai:
-  runtimes:
-    - {name: torch, url: "python://%s?threads=1", frameworks: [pytorch]}
-tasks:
+	g, acme, _ := startInference(ctx, t, torchRuntime(torchPy)+`tasks:
   max_payload_bytes: 4096
-`, torchPy), mlp)
+`, mlp)
 
 	body := binaryRequest(t, "mlp:1", "all", mlp.Inputs)
 	ref, err := acme.UploadPayload(ctx, body)

@@ -188,6 +188,25 @@ func TestInferenceTorchAndTensorFlow(t *testing.T) {
 // it is ready, and pushes the TorchScript fixture mlp as model "mlp"
 // version 1 for tenant acme with the Go client; it returns the greyd, acme's
 // client and the pushed model, whose digest it checks against the file's.
+// torchE2E is the Python of the TorchScript runtime for an e2e test and
+// the fixture of kind built with it for rows; false when the test was
+// skipped (outside CI, without torch).
+func torchE2E(t *testing.T, kind string, rows int) (string, pyruntimetest.Fixture, bool) {
+	t.Helper()
+	requireE2E(t)
+	py := pyruntimetest.TorchPython(t)
+	if py == "" {
+		return "", pyruntimetest.Fixture{}, false // skipped by the helper
+	}
+	return py, pyruntimetest.Build(t, py, kind, rows), true
+}
+
+// torchRuntime is an ai block with one TorchScript runtime on py; a
+// test appends its own batching.
+func torchRuntime(py string) string {
+	return fmt.Sprintf("ai:\n  runtimes:\n    - {name: torch, url: \"python://%s?threads=1\", frameworks: [pytorch]}\n", py)
+}
+
 func startInference(ctx context.Context, t *testing.T, config string, mlp pyruntimetest.Fixture) (*greyd, *client.Client, *ai.Model) {
 	t.Helper()
 	g := newGreyd(t, config)
@@ -302,20 +321,15 @@ func scrape(t *testing.T, url string) string {
 // proofs name the call's rows, and replays, padded to those rows,
 // reproduce the proven output digests.
 func TestInferenceReplayBatched(t *testing.T) {
-	requireE2E(t)
-	torchPy := pyruntimetest.TorchPython(t)
-	if torchPy == "" {
-		return // skipped (outside CI) by the helper
-	}
 	const rows = 64
-	wide := pyruntimetest.Build(t, torchPy, pyruntimetest.TorchWide, rows)
+	torchPy, wide, ok := torchE2E(t, pyruntimetest.TorchWide, rows)
+	if !ok {
+		return
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	_, acme, _ := startInference(ctx, t, fmt.Sprintf(`ai:
-  runtimes:
-    - {name: torch, url: "python://%s?threads=1", frameworks: [pytorch]}
-  batching: {max_batch_size: 32, max_queue_delay: 20ms}
-`, torchPy), wide)
+	_, acme, _ := startInference(ctx, t, torchRuntime(torchPy)+`  batching: {max_batch_size: 32, max_queue_delay: 20ms}
+`, wide)
 	yes := true
 	specs := make([]task.Spec, rows)
 	for r := range rows {
