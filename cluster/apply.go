@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	gojson "github.com/goccy/go-json"
 
@@ -192,6 +194,20 @@ func Add[R any](b *Batch, c Cmd[R]) Slot[R] {
 // p must not change until the batch is applied.
 func (b *Batch) Blob(p []byte) {
 	b.frame(ProofBlobMsg, p)
+}
+
+// PackedBlob is Blob for an envelope packed with state.PackProof: the
+// later Complete names it by position among the batch's blobs the same
+// way. Only for clusters whose servers all read PackedProofMsg.
+func (b *Batch) PackedBlob(p state.ProofBlob) {
+	id, err := hex.DecodeString(p.ID)
+	if err != nil || len(id) != sha256.Size || p.Packed == nil {
+		if b.err == nil {
+			b.err = fmt.Errorf("packed proof blob: id %q is not a hex SHA-256, or nothing is packed", p.ID)
+		}
+		return
+	}
+	b.frame(PackedProofMsg, append(id, p.Packed...))
 }
 
 func (b *Batch) frame(t MsgType, data []byte) {

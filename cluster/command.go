@@ -73,6 +73,13 @@ const (
 	// SinkAckMsg carries a state.SinkAckRequest: a sink (the archive, an
 	// event stream) acknowledged the finished tasks through a Raft index.
 	SinkAckMsg MsgType = 22
+	// PackedProofMsg is a ProofBlobMsg packed by the leader: the 32-byte
+	// SHA-256 of the envelope (its proof id), then the envelope as one S2
+	// block. The servers store it as it comes, without hashing or
+	// decompressing it, and the log, the replication and the servers'
+	// memory carry about a sixth of the bytes. The leader writes it only
+	// when every server has said it reads it (state.FeaturePackedProofs).
+	PackedProofMsg MsgType = 23
 )
 
 // IgnoreUnknownTypeFlag marks a command that an older server may skip if it
@@ -126,6 +133,8 @@ func (t MsgType) String() string {
 		return "blob_bytes"
 	case SinkAckMsg:
 		return "sink_ack"
+	case PackedProofMsg:
+		return "packed_proof"
 	}
 	return fmt.Sprintf("msg(%d)", uint8(t))
 }
@@ -139,7 +148,7 @@ type command struct {
 // Encode writes one command's entry: the type byte followed by the JSON
 // payload. Batch entries are written by Batch, never here.
 func Encode(t MsgType, msg any) ([]byte, error) {
-	if t == BatchMsg || t == FramedBatchMsg || t == ProofBlobMsg {
+	if t == BatchMsg || t == FramedBatchMsg || t == ProofBlobMsg || t == PackedProofMsg {
 		return nil, fmt.Errorf("encode %s: build batches with Batch", t)
 	}
 	// goccy/go-json, as Add: the same bytes as encoding/json

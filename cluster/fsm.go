@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	gojson "github.com/goccy/go-json"
 	"io"
@@ -15,8 +17,8 @@ import (
 type FSM struct {
 	store   *state.Store
 	logger  *slog.Logger
-	inBatch bool     // applying a batch entry (only the FSM goroutine touches it)
-	blobs   [][]byte // the current batch's ProofBlobMsg payloads
+	inBatch bool              // applying a batch entry (only the FSM goroutine touches it)
+	blobs   []state.ProofBlob // the current batch's proof blobs
 }
 
 // NewFSM returns an FSM over store.
@@ -76,7 +78,7 @@ func (f *FSM) apply(index uint64, t MsgType, data []byte) any {
 		var r state.CompleteRequest
 		dec(&r)
 		if len(r.Proofs) == 0 {
-			r.Proofs = f.blobs // the proof blobs earlier in its batch
+			r.Blobs = f.blobs // the proof blobs earlier in its batch
 		}
 		return f.store.Complete(index, &r)
 	case FailMsg, RetryMsg:
@@ -186,9 +188,19 @@ func (f *FSM) apply(index uint64, t MsgType, data []byte) any {
 		f.blobs = f.blobs[:0]
 		defer func() { clear(f.blobs); f.blobs = f.blobs[:0] }() // the store keeps its own references
 		for i, c := range cmds {
-			if c.Type == ProofBlobMsg {
+			switch c.Type {
+			case ProofBlobMsg:
 				// Copied: the entry's buffer is not ours to keep.
-				f.blobs = append(f.blobs, append([]byte(nil), c.Data...))
+				f.blobs = append(f.blobs, state.ProofBlob{Env: append([]byte(nil), c.Data...)})
+				continue
+			case PackedProofMsg:
+				if len(c.Data) <= sha256.Size {
+					panic(fmt.Sprintf("grey fsm: index %d: packed proof of %d bytes", index, len(c.Data)))
+				}
+				f.blobs = append(f.blobs, state.ProofBlob{
+					ID:     hex.EncodeToString(c.Data[:sha256.Size]),
+					Packed: append([]byte(nil), c.Data[sha256.Size:]...),
+				})
 				continue
 			}
 			out[i] = f.apply(index, c.Type, c.Data)

@@ -2,9 +2,12 @@ package cluster_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -286,4 +289,66 @@ func historyStart() *state.StartRequest {
 
 func historyDone() *state.CompleteRequest {
 	return &state.CompleteRequest{Now: t0, WorkerID: "w1", Items: []state.CompleteItem{{Ref: state.Ref{TaskID: idA, Attempt: 1}, Result: json.RawMessage(`42`), At: t0}}}
+}
+
+// A packed proof blob (the leader's hash and S2 block) applies like the
+// raw one: same proof id, same bytes back, the same snapshot; it may sit
+// beside a raw blob in one batch, and a packed blob too short to hold a
+// hash stops the FSM rather than storing garbage.
+func TestFSMPackedProofBlobs(t *testing.T) {
+	t.Parallel()
+	enc := func(mt cluster.MsgType, v any) []byte { return encode(t, mt, v) }
+	ref := func(id string) state.Ref { return state.Ref{TaskID: id, Attempt: 1} }
+	env1 := []byte(`{"payloadType":"application/vnd.in-toto+json","payload":"` + strings.Repeat("eyJfdHlwZSI6", 200) + `"}`)
+	env2 := []byte(`{"envelope":2}`)
+	done := &state.CompleteRequest{Now: t0, WorkerID: "w1",
+		Items: []state.CompleteItem{{Ref: ref(idA), Proof: 1, At: t0}, {Ref: ref(idB), Proof: 2, At: t0}, {Ref: ref(idC), Proof: 1, At: t0}}}
+	head := [][]byte{
+		enc(cluster.SubmitMsg, &state.SubmitRequest{Now: t0, AutoCreate: &tenant.Tenant{ID: "acme"}, Tasks: []*task.Task{mkTask(idA, "acme", nil), mkTask(idB, "acme", nil), mkTask(idC, "acme", nil)}}),
+		enc(cluster.LeaseMsg, &state.LeaseRequest{Now: t0, WorkerID: "w1", Deadline: t0.Add(time.Minute), Items: []state.Ref{ref(idA), ref(idB), ref(idC)}}),
+	}
+	raw := append(append([][]byte(nil), head...), batchEntry(t, func(b *cluster.Batch) {
+		b.Blob(env1)
+		b.Blob(env2)
+		cluster.Add(b, cluster.Complete(done))
+	}))
+	packed := append(append([][]byte(nil), head...), batchEntry(t, func(b *cluster.Batch) {
+		b.PackedBlob(state.PackProof(env1))
+		b.Blob(env2) // an older leader's blob beside a packed one
+		cluster.Add(b, cluster.Complete(done))
+	}))
+	if len(packed[2]) >= len(raw[2]) {
+		t.Fatalf("packed entry is %d bytes, raw %d: packing saved nothing", len(packed[2]), len(raw[2]))
+	}
+	want, _ := apply(t, raw)
+	got, _ := apply(t, packed)
+	a, _ := got.Get("acme", idA)
+	b, _ := got.Get("acme", idB)
+	c, _ := got.Get("acme", idC)
+	sum := sha256.Sum256(env1)
+	if a.ProofID != hex.EncodeToString(sum[:]) || c.ProofID != a.ProofID {
+		t.Fatalf("packed proof ids %q, %q; want the envelope's SHA-256 %x", a.ProofID, c.ProofID, sum)
+	}
+	if !bytes.Equal(got.Proof(a.ProofID), env1) || !bytes.Equal(got.Proof(b.ProofID), env2) {
+		t.Fatalf("proofs back: %q / %q", got.Proof(a.ProofID), got.Proof(b.ProofID))
+	}
+	if !bytes.Equal(snapshotBytes(t, got), snapshotBytes(t, want)) {
+		t.Fatal("a packed and a raw proof blob left different snapshots")
+	}
+
+	var bad cluster.Batch
+	bad.PackedBlob(state.ProofBlob{ID: "not-hex", Packed: []byte{1}})
+	if _, err := bad.Entry(); err == nil {
+		t.Fatal("a packed blob without a SHA-256 id was framed")
+	}
+	if _, err := cluster.Encode(cluster.PackedProofMsg, env1); err == nil {
+		t.Fatal("Encode wrote a packed proof outside a batch")
+	}
+	short := []byte{byte(cluster.FramedBatchMsg), byte(cluster.PackedProofMsg), 4, 1, 2, 3, 4}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a packed proof of 4 bytes was applied")
+		}
+	}()
+	apply(t, append(append([][]byte(nil), head...), short))
 }

@@ -173,6 +173,7 @@ type Engine struct {
 
 	limits  limiters
 	members members
+	packed  featureGate // whether the leader may pack proofs (packedProofs)
 	keyUses keyUses
 
 	slotsMu sync.Mutex

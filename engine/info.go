@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/grey-distributed/grey/membership"
+	"github.com/grey-distributed/grey/state"
 )
 
 // ClusterInfo is the API's view of the cluster (GET /api/v1/cluster).
@@ -35,7 +36,7 @@ func (e *Engine) Cluster(apiAddr string) *ClusterInfo {
 		}
 		ni := NodeInfo{ID: string(s.ID), RaftAddr: string(s.Address), Role: "server", Suffrage: suff, State: st}
 		if reg := e.store.Node(string(s.ID)); reg != nil {
-			ni.APIAddr, ni.Labels, ni.KeyID = reg.APIAddr, reg.Labels, reg.KeyID
+			ni.APIAddr, ni.Labels, ni.KeyID, ni.Features = reg.APIAddr, reg.Labels, reg.KeyID, reg.Features
 		}
 		switch {
 		case string(s.ID) == in.NodeID:
@@ -56,6 +57,12 @@ func (e *Engine) Cluster(apiAddr string) *ClusterInfo {
 		ci.Members = append(ci.Members, ni)
 	}
 	ci.QuorumSize = voters/2 + 1
+	ci.LogFeatures = []string{}
+	for _, f := range state.ServerFeatures() {
+		if e.serversHave(f) {
+			ci.LogFeatures = append(ci.LogFeatures, f)
+		}
+	}
 	if api := e.LeaderAPI(); api != "" {
 		ci.LeaderAddr = api
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -101,6 +102,7 @@ func (e *Engine) Join(ctx context.Context, req *JoinRequest) (*JoinResponse, err
 			}
 		}
 		if !present {
+			e.packed.forget() // the new server must have registered first
 			if err := e.node.AddVoter(ctx, req.NodeID, req.RaftAddr); err != nil {
 				return nil, err
 			}
@@ -108,6 +110,9 @@ func (e *Engine) Join(ctx context.Context, req *JoinRequest) (*JoinResponse, err
 		}
 	}
 	node := state.Node{ID: req.NodeID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, Role: req.Role, Labels: req.Labels, RegisteredBy: registeredBy}
+	if req.Role == "server" {
+		node.Features = req.Features
+	}
 	if len(req.PublicKey) > 0 {
 		if len(req.PublicKey) != ed25519.PublicKeySize {
 			return nil, greyerr.Invalid("public_key", "must be a raw ed25519 public key of %d bytes (base64), got %d bytes", ed25519.PublicKeySize, len(req.PublicKey))
@@ -192,7 +197,8 @@ func (e *Engine) ensureMembership(ctx context.Context) {
 		return
 	}
 	self.RaftAddr = e.node.LocalAddr()
-	if cur := e.store.Node(self.ID); cur != nil && cur.APIAddr == self.APIAddr && cur.RaftAddr == self.RaftAddr && cur.KeyID == self.KeyID {
+	if cur := e.store.Node(self.ID); cur != nil && cur.APIAddr == self.APIAddr && cur.RaftAddr == self.RaftAddr && cur.KeyID == self.KeyID &&
+		slices.Equal(cur.Features, self.Features) {
 		return
 	}
 	if self.Role == "" {

@@ -2,8 +2,11 @@ package engine_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/grey-distributed/grey/greyerr"
 	"github.com/grey-distributed/grey/internal/greytest"
 	"github.com/grey-distributed/grey/proof"
+	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
 	"github.com/grey-distributed/grey/tenant"
 	"github.com/grey-distributed/grey/worker"
@@ -325,5 +329,46 @@ func TestTEEQuoteMustBind(t *testing.T) {
 	}
 	if rec.Verified || !strings.Contains(rec.Problem, "does not bind") {
 		t.Fatalf("proof with an unbound quote: verified %v, problem %q", rec.Verified, rec.Problem)
+	}
+}
+
+// The leader packs proof envelopes only once every server registered
+// that it reads them; either way the proof comes back byte for byte and
+// verifies. A server of an older build registers no features, so its
+// cluster keeps writing raw envelopes.
+func TestProofsPackedOnlyWhenEveryServerReadsThem(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name     string
+		features []string
+		want     []string
+	}{
+		{"older build", nil, []string{}},
+		{"this build", state.ServerFeatures(), []string{state.FeaturePackedProofs}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			n := greytest.NewNode(t, engine.Config{Self: state.Node{ID: "test-1", Role: "server", APIAddr: "http://127.0.0.1:0", Features: c.features}})
+			greytest.Eventually(t, 5*time.Second, func() bool { return slices.Equal(n.Engine.Cluster("").LogFeatures, c.want) })
+			ci := n.Engine.Cluster("")
+			if len(ci.Members) != 1 || !slices.Equal(ci.Members[0].Features, c.features) {
+				t.Fatalf("members = %+v; want one server with features %v", ci.Members, c.features)
+			}
+			n.StartWorkers(t, worker.Options{Concurrency: 2}, nil)
+			var tasks []task.Spec
+			for i := range 20 {
+				tasks = append(tasks, task.Spec{Kind: "echo", Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))})
+			}
+			for _, tk := range submit(t, n.Engine, "acme", tasks...) {
+				got := wait(t, n.Engine, "acme", tk.ID)
+				rec, err := n.Engine.Proof(context.Background(), "acme", tk.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sum := sha256.Sum256(n.Store.Proof(got.ProofID)); !rec.Verified || hex.EncodeToString(sum[:]) != got.ProofID {
+					t.Fatalf("proof of %s: verified %v (%s), envelope hash %x, proof id %s", tk.ID, rec.Verified, rec.Problem, sum, got.ProofID)
+				}
+			}
+		})
 	}
 }

@@ -367,8 +367,13 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 	var batch cluster.Batch
 	var outSlots [3]cluster.Slot[[]state.Outcome]
 	if len(dones.Items) > 0 {
+		packed := e.packedProofs()
 		for _, env := range dones.Proofs {
-			batch.Blob(env)
+			if packed {
+				batch.PackedBlob(state.PackProof(env))
+			} else {
+				batch.Blob(env)
+			}
 		}
 	}
 	dones.Proofs = nil

@@ -59,6 +59,10 @@ type ClusterInfo struct {
 	Members []NodeInfo `json:"members"`
 	// Tasks counts the tasks held in Raft by status.
 	Tasks map[task.Status]int `json:"tasks"`
+	// LogFeatures are the Raft log formats beyond the base ones that the
+	// leader writes, because every server registered it reads them
+	// (state.ServerFeatures; empty while a cluster is being upgraded).
+	LogFeatures []string `json:"log_features"`
 }
 
 // NodeInfo describes one server or worker.
@@ -84,6 +88,9 @@ type NodeInfo struct {
 	// WarmModels are the digests of the models the node's workers hold
 	// loaded, as last reported to the leader (none on other servers).
 	WarmModels []string `json:"warm_models,omitempty"`
+	// Features are the log formats a server registered it reads
+	// (state.ServerFeatures of its build; none from an older build).
+	Features []string `json:"features,omitempty"`
 }
 
 // JoinRequest asks the cluster to admit a node (POST /api/v1/cluster/join).
@@ -103,6 +110,10 @@ type JoinRequest struct {
 	// PublicKey is the node's ed25519 proof-signing public key (base64 in
 	// JSON); the cluster registers it under its key id.
 	PublicKey []byte `json:"public_key,omitempty"`
+	// Features are the Raft log formats a joining server reads beyond the
+	// base ones (state.ServerFeatures); a server of an older build sends
+	// none, and the leader then keeps to the base formats.
+	Features []string `json:"features,omitempty"`
 }
 
 // JoinResponse answers a join.

@@ -8,6 +8,7 @@ import (
 	"github.com/grey-distributed/grey/certs"
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/greyerr"
+	"github.com/grey-distributed/grey/state"
 	"github.com/grey-distributed/grey/task"
 )
 
@@ -22,7 +23,7 @@ func (s *Server) joinCluster(ctx context.Context) error {
 	req := &client.JoinRequest{
 		NodeID: s.cfg.Node.ID, RaftAddr: s.node.LocalAddr(), APIAddr: s.cfg.APIAdvertise(),
 		Role: "server", ClusterID: s.store.ClusterID(), Labels: s.cfg.Node.Labels,
-		PublicKey: s.signer.Key.Public(),
+		PublicKey: s.signer.Key.Public(), Features: state.ServerFeatures(),
 	}
 	if s.cfg.Raft.Advertise != "" {
 		req.RaftAddr = s.cfg.Raft.Advertise

@@ -276,7 +276,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Server, erro
 		Kinds:       kinds,
 		Tenants:     tenantsConfig(cfg),
 		Self: state.Node{ID: cfg.Node.ID, APIAddr: cfg.APIAdvertise(), Role: "server", Labels: cfg.Node.Labels,
-			KeyID: signer.Key.KeyID(), PublicKey: signer.Key.Public()},
+			KeyID: signer.Key.KeyID(), PublicKey: signer.Key.Public(), Features: state.ServerFeatures()},
 		ProofsOff: !cfg.Proofs.Enabled,
 		ProofChecked: func(platform, result string) {
 			if s.metrics != nil {

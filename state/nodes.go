@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -32,7 +33,21 @@ type Node struct {
 	RegisteredAt time.Time `json:"registered_at"`
 	// UpdatedAt is the last registration.
 	UpdatedAt time.Time `json:"updated_at"`
+	// Features are the log formats the server reads beyond the ones every
+	// server reads (ServerFeatures); the leader writes one only when every
+	// server in the Raft configuration names it.
+	Features []string `json:"features,omitempty"`
 }
+
+// FeaturePackedProofs: the server reads proof envelopes packed by the
+// leader (PackProof) in the Raft log.
+const FeaturePackedProofs = "packed_proofs"
+
+// ServerFeatures are the features a server of this build registers.
+func ServerFeatures() []string { return []string{FeaturePackedProofs} }
+
+// Has reports whether the node registered feature f.
+func (n *Node) Has(f string) bool { return slices.Contains(n.Features, f) }
 
 // SigningKey is a node's proof-signing public key; keys outlive their
 // node's registration.

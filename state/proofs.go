@@ -4,22 +4,62 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+
+	"github.com/klauspost/compress/s2"
 )
 
-// proofBlob is a stored proof envelope and the number of tasks that refer
-// to it (one envelope covers a batch of one tenant's tasks).
-type proofBlob struct {
-	env  json.RawMessage
-	refs int
+// ProofBlob is a proof envelope as a Complete carries it: either its
+// bytes (Env), or, packed, its id and its bytes compressed as one S2
+// block (Packed). The leader packs an envelope once, so the other
+// servers neither hash nor decompress it to store it; readers decompress
+// it when they ask for it.
+type ProofBlob struct {
+	// ID is the hex SHA-256 of the envelope's bytes; set with Packed.
+	ID string
+	// Env is the envelope's bytes, when not packed.
+	Env []byte
+	// Packed is the envelope as one S2 block (s2.Encode).
+	Packed []byte
 }
 
-// addProof stores env (if new) and returns its id, the hex SHA-256 of its
-// bytes. The caller takes a reference.
-func (x *txn) addProof(env []byte) string {
+// PackProof returns env packed: its id and an S2 block of it.
+func PackProof(env []byte) ProofBlob {
 	sum := sha256.Sum256(env)
-	id := hex.EncodeToString(sum[:])
+	return ProofBlob{ID: hex.EncodeToString(sum[:]), Packed: s2.Encode(nil, env)}
+}
+
+// proofBlob is a stored proof envelope (as its bytes or as an S2 block)
+// and the number of tasks that refer to it (one envelope covers a batch
+// of one tenant's tasks).
+type proofBlob struct {
+	env    json.RawMessage
+	packed []byte
+	refs   int
+}
+
+// bytes returns the envelope's bytes (nil if a packed one is corrupt,
+// which a Raft log's checksums rule out short of a bug).
+func (b *proofBlob) bytes() json.RawMessage {
+	if b.packed == nil {
+		return b.env
+	}
+	env, err := s2.Decode(nil, b.packed)
+	if err != nil {
+		return nil
+	}
+	return env
+}
+
+// addProof stores p (if new) and returns its id. The caller takes a
+// reference.
+func (x *txn) addProof(p ProofBlob) string {
+	id := p.ID
+	if p.Packed == nil {
+		sum := sha256.Sum256(p.Env)
+		id = hex.EncodeToString(sum[:])
+	}
 	if x.s.proofs[id] == nil {
-		x.s.proofs[id] = &proofBlob{env: env}
+		x.s.proofs[id] = &proofBlob{env: p.Env, packed: p.Packed}
 	}
 	return id
 }
@@ -40,11 +80,12 @@ func (s *Store) releaseProof(id string) {
 // Proof returns the envelope stored under id (nil when there is none).
 func (s *Store) Proof(id string) json.RawMessage {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if b := s.proofs[id]; b != nil {
-		return b.env
+	b := s.proofs[id]
+	s.mu.RUnlock()
+	if b == nil {
+		return nil
 	}
-	return nil
+	return b.bytes() // a stored blob never changes: decoded outside the lock
 }
 
 // ProofCount is the number of stored proof envelopes.

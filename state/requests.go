@@ -99,6 +99,9 @@ type CompleteRequest struct {
 	// the FSM fills them in; a command that carries them itself (base64)
 	// is applied the same way.
 	Proofs [][]byte `json:"proofs,omitempty"`
+	// Blobs, when set, replace Proofs: the FSM's blobs of the batch,
+	// packed or not (ProofBlob).
+	Blobs []ProofBlob `json:"-"`
 }
 
 // FailItem is an unsuccessful attempt. RetryAt, set by the leader from the

@@ -189,9 +189,9 @@ type FeedBatch struct {
 // entry may finish many), so it may exceed max by the rest of the last
 // index's tasks.
 func (s *Store) FeedAfter(after uint64, max int) FeedBatch {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	var b FeedBatch
+	var blobs map[string]*proofBlob
+	s.mu.RLock()
 	s.feed.AscendGreaterOrEqual(feedItem{index: after + 1}, func(it feedItem) bool {
 		if len(b.Tasks) >= max && it.index != b.Through {
 			return false
@@ -204,14 +204,23 @@ func (s *Store) FeedAfter(after uint64, max int) FeedBatch {
 		b.Through = it.index
 		if t.ProofID != "" {
 			if p := s.proofs[t.ProofID]; p != nil {
-				if b.Proofs == nil {
-					b.Proofs = map[string][]byte{}
+				if blobs == nil {
+					blobs = map[string]*proofBlob{}
 				}
-				b.Proofs[t.ProofID] = p.env
+				blobs[t.ProofID] = p
 			}
 		}
 		return true
 	})
+	s.mu.RUnlock()
+	// Packed envelopes are decompressed outside the lock, which the FSM
+	// waits for (a stored blob never changes).
+	if len(blobs) > 0 {
+		b.Proofs = make(map[string][]byte, len(blobs))
+		for id, p := range blobs {
+			b.Proofs[id] = p.bytes()
+		}
+	}
 	return b
 }
 

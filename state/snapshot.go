@@ -47,6 +47,8 @@ type sinkRecord struct {
 type proofRecord struct {
 	ID       string          `json:"id"`
 	Envelope json.RawMessage `json:"envelope"`
+
+	blob *proofBlob // the stored envelope, expanded into Envelope as it is written
 }
 
 type tenantRecord struct {
@@ -103,7 +105,7 @@ func (s *Store) Snapshot() *Snapshot {
 	}
 	sort.Slice(sn.sks, func(i, j int) bool { return sn.sks[i].KeyID < sn.sks[j].KeyID })
 	for id, b := range s.proofs {
-		sn.prfs = append(sn.prfs, proofRecord{ID: id, Envelope: b.env})
+		sn.prfs = append(sn.prfs, proofRecord{ID: id, blob: b})
 	}
 	sort.Slice(sn.prfs, func(i, j int) bool { return sn.prfs[i].ID < sn.prfs[j].ID })
 	for _, k := range s.apiKeys {
@@ -163,7 +165,14 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	for i := range sn.prfs {
-		if err := enc.Encode(snapshotRecord{Proof: &sn.prfs[i]}); err != nil {
+		// Snapshots hold proofs raw (older builds restore them): a packed
+		// one is expanded here, one at a time, not while the store was
+		// locked to take the snapshot.
+		r := proofRecord{ID: sn.prfs[i].ID, Envelope: sn.prfs[i].Envelope}
+		if b := sn.prfs[i].blob; b != nil {
+			r.Envelope = b.bytes()
+		}
+		if err := enc.Encode(snapshotRecord{Proof: &r}); err != nil {
 			return cw.n, err
 		}
 	}

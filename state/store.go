@@ -58,7 +58,8 @@ type Store struct {
 	proofs      map[string]*proofBlob
 	apiKeys     map[string]*APIKey // id → key; records are replaced, never modified
 	clusterID   string
-	batch       *txn // the open BeginBatch write, if any
+	batch       *txn           // the open BeginBatch write, if any
+	spareSeen   map[string]int // an emptied txn.seen for the next write (takeSeen)
 
 	obsMu     sync.RWMutex
 	observers []Observer

@@ -42,6 +42,7 @@ func (x *txn) commit() {
 		return
 	}
 	c := Change{Index: x.index, Tasks: x.changed, Removed: x.removed, Tenants: x.tenantsChanged}
+	x.s.keepSeen(x.seen)
 	x.s.mu.Unlock()
 	x.s.notify(c)
 }
@@ -63,6 +64,34 @@ func (s *Store) EndBatch() {
 	x := s.batch
 	s.batch = nil
 	x.commit()
+}
+
+// maxSpareSeen bounds the spare seen map a Store keeps, sized for the
+// batches of the hot path (leases and reports of up to 1,000 tasks): a
+// write of more tasks (a restore, a large GC) leaves its map to the
+// collector, since a map never shrinks and clearing it costs its size on
+// every later write.
+const maxSpareSeen = 1024
+
+// takeSeen returns an empty map for a write's seen set: the spare one a
+// previous write left (its buckets already grown for a batch of tasks,
+// so a new write does not grow and rehash a map again), or a new one.
+// Callers hold s.mu.
+func (s *Store) takeSeen() map[string]int {
+	if m := s.spareSeen; m != nil {
+		s.spareSeen = nil
+		return m
+	}
+	return make(map[string]int, 64)
+}
+
+// keepSeen keeps m, emptied, as the spare seen map. Callers hold s.mu.
+func (s *Store) keepSeen(m map[string]int) {
+	if m == nil || len(m) > maxSpareSeen {
+		return
+	}
+	clear(m)
+	s.spareSeen = m
 }
 
 // put publishes t (a fresh clone) and records the change.
@@ -94,7 +123,7 @@ func (x *txn) put(t *task.Task) {
 	s.counts[t.Status]++
 	s.tasks[t.ID] = t
 	if x.seen == nil {
-		x.seen = make(map[string]int)
+		x.seen = x.s.takeSeen()
 	}
 	if i, ok := x.seen[t.ID]; ok {
 		x.changed[i] = t
@@ -108,7 +137,7 @@ func (x *txn) put(t *task.Task) {
 func (x *txn) touch(id string) {
 	if t := x.s.tasks[id]; t != nil {
 		if x.seen == nil {
-			x.seen = make(map[string]int)
+			x.seen = x.s.takeSeen()
 		}
 		if _, ok := x.seen[id]; ok {
 			return
@@ -349,7 +378,14 @@ func (s *Store) Complete(index uint64, req *CompleteRequest) []Outcome {
 	x := s.begin(index, req.Now)
 	defer x.commit()
 	out := make([]Outcome, len(req.Items))
-	proofIDs := make([]string, len(req.Proofs))
+	blobs := req.Blobs
+	if blobs == nil && len(req.Proofs) > 0 {
+		blobs = make([]ProofBlob, len(req.Proofs))
+		for k, env := range req.Proofs {
+			blobs[k].Env = env
+		}
+	}
+	proofIDs := make([]string, len(blobs))
 	for i, it := range req.Items {
 		t := s.tasks[it.TaskID]
 		ok, why := holds(t, req.WorkerID, req.Principal, it.Ref)
@@ -368,9 +404,9 @@ func (s *Store) Complete(index uint64, req *CompleteRequest) []Outcome {
 		}
 		n.Result = it.Result
 		n.ResultRef = it.ResultRef
-		if k := it.Proof - 1; k >= 0 && k < len(req.Proofs) {
+		if k := it.Proof - 1; k >= 0 && k < len(blobs) {
 			if proofIDs[k] == "" {
-				proofIDs[k] = x.addProof(req.Proofs[k])
+				proofIDs[k] = x.addProof(blobs[k])
 			}
 			n.ProofID = proofIDs[k]
 			s.proofs[n.ProofID].refs++

@@ -71,7 +71,7 @@ func newNode(t testing.TB, cfg engine.Config, strict bool) *Node {
 	}
 	n.Signer = &proof.Signer{Key: key, NodeID: "test-1"}
 	if n.cfg.Self.ID == "" {
-		n.cfg.Self = state.Node{ID: "test-1", Role: "server", APIAddr: "http://127.0.0.1:0"}
+		n.cfg.Self = state.Node{ID: "test-1", Role: "server", APIAddr: "http://127.0.0.1:0", Features: state.ServerFeatures()}
 	}
 	n.cfg.Self.KeyID, n.cfg.Self.PublicKey = key.KeyID(), key.Public()
 	if n.cfg.Replay == nil {
