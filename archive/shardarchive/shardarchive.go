@@ -9,7 +9,13 @@
 // hashes to another shard (the shard list changed), Open fails with
 // FailedPrecondition and names greyctl archive rebalance, unless the URL
 // carries allow_misplaced=true (reads then cover the misplaced tenants
-// while a rebalance runs). As reaches nothing.
+// while a rebalance runs). A shard that does not answer at open does not
+// fail it (greyd starts, as with any archive it cannot reach): the check
+// waits, writes (Upsert, Delete) and Ping fail with Unavailable naming the
+// shard until the check has run, and reads go to the owner alone until
+// then. The first call after every shard answers runs it, and a shard
+// list that changed then fails those calls with the FailedPrecondition
+// above. As reaches nothing.
 package shardarchive
 
 import (
@@ -22,6 +28,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grey-distributed/grey/archive"
@@ -126,6 +133,10 @@ type Driver struct {
 	mu      sync.RWMutex
 	holders map[string][]int // tenant -> shards other than its owner holding it
 
+	allowMisplaced bool
+	checkMu        sync.Mutex  // one placement check at a time
+	checked        atomic.Bool // the placement check passed
+
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
@@ -148,7 +159,8 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Driver{ids: slices.Clone(cfg.IDs), shards: slices.Clone(cfg.Drivers), log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	d := &Driver{ids: slices.Clone(cfg.IDs), shards: slices.Clone(cfg.Drivers), log: log, allowMisplaced: cfg.AllowMisplaced,
+		stop: make(chan struct{}), done: make(chan struct{})}
 	d.caps = archive.Capabilities{Scheme: Scheme, LabelFilter: true}
 	for _, s := range d.shards {
 		c := s.Capabilities()
@@ -158,23 +170,12 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		}
 		d.caps.PartitionedRetention = d.caps.PartitionedRetention || c.PartitionedRetention
 	}
-	mis, err := d.refresh(ctx)
-	if err != nil {
-		closeAll(d.shards)
-		return nil, err
-	}
-	if len(mis) > 0 {
-		tenants := map[string]bool{}
-		for _, m := range mis {
-			tenants[m.Tenant] = true
-		}
-		if !cfg.AllowMisplaced {
+	if err := d.check(ctx); err != nil {
+		if c := greyerr.CodeOf(err); c != greyerr.Unavailable && c != greyerr.DeadlineExceeded {
 			closeAll(d.shards)
-			return nil, greyerr.New(greyerr.FailedPrecondition,
-				"shard list changed: %d tenants are on the wrong shard; run greyctl archive rebalance --archive '<this sharded:// URL>' (or open with %s=true to serve them while it runs)",
-				len(tenants), AllowMisplacedParam)
+			return nil, err
 		}
-		log.Warn("sharded archive: tenants on the wrong shard; reads cover them until greyctl archive rebalance moves them", "tenants", len(tenants))
+		log.Warn("sharded archive: a shard does not answer; writes wait until every shard answers and placement is checked", "err", err)
 	}
 	refresh := cfg.Refresh
 	if refresh == 0 {
@@ -200,6 +201,39 @@ func (d *Driver) Misplaced() map[string][]string {
 		}
 	}
 	return out
+}
+
+// check runs the placement check unless it passed: it rebuilds the holder
+// map and fails with FailedPrecondition when tenants are on the wrong
+// shard (unless misplaced tenants are allowed), with the shard's error
+// (Unavailable for one that does not answer) when a shard cannot list.
+func (d *Driver) check(ctx context.Context) error {
+	if d.checked.Load() {
+		return nil
+	}
+	d.checkMu.Lock()
+	defer d.checkMu.Unlock()
+	if d.checked.Load() {
+		return nil
+	}
+	mis, err := d.refresh(ctx)
+	if err != nil {
+		return fmt.Errorf("sharded archive: placement not checked yet: %w", err)
+	}
+	if len(mis) > 0 {
+		tenants := map[string]bool{}
+		for _, m := range mis {
+			tenants[m.Tenant] = true
+		}
+		if !d.allowMisplaced {
+			return greyerr.New(greyerr.FailedPrecondition,
+				"shard list changed: %d tenants are on the wrong shard; run greyctl archive rebalance --archive '<this sharded:// URL>' (or open with %s=true to serve them while it runs)",
+				len(tenants), AllowMisplacedParam)
+		}
+		d.log.Warn("sharded archive: tenants on the wrong shard; reads cover them until greyctl archive rebalance moves them", "tenants", len(tenants))
+	}
+	d.checked.Store(true)
+	return nil
 }
 
 // refresh rebuilds the holder map from Tenants() of every shard.
@@ -263,6 +297,9 @@ func (d *Driver) readers(tenant string) []int {
 
 // Upsert implements archive.Driver: the records go to the tenant's owner.
 func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Record) error {
+	if err := d.check(ctx); err != nil {
+		return err
+	}
 	o := d.owner(tenant)
 	if err := d.shards[o].Upsert(ctx, tenant, recs); err != nil {
 		return shardErr(d.ids[o], "upsert", err)
@@ -439,6 +476,9 @@ func (d *Driver) Tenants(ctx context.Context) ([]string, error) {
 // Delete implements archive.Deleter on every shard (a record may be on two
 // mid-move), returning the number of ids removed from at least one.
 func (d *Driver) Delete(ctx context.Context, tenant string, ids []string) (int64, error) {
+	if err := d.check(ctx); err != nil {
+		return 0, err
+	}
 	ns := make([]int64, len(d.shards))
 	err := d.fanOut(ctx, "delete", func(ctx context.Context, i int) (err error) {
 		dl, ok := d.shards[i].(archive.Deleter)
@@ -462,6 +502,9 @@ func (d *Driver) Delete(ctx context.Context, tenant string, ids []string) (int64
 // the ones that do not; reads and writes of the other shards' tenants go
 // on all the same).
 func (d *Driver) Ping(ctx context.Context) error {
+	if err := d.check(ctx); err != nil {
+		return err
+	}
 	return d.fanOut(ctx, "ping", func(ctx context.Context, i int) error { return d.shards[i].Ping(ctx) })
 }
 

@@ -439,3 +439,65 @@ func FuzzParseURL(f *testing.F) {
 		}
 	})
 }
+
+func TestShardDownAtOpen(t *testing.T) {
+	r, p := newRegistry(t)
+	two := open(t, r, shardedURL(mems("a", "b")...))
+	tenants := tenantIDs(40)
+	fill(t, two, tenants, 2)
+
+	// One shard does not answer: the open succeeds, writes and Ping wait
+	// for the placement check and name the shard.
+	p.get("b").SetUnavailable(errors.New("connection refused (simulated)"))
+	s, err := r.Open(ctxT(t), shardedURL(mems("a", "b")...), archive.OpenOptions{}, archive.Options{Retry: archivetest.FastRetry})
+	if err != nil {
+		t.Fatalf("open with shard b down: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	err = s.Ping(ctxT(t))
+	if !greyerr.Is(err, greyerr.Unavailable) || !strings.Contains(err.Error(), "tmem://b") || !strings.Contains(err.Error(), "placement not checked") {
+		t.Fatalf("ping with shard b down: %v, want Unavailable naming tmem://b and the check", err)
+	}
+	recs := []archive.Record{archivetest.Make(archivetest.Spec{Tenant: tenants[0]})}
+	if err := s.Upsert(ctxT(t), recs); !greyerr.Is(err, greyerr.Unavailable) {
+		t.Fatalf("upsert before the check: %v, want Unavailable", err)
+	}
+	// Reads of a tenant on the shard that answers go on.
+	ids := []string{"tmem://a", "tmem://b"}
+	var onA string
+	for _, ten := range tenants {
+		if shardarchive.Owner(ids, ten) == 0 {
+			onA = ten
+			break
+		}
+	}
+	if n, err := s.Count(ctxT(t), onA, archive.Filter{}); err != nil || n != 2 {
+		t.Fatalf("count of %s (on the shard that answers): %d, %v; want 2", onA, n, err)
+	}
+
+	// The shard answers again: the next call checks placement and writes.
+	p.get("b").SetUnavailable(nil)
+	if err := s.Ping(ctxT(t)); err != nil {
+		t.Fatalf("ping once every shard answers: %v", err)
+	}
+	if err := s.Upsert(ctxT(t), recs); err != nil {
+		t.Fatalf("upsert after the check: %v", err)
+	}
+
+	// A changed shard list found by a late check refuses writes with the
+	// rebalance error.
+	p.get("c2").SetUnavailable(errors.New("connection refused (simulated)"))
+	three, err := r.Open(ctxT(t), shardedURL(mems("a", "b", "c2")...), archive.OpenOptions{}, archive.Options{Retry: archivetest.FastRetry})
+	if err != nil {
+		t.Fatalf("open of three shards with c2 down: %v", err)
+	}
+	t.Cleanup(func() { _ = three.Close() })
+	p.get("c2").SetUnavailable(nil)
+	err = three.Upsert(ctxT(t), []archive.Record{archivetest.Make(archivetest.Spec{Tenant: tenants[1]})})
+	if !greyerr.Is(err, greyerr.FailedPrecondition) || !strings.Contains(err.Error(), "run greyctl archive rebalance") {
+		t.Fatalf("upsert after a late check over a changed shard list: %v, want FailedPrecondition naming rebalance", err)
+	}
+	if p.get("c2").Len() != 0 {
+		t.Errorf("a refused write reached the new shard")
+	}
+}
