@@ -1115,6 +1115,12 @@ post_start() {
 		if ! pg_bin psql -h "$HOST" -p "$PORT_postgres" -U postgres -d postgres -Atqc "select 1 from pg_database where datname='ferretdb'" | grep -q 1; then
 			pg_bin psql -h "$HOST" -p "$PORT_postgres" -U postgres -d postgres -qc "create database ferretdb" >/dev/null || return 1
 		fi
+		# FerretDB 1.x sends field names as bind parameters
+		# (_jsonb->$1 @> $2): a generic plan cannot use an expression
+		# index, so its connections plan every query with the values
+		# (docs/ARCHIVE.md, "FerretDB indexes").
+		pg_bin psql -h "$HOST" -p "$PORT_postgres" -U postgres -d postgres -qc \
+			"alter database ferretdb set plan_cache_mode = force_custom_plan" >/dev/null || return 1
 		;;
 	esac
 	return 0

@@ -5,12 +5,15 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/archive/archivetest"
 	"github.com/grey-distributed/grey/archive/mongoarchive"
+	"github.com/jackc/pgx/v5"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // BenchmarkArchive runs the port's benchmarks (archivetest.Bench) against
@@ -96,15 +99,49 @@ func TestReadLatency(t *testing.T) {
 	if n > 20000 {
 		calls = 40 // each get scans the collection on FerretDB 1.x
 	}
-	measure("get", calls, func(i int) error { _, err := s.Get(t.Context(), ten[0], ids[(i*7919)%len(ids)]); return err })
-	measure("list first page of 100", calls/4, func(int) error { _, err := s.List(t.Context(), ten[0], archive.Query{Limit: 100}); return err })
-	p, err := s.List(t.Context(), ten[0], archive.Query{Limit: 100})
-	if err != nil || p.Next == "" {
-		t.Fatalf("first page: %v", err)
+	reads := func(how string) {
+		measure("get"+how, calls, func(i int) error { _, err := s.Get(t.Context(), ten[0], ids[(i*7919)%len(ids)]); return err })
+		measure("list first page of 100"+how, calls/4, func(int) error { _, err := s.List(t.Context(), ten[0], archive.Query{Limit: 100}); return err })
+		p, err := s.List(t.Context(), ten[0], archive.Query{Limit: 100})
+		if err != nil || p.Next == "" {
+			t.Fatalf("first page: %v", err)
+		}
+		measure("list next page of 100"+how, calls/4, func(int) error {
+			_, err := s.List(t.Context(), ten[0], archive.Query{Limit: 100, Cursor: p.Next})
+			return err
+		})
 	}
-	measure("list next page of 100", calls/4, func(int) error {
-		_, err := s.List(t.Context(), ten[0], archive.Query{Limit: 100, Cursor: p.Next})
-		return err
-	})
+	reads("")
+	// On FerretDB 1.x (PostgreSQL backend), the documented GIN indexes on
+	// the collection's table, then the same reads again.
+	if pg := os.Getenv("GREY_FERRETDB_POSTGRES_URL"); pg != "" {
+		var c *mongo.Collection
+		d.As(&c)
+		ferretGIN(t, pg, c.Database().Name(), c.Name())
+		reads(" (GIN indexes)")
+	}
 	_ = mongoarchive.MaxBatch
+}
+
+// ferretGIN runs ferretdb_indexes.sql (the script docs/ARCHIVE.md gives for
+// FerretDB 1.x) for collection coll of database db, with psql's variables
+// filled in.
+func ferretGIN(t *testing.T, pgURL, db, coll string) {
+	t.Helper()
+	src, err := os.ReadFile("ferretdb_indexes.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lit := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	script := strings.NewReplacer(":'db'", lit(db), ":'coll'", lit(coll)).Replace(string(src))
+	conn, err := pgx.Connect(t.Context(), pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	t0 := time.Now()
+	if _, err := conn.Exec(t.Context(), script); err != nil {
+		t.Fatalf("ferretdb_indexes.sql: %v", err)
+	}
+	t.Logf("ferretdb_indexes.sql over %s.%s: %s", db, coll, time.Since(t0))
 }
