@@ -111,10 +111,17 @@ func TestReadLatency(t *testing.T) {
 			return err
 		})
 	}
-	reads("")
+	pg := os.Getenv("GREY_FERRETDB_POSTGRES_URL")
+	if pg == "" || n <= 100000 {
+		reads("")
+	} else {
+		// Every read scans the collection on FerretDB 1.x without the
+		// indexes: tens of seconds each at this size.
+		t.Logf("reads without the GIN indexes skipped above 100,000 records")
+	}
 	// On FerretDB 1.x (PostgreSQL backend), the documented GIN indexes on
 	// the collection's table, then the same reads again.
-	if pg := os.Getenv("GREY_FERRETDB_POSTGRES_URL"); pg != "" {
+	if pg != "" {
 		var c *mongo.Collection
 		d.As(&c)
 		ferretGIN(t, pg, c.Database().Name(), c.Name())
