@@ -24,6 +24,11 @@ type ShardURL struct {
 	ID string
 	// URL is the child URL the shard opens, without name=.
 	URL string
+	// Retiring marks a shard being removed (retire= in a sharded:// URL,
+	// --retire of greyctl archive rebalance): it owns no tenant, so
+	// nothing is written to it; reads still find what it holds, and a
+	// rebalance moves all of it to the owners.
+	Retiring bool
 }
 
 // Identity returns the placement identity of a child URL and the URL its
@@ -54,7 +59,8 @@ func Identity(childURL string) (ShardURL, error) {
 }
 
 // ParseURL returns the shards of a sharded:// URL (shard=<escaped child
-// URL>, repeated). At least one shard is needed, and no two may share an
+// URL>, repeated), then its retiring shards (retire=<escaped child URL>,
+// repeated). At least one shard is needed, and no two may share an
 // identity (give each a name= then).
 func ParseURL(rawURL string) ([]ShardURL, error) {
 	u, err := url.Parse(rawURL)
@@ -63,22 +69,27 @@ func ParseURL(rawURL string) ([]ShardURL, error) {
 	}
 	q := u.Query()
 	for k := range q {
-		if k != "shard" && k != AllowMisplacedParam && k != RefreshParam {
-			return nil, greyerr.Invalid("archive", "%s:// has no query parameter %q (shard, %s, %s)", Scheme, k, AllowMisplacedParam, RefreshParam)
+		if k != "shard" && k != RetireParam && k != AllowMisplacedParam && k != RefreshParam {
+			return nil, greyerr.Invalid("archive", "%s:// has no query parameter %q (shard, %s, %s, %s)", Scheme, k, RetireParam, AllowMisplacedParam, RefreshParam)
 		}
 	}
-	return Shards(q["shard"])
+	return List(q["shard"], q[RetireParam])
 }
 
 // Shards returns the shards of a list of child URLs, checking that there is
 // at least one and that identities are unique.
-func Shards(childURLs []string) ([]ShardURL, error) {
+func Shards(childURLs []string) ([]ShardURL, error) { return List(childURLs, nil) }
+
+// List returns the owning shards of childURLs, then the retiring shards
+// of retiring (marked Retiring): at least one owning shard, and every
+// identity unique across both lists.
+func List(childURLs, retiring []string) ([]ShardURL, error) {
 	if len(childURLs) == 0 {
 		return nil, greyerr.Invalid("shard", "a sharded archive needs at least one shard=<URL>")
 	}
-	out := make([]ShardURL, 0, len(childURLs))
+	out := make([]ShardURL, 0, len(childURLs)+len(retiring))
 	seen := map[string]bool{}
-	for _, c := range childURLs {
+	for n, c := range append(slices.Clone(childURLs), retiring...) {
 		s, err := Identity(c)
 		if err != nil {
 			return nil, err
@@ -87,12 +98,24 @@ func Shards(childURLs []string) ([]ShardURL, error) {
 			return nil, greyerr.Invalid("shard", "a shard cannot itself be a %s:// archive", Scheme)
 		}
 		if seen[s.ID] {
-			return nil, greyerr.Invalid("shard", "two shards have the identity %s: add name=<unique name> to each child URL", s.ID)
+			return nil, greyerr.Invalid("shard", "two shards have the identity %s: add name=<unique name> to each child URL (a retiring shard cannot also be a shard)", s.ID)
 		}
 		seen[s.ID] = true
+		s.Retiring = n >= len(childURLs)
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// Owners returns how many of shards own tenants: the shards before the
+// first retiring one (List puts every retiring shard last).
+func Owners(shards []ShardURL) int {
+	for i, s := range shards {
+		if s.Retiring {
+			return i
+		}
+	}
+	return len(shards)
 }
 
 // IDs returns the identities of shards, in order.
@@ -147,12 +170,18 @@ type Misplaced struct {
 
 // FindMisplaced lists, with Tenants() of every shard (listers[i] is the
 // shard of ids[i]), the tenants held by a shard other than their owner,
-// sorted by tenant then shard. It also returns every shard's tenant list.
-// Both the start check of a sharded archive and greyctl archive rebalance
-// use it. A shard that cannot list its tenants fails it, naming the shard.
-func FindMisplaced(ctx context.Context, ids []string, listers []archive.TenantLister) ([]Misplaced, [][]string, error) {
+// sorted by tenant then shard. The first owners of ids own tenants; the
+// rest are retiring shards, where every tenant is misplaced (owners <= 0
+// or more than len(ids): every shard owns). It also returns every shard's
+// tenant list. Both the start check of a sharded archive and greyctl
+// archive rebalance use it. A shard that cannot list its tenants fails
+// it, naming the shard.
+func FindMisplaced(ctx context.Context, ids []string, owners int, listers []archive.TenantLister) ([]Misplaced, [][]string, error) {
 	if len(ids) != len(listers) || len(ids) == 0 {
 		return nil, nil, greyerr.Invalid("shard", "FindMisplaced needs one lister per shard")
+	}
+	if owners <= 0 || owners > len(ids) {
+		owners = len(ids)
 	}
 	held := make([][]string, len(ids))
 	for i, l := range listers {
@@ -165,7 +194,7 @@ func FindMisplaced(ctx context.Context, ids []string, listers []archive.TenantLi
 	var out []Misplaced
 	for i, ts := range held {
 		for _, t := range ts {
-			if o := Owner(ids, t); o != i {
+			if o := Owner(ids[:owners], t); o != i {
 				out = append(out, Misplaced{Tenant: t, From: i, To: o, FromID: ids[i], ToID: ids[o]})
 			}
 		}

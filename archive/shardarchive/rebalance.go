@@ -18,6 +18,10 @@ type RebalanceOptions struct {
 	Rate float64
 	// Batch is the records per read and write (0: archivecopy's default).
 	Batch int
+	// Owners is how many of the shards (the first ones) own tenants; the
+	// others are retiring and are emptied into the owners (0: every
+	// shard owns; see Owners).
+	Owners int
 	// Progress, when not nil, is called after every batch copied and
 	// every tenant moved.
 	Progress func(RebalanceProgress)
@@ -61,7 +65,8 @@ type RebalanceResult struct {
 // throughout (from the old shard, then the owner). A record that appears
 // on the old shard while it runs (a writer with the old shard list) is
 // left there, and Rebalance fails naming it; run it again. stores[i] is
-// the shard of ids[i].
+// the shard of ids[i]. Retiring shards (after opts.Owners) own nothing:
+// every tenant they hold moves, which empties them for removal.
 func Rebalance(ctx context.Context, ids []string, stores []*archive.Store, opts RebalanceOptions) (RebalanceResult, error) {
 	start := time.Now()
 	var res RebalanceResult
@@ -72,7 +77,7 @@ func Rebalance(ctx context.Context, ids []string, stores []*archive.Store, opts 
 	for i, s := range stores {
 		listers[i] = s
 	}
-	mis, held, err := FindMisplaced(ctx, ids, listers)
+	mis, held, err := FindMisplaced(ctx, ids, opts.Owners, listers)
 	if err != nil {
 		return res, err
 	}

@@ -2,11 +2,13 @@ package shardarchive_test
 
 import (
 	"errors"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/grey-distributed/grey/archive"
+	"github.com/grey-distributed/grey/archive/archivetest"
 	"github.com/grey-distributed/grey/archive/shardarchive"
 	"github.com/grey-distributed/grey/greyerr"
 )
@@ -164,4 +166,81 @@ func copyOfAll(t testing.TB, s *archive.Store, tenants []string) map[string][]st
 		}
 	}
 	return out
+}
+
+// TestRetireShard removes a shard from three: opened with the shard as
+// retire=, the archive refuses to start without allow_misplaced (every
+// tenant on it is misplaced), with it writes go to the two owners only and
+// reads find the retiring shard's records; a rebalance empties the
+// retiring shard into the other two, moving nothing between them, and the
+// two-shard archive then opens and holds every record.
+func TestRetireShard(t *testing.T) {
+	ctx := ctxT(t)
+	r, p := newRegistry(t)
+	three := open(t, r, shardedURL(mems("a", "b", "c")...))
+	tenants := tenantIDs(120)
+	const per = 3
+	fill(t, three, tenants, per)
+	before := copyOfAll(t, three, tenants)
+	onC := p.get("c").Len() / per
+	if onC == 0 {
+		t.Fatal("no tenant on shard c to move")
+	}
+
+	retiring := shardedURL(mems("a", "b")...) + "&" + url.Values{"retire": {"tmem://c"}}.Encode()
+	if _, err := r.Open(ctx, retiring, archive.OpenOptions{}, archive.Options{Retry: archivetest.FastRetry}); !greyerr.Is(err, greyerr.FailedPrecondition) {
+		t.Fatalf("open with a retiring shard that holds tenants: %v, want FailedPrecondition", err)
+	}
+	reader := open(t, r, retiring+"&allow_misplaced=true&refresh=-1s")
+	for _, ten := range tenants {
+		if n, err := reader.Count(ctx, ten, archive.Filter{}); err != nil || n != per {
+			t.Fatalf("tenant %s through the retiring archive: %d records (%v), want %d", ten, n, err, per)
+		}
+	}
+	// A write while the shard retires goes to an owner, never to it.
+	cBefore := p.get("c").Len()
+	fresh := archivetest.Make(archivetest.Spec{Tenant: tenants[0]})
+	if err := reader.Upsert(ctx, []archive.Record{fresh}); err != nil {
+		t.Fatal(err)
+	}
+	if p.get("c").Len() != cBefore {
+		t.Error("a write went to the retiring shard")
+	}
+	if _, err := reader.Delete(ctx, tenants[0], []string{fresh.Task.ID}); err != nil {
+		t.Fatal(err)
+	}
+
+	shards, err := shardarchive.ParseURL(retiring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shardarchive.Owners(shards) != 2 || !shards[2].Retiring {
+		t.Fatalf("ParseURL(%s) = %+v: want two owners, then c retiring", retiring, shards)
+	}
+	stores := make([]*archive.Store, len(shards))
+	for i, s := range shards {
+		stores[i] = open(t, r, s.URL)
+	}
+	res, err := shardarchive.Rebalance(ctx, shardarchive.IDs(shards), stores, shardarchive.RebalanceOptions{Owners: shardarchive.Owners(shards)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Moves) != onC {
+		t.Errorf("%d tenants moved, want the %d on c", len(res.Moves), onC)
+	}
+	for _, m := range res.Moves {
+		if m.FromID != "tmem://c" || m.To == 2 {
+			t.Errorf("tenant %s moved from %s to %s: only moves off the retiring shard are expected", m.Tenant, m.FromID, m.ToID)
+		}
+	}
+	if n := p.get("c").Len(); n != 0 {
+		t.Errorf("the retiring shard holds %d records after the rebalance", n)
+	}
+	two := open(t, r, shardedURL(mems("a", "b")...))
+	after := copyOfAll(t, two, tenants)
+	for ten, want := range before {
+		if len(after[ten]) != len(want) {
+			t.Errorf("tenant %s: %d records on the two shards, %d before", ten, len(after[ten]), len(want))
+		}
+	}
 }

@@ -4,6 +4,8 @@
 // Identity). Writes go to the tenant's owner; reads go to the owner and to
 // any other shard known to hold records of the tenant (during a
 // rebalance); Tenants, Delete and DeleteBefore fan out to every shard.
+// A retiring shard (retire=) owns no tenant: it is only read, until a
+// rebalance has moved everything it holds to the owners.
 //
 // Opening checks placement: when a shard holds records of a tenant that
 // hashes to another shard (the shard list changed), Open fails with
@@ -46,6 +48,10 @@ const (
 	// RefreshParam (refresh=1m) is how often the map of which shards hold
 	// which tenants is rebuilt from Tenants() of every shard.
 	RefreshParam = "refresh"
+	// RetireParam (retire=<escaped child URL>, repeated) names a shard
+	// being removed: it owns no tenant, reads still find what it holds,
+	// and greyctl archive rebalance moves all of it to the owners.
+	RetireParam = "retire"
 )
 
 // DefaultRefresh is how often the holder map is rebuilt when the URL names
@@ -67,6 +73,11 @@ type Config struct {
 	// drivers, in the same order. The sharded driver closes the drivers.
 	IDs     []string
 	Drivers []archive.Driver
+	// Owners is how many of IDs (the first ones) own tenants; the others
+	// are retiring shards, which own none: nothing is written to them,
+	// reads find what they hold, and every tenant on them counts as
+	// misplaced. 0 means every shard owns.
+	Owners int
 	// AllowMisplaced opens even when shards hold misplaced tenants.
 	AllowMisplaced bool
 	// Refresh is how often the holder map is rebuilt (0: DefaultRefresh;
@@ -84,7 +95,7 @@ func OpenURL(ctx context.Context, r *archive.Registry, rawURL string, opts archi
 	}
 	u, _ := url.Parse(rawURL)
 	q := u.Query()
-	cfg := Config{IDs: IDs(shards), Logger: opts.Logger}
+	cfg := Config{IDs: IDs(shards), Owners: Owners(shards), Logger: opts.Logger}
 	if v := q.Get(AllowMisplacedParam); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -126,6 +137,7 @@ func closeAll(ds []archive.Driver) {
 // Driver is a sharded archive. It is safe for concurrent use.
 type Driver struct {
 	ids    []string
+	owners int // ids[:owners] own tenants, the rest are retiring
 	shards []archive.Driver
 	caps   archive.Capabilities
 	log    *slog.Logger
@@ -159,7 +171,15 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Driver{ids: slices.Clone(cfg.IDs), shards: slices.Clone(cfg.Drivers), log: log, allowMisplaced: cfg.AllowMisplaced,
+	owners := cfg.Owners
+	if owners == 0 {
+		owners = len(cfg.IDs)
+	}
+	if owners < 0 || owners > len(cfg.IDs) {
+		closeAll(cfg.Drivers)
+		return nil, greyerr.Invalid("shard", "Owners is %d, out of the %d shards", cfg.Owners, len(cfg.IDs))
+	}
+	d := &Driver{ids: slices.Clone(cfg.IDs), owners: owners, shards: slices.Clone(cfg.Drivers), log: log, allowMisplaced: cfg.AllowMisplaced,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	d.caps = archive.Capabilities{Scheme: Scheme, LabelFilter: true}
 	for _, s := range d.shards {
@@ -246,7 +266,7 @@ func (d *Driver) refresh(ctx context.Context) ([]Misplaced, error) {
 		}
 		listers[i] = l
 	}
-	mis, _, err := FindMisplaced(ctx, d.ids, listers)
+	mis, _, err := FindMisplaced(ctx, d.ids, d.owners, listers)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +301,7 @@ func (d *Driver) refreshLoop(every time.Duration) {
 }
 
 // owner returns the owner's index.
-func (d *Driver) owner(tenant string) int { return Owner(d.ids, tenant) }
+func (d *Driver) owner(tenant string) int { return Owner(d.ids[:d.owners], tenant) }
 
 // readers returns the other shards known to hold tenant, then the owner,
 // last. Reads go in this order, one after the other, so that a tenant

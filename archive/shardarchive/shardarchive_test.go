@@ -186,6 +186,9 @@ func TestBadURLs(t *testing.T) {
 		"bad refresh":        shardedURL("tmem://a") + "&refresh=soon",
 		"bad allow":          shardedURL("tmem://a") + "&allow_misplaced=maybe",
 		"unknown child":      shardedURL("tmem://a", "nosuch://b"),
+		"only retiring":      "sharded://?retire=tmem%3A%2F%2Fa",
+		"retiring and owner": shardedURL("tmem://a", "tmem://b") + "&retire=tmem%3A%2F%2Fb",
+		"bad retiring":       shardedURL("tmem://a") + "&retire=%3A%3Anope",
 	} {
 		_, err := r.Open(ctxT(t), raw, archive.OpenOptions{}, archive.Options{})
 		if !greyerr.Is(err, greyerr.InvalidArgument) {
@@ -410,7 +413,7 @@ func TestTenantsAndDeleteBeforeFanOut(t *testing.T) {
 }
 
 func FuzzParseURL(f *testing.F) {
-	for _, s := range []string{shardedURL(mems("a", "b")...), "sharded://?shard=postgres%3A%2F%2Fh%2Fdb%3Fname%3Dx", "sharded://?shard=&shard=%zz", "sharded://?refresh=1m"} {
+	for _, s := range []string{shardedURL(mems("a", "b")...), "sharded://?shard=postgres%3A%2F%2Fh%2Fdb%3Fname%3Dx", "sharded://?shard=&shard=%zz", "sharded://?refresh=1m", shardedURL("tmem://a") + "&retire=tmem%3A%2F%2Fb"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -433,7 +436,16 @@ func FuzzParseURL(f *testing.F) {
 		}
 		if len(shards) > 0 {
 			ids := shardarchive.IDs(shards)
-			if o := shardarchive.Owner(ids, "t"); o < 0 || o >= len(ids) {
+			owners := shardarchive.Owners(shards)
+			if owners < 1 {
+				t.Fatalf("ParseURL(%q): no owning shard in %+v", raw, shards)
+			}
+			for i, s := range shards {
+				if s.Retiring != (i >= owners) {
+					t.Fatalf("ParseURL(%q): retiring shards are not all after the owners: %+v", raw, shards)
+				}
+			}
+			if o := shardarchive.Owner(ids[:owners], "t"); o < 0 || o >= owners {
 				t.Fatalf("Owner out of range: %d", o)
 			}
 		}

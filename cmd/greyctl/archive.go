@@ -162,18 +162,21 @@ exits 1. The URLs are those of archive.url (any registered scheme).`,
 }
 
 func newArchiveRebalanceCmd(a *app, drivers archiveRegistry) *cobra.Command {
-	var shards []string
+	var shards, retire []string
 	var sharded string
 	var dryRun bool
 	var rateN float64
 	var batch int
 	cmd := &cobra.Command{
-		Use:   "rebalance (--shards URL,URL... | --archive sharded://...)",
+		Use:   "rebalance (--shards URL,URL... [--retire URL,...] | --archive sharded://...)",
 		Short: "Move the tenants of a sharded archive to the shards that own them",
 		Long: `After shards were added to a sharded archive (greyd then refuses to start:
 "shard list changed: N tenants are on the wrong shard"), move every tenant
 that a shard holds but another owns: copy its records to the owner, verify
 them there, then delete exactly the verified records from the old shard.
+To remove shards, name them with --retire (or retire= in the sharded://
+URL): they own no tenant, so everything they hold moves to the remaining
+shards, after which they are empty and can go.
 Readers of a sharded archive opened with allow_misplaced=true see every
 tenant whole throughout. --dry-run lists the moves without making them.
 Run it again after a failure: it picks up what is still misplaced.`,
@@ -182,12 +185,12 @@ Run it again after a failure: it picks up what is still misplaced.`,
 			var list []shardarchive.ShardURL
 			var err error
 			switch {
-			case sharded != "" && len(shards) > 0:
-				return usageErrorf("give --shards or --archive, not both")
+			case sharded != "" && len(shards)+len(retire) > 0:
+				return usageErrorf("give --shards (and --retire) or --archive, not both")
 			case sharded != "":
 				list, err = shardarchive.ParseURL(sharded)
 			case len(shards) > 0:
-				list, err = shardarchive.Shards(shards)
+				list, err = shardarchive.List(shards, retire)
 			default:
 				return usageErrorf("archive rebalance needs --shards or --archive")
 			}
@@ -210,7 +213,7 @@ Run it again after a failure: it picks up what is still misplaced.`,
 			}
 			var bar *progress
 			res, err := shardarchive.Rebalance(ctx, shardarchive.IDs(list), stores, shardarchive.RebalanceOptions{
-				DryRun: dryRun, Rate: rateN, Batch: batch,
+				DryRun: dryRun, Rate: rateN, Batch: batch, Owners: shardarchive.Owners(list),
 				Progress: func(p shardarchive.RebalanceProgress) {
 					if bar == nil {
 						bar = a.newProgress("archive rebalance: tenants moved", int64(p.Moves), false)
@@ -246,7 +249,8 @@ Run it again after a failure: it picks up what is still misplaced.`,
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&shards, "shards", nil, "the new shard list: child archive URLs, comma-separated or repeated")
-	f.StringVar(&sharded, "archive", "", "the sharded:// URL of the archive (instead of --shards)")
+	f.StringSliceVar(&retire, "retire", nil, "shards being removed: child archive URLs that own no tenant and are emptied into the --shards")
+	f.StringVar(&sharded, "archive", "", "the sharded:// URL of the archive, retire= included (instead of --shards)")
 	f.BoolVar(&dryRun, "dry-run", false, "list the tenants that would move, and move nothing")
 	f.Float64Var(&rateN, "rate", 0, "records per second at most (0: no limit)")
 	f.IntVar(&batch, "batch", archivecopy.DefaultBatch, fmt.Sprintf("records per read and write (1 to %d)", archive.MaxLimit))

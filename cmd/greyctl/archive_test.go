@@ -155,16 +155,19 @@ func TestArchiveMigrateBadInput(t *testing.T) {
 		code int
 		args []string
 	}{
-		"no --to":       {2, []string{"archive", "migrate", "--from", "tmem://a"}},
-		"bad --since":   {2, []string{"archive", "migrate", "--from", "tmem://a", "--to", "tmem://b", "--since", "yesterday"}},
-		"unknown":       {1, []string{"archive", "migrate", "--from", "nosuch://a", "--to", "tmem://b"}},
-		"bad batch":     {1, []string{"archive", "migrate", "--from", "tmem://a", "--to", "tmem://b", "--batch", "5000"}},
-		"both":          {2, []string{"archive", "rebalance", "--shards", "tmem://a", "--archive", "sharded://?shard=tmem%3A%2F%2Fa"}},
-		"neither":       {2, []string{"archive", "rebalance"}},
-		"dup identity":  {2, []string{"archive", "rebalance", "--shards", "tmem://a?x=1,tmem://a?x=2"}},
-		"bad sharded":   {2, []string{"archive", "rebalance", "--archive", "postgres://x"}},
-		"positional":    {2, []string{"archive", "migrate", "extra", "--from", "tmem://a", "--to", "tmem://b"}},
-		"negative rate": {1, []string{"archive", "migrate", "--from", "tmem://a", "--to", "tmem://b", "--rate", "-1"}},
+		"no --to":        {2, []string{"archive", "migrate", "--from", "tmem://a"}},
+		"bad --since":    {2, []string{"archive", "migrate", "--from", "tmem://a", "--to", "tmem://b", "--since", "yesterday"}},
+		"unknown":        {1, []string{"archive", "migrate", "--from", "nosuch://a", "--to", "tmem://b"}},
+		"bad batch":      {1, []string{"archive", "migrate", "--from", "tmem://a", "--to", "tmem://b", "--batch", "5000"}},
+		"both":           {2, []string{"archive", "rebalance", "--shards", "tmem://a", "--archive", "sharded://?shard=tmem%3A%2F%2Fa"}},
+		"neither":        {2, []string{"archive", "rebalance"}},
+		"dup identity":   {2, []string{"archive", "rebalance", "--shards", "tmem://a?x=1,tmem://a?x=2"}},
+		"bad sharded":    {2, []string{"archive", "rebalance", "--archive", "postgres://x"}},
+		"retire alone":   {2, []string{"archive", "rebalance", "--retire", "tmem://a"}},
+		"retire+archive": {2, []string{"archive", "rebalance", "--retire", "tmem://c", "--archive", "sharded://?shard=tmem%3A%2F%2Fa"}},
+		"retire owner":   {2, []string{"archive", "rebalance", "--shards", "tmem://a,tmem://b", "--retire", "tmem://b"}},
+		"positional":     {2, []string{"archive", "migrate", "extra", "--from", "tmem://a", "--to", "tmem://b"}},
+		"negative rate":  {1, []string{"archive", "migrate", "--from", "tmem://a", "--to", "tmem://b", "--rate", "-1"}},
 	} {
 		if r := archiveCtl(t, p, c.args...); r.code != c.code {
 			t.Errorf("%s: exit %d, want %d\n%s", what, r.code, c.code, r.stderr)
@@ -208,5 +211,33 @@ func TestArchiveRebalance(t *testing.T) {
 	r = archiveCtl(t, p, "archive", "rebalance", "--shards", "tmem://a,tmem://b,tmem://c")
 	if r.code != 0 || !strings.Contains(r.stdout, "moved 0 of") {
 		t.Errorf("second rebalance: code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestArchiveRebalanceRetire removes a shard: --retire names it, every
+// tenant it holds moves to the remaining shards, and the archive over
+// those alone then opens and holds every record.
+func TestArchiveRebalanceRetire(t *testing.T) {
+	p := &memPool{mem: map[string]*memarchive.Driver{}}
+	reg, _ := p.registry()
+	three, err := reg.Open(t.Context(), "sharded://?shard=tmem%3A%2F%2Fa&shard=tmem%3A%2F%2Fb&shard=tmem%3A%2F%2Fc", archive.OpenOptions{}, archive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedArchive(t, three, 90, 2)
+	onC := p.get("c").Len()
+	if onC == 0 {
+		t.Fatal("nothing on shard c")
+	}
+	r := archiveCtl(t, p, "archive", "rebalance", "--archive", "sharded://?shard=tmem%3A%2F%2Fa&shard=tmem%3A%2F%2Fb&retire=tmem%3A%2F%2Fc", "--dry-run")
+	if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("would move %d of", onC/2)) {
+		t.Fatalf("dry run: code %d, want %d moves\n%s%s", r.code, onC/2, r.stdout, r.stderr)
+	}
+	r = archiveCtl(t, p, "archive", "rebalance", "--shards", "tmem://a,tmem://b", "--retire", "tmem://c")
+	if r.code != 0 || p.get("c").Len() != 0 || p.get("a").Len()+p.get("b").Len() != 180 {
+		t.Fatalf("retire: code %d; a %d, b %d, c %d records\n%s%s", r.code, p.get("a").Len(), p.get("b").Len(), p.get("c").Len(), r.stdout, r.stderr)
+	}
+	if _, err := reg.Open(t.Context(), "sharded://?shard=tmem%3A%2F%2Fa&shard=tmem%3A%2F%2Fb", archive.OpenOptions{}, archive.Options{}); err != nil {
+		t.Errorf("open the two remaining shards: %v", err)
 	}
 }
