@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -18,8 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grey-distributed/grey/archive"
 	"github.com/grey-distributed/grey/archive/pgarchive"
 	"github.com/grey-distributed/grey/archive/pgarchive/pgtest"
+	"github.com/grey-distributed/grey/archive/shardarchive"
 	"github.com/grey-distributed/grey/client"
 	"github.com/grey-distributed/grey/internal/testenv"
 	"github.com/grey-distributed/grey/task"
@@ -32,23 +35,6 @@ func TestArchiveDrivers(t *testing.T) {
 		_, _ = rand.Read(b)
 		return hex.EncodeToString(b)
 	}
-	// pgMembers makes a scratch database on each of the three PostgreSQL
-	// services and migrates it, returning the runtime roles' URLs.
-	pgMembers := func(t *testing.T) []string {
-		var urls []string
-		for _, svc := range []string{"postgres", "postgres2", "postgres3"} {
-			db := pgtest.Scratch(t, testenv.ServiceURL(t, svc))
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			if _, _, err := pgarchive.Migrate(ctx, db.OwnerURL, db.AppURL); err != nil {
-				cancel()
-				t.Fatalf("migrate %s: %v", svc, err)
-			}
-			cancel()
-			urls = append(urls, db.AppURL)
-		}
-		return urls
-	}
-	list := func(urls []string) string { return "[" + strings.Join(urls, ", ") + "]" }
 	for _, tc := range []struct {
 		name  string
 		setup func(t *testing.T) (config string, env []string)
@@ -65,10 +51,10 @@ func TestArchiveDrivers(t *testing.T) {
 			return "database:\n  mongodb:\n    database: grey_e2e_" + suffix() + "\n", []string{"GREY_MONGO_URL=" + testenv.ServiceURL(t, "mongodb")}
 		}},
 		{"postgres-quorum", func(t *testing.T) (string, []string) {
-			return "database:\n  postgres:\n    replicas: " + list(pgMembers(t)) + "\n    quorum: majority\n", nil
+			return "database:\n  postgres:\n    replicas: " + yamlList(pgMembers(t)) + "\n    quorum: majority\n", nil
 		}},
 		{"postgres-shards", func(t *testing.T) (string, []string) {
-			return "database:\n  postgres:\n    shards: " + list(pgMembers(t)) + "\n", nil
+			return "database:\n  postgres:\n    shards: " + yamlList(pgMembers(t)) + "\n", nil
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -132,5 +118,119 @@ func runArchivedTasks(t *testing.T, g *greyd) {
 	// Another tenant cannot read acme's archived task.
 	if r := greyctl(t, g.URL(), 30*time.Second, "--tenant", "globex", "task", "get", string(ids["acme"][3])); r.Code == 0 {
 		t.Fatalf("globex read acme's archived task: %+v", r)
+	}
+}
+
+// pgMembers makes a scratch database on each of the three PostgreSQL
+// servers of scripts/services.sh, migrated, and returns their app URLs
+// (Grey's role, without BYPASSRLS).
+func pgMembers(t *testing.T) []string {
+	t.Helper()
+	var urls []string
+	for _, svc := range []string{"postgres", "postgres2", "postgres3"} {
+		db := pgtest.Scratch(t, testenv.ServiceURL(t, svc))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if _, _, err := pgarchive.Migrate(ctx, db.OwnerURL, db.AppURL); err != nil {
+			cancel()
+			t.Fatalf("migrate %s: %v", svc, err)
+		}
+		cancel()
+		urls = append(urls, db.AppURL)
+	}
+	return urls
+}
+
+// yamlList is urls as a YAML flow sequence.
+func yamlList(urls []string) string { return "[" + strings.Join(urls, ", ") + "]" }
+
+// TestArchiveShardRetire removes one of three PostgreSQL shards from a
+// greyd's archive the way docs/ARCHIVE.md says: tasks of tenants on every
+// shard are archived and leave Raft; greyctl archive rebalance --retire
+// empties the third shard into the other two; a greyd configured with
+// the two alone answers every tenant's archived tasks, and the third
+// shard holds none.
+//
+//	GREY_E2E=1 go test -count=1 -run TestArchiveShardRetire -v ./e2e/
+func TestArchiveShardRetire(t *testing.T) {
+	requireE2E(t)
+	urls := pgMembers(t)
+	shards, err := shardarchive.List(urls, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := shardarchive.IDs(shards)
+	// Two tenants the third shard owns, two it does not.
+	var onThird, elsewhere []string
+	for i := 0; len(onThird) < 2 || len(elsewhere) < 2; i++ {
+		ten := fmt.Sprintf("tenant-%d", i)
+		if shardarchive.Owner(ids, ten) == 2 {
+			if len(onThird) < 2 {
+				onThird = append(onThird, ten)
+			}
+		} else if len(elsewhere) < 2 {
+			elsewhere = append(elsewhere, ten)
+		}
+	}
+	tenants := append(append([]string{}, onThird...), elsewhere...)
+	const conf = "tasks:\n  retention: 1s\n  gc_interval: 200ms\ndatabase:\n  postgres:\n    shards: "
+
+	g := newGreyd(t, conf+yamlList(urls)+"\n")
+	g.Start()
+	g.WaitReady(90 * time.Second)
+	ctx := context.Background()
+	ids3 := map[string][]task.ID{}
+	for _, ten := range tenants {
+		c, err := client.New(g.URL(), client.WithTenant(ten))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			tk, err := c.Submit(ctx, task.Spec{Kind: "echo", Payload: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids3[ten] = append(ids3[ten], tk.ID)
+		}
+		for _, id := range ids3[ten] {
+			if done, err := c.Wait(ctx, id); err != nil || done.Status != task.Completed {
+				t.Fatalf("task %s: %+v, %v", id, done, err)
+			}
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for metricSum(g.MetricsAddr, "grey_tasks", `status="completed"`) != 0 || metric(g.MetricsAddr, "grey_archive_lag_tasks") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("tasks not archived and collected from Raft in 60 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	g.Kill()
+
+	r := greyctl(t, g.URL(), time.Minute, "-o", "json", "archive", "rebalance", "--shards", urls[0]+","+urls[1], "--retire", urls[2])
+	var res shardarchive.RebalanceResult
+	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &res) != nil {
+		t.Fatalf("greyctl archive rebalance --retire: %+v", r)
+	}
+	if len(res.Moves) != len(onThird) || res.Records != int64(5*len(onThird)) {
+		t.Errorf("rebalance moved %d tenants and %d records, want %d and %d: %+v", len(res.Moves), res.Records, len(onThird), 5*len(onThird), res)
+	}
+
+	g2 := newGreyd(t, conf+yamlList(urls[:2])+"\n")
+	g2.Start()
+	g2.WaitReady(90 * time.Second)
+	for _, ten := range tenants {
+		for _, id := range ids3[ten] {
+			if r := greyctl(t, g2.URL(), 30*time.Second, "--tenant", ten, "task", "get", string(id), "-o", "json"); r.Code != 0 || !jsonHas(r.Stdout, "status", `"completed"`) {
+				t.Fatalf("greyctl task get of %s's task %s from the two remaining shards: %+v", ten, id, r)
+			}
+		}
+	}
+	third, err := pgarchive.Open(ctx, urls[2], archive.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if ts, err := third.Tenants(ctx); err != nil || len(ts) != 0 {
+		t.Errorf("the retired shard still lists tenants %v (%v)", ts, err)
 	}
 }
