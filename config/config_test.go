@@ -323,7 +323,7 @@ func TestFullFileRoundTrips(t *testing.T) {
 		// One archive at a time: the other database blocks, the
 		// composites and archive.url are checked in TestArchiveBlocks.
 		other = other || strings.HasPrefix(key, "database.cassandra.") || strings.HasPrefix(key, "database.mongodb.") ||
-			key == "database.postgres.replicas" || key == "database.postgres.shards" || key == "database.postgres.read_quorum" || key == "database.postgres.anti_entropy" || key == "archive.url"
+			key == "database.postgres.replicas" || key == "database.postgres.shards" || key == "database.postgres.read_quorum" || key == "database.postgres.anti_entropy" || key == "database.postgres.anti_entropy_full" || key == "archive.url"
 		if key != "http.admin_token" && !other && reflect.DeepEqual(v.Interface(), def[key].Interface()) {
 			t.Errorf("%s: fullYAML leaves the default %v", key, v)
 		}

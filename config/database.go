@@ -56,6 +56,10 @@ type PostgresConfig struct {
 	// and repairs what differs (0: never; reads still repair what they
 	// see).
 	AntiEntropy Duration `yaml:"anti_entropy"`
+	// AntiEntropyFull is how often an anti-entropy pass compares every
+	// record (0: every 24h); the passes in between check only what a
+	// replica is known to have missed.
+	AntiEntropyFull Duration `yaml:"anti_entropy_full"`
 	// ReadURLs are read replicas of url (streaming replicas); reads go
 	// there first and fall back to the primary.
 	ReadURLs []SecretURL `yaml:"read_urls"`
@@ -172,6 +176,9 @@ func (c *Config) ArchiveURL() (rawURL, key string) {
 			q.Set("read", r)
 			if pg.AntiEntropy > 0 {
 				q.Set("anti_entropy", pg.AntiEntropy.Std().String())
+			}
+			if pg.AntiEntropyFull > 0 {
+				q.Set("anti_entropy_full", pg.AntiEntropyFull.Std().String())
 			}
 			return "quorum://?" + q.Encode(), "database.postgres.replicas"
 		case len(pg.Shards) > 0:
@@ -323,6 +330,7 @@ func (v *validator) postgres(pg *PostgresConfig) {
 	}
 	between(v, "database.postgres.pool_size", pg.PoolSize, 0, 10000)
 	v.nonNegative("database.postgres.anti_entropy", pg.AntiEntropy)
+	v.nonNegative("database.postgres.anti_entropy_full", pg.AntiEntropyFull)
 	if pg.Quorum != "" {
 		v.oneOf("database.postgres.quorum", pg.Quorum, quorumLevels...)
 	}

@@ -22,9 +22,9 @@ func TestArchiveBlocks(t *testing.T) {
 				t.Errorf("url %s", u)
 			}
 		}},
-		{"quorum over replicas", "database:\n  postgres:\n    replicas: [postgres://g:pw@a/grey, postgres://g:pw@b/grey, postgres://g:pw@c/grey]\n    read_quorum: one\n", nil, "database.postgres.replicas", func(t *testing.T, u *url.URL) {
+		{"quorum over replicas", "database:\n  postgres:\n    replicas: [postgres://g:pw@a/grey, postgres://g:pw@b/grey, postgres://g:pw@c/grey]\n    read_quorum: one\n    anti_entropy_full: 6h\n", nil, "database.postgres.replicas", func(t *testing.T, u *url.URL) {
 			q := u.Query()
-			if u.Scheme != "quorum" || !reflect.DeepEqual(q["replica"], []string{"postgres://g:pw@a/grey", "postgres://g:pw@b/grey", "postgres://g:pw@c/grey"}) || q.Get("write") != "majority" || q.Get("read") != "one" || q.Get("anti_entropy") != "10m0s" {
+			if u.Scheme != "quorum" || !reflect.DeepEqual(q["replica"], []string{"postgres://g:pw@a/grey", "postgres://g:pw@b/grey", "postgres://g:pw@c/grey"}) || q.Get("write") != "majority" || q.Get("read") != "one" || q.Get("anti_entropy") != "10m0s" || q.Get("anti_entropy_full") != "6h0m0s" {
 				t.Errorf("url %s", u)
 			}
 		}},

@@ -20,11 +20,14 @@
 // anti-entropy). List merges the answers (task id descending, the newest
 // version of each id); Count is the greatest count among the answers.
 //
-// Anti-entropy walks every tenant of every replica (archive.TenantLister),
-// pages through the tenant's records on all replicas at once (a merge by
-// task id) and writes the newest version to the replicas that lack it or
-// hold an older one. It runs every anti_entropy period, and on demand
-// (Driver.AntiEntropy). Records finished before the retention horizon
+// Anti-entropy runs every anti_entropy period, and on demand
+// (Driver.AntiEntropy). A full pass walks every tenant of every replica
+// (archive.TenantLister), pages through the tenant's records on all
+// replicas at once (a merge by task id) and writes the newest version to
+// the replicas that lack it or hold an older one. The passes between full
+// ones (every anti_entropy_full) are incremental: they check only the
+// records a replica is known to have missed (a write it failed) and the
+// deletes not made everywhere, one read per replica each. Records finished before the retention horizon
 // (OpenOptions.Retention) are never copied back. A record deleted (Delete)
 // while a replica was down is remembered by the process that deleted it
 // (a bounded set of tombstones) and deleted there when anti-entropy meets

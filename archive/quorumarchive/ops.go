@@ -59,9 +59,21 @@ func (d *Driver) Upsert(ctx context.Context, tenant string, recs []archive.Recor
 		ids[i] = r.Task.ID
 	}
 	d.untomb(tenant, ids)
-	_, err := fanout(ctx, d, "upsert", d.reps, d.cfg.Write.of(len(d.reps)), okOnly, func(ctx context.Context, r *replica) (struct{}, error) {
+	// A replica that missed the records (failed, or had not answered when
+	// the call returned and failed later) makes them dirty: the next
+	// anti-entropy pass checks them even when it is not a full one.
+	missed := func(rs []result[struct{}]) {
+		for _, x := range rs {
+			if x.err != nil {
+				d.markDirty(tenant, ids)
+				return
+			}
+		}
+	}
+	res, err := fanout(ctx, d, "upsert", d.reps, d.cfg.Write.of(len(d.reps)), okOnly, func(ctx context.Context, r *replica) (struct{}, error) {
 		return struct{}{}, r.Driver.Upsert(ctx, tenant, own)
-	}, nil)
+	}, missed)
+	missed(res) // before the call returns, so that a pass after it sees them
 	return err
 }
 

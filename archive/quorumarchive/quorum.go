@@ -89,6 +89,12 @@ const (
 	downPause = 2 * time.Second
 	// maxTombstones bounds the deletes remembered for anti-entropy.
 	maxTombstones = 100_000
+	// maxDirty bounds the records remembered as missed by a replica;
+	// past it the next anti-entropy pass is a full one.
+	maxDirty = 100_000
+	// DefaultFullEvery is how often an anti-entropy pass compares every
+	// record instead of only those a replica is known to have missed.
+	DefaultFullEvery = 24 * time.Hour
 	// MaxReplicas bounds the replicas of one archive.
 	MaxReplicas = 15
 )
@@ -102,6 +108,14 @@ type Config struct {
 	// AntiEntropy is the period of the background anti-entropy pass (0:
 	// none; Driver.AntiEntropy still runs one).
 	AntiEntropy time.Duration
+	// FullEvery is how often a pass compares every record of every
+	// replica (0: DefaultFullEvery; negative: every pass). The passes in
+	// between check only the records some replica is known to have
+	// missed since the last full pass that every replica took part in:
+	// writes that a replica failed or did not answer. A driver's first
+	// pass is always full (what it missed before it started is unknown),
+	// and so is the pass after more than 100,000 such records.
+	FullEvery time.Duration
 	// Retention is the archive's retention (OpenOptions.Retention): repair
 	// never copies a record that finished before now - Retention (0:
 	// forever).
@@ -159,6 +173,16 @@ type Driver struct {
 	tombMu    sync.Mutex
 	tombs     map[tombKey]struct{}
 	tombOrder []tombKey
+
+	// dirty holds the records some replica missed (see Config.FullEvery),
+	// each with the generation that marked it last; overflow says that
+	// more were missed than it holds; lastFull is when the last full pass
+	// that every replica took part in started. Under dirtyMu.
+	dirtyMu  sync.Mutex
+	dirty    map[tombKey]uint64
+	dirtyGen uint64
+	overflow bool
+	lastFull time.Time
 }
 
 var (
@@ -204,6 +228,9 @@ func New(replicas []Replica, cfg Config) (*Driver, error) {
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = DefaultPageSize
 	}
+	if cfg.FullEvery == 0 {
+		cfg.FullEvery = DefaultFullEvery
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -214,6 +241,7 @@ func New(replicas []Replica, cfg Config) (*Driver, error) {
 		repairs: make(chan repairJob, cfg.RepairQueue),
 		stop:    make(chan struct{}),
 		tombs:   map[tombKey]struct{}{},
+		dirty:   map[tombKey]uint64{},
 	}
 	for i, r := range replicas {
 		if r.Driver == nil {
@@ -275,12 +303,12 @@ func ParseURL(u *url.URL) (Settings, error) {
 	for k, vs := range q {
 		switch k {
 		case "replica":
-		case "write", "read", "anti_entropy":
+		case "write", "read", "anti_entropy", "anti_entropy_full":
 			if len(vs) > 1 {
 				return s, greyerr.Invalid(k, "is given %d times", len(vs))
 			}
 		default:
-			return s, greyerr.Invalid(k, "is not a quorum URL parameter (replica, write, read, anti_entropy)")
+			return s, greyerr.Invalid(k, "is not a quorum URL parameter (replica, write, read, anti_entropy, anti_entropy_full)")
 		}
 	}
 	for i, r := range q["replica"] {
@@ -311,6 +339,13 @@ func ParseURL(u *url.URL) (Settings, error) {
 			return s, greyerr.Invalid("anti_entropy", "%s is shorter than a second", p)
 		}
 		s.Config.AntiEntropy = p
+	}
+	if v := q.Get("anti_entropy_full"); v != "" {
+		p, err := time.ParseDuration(v)
+		if err != nil || p == 0 {
+			return s, greyerr.Invalid("anti_entropy_full", "%q is not a duration such as 24h (negative: every pass is full)", v)
+		}
+		s.Config.FullEvery = p
 	}
 	return s, nil
 }

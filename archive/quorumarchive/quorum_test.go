@@ -404,14 +404,14 @@ func TestTieBreakIsDeterministic(t *testing.T) {
 
 func TestParseURL(t *testing.T) {
 	rep := func(s string) string { return url.QueryEscape(s) }
-	good := "quorum://?replica=" + rep("postgres://u:p@h1/db?sslmode=disable") + "&replica=" + rep("mem://") + "&replica=" + rep("mem://") + "&write=all&read=one&anti_entropy=5m"
+	good := "quorum://?replica=" + rep("postgres://u:p@h1/db?sslmode=disable") + "&replica=" + rep("mem://") + "&replica=" + rep("mem://") + "&write=all&read=one&anti_entropy=5m&anti_entropy_full=6h"
 	u, _ := url.Parse(good)
 	s, err := quorumarchive.ParseURL(u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(s.Replicas) != 3 || s.Replicas[0] != "postgres://u:p@h1/db?sslmode=disable" || s.Config.Write != quorumarchive.All ||
-		s.Config.Read != quorumarchive.One || s.Config.AntiEntropy != 5*time.Minute {
+		s.Config.Read != quorumarchive.One || s.Config.AntiEntropy != 5*time.Minute || s.Config.FullEvery != 6*time.Hour {
 		t.Errorf("parsed %+v", s)
 	}
 	u, _ = url.Parse("quorum://?replica=mem%3A%2F%2F")
@@ -427,6 +427,8 @@ func TestParseURL(t *testing.T) {
 		{"quorum://?replica=mem%3A%2F%2F&anti_entropy=soon", "anti_entropy"},
 		{"quorum://?replica=mem%3A%2F%2F&anti_entropy=-1m", "anti_entropy"},
 		{"quorum://?replica=mem%3A%2F%2F&anti_entropy=1ms", "anti_entropy"},
+		{"quorum://?replica=mem%3A%2F%2F&anti_entropy_full=daily", "anti_entropy_full"},
+		{"quorum://?replica=mem%3A%2F%2F&anti_entropy_full=0", "anti_entropy_full"},
 		{"quorum://?replica=mem%3A%2F%2F&write=one&write=all", "write"},
 		{"quorum://?replica=mem%3A%2F%2F&replicas=mem%3A%2F%2F", "replicas"},
 		{"quorum://host?replica=mem%3A%2F%2F", "url"},
@@ -576,3 +578,77 @@ func TestAntiEntropyNeedsReplicas(t *testing.T) {
 
 // plain hides memarchive's optional interfaces.
 type plain struct{ archive.Driver }
+
+// TestIncrementalAntiEntropy: after a full pass, a pass checks only what
+// a replica is known to have missed — the writes and the delete made while
+// it was down — and repairs them; a divergence the driver could not know
+// of (a record written to one replica behind its back) waits for the next
+// full pass, which FullEvery brings.
+func TestIncrementalAntiEntropy(t *testing.T) {
+	ctx := ctxT(t)
+	d, mems := memQuorum(t, 3, quorumarchive.Config{})
+	defer d.Close()
+	ten := archivetest.Tenant("inc")
+	before := records(t, ten, 50, time.Now().Add(-time.Hour))
+	if err := d.Upsert(ctx, ten, before); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the third replica's write", func() bool { return mems[2].Len() == 50 })
+	first, err := d.AntiEntropy(ctx)
+	if err != nil || !first.Full || first.Divergent != 0 || first.Records != 50 {
+		t.Fatalf("first pass: %+v, %v; want a full pass over 50 records, none divergent", first, err)
+	}
+
+	mems[2].SetUnavailable(errors.New("killed"))
+	during := records(t, ten, 20, time.Now().Add(-30*time.Minute))
+	if err := d.Upsert(ctx, ten, during); err != nil {
+		t.Fatalf("majority write with a replica down: %v", err)
+	}
+	if _, err := d.Delete(ctx, ten, []string{before[0].Task.ID}); err != nil {
+		t.Fatalf("majority delete with a replica down: %v", err)
+	}
+	// Behind the driver's back: a record on the first replica alone.
+	stray := records(t, ten, 1, time.Now().Add(-10*time.Minute))
+	if err := mems[0].Upsert(ctx, ten, stray); err != nil {
+		t.Fatal(err)
+	}
+	mems[2].SetUnavailable(nil)
+
+	inc, err := d.AntiEntropy(ctx)
+	if err != nil || inc.Full || inc.Records != 21 || inc.Divergent != 21 || inc.Repaired != 21 || len(inc.Errors) != 0 {
+		t.Fatalf("pass after the outage: %+v, %v; want 21 records checked and repaired (20 writes, 1 delete), not a full pass", inc, err)
+	}
+	if got := mems[2].Len(); got != 69 {
+		t.Errorf("the returned replica holds %d records, want 69 (50 - 1 deleted + 20)", got)
+	}
+	if _, err := mems[1].Get(ctx, ten, stray[0].Task.ID); !greyerr.Is(err, greyerr.NotFound) {
+		t.Errorf("an incremental pass copied a record no write told it of: %v", err)
+	}
+	again, err := d.AntiEntropy(ctx)
+	if err != nil || again.Full || again.Records != 0 {
+		t.Errorf("the pass after the repair: %+v, %v; want nothing left to check", again, err)
+	}
+
+	// A full pass on every one finds the stray record.
+	d2, err := quorumarchive.New([]quorumarchive.Replica{{Name: "a", Driver: keep{mems[0]}}, {Name: "b", Driver: keep{mems[1]}}, {Name: "c", Driver: keep{mems[2]}}},
+		quorumarchive.Config{FullEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	for range 2 {
+		full, err := d2.AntiEntropy(ctx)
+		if err != nil || !full.Full {
+			t.Fatalf("FullEvery < 0: %+v, %v; want full passes", full, err)
+		}
+	}
+	if _, err := mems[1].Get(ctx, ten, stray[0].Task.ID); err != nil {
+		t.Errorf("a full pass did not copy the stray record: %v", err)
+	}
+}
+
+// keep is a replica whose Close leaves it open, for a second driver over
+// the same replicas.
+type keep struct{ *memarchive.Driver }
+
+func (keep) Close() error { return nil }

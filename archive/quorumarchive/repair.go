@@ -44,7 +44,7 @@ func (d *Driver) repairLoop() {
 			return
 		case j := <-d.repairs:
 			jctx, jcancel := context.WithTimeout(ctx, repairTimeout)
-			if err := d.repairID(jctx, j.tenant, j.id); err != nil && ctx.Err() == nil {
+			if _, err := d.repairID(jctx, j.tenant, j.id, "read"); err != nil && ctx.Err() == nil {
 				d.log.Warn("quorum archive: read repair failed", "tenant", j.tenant, "id", j.id, "err", err)
 			}
 			jcancel()
@@ -54,8 +54,10 @@ func (d *Driver) repairLoop() {
 
 // repairID reads the record from every replica that answers and writes
 // the newest version to those that lack it or hold an older one (or, for
-// a record deleted through this driver, deletes it where it is left).
-func (d *Driver) repairID(ctx context.Context, tenant, id string) error {
+// a record deleted through this driver, deletes it where it is left). It
+// returns how many replicas it repaired; an error names each replica
+// that could not be read or repaired. source labels the repairs metric.
+func (d *Driver) repairID(ctx context.Context, tenant, id, source string) (int, error) {
 	type got struct {
 		r   *replica
 		rec archive.Record
@@ -85,33 +87,38 @@ func (d *Driver) repairID(ctx context.Context, tenant, id string) error {
 			errs = append(errs, fmt.Errorf("%s: %w", x.r.label(), x.err))
 		}
 	}
+	fixed := 0
 	if len(found) == 0 {
-		return errors.Join(errs...)
+		return 0, errors.Join(errs...)
 	}
 	if d.tombed(tenant, id) {
 		for _, x := range replies {
 			if x.err == nil {
-				if err := d.deleteOn(ctx, x.r, tenant, []string{id}, "read"); err != nil {
+				if err := d.deleteOn(ctx, x.r, tenant, []string{id}, source); err != nil {
 					errs = append(errs, err)
+				} else {
+					fixed++
 				}
 			}
 		}
-		return errors.Join(errs...)
+		return fixed, errors.Join(errs...)
 	}
 	win := found[newest(found)]
 	if d.expired(win) {
-		return errors.Join(errs...)
+		return 0, errors.Join(errs...)
 	}
 	for _, x := range replies {
 		stale := greyerr.Is(x.err, greyerr.NotFound) || (x.err == nil && compare(win, x.rec) > 0)
 		if !stale {
 			continue
 		}
-		if err := d.writeOn(ctx, x.r, tenant, []archive.Record{win}, "read"); err != nil {
+		if err := d.writeOn(ctx, x.r, tenant, []archive.Record{win}, source); err != nil {
 			errs = append(errs, err)
+		} else {
+			fixed++
 		}
 	}
-	return errors.Join(errs...)
+	return fixed, errors.Join(errs...)
 }
 
 // expired reports whether r finished before the retention horizon (a
@@ -149,8 +156,12 @@ func (d *Driver) deleteOn(ctx context.Context, r *replica, tenant string, ids []
 
 // PassResult is what one anti-entropy pass found and did.
 type PassResult struct {
+	// Full is whether the pass compared every record (see
+	// Config.FullEvery) or only those some replica is known to have
+	// missed.
+	Full bool
 	// Replicas is how many replicas took part (those that listed their
-	// tenants).
+	// tenants; every replica in a pass that is not full).
 	Replicas int
 	// Tenants is how many tenants were compared.
 	Tenants int
@@ -168,16 +179,23 @@ type PassResult struct {
 }
 
 // AntiEntropy runs one anti-entropy pass now (one at a time: a call
-// waits for a running pass) and returns what it found. It compares the
-// replicas that answer, tenant by tenant, and repairs them; the divergent
-// records gauge takes the pass's count. It fails when fewer than two
-// replicas answer (nothing to compare, unless there is one replica) or
-// when a replica is no TenantLister.
+// waits for a running pass) and returns what it found. A full pass (see
+// Config.FullEvery) compares the replicas that answer, tenant by tenant,
+// and repairs them; it fails when fewer than two replicas answer
+// (nothing to compare, unless there is one replica) or when a replica is
+// no TenantLister. The passes in between check, on every replica, only
+// the records some replica missed (and the deletes some replica has not
+// made), and repair those. The divergent records gauge takes the pass's
+// count.
 func (d *Driver) AntiEntropy(ctx context.Context) (PassResult, error) {
 	d.passMu.Lock()
 	defer d.passMu.Unlock()
 	start := time.Now()
-	var res PassResult
+	gen, full := d.fullDue(start)
+	if !full {
+		return d.incrementalPass(ctx, start)
+	}
+	res := PassResult{Full: true}
 	type listed struct {
 		r       *replica
 		tenants []string
@@ -225,6 +243,99 @@ func (d *Driver) AntiEntropy(ctx context.Context) (PassResult, error) {
 			return res, err
 		}
 		d.compareTenant(ctx, t, live, &res)
+	}
+	res.Tenants = len(tenants)
+	res.Took = time.Since(start)
+	if len(live) == len(d.reps) && len(res.Errors) == 0 {
+		d.fullDone(start, gen)
+	}
+	m := d.m.Load()
+	m.divergent.WithLabelValues(m.name).Set(float64(res.Divergent))
+	return res, nil
+}
+
+// markDirty remembers that some replica missed the records ids of tenant.
+func (d *Driver) markDirty(tenant string, ids []string) {
+	d.dirtyMu.Lock()
+	defer d.dirtyMu.Unlock()
+	d.dirtyGen++
+	for _, id := range ids {
+		if len(d.dirty) >= maxDirty {
+			d.overflow = true
+			return
+		}
+		d.dirty[tombKey{tenant, id}] = d.dirtyGen
+	}
+}
+
+// fullDue reports whether the pass starting at start must be full, and
+// the dirty generation it starts at.
+func (d *Driver) fullDue(start time.Time) (uint64, bool) {
+	d.dirtyMu.Lock()
+	defer d.dirtyMu.Unlock()
+	return d.dirtyGen, d.cfg.FullEvery < 0 || d.overflow || d.lastFull.IsZero() || start.Sub(d.lastFull) >= d.cfg.FullEvery
+}
+
+// fullDone records a full pass that every replica took part in without
+// errors, started at start when the dirty generation was gen: what was
+// missed before it is repaired.
+func (d *Driver) fullDone(start time.Time, gen uint64) {
+	d.dirtyMu.Lock()
+	defer d.dirtyMu.Unlock()
+	d.lastFull = start
+	d.overflow = false
+	for k, g := range d.dirty {
+		if g <= gen {
+			delete(d.dirty, k)
+		}
+	}
+}
+
+// incrementalPass checks the dirty records and the remembered deletes on
+// every replica and repairs them; a record that every replica now holds
+// in its newest version leaves the dirty set.
+func (d *Driver) incrementalPass(ctx context.Context, start time.Time) (PassResult, error) {
+	res := PassResult{Replicas: len(d.reps)}
+	d.dirtyMu.Lock()
+	keys := make(map[tombKey]uint64, len(d.dirty))
+	for k, g := range d.dirty {
+		keys[k] = g
+	}
+	d.dirtyMu.Unlock()
+	d.tombMu.Lock()
+	for k := range d.tombs {
+		if _, ok := keys[k]; !ok {
+			keys[k] = 0
+		}
+	}
+	d.tombMu.Unlock()
+	tenants := map[string]bool{}
+	for k, g := range keys {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		tenants[k.tenant] = true
+		res.Records++
+		n, err := d.repairID(ctx, k.tenant, k.id, "anti_entropy")
+		if n > 0 {
+			res.Divergent++
+			res.Repaired += int64(n)
+		}
+		if err != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("tenant %s, record %s: %v", k.tenant, k.id, err))
+			continue
+		}
+		if d.tombed(k.tenant, k.id) {
+			// every replica answered and none holds it any more
+			d.untomb(k.tenant, []string{k.id})
+		}
+		if g > 0 {
+			d.dirtyMu.Lock()
+			if d.dirty[k] == g {
+				delete(d.dirty, k)
+			}
+			d.dirtyMu.Unlock()
+		}
 	}
 	res.Tenants = len(tenants)
 	res.Took = time.Since(start)
@@ -372,7 +483,7 @@ func (d *Driver) antiEntropyLoop(every time.Duration) {
 			case err != nil:
 				d.log.Warn("quorum archive: anti-entropy pass failed", "err", err)
 			default:
-				d.log.Info("quorum archive: anti-entropy pass", "replicas", res.Replicas, "tenants", res.Tenants,
+				d.log.Info("quorum archive: anti-entropy pass", "full", res.Full, "replicas", res.Replicas, "tenants", res.Tenants,
 					"records", res.Records, "divergent", res.Divergent, "repaired", res.Repaired, "errors", len(res.Errors), "took", res.Took)
 			}
 		}
