@@ -72,35 +72,12 @@ func TestArchiveDrivers(t *testing.T) {
 // archived and collected from Raft, and reads them back through greyctl.
 func runArchivedTasks(t *testing.T, g *greyd) {
 	t.Helper()
-	ctx := context.Background()
 	tenants := []string{"acme", "globex", "initech"}
 	ids := map[string][]task.ID{}
 	for _, ten := range tenants {
-		c, err := client.New(g.URL(), client.WithTenant(ten))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range 10 {
-			tk, err := c.Submit(ctx, task.Spec{Kind: "echo", Payload: []byte(fmt.Sprintf(`{"n":%d,"t":"%s"}`, i, ten))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids[ten] = append(ids[ten], tk.ID)
-		}
-		for _, id := range ids[ten] {
-			if done, err := c.Wait(ctx, id); err != nil || done.Status != task.Completed {
-				t.Fatalf("task %s: %+v, %v", id, done, err)
-			}
-		}
+		ids[ten] = runEchoes(t, g, ten, 10)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for metricSum(g.MetricsAddr, "grey_tasks", `status="completed"`) != 0 || metric(g.MetricsAddr, "grey_archive_lag_tasks") != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("not archived and collected: completed in Raft %v, lag %v",
-				metricSum(g.MetricsAddr, "grey_tasks", `status="completed"`), metric(g.MetricsAddr, "grey_archive_lag_tasks"))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitArchived(t, g)
 	for _, ten := range tenants {
 		id := string(ids[ten][7])
 		if r := greyctl(t, g.URL(), 30*time.Second, "--tenant", ten, "task", "get", id, "-o", "json"); r.Code != 0 ||
@@ -177,33 +154,11 @@ func TestArchiveShardRetire(t *testing.T) {
 	g := newGreyd(t, conf+yamlList(urls)+"\n")
 	g.Start()
 	g.WaitReady(90 * time.Second)
-	ctx := context.Background()
 	ids3 := map[string][]task.ID{}
 	for _, ten := range tenants {
-		c, err := client.New(g.URL(), client.WithTenant(ten))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range 5 {
-			tk, err := c.Submit(ctx, task.Spec{Kind: "echo", Payload: []byte(fmt.Sprintf(`{"n":%d}`, i))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids3[ten] = append(ids3[ten], tk.ID)
-		}
-		for _, id := range ids3[ten] {
-			if done, err := c.Wait(ctx, id); err != nil || done.Status != task.Completed {
-				t.Fatalf("task %s: %+v, %v", id, done, err)
-			}
-		}
+		ids3[ten] = runEchoes(t, g, ten, 5)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for metricSum(g.MetricsAddr, "grey_tasks", `status="completed"`) != 0 || metric(g.MetricsAddr, "grey_archive_lag_tasks") != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("tasks not archived and collected from Raft in 60 s")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitArchived(t, g)
 	g.Kill()
 
 	r := greyctl(t, g.URL(), time.Minute, "-o", "json", "archive", "rebalance", "--shards", urls[0]+","+urls[1], "--retire", urls[2])
@@ -225,6 +180,7 @@ func TestArchiveShardRetire(t *testing.T) {
 			}
 		}
 	}
+	ctx := context.Background()
 	third, err := pgarchive.Open(ctx, urls[2], archive.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -232,5 +188,44 @@ func TestArchiveShardRetire(t *testing.T) {
 	defer third.Close()
 	if ts, err := third.Tenants(ctx); err != nil || len(ts) != 0 {
 		t.Errorf("the retired shard still lists tenants %v (%v)", ts, err)
+	}
+}
+
+// runEchoes submits n echo tasks of tenant to g, each with a payload naming
+// its tenant, waits until they completed and returns their ids.
+func runEchoes(t *testing.T, g *greyd, tenant string, n int) []task.ID {
+	t.Helper()
+	ctx := context.Background()
+	c, err := client.New(g.URL(), client.WithTenant(tenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []task.ID
+	for i := range n {
+		tk, err := c.Submit(ctx, task.Spec{Kind: "echo", Payload: []byte(fmt.Sprintf(`{"n":%d,"t":"%s"}`, i, tenant))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tk.ID)
+	}
+	for _, id := range ids {
+		if done, err := c.Wait(ctx, id); err != nil || done.Status != task.Completed {
+			t.Fatalf("task %s: %+v, %v", id, done, err)
+		}
+	}
+	return ids
+}
+
+// waitArchived waits until g archived every finished task and collected
+// it from Raft (its retention must be short).
+func waitArchived(t *testing.T, g *greyd) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for metricSum(g.MetricsAddr, "grey_tasks", `status="completed"`) != 0 || metric(g.MetricsAddr, "grey_archive_lag_tasks") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not archived and collected: completed in Raft %v, lag %v",
+				metricSum(g.MetricsAddr, "grey_tasks", `status="completed"`), metric(g.MetricsAddr, "grey_archive_lag_tasks"))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
