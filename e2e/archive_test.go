@@ -145,24 +145,7 @@ func TestArchivePostgresCLI(t *testing.T) {
 	g.Start()
 	g.WaitReady(30 * time.Second)
 
-	ctx := context.Background()
-	acme, err := client.New(g.URL(), client.WithTenant("acme"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []task.ID
-	for i := range 20 {
-		tk, err := acme.Submit(ctx, task.Spec{Kind: "echo", Payload: []byte(fmt.Sprintf(`{"n":%d}`, i))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, tk.ID)
-	}
-	for _, id := range ids {
-		if done, err := acme.Wait(ctx, id); err != nil || done.Status != task.Completed {
-			t.Fatalf("task %s: %+v, %v", id, done, err)
-		}
-	}
+	ids := runEchoes(t, g, "acme", 20)
 	// Archived, past retention, collected from Raft (the state's task
 	// gauge counts no completed task any more).
 	deadline := time.Now().Add(30 * time.Second)
