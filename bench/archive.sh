@@ -50,7 +50,13 @@ postgres)
 cassandra)
 	curl_host=${GREY_TEST_CASSANDRA_URL:?start Cassandra: eval "\$(scripts/services.sh env cassandra)"}
 	curl_host=${curl_host#cassandra://}
+	cuser=""
+	if [[ $curl_host == *@* ]]; then # user:password@ (the test Cassandra's superuser)
+		cuser=${curl_host%%@*}
+		curl_host=${curl_host#*@}
+	fi
 	printf 'database:\n  cassandra:\n    hosts: ["%s"]\n    keyspace: grey_bench_%s\n    replication: SimpleStrategy:1\n    migrate: true\n' "${curl_host%%/*}" "$suffix" >"$WORK/archive.yaml"
+	[[ -n $cuser ]] && printf '    username: "%s"\n    password: "%s"\n' "${cuser%%:*}" "${cuser#*:}" >>"$WORK/archive.yaml"
 	;;
 mongodb)
 	murl=${GREY_TEST_MONGODB_URL:?start MongoDB (FerretDB): eval "\$(scripts/services.sh env mongodb)"}

@@ -44,8 +44,12 @@ func TestArchiveDrivers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return "database:\n  cassandra:\n    keyspace: grey_e2e_" + suffix() + "\n    replication: SimpleStrategy:1\n    consistency: one\n    migrate: true\n",
-				[]string{"GREY_CASSANDRA_HOSTS=" + u.Host}
+			// The test Cassandra requires a password: the user name in
+			// the config, the password from the environment, as the docs
+			// tell operators to set them.
+			pw, _ := u.User.Password()
+			return "database:\n  cassandra:\n    keyspace: grey_e2e_" + suffix() + "\n    replication: SimpleStrategy:1\n    consistency: one\n    migrate: true\n    username: " + u.User.Username() + "\n",
+				[]string{"GREY_CASSANDRA_HOSTS=" + u.Host, "GREY_CASSANDRA_PASSWORD=" + pw}
 		}},
 		{"mongodb", func(t *testing.T) (string, []string) {
 			return "database:\n  mongodb:\n    database: grey_e2e_" + suffix() + "\n", []string{"GREY_MONGO_URL=" + testenv.ServiceURL(t, "mongodb")}

@@ -219,7 +219,8 @@ url() {
 	epmd) echo "epmd://$HOST:$PORT_epmd" ;;
 	rabbitmq) echo "amqp://guest:guest@$HOST:$PORT_rabbitmq/" ;;
 	kafka) echo "kafka://$HOST:$PORT_kafka" ;;
-	cassandra) echo "cassandra://$HOST:$PORT_cassandra" ;;
+	# the default superuser: the test Cassandra requires a password
+	cassandra) echo "cassandra://cassandra:cassandra@$HOST:$PORT_cassandra" ;;
 	mongodb) echo "mongodb://$HOST:$PORT_mongodb/" ;;
 	prometheus) echo "http://$HOST:$PORT_prometheus" ;;
 	otlp) echo "http://$HOST:$PORT_otlp" ;;
@@ -297,7 +298,7 @@ probe() {
 	epmd) tcp_open "$PORT_epmd" ;;
 	rabbitmq) tcp_open "$PORT_rabbitmq" ;;
 	kafka) tcp_open "$PORT_kafka" && kafka_probe ;;
-	cassandra) tcp_open "$PORT_cassandra" ;;
+	cassandra) tcp_open "$PORT_cassandra" && cassandra_probe ;;
 	mongodb) tcp_open "$PORT_mongodb" ;;
 	prometheus) http_ok "http://$HOST:$PORT_prometheus/-/ready" ;;
 	otlp) http_ok "http://$HOST:$PORT_otlp_query/api/services" && tcp_open "$PORT_otlp" && tcp_open "$PORT_otlp_grpc" ;;
@@ -325,6 +326,22 @@ py_probe() {
 # Kafka answers on its port before the KRaft controller has elected itself;
 # wait until the broker log says it is started.
 kafka_probe() { grep -q "Kafka Server started\|\[KafkaRaftServer nodeId=1\] Kafka Server started" "$(logfile kafka)" 2>/dev/null; }
+
+# Cassandra opens its CQL port before it has created the default superuser
+# a password login needs. The role is made once per data directory: the log
+# of the start that made it says so, and later starts find it on disk (the
+# roles table is flushed at shutdown and after a commit log replay, both
+# before the CQL port opens). The marker remembers it.
+cassandra_probe() {
+	local d marker; d=$(svc_dir cassandra); marker=$d/superuser-created
+	[[ -e $marker ]] && return 0
+	if grep -q "Created default superuser role" "$(logfile cassandra)" 2>/dev/null ||
+		compgen -G "$d/data/system_auth/roles-*/*-Data.db" >/dev/null; then
+		touch "$marker"
+	else
+		return 1
+	fi
+}
 
 # ---------------------------------------------------------- installation ---
 
@@ -774,8 +791,9 @@ storage_port: $PORT_cassandra_storage
 native_transport_port: $PORT_cassandra
 start_native_transport: true
 endpoint_snitch: SimpleSnitch
-authenticator: AllowAllAuthenticator
-authorizer: AllowAllAuthorizer
+authenticator: PasswordAuthenticator
+authorizer: CassandraAuthorizer
+role_manager: CassandraRoleManager
 concurrent_reads: 8
 concurrent_writes: 8
 concurrent_counter_writes: 8

@@ -127,6 +127,9 @@ func rawSession(t testing.TB) *gocql.Session {
 	c := gocql.NewCluster(u.Host)
 	c.Timeout = 30 * time.Second
 	c.Consistency = gocql.One
+	if pw, ok := u.User.Password(); ok { // the test Cassandra's superuser
+		c.Authenticator = gocql.PasswordAuthenticator{Username: u.User.Username(), Password: pw}
+	}
 	s, err := c.CreateSession()
 	if err != nil {
 		t.Fatalf("connect: %v", err)
@@ -246,7 +249,7 @@ func TestHostsList(t *testing.T) {
 		t.Logf("hosts=%q: %v", bad, err)
 	}
 	// A dead contact point first, the live one second.
-	raw := fmt.Sprintf("cassandra://127.0.0.1:1/%s?hosts=%s&replication=SimpleStrategy:1&connect_timeout=2s", testKeyspace, u.Host)
+	raw := fmt.Sprintf("cassandra://%s127.0.0.1:1/%s?hosts=%s&replication=SimpleStrategy:1&connect_timeout=2s", userinfo(u), testKeyspace, u.Host)
 	d, err := cassarchive.Open(ctxT(t), raw, archive.OpenOptions{Migrate: true})
 	if err != nil {
 		t.Fatalf("open with a dead contact point first: %v", err)
@@ -254,6 +257,117 @@ func TestHostsList(t *testing.T) {
 	defer d.Close()
 	if err := d.Ping(ctxT(t)); err != nil {
 		t.Errorf("ping with a dead contact point first: %v", err)
+	}
+}
+
+// userinfo is u's "user:password@", or "" when it has none.
+func userinfo(u *url.URL) string {
+	if u.User == nil {
+		return ""
+	}
+	return u.User.String() + "@"
+}
+
+// The test Cassandra requires a password (PasswordAuthenticator) and
+// checks permissions (CassandraAuthorizer). A wrong password and no
+// credentials are refused as permission_denied, without the password in
+// the error; a role granted only its keyspace reads and writes; a role
+// that may only read gets permission_denied on a write, and its reads
+// still work.
+func TestCredentials(t *testing.T) {
+	base := serviceURL(t, testKeyspace, "")
+	u, _ := url.Parse(base)
+	if u.User == nil {
+		t.Fatal("GREY_TEST_CASSANDRA_URL has no user: the test Cassandra requires a password")
+	}
+	// The keyspace exists and is migrated before the roles use it.
+	admin, err := cassarchive.Open(ctxT(t), base, archive.OpenOptions{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.Ping(ctxT(t)); err != nil {
+		t.Fatalf("ping as the superuser: %v", err)
+	}
+	withUser := func(user *url.Userinfo) string {
+		c := *u
+		c.User = user
+		return c.String()
+	}
+	refused := func(name, raw, secret string) {
+		t.Helper()
+		d, err := cassarchive.Open(ctxT(t), raw, archive.OpenOptions{})
+		if err == nil {
+			defer d.Close()
+			err = d.Ping(ctxT(t))
+		}
+		if !greyerr.Is(err, greyerr.PermissionDenied) {
+			t.Errorf("%s: got %v, want permission_denied", name, err)
+		} else if secret != "" && strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: the error shows the password: %v", name, err)
+		}
+		t.Logf("%s: %v", name, err)
+	}
+	refused("wrong password", withUser(url.UserPassword(u.User.Username(), "Wr0ngPassw0rd")), "Wr0ngPassw0rd")
+	refused("no credentials", withUser(nil), "")
+
+	s := rawSession(t)
+	defer s.Close()
+	suffix := time.Now().UnixNano() % 1e9
+	writer, reader := fmt.Sprintf("grey_w_%d", suffix), fmt.Sprintf("grey_r_%d", suffix)
+	for _, q := range []string{
+		`CREATE ROLE ` + writer + ` WITH PASSWORD = 'wr1ter-pw' AND LOGIN = true`,
+		`GRANT SELECT ON KEYSPACE ` + testKeyspace + ` TO ` + writer,
+		`GRANT MODIFY ON KEYSPACE ` + testKeyspace + ` TO ` + writer,
+		`CREATE ROLE ` + reader + ` WITH PASSWORD = 'r3ader-pw' AND LOGIN = true`,
+		`GRANT SELECT ON KEYSPACE ` + testKeyspace + ` TO ` + reader,
+	} {
+		if err := s.Query(q).ExecContext(ctxT(t)); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, r := range []string{writer, reader} {
+			_ = s.Query(`DROP ROLE IF EXISTS ` + r).Exec()
+		}
+	})
+
+	ten := archivetest.Tenant("creds")
+	rec := archivetest.Make(archivetest.Spec{Tenant: ten, Finished: time.Now().Add(-time.Minute)})
+	open := func(user, pw string) *archive.Store {
+		t.Helper()
+		d, err := cassarchive.Open(ctxT(t), withUser(url.UserPassword(user, pw)), archive.OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := archive.New(d, archive.Options{Retry: archivetest.FastRetry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	w := open(writer, "wr1ter-pw")
+	if err := w.Upsert(ctxT(t), []archive.Record{rec}); err != nil {
+		t.Fatalf("upsert as %s (select and modify on the keyspace): %v", writer, err)
+	}
+	got, err := w.Get(ctxT(t), ten, rec.Task.ID)
+	if err != nil || got.Task.ID != rec.Task.ID {
+		t.Fatalf("get as %s: %+v, %v", writer, got.Task, err)
+	}
+
+	r := open(reader, "r3ader-pw")
+	if got, err := r.Get(ctxT(t), ten, rec.Task.ID); err != nil || got.Task.ID != rec.Task.ID {
+		t.Errorf("get as %s (select only): %+v, %v", reader, got.Task, err)
+	}
+	other := archivetest.Make(archivetest.Spec{Tenant: ten, Finished: time.Now().Add(-time.Minute)})
+	err = r.Upsert(ctxT(t), []archive.Record{other})
+	if !greyerr.Is(err, greyerr.PermissionDenied) || !strings.Contains(err.Error(), "MODIFY") {
+		t.Errorf("upsert as %s (select only): got %v, want permission_denied naming MODIFY", reader, err)
+	}
+	t.Logf("upsert as %s: %v", reader, err)
+	if _, err := w.Get(ctxT(t), ten, other.Task.ID); !greyerr.Is(err, greyerr.NotFound) {
+		t.Errorf("the refused record was written: %v", err)
 	}
 }
 

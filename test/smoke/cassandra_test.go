@@ -2,8 +2,8 @@ package smoke
 
 import (
 	"net"
+	"net/url"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +13,11 @@ import (
 )
 
 func TestCassandra(t *testing.T) {
-	hostport := strings.TrimPrefix(testenv.ServiceURL(t, "cassandra"), "cassandra://")
+	u, err := url.Parse(testenv.ServiceURL(t, "cassandra"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostport := u.Host
 	host, portStr, err := net.SplitHostPort(hostport)
 	if err != nil {
 		t.Fatal(err)
@@ -26,6 +30,9 @@ func TestCassandra(t *testing.T) {
 	cluster.Timeout = 20 * time.Second
 	cluster.ConnectTimeout = 10 * time.Second
 	cluster.Consistency = gocql.One
+	if pw, ok := u.User.Password(); ok { // the test Cassandra requires a password
+		cluster.Authenticator = gocql.PasswordAuthenticator{Username: u.User.Username(), Password: pw}
+	}
 	session, err := cluster.CreateSession()
 	if err != nil {
 		t.Fatalf("connect %s: %v", hostport, err)
