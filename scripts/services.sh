@@ -36,7 +36,11 @@ if [[ -z ${GREY_SERVICES_CACHE:-} ]]; then
 	fi
 fi
 CACHE=$GREY_SERVICES_CACHE
-HOST=127.0.0.1
+# Loopback only. GREY_SERVICES_HOST picks another loopback address, for a
+# test that runs several nodes of one kind as separate hosts (a Cassandra
+# ring: drivers tell nodes apart by address).
+HOST=${GREY_SERVICES_HOST:-127.0.0.1}
+[[ $HOST =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || { echo "services: GREY_SERVICES_HOST=$HOST is not a 127.x.y.z loopback address" >&2; exit 2; }
 
 KAFKA_VERSION=${GREY_KAFKA_VERSION:-4.1.1}
 CASSANDRA_VERSION=${GREY_CASSANDRA_VERSION:-5.0.6}
@@ -70,6 +74,13 @@ PORT_kafka=${GREY_KAFKA_PORT:-19092}
 PORT_kafka_ctl=${GREY_KAFKA_CONTROLLER_PORT:-19093}
 PORT_cassandra=${GREY_CASSANDRA_PORT:-19042}
 PORT_cassandra_storage=${GREY_CASSANDRA_STORAGE_PORT:-17000}
+# A node of another ring: GREY_CASSANDRA_SEEDS=127.0.0.X:PORT[,...] (storage
+# ports) with its own GREY_SERVICES_DATA, address and ports makes this node join it
+# (e2e's multi-node tests start rings of their own this way).
+CASSANDRA_SEEDS=${GREY_CASSANDRA_SEEDS:-$HOST:$PORT_cassandra_storage}
+# GREY_CASSANDRA_AUTH=none turns password authentication and role
+# permissions off (those rings test routing and consistency, not logins).
+CASSANDRA_AUTH=${GREY_CASSANDRA_AUTH:-password}
 PORT_mongodb=${GREY_MONGODB_PORT:-27117}
 PORT_mongodb_debug=${GREY_MONGODB_DEBUG_PORT:-28088}
 PORT_prometheus=${GREY_PROMETHEUS_PORT:-19090}
@@ -220,7 +231,7 @@ url() {
 	rabbitmq) echo "amqp://guest:guest@$HOST:$PORT_rabbitmq/" ;;
 	kafka) echo "kafka://$HOST:$PORT_kafka" ;;
 	# the default superuser: the test Cassandra requires a password
-	cassandra) echo "cassandra://cassandra:cassandra@$HOST:$PORT_cassandra" ;;
+	cassandra) [[ $CASSANDRA_AUTH == none ]] && echo "cassandra://$HOST:$PORT_cassandra" || echo "cassandra://cassandra:cassandra@$HOST:$PORT_cassandra" ;;
 	mongodb) echo "mongodb://$HOST:$PORT_mongodb/" ;;
 	prometheus) echo "http://$HOST:$PORT_prometheus" ;;
 	otlp) echo "http://$HOST:$PORT_otlp" ;;
@@ -335,6 +346,9 @@ kafka_probe() { grep -q "Kafka Server started\|\[KafkaRaftServer nodeId=1\] Kafk
 cassandra_probe() {
 	local d marker; d=$(svc_dir cassandra); marker=$d/superuser-created
 	[[ -e $marker ]] && return 0
+	# no logins, or a node joining another ring (it finds the role there,
+	# not on its own disk)
+	[[ $CASSANDRA_AUTH == none || $CASSANDRA_SEEDS != "$HOST:$PORT_cassandra_storage" ]] && return 0
 	if grep -q "Created default superuser role" "$(logfile cassandra)" 2>/dev/null ||
 		compgen -G "$d/data/system_auth/roles-*/*-Data.db" >/dev/null; then
 		touch "$marker"
@@ -784,15 +798,15 @@ commitlog_sync_period: 10000ms
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "$HOST:$PORT_cassandra_storage"
+      - seeds: "$CASSANDRA_SEEDS"
 listen_address: $HOST
 rpc_address: $HOST
 storage_port: $PORT_cassandra_storage
 native_transport_port: $PORT_cassandra
 start_native_transport: true
 endpoint_snitch: SimpleSnitch
-authenticator: PasswordAuthenticator
-authorizer: CassandraAuthorizer
+authenticator: $([[ $CASSANDRA_AUTH == none ]] && echo AllowAllAuthenticator || echo PasswordAuthenticator)
+authorizer: $([[ $CASSANDRA_AUTH == none ]] && echo AllowAllAuthorizer || echo CassandraAuthorizer)
 role_manager: CassandraRoleManager
 concurrent_reads: 8
 concurrent_writes: 8

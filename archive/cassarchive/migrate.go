@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"sort"
 	"strconv"
@@ -352,18 +354,32 @@ func newerSchema(ks string, v int64) error {
 }
 
 // topology returns the cluster's nodes per data center, as the
-// coordinator sees them (itself and its peers).
+// coordinator sees them (itself and its peers). Peers come from
+// system.peers_v2 (Cassandra 4.0+, one row per address and port), else
+// from system.peers (one row per address: nodes sharing an address count
+// once there).
 func topology(ctx context.Context, s *gocql.Session) (map[string]int, error) {
 	dcs := map[string]int{}
-	for _, t := range []string{"system.local", "system.peers"} {
-		it := s.Query(`SELECT data_center FROM ` + t).Consistency(gocql.One).IterContext(ctx)
+	count := func(table string) error {
+		it := s.Query(`SELECT data_center FROM ` + table).Consistency(gocql.One).IterContext(ctx)
 		var dc string
 		for it.Scan(&dc) {
 			dcs[dc]++
 		}
-		if err := it.Close(); err != nil {
-			return nil, classify(err, "read the cluster's topology")
-		}
+		return it.Close()
+	}
+	if err := count("system.local"); err != nil {
+		return nil, classify(err, "read the cluster's topology")
+	}
+	local := maps.Clone(dcs)
+	err := count("system.peers_v2")
+	var inv *gocql.RequestErrInvalid
+	if errors.As(err, &inv) { // before Cassandra 4.0: no peers_v2
+		dcs = local
+		err = count("system.peers")
+	}
+	if err != nil {
+		return nil, classify(err, "read the cluster's topology")
 	}
 	return dcs, nil
 }
