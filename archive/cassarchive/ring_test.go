@@ -54,11 +54,16 @@ func (n *ringNode) services(t *testing.T, verb string) error {
 	cmd.Env = n.env()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
+		// services.sh prints the log's last lines; why a node gave up
+		// (a token collision, no seed) is logged earlier, as an ERROR.
 		log, _ := os.ReadFile(filepath.Join(n.data, "cassandra", "cassandra.log"))
-		if len(log) > 4000 {
-			log = log[len(log)-4000:]
+		var errs []string
+		for _, l := range strings.Split(string(log), "\n") {
+			if strings.HasPrefix(l, "ERROR") && len(errs) < 10 {
+				errs = append(errs, l)
+			}
 		}
-		return fmt.Errorf("services.sh %s cassandra (node %d): %v\n%s\nthe node's log ends:\n%s", verb, n.native, err, out, log)
+		return fmt.Errorf("services.sh %s cassandra (node %s:%d): %v\n%s\nthe node's errors:\n%s", verb, n.host, n.native, err, out, strings.Join(errs, "\n"))
 	}
 	return nil
 }
