@@ -385,6 +385,29 @@ type Info struct {
 	LastContact       time.Time
 }
 
+// Progress is the part of the node's view that a request needs to decide
+// whether this server may serve it: the leader's ID and how far this
+// replica has applied the committed log.
+type Progress struct {
+	NodeID       string
+	LeaderID     string
+	CommitIndex  uint64
+	AppliedIndex uint64
+}
+
+// Progress returns the node's leader and log positions. Unlike Info it
+// reads only atomics: every API request asks it, and Info's Raft
+// statistics and configuration go through Raft's main loop.
+func (n *Node) Progress() Progress {
+	_, id := n.raft.LeaderWithID()
+	return Progress{
+		NodeID:       n.cfg.NodeID,
+		LeaderID:     string(id),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.raft.AppliedIndex(),
+	}
+}
+
 // Info returns the node's view of the cluster.
 func (n *Node) Info() Info {
 	addr, id := n.raft.LeaderWithID()

@@ -97,7 +97,7 @@ func (e *Engine) Cluster(apiAddr string) *ClusterInfo {
 // scheduler is enabled only then); a follower must know a leader and have
 // applied up to its commit index.
 func (e *Engine) Ready() (bool, string) {
-	in := e.node.Info()
+	in := e.node.Progress()
 	switch {
 	case in.LeaderID == "":
 		return false, "no Raft leader yet"

@@ -110,6 +110,9 @@ func (e *Engine) Lease(ctx context.Context, req *worker.LeaseRequest) (*worker.L
 				return nil, err
 			}
 			traced := tracing.Enabled()
+			// Sized once: an Assignment is large, and a lease of a few
+			// hundred tasks would otherwise copy the slice many times over.
+			resp.Tasks = make([]worker.Assignment, 0, len(leased))
 			for _, t := range leased {
 				payload, binary, fetch, perr := e.assignPayload(ctx, t)
 				if perr != nil {

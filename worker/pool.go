@@ -625,7 +625,11 @@ func classify(ctx context.Context, cause, err error) *task.Error {
 // call was in flight goes in the next one.
 func (p *Pool) reportLoop() {
 	for r := range p.reports {
-		batch := p.collect([]Report{r}, 0)
+		// Room for what is queued now and what may join while the proof
+		// lingers, so the batch is not regrown report by report.
+		batch := make([]Report, 1, min(p.opts.MaxReportBatch, len(p.reports)+64))
+		batch[0] = r
+		batch = p.collect(batch, 0)
 		if p.opts.Signer != nil && p.opts.ProofLinger > 0 && needsProof(batch) {
 			// One signature covers more tasks if the batch waits a moment.
 			batch = p.collect(batch, p.opts.ProofLinger)
