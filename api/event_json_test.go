@@ -33,9 +33,14 @@ func TestEventJSONMatchesEncodingJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := appendEvent(nil, tk)
+	ew := newEventWriter()
+	ew.add(tk)
+	ew.add(tk) // a reused writer writes the same bytes again
 	wantEvent := "event: task\ndata: " + string(want) + "\n\n"
-	if string(got) != wantEvent {
-		t.Fatalf("event differs from encoding/json:\n got %s\nwant %s", got, wantEvent)
+	if got := ew.buf.String(); got != wantEvent+wantEvent {
+		t.Fatalf("event differs from encoding/json:\n got %s\nwant %s", got, wantEvent+wantEvent)
+	}
+	if tk.Result == nil {
+		t.Fatal("writing the event changed the task")
 	}
 }

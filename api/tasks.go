@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -236,7 +237,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	fl.Flush()
 	ping := time.NewTicker(15 * time.Second)
 	defer ping.Stop()
-	buf := make([]byte, 0, 4096)
+	ew := newEventWriter()
 	for {
 		select {
 		case <-r.Context().Done():
@@ -254,9 +255,14 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
-			buf = buf[:0]
+			ew.buf.Reset()
 			for {
-				buf = appendEvent(buf, t)
+				if err := ew.add(t); err != nil {
+					s.logger.ErrorContext(r.Context(), "watch: event not sent, stream ended", "err", err)
+					_, _ = w.Write(append(ew.buf.Bytes(), "event: error\ndata: {\"code\":\"internal\",\"message\":\"could not encode a task event; reconnect\"}\n\n"...))
+					fl.Flush()
+					return
+				}
 				select {
 				case t, ok = <-wt.C():
 					if ok {
@@ -266,7 +272,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 				}
 				break
 			}
-			if _, err := w.Write(buf); err != nil {
+			if _, err := w.Write(ew.buf.Bytes()); err != nil {
 				return
 			}
 			fl.Flush()
@@ -277,13 +283,39 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func appendEvent(buf []byte, t *task.Task) []byte {
-	c := *t
-	c.Payload, c.Result = nil, nil
+// eventWriter encodes a watch's task events. One lives as long as its
+// stream and reuses its buffer and its copy of the task, so an event costs
+// no allocation of its own: a watch sends one per task transition.
+type eventWriter struct {
+	buf  bytes.Buffer
+	enc  *gojson.Encoder
+	copy task.Task
+}
+
+func newEventWriter() *eventWriter {
+	ew := &eventWriter{}
+	ew.buf.Grow(4096)
 	// goccy/go-json writes the same JSON as encoding/json at about half the
-	// CPU: a watch sends one event per task transition.
-	b, _ := gojson.Marshal(&c)
-	buf = append(buf, "event: task\ndata: "...)
-	buf = append(buf, b...)
-	return append(buf, "\n\n"...)
+	// CPU.
+	ew.enc = gojson.NewEncoder(&ew.buf)
+	return ew
+}
+
+// add appends t's event, without its payload and result. On an error
+// (a task is plain data, so only a bug) nothing of the event is left in
+// the buffer.
+func (ew *eventWriter) add(t *task.Task) error {
+	n := ew.buf.Len()
+	ew.copy = *t
+	ew.copy.Payload, ew.copy.Result = nil, nil
+	ew.buf.WriteString("event: task\ndata: ")
+	// Encode ends the value with a newline; the blank line ends the event.
+	err := ew.enc.Encode(&ew.copy)
+	ew.copy = task.Task{} // holds no task's memory between events
+	if err != nil {
+		ew.buf.Truncate(n)
+		return greyerr.Wrap(greyerr.Internal, err, "watch: encode task %s", t.ID)
+	}
+	ew.buf.WriteByte('\n')
+	return nil
 }

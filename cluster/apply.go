@@ -207,7 +207,8 @@ func (b *Batch) PackedBlob(p state.ProofBlob) {
 		}
 		return
 	}
-	b.frame(PackedProofMsg, append(id, p.Packed...))
+	data := make([]byte, 0, len(id)+len(p.Packed))
+	b.frame(PackedProofMsg, append(append(data, id...), p.Packed...))
 }
 
 func (b *Batch) frame(t MsgType, data []byte) {

@@ -174,7 +174,10 @@ type Engine struct {
 	limits  limiters
 	members members
 	packed  featureGate // whether the leader may pack proofs (packedProofs)
-	keyUses keyUses
+	// packScratch holds *[]byte buffers that proofs are compressed into
+	// before their blocks are copied into a log entry.
+	packScratch sync.Pool
+	keyUses     keyUses
 
 	slotsMu sync.Mutex
 	slots   map[string]chan struct{}

@@ -370,11 +370,19 @@ func (e *Engine) Complete(ctx context.Context, req *worker.CompleteRequest) (*wo
 	var batch cluster.Batch
 	var outSlots [3]cluster.Slot[[]state.Outcome]
 	if len(dones.Items) > 0 {
-		packed := e.packedProofs()
-		for _, env := range dones.Proofs {
-			if packed {
-				batch.PackedBlob(state.PackProof(env))
-			} else {
+		if e.packedProofs() {
+			scratch, _ := e.packScratch.Get().(*[]byte)
+			if scratch == nil {
+				scratch = new([]byte)
+			}
+			for _, env := range dones.Proofs {
+				var blob state.ProofBlob
+				blob, *scratch = state.PackProofBuf(env, *scratch)
+				batch.PackedBlob(blob)
+			}
+			e.packScratch.Put(scratch)
+		} else {
+			for _, env := range dones.Proofs {
 				batch.Blob(env)
 			}
 		}

@@ -24,8 +24,21 @@ type ProofBlob struct {
 
 // PackProof returns env packed: its id and an S2 block of it.
 func PackProof(env []byte) ProofBlob {
+	b, _ := PackProofBuf(env, nil)
+	return b
+}
+
+// PackProofBuf is PackProof that compresses into scratch and copies the
+// block out at its size: s2 needs room for the block's worst case, about
+// 1.2 times the envelope, where the block is typically a sixth of it. It
+// returns scratch, grown if it was too small, for the next call.
+func PackProofBuf(env, scratch []byte) (ProofBlob, []byte) {
 	sum := sha256.Sum256(env)
-	return ProofBlob{ID: hex.EncodeToString(sum[:]), Packed: s2.Encode(nil, env)}
+	if n := s2.MaxEncodedLen(len(env)); cap(scratch) < n {
+		scratch = make([]byte, n)
+	}
+	block := s2.Encode(scratch[:cap(scratch)], env)
+	return ProofBlob{ID: hex.EncodeToString(sum[:]), Packed: append([]byte(nil), block...)}, scratch
 }
 
 // proofBlob is a stored proof envelope (as its bytes or as an S2 block)

@@ -1,10 +1,13 @@
 package state_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 
 	"github.com/grey-distributed/grey/state"
 )
@@ -56,5 +59,38 @@ func TestProofsAreSharedAndCollected(t *testing.T) {
 	f.s.GC(f.next(), &state.GCRequest{Now: later.Add(time.Hour), Before: later.Add(time.Minute)})
 	if f.s.Proof(id) != nil || f.s.ProofCount() != 0 {
 		t.Fatal("the proof outlived the last task naming it")
+	}
+}
+
+// Blobs packed through one scratch buffer stay intact when the buffer is
+// reused, and each unpacks to its own envelope with its own id.
+func TestPackProofBufReusesScratch(t *testing.T) {
+	big := bytes.Repeat([]byte(`{"payloadType":"application/vnd.in-toto+json","payload":"eyJfdHlwZSI6Imh0dHBz"}`), 200)
+	small := []byte(`{"payload":"c21hbGw=","signatures":[]}`)
+	var scratch []byte
+	first, scratch := state.PackProofBuf(big, scratch)
+	grown := cap(scratch)
+	second, scratch := state.PackProofBuf(small, scratch)
+	if cap(scratch) != grown {
+		t.Fatalf("scratch was reallocated for a smaller envelope: cap %d, then %d", grown, cap(scratch))
+	}
+	for _, c := range []struct {
+		blob state.ProofBlob
+		env  []byte
+	}{{first, big}, {second, small}} {
+		got, err := s2.Decode(nil, c.blob.Packed)
+		if err != nil || !bytes.Equal(got, c.env) {
+			t.Fatalf("packed block does not unpack to its envelope (err %v)", err)
+		}
+		sum := sha256.Sum256(c.env)
+		if c.blob.ID != hex.EncodeToString(sum[:]) {
+			t.Fatalf("id %s is not the envelope's SHA-256", c.blob.ID)
+		}
+		if cap(c.blob.Packed) >= len(c.env) && len(c.env) > 1000 {
+			t.Fatalf("packed block keeps %d bytes of room for a %d-byte block", cap(c.blob.Packed), len(c.blob.Packed))
+		}
+	}
+	if want := state.PackProof(big); !bytes.Equal(want.Packed, first.Packed) || want.ID != first.ID {
+		t.Fatal("PackProofBuf and PackProof disagree")
 	}
 }
