@@ -146,6 +146,9 @@ func TestDeliversInRaftOrderAndAcknowledges(t *testing.T) {
 			t.Errorf("%s cursor %+v, want through index %d", s.name, ss, last.Index)
 		}
 	}
+	// The counter moves just after the acknowledgement commits, so it may
+	// trail the store's backlog by a moment; it must settle at exactly 30.
+	greytest.Eventually(t, 10*time.Second, func() bool { return sum(t, reg, "grey_archive_delivered_tasks_total") >= 30 })
 	if got := sum(t, reg, "grey_archive_delivered_tasks_total"); got != 30 {
 		t.Errorf("grey_archive_delivered_tasks_total = %v, want 30", got)
 	}
@@ -185,9 +188,24 @@ func TestFailingSinkRetriesAlone(t *testing.T) {
 	if fmt.Sprint(ids) != fmt.Sprint(want) {
 		t.Errorf("after recovery got %v, want %v", ids, want)
 	}
-	for _, s := range r.Status() {
-		if s.Name == "bad" && (s.Failures != 0 || s.LastDelivery.IsZero()) {
-			t.Errorf("status after recovery %+v", s)
+	// The relay records its own success just after the acknowledgement
+	// commits, so the store's backlog can reach zero a moment before
+	// Status shows the recovery.
+	recovered := func() (relay.Status, bool) {
+		for _, s := range r.Status() {
+			if s.Name == "bad" {
+				return s, s.Failures == 0 && !s.LastDelivery.IsZero()
+			}
+		}
+		return relay.Status{}, false
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		s, ok := recovered()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status after recovery %+v", s)
 		}
 	}
 	if got := sum(t, reg, "grey_bad_delivery_errors_total"); got < 2 {
@@ -298,6 +316,9 @@ func TestChangeSinkObservesOnlyWhileRunning(t *testing.T) {
 		t.Fatalf("observed before Run: %v", got)
 	}
 	stop := run(t, r)
+	// Run starts observing before it calls RunChanges; wait for that, so
+	// the next changes fall inside the run.
+	greytest.Eventually(t, 10*time.Second, func() bool { _, running := c.seen(); return running == 1 })
 	ids := finish(t, n, "acme", 3, 2)
 	greytest.Eventually(t, 10*time.Second, func() bool { got, _ := c.seen(); return len(got) >= 6 })
 	got, running := c.seen()
